@@ -1,0 +1,155 @@
+"""Typed view over what the tokenizer saw in one pickle buffer.
+
+The native tokenizer returns flat arrays of offsets into the buffer; `tokenizer.tokenize` turns
+them into these frozen records. Everything downstream (rules, features, explain) reads only these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Terminal state of one buffer.
+STATUS_OK = "ok"  # every pickle found ended with STOP
+STATUS_TRUNCATED = "truncated"  # ran out of bytes inside an opcode or before STOP
+STATUS_BAD_OPCODE = "bad_opcode"  # a byte that is no opcode, where an opcode was expected
+STATUS_BUDGET = "budget"  # a ScanLimits budget stopped the walk
+STATUS_EMPTY = "empty"  # zero bytes
+STATUS_NOT_PICKLE = "not_pickle"  # no pickle could be parsed at all
+
+# Anomaly codes the tokenizer reports (each with the offset where it happened).
+ANOMALY_CODES = (
+    "stack_underflow",  # an opcode popped more than was pushed (loader raises here)
+    "mark_missing",  # an opcode needed a MARK that is not on the stack
+    "bad_memo_get",  # GET of a key never PUT (D3)
+    "memo_type_confusion",  # memo slot used as a string that holds something else (D4)
+    "memo_budget",  # memo budget hit: later GETs resolve to unknown
+    "misplaced_proto",  # PROTO not the first opcode of its pickle (C14)
+    "duplicate_proto",  # more than one PROTO in one pickle (C14)
+    "frame_violation",  # an opcode crosses the end of its FRAME (C5)
+    "frame_in_old_protocol",  # FRAME in a pickle declaring protocol < 4
+    "frame_overrun",  # a FRAME declares more bytes than the buffer holds
+    "new_frame_inside_frame",  # FRAME before the previous frame was consumed
+    "ext_code",  # EXT1/2/4: callable via the copyreg registry (C11)
+    "non_utf8_name",  # GLOBAL/INST/STACK_GLOBAL name bytes that do not decode (C13)
+    "stack_global_non_string",  # STACK_GLOBAL operand is not a literal string (D6)
+    "build_on_global",  # BUILD applied directly to an imported module/class (D7, D8)
+    "setitem_on_global",  # SETITEM(S) into an imported object (D9)
+    "trailing_junk",  # bytes after the last STOP that are no pickle (C2)
+    "junk_between",  # bytes skipped between two pickles (C4)
+    "stop_with_stack",  # STOP with more than one item left on the stack
+    "negative_length",  # a signed length operand that is negative
+    "nested_budget",  # nested pickle candidates beyond the depth budget were not read
+    "bad_memo_key",  # PUT/GET with a text key that is not a decimal number
+    "resync_budget",  # the search for later pickles gave up (ScanLimits.max_resync_opcodes)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanLimits:
+    """Explicit budgets for one tokenizer run; hitting one gives STATUS_BUDGET or an anomaly."""
+
+    max_opcodes: int = 200_000_000
+    max_stack: int = 1_000_000
+    max_memo: int = 2_000_000
+    max_globals: int = 100_000
+    max_calls: int = 1_000_000
+    max_strings: int = 4096  # short strings kept for features
+    max_string_len: int = 4096  # longer strings are counted, not kept
+    max_nesting: int = 3  # recursion into bytes operands that are pickles
+    max_nested: int = 64  # nested candidates read per buffer
+    max_resync_opcodes: int = 5_000_000  # trial parses while searching for the next pickle
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            if getattr(self, name) < 0:
+                raise ValueError(f"ScanLimits.{name} must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalRef:
+    """A callable or class the stream imports, as the loader would resolve it."""
+
+    module: str  # normalised: __builtin__ -> builtins; '?' when unresolvable
+    name: str  # may be a dotted attribute path ("serialization.os.system")
+    opcode: str  # GLOBAL | STACK_GLOBAL | INST | EXT1 | EXT2 | EXT4
+    offset: int  # offset of the importing opcode in the buffer
+    pickle_index: int  # which pickle of the buffer (0-based)
+    resolved: bool  # False when the operands were not literal strings (D6, EXT codes)
+    via_memo: bool = False  # an operand came through the memo (D1)
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """An opcode that calls or instantiates (REDUCE, OBJ, INST, NEWOBJ, NEWOBJ_EX, BUILD)."""
+
+    opcode: str
+    offset: int
+    pickle_index: int
+    callable_index: int  # index into StreamFacts.globals, -1 when not resolvable
+    discarded: bool = False  # the result was POPped without use (C10)
+    callable_is_call: bool = False  # the callable is itself the result of a call (getattr chains)
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    code: str  # one of ANOMALY_CODES
+    offset: int
+    pickle_index: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NestedPickle:
+    """A bytes/string operand that itself parses as a pickle (H1, H2)."""
+
+    offset: int  # offset of the operand's first byte in the outer buffer
+    length: int
+    encoding: str  # raw | base64 | hex
+    facts: StreamFacts
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFacts:
+    """Everything the tokenizer learned from one buffer (one container member)."""
+
+    status: str
+    error: str = ""
+    error_offset: int = -1
+    length: int = 0
+    n_pickles: int = 0
+    n_opcodes: int = 0
+    protocols: tuple[int, ...] = ()  # declared PROTO per pickle (-1 when absent)
+    pickle_offsets: tuple[int, ...] = ()  # start offset of each pickle
+    opcode_counts: tuple[int, ...] = (0,) * 256  # indexed by opcode byte
+    globals: tuple[GlobalRef, ...] = ()
+    calls: tuple[CallSite, ...] = ()
+    strings: tuple[str, ...] = ()  # short string operands, decoded with replacement
+    n_strings: int = 0  # all string operands, kept or not
+    long_strings: int = 0  # strings longer than ScanLimits.max_string_len
+    nested: tuple[NestedPickle, ...] = ()
+    anomalies: tuple[Anomaly, ...] = ()
+    memo_puts: int = 0
+    memo_gets: int = 0
+    max_stack_depth: int = 0
+    junk_bytes: int = 0  # bytes skipped between or after pickles
+    payload_bytes: int = 0  # bytes in BINBYTES/BYTEARRAY8/... operands (skipped, not copied)
+    budget: str = ""  # name of the budget hit, if any
+    limits: ScanLimits = field(default_factory=ScanLimits)
+
+    @property
+    def complete(self) -> bool:
+        return self.status == STATUS_OK
+
+    def anomaly_count(self, code: str) -> int:
+        return sum(1 for a in self.anomalies if a.code == code)
+
+    def walk(self) -> list[StreamFacts]:
+        """This buffer's facts followed by every nested pickle's, depth first."""
+        out = [self]
+        for n in self.nested:
+            out.extend(n.facts.walk())
+        return out

@@ -1,0 +1,277 @@
+"""Pickle buffer -> StreamFacts, through the native (Cython) walker.
+
+There is no pure-Python twin: gcc is on every target machine and a twin would be ~70x slower, so
+importing fastscan without its extension is an error rather than a silent slowdown.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .facts import (
+    STATUS_BAD_OPCODE,
+    STATUS_BUDGET,
+    STATUS_EMPTY,
+    STATUS_NOT_PICKLE,
+    STATUS_OK,
+    STATUS_TRUNCATED,
+    Anomaly,
+    CallSite,
+    GlobalRef,
+    NestedPickle,
+    ScanLimits,
+    StreamFacts,
+)
+from .opcodes import NAMES
+
+try:
+    from . import _tokenizer as _native
+except ImportError as exc:  # pragma: no cover - exercised only on a broken install
+    raise ImportError(
+        "fastscan's native tokenizer is not built; reinstall with `pip install .` "
+        "(needs a C++ compiler and Cython)"
+    ) from exc
+
+IMPLEMENTATION = "native"
+DEFAULT_LIMITS = ScanLimits()
+
+_STATUS = (STATUS_OK, STATUS_TRUNCATED, STATUS_BAD_OPCODE, STATUS_BUDGET)
+_ANOMALY_NAMES: tuple[str, ...] = _native.ANOMALY_NAMES
+_ENC_UTF8, _ENC_BYTES, _ENC_QUOTED, _ENC_RAW_UNICODE = range(4)
+
+# An encoded inner pickle: base64 of b"\x80\x0N" starts with "gA", hex with "800N".
+_B64_PICKLE = re.compile(r"^\s*gA[A-P][A-Za-z0-9+/=\s]{8,}$")
+_HEX_PICKLE = re.compile(r"^\s*80(0[0-5])[0-9a-fA-F]{6,}\s*$")
+
+
+def _as_view(data: Any) -> memoryview:
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1 or not view.c_contiguous:
+        view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
+    return view
+
+
+def _decode(raw: bytes, enc: int) -> tuple[str, bool]:
+    """Decode a string operand the way the loader would; returns (text, decoded_cleanly)."""
+    try:
+        if enc == _ENC_QUOTED:
+            return codecs.escape_decode(raw)[0].decode("utf-8"), True  # type: ignore[attr-defined]
+        if enc == _ENC_RAW_UNICODE:
+            return raw.decode("raw_unicode_escape"), True
+        return raw.decode("utf-8"), True
+    except (UnicodeDecodeError, ValueError):
+        return raw.decode("utf-8", errors="replace"), False
+
+
+def _normalise_module(module: str) -> str:
+    # Protocols <= 2 write Python 2 names; the loader maps them (fix_imports).
+    if module == "__builtin__":
+        return "builtins"
+    if module == "copy_reg":
+        return "copyreg"
+    return module
+
+
+def tokenize(data: Any, limits: ScanLimits | None = None, *, _depth: int = 0) -> StreamFacts:
+    """Walk every pickle in `data` (bytes, memoryview or mmap) and return what was seen."""
+    limits = limits or DEFAULT_LIMITS
+    view = _as_view(data)
+    if len(view) == 0:
+        return StreamFacts(status=STATUS_EMPTY, limits=limits)
+    walker = _native.Walker(
+        view,
+        max_opcodes=limits.max_opcodes,
+        max_stack=limits.max_stack,
+        max_memo=limits.max_memo,
+        max_globals=limits.max_globals,
+        max_calls=limits.max_calls,
+        max_strings=limits.max_strings,
+        max_string_len=limits.max_string_len,
+        max_nested=limits.max_nested,
+        max_resync_opcodes=limits.max_resync_opcodes,
+    ).run()
+
+    anomalies = [
+        Anomaly(_ANOMALY_NAMES[code], offset, pidx, str(detail) if detail else "")
+        for code, offset, pidx, detail in walker.anomaly_list()
+    ]
+    globals_: list[GlobalRef] = []
+    for (
+        offset,
+        pidx,
+        opcode,
+        resolved,
+        via_memo,
+        mod_off,
+        mod_len,
+        mod_enc,
+        name_off,
+        name_len,
+        name_enc,
+        ext_code,
+    ) in walker.global_list():
+        opname = NAMES[opcode]
+        if opname.startswith("EXT"):
+            globals_.append(
+                GlobalRef("?", f"ext:{ext_code}", opname, offset, pidx, False, bool(via_memo))
+            )
+            continue
+        module, ok_m = _decode(bytes(view[mod_off : mod_off + mod_len]), mod_enc) if mod_off >= 0 else ("?", True)
+        name, ok_n = _decode(bytes(view[name_off : name_off + name_len]), name_enc) if name_off >= 0 else ("?", True)
+        if not (ok_m and ok_n):
+            anomalies.append(Anomaly("non_utf8_name", offset, pidx, f"{module!r} {name!r}"))
+        globals_.append(
+            GlobalRef(
+                _normalise_module(module), name, opname, offset, pidx, bool(resolved), bool(via_memo)
+            )
+        )
+
+    calls = tuple(
+        CallSite(NAMES[opcode], offset, pidx, callable_index, bool(discarded), bool(is_call))
+        for offset, pidx, opcode, callable_index, discarded, is_call in walker.call_list()
+    )
+    strings = tuple(
+        _decode(bytes(view[off : off + length]), enc)[0] for off, length, enc in walker.string_list()
+    )
+    pickles = walker.pickle_list()
+    status = _STATUS[walker.status] if pickles else STATUS_NOT_PICKLE
+    nested = _nested(view, walker.nested_list(), strings, walker.string_list(), limits, _depth, anomalies)
+
+    return StreamFacts(
+        status=status,
+        error="" if status == STATUS_OK else _error_text(status, walker),
+        error_offset=walker.error_offset,
+        length=len(view),
+        n_pickles=len(pickles),
+        n_opcodes=walker.n_ops,
+        protocols=tuple(proto for _, proto in pickles),
+        pickle_offsets=tuple(off for off, _ in pickles),
+        opcode_counts=walker.opcode_counts(),
+        globals=tuple(globals_),
+        calls=calls,
+        strings=strings,
+        n_strings=walker.n_strings,
+        long_strings=walker.long_strings,
+        nested=tuple(nested),
+        anomalies=tuple(anomalies),
+        memo_puts=walker.memo_puts,
+        memo_gets=walker.memo_gets,
+        max_stack_depth=walker.max_depth,
+        junk_bytes=walker.junk_bytes,
+        payload_bytes=walker.payload_bytes,
+        budget=walker.budget,
+        limits=limits,
+    )
+
+
+def _error_text(status: str, walker: Any) -> str:
+    if status == STATUS_NOT_PICKLE:
+        return "no pickle opcode stream found"
+    if status == STATUS_BUDGET:
+        return f"scan budget {walker.budget} exceeded"
+    if status == STATUS_TRUNCATED:
+        return f"pickle truncated at offset {walker.error_offset}"
+    return f"invalid opcode at offset {walker.error_offset}"
+
+
+def _nested(
+    view: memoryview,
+    raw_candidates: list[tuple[int, int]],
+    strings: tuple[str, ...],
+    string_spans: list[tuple[int, int, int]],
+    limits: ScanLimits,
+    depth: int,
+    anomalies: list[Anomaly],
+) -> list[NestedPickle]:
+    """Tokenize operands that are themselves pickles: raw bytes, base64 or hex text (H1, H2)."""
+    candidates: list[tuple[int, int, str, Any]] = [
+        (off, length, "raw", view[off : off + length]) for off, length in raw_candidates
+    ]
+    for text, (off, length, _enc) in zip(strings, string_spans, strict=False):
+        inner = _decode_encoded_pickle(text)
+        if inner is not None:
+            candidates.append((off, length, inner[0], inner[1]))
+    if not candidates:
+        return []
+    if depth >= limits.max_nesting:
+        anomalies.append(Anomaly("nested_budget", candidates[0][0], 0, f"depth {depth}"))
+        return []
+    out = []
+    for off, length, encoding, buf in candidates[: limits.max_nested]:
+        facts = tokenize(buf, limits, _depth=depth + 1)
+        if facts.n_pickles and (facts.globals or facts.status == STATUS_OK):
+            out.append(NestedPickle(off, length, encoding, facts))
+    return out
+
+
+def _decode_encoded_pickle(text: str) -> tuple[str, bytes] | None:
+    if len(text) < 12:
+        return None
+    try:
+        if _B64_PICKLE.match(text):
+            return "base64", base64.b64decode("".join(text.split()), validate=False)
+        if _HEX_PICKLE.match(text):
+            return "hex", bytes.fromhex(text.strip())
+    except (binascii.Error, ValueError):
+        return None
+    return None
+
+
+def probe(data: Any, max_opcodes: int = 20_000) -> bool:
+    """Whether `data` starts like a pickle a loader would run (used to sniff container members).
+
+    True when the first pickle reaches STOP, imports something, or parses a long clean prefix
+    (a member cut short by the caller's read window).
+    """
+    view = _as_view(data)
+    if len(view) < 2:
+        return False
+    codes, offsets, _, _, _end, status = _native.list_opcodes(view, 0, max_opcodes)
+    if not codes:
+        return False
+    if status == "ok":
+        return len(codes) >= 2
+    walker = _native.Walker(view, max_opcodes=max_opcodes, max_resync_opcodes=0).run()
+    first_pickle_globals = [g for g in walker.global_list() if g[1] == 0]
+    if first_pickle_globals:
+        return True
+    clean = not any(a[0] in (0, 1) for a in walker.anomaly_list())  # underflow / missing mark
+    return status in ("truncated", "budget") and len(codes) >= 8 and clean
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One opcode of a listing (explain, differential tests)."""
+
+    offset: int
+    code: int
+    name: str
+    arg_offset: int
+    arg_length: int
+
+
+def iter_opcodes(data: Any, start: int = 0, max_ops: int = 10_000_000) -> Iterator[Op]:
+    """Opcodes of the single pickle at `start`, up to its STOP or the first error."""
+    view = _as_view(data)
+    codes, offsets, arg_offsets, arg_lengths, _end, _status = _native.list_opcodes(
+        view, start, max_ops
+    )
+    for code, off, aoff, alen in zip(codes, offsets, arg_offsets, arg_lengths, strict=True):
+        yield Op(off, code, NAMES[code], aoff, alen)
+
+
+def list_opcodes(data: Any, start: int = 0, max_ops: int = 10_000_000) -> tuple[list[Op], int, str]:
+    """Like iter_opcodes, plus the end offset and the status (ok/truncated/bad_opcode/budget)."""
+    view = _as_view(data)
+    codes, offsets, arg_offsets, arg_lengths, end, status = _native.list_opcodes(view, start, max_ops)
+    ops = [
+        Op(off, code, NAMES[code], aoff, alen)
+        for code, off, aoff, alen in zip(codes, offsets, arg_offsets, arg_lengths, strict=True)
+    ]
+    return ops, end, status

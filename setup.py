@@ -1,0 +1,29 @@
+"""Declares the Cython extension; all metadata lives in pyproject.toml."""
+
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+extensions = cythonize(
+    [
+        Extension(
+            "fastscan._tokenizer",
+            ["native/_tokenizer.pyx"],
+            language="c++",
+            extra_compile_args=os.environ.get("FASTSCAN_CFLAGS", "-O2 -g0").split(),
+            extra_link_args=os.environ.get("FASTSCAN_LDFLAGS", "").split(),
+        )
+    ],
+    include_path=["native"],
+    compiler_directives={
+        "language_level": 3,
+        "boundscheck": False,
+        "wraparound": False,
+        "cdivision": True,
+        "initializedcheck": False,
+    },
+    annotate=bool(os.environ.get("FASTSCAN_ANNOTATE")),
+)
+
+setup(ext_modules=extensions)
