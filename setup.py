@@ -11,7 +11,7 @@ extensions = cythonize(
             "fastscan._tokenizer",
             ["native/_tokenizer.pyx"],
             language="c++",
-            extra_compile_args=os.environ.get("FASTSCAN_CFLAGS", "-O2 -g0").split(),
+            extra_compile_args=os.environ.get("FASTSCAN_CFLAGS", "-O3 -g0").split(),
             extra_link_args=os.environ.get("FASTSCAN_LDFLAGS", "").split(),
         )
     ],

@@ -108,7 +108,7 @@ class NestedPickle:
 
     offset: int  # offset of the operand's first byte in the outer buffer
     length: int
-    encoding: str  # raw | base64 | hex
+    encoding: str  # raw | base64 | hex | frame_divergence (the bytes after a straddled frame end)
     facts: StreamFacts
 
 

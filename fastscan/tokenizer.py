@@ -46,7 +46,7 @@ _ANOMALY_NAMES: tuple[str, ...] = _native.ANOMALY_NAMES
 _ENC_UTF8, _ENC_BYTES, _ENC_QUOTED, _ENC_RAW_UNICODE = range(4)
 
 # An encoded inner pickle: base64 of b"\x80\x0N" starts with "gA", hex with "800N".
-_B64_PICKLE = re.compile(r"^\s*gA[A-P][A-Za-z0-9+/=\s]{8,}$")
+_B64_PICKLE = re.compile(r"^\s*gA[A-Z][A-Za-z0-9+/=\s]{8,}$")
 _HEX_PICKLE = re.compile(r"^\s*80(0[0-5])[0-9a-fA-F]{6,}\s*$")
 
 
@@ -182,7 +182,7 @@ def _error_text(status: str, walker: Any) -> str:
 
 def _nested(
     view: memoryview,
-    raw_candidates: list[tuple[int, int]],
+    raw_candidates: list[tuple[int, int, int]],
     strings: tuple[str, ...],
     string_spans: list[tuple[int, int, int]],
     limits: ScanLimits,
@@ -191,7 +191,8 @@ def _nested(
 ) -> list[NestedPickle]:
     """Tokenize operands that are themselves pickles: raw bytes, base64 or hex text (H1, H2)."""
     candidates: list[tuple[int, int, str, Any]] = [
-        (off, length, "raw", view[off : off + length]) for off, length in raw_candidates
+        (off, length, "frame_divergence" if why else "raw", view[off : off + length])
+        for off, length, why in raw_candidates
     ]
     for text, (off, length, _enc) in zip(strings, string_spans, strict=False):
         inner = _decode_encoded_pickle(text)

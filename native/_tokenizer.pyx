@@ -9,6 +9,7 @@ buffer; `fastscan/tokenizer.py` decodes them and builds the typed records.
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, realloc
 from libc.string cimport memchr, memset
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
@@ -22,6 +23,7 @@ cdef enum:
     K_STR = 2
     K_GLOBAL = 3
     K_CALL = 4
+    K_ABSENT = 255  # an empty dense memo slot
 
 # How Python must decode a string reference.
 cdef enum:
@@ -153,8 +155,13 @@ cdef class Walker:
     cdef int64_t max_resync_ops
     cdef int64_t max_pickles
     # per-pickle state
-    cdef vector[Item] stack
-    cdef unordered_map[int64_t, Item] memo
+    cdef Item* stk  # the symbolic stack: a growable C array, written in place
+    cdef int64_t sp
+    cdef int64_t cap
+    # memo: dense keys (the usual 0, 1, 2, ...) live in a vector, sparse ones in a hash map
+    cdef vector[Item] memo_dense
+    cdef unordered_map[int64_t, Item] memo_sparse
+    cdef int64_t memo_size
     cdef uint64_t pcounts[256]
     cdef int64_t cur_ops
     cdef int32_t cur_proto
@@ -207,6 +214,9 @@ cdef class Walker:
         self.error_offset = -1
         self.budget = ""
 
+    def __dealloc__(self):
+        free(self.stk)
+
     # ---- small helpers (all nogil, never fail) -------------------------------------------
 
     cdef void anomaly(self, uint8_t code, int64_t offset, int64_t detail) noexcept nogil:
@@ -220,23 +230,39 @@ cdef class Walker:
         rec.pickle_index = self.cur_pickle
         self.anomalies.push_back(rec)
 
+    cdef inline Item* grow(self) noexcept nogil:
+        """A fresh slot on top of the stack, or NULL (budget) when the stack is full."""
+        cdef Item* bigger
+        cdef int64_t cap
+        if self.sp >= self.cap:
+            if self.cap >= self.max_stack:
+                self.budget_hit = True
+                return NULL
+            cap = min(max(self.cap * 2, 64), self.max_stack)
+            bigger = <Item*>realloc(self.stk, cap * sizeof(Item))
+            if bigger == NULL:
+                self.budget_hit = True
+                return NULL
+            self.stk = bigger
+            self.cap = cap
+        self.sp += 1
+        if self.sp > self.max_depth:
+            self.max_depth = self.sp
+        return &self.stk[self.sp - 1]
+
     cdef inline void push(self, uint8_t kind, int64_t a, int64_t b, uint8_t enc) noexcept nogil:
-        cdef Item it
-        if <int64_t>self.stack.size() >= self.max_stack:
-            self.budget_hit = True
+        cdef Item* it = self.grow()
+        if it == NULL:
             return
         it.kind = kind
         it.a = a
         it.b = b
         it.enc = enc
         it.from_memo = 0
-        self.stack.push_back(it)
-        if <int64_t>self.stack.size() > self.max_depth:
-            self.max_depth = self.stack.size()
 
     cdef inline Item pop(self, int64_t offset) noexcept nogil:
         cdef Item it
-        if self.stack.empty():
+        if self.sp == 0:
             self.anomaly(A_STACK_UNDERFLOW, offset, 0)
             it.kind = K_OTHER
             it.a = -1
@@ -244,14 +270,13 @@ cdef class Walker:
             it.enc = 0
             it.from_memo = 0
             return it
-        it = self.stack.back()
-        self.stack.pop_back()
-        return it
+        self.sp -= 1
+        return self.stk[self.sp]
 
     cdef int64_t mark_index(self) noexcept nogil:
-        cdef int64_t i = <int64_t>self.stack.size() - 1
+        cdef int64_t i = self.sp - 1
         while i >= 0:
-            if self.stack[i].kind == K_MARK:
+            if self.stk[i].kind == K_MARK:
                 return i
             i -= 1
         return -1
@@ -264,10 +289,10 @@ cdef class Walker:
             self.anomaly(A_MARK_MISSING, offset, 0)
             k = 0
         if discards:
-            for i in range(k, <int64_t>self.stack.size()):
-                if self.stack[i].kind == K_CALL:
-                    self.calls[self.stack[i].a].discarded = 1
-        self.stack.resize(k)
+            for i in range(k, self.sp):
+                if self.stk[i].kind == K_CALL and self.stk[i].a >= 0:
+                    self.calls[self.stk[i].a].discarded = 1
+        self.sp = k
 
     cdef void add_string(self, int64_t off, int64_t length, uint8_t enc) noexcept nogil:
         cdef Span s
@@ -285,7 +310,6 @@ cdef class Walker:
         """Record a bytes operand whose first bytes look like the start of a pickle."""
         cdef const uint8_t* q
         cdef int64_t i
-        cdef Span s
         if length < 4 or <int64_t>self.nested.size() >= self.max_nested:
             return
         q = self.p + off
@@ -299,9 +323,16 @@ cdef class Walker:
                 return
         else:
             return
+        self.add_nested(off, length, 0)
+
+    cdef void add_nested(self, int64_t off, int64_t length, uint8_t why) noexcept nogil:
+        """Queue a region for a separate parse (why: 0 bytes operand, 1 frame divergence)."""
+        cdef Span s
+        if length <= 0 or <int64_t>self.nested.size() >= self.max_nested:
+            return
         s.offset = off
         s.length = length
-        s.enc = 0
+        s.enc = why
         self.nested.push_back(s)
 
     cdef int64_t add_global(self, int64_t offset, uint8_t opcode, bint resolved,
@@ -354,32 +385,60 @@ cdef class Walker:
         self.calls.push_back(c)
         return <int64_t>self.calls.size() - 1
 
-    cdef void memo_put(self, int64_t key, int64_t offset) noexcept nogil:
-        if self.stack.empty():
+    cdef inline Item* memo_slot(self, int64_t key) noexcept nogil:
+        """The memo entry for key, or NULL when absent."""
+        cdef unordered_map[int64_t, Item].iterator it
+        if 0 <= key < <int64_t>self.memo_dense.size():
+            if self.memo_dense[key].kind == K_ABSENT:
+                return NULL
+            return &self.memo_dense[key]
+        it = self.memo_sparse.find(key)
+        if it == self.memo_sparse.end():
+            return NULL
+        return &self.memo_sparse[key]
+
+    cdef inline void memo_put(self, int64_t key, int64_t offset) noexcept nogil:
+        cdef Item* slot
+        cdef Item absent
+        if self.sp == 0:
             self.anomaly(A_STACK_UNDERFLOW, offset, 0)
             return
         self.memo_puts += 1
-        if <int64_t>self.memo.size() >= self.max_memo and self.memo.count(key) == 0:
+        slot = self.memo_slot(key)
+        if slot != NULL:
+            slot[0] = self.stk[self.sp - 1]
+            return
+        if self.memo_size >= self.max_memo:
             self.anomaly(A_MEMO_BUDGET, offset, key)
             return
-        self.memo[key] = self.stack.back()
+        self.memo_size += 1
+        if key == <int64_t>self.memo_dense.size():  # the usual case: keys 0, 1, 2, ...
+            self.memo_dense.push_back(self.stk[self.sp - 1])
+        elif 0 <= key < <int64_t>self.memo_dense.size() + 4096:
+            if key >= <int64_t>self.memo_dense.size():
+                absent.kind = K_ABSENT
+                absent.a = -1
+                absent.b = 0
+                absent.enc = 0
+                absent.from_memo = 0
+                self.memo_dense.resize(key + 1, absent)
+            self.memo_dense[key] = self.stk[self.sp - 1]
+        else:
+            self.memo_sparse[key] = self.stk[self.sp - 1]
 
-    cdef void memo_get(self, int64_t key, int64_t offset) noexcept nogil:
-        cdef unordered_map[int64_t, Item].iterator it = self.memo.find(key)
+    cdef inline void memo_get(self, int64_t key, int64_t offset) noexcept nogil:
+        cdef Item* slot = self.memo_slot(key)
         cdef Item v
         self.memo_gets += 1
-        if it == self.memo.end():
+        if slot == NULL:
             self.anomaly(A_BAD_MEMO_GET, offset, key)
             self.push(K_OTHER, -1, 0, 0)
             return
-        v = self.memo[key]
+        v = slot[0]
         v.from_memo = 1
-        if <int64_t>self.stack.size() >= self.max_stack:
-            self.budget_hit = True
-            return
-        self.stack.push_back(v)
-        if <int64_t>self.stack.size() > self.max_depth:
-            self.max_depth = self.stack.size()
+        slot = self.grow()
+        if slot != NULL:
+            slot[0] = v
 
     cdef int64_t decimal_key(self, int64_t off, int64_t length) noexcept nogil:
         """Parse a protocol-0 memo key; -1 when it is not a plain decimal number."""
@@ -419,8 +478,10 @@ cdef class Walker:
         cdef Item a, b, c, top
         cdef Item* tp
         cdef int64_t idx
-        self.stack.clear()
-        self.memo.clear()
+        self.sp = 0
+        self.memo_dense.clear()
+        self.memo_sparse.clear()
+        self.memo_size = 0
         memset(self.pcounts, 0, sizeof(self.pcounts))
         memset(self.anom_seen, 0, sizeof(self.anom_seen))
         self.cur_ops = 0
@@ -496,8 +557,8 @@ cdef class Walker:
                     frame_end = -1
                 elif pos > frame_end:
                     self.anomaly(A_FRAME_VIOLATION, op_start, frame_end)
-                    # the bytes from the frame end on may be read differently by a loader
-                    self.maybe_nested(frame_end, self.n - frame_end)
+                    # a loader that honours frames reads on from the frame end: parse that too
+                    self.add_nested(frame_end, self.n - frame_end, 1)
                     frame_end = -1
             self.pcounts[op] += 1
             self.cur_ops += 1
@@ -508,8 +569,8 @@ cdef class Walker:
             if op == OP_MARK:
                 self.push(K_MARK, 0, 0, 0)
             elif op == OP_STOP:
-                if self.stack.size() > 1:
-                    self.anomaly(A_STOP_WITH_STACK, op_start, self.stack.size())
+                if self.sp > 1:
+                    self.anomaly(A_STOP_WITH_STACK, op_start, self.sp)
                 end_out[0] = pos
                 return R_BUDGET if self.budget_hit else R_STOP
             elif op == OP_POP:
@@ -519,11 +580,11 @@ cdef class Walker:
             elif op == OP_POP_MARK:
                 self.pop_to_mark(op_start, True)
             elif op == OP_DUP:
-                if self.stack.empty():
+                if self.sp == 0:
                     self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
                     self.push(K_OTHER, -1, 0, 0)
                 else:
-                    top = self.stack.back()
+                    top = self.stk[self.sp - 1]
                     self.push(top.kind, top.a, top.b, top.enc)
             elif op == OP_STRING:
                 # quoted repr: strip \r, then the quotes
@@ -565,11 +626,11 @@ cdef class Walker:
                 self.push(K_OTHER, -1, 0, 0)
             elif op == OP_APPEND:
                 self.pop(op_start)
-                if self.stack.empty():
+                if self.sp == 0:
                     self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
             elif op == OP_APPENDS or op == OP_ADDITEMS:
                 self.pop_to_mark(op_start, False)
-                if self.stack.empty():
+                if self.sp == 0:
                     self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
             elif op == OP_SETITEM or op == OP_SETITEMS:
                 if op == OP_SETITEM:
@@ -577,17 +638,17 @@ cdef class Walker:
                     self.pop(op_start)
                 else:
                     self.pop_to_mark(op_start, False)
-                if self.stack.empty():
+                if self.sp == 0:
                     self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
-                elif self.stack.back().kind == K_GLOBAL:
-                    self.anomaly(A_SETITEM_ON_GLOBAL, op_start, self.stack.back().a)
+                elif self.stk[self.sp - 1].kind == K_GLOBAL:
+                    self.anomaly(A_SETITEM_ON_GLOBAL, op_start, self.stk[self.sp - 1].a)
             elif op == OP_BUILD:
                 self.pop(op_start)  # state
-                if self.stack.empty():
+                if self.sp == 0:
                     self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
                     self.add_call(op_start, op, NULL)
                 else:
-                    tp = &self.stack.back()
+                    tp = &self.stk[self.sp - 1]
                     if tp.kind == K_GLOBAL:
                         self.anomaly(A_BUILD_ON_GLOBAL, op_start, tp.a)
                         self.add_call(op_start, op, tp)
@@ -609,12 +670,12 @@ cdef class Walker:
                 self.push(K_CALL, self.add_call(op_start, op, &a), 0, 0)
             elif op == OP_OBJ:
                 k = self.mark_index()
-                if k < 0 or k + 1 >= <int64_t>self.stack.size():
+                if k < 0 or k + 1 >= <int64_t>self.sp:
                     self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
                     a.kind = K_OTHER
                     a.a = -1
                 else:
-                    a = self.stack[k + 1]
+                    a = self.stk[k + 1]
                 self.pop_to_mark(op_start, False)
                 self.push(K_CALL, self.add_call(op_start, op, &a), 0, 0)
             elif op == OP_GLOBAL or op == OP_INST:
@@ -669,7 +730,7 @@ cdef class Walker:
             elif op == OP_BINPUT or op == OP_LONG_BINPUT:
                 self.memo_put(<int64_t>read_le(self.p + arg_off, <int>arg_len), op_start)
             elif op == OP_MEMOIZE:
-                self.memo_put(<int64_t>self.memo.size(), op_start)
+                self.memo_put(self.memo_size, op_start)
             elif op == OP_BINGET or op == OP_LONG_BINGET:
                 self.memo_get(<int64_t>read_le(self.p + arg_off, <int>arg_len), op_start)
             elif op == OP_PROTO:
@@ -768,7 +829,8 @@ cdef class Walker:
             if first:
                 # a broken first pickle still counts when it imported something or ran a while
                 accept = (r == R_STOP and self.n_ops - ops0 >= 1) or self.globals_.size() > g0 \
-                    or self.n_ops - ops0 >= 8 or r == R_BUDGET
+                    or self.n_ops - ops0 >= 8 or r == R_BUDGET \
+                    or (self.n_ops - ops0 >= 1 and self.p[cand] == 0x80 and self.p[cand + 1] <= 5)
             else:
                 accept = (r == R_STOP and self.n_ops - ops0 >= 3) or self.globals_.size() > g0 \
                     or r == R_BUDGET
@@ -838,7 +900,7 @@ cdef class Walker:
     def _budget_name(self):
         if self.n_ops > self.max_opcodes:
             return "max_opcodes"
-        if <int64_t>self.stack.size() >= self.max_stack:
+        if <int64_t>self.sp >= self.max_stack:
             return "max_stack"
         if <int64_t>self.globals_.size() >= self.max_globals:
             return "max_globals"
@@ -879,7 +941,7 @@ cdef class Walker:
 
     def nested_list(self):
         cdef Span s
-        return [(s.offset, s.length) for s in self.nested]
+        return [(s.offset, s.length, s.enc) for s in self.nested]
 
     def anomaly_list(self):
         cdef AnomRec a
