@@ -1,0 +1,276 @@
+"""Bulk throughput: fastscan against picklescan, modelscan and fickling on one generated mirror.
+
+Run by hand, not in CI:
+
+    benchmarks/setup_peers.sh                 # once: peers in benchmarks/.peers
+    python benchmarks/bench_bulk.py --files 3000 --large-mb 512 --large-count 2
+
+Prints files/s, MB/s, CPU seconds and peak RSS (whole process tree) for each tool, then
+fastscan's scaling from 1 worker to all cores. Peers that are not installed are skipped.
+Malicious samples carry a harmless `echo` payload and are never loaded by anything here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import pickle
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+# --- mirror -----------------------------------------------------------------------------------
+
+
+def _malicious_pickle(payload: str = "echo fastscan-bench") -> bytes:
+    """GLOBAL os.system + REDUCE, assembled by hand (protocol 2). Never unpickled here."""
+    arg = payload.encode()
+    return (
+        b"\x80\x02cos\nsystem\nq\x00X"
+        + struct.pack("<I", len(arg))
+        + arg
+        + b"q\x01\x85q\x02Rq\x03."
+    )
+
+
+def _torch_zip_with(pickle_bytes: bytes, name: str = "archive") -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(f"{name}/data.pkl", pickle_bytes)
+        zf.writestr(f"{name}/version", "3\n")
+    return buf.getvalue()
+
+
+def build_mirror(root: Path, files: int, large_mb: int, large_count: int, seed: int = 0) -> None:
+    import numpy as np
+
+    try:
+        import torch
+    except ImportError:  # the mirror still has every other format
+        torch = None
+    rng = random.Random(seed)
+    nrng = np.random.default_rng(seed)
+    for i in range(files):
+        folder = root / f"org{i % 37}" / f"model{i % 11}"
+        folder.mkdir(parents=True, exist_ok=True)
+        kind = i % 10
+        if kind in (0, 1) and torch is not None:
+            width = rng.choice([8, 32, 128])
+            state = {
+                f"layer{j}.weight": torch.randn(width, width) for j in range(rng.randint(1, 6))
+            }
+            legacy = kind == 1
+            torch.save(
+                state,
+                folder / f"pytorch_model_{i}.{'bin' if legacy else 'pt'}",
+                _use_new_zipfile_serialization=not legacy,
+            )
+        elif kind == 2:
+            np.save(folder / f"arr{i}.npy", nrng.standard_normal(rng.randint(10, 5000)))
+        elif kind == 3:
+            np.savez(folder / f"arrs{i}.npz", a=nrng.standard_normal(100), b=np.arange(50))
+        elif kind == 4:
+            obj = {"vocab": {f"tok{j}": j for j in range(rng.randint(10, 2000))}, "cfg": [1, 2.5]}
+            (folder / f"tokenizer{i}.pkl").write_bytes(pickle.dumps(obj, protocol=i % 6))
+        elif kind == 5:
+            import joblib
+
+            joblib.dump(
+                {"w": nrng.standard_normal(500)}, folder / f"model{i}.joblib", compress=i % 4
+            )
+        elif kind == 6:
+            (folder / f"config{i}.json").write_text('{"hidden": 128}')
+        elif kind == 7 and i % 70 == 7:
+            (folder / f"evil{i}.pkl").write_bytes(_malicious_pickle())
+        elif kind == 8 and i % 80 == 8:
+            (folder / f"evil_zip{i}.pt").write_bytes(_torch_zip_with(_malicious_pickle()))
+        else:
+            (folder / f"notes{i}.txt").write_bytes(os.urandom(rng.randint(100, 20000)))
+    big = root / "big"
+    big.mkdir(exist_ok=True)
+    for k in range(large_count):
+        path = big / f"checkpoint{k}.pt"
+        if torch is not None:
+            n = large_mb * (1 << 20) // 4 // 1024
+            torch.save(
+                {f"block{j}": torch.zeros(1024, 1024) for j in range(max(1, n // 1024))}, path
+            )
+        else:
+            np.save(path.with_suffix(".npy"), np.zeros(large_mb * (1 << 20) // 8))
+
+
+def mirror_stats(root: Path) -> tuple[int, int]:
+    n = size = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            n += 1
+            size += os.path.getsize(os.path.join(dirpath, name))
+    return n, size
+
+
+# --- measuring a process tree -------------------------------------------------------------------
+
+
+@dataclass
+class Measure:
+    tool: str
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    returncode: int
+    note: str = ""
+
+
+def measure(tool: str, argv: list[str], env: dict[str, str] | None = None) -> Measure:
+    """Run argv, sampling the whole process tree for CPU time and resident memory."""
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    root = psutil.Process(proc.pid)
+    cpu_by_pid: dict[int, float] = {}
+    peak = 0
+    while proc.poll() is None:
+        try:
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        rss = 0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                cpu_by_pid[p.pid] = t.user + t.system + t.children_user + t.children_system
+                rss += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        peak = max(peak, rss)
+        time.sleep(0.05)
+    _, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    note = (
+        err.decode(errors="replace").strip().splitlines()[-1][:120] if proc.returncode > 1 else ""
+    )
+    return Measure(tool, seconds, sum(cpu_by_pid.values()), peak / 2**20, proc.returncode, note)
+
+
+FASTSCAN_DRIVER = textwrap.dedent(
+    """
+    import sys
+    from fastscan.bulk import run_bulk
+    if __name__ == "__main__":
+        try:
+            s = run_bulk(sys.argv[1], out=sys.argv[2], workers=int(sys.argv[3]), progress=False)
+        except Exception as exc:  # exit 1 means "findings"; failures get their own code
+            print(f"fastscan failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            sys.exit(3)
+        sys.exit(s.exit_code)
+    """
+)
+
+FICKLING_DRIVER = textwrap.dedent(
+    """
+    import os, sys
+    import fickling
+    flagged = 0
+    for dirpath, _dirs, names in os.walk(sys.argv[1]):
+        for name in names:
+            try:
+                if not fickling.is_likely_safe(os.path.join(dirpath, name)):
+                    flagged += 1
+            except Exception:
+                pass
+    sys.exit(1 if flagged else 0)
+    """
+)
+
+
+def peer_commands(root: str, venv: Path, tmp: Path) -> dict[str, list[str]]:
+    bin_dir = venv / "bin"
+    cmds: dict[str, list[str]] = {}
+    if (bin_dir / "picklescan").exists():
+        cmds["picklescan"] = [str(bin_dir / "picklescan"), "--path", root]
+    if (bin_dir / "modelscan").exists():
+        cmds["modelscan"] = [str(bin_dir / "modelscan"), "scan", "-p", root]
+    if (bin_dir / "fickling").exists():
+        driver = tmp / "fickling_driver.py"
+        driver.write_text(FICKLING_DRIVER)
+        cmds["fickling"] = [str(bin_dir / "python"), str(driver), root]
+    return cmds
+
+
+def row(m: Measure, files: int, nbytes: int) -> str:
+    fps = files / m.seconds if m.seconds else 0.0
+    mbs = nbytes / 1e6 / m.seconds if m.seconds else 0.0
+    return (
+        f"{m.tool:<22} {m.seconds:>8.2f} {fps:>9.1f} {mbs:>8.1f} {m.cpu_seconds:>8.1f} "
+        f"{m.peak_rss_mb:>9.0f} {m.returncode:>4}  {m.note}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=3000)
+    ap.add_argument("--large-mb", type=int, default=256)
+    ap.add_argument("--large-count", type=int, default=2)
+    ap.add_argument("--mirror", type=Path, help="reuse (or build once into) this directory")
+    ap.add_argument("--peers-venv", type=Path, default=HERE / ".peers")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="fastscan-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        mirror = args.mirror or tmp / "mirror"
+        if not mirror.exists() or not any(mirror.iterdir()):
+            t = time.perf_counter()
+            build_mirror(mirror, args.files, args.large_mb, args.large_count)
+            print(f"built mirror in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        files, nbytes = mirror_stats(mirror)
+        print(f"mirror: {mirror} ({files} files, {nbytes / 1e6:.1f} MB)")
+        driver = tmp / "fastscan_driver.py"
+        driver.write_text(FASTSCAN_DRIVER)
+        header = ("tool", "seconds", "files/s", "MB/s", "CPU s", "RSS MB", "rc")
+        widths = (-22, 8, 9, 8, 8, 9, 4)
+        print(
+            " ".join(
+                f"{h:<{-w}}" if w < 0 else f"{h:>{w}}" for h, w in zip(header, widths, strict=True)
+            )
+        )
+        fast = measure(
+            f"fastscan -j{args.workers}",
+            [sys.executable, str(driver), str(mirror), str(tmp / "out.parquet"), str(args.workers)],
+        )
+        print(row(fast, files, nbytes), flush=True)
+        cmds = peer_commands(str(mirror), args.peers_venv, tmp)
+        for name in ("picklescan", "modelscan", "fickling"):
+            if name not in cmds:
+                print(f"{name:<22} skipped (not installed; run benchmarks/setup_peers.sh)")
+                continue
+            print(row(measure(name, cmds[name]), files, nbytes), flush=True)
+
+        print("\nfastscan scaling")
+        base = None
+        for workers in range(1, args.workers + 1):
+            m = measure(
+                f"fastscan -j{workers}",
+                [sys.executable, str(driver), str(mirror), str(tmp / "out.parquet"), str(workers)],
+            )
+            base = base or m.seconds
+            print(row(m, files, nbytes) + f" speed-up {base / m.seconds:.2f}x", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

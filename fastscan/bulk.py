@@ -1,0 +1,666 @@
+"""Scan a whole tree in parallel: paths go to a process pool in chunks, Arrow batches come back.
+
+Shape (see DESIGN "Parallelism"):
+- the parent discovers files, skips what `resume`/`since` already covers, and sends chunks of
+  `FileRef`s to a forkserver pool; each worker builds ONE scanner (so the ONNX session loads once)
+  and returns one Arrow IPC batch per chunk;
+- the parent only writes: batches stream into a spool Parquet as chunks finish, and the final
+  output is the spool plus carried-forward rows, sorted by path, written to a temp file and
+  atomically renamed (so an interrupted run still leaves a valid, resumable file);
+- one bad file never kills the run: a per-file alarm in the worker turns slow files into error rows;
+  a heartbeat lets the parent kill a worker stuck in native code; a worker crash re-runs the
+  suspect files alone to find the culprit, which becomes an error row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import multiprocessing as mp
+import os
+import resource
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import __version__
+from .progress import Progress, make_progress
+from .report import BulkSummary
+from .sinks import (
+    RESULT_SCHEMA,
+    ParquetSink,
+    conform_table,
+    open_sink,
+    results_to_batch,
+)
+from .sources import FileRef, discover, load_previous, split_incremental
+from .verdict import SUSPICIOUS, VERDICTS, FileResult
+
+ScannerFactory = Callable[..., Any]  # (**scanner_options) -> object with scan_path / scan_refs
+
+DEFAULT_CHUNK_SIZE = 64
+DEFAULT_CHUNK_BYTES = 256 << 20  # a chunk also closes at this many bytes (big checkpoints)
+DEFAULT_TIMEOUT = 120.0  # seconds per file
+DEFAULT_MEMORY_MB = 4096  # address space per worker above its start-up size
+# Imported once in the forkserver, so every worker forks with them loaded (missing ones are
+# skipped by multiprocessing).
+PRELOAD = ["fastscan", "fastscan.scan", "fastscan.bulk", "numpy", "onnxruntime", "pyarrow"]
+# Time a stuck worker gets past the per-file alarm before the parent kills it.
+HARD_KILL_GRACE = 5.0
+
+CRASH_ERROR = "worker crashed while scanning this file"
+TIMEOUT_ERROR = "timeout: scan took longer than {:g}s"
+MEMORY_ERROR = "memory budget exceeded ({} MB)"
+
+
+def default_scanner_factory(**options: Any) -> Any:
+    from .scan import Scanner  # noqa: PLC0415 (lazy: only workers build a scanner)
+
+    return Scanner(**options)
+
+
+def _check_default_scanner() -> None:
+    """Fail fast, with the real reason, when the scan stage cannot even be imported."""
+    try:
+        importlib.import_module("fastscan.scan")
+    except ImportError as exc:
+        raise BulkError(f"cannot import the scanner: {exc}") from exc
+
+
+# --- worker side ------------------------------------------------------------------------------
+
+_scanner: Any = None
+_timeout = 0.0
+_memory_mb = 0
+_heartbeat: Any = None  # shared array of 4 doubles per worker: pid, task id, file index, start
+_slot = -1
+
+
+class BulkError(RuntimeError):
+    """The run cannot go on (e.g. the scanner cannot be built in the workers)."""
+
+
+class _FileTimeout(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _WorkerConfig:
+    factory: ScannerFactory
+    options: Mapping[str, Any]
+    timeout: float
+    memory_mb: int
+    in_pool: bool = True
+
+
+def _init_worker(config: _WorkerConfig, heartbeat: Any = None, slot_counter: Any = None) -> None:
+    global _scanner, _timeout, _memory_mb, _heartbeat, _slot
+    if config.in_pool:
+        # Ctrl-C goes to the whole process group; only the parent decides what happens.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _scanner = config.factory(**dict(config.options))
+    _timeout = config.timeout
+    _memory_mb = config.memory_mb
+    if config.memory_mb > 0 and config.in_pool:
+        _limit_address_space(config.memory_mb)
+    if heartbeat is not None:
+        with slot_counter.get_lock():
+            _slot = slot_counter.value
+            slot_counter.value += 1
+        if _slot * 4 + 3 < len(heartbeat):
+            _heartbeat = heartbeat
+            heartbeat[_slot * 4] = os.getpid()
+
+
+def _limit_address_space(memory_mb: int) -> None:
+    with open("/proc/self/statm") as fh:  # first field: virtual size in pages
+        baseline = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    limit = baseline + memory_mb * (1 << 20)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _beat(task_id: int, index: int, started: float) -> None:
+    if _heartbeat is not None:
+        base = _slot * 4
+        _heartbeat[base + 3] = 0.0  # mark idle first so a torn read never looks overdue
+        _heartbeat[base + 1] = task_id
+        _heartbeat[base + 2] = index
+        _heartbeat[base + 3] = started
+
+
+def _raise_timeout(signum: int, frame: Any) -> None:
+    raise _FileTimeout
+
+
+def error_result(ref: FileRef, message: str, verdict: str = "clean") -> FileResult:
+    return FileResult(
+        path=ref.path,
+        size=ref.size,
+        mtime=ref.mtime,
+        etag=ref.etag,
+        extension=os.path.splitext(ref.path)[1].lower(),
+        status="error",
+        verdict=verdict,
+        error=message,
+    )
+
+
+def _scan_one(ref: FileRef, want_features: bool) -> tuple[FileResult, pa.RecordBatch | None]:
+    if ref.error:
+        return error_result(ref, ref.error), None
+    use_alarm = _timeout > 0 and threading.current_thread() is threading.main_thread()
+    started = time.perf_counter()
+    features = None
+    try:
+        if use_alarm:
+            signal.signal(signal.SIGALRM, _raise_timeout)
+            signal.setitimer(signal.ITIMER_REAL, _timeout)
+        try:
+            if want_features:
+                results, features = _scanner.scan_refs([ref])
+                result = results[0]
+            else:
+                result = _scanner.scan_path(ref.path, ref=ref)
+        finally:
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    except _FileTimeout:
+        # A file that stalls the scanner is hostile to scanners: never report it as clean.
+        result, features = error_result(ref, TIMEOUT_ERROR.format(_timeout), SUSPICIOUS), None
+    except MemoryError:
+        result, features = error_result(ref, MEMORY_ERROR.format(_memory_mb), SUSPICIOUS), None
+    except Exception as exc:  # the scanner should never raise; one file must not sink a chunk
+        result, features = error_result(ref, f"scanner raised {type(exc).__name__}: {exc}"), None
+    # The ref is authoritative for identity: incremental runs compare these exact values.
+    result.path, result.size, result.mtime = ref.path, ref.size, ref.mtime
+    result.etag = ref.etag
+    result.scan_seconds = time.perf_counter() - started
+    return result, features
+
+
+def scan_chunk(
+    task_id: int, refs: list[FileRef], want_features: bool
+) -> tuple[bytes, bytes | None]:
+    """Worker entry point: scan files one by one, return results (and features) as Arrow IPC."""
+    results: list[FileResult] = []
+    feature_batches: list[pa.RecordBatch] = []
+    for index, ref in enumerate(refs):
+        _beat(task_id, index, time.monotonic())
+        result, features = _scan_one(ref, want_features)
+        results.append(result)
+        if features is not None and features.num_rows:
+            feature_batches.append(features)
+    _beat(task_id, len(refs), 0.0)  # finished: innocent if the pool breaks before it returns
+    features_ipc = None
+    if feature_batches:
+        features_ipc = _to_ipc(pa.Table.from_batches(feature_batches).combine_chunks())
+    return _to_ipc(results_to_batch(results)), features_ipc
+
+
+def _to_ipc(data: pa.RecordBatch | pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, data.schema) as writer:
+        writer.write(data)
+    return sink.getvalue().to_pybytes()
+
+
+def _from_ipc(blob: bytes) -> pa.Table:
+    return pa.ipc.open_stream(blob).read_all()
+
+
+# --- parent side ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Task:
+    task_id: int
+    refs: list[FileRef]
+    solo: bool = False  # suspect of a crash: runs with nothing else in flight
+
+
+def make_chunks(
+    refs: Iterable[FileRef], chunk_size: int, chunk_bytes: int
+) -> Iterator[list[FileRef]]:
+    chunk: list[FileRef] = []
+    size = 0
+    for ref in refs:
+        chunk.append(ref)
+        size += max(ref.size, 0)
+        if len(chunk) >= chunk_size or size >= chunk_bytes:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+class _Stop:
+    """Turns SIGINT/SIGTERM into a flag; a second signal abandons in-flight work."""
+
+    def __init__(self) -> None:
+        self.signal_name = ""
+        self.count = 0
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        self.signal_name = signal.Signals(signum).name
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class _Runner:
+    """Owns the pool: submits tasks, watches heartbeats, isolates crashes, writes results."""
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        factory: ScannerFactory,
+        options: Mapping[str, Any],
+        timeout: float,
+        memory_mb: int,
+        want_features: bool,
+        on_results: Callable[[pa.Table, pa.Table | None], None],
+        stop: _Stop,
+    ) -> None:
+        self.workers = workers
+        self.factory = factory
+        self.options = dict(options)
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self.want_features = want_features
+        self.on_results = on_results
+        self.stop = stop
+        self.crashed = 0
+        self._next_id = 0
+        self._unexplained = 0  # pool failures in a row with no file in hand
+        self._pool: ProcessPoolExecutor | None = None
+        self._heartbeat: Any = None
+
+    def run(self, chunks: Iterable[list[FileRef]]) -> None:
+        queue: deque[_Task] = deque(self._task(c) for c in chunks)
+        if self.workers <= 0:
+            self._run_in_process(queue)
+            return
+        in_flight: dict[Future[tuple[bytes, bytes | None]], _Task] = {}
+        try:
+            while (queue and not self.stop.count) or in_flight:
+                if self.stop.count > 1:
+                    break  # second signal: abandon in-flight work
+                self._submit(queue, in_flight)
+                done, _ = wait(list(in_flight), timeout=0.2, return_when=FIRST_COMPLETED)
+                broken: list[_Task] = []
+                cause: BaseException | None = None
+                for fut in done:
+                    task = in_flight.pop(fut)
+                    try:
+                        results_ipc, features_ipc = fut.result()
+                    except BrokenProcessPool as exc:
+                        broken.append(task)
+                        cause = exc.__cause__ or exc
+                        continue
+                    features = _from_ipc(features_ipc) if features_ipc else None
+                    self.on_results(_from_ipc(results_ipc), features)
+                    self._unexplained = 0
+                if broken and cause is not None:
+                    self._handle_crash(broken, in_flight, queue, cause)
+                else:
+                    self._check_heartbeats(in_flight, queue)
+        finally:
+            self._shutdown(kill=True)
+
+    def _task(self, refs: list[FileRef], solo: bool = False) -> _Task:
+        self._next_id += 1
+        return _Task(self._next_id, refs, solo)
+
+    def _run_in_process(self, queue: deque[_Task]) -> None:
+        # No pool (workers=0): for debugging; no crash isolation, alarms still apply.
+        _init_worker(_WorkerConfig(self.factory, self.options, self.timeout, 0, in_pool=False))
+        while queue and not self.stop.count:
+            task = queue.popleft()
+            results_ipc, features_ipc = scan_chunk(task.task_id, task.refs, self.want_features)
+            self.on_results(
+                _from_ipc(results_ipc), _from_ipc(features_ipc) if features_ipc else None
+            )
+
+    def _pool_or_new(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(PRELOAD)
+            self._heartbeat = ctx.Array("d", 4 * self.workers, lock=False)
+            counter = ctx.Value("i", 0)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(
+                    _WorkerConfig(self.factory, self.options, self.timeout, self.memory_mb),
+                    self._heartbeat,
+                    counter,
+                ),
+            )
+        return self._pool
+
+    def _submit(self, queue: deque[_Task], in_flight: dict[Future[Any], _Task]) -> None:
+        if self.stop.count:
+            return
+        # A crash suspect runs alone, so if the pool breaks again we know whose fault it is.
+        if any(t.solo for t in in_flight.values()):
+            return
+        while queue and len(in_flight) < self.workers:
+            if queue[0].solo and in_flight:
+                return
+            task = queue.popleft()
+            fut = self._pool_or_new().submit(
+                scan_chunk, task.task_id, task.refs, self.want_features
+            )
+            in_flight[fut] = task
+            if task.solo:
+                return
+
+    def _running(self) -> dict[int, tuple[int, float]]:
+        """task id -> (index of the file in hand, when it started; 0 once the task is done)."""
+        out: dict[int, tuple[int, float]] = {}
+        hb = self._heartbeat
+        if hb is None:
+            return out
+        for base in range(0, len(hb), 4):
+            if hb[base] > 0 and hb[base + 1] > 0:
+                out[int(hb[base + 1])] = (int(hb[base + 2]), hb[base + 3])
+        return out
+
+    def _check_heartbeats(self, in_flight: dict[Future[Any], _Task], queue: deque[_Task]) -> None:
+        if self.timeout <= 0 or not in_flight:
+            return
+        now = time.monotonic()
+        running = self._running()
+        overdue = [
+            task
+            for task in in_flight.values()
+            if task.task_id in running
+            and running[task.task_id][1] > 0
+            and now - running[task.task_id][1] > self.timeout + HARD_KILL_GRACE
+        ]
+        if not overdue:
+            return
+        # A worker stuck in native code ignores the alarm: kill the pool, blame the stuck file.
+        self._shutdown(kill=True)
+        for task in overdue:
+            index = running[task.task_id][0]
+            culprit = task.refs[index]
+            self.crashed += 1
+            message = TIMEOUT_ERROR.format(self.timeout) + " (worker killed)"
+            self._emit_errors([culprit], message)
+            rest = task.refs[:index] + task.refs[index + 1 :]
+            if rest:
+                queue.appendleft(self._task(rest, task.solo))
+        for task in in_flight.values():
+            if task not in overdue:
+                queue.appendleft(task)  # collateral: run again unchanged
+        in_flight.clear()
+
+    def _handle_crash(
+        self,
+        broken: list[_Task],
+        in_flight: dict[Future[Any], _Task],
+        queue: deque[_Task],
+        cause: BaseException,
+    ) -> None:
+        running = self._running()
+        self._shutdown(kill=True)
+        # Every task still in flight failed with the pool; collect them all.
+        failed = broken + list(in_flight.values())
+        in_flight.clear()
+        solo_failed = [t for t in failed if t.solo]
+        if solo_failed:
+            # A suspect running alone broke the pool: it is the culprit.
+            for task in solo_failed:
+                self.crashed += 1
+                self._emit_errors(task.refs, CRASH_ERROR)
+            failed = [t for t in failed if not t.solo]
+        explained = bool(solo_failed)
+        for task in failed:
+            index, started = running.get(task.task_id, (-1, 0.0))
+            if started <= 0 or not 0 <= index < len(task.refs):
+                queue.appendleft(task)  # not started, or already done: innocent
+                continue
+            explained = True
+            rest = task.refs[:index] + task.refs[index + 1 :]
+            if rest:
+                queue.appendleft(self._task(rest))
+            queue.appendleft(self._task([task.refs[index]], solo=True))
+        if explained:
+            self._unexplained = 0
+            return
+        # No file was in hand: the pool itself is failing (e.g. the scanner cannot be built).
+        self._unexplained += 1
+        if self._unexplained >= 3:
+            raise BulkError(f"the worker pool keeps failing to start: {cause}") from cause
+
+    def _emit_errors(self, refs: list[FileRef], message: str) -> None:
+        batch = results_to_batch(error_result(r, message, SUSPICIOUS) for r in refs)
+        self.on_results(pa.Table.from_batches([batch]), None)
+
+    def _shutdown(self, kill: bool) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if kill:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- the whole run ----------------------------------------------------------------------------
+
+
+def run_bulk(
+    root: str,
+    *,
+    out: str | IO[str],
+    fmt: str = "parquet",
+    workers: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    follow_symlinks: bool = False,
+    since: str | None = None,
+    resume: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    features_out: str | None = None,
+    progress: bool | Progress | None = None,
+    scanner_options: Mapping[str, Any] | None = None,
+    scanner_factory: ScannerFactory | None = None,
+    metadata: Mapping[str, str] | None = None,
+    fail_on: str = SUSPICIOUS,
+    strict_errors: bool = False,
+) -> BulkSummary:
+    """Scan every file under `root` and write one row per file to `out` (sorted by path).
+
+    `out` is a path (or a text stream for jsonl/sarif/console). `workers=0` scans in-process.
+    `resume=True` keeps rows already in `out` (Parquet) and scans only the missing paths;
+    `since=PARQUET` carries forward rows of files whose (path, size, mtime|etag) did not change.
+    """
+    if fail_on not in VERDICTS:
+        raise ValueError(f"fail_on must be one of {VERDICTS}")
+    if resume and (fmt != "parquet" or not isinstance(out, str)):
+        raise ValueError("resume needs --format parquet and an output path")
+    workers = _resolve_workers(workers)
+    if scanner_factory is None:
+        _check_default_scanner()
+    started = time.monotonic()
+    summary = BulkSummary(out=out if isinstance(out, str) else "<stream>", fail_on=fail_on)
+    summary.strict_errors = strict_errors
+
+    refs = sorted(discover(root, include, exclude, follow_symlinks), key=lambda r: r.path)
+    summary.discovered = len(refs)
+    carried: list[Mapping[str, Any]] = []
+    if resume and isinstance(out, str):
+        refs, kept = split_incremental(refs, load_previous(out), require_unchanged=False)
+        summary.resumed = len(kept)
+        carried += kept
+    if since:
+        refs, kept = split_incremental(refs, load_previous(since))
+        summary.skipped = len(kept)
+        carried += kept
+
+    info = {"version": __version__, **(metadata or {})}
+    spool_dir = os.path.dirname(os.path.abspath(out)) if isinstance(out, str) else None
+    fd, spool_path = tempfile.mkstemp(prefix=".fastscan-spool-", suffix=".parquet", dir=spool_dir)
+    os.close(fd)
+    spool = ParquetSink(spool_path, info)
+    feature_parts: list[pa.Table] = []
+    reporter = make_progress(progress, len(refs), sum(max(r.size, 0) for r in refs))
+
+    def on_results(results: pa.Table, features: pa.Table | None) -> None:
+        for batch in results.to_batches():
+            spool.write(batch)
+        if features is not None:
+            feature_parts.append(features)
+        verdicts = results.column("verdict").to_pylist()
+        statuses = results.column("status").to_pylist()
+        reporter.update(
+            results.num_rows,
+            sum(max(s, 0) for s in results.column("size").to_pylist()),
+            sum(v != "clean" for v in verdicts),
+            sum(s == "error" for s in statuses),
+        )
+
+    stop = _Stop()
+    runner = _Runner(
+        workers=workers,
+        factory=scanner_factory or default_scanner_factory,
+        options=scanner_options or {},
+        timeout=timeout,
+        memory_mb=memory_mb,
+        want_features=features_out is not None,
+        on_results=on_results,
+        stop=stop,
+    )
+    try:
+        with stop:
+            runner.run(make_chunks(refs, chunk_size, chunk_bytes))
+            spool.close()
+            summary.interrupted = stop.signal_name
+            info["complete"] = "false" if stop.signal_name else "true"
+            final = _finalize(
+                spool_path=spool_path,
+                carried=carried,
+                out=out,
+                fmt=fmt,
+                info=info,
+                features_out=features_out,
+                feature_parts=feature_parts,
+            )
+    finally:
+        reporter.close()
+        with contextlib.suppress(Exception):
+            spool.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(spool_path)
+
+    scanned_paths = final.num_rows - len(carried)
+    summary.scanned = scanned_paths
+    summary.rows = final.num_rows
+    summary.crashed = runner.crashed
+    summary.by_verdict = dict(Counter(final.column("verdict").to_pylist()))
+    summary.by_status = dict(Counter(final.column("status").to_pylist()))
+    summary.errors = summary.by_status.get("error", 0)
+    carried_paths = {row["path"] for row in carried}
+    summary.bytes = sum(
+        max(s or 0, 0)
+        for p, s in zip(
+            final.column("path").to_pylist(), final.column("size").to_pylist(), strict=True
+        )
+        if p not in carried_paths
+    )
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _resolve_workers(workers: int | None) -> int:
+    if workers is None:
+        env = os.environ.get("FASTSCAN_WORKERS", "").strip()
+        if env:
+            if not env.isdigit():
+                raise ValueError(f"FASTSCAN_WORKERS must be a non-negative integer, not {env!r}")
+            return int(env)
+        return os.cpu_count() or 1
+    if workers < 0:
+        raise ValueError("workers must be >= 0")
+    return workers
+
+
+def _finalize(
+    *,
+    spool_path: str,
+    carried: list[Mapping[str, Any]],
+    out: str | IO[str],
+    fmt: str,
+    info: Mapping[str, str],
+    features_out: str | None,
+    feature_parts: list[pa.Table],
+) -> pa.Table:
+    """Merge spool + carried rows, sort by path, write `out` atomically; return the final table."""
+    table = conform_table(pq.read_table(spool_path))
+    if carried:
+        table = pa.concat_tables([table, pa.Table.from_pylist(list(carried), schema=RESULT_SCHEMA)])
+    table = table.sort_by([("path", "ascending")])
+    if isinstance(out, str) and out != "-":
+        tmp = f"{out}.tmp-{os.getpid()}"
+        try:
+            if fmt == "parquet":
+                sink = open_sink(fmt, path=tmp, metadata=info)
+                _write_table(sink, table)
+            else:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    _write_table(open_sink(fmt, stream=fh, metadata=info), table)
+            os.replace(tmp, out)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    else:
+        stream = sys.stdout if out == "-" else out
+        assert not isinstance(stream, str)
+        _write_table(open_sink(fmt, stream=stream, metadata=info), table)
+    if features_out and feature_parts:
+        features = pa.concat_tables(feature_parts, promote_options="default")
+        if "path" in features.column_names:
+            features = features.sort_by([("path", "ascending")])
+        tmp = f"{features_out}.tmp-{os.getpid()}"
+        pq.write_table(features, tmp, compression="zstd")
+        os.replace(tmp, features_out)
+    return table
+
+
+def _write_table(sink: Any, table: pa.Table) -> None:
+    try:
+        for batch in table.to_batches(max_chunksize=65_536):
+            sink.write(batch)
+    finally:
+        sink.close()

@@ -1,0 +1,273 @@
+"""Summaries of a scan: the end-of-run table, and a report over a verdicts Parquet (text or HTML).
+
+`BulkSummary` is the one object that computes the exit code of a bulk run.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from .sinks import comparable, conform_table
+from .verdict import SUSPICIOUS, VERDICTS
+
+
+@dataclass
+class BulkSummary:
+    out: str = ""
+    discovered: int = 0
+    scanned: int = 0  # files scanned in this run
+    skipped: int = 0  # unchanged since `since`, rows carried forward
+    resumed: int = 0  # already in `out`, rows kept (resume)
+    rows: int = 0  # rows in the final output
+    by_verdict: dict[str, int] = field(default_factory=dict)
+    by_status: dict[str, int] = field(default_factory=dict)
+    errors: int = 0  # rows with status "error"
+    crashed: int = 0  # culprits of worker crashes, hard timeouts
+    bytes: int = 0  # bytes of the files scanned in this run
+    seconds: float = 0.0
+    interrupted: str = ""  # name of the signal that stopped the run
+    fail_on: str = SUSPICIOUS
+    strict_errors: bool = False
+
+    @property
+    def files_per_s(self) -> float:
+        return self.scanned / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def flagged(self) -> int:
+        return sum(n for v, n in self.by_verdict.items() if v != "clean")
+
+    @property
+    def exit_code(self) -> int:
+        """0 clean, 1 a verdict at or above `fail_on`, 2 operational error, 130 Ctrl-C."""
+        if self.interrupted:
+            return 130 if self.interrupted == "SIGINT" else 2
+        if self.strict_errors and self.errors:
+            return 2
+        level = VERDICTS.index(self.fail_on)
+        if any(
+            n and VERDICTS.index(v) >= level for v, n in self.by_verdict.items() if v in VERDICTS
+        ):
+            return 1
+        return 0
+
+    def render(self) -> str:
+        mb = self.bytes / 1e6
+        lines = [
+            f"{'files discovered':<20} {self.discovered}",
+            f"{'scanned':<20} {self.scanned}",
+            f"{'skipped (unchanged)':<20} {self.skipped}",
+            f"{'kept (resume)':<20} {self.resumed}",
+            f"{'rows written':<20} {self.rows}",
+        ]
+        lines += [f"{'  ' + v:<20} {self.by_verdict.get(v, 0)}" for v in VERDICTS]
+        lines += [f"{'  status ' + s:<20} {n}" for s, n in sorted(self.by_status.items())]
+        lines += [
+            f"{'errors':<20} {self.errors} ({self.crashed} worker crashes/timeouts)",
+            f"{'bytes scanned':<20} {mb:.1f} MB",
+            f"{'time':<20} {self.seconds:.1f} s ({self.files_per_s:.1f} files/s, "
+            f"{mb / self.seconds if self.seconds else 0.0:.1f} MB/s)",
+            f"{'output':<20} {self.out}",
+        ]
+        if self.interrupted:
+            lines.append(f"interrupted by {self.interrupted}: rerun with --resume to finish")
+        return "\n".join(lines)
+
+
+# --- report over a Parquet file ---------------------------------------------------------------
+
+
+@dataclass
+class ReportData:
+    path: str
+    rows: int
+    metadata: dict[str, str]
+    by_verdict: list[tuple[str, int]]
+    by_status: list[tuple[str, int]]
+    by_format: list[tuple[str, int]]
+    top_rules: list[tuple[str, int]]
+    flagged: list[dict[str, Any]]  # path, verdict, score, rule_ids, first reason
+    slowest: list[dict[str, Any]]  # path, scan_seconds, size
+    errors: list[dict[str, Any]]  # path, error
+
+
+def collect_report(parquet_path: str, top: int = 20) -> ReportData:
+    pf = pq.ParquetFile(parquet_path)
+    raw_meta = pf.schema_arrow.metadata or {}
+    metadata = {k.decode(): v.decode() for k, v in raw_meta.items() if k.startswith(b"fastscan.")}
+    table = conform_table(pf.read())
+    cols = {
+        name: table.column(name).to_pylist()
+        for name in ("path", "verdict", "status", "format", "score", "rule_ids", "reasons")
+    }
+    cols.update({n: table.column(n).to_pylist() for n in ("scan_seconds", "size", "error")})
+    rule_counts: Counter[str] = Counter()
+    for ids in cols["rule_ids"]:
+        rule_counts.update(ids or ())
+    verdict_rank = {v: i for i, v in enumerate(VERDICTS)}
+    flagged_idx = [i for i, v in enumerate(cols["verdict"]) if v and v != "clean"]
+    flagged_idx.sort(
+        key=lambda i: (
+            -verdict_rank.get(cols["verdict"][i], 0),
+            -_num(cols["score"][i]),
+            cols["path"][i],
+        )
+    )
+    slow_idx = sorted(
+        range(table.num_rows), key=lambda i: (-_num(cols["scan_seconds"][i]), cols["path"][i])
+    )
+    error_idx = [i for i, s in enumerate(cols["status"]) if s == "error"]
+    return ReportData(
+        path=parquet_path,
+        rows=table.num_rows,
+        metadata=metadata,
+        by_verdict=_ordered(Counter(cols["verdict"]), VERDICTS),
+        by_status=Counter(cols["status"]).most_common(),
+        by_format=Counter(cols["format"]).most_common(),
+        top_rules=rule_counts.most_common(top),
+        flagged=[
+            {
+                "path": cols["path"][i],
+                "verdict": cols["verdict"][i],
+                "score": cols["score"][i],
+                "rules": ",".join(cols["rule_ids"][i] or ()),
+                "reason": (cols["reasons"][i] or [""])[0],
+            }
+            for i in flagged_idx[:top]
+        ],
+        slowest=[
+            {
+                "path": cols["path"][i],
+                "seconds": cols["scan_seconds"][i],
+                "size": cols["size"][i],
+            }
+            for i in slow_idx[:top]
+        ],
+        errors=[{"path": cols["path"][i], "error": cols["error"][i]} for i in error_idx[:top]],
+    )
+
+
+def _num(value: Any) -> float:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return -1.0
+    return float(value)
+
+
+def _ordered(counts: Counter[str], order: tuple[str, ...]) -> list[tuple[str, int]]:
+    known = [(k, counts.get(k, 0)) for k in order]
+    return known + sorted((k, n) for k, n in counts.items() if k not in order)
+
+
+def render_report(parquet_path: str, *, html_path: str | None = None, top: int = 20) -> str:
+    """A text report over a verdicts Parquet; with `html_path`, also a standalone HTML page."""
+    data = collect_report(parquet_path, top)
+    if html_path:
+        tmp = f"{html_path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(render_html(data))
+        os.replace(tmp, html_path)
+    return render_text(data)
+
+
+def _sections(data: ReportData) -> list[tuple[str, list[str], list[list[str]]]]:
+    def fmt_score(v: Any) -> str:
+        return "-" if _num(v) < 0 else f"{v:.3f}"
+
+    return [
+        ("Verdicts", ["verdict", "files"], [[k, str(n)] for k, n in data.by_verdict]),
+        ("Status", ["status", "files"], [[k, str(n)] for k, n in data.by_status]),
+        ("Formats", ["format", "files"], [[str(k), str(n)] for k, n in data.by_format]),
+        ("Top findings", ["rule", "files"], [[k, str(n)] for k, n in data.top_rules]),
+        (
+            "Flagged files",
+            ["verdict", "score", "rules", "path", "first reason"],
+            [
+                [r["verdict"], fmt_score(r["score"]), r["rules"], r["path"], r["reason"]]
+                for r in data.flagged
+            ],
+        ),
+        (
+            "Slowest files",
+            ["seconds", "MB", "path"],
+            [
+                [f"{_num(r['seconds']):.3f}", f"{max(r['size'] or 0, 0) / 1e6:.1f}", r["path"]]
+                for r in data.slowest
+            ],
+        ),
+        ("Errors", ["path", "error"], [[r["path"], r["error"] or ""] for r in data.errors]),
+    ]
+
+
+def render_text(data: ReportData) -> str:
+    lines = [f"fastscan report: {data.path} ({data.rows} files)"]
+    lines += [f"  {k} = {v}" for k, v in sorted(data.metadata.items())]
+    for title, header, rows in _sections(data):
+        lines += ["", title]
+        if not rows:
+            lines.append("  (none)")
+            continue
+        widths = [
+            min(60, max(len(header[c]), *(len(r[c]) for r in rows))) for c in range(len(header))
+        ]
+        lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+        for row in rows:
+            cells = [_clip(cell, w) for cell, w in zip(row, widths, strict=True)]
+            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+    return "\n".join(lines) + "\n"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_CSS = (
+    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
+    "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left;font-size:90%}"
+    "th{background:#eee}"
+)
+
+
+def render_html(data: ReportData) -> str:
+    """A self-contained page: inline CSS, no scripts, every value escaped."""
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>fastscan report: {e(data.path)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>fastscan report</h1><p>{e(data.path)}: {data.rows} files</p>",
+    ]
+    if data.metadata:
+        parts.append("<ul>")
+        parts += [f"<li>{e(k)} = {e(v)}</li>" for k, v in sorted(data.metadata.items())]
+        parts.append("</ul>")
+    for title, header, rows in _sections(data):
+        parts.append(f"<h2>{e(title)}</h2>")
+        if not rows:
+            parts.append("<p>(none)</p>")
+            continue
+        parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def compare_outputs(a_path: str, b_path: str) -> list[str]:
+    """Differences between two verdict Parquets, ignoring columns that vary between runs."""
+    a = comparable(conform_table(pq.read_table(a_path)))
+    b = comparable(conform_table(pq.read_table(b_path)))
+    diffs = []
+    if a.num_rows != b.num_rows:
+        diffs.append(f"row count {a.num_rows} != {b.num_rows}")
+    else:
+        for name in a.column_names:
+            if not a.column(name).equals(b.column(name)):
+                diffs.append(f"column {name} differs")
+    return diffs

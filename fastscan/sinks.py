@@ -1,0 +1,388 @@
+"""Where results go: one Arrow schema; Parquet, JSON Lines, SARIF and console writers.
+
+Every writer takes `pyarrow.RecordBatch`es built against `RESULT_SCHEMA`; `conform_batch` is the
+single gate that keeps a batch with another schema away from the Parquet writer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import IO, Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .verdict import FileResult, Finding, Severity
+
+FINDING_TYPE = pa.struct(
+    [
+        ("rule_id", pa.string()),
+        ("severity", pa.string()),  # Severity name, lower case
+        ("message", pa.string()),
+        ("member", pa.string()),
+        ("offset", pa.int64()),
+        ("subject", pa.string()),
+    ]
+)
+
+RESULT_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("size", pa.int64()),
+        ("mtime", pa.float64()),
+        ("etag", pa.string()),
+        ("format", pa.string()),
+        ("extension", pa.string()),
+        ("status", pa.string()),
+        ("verdict", pa.string()),
+        ("score", pa.float64()),
+        ("anomaly_score", pa.float64()),
+        ("rule_ids", pa.list_(pa.string())),
+        ("reasons", pa.list_(pa.string())),
+        ("globals", pa.list_(pa.string())),
+        ("findings", pa.list_(FINDING_TYPE)),
+        ("members_scanned", pa.int64()),
+        ("pickles", pa.int64()),
+        ("bytes_read", pa.int64()),
+        ("error", pa.string()),
+        ("scan_seconds", pa.float64()),
+    ]
+)
+
+# Columns that legitimately differ between two runs over the same files.
+NONDETERMINISTIC_COLUMNS = ("scan_seconds",)
+
+_SCALAR_FIELDS = (
+    "path",
+    "size",
+    "mtime",
+    "etag",
+    "format",
+    "extension",
+    "status",
+    "verdict",
+    "score",
+    "anomaly_score",
+    "members_scanned",
+    "pickles",
+    "bytes_read",
+    "error",
+    "scan_seconds",
+)
+
+
+def comparable(table: pa.Table) -> pa.Table:
+    """`table` without the columns that vary between runs, NaN scores as nulls (NaN != NaN).
+
+    Two runs over the same files, with any number of workers, give `comparable` tables that are
+    `equals`.
+    """
+    import pyarrow.compute as pc  # noqa: PLC0415 (only for comparisons)
+
+    table = table.drop_columns([c for c in NONDETERMINISTIC_COLUMNS if c in table.column_names])
+    for name in ("score", "anomaly_score"):
+        if name in table.column_names:
+            col = table.column(name)
+            fixed = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+            table = table.set_column(table.column_names.index(name), name, fixed)
+    return table
+
+
+class SchemaMismatch(ValueError):
+    """A batch whose columns cannot be made to match RESULT_SCHEMA."""
+
+
+def results_to_batch(results: Iterable[FileResult]) -> pa.RecordBatch:
+    rows = list(results)
+    columns: dict[str, list[Any]] = {
+        name: [getattr(r, name) for r in rows] for name in _SCALAR_FIELDS
+    }
+    columns["rule_ids"] = [r.rule_ids for r in rows]
+    columns["reasons"] = [r.reasons for r in rows]
+    columns["globals"] = [list(r.globals) for r in rows]
+    columns["findings"] = [[_finding_to_dict(f) for f in r.findings] for r in rows]
+    arrays = [pa.array(columns[f.name], type=f.type) for f in RESULT_SCHEMA]
+    return pa.RecordBatch.from_arrays(arrays, schema=RESULT_SCHEMA)
+
+
+def _finding_to_dict(f: Finding) -> dict[str, Any]:
+    return {
+        "rule_id": f.rule_id,
+        "severity": f.severity.name.lower(),
+        "message": f.message,
+        "member": f.member,
+        "offset": f.offset,
+        "subject": f.subject,
+    }
+
+
+def batch_to_results(batch: pa.RecordBatch | pa.Table) -> list[FileResult]:
+    return [row_to_result(row) for row in batch.to_pylist()]
+
+
+def row_to_result(row: Mapping[str, Any]) -> FileResult:
+    values = {name: row[name] for name in _SCALAR_FIELDS if row.get(name) is not None}
+    findings = [
+        Finding(
+            rule_id=f["rule_id"],
+            severity=Severity.parse(f["severity"]),
+            message=f["message"] or "",
+            member=f["member"] or "",
+            offset=-1 if f["offset"] is None else f["offset"],
+            subject=f["subject"] or "",
+        )
+        for f in row.get("findings") or ()
+    ]
+    return FileResult(**values, findings=findings, globals=list(row.get("globals") or ()))
+
+
+def empty_batch() -> pa.RecordBatch:
+    return results_to_batch([])
+
+
+def conform_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Return `batch` with exactly RESULT_SCHEMA, or raise SchemaMismatch.
+
+    Same names with castable types (e.g. int32 sizes, or Parquet's `list<element>`) are cast;
+    missing or extra columns are refused.
+    """
+    if batch.schema.equals(RESULT_SCHEMA, check_metadata=False):
+        return batch
+    if batch.schema.names != RESULT_SCHEMA.names:
+        raise SchemaMismatch(
+            f"columns {batch.schema.names} differ from RESULT_SCHEMA {RESULT_SCHEMA.names}"
+        )
+    try:
+        return batch.cast(RESULT_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as exc:
+        raise SchemaMismatch(f"cannot cast batch to RESULT_SCHEMA: {exc}") from exc
+
+
+def conform_table(table: pa.Table) -> pa.Table:
+    """Bring a table read back from an older fastscan Parquet to RESULT_SCHEMA.
+
+    Missing columns are filled with nulls (older files), unknown ones are dropped.
+    """
+    n = table.num_rows
+    arrays = []
+    for field in RESULT_SCHEMA:
+        if field.name in table.column_names:
+            arrays.append(table.column(field.name).cast(field.type))
+        else:
+            arrays.append(pa.nulls(n, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=RESULT_SCHEMA)
+
+
+def file_metadata(info: Mapping[str, str]) -> dict[bytes, bytes]:
+    """Parquet key-value metadata: every key is namespaced under `fastscan.`."""
+    out = {}
+    for key, value in info.items():
+        name = key if key.startswith("fastscan.") else f"fastscan.{key}"
+        out[name.encode()] = str(value).encode()
+    return out
+
+
+class Sink(Protocol):
+    def write(self, batch: pa.RecordBatch) -> None: ...
+    def close(self) -> None: ...
+
+
+class ParquetSink:
+    """Streams batches into one Parquet file, one row group per `row_group_rows` rows."""
+
+    def __init__(
+        self,
+        path: str,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        row_group_rows: int = 65_536,
+    ) -> None:
+        schema = RESULT_SCHEMA.with_metadata(file_metadata(metadata or {}))
+        self.path = path
+        self.rows = 0
+        self._writer = pq.ParquetWriter(path, schema, compression="zstd")
+        self._row_group_rows = row_group_rows
+        self._buffer: list[pa.RecordBatch] = []
+        self._buffered = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        batch = conform_batch(batch)
+        if batch.num_rows == 0:
+            return
+        # Buffer small batches so row groups are not one per chunk.
+        self._buffer.append(batch)
+        self._buffered += batch.num_rows
+        self.rows += batch.num_rows
+        if self._buffered >= self._row_group_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            table = pa.Table.from_batches(self._buffer, schema=RESULT_SCHEMA)
+            self._writer.write_table(table, row_group_size=self._row_group_rows)
+            self._buffer.clear()
+            self._buffered = 0
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.close()  # writes the footer: without it the file is unreadable
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def row_to_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _json_value(value) for key, value in row.items()}
+
+
+class JsonLinesSink:
+    """One JSON object per file, one per line."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        for row in conform_batch(batch).to_pylist():
+            self._stream.write(json.dumps(row_to_json(row), sort_keys=False) + "\n")
+
+    def close(self) -> None:
+        self._stream.flush()
+
+
+_SARIF_LEVEL = {"info": "note", "low": "note", "suspicious": "warning", "malicious": "error"}
+
+
+class SarifSink:
+    """SARIF 2.1.0: one run, one rule per rule id seen, one result per finding.
+
+    SARIF is a single JSON document, so it is written on `close`.
+    """
+
+    def __init__(self, stream: IO[str], *, tool_version: str = "") -> None:
+        self._stream = stream
+        self._tool_version = tool_version
+        self._rules: dict[str, str] = {}
+        self._results: list[dict[str, Any]] = []
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        for row in conform_batch(batch).to_pylist():
+            for f in row["findings"] or ():
+                self._rules.setdefault(f["rule_id"], f["message"])
+                self._results.append(_sarif_result(row, f))
+            if row["status"] == "error":
+                self._rules.setdefault("FS000", "file could not be scanned")
+                self._results.append(
+                    {
+                        "ruleId": "FS000",
+                        "level": "warning",
+                        "message": {"text": f"scan error: {row['error']}"},
+                        "locations": [_sarif_location(row["path"])],
+                        "properties": {"status": row["status"]},
+                    }
+                )
+
+    def close(self) -> None:
+        driver: dict[str, Any] = {
+            "name": "fastscan",
+            "informationUri": "https://github.com/fastscan/fastscan",
+            "rules": [
+                {"id": rid, "shortDescription": {"text": text}}
+                for rid, text in sorted(self._rules.items())
+            ],
+        }
+        if self._tool_version:
+            driver["version"] = self._tool_version
+        doc = {
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": [{"tool": {"driver": driver}, "results": self._results}],
+        }
+        json.dump(doc, self._stream, indent=2)
+        self._stream.write("\n")
+        self._stream.flush()
+
+
+def _sarif_location(path: str) -> dict[str, Any]:
+    return {"physicalLocation": {"artifactLocation": {"uri": path}}}
+
+
+def _sarif_result(row: Mapping[str, Any], f: Mapping[str, Any]) -> dict[str, Any]:
+    where = f["member"] or "<file>"
+    if f["offset"] is not None and f["offset"] >= 0:
+        where += f"@{f['offset']}"
+    return {
+        "ruleId": f["rule_id"],
+        "level": _SARIF_LEVEL.get(f["severity"], "warning"),
+        "message": {"text": f"{f['message']} [{where}]"},
+        "locations": [_sarif_location(row["path"])],
+        "properties": {
+            "severity": f["severity"],
+            "member": f["member"],
+            "offset": f["offset"],
+            "subject": f["subject"],
+            "verdict": row["verdict"],
+        },
+    }
+
+
+class ConsoleSink:
+    """A human table: one line per flagged or errored file (all files with `show_clean`)."""
+
+    def __init__(self, stream: IO[str], *, show_clean: bool = False, width: int = 100) -> None:
+        self._stream = stream
+        self._show_clean = show_clean
+        self._width = width
+        self._header_done = False
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        for row in conform_batch(batch).to_pylist():
+            if not self._show_clean and row["verdict"] == "clean" and row["status"] != "error":
+                continue
+            if not self._header_done:
+                self._stream.write(f"{'VERDICT':<11} {'STATUS':<11} {'RULES':<24} PATH\n")
+                self._header_done = True
+            rules = ",".join(row["rule_ids"] or ()) or "-"
+            detail = row["error"] or ((row["reasons"] or [""])[0])
+            line = f"{row['verdict']:<11} {row['status']:<11} {rules:<24} {row['path']}"
+            self._stream.write(line + "\n")
+            if detail:
+                self._stream.write(f"{'':<11} {_clip(detail, self._width)}\n")
+
+    def close(self) -> None:
+        self._stream.flush()
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+FORMATS = ("parquet", "jsonl", "sarif", "console")
+
+
+def open_sink(
+    fmt: str,
+    *,
+    path: str | None = None,
+    stream: IO[str] | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Sink:
+    """Build the writer for `fmt`. Parquet needs a path; the text formats write to `stream`."""
+    if fmt == "parquet":
+        if not path:
+            raise ValueError("the parquet format needs an output path")
+        return ParquetSink(path, metadata)
+    if stream is None:
+        raise ValueError(f"the {fmt} format needs a text stream")
+    if fmt == "jsonl":
+        return JsonLinesSink(stream)
+    if fmt == "sarif":
+        return SarifSink(stream, tool_version=(metadata or {}).get("version", ""))
+    if fmt == "console":
+        return ConsoleSink(stream)
+    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
