@@ -1,0 +1,36 @@
+PY ?= python3
+
+.PHONY: build test test-fast lint bench corpus model sanitize fuzz example
+
+build:
+	$(PY) -m pip install --no-build-isolation -e .
+
+# the README's test command
+test:
+	$(PY) -m pytest -q
+
+test-fast:
+	$(PY) -m pytest -q -m "not slow"
+
+lint:
+	$(PY) native/gen_opcodes.py --check
+	ruff check fastscan tests benchmarks native/gen_opcodes.py
+	ruff format --check fastscan tests benchmarks native/gen_opcodes.py
+	mypy
+	cython-lint native/_tokenizer.pyx
+
+bench:
+	$(PY) benchmarks/bench_tokenizer.py
+	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_bulk.py
+
+corpus:
+	$(PY) -m fastscan corpus out/corpus --seed 0 --scale medium
+
+model: corpus
+	$(PY) -m fastscan train out/corpus --out models/fastscan-v1 --seed 0
+
+example:
+	$(PY) -m fastscan corpus out/example --seed 1 --scale small
+	$(PY) -m fastscan bulk out/example --workers 2 --out out/example-verdicts.parquet; \
+	  $(PY) -m fastscan report out/example-verdicts.parquet

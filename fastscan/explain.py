@@ -1,0 +1,120 @@
+"""`fastscan explain`: what a file's pickles do — opcodes with offsets, imports, calls, why flagged.
+
+Builds a plain-text report from an Analysis; reads opcode arguments straight from the buffer
+(nothing is ever unpickled or imported).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from .containers import PickleStream
+from .facts import StreamFacts
+from .opcodes import ARG_FIXED, ARG_LEN1, ARG_LINE, ARG_LINE2, BY_CODE, BYTES_OPCODES
+from .rules import RuleSet
+from .scan import Analysis
+from .tokenizer import Op, list_opcodes
+from .verdict import FileResult
+
+_FIXED_FORMATS = {"BININT": "<i", "BININT1": "<B", "BININT2": "<H", "BINFLOAT": ">d",
+                  "LONG_BINGET": "<I", "LONG_BINPUT": "<I", "BINGET": "<B", "BINPUT": "<B",
+                  "PROTO": "<B", "EXT1": "<B", "EXT2": "<H", "EXT4": "<i", "FRAME": "<Q"}
+
+
+def describe_arg(view: memoryview, op: Op, width: int = 60) -> str:
+    """A short, safe rendering of an opcode's argument."""
+    info = BY_CODE[op.code]
+    raw = bytes(view[op.arg_offset : op.arg_offset + min(op.arg_length, 4 * width)])
+    if info.arg_kind == ARG_FIXED:
+        fmt = _FIXED_FORMATS.get(info.name)
+        if fmt and len(raw) == struct.calcsize(fmt):
+            return str(struct.unpack(fmt, raw)[0])
+        return raw.hex()
+    if info.arg_kind in (ARG_LINE, ARG_LINE2):
+        text = raw.rstrip(b"\r\n").decode("utf-8", "replace").replace("\n", " ")
+        return _clip(text, width)
+    if info.name in BYTES_OPCODES:
+        return f"<{op.arg_length} bytes>"
+    if info.arg_kind == ARG_LEN1 and info.name.startswith("LONG"):
+        return f"<long, {op.arg_length} bytes>"
+    text = raw.decode("utf-8", "replace")
+    suffix = f" … ({op.arg_length} bytes)" if op.arg_length > len(raw) else ""
+    return _clip(repr(text), width) + suffix
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render(
+    analysis: Analysis,
+    result: FileResult,
+    data_for: dict[str, Any],
+    rules: RuleSet,
+    *,
+    max_ops: int = 400,
+) -> Iterator[str]:
+    """Lines of the explanation. `data_for` maps a member name to its buffer (for listings)."""
+    c = analysis.container
+    yield f"file:     {result.path}"
+    wrappers = f" (inside {' > '.join(c.wrappers)})" if c.wrappers else ""
+    yield f"format:   {c.format}{wrappers}; extension {c.extension or '-'} (recorded, not trusted)"
+    yield f"status:   {result.status}" + (f" — {result.error}" if result.error else "")
+    yield f"verdict:  {result.verdict.upper()}  score={_num(result.score)} anomaly={_num(result.anomaly_score)}"
+    for a in c.anomalies:
+        yield f"container anomaly: {a.code} {a.member} {a.detail}".rstrip()
+    for stream, facts in analysis.streams:
+        yield ""
+        yield from _stream_section(stream, facts, data_for.get(stream.member), rules, max_ops)
+    yield ""
+    if result.findings:
+        yield "why:"
+        for reason in result.reasons:
+            yield f"  {reason}"
+    else:
+        yield "why: no findings"
+
+
+def _num(x: float) -> str:
+    return "n/a" if x != x else f"{x:.3f}"
+
+
+def _stream_section(
+    stream: PickleStream, facts: StreamFacts, data: Any, rules: RuleSet, max_ops: int
+) -> Iterator[str]:
+    where = stream.member or "<file>"
+    yield f"== stream {where} (+{stream.offset}, {facts.length} bytes, kind {stream.kind})"
+    yield (f"   status {facts.status}; {facts.n_pickles} pickle(s) at {list(facts.pickle_offsets)}; "
+           f"protocols {list(facts.protocols)}; {facts.n_opcodes} opcodes")
+    if facts.error:
+        yield f"   error: {facts.error}"
+    if data is not None:
+        view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
+        for index, start in enumerate(facts.pickle_offsets):
+            ops, _end, status = list_opcodes(view, start, max_ops)
+            yield f"   -- pickle {index} at offset {start} ({status if len(ops) < max_ops else 'listing cut'})"
+            for op in ops:
+                yield f"   {op.offset:>10}  {op.name:<18} {describe_arg(view, op)}"
+    yield "   imports:"
+    for g in facts.globals:
+        cls = rules.classify(g.module, g.name)
+        how = "" if g.resolved else " (unresolved operand)"
+        memo = " via memo" if g.via_memo else ""
+        yield (f"     @{g.offset:<8} {g.opcode:<12} {g.qualname:<50} {cls.verdict_class}"
+               f"{'/' + cls.category if cls.category else ''}{how}{memo}")
+    yield "   calls:"
+    for call in facts.calls:
+        if call.opcode == "BUILD" and call.callable_index < 0:
+            continue
+        target = facts.globals[call.callable_index].qualname if call.callable_index >= 0 else (
+            "<result of a call>" if call.callable_is_call else "<unresolved>")
+        flags = " (result discarded)" if call.discarded else ""
+        yield f"     @{call.offset:<8} {call.opcode:<10} {target}{flags}"
+    for a in facts.anomalies:
+        yield f"   anomaly @{a.offset}: {a.code} {a.detail}".rstrip()
+    for nested in facts.nested:
+        yield f"   nested pickle ({nested.encoding}) @{nested.offset}, {nested.length} bytes:"
+        for g in nested.facts.globals:
+            yield f"     imports {g.qualname} @{g.offset}"

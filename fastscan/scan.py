@@ -1,0 +1,241 @@
+"""Composition of the stages for one file or one batch: containers -> tokenizer -> rules ->
+features -> model -> verdict. Never raises on file content; every path gets a FileResult."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .containers import Container, ContainerLimits, PickleStream, open_container
+from .facts import STATUS_EMPTY, STATUS_NOT_PICKLE, STATUS_OK, ScanLimits, StreamFacts
+from .rules import RuleSet, evaluate
+from .tokenizer import tokenize
+from .verdict import FileResult, Finding, combine
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .model import Model
+    from .sources import FileRef
+
+DEFAULT_MODEL = "default"
+
+
+@dataclass
+class Analysis:
+    """Everything known about one file before it is reduced to a FileResult (for `explain`)."""
+
+    container: Container
+    streams: list[tuple[PickleStream, StreamFacts]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    status: str = "complete"
+    data: dict[str, bytes] = field(default_factory=dict)  # stream bytes, kept only for explain
+
+
+def _file_status(container: Container, streams: list[tuple[PickleStream, StreamFacts]]) -> str:
+    """Container status, downgraded to partial when a pickle was not read to its end."""
+    status = container.status
+    if status != "complete":
+        return status
+    for _stream, facts in streams:
+        if facts.status not in (STATUS_OK, STATUS_EMPTY, STATUS_NOT_PICKLE):
+            return "partial"
+    return status
+
+
+class Scanner:
+    """Holds what is loaded once per process: rules, limits and the ONNX session."""
+
+    def __init__(
+        self,
+        *,
+        model: str | os.PathLike[str] | Model | None = DEFAULT_MODEL,
+        config: str | os.PathLike[str] | None = None,
+        limits: ScanLimits | None = None,
+        container_limits: ContainerLimits | None = None,
+    ) -> None:
+        self.rules = RuleSet.load(config)
+        self.limits = limits or ScanLimits()
+        self.container_limits = container_limits or ContainerLimits()
+        self.model = _load_model(model)
+
+    # -- one file ---------------------------------------------------------------------------
+
+    def analyse(self, source: Any, name: str = "", *, keep_data: int = 0) -> Analysis:
+        """Open, tokenize and judge by rules; no model score yet.
+
+        `keep_data` > 0 copies up to that many bytes of each stream (for opcode listings).
+        """
+        with open_container(source, name=name, limits=self.container_limits) as container:
+            # facts hold decoded values only, never views, so the maps can close after this
+            streams = [(s, tokenize(s.data, self.limits)) for s in container.streams]
+            data = {s.member: bytes(memoryview(s.data)[:keep_data]) for s in container.streams} if keep_data else {}
+        analysis = Analysis(container, streams, status=_file_status(container, streams), data=data)
+        analysis.findings = evaluate(
+            [(s.member, f) for s, f in streams], container, self.rules, path=name
+        )
+        return analysis
+
+    def scan_path(self, path: str | os.PathLike[str], *, ref: FileRef | None = None) -> FileResult:
+        return self.scan_refs([ref] if ref is not None else [str(path)])[0][0]
+
+    def scan_bytes(self, data: bytes, name: str = "<bytes>") -> FileResult:
+        return self.explain_source(data, name)[1]
+
+    def explain_source(self, source: Any, name: str, *, keep_data: int = 0) -> tuple[Analysis, FileResult]:
+        """Scan one path or buffer and keep the analysis alongside the result."""
+        t0 = time.perf_counter()
+        if isinstance(source, (str, os.PathLike)):
+            path, size, mtime, etag = _ref_fields(source)
+        else:
+            path, size, mtime, etag = name, len(memoryview(source).cast("B")), 0.0, ""
+        analysis = self.analyse(source, path, keep_data=keep_data)
+        result = self._result(path, analysis, size, mtime, etag)
+        self._score([result], [analysis])
+        result.scan_seconds = time.perf_counter() - t0
+        return analysis, result
+
+    # -- a batch: one model call for many files ------------------------------------------------
+
+    def scan_refs(
+        self, refs: list[FileRef] | list[str], *, with_features: bool = False
+    ) -> tuple[list[FileResult], pa.RecordBatch | None]:
+        results: list[FileResult] = []
+        analyses: list[Analysis | None] = []
+        starts: list[float] = []
+        for ref in refs:
+            t0 = time.perf_counter()
+            starts.append(t0)
+            path, size, mtime, etag = _ref_fields(ref)
+            try:
+                analysis = self.analyse(path, path)
+            except Exception as exc:  # noqa: BLE001 - one bad file must never stop a batch
+                results.append(
+                    FileResult(path, size, mtime, etag, status="error", verdict="suspicious",
+                               error=f"internal error: {type(exc).__name__}: {exc}")
+                )
+                analyses.append(None)
+                continue
+            results.append(self._result(path, analysis, size, mtime, etag))
+            analyses.append(analysis)
+        batch = self._score(results, analyses, with_features=with_features)
+        end = time.perf_counter()
+        for result, t0 in zip(results, starts, strict=True):
+            if not result.scan_seconds:
+                result.scan_seconds = end - t0
+        return results, batch
+
+    def _result(self, path: str, analysis: Analysis, size: int, mtime: float, etag: str) -> FileResult:
+        c = analysis.container
+        globals_ = sorted(
+            {g.qualname for _s, f in analysis.streams for sub in f.walk() for g in sub.globals}
+        )
+        return FileResult(
+            path=path,
+            size=size,
+            mtime=mtime,
+            etag=etag,
+            format=c.format,
+            extension=c.extension,
+            status=analysis.status,
+            findings=list(analysis.findings),
+            globals=globals_,
+            members_scanned=len({s.member for s, _ in analysis.streams}),
+            pickles=sum(f.n_pickles for _s, f in analysis.streams),
+            bytes_read=c.bytes_read,
+            error=c.message if analysis.status in ("error", "unsupported", "encrypted") else "",
+        )
+
+    def _score(
+        self,
+        results: list[FileResult],
+        analyses: list[Analysis | None],
+        *,
+        with_features: bool = False,
+    ) -> pa.RecordBatch | None:
+        """Feature batch -> model scores -> verdicts, for every result that has an analysis."""
+        scored = [(r, a) for r, a in zip(results, analyses, strict=True) if a is not None]
+        batch = None
+        probs: list[float] = [float("nan")] * len(scored)
+        anomalies: list[float] = [float("nan")] * len(scored)
+        if scored and (self.model is not None or with_features):
+            from . import features
+
+            vectors = [features.extract(a.container, a.streams) for _r, a in scored]
+            batch = features.to_batch(vectors, paths=[r.path for r, _a in scored])
+            if self.model is not None:
+                p, s = self.model.score(batch)
+                probs, anomalies = [float(x) for x in p], [float(x) for x in s]
+        thresholds = self.model.thresholds if self.model is not None else None
+        for (result, _a), prob, anomaly in zip(scored, probs, anomalies, strict=True):
+            result.score = prob
+            result.anomaly_score = anomaly
+            result.verdict, extra = combine(
+                result.findings, result.status, prob, anomaly, thresholds
+            )
+            result.findings.extend(extra)
+        return batch if with_features else None
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Provenance recorded in every output (Parquet key-value metadata, SARIF, jsonl)."""
+        from . import __version__
+        from .opcodes import table_hash
+
+        out = {
+            "fastscan_version": __version__,
+            "opcode_table": table_hash(),
+            "rules_hash": self.rules.digest(),
+            "model": "none",
+            "model_hash": "",
+        }
+        if self.model is not None:
+            out["model"] = self.model.name
+            out["model_hash"] = self.model.digest
+        return out
+
+
+def _ref_fields(ref: Any) -> tuple[str, int, float, str]:
+    if isinstance(ref, (str, os.PathLike)):
+        path = os.fspath(ref)
+        try:
+            st = os.stat(path)
+            return path, st.st_size, st.st_mtime, ""
+        except OSError:
+            return path, -1, 0.0, ""
+    return ref.path, ref.size, ref.mtime, getattr(ref, "etag", "")
+
+
+def _load_model(model: Any) -> Model | None:
+    if model is None:
+        return None
+    from .model import Model, load_model
+
+    if isinstance(model, Model):
+        return model
+    if model == DEFAULT_MODEL:
+        return load_model(None)
+    return load_model(Path(model))
+
+
+_DEFAULT: dict[tuple[Any, ...], Scanner] = {}
+
+
+def _scanner(**options: Any) -> Scanner:
+    key = tuple(sorted((k, repr(v)) for k, v in options.items()))
+    if key not in _DEFAULT:
+        _DEFAULT[key] = Scanner(**options)
+    return _DEFAULT[key]
+
+
+def scan_path(path: str | os.PathLike[str], **options: Any) -> FileResult:
+    """Scan one file with a cached Scanner built from `options` (see Scanner)."""
+    return _scanner(**options).scan_path(path)
+
+
+def scan_bytes(data: bytes, name: str = "<bytes>", **options: Any) -> FileResult:
+    """Scan an in-memory file with a cached Scanner built from `options`."""
+    return _scanner(**options).scan_bytes(data, name)
