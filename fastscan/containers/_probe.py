@@ -1,0 +1,154 @@
+"""Cheap "does this look like a pickle?" checks used while routing bytes.
+
+`probe` defers to the native `fastscan.tokenizer.probe` when it is importable; until then a
+local fallback walks `pickletools.genops` over a bounded prefix with a stack-depth simulation, so
+text and tensor bytes that happen to start with an opcode letter are rejected.
+`pickle_end` finds where one well-formed pickle stops (legacy torch and joblib segmenting).
+"""
+
+from __future__ import annotations
+
+import pickletools
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .base import Buffer
+
+PROBE_PREFIX = 64 * 1024  # bytes a probe may look at
+MIN_OPCODES = 8  # a prefix without STOP must hold at least this many valid opcodes
+
+# Opcodes a real pickle can begin with (anything that pushes without needing a stack item).
+_START_OPCODES = frozenset(b"\x80(}])NIJKLMFGSTUVXcB\x8c\x8d\x8e\x88\x89\x8a\x8bCP\x96\x97\x8f")
+_MARK = pickletools.markobject
+# GLOBAL/INST operands the loader could resolve: dotted identifiers (text otherwise passes genops).
+_IMPORT_OPERAND = re.compile(r"^[A-Za-z_][\w.]* [A-Za-z_][\w.]*$")
+
+
+class BufferReader:
+    """Minimal file-like view over a buffer for `pickletools.genops` (no copy of the buffer)."""
+
+    __slots__ = ("_mv", "_pos")
+
+    def __init__(self, data: Buffer, pos: int = 0) -> None:
+        self._mv = memoryview(data).cast("B") if not isinstance(data, memoryview) else data
+        self._pos = pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._mv) if n is None or n < 0 else min(len(self._mv), self._pos + n)
+        out = bytes(self._mv[self._pos : end])
+        self._pos = end
+        return out
+
+    def readline(self, limit: int = -1) -> bytes:
+        # Text opcodes are short; bound the search so a huge line cannot stall us.
+        stop = len(self._mv) if limit < 0 else min(len(self._mv), self._pos + limit)
+        stop = min(stop, self._pos + (1 << 20))
+        chunk = bytes(self._mv[self._pos : stop])
+        nl = chunk.find(b"\n")
+        out = chunk if nl < 0 else chunk[: nl + 1]
+        self._pos += len(out)
+        return out
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int) -> None:
+        self._pos = max(0, min(pos, len(self._mv)))
+
+
+def iter_ops(data: Buffer, start: int = 0) -> Iterator[tuple[Any, Any, int, int]]:
+    """(opcode, arg, pos, end) over one pickle from `start`; genops raises ValueError on junk."""
+    reader = BufferReader(data, start)
+    for op, arg, pos in pickletools.genops(reader):  # type: ignore[arg-type]
+        yield op, arg, pos if pos is not None else 0, reader.tell()
+
+
+def _fallback_probe(data: Buffer) -> bool:
+    view = memoryview(data)[:PROBE_PREFIX]
+    if len(view) == 0 or view[0] not in _START_OPCODES:
+        return False
+    if view[0] == 0x80 and (len(view) < 2 or view[1] > 5):
+        return False
+    depth = 0
+    marks = 0
+    count = 0
+    try:
+        for op, _arg, _pos, _end in iter_ops(view):
+            count += 1
+            if op.name in ("GLOBAL", "INST") and not _IMPORT_OPERAND.match(str(_arg)):
+                return False
+            before = op.stack_before
+            if _MARK in before:
+                if marks == 0:
+                    return False
+                marks -= 1
+                depth -= len(before) - 1 - before.index(_MARK)
+            else:
+                depth -= len(before)
+            if depth < 0:
+                return False
+            if op.name == "MARK":
+                marks += 1
+            else:
+                depth += len(op.stack_after)
+            if op.name == "STOP":
+                return True
+    except (ValueError, UnicodeDecodeError, IndexError, OverflowError):
+        # Junk, or the end of the window: a broken or truncated pickle is still a pickle (the
+        # loader runs what precedes the break, THREATS C1) when it began convincingly.
+        strong_start = view[0] in (0x80, ord("c")) or count >= MIN_OPCODES
+        return count >= 2 and strong_start
+    return False
+
+
+def _native_probe() -> Callable[[Buffer], bool] | None:
+    try:
+        from fastscan import tokenizer  # noqa: PLC0415 - native stage, optional at import
+    except ImportError:
+        return None
+    fn = getattr(tokenizer, "probe", None)
+    return fn if callable(fn) else None
+
+
+_PROBE = _native_probe()
+
+
+def _first_import_unresolvable(data: Buffer) -> bool:
+    """The first GLOBAL/INST has operands no loader can import (e.g. Python source "class X:").
+
+    The loader raises at that opcode having run nothing, so such text is not a pickle; without
+    this check every TorchScript `code/*.py` member reads as a protocol-0 pickle.
+    """
+    try:
+        for op, arg, _pos, _end in iter_ops(memoryview(data)[:PROBE_PREFIX]):
+            if op.name in ("GLOBAL", "INST"):
+                return not _IMPORT_OPERAND.match(str(arg))
+            if op.name in ("STACK_GLOBAL", "REDUCE", "EXT1", "EXT2", "EXT4"):
+                return False
+    except (ValueError, UnicodeDecodeError, IndexError, OverflowError):
+        return False
+    return False
+
+
+def probe(data: Buffer) -> bool:
+    """True when `data` starts like a parseable pickle (any protocol, PROTO header or not)."""
+    if _PROBE is None:
+        return _fallback_probe(data)
+    try:
+        found = bool(_PROBE(memoryview(data)[:PROBE_PREFIX]))
+    except Exception:  # a native bug must not stop routing; fall back
+        return _fallback_probe(data)
+    return found and not _first_import_unresolvable(data)
+
+
+def pickle_end(data: Buffer, start: int = 0) -> int | None:
+    """Offset just past the STOP of the pickle starting at `start`, or None if it is broken."""
+    try:
+        end = None
+        for op, _arg, _pos, stop in iter_ops(data, start):
+            if op.name == "STOP":
+                end = stop
+        return end
+    except (ValueError, UnicodeDecodeError, IndexError, OverflowError):
+        return None

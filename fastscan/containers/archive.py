@@ -1,0 +1,347 @@
+"""Generic archives and single-file compression: zip, tar, 7z, gzip/bz2/xz/lzma/lz4/zlib.
+
+Every member goes through `scan_member`: a small prefix is read and sniffed, and the whole member
+is read only when it may hold a pickle (a pickle-looking prefix, a `*.pkl` name, an object-dtype
+.npy) or is itself an archive (recursion, bounded by `max_depth`). Tensor and array data is never
+read beyond its probe. Decompression is incremental and capped by the ContainerLimits budgets.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import posixpath
+import tarfile
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from . import npy, torch_legacy, torch_zip, zipread
+from ._context import BudgetHit, ScanState, join_member
+from .base import ENCRYPTED, Buffer
+from .raw import read_raw
+from .sniff import sniff
+
+# recurse(state, buf, member, depth, top) -> format found
+Recurse = Callable[[ScanState, Buffer, str, int, bool], str]
+
+PICKLE_FORMATS = frozenset({"raw_pickle", "torch_legacy"})
+COMPRESSED_FORMATS = frozenset({"gzip", "bz2", "xz", "lzma", "lz4", "zlib", "joblib_zfile"})
+NESTED_FORMATS = frozenset({"zip", "tar", "7z"}) | COMPRESSED_FORMATS
+_ROUTED_FORMATS = PICKLE_FORMATS | NESTED_FORMATS | {"npy", "empty"}  # own readers, not raw
+_DECODE_ERRORS = (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError, RuntimeError)
+
+
+def _decompressor(fmt: str) -> Any:
+    if fmt == "gzip":
+        return zlib.decompressobj(31)
+    if fmt in ("zlib", "joblib_zfile"):
+        return zlib.decompressobj()
+    if fmt == "bz2":
+        return bz2.BZ2Decompressor()
+    if fmt == "xz":
+        return lzma.LZMADecompressor(lzma.FORMAT_XZ)
+    if fmt == "lzma":
+        return lzma.LZMADecompressor(lzma.FORMAT_ALONE)
+    import lz4.frame  # noqa: PLC0415 - imported lazily: only lz4 files pay for it
+
+    return lz4.frame.LZ4FrameDecompressor()
+
+
+def read_compressed(
+    state: ScanState, buf: Buffer, member: str, *, depth: int, fmt: str, recurse: Recurse, top: bool
+) -> str:
+    """Decompress one single-file layer (capped) and scan what comes out."""
+    view = memoryview(buf)
+    if fmt == "joblib_zfile":  # "ZF" + 19-char hex length (+ optional space) + zlib data
+        start = 21 + (1 if bytes(view[21:22]) == b" " else 0)
+        view = view[start:]
+    if depth + 1 > state.limits.max_depth:
+        state.hit_budget("depth", member, f"{fmt} layer beyond depth {state.limits.max_depth}")
+        return fmt
+    limit = state.decompress_limit()
+    try:
+        out, consumed, stop = zipread.inflate(view, _decompressor(fmt), limit, ratio=state.ratio())
+    except _DECODE_ERRORS as exc:
+        if fmt in ("zlib", "lzma"):
+            return "unknown"  # weak magic: it was not compressed after all
+        state.anomaly("decompress_error", member, f"{fmt}: {exc}")
+        state.partial(f"{fmt} stream of {member or 'file'} is corrupt: {exc}")
+        return fmt
+    state.count_decompressed(len(out))
+    if stop == "ratio":
+        state.hit_budget("compression_ratio", member, f"{fmt}: {len(out)} bytes from {consumed}")
+    elif stop == "size":
+        state.hit_budget(state.too_large_budget(), member, f"{fmt}: more than {limit} bytes")
+    elif consumed < len(view):
+        state.anomaly("trailing_data", member, f"{len(view) - consumed} bytes after {fmt} data")
+    if top:
+        state.container.wrappers.append(fmt)
+    if not out:
+        return "empty" if top else fmt
+    return recurse(state, out, member, depth + 1, top)
+
+
+def scan_member(
+    state: ScanState,
+    path: str,
+    prefix: Buffer,
+    get_full: Callable[[], Buffer],
+    *,
+    depth: int,
+    recurse: Recurse,
+    pickle_kind: str = "pickle",
+) -> str:
+    """Route one archive member by its prefix; read it whole only if it may hold a pickle."""
+    fmt = sniff(prefix)
+    named_pickle = path.lower().endswith(".pkl")
+    try:
+        if fmt == "raw_pickle" or (named_pickle and fmt not in _ROUTED_FORMATS):
+            read_raw(state, get_full(), path, pickle_kind)
+            return "raw_pickle" if fmt != "unknown" else fmt
+        if fmt == "torch_legacy":
+            recurse(state, get_full(), path, depth, False)
+        elif fmt in NESTED_FORMATS:
+            if depth + 1 > state.limits.max_depth:
+                state.hit_budget("depth", path, f"archive nested deeper than {depth}")
+                return fmt
+            recurse(state, get_full(), path, depth + 1, False)
+        elif fmt == "npy":
+            try:
+                header, _ = npy.parse_header(prefix)
+                _, has_object = npy.descr_info(header["descr"])
+            except (npy.NpyError, KeyError):
+                has_object = True  # cannot tell from the prefix: read it whole
+            if has_object:
+                npy.read_npy(state, get_full(), path)
+    except zipread.MemberTooLarge as exc:
+        state.hit_budget(state.too_large_budget(), path, str(exc))
+    except zipread.RatioExceeded as exc:
+        state.hit_budget("compression_ratio", path, str(exc))
+    except _DECODE_ERRORS as exc:
+        state.anomaly("member_unreadable", path, str(exc))
+        state.partial(f"member {path} could not be read: {exc}")
+    return fmt
+
+
+def _constant(data: Buffer) -> Callable[[], Buffer]:
+    """A get_full for members already in memory (tar slices, 7z output)."""
+    return lambda: data
+
+
+# -- zip --------------------------------------------------------------------------------------
+
+
+def read_zip(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Recurse) -> str:
+    try:
+        listing = zipread.list_zip(buf)
+    except zipread.ZipError as exc:
+        state.anomaly("zip_unreadable", member, str(exc))
+        state.partial(f"zip structure of {member or 'file'} unreadable: {exc}")
+        return "zip"
+    for a in listing.anomalies:
+        state.anomaly(a.code, join_member(member, a.member), a.detail)
+    entries = [e for e in listing.entries if not e.is_dir]
+    fmt = torch_zip.classify([e.name for e in entries])
+    if fmt in ("torch_zip", "torchscript"):
+        torch_zip.note_records(state, buf, entries, member)
+    flagged_ok = 0
+    locked: list[str] = []
+    try:
+        for e in entries:
+            path = join_member(member, e.name)
+            state.count_member(path)
+            if e.is_symlink:
+                continue
+            kind = torch_zip.stream_kind(fmt, e.name)
+            found = _zip_member(state, buf, e, path, depth=depth, recurse=recurse, kind=kind)
+            if e.encrypted_flag:
+                if found == "locked":
+                    locked.append(path)
+                else:
+                    flagged_ok += 1
+    except BudgetHit:
+        pass
+    if locked and not flagged_ok:
+        _report_locked(state, locked, len(entries))
+    return fmt
+
+
+def _zip_member(
+    state: ScanState,
+    buf: Buffer,
+    e: zipread.ZipEntry,
+    path: str,
+    *,
+    depth: int,
+    recurse: Recurse,
+    kind: str,
+) -> str:
+    """Scan one zip member; 'locked' when it has the encryption flag and cannot be read."""
+    try:
+        prefix, _ = zipread.read_member(buf, e, state.limits.probe_bytes, prefix=True)
+    except (*_DECODE_ERRORS, zipread.RatioExceeded) as exc:
+        if e.encrypted_flag:
+            return "locked"
+        state.anomaly("member_unreadable", path, str(exc))
+        state.partial(f"member {path} could not be read: {exc}")
+        return "error"
+    state.container.bytes_read += len(prefix)
+    if e.encrypted_flag and sniff(prefix) == "unknown":
+        return "locked"  # really encrypted: reading it whole would only hand noise onward
+
+    def get_full() -> Buffer:
+        limit = state.limits.max_member_bytes
+        if e.method != zipread.METHOD_STORED:
+            limit = state.decompress_limit()
+        data, _ = zipread.read_member(buf, e, limit, ratio=state.ratio())
+        if e.method != zipread.METHOD_STORED:
+            state.count_decompressed(len(data))
+        if e.crc_known and not zipread.crc_ok(data, e):
+            state.anomaly("zip_crc_mismatch", path)
+        return data
+
+    return scan_member(
+        state, path, prefix, get_full, depth=depth, recurse=recurse, pickle_kind=kind
+    )
+
+
+def _report_locked(state: ScanState, locked: list[str], n_entries: int) -> None:
+    for path in locked:
+        state.anomaly("zip_encrypted_member", path)
+    if not state.container.streams and len(locked) == n_entries:
+        state.container.status = ENCRYPTED
+        state.container.message = "password-protected archive: members are encrypted"
+    else:
+        state.partial(f"{len(locked)} encrypted member(s) could not be read")
+
+
+# -- tar --------------------------------------------------------------------------------------
+
+
+class _ViewFile(io.RawIOBase):
+    """Seekable read-only file over a buffer (tarfile, py7zr) without copying it."""
+
+    def __init__(self, data: Buffer) -> None:
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        chunk = self._view[self._pos : self._pos + len(b)]
+        n = len(chunk)
+        b[:n] = chunk
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self._pos, len(self._view))[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def _unsafe_name(name: str) -> bool:
+    norm = posixpath.normpath(name.replace("\\", "/"))
+    return name.startswith(("/", "\\")) or norm == ".." or norm.startswith("../")
+
+
+def read_tar(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Recurse) -> str:
+    view = memoryview(buf)
+    files: dict[str, tarfile.TarInfo] = {}
+    try:
+        with tarfile.open(fileobj=_ViewFile(view), mode="r:") as tf:
+            for info in tf:
+                path = join_member(member, info.name)
+                state.count_member(path)
+                if _unsafe_name(info.name):
+                    state.anomaly("tar_path_traversal", path)
+                if info.issym() or info.islnk():
+                    state.anomaly("tar_link_member", path, info.linkname)
+                elif info.isfile():
+                    if info.name in files:
+                        state.anomaly("tar_duplicate_name", path)
+                    files[info.name] = info
+    except BudgetHit:
+        pass
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        state.anomaly("tar_unreadable", member, str(exc))
+        state.partial(f"tar structure of {member or 'file'} is damaged: {exc}")
+
+    def body(info: tarfile.TarInfo) -> memoryview:
+        return view[info.offset_data : info.offset_data + info.size]
+
+    if torch_legacy.is_legacy_tar(set(files)):
+        bodies = {k: body(files[k]) for k in ("pickle", "storages", "tensors")}
+        torch_legacy.read_legacy_tar(state, bodies, member)
+        return "torch_legacy"
+    for name, info in files.items():
+        data = body(info)
+        state.container.bytes_read += min(len(data), state.limits.probe_bytes)
+        prefix = data[: state.limits.probe_bytes]
+        path = join_member(member, name)
+        scan_member(state, path, prefix, _constant(data), depth=depth, recurse=recurse)
+    return "tar"
+
+
+# -- 7z ---------------------------------------------------------------------------------------
+
+
+def read_7z(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Recurse) -> str:
+    try:
+        import py7zr  # noqa: PLC0415 - heavy import, only for 7z files
+        from py7zr.io import Py7zBytesIO, WriterFactory  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - py7zr is a runtime dependency
+        state.container.status = "unsupported"
+        state.container.message = "7z archive: py7zr is not installed"
+        return "7z"
+
+    limit = state.decompress_limit()
+
+    class _CappedFactory(WriterFactory):
+        def __init__(self) -> None:
+            self.products: dict[str, Py7zBytesIO] = {}
+
+        def create(self, filename: str) -> Py7zBytesIO:
+            self.products[filename] = Py7zBytesIO(filename, limit)
+            return self.products[filename]
+
+    try:
+        with py7zr.SevenZipFile(_ViewFile(buf), mode="r") as archive:  # type: ignore[arg-type]
+            if archive.needs_password():
+                if not state.container.streams:
+                    state.container.status = ENCRYPTED
+                    state.container.message = "password-protected 7z archive"
+                state.anomaly("7z_encrypted", member)
+                return "7z"
+            infos = [i for i in archive.list() if not i.is_directory]
+            declared = sum(int(i.uncompressed or 0) for i in infos)
+            if declared > limit:
+                state.hit_budget(state.too_large_budget(), member, f"7z declares {declared} bytes")
+                return "7z"
+            factory = _CappedFactory()
+            archive.extractall(factory=factory)
+    except Exception as exc:  # py7zr raises many types on hostile input
+        state.anomaly("7z_unreadable", member, f"{type(exc).__name__}: {exc}")
+        state.partial(f"7z archive {member or 'file'} could not be read: {exc}")
+        return "7z"
+    try:
+        for name, product in factory.products.items():
+            path = join_member(member, name)
+            state.count_member(path)
+            product.seek(0)
+            data = product.read()
+            state.count_decompressed(len(data))
+            prefix = data[: state.limits.probe_bytes]
+            scan_member(state, path, prefix, _constant(data), depth=depth, recurse=recurse)
+    except BudgetHit:
+        pass
+    return "7z"

@@ -1,0 +1,27 @@
+"""A file (or member) that is pickle bytes: the whole buffer is one stream.
+
+The tokenizer itself handles concatenated pickles, junk between them and trailing bytes, so the
+raw reader does not cut anything. Two pickle-based formats are told apart here by content: a
+joblib dump (it names `NumpyArrayWrapper`: arrays are inlined and must be cut out) and a legacy
+torch file whose magic number is computed instead of literal (THREATS A5).
+"""
+
+from __future__ import annotations
+
+from . import joblib_dump, torch_legacy
+from ._context import ScanState
+from .base import Buffer
+
+
+def read_raw(state: ScanState, buf: Buffer, member: str, kind: str = "pickle") -> str:
+    """Add the stream(s) of a pickle buffer; return the format recognised."""
+    view = memoryview(buf)
+    if torch_legacy.looks_forged(view):
+        state.anomaly("legacy_magic_forged", member, "first pickle computes the magic number")
+        state.add_stream(member, 0, view, torch_legacy.KIND)
+        return "torch_legacy"
+    if joblib_dump.buffer_has_wrapper(view):
+        joblib_dump.read_joblib(state, view, member)
+        return "joblib"
+    state.add_stream(member, 0, view, kind)
+    return "raw_pickle"

@@ -1,0 +1,149 @@
+"""Name a buffer's format from its first bytes. The extension is never consulted.
+
+`sniff` only routes; readers verify (a "zlib" that does not inflate falls back to a pickle probe).
+Order matters: strict binary magics first, then the pickle probe (protocol 0/1 pickles start with
+printable letters), then the text-like formats.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from ._probe import probe
+from .base import Buffer
+
+# The legacy (pre-1.6) torch.save magic number, pickled as LONG1 by protocol 2.
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_MAGIC_PICKLE = b"\x80\x02\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little") + b"."
+
+ZIP_LOCAL = b"PK\x03\x04"
+ZIP_EOCD = b"PK\x05\x06"
+NPY_MAGIC = b"\x93NUMPY"
+LFS_PREFIX = b"version https://git-lfs.github.com/spec/"
+
+# Formats that can never hold a pickle; the message explains why the file is unsupported.
+NO_PICKLE_FORMATS = {
+    "png": "PNG image",
+    "jpeg": "JPEG image",
+    "gif": "GIF image",
+    "pdf": "PDF document",
+    "json": "JSON text (no pickle)",
+    "text": "text file (no pickle)",
+    "safetensors": "safetensors file: tensors and a JSON header, contains no pickle",
+    "onnx": "ONNX protobuf model: contains no pickle",
+    "hdf5": "HDF5 file (e.g. Keras .h5): contains no pickle",
+    "git_lfs_pointer": "Git LFS pointer: the real file was never downloaded",
+    "empty": "empty file: nothing to scan",
+    "unknown": "unknown format: no pickle, archive or known container found",
+}
+
+
+def has_zip_eocd(buf: Buffer) -> bool:
+    """An end-of-central-directory record near the end (zip with prepended data, or polyglot)."""
+    tail = bytes(memoryview(buf)[-(65536 + 22) :])
+    return tail.rfind(ZIP_EOCD) >= 0
+
+
+def is_tar(buf: Buffer) -> bool:
+    head = memoryview(buf)
+    if len(head) < 512:
+        return False
+    if bytes(head[257:262]) == b"ustar":
+        return True
+    # Old v7 tar: no magic; validate the header checksum instead.
+    block = bytes(head[:512])
+    try:
+        stored = int(block[148:156].split(b"\0")[0].strip() or b"-1", 8)
+    except ValueError:
+        return False
+    computed = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    return stored == computed and block[0] != 0
+
+
+def _is_safetensors(head: bytes) -> bool:
+    if len(head) < 10:
+        return False
+    (n,) = struct.unpack_from("<Q", head)
+    return 2 <= n < 100_000_000 and head[8:9] == b"{" and head[9:10] in (b'"', b"}", b" ")
+
+
+def _is_onnx(head: bytes) -> bool:
+    # ModelProto: field 1 (ir_version, varint, tag 0x08) then usually 0x12/0x1a/0x3a strings.
+    return len(head) > 4 and head[0] == 0x08 and head[1] < 0x20 and head[2] in b"\x12\x1a\x22\x3a"
+
+
+def _text_kind(head: bytes) -> str:
+    sample = head[:4096]
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 4:  # a multibyte char cut by the sample is fine
+            return ""
+        text = sample[: exc.start].decode("utf-8")
+    if any(ord(ch) < 9 or 13 < ord(ch) < 32 for ch in text):
+        return ""
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        try:
+            json.loads(head)
+            return "json"
+        except ValueError:
+            return "json" if len(head) >= 4096 else "text"
+    return "text"
+
+
+def sniff(buf: Buffer) -> str:
+    """Format name of `buf` by content (see `Container.format` for the vocabulary)."""
+    view = memoryview(buf)
+    if len(view) == 0:
+        return "empty"
+    head = bytes(view[:4096])
+    if head.startswith(ZIP_LOCAL) or head.startswith(b"PK\x05\x06"):
+        return "zip"
+    if head.startswith(NPY_MAGIC):
+        return "npy"
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return "7z"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
+        return "bz2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return "lz4"
+    if head.startswith(b"ZF"):
+        return "joblib_zfile"  # joblib < 0.9.3 zlib dump; confirmed by its reader
+    if head.startswith(LEGACY_MAGIC_PICKLE):
+        return "torch_legacy"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"
+    if head.startswith(LFS_PREFIX):
+        return "git_lfs_pointer"
+    if is_tar(view):
+        return "tar"
+    if probe(view):
+        return "raw_pickle"
+    # zlib / raw lzma have weak magics; the reader confirms them by decompressing.
+    zlib_levels = (b"\x01", b"\x5e", b"\x9c", b"\xda")
+    if head[:1] == b"\x78" and head[1:2] in zlib_levels and (head[0] * 256 + head[1]) % 31 == 0:
+        return "zlib"
+    if head[:3] == b"\x5d\x00\x00":
+        return "lzma"
+    if _is_safetensors(head):
+        return "safetensors"
+    if _is_onnx(head):
+        return "onnx"
+    if has_zip_eocd(view):
+        return "zip"  # data before the first local header (B7)
+    kind = _text_kind(head)
+    return kind or "unknown"

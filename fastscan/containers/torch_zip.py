@@ -1,0 +1,62 @@
+"""PyTorch zip checkpoints (torch.save >= 1.6) and TorchScript archives (torch.jit.save).
+
+Both are zips under one top folder: `data.pkl` (the object graph), `data/<key>` tensor storages,
+`byteorder`, `version` / `.data/version`; TorchScript adds `code/**.py` (executed by
+torch.jit.load), `constants.pkl` and `extra/`. The generic zip walk in `archive` already probes
+every member and reads whole only the pickles; this module names the format, tags stream kinds
+and records the small text records as notes.
+"""
+
+from __future__ import annotations
+
+from ._context import ScanState
+from .base import Buffer
+from .zipread import ZipEntry, read_member
+
+_RECORDS = {"byteorder": "byteorder", "version": "torch_version", ".data/version": "torch_version"}
+MAX_RECORD = 64  # these records hold a word or a number
+
+
+def _tail(name: str) -> str:
+    """Member name below the archive's top folder ("archive/data.pkl" -> "data.pkl")."""
+    return name.split("/", 1)[1] if "/" in name else name
+
+
+def classify(names: list[str]) -> str:
+    """torchscript | torch_zip | npz | zip, from member names (content is probed elsewhere)."""
+    tails = {_tail(n) for n in names if "/" in n}  # torch always writes one top folder
+    if any(t.startswith("code/") for t in tails) and (
+        "constants.pkl" in tails or "data.pkl" in tails
+    ):
+        return "torchscript"
+    if "data.pkl" in tails or ("byteorder" in tails and any(t.startswith("data/") for t in tails)):
+        return "torch_zip"
+    if names and all(n.endswith(".npy") for n in names):
+        return "npz"
+    return "zip"
+
+
+def stream_kind(fmt: str, name: str) -> str:
+    if fmt == "torchscript" and _tail(name) == "constants.pkl":
+        return "torchscript_constants"
+    return "pickle"
+
+
+def note_records(state: ScanState, buf: Buffer, entries: list[ZipEntry], member: str) -> None:
+    """Record byteorder/version and count TorchScript code members."""
+    prefix = f"{member}/" if member else ""
+    code = 0
+    for e in entries:
+        tail = _tail(e.name)
+        if tail.startswith("code/"):
+            code += 1
+        key = _RECORDS.get(tail)
+        if key is None:
+            continue
+        try:
+            data, _ = read_member(buf, e, MAX_RECORD, prefix=True)
+        except Exception:  # a broken record is only a note, never a failure
+            continue
+        state.container.notes[prefix + key] = bytes(data).decode("ascii", "replace").strip()
+    if code:
+        state.container.notes[prefix + "torchscript_code_members"] = str(code)

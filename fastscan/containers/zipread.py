@@ -1,0 +1,366 @@
+"""A lenient zip reader: accepts at least what PyTorch's miniz loader accepts, and says what it saw.
+
+Python's `zipfile` refuses flag bits 0x1/0x20/0x40, CRC mismatches and local/central name
+mismatches; torch.load ignores all of them, so an attacker hides payloads there (THREATS B1-B4).
+This reader never raises on such files: it lists entries from the central directory (walking the
+local headers when that is missing or broken), reads members with a size cap, and records every
+oddity as a `ContainerAnomaly`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import stat
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from .base import Buffer, ContainerAnomaly
+
+LOCAL_SIG = b"PK\x03\x04"
+CENTRAL_SIG = b"PK\x01\x02"
+EOCD_SIG = b"PK\x05\x06"
+ZIP64_LOCATOR_SIG = b"PK\x06\x07"
+ZIP64_EOCD_SIG = b"PK\x06\x06"
+
+FLAG_ENCRYPTED = 0x1
+FLAG_DATA_DESCRIPTOR = 0x8
+FLAG_PATCHED = 0x20
+FLAG_STRONG_ENCRYPTION = 0x40
+
+METHOD_STORED = 0
+METHOD_DEFLATED = 8
+METHOD_BZIP2 = 12
+METHOD_LZMA = 14
+METHOD_AES = 99  # WinZip AES: always encrypted
+
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")  # 30 bytes
+_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # 46 bytes
+_EOCD = struct.Struct("<4sHHHHIIH")  # 22 bytes
+_CHUNK = 1 << 20
+
+
+class ZipError(Exception):
+    """The buffer holds no zip structure this reader can list at all."""
+
+
+class MemberTooLarge(Exception):
+    """A member's decompressed size passed the cap given to `read_member`."""
+
+
+class RatioExceeded(Exception):
+    """Output grew past `max_ratio` times the input consumed (a decompression bomb)."""
+
+
+@dataclass(slots=True)
+class ZipEntry:
+    name: str  # the central-directory name (local name when no directory)
+    local_name: str
+    method: int
+    flags: int
+    crc: int
+    compressed_size: int
+    size: int  # declared uncompressed size
+    header_offset: int  # real offset of the local header in the buffer
+    data_offset: int
+    is_symlink: bool = False
+    crc_known: bool = True  # False for data-descriptor members found by the local-header walk
+
+    @property
+    def encrypted_flag(self) -> bool:
+        return bool(self.flags & FLAG_ENCRYPTED) or self.method == METHOD_AES
+
+    @property
+    def is_dir(self) -> bool:
+        return self.name.endswith("/") and self.size == 0
+
+
+@dataclass(slots=True)
+class ZipListing:
+    entries: list[ZipEntry] = field(default_factory=list)
+    anomalies: list[ContainerAnomaly] = field(default_factory=list)
+
+
+def _decode_name(raw: bytes, flags: int) -> str:
+    if flags & 0x800:
+        return raw.decode("utf-8", "replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp437")
+
+
+def _zip64_extra(extra: bytes, size: int, csize: int, offset: int) -> tuple[int, int, int]:
+    """Apply a zip64 extended-information extra field (id 0x0001) to 0xFFFFFFFF placeholders."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, pos)
+        body = extra[pos + 4 : pos + 4 + length]
+        if tag == 0x0001:
+            vals = [v[0] for v in struct.iter_unpack("<Q", body[: len(body) // 8 * 8])]
+            if size == 0xFFFFFFFF and vals:
+                size = vals.pop(0)
+            if csize == 0xFFFFFFFF and vals:
+                csize = vals.pop(0)
+            if offset == 0xFFFFFFFF and vals:
+                offset = vals.pop(0)
+            break
+        pos += 4 + length
+    return size, csize, offset
+
+
+def _find_eocd(view: memoryview) -> int:
+    start = max(0, len(view) - (65535 + 22))
+    found = bytes(view[start:]).rfind(EOCD_SIG)
+    return found + start if found >= 0 else -1
+
+
+def _local_data_offset(view: memoryview, offset: int) -> tuple[int, str] | None:
+    if offset < 0 or offset + 30 > len(view) or bytes(view[offset : offset + 4]) != LOCAL_SIG:
+        return None
+    fields = _LOCAL.unpack_from(view, offset)
+    name_len, extra_len = fields[9], fields[10]
+    name = _decode_name(bytes(view[offset + 30 : offset + 30 + name_len]), fields[2])
+    return offset + 30 + name_len + extra_len, name
+
+
+def _central_listing(view: memoryview, eocd: int, listing: ZipListing) -> bool:
+    """Fill `listing` from the central directory; False when it is unusable."""
+    if eocd + 22 > len(view):
+        return False
+    _sig, _d, _dcd, _n_disk, n_total, cd_size, cd_offset, comment_len = _EOCD.unpack_from(
+        view, eocd
+    )
+    if eocd + 22 + comment_len < len(view):
+        listing.anomalies.append(
+            ContainerAnomaly("trailing_data", "", f"{len(view) - eocd - 22 - comment_len} bytes")
+        )
+    if 0xFFFFFFFF in (cd_size, cd_offset) or n_total == 0xFFFF:
+        loc = eocd - 20
+        if loc >= 0 and bytes(view[loc : loc + 4]) == ZIP64_LOCATOR_SIG:
+            (z64_offset,) = struct.unpack_from("<Q", view, loc + 8)
+            z64 = z64_offset if bytes(view[z64_offset : z64_offset + 4]) == ZIP64_EOCD_SIG else -1
+            if z64 < 0:  # prefix data shifts the record; search just before the locator
+                z64 = bytes(view[max(0, loc - 4096) : loc]).rfind(ZIP64_EOCD_SIG)
+                z64 = z64 + max(0, loc - 4096) if z64 >= 0 else -1
+            if z64 >= 0:
+                n_total, cd_size, cd_offset = struct.unpack_from("<QQQ", view, z64 + 32)
+                eocd = z64
+    # The directory ends where the EOCD starts; a different declared offset means bytes were
+    # prepended (B7) and every stored offset is shifted by the same delta.
+    real_cd = eocd - cd_size
+    if real_cd < 0 or bytes(view[real_cd : real_cd + 4]) != CENTRAL_SIG:
+        real_cd = cd_offset
+        if bytes(view[real_cd : real_cd + 4]) != CENTRAL_SIG:
+            return n_total == 0 and cd_size == 0
+    delta = real_cd - cd_offset
+    pos = real_cd
+    while pos + 46 <= len(view) and bytes(view[pos : pos + 4]) == CENTRAL_SIG:
+        f = _CENTRAL.unpack_from(view, pos)
+        flags, method, crc, csize, size = f[3], f[4], f[7], f[8], f[9]
+        name_len, extra_len, comment_len2 = f[10], f[11], f[12]
+        made_by_os = f[1] >> 8
+        ext_attr, local_off = f[15], f[16]
+        raw_name = bytes(view[pos + 46 : pos + 46 + name_len])
+        extra = bytes(view[pos + 46 + name_len : pos + 46 + name_len + extra_len])
+        size, csize, local_off = _zip64_extra(extra, size, csize, local_off)
+        name = _decode_name(raw_name, flags)
+        header = local_off + delta
+        local = _local_data_offset(view, header)
+        if local is None and delta:
+            header = local_off
+            local = _local_data_offset(view, header)
+        if local is None:
+            listing.anomalies.append(ContainerAnomaly("zip_bad_local_header", name))
+        else:
+            data_offset, local_name = local
+            entry = ZipEntry(name, local_name, method, flags, crc, csize, size, header, data_offset)
+            entry.is_symlink = made_by_os == 3 and stat.S_ISLNK(ext_attr >> 16)
+            listing.entries.append(entry)
+        pos += 46 + name_len + extra_len + comment_len2
+    if listing.entries and min(e.header_offset for e in listing.entries) > 0:
+        first = min(e.header_offset for e in listing.entries)
+        listing.anomalies.append(ContainerAnomaly("zip_prefix_data", "", f"{first} bytes"))
+    return bool(listing.entries) or n_total == 0
+
+
+def find_in_view(view: memoryview, needle: bytes, start: int = 0) -> int:
+    """`bytes.find` over a (possibly huge, mmapped) view, 16 MiB at a time."""
+    step = 16 << 20
+    pos = max(0, start)
+    while pos < len(view):
+        window = bytes(view[pos : pos + step + len(needle) - 1])
+        found = window.find(needle)
+        if found >= 0:
+            return pos + found
+        pos += step
+    return -1
+
+
+def _walk_local_headers(view: memoryview, listing: ZipListing) -> None:
+    """No usable central directory: find local headers by signature, as a salvage reader."""
+    pos = find_in_view(view, LOCAL_SIG)
+    if pos > 0:
+        listing.anomalies.append(ContainerAnomaly("zip_prefix_data", "", f"{pos} bytes"))
+    while pos >= 0 and pos + 30 <= len(view):
+        f = _LOCAL.unpack_from(view, pos)
+        flags, method, crc, csize, size = f[2], f[3], f[6], f[7], f[8]
+        name_len, extra_len = f[9], f[10]
+        name = _decode_name(bytes(view[pos + 30 : pos + 30 + name_len]), flags)
+        extra = bytes(view[pos + 30 + name_len : pos + 30 + name_len + extra_len])
+        size, csize, _ = _zip64_extra(extra, size, csize, 0)
+        data_offset = pos + 30 + name_len + extra_len
+        skip = csize if csize not in (0, 0xFFFFFFFF) else 0
+        nxt = find_in_view(view, LOCAL_SIG, data_offset + skip)
+        if (flags & FLAG_DATA_DESCRIPTOR) and csize in (0, 0xFFFFFFFF):
+            # Size unknown up front: the member runs to the next header or the directory.
+            stop = nxt if nxt >= 0 else len(view)
+            cd = find_in_view(view[:stop], CENTRAL_SIG, data_offset)
+            if 0 <= cd < stop:
+                stop = cd
+            csize = stop - data_offset
+            if csize >= 16 and bytes(view[stop - 16 : stop - 12]) == b"PK\x07\x08":
+                csize -= 16
+        entry = ZipEntry(name, name, method, flags, crc, csize, size, pos, data_offset)
+        entry.crc_known = not flags & FLAG_DATA_DESCRIPTOR
+        listing.entries.append(entry)
+        pos = nxt
+
+
+def list_zip(buf: Buffer) -> ZipListing:
+    """List every member with its anomalies. Raises ZipError only when no structure is found."""
+    view = memoryview(buf)
+    listing = ZipListing()
+    eocd = _find_eocd(view)
+    ok = eocd >= 0 and _central_listing(view, eocd, listing)
+    if not ok:
+        listing.entries.clear()
+        listing.anomalies = [a for a in listing.anomalies if a.code == "trailing_data"]
+        listing.anomalies.append(ContainerAnomaly("zip_no_central_directory"))
+        _walk_local_headers(view, listing)
+        if not listing.entries:
+            raise ZipError("no zip central directory or local headers found")
+    seen: set[str] = set()
+    for e in listing.entries:
+        _entry_anomalies(e, seen, listing.anomalies)
+    return listing
+
+
+def _entry_anomalies(e: ZipEntry, seen: set[str], out: list[ContainerAnomaly]) -> None:
+    if e.flags & FLAG_ENCRYPTED:
+        out.append(ContainerAnomaly("zip_flag_encrypted", e.name))
+    if e.flags & FLAG_PATCHED:
+        out.append(ContainerAnomaly("zip_flag_patched", e.name))
+    if e.flags & FLAG_STRONG_ENCRYPTION:
+        out.append(ContainerAnomaly("zip_flag_strong_encryption", e.name))
+    if e.local_name != e.name:
+        out.append(ContainerAnomaly("zip_name_mismatch", e.name, f"local header: {e.local_name}"))
+    if e.name in seen:
+        out.append(ContainerAnomaly("zip_duplicate_name", e.name))
+    seen.add(e.name)
+    parts = e.name.replace("\\", "/").split("/")
+    if e.name.startswith(("/", "\\")) or ".." in parts or (len(e.name) > 1 and e.name[1] == ":"):
+        out.append(ContainerAnomaly("zip_path_traversal", e.name))
+    if e.is_symlink:
+        out.append(ContainerAnomaly("zip_symlink_member", e.name))
+    if e.method not in (METHOD_STORED, METHOD_DEFLATED, METHOD_BZIP2, METHOD_LZMA, METHOD_AES):
+        out.append(ContainerAnomaly("zip_unknown_method", e.name, str(e.method)))
+
+
+def raw_member(buf: Buffer, e: ZipEntry) -> memoryview:
+    """The member's stored (possibly compressed) bytes, clipped to the buffer."""
+    view = memoryview(buf)
+    return view[e.data_offset : min(len(view), e.data_offset + e.compressed_size)]
+
+
+class _Lzma:
+    """Zip's LZMA method: 2-byte version, 2-byte props size, props, then raw LZMA1 data."""
+
+    def __init__(self, head: bytes) -> None:
+        (props_size,) = struct.unpack_from("<H", head, 2)
+        props = head[4 : 4 + props_size]
+        filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
+        self.skip = 4 + props_size
+        self._d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        return self._d.decompress(data, max_length)
+
+
+def read_member(
+    buf: Buffer, e: ZipEntry, limit: int, *, prefix: bool = False, ratio: tuple[int, int] = (0, 0)
+) -> tuple[memoryview | bytes, int]:
+    """(data, compressed bytes consumed) for at most `limit` output bytes.
+
+    Stored members are zero-copy views. Compressed members inflate incrementally so a bomb
+    costs at most `limit` bytes. Unless `prefix` (probe the start only), raises MemberTooLarge
+    if more than `limit` bytes would follow; zlib/lzma/OSError/ValueError on corrupt (or really
+    encrypted) data.
+    """
+    raw = raw_member(buf, e)
+    if e.method == METHOD_STORED:
+        if len(raw) > limit:
+            if not prefix:
+                raise MemberTooLarge(f"{len(raw)} bytes, more than {limit}")
+            return raw[:limit], limit
+        return raw, len(raw)
+    if e.method == METHOD_DEFLATED:
+        dec: zlib._Decompress | bz2.BZ2Decompressor | _Lzma = zlib.decompressobj(-15)
+    elif e.method == METHOD_BZIP2:
+        dec = bz2.BZ2Decompressor()
+    elif e.method == METHOD_LZMA:
+        dec = _Lzma(bytes(raw[:64]))
+        raw = raw[dec.skip :]
+    else:
+        raise ValueError(f"unsupported zip compression method {e.method}")
+    out, consumed, stop = inflate(raw, dec, limit, ratio=ratio)
+    if stop == "ratio":
+        raise RatioExceeded(f"{len(out)} bytes from {consumed} compressed")
+    if stop == "size" and not prefix:
+        raise MemberTooLarge(f"more than {limit} bytes after decompression")
+    return out, consumed
+
+
+def inflate(
+    raw: memoryview,
+    dec: object,
+    limit: int,
+    *,
+    ratio: tuple[int, int] = (0, 0),
+) -> tuple[bytes, int, str]:
+    """Run an incremental decompressor over `raw` for at most `limit` output bytes.
+
+    Returns (output, compressed bytes consumed, why it stopped early: "" | "size" | "ratio").
+    `ratio=(max_ratio, min_bytes)`: once the output passes min_bytes, stop with "ratio" when it
+    is more than max_ratio times the compressed input consumed so far. Works with zlib objects
+    (unconsumed_tail) and bz2/lzma/lz4 objects (needs_input). Decoder errors propagate.
+    """
+    max_ratio, ratio_floor = ratio
+    is_zlib = hasattr(dec, "unconsumed_tail")
+    out = bytearray()
+    consumed = 0
+    pending = b""
+    while len(out) < limit and not getattr(dec, "eof", False):
+        needs_input = getattr(dec, "needs_input", True)
+        if (is_zlib and not pending) or (not is_zlib and needs_input):
+            if consumed >= len(raw):
+                break
+            pending = bytes(raw[consumed : consumed + _CHUNK])
+            consumed += len(pending)
+        step = min(limit - len(out), 4 * _CHUNK)  # small steps keep the ratio check timely
+        chunk = dec.decompress(pending, step)  # type: ignore[attr-defined]
+        out += chunk
+        pending = dec.unconsumed_tail if is_zlib else b""  # type: ignore[attr-defined]
+        if max_ratio and len(out) > ratio_floor and len(out) > max_ratio * max(consumed, 1):
+            return bytes(out), consumed, "ratio"
+        if not chunk and not pending and consumed >= len(raw):
+            break
+    eof = getattr(dec, "eof", False)
+    more_left = bool(pending) or consumed < len(raw) or not getattr(dec, "needs_input", True)
+    truncated = len(out) >= limit and more_left and not eof
+    return bytes(out), consumed, "size" if truncated else ""
+
+
+def crc_ok(data: Buffer, e: ZipEntry) -> bool:
+    return zlib.crc32(data) & 0xFFFFFFFF == e.crc
