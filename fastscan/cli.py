@@ -51,8 +51,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bulk", help="scan every file under a root (or URL) into Parquet")
     p.add_argument("root")
     p.add_argument("--out", required=True, help="output file ('-' for stdout with text formats)")
-    p.add_argument("--format", choices=("parquet", "jsonl", "sarif"), default="parquet")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores; 0: in-process)")
+    p.add_argument("--format", choices=("parquet", "jsonl", "sarif", "console"), default="parquet")
+    p.add_argument("-j", "--workers", type=int, default=None,
+                   help="processes (default: all cores; 0: in-process, no crash isolation)")
+    p.add_argument("--chunk-size", type=int, default=64, help="files sent to a worker at once")
     p.add_argument("--include", action="append", default=[], help="glob on the relative path")
     p.add_argument("--exclude", action="append", default=[], help="glob on the relative path")
     p.add_argument("--follow-symlinks", action="store_true")
@@ -92,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # BulkError is a RuntimeError
         print(f"fastscan: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 
@@ -108,11 +110,15 @@ def _exit_code(verdicts: list[str], statuses: list[str], fail_on: str) -> int:
 
 def _cmd_scan(args: argparse.Namespace) -> int:
     from .scan import Scanner
-    from .sinks import open_sink, results_to_batch
+    from .sinks import ConsoleSink, open_sink, results_to_batch
 
     scanner = Scanner(**_scanner_options(args))
     results, _ = scanner.scan_refs([os.fspath(f) for f in args.files])
-    sink = open_sink(args.format, stream=sys.stdout, metadata=scanner.versions)
+    sink: Any
+    if args.format == "console":  # every file gets its line, flagged ones all their reasons
+        sink = ConsoleSink(sys.stdout, show_clean=True, max_reasons=20, width=160)
+    else:
+        sink = open_sink(args.format, stream=sys.stdout, metadata=scanner.versions)
     sink.write(results_to_batch(results))
     sink.close()
     return _exit_code([r.verdict for r in results], [r.status for r in results], args.fail_on)
@@ -146,6 +152,7 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
             out=out,
             fmt=args.format,
             workers=args.workers,
+            chunk_size=args.chunk_size,
             include=args.include,
             exclude=args.exclude,
             follow_symlinks=args.follow_symlinks,

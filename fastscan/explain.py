@@ -12,7 +12,7 @@ from typing import Any
 
 from .containers import PickleStream
 from .facts import StreamFacts
-from .opcodes import ARG_FIXED, ARG_LEN1, ARG_LINE, ARG_LINE2, BY_CODE, BYTES_OPCODES
+from .opcodes import ARG_FIXED, ARG_LEN1, ARG_NONE, ARG_LINE, ARG_LINE2, BY_CODE, BYTES_OPCODES
 from .rules import RuleSet
 from .scan import Analysis
 from .tokenizer import Op, list_opcodes
@@ -26,6 +26,8 @@ _FIXED_FORMATS = {"BININT": "<i", "BININT1": "<B", "BININT2": "<H", "BINFLOAT": 
 def describe_arg(view: memoryview, op: Op, width: int = 60) -> str:
     """A short, safe rendering of an opcode's argument."""
     info = BY_CODE[op.code]
+    if info.arg_kind == ARG_NONE:
+        return ""
     raw = bytes(view[op.arg_offset : op.arg_offset + min(op.arg_length, 4 * width)])
     if info.arg_kind == ARG_FIXED:
         fmt = _FIXED_FORMATS.get(info.name)

@@ -164,7 +164,7 @@ class Scanner:
         if scored and (self.model is not None or with_features):
             from . import features
 
-            vectors = [features.extract(a.container, a.streams) for _r, a in scored]
+            vectors = [features.extract(a.container, a.streams, self.rules) for _r, a in scored]
             batch = features.to_batch(vectors, paths=[r.path for r, _a in scored])
             if self.model is not None:
                 p, s = self.model.score(batch)

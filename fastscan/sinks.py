@@ -48,6 +48,8 @@ RESULT_SCHEMA = pa.schema(
         ("bytes_read", pa.int64()),
         ("error", pa.string()),
         ("scan_seconds", pa.float64()),
+        ("hf_repo", pa.string()),  # null unless the path is in a Hugging Face cache/mirror
+        ("hf_revision", pa.string()),
     ]
 )
 
@@ -70,6 +72,8 @@ _SCALAR_FIELDS = (
     "bytes_read",
     "error",
     "scan_seconds",
+    "hf_repo",
+    "hf_revision",
 )
 
 
@@ -333,9 +337,12 @@ def _sarif_result(row: Mapping[str, Any], f: Mapping[str, Any]) -> dict[str, Any
 class ConsoleSink:
     """A human table: one line per flagged or errored file (all files with `show_clean`)."""
 
-    def __init__(self, stream: IO[str], *, show_clean: bool = False, width: int = 100) -> None:
+    def __init__(
+        self, stream: IO[str], *, show_clean: bool = False, width: int = 100, max_reasons: int = 1
+    ) -> None:
         self._stream = stream
         self._show_clean = show_clean
+        self._max_reasons = max_reasons
         self._width = width
         self._header_done = False
 
@@ -347,10 +354,11 @@ class ConsoleSink:
                 self._stream.write(f"{'VERDICT':<11} {'STATUS':<11} {'RULES':<24} PATH\n")
                 self._header_done = True
             rules = ",".join(row["rule_ids"] or ()) or "-"
-            detail = row["error"] or ((row["reasons"] or [""])[0])
+            details = [row["error"]] if row["error"] else []
+            details += list(row["reasons"] or ())[: self._max_reasons]
             line = f"{row['verdict']:<11} {row['status']:<11} {rules:<24} {row['path']}"
             self._stream.write(line + "\n")
-            if detail:
+            for detail in details[: max(1, self._max_reasons)]:
                 self._stream.write(f"{'':<11} {_clip(detail, self._width)}\n")
 
     def close(self) -> None:

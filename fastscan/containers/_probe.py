@@ -22,7 +22,8 @@ MIN_OPCODES = 8  # a prefix without STOP must hold at least this many valid opco
 _START_OPCODES = frozenset(b"\x80(}])NIJKLMFGSTUVXcB\x8c\x8d\x8e\x88\x89\x8a\x8bCP\x96\x97\x8f")
 _MARK = pickletools.markobject
 # GLOBAL/INST operands the loader could resolve: dotted identifiers (text otherwise passes genops).
-_IMPORT_OPERAND = re.compile(r"^[A-Za-z_][\w.]* [A-Za-z_][\w.]*$")
+_IMPORT_OPERAND = re.compile(r"^[A-Za-z_][\w.]*\r? [A-Za-z_][\w.]*\r?$")  # \r\n lines too (C7)
+_IDENTIFIER = re.compile(r"^[A-Za-z_][\w.]*$")
 
 
 class BufferReader:
@@ -152,3 +153,24 @@ def pickle_end(data: Buffer, start: int = 0) -> int | None:
         return end
     except (ValueError, UnicodeDecodeError, IndexError, OverflowError):
         return None
+
+
+def parses_as_pickle(data: Buffer) -> bool:
+    """Last resort for bytes the prefix probe rejected: walk the whole buffer natively.
+
+    Catches pickles whose first opcode outruns the probe window (an 8 MiB protocol-0 string,
+    THREATS G5) and any other pickle at offset 0 that imports an importable-looking name. Only
+    a pickle starting at offset 0 counts, so text with words that look like GLOBAL lines is not
+    promoted by the tokenizer's resynchronisation.
+    """
+    try:
+        from fastscan.tokenizer import tokenize  # noqa: PLC0415 - native stage
+    except ImportError:
+        return False
+    facts = tokenize(data)
+    if not facts.pickle_offsets or facts.pickle_offsets[0] != 0:
+        return False
+    first = [g for g in facts.globals if g.pickle_index == 0]
+    if first:
+        return all(_IDENTIFIER.match(g.module) and _IDENTIFIER.match(g.name) for g in first[:1])
+    return facts.status == "ok" and facts.n_pickles == 1 and facts.n_opcodes >= 2 and not facts.junk_bytes

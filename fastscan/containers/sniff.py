@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import struct
 
-from ._probe import probe
+from ._probe import parses_as_pickle, probe
 from .base import Buffer
 
 # The legacy (pre-1.6) torch.save magic number, pickled as LONG1 by protocol 2.
@@ -145,5 +145,7 @@ def sniff(buf: Buffer) -> str:
         return "onnx"
     if has_zip_eocd(view):
         return "zip"  # data before the first local header (B7)
+    if parses_as_pickle(view):
+        return "raw_pickle"
     kind = _text_kind(head)
     return kind or "unknown"
