@@ -13,7 +13,7 @@ from dataclasses import dataclass
 __all__ = ["F_CALLABLES", "ROWS", "STREAM_CONTAINERS", "Row", "row"]
 
 # (module, name, family, argument kind) for every callable THREATS.md section F names.
-# The argument kinds are interpreted by payloads._f_args (harmless values only).
+# The argument kinds are interpreted by threats_names._f_args (harmless values only).
 F_CALLABLES: tuple[tuple[str, str, str, str], ...] = (
     # process
     ("os", "system", "process", "cmd"),

@@ -1,0 +1,268 @@
+"""`fastscan eval CORPUS`: detection quality of rules alone, the model alone, and both combined.
+
+    fastscan eval CORPUS [--model fastscan-v1] [--positive suspicious|malicious]
+    fastscan eval CORPUS --experiments [--seed 0] [--test-fraction 0.3]
+
+CORPUS is any folder with a `manifest.jsonl` (as `fastscan.train.corpus` writes it), one JSON
+object per line; other keys are ignored:
+
+    {"path": "malicious/process/F_os.system/raw-0.pkl",  # relative to the folder, or absolute
+     "label": "malicious",        # benign | malicious
+     "family": "F:os.system",     # payload variant (THREATS.md row or callable) or benign source;
+                                  # optional, defaults to the path
+     "group": "process",          # coarse family: process, exec, network, … (benign: torch,
+                                  # numpy, …); the unit of per-family recall and leave-one-out
+     "container": "torch_zip"}    # how the payload was packaged (informational)
+
+Every file is scanned by `fastscan.scan.Scanner(model=None)`, which gives the rules-alone
+verdict and the feature row. "model" is `verdict.combine` on the model scores with no rule
+findings; "combined" is `verdict.combine` on rule findings plus model scores, i.e. exactly
+what `fastscan scan` reports. A file counts as flagged when its verdict is at least
+`--positive` (default suspicious). Reported: precision, recall, F1, false-positive rate on benign
+files, and recall per `group`.
+
+`--experiments` is the driver behind the README numbers (it fits its own models):
+- held-out: files are split into train and test, stratified by label; all files of one payload
+  variant (`family`, any container or seed) sit on the same side, so a test payload was never
+  seen in training in any packaging. Models are fit on train (out-of-fold thresholds, the same
+  `fit.fit` as `fastscan train`) and scored on test;
+- leave-one-family-out: for each malicious `group`, fit on the held-out train split minus that
+  group (same thresholds) and measure recall on every file of the group, plus the
+  false-positive rate on the benign test split: what the model adds on attack families it has
+  never seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+from threadpoolctl import threadpool_limits
+
+from .. import model as model_mod
+from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, combine
+from . import fit as fit_mod
+from .fit import CorpusScan, anomaly_scores, make_anomaly_model, make_classifier
+
+MODES = ("rules", "model", "combined")
+_RANK = {CLEAN: 0, SUSPICIOUS: 1, MALICIOUS: 2}
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    precision: float
+    recall: float
+    f1: float
+    fpr: float
+    n_benign: int
+    n_malicious: int
+    family_recall: dict[str, tuple[int, int]]  # group -> (detected, total)
+
+
+def verdicts(
+    scan: CorpusScan,
+    rows: np.ndarray,
+    prob: np.ndarray,
+    anomaly: np.ndarray,
+    thresholds: dict[str, float],
+) -> dict[str, list[str]]:
+    """Per mode, the verdict of each selected row (same function as `fastscan scan`)."""
+    out: dict[str, list[str]] = {m: [] for m in MODES}
+    for i, p, a in zip(rows.tolist(), prob.tolist(), anomaly.tolist(), strict=True):
+        out["rules"].append(scan.rule_verdicts[i])
+        out["model"].append(combine([], "complete", p, a, thresholds)[0])
+        out["combined"].append(combine(scan.findings[i], scan.statuses[i], p, a, thresholds)[0])
+    return out
+
+
+def measure(
+    mode: str, verdict_list: Sequence[str], y: np.ndarray, families: np.ndarray, positive: str
+) -> ModeResult:
+    flagged = np.array([_RANK[v] >= _RANK[positive] for v in verdict_list], dtype=bool)
+    rates = fit_mod._rates(flagged, y)
+    fam: dict[str, tuple[int, int]] = {}
+    for family in sorted(set(families[y == 1].tolist())):
+        sel = (y == 1) & (families == family)
+        fam[family] = (int(flagged[sel].sum()), int(sel.sum()))
+    return ModeResult(
+        mode,
+        rates["precision"],
+        rates["recall"],
+        rates["f1"],
+        rates["fpr"],
+        int((y == 0).sum()),
+        int((y == 1).sum()),
+        fam,
+    )
+
+
+def evaluate_rows(
+    scan: CorpusScan,
+    rows: np.ndarray,
+    prob: np.ndarray,
+    anomaly: np.ndarray,
+    thresholds: dict[str, float],
+    *,
+    positive: str = SUSPICIOUS,
+) -> list[ModeResult]:
+    per_mode = verdicts(scan, rows, prob, anomaly, thresholds)
+    y, fams = scan.y[rows], scan.groups[rows]
+    return [measure(m, per_mode[m], y, fams, positive) for m in MODES]
+
+
+def format_table(results: Sequence[ModeResult], title: str) -> str:
+    """Overall metrics per mode, then recall per group (rows) and mode (columns)."""
+    lines = [title, f"{'mode':<9} {'precision':>9} {'recall':>7} {'F1':>7} {'FPR':>7}"]
+    for r in results:
+        lines.append(f"{r.mode:<9} {r.precision:>9.4f} {r.recall:>7.4f} {r.f1:>7.4f} {r.fpr:>7.4f}")
+    if not results:
+        return "\n".join(lines)
+    lines.append(f"({results[0].n_benign} benign, {results[0].n_malicious} malicious files)")
+    lines.append("")
+    lines.append(
+        f"{'recall per group':<18} {'files':>6}" + "".join(f" {r.mode:>9}" for r in results)
+    )
+    for group, (_hit, total) in results[0].family_recall.items():
+        cells = "".join(f" {_ratio(*r.family_recall[group]):>9}" for r in results)
+        lines.append(f"{group:<18} {total:>6}{cells}")
+    return "\n".join(lines)
+
+
+def _ratio(hit: int, total: int) -> str:
+    return f"{hit / total:.3f}" if total else "-"
+
+
+# -- experiments ----------------------------------------------------------------------------------
+
+
+def held_out_split(
+    scan: CorpusScan, seed: int, test_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices; grouped by `group`, stratified by label."""
+    n_splits = max(2, round(1 / test_fraction))
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    train, test = next(splitter.split(np.zeros(len(scan.y)), scan.y, scan.split_keys))
+    return np.sort(train), np.sort(test)
+
+
+def _fit_and_score(
+    scan: CorpusScan, train: np.ndarray, test: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    X, y = scan.X, scan.y
+    with threadpool_limits(limits=1):  # see fit.fit
+        clf = make_classifier(seed).fit(X[train], y[train])
+        benign = train[y[train] == 0]
+        iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
+    return clf.predict_proba(X[test])[:, 1], anomaly_scores(iso, X[test])
+
+
+def run_experiments(
+    scan: CorpusScan, seed: int = 0, test_fraction: float = 0.3, positive: str = SUSPICIOUS
+) -> dict[str, Any]:
+    """Held-out and leave-one-family-out results (see the module docstring)."""
+    train, test = held_out_split(scan, seed, test_fraction)
+    fitted = fit_mod.fit(scan.X[train], scan.y[train], scan.split_keys[train], seed=seed)
+    thresholds = fitted.thresholds
+    prob = fitted.classifier.predict_proba(scan.X[test])[:, 1]
+    anomaly = anomaly_scores(fitted.anomaly, scan.X[test])
+    held_out = evaluate_rows(scan, test, prob, anomaly, thresholds, positive=positive)
+
+    benign_test = test[scan.y[test] == 0]
+    lofo: dict[str, dict[str, Any]] = {}
+    for family in sorted(set(scan.groups[scan.y == 1].tolist())):
+        in_family = (scan.y == 1) & (scan.groups == family)
+        fold_train = train[~in_family[train]]
+        fold_test = np.concatenate([np.flatnonzero(in_family), benign_test])
+        p, a = _fit_and_score(scan, fold_train, fold_test, seed)
+        results = evaluate_rows(scan, fold_test, p, a, thresholds, positive=positive)
+        lofo[family] = {
+            r.mode: {"recall": r.recall, "fpr": r.fpr, "n": r.n_malicious} for r in results
+        }
+    means = {
+        m: float(np.mean([v[m]["recall"] for v in lofo.values()])) if lofo else math.nan
+        for m in MODES
+    }
+    return {
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "positive": positive,
+        "thresholds": thresholds,
+        "n_train": len(train),
+        "n_test": len(test),
+        "held_out": held_out,
+        "leave_one_family_out": lofo,
+        "leave_one_family_out_mean_recall": means,
+    }
+
+
+def format_lofo(report: dict[str, Any]) -> str:
+    lofo = report["leave_one_family_out"]
+    lines = ["leave-one-family-out (recall on the unseen family; FPR on held-out benign)"]
+    lines.append(f"{'family':<16} {'files':>6}" + "".join(f" {m:>9}" for m in MODES) + " model FPR")
+    for family, row in lofo.items():
+        cells = "".join(f" {row[m]['recall']:>9.4f}" for m in MODES)
+        lines.append(f"{family:<16} {row['rules']['n']:>6}{cells} {row['model']['fpr']:>9.4f}")
+    means = report["leave_one_family_out_mean_recall"]
+    lines.append(f"{'mean':<16} {'':>6}" + "".join(f" {means[m]:>9.4f}" for m in MODES))
+    return "\n".join(lines)
+
+
+def _jsonable(report: dict[str, Any]) -> dict[str, Any]:
+    out = dict(report)
+    out["held_out"] = [r.__dict__ for r in report["held_out"]]
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fastscan eval", description=__doc__.split("\n")[0])
+    parser.add_argument("corpus", help="folder holding manifest.jsonl")
+    parser.add_argument("--model", default=None, help="model name or .onnx path (default: shipped)")
+    parser.add_argument("--positive", choices=(SUSPICIOUS, MALICIOUS), default=SUSPICIOUS)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--experiments", action="store_true", help="held-out + leave-one-family-out"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test-fraction", type=float, default=0.3)
+    parser.add_argument("--json", dest="json_out", help="also write the numbers to this file")
+    args = parser.parse_args(argv)
+
+    scan = fit_mod.scan_corpus(fit_mod.read_manifest(args.corpus), workers=args.workers)
+    if args.experiments:
+        report = run_experiments(scan, args.seed, args.test_fraction, args.positive)
+        title = (
+            f"held-out split (seed {args.seed}, {args.test_fraction:.0%} of groups; "
+            f"flagged = verdict >= {args.positive}; thresholds {report['thresholds']})"
+        )
+        print(format_table(report["held_out"], title))
+        print()
+        print(format_lofo(report))
+        payload = _jsonable(report)
+    else:
+        m = model_mod.load(args.model)
+        prob, anomaly = m.score_matrix(scan.X)
+        rows = np.arange(len(scan.y))
+        results = evaluate_rows(scan, rows, prob, anomaly, m.thresholds, positive=args.positive)
+        print(
+            format_table(
+                results, f"{args.corpus} with {m.name} (flagged = verdict >= {args.positive})"
+            )
+        )
+        payload = {
+            "model": m.name,
+            "thresholds": m.thresholds,
+            "results": [r.__dict__ for r in results],
+        }
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=1, default=str)
+    sys.stdout.flush()
+    return 0
