@@ -92,6 +92,7 @@ class CallSite:
     callable_index: int  # index into StreamFacts.globals, -1 when not resolvable
     discarded: bool = False  # the result was POPped without use (C10)
     callable_is_call: bool = False  # the callable is itself the result of a call (getattr chains)
+    callable_call_index: int = -1  # index into StreamFacts.calls of that producing call, or -1
 
 
 @dataclass(frozen=True, slots=True)

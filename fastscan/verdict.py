@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
+from typing import Any
 
 CLEAN = "clean"
 SUSPICIOUS = "suspicious"
@@ -67,6 +70,8 @@ class FileResult:
     bytes_read: int = 0
     error: str = ""
     scan_seconds: float = 0.0
+    hf_repo: str | None = None  # "org/name" when the path is in a Hugging Face cache/mirror
+    hf_revision: str | None = None  # the snapshot folder (commit hash or ref) of that path
 
     @property
     def rule_ids(self) -> list[str]:
@@ -80,3 +85,107 @@ class FileResult:
     @property
     def max_severity(self) -> Severity:
         return max((f.severity for f in self.findings), default=Severity.INFO)
+
+
+# -- combining findings, file status and model scores -------------------------------------------
+
+# Statuses that mean some bytes were not looked at; they never produce a silent "clean".
+INCOMPLETE_STATUSES = ("partial", "encrypted", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictPolicy:
+    """Thresholds and policy for `combine`; model thresholds normally come from its manifest.
+
+    `incomplete_verdict` decides what a partial/encrypted/error scan WITHOUT findings becomes:
+    "suspicious" (default: fail closed, THREATS G1/G2) or "clean" for users who gate on the
+    `status` column separately. Findings always count, whatever the policy.
+    """
+
+    classifier_suspicious: float = 0.5  # probability at or above -> FS901 suspicious
+    classifier_malicious: float = 0.9  # probability at or above -> FS901 malicious
+    anomaly_suspicious: float = float("nan")  # anomaly score at or above -> FS902; NaN = off
+    incomplete_verdict: str = SUSPICIOUS
+
+    @classmethod
+    def from_mapping(cls, thresholds: Mapping[str, float]) -> VerdictPolicy:
+        """From a manifest's thresholds: the field names, or `suspicious`/`malicious`/`anomaly`."""
+        short = {
+            "suspicious": "classifier_suspicious",
+            "malicious": "classifier_malicious",
+            "anomaly": "anomaly_suspicious",
+        }
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in thresholds.items():
+            name = short.get(key, key)
+            if name not in known:
+                raise ValueError(f"unknown threshold {key!r}; expected one of {sorted(known)}")
+            values[name] = value if name == "incomplete_verdict" else float(value)
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        if self.incomplete_verdict not in (CLEAN, SUSPICIOUS):
+            raise ValueError("incomplete_verdict must be 'clean' or 'suspicious'")
+        if self.classifier_suspicious > self.classifier_malicious:
+            raise ValueError("classifier_suspicious must not exceed classifier_malicious")
+
+
+_VERDICT_OF = {
+    Severity.INFO: CLEAN,
+    Severity.LOW: CLEAN,
+    Severity.SUSPICIOUS: SUSPICIOUS,
+    Severity.MALICIOUS: MALICIOUS,
+}
+
+
+def combine(
+    findings: list[Finding],
+    status: str,
+    score: float = float("nan"),
+    anomaly_score: float = float("nan"),
+    policy: VerdictPolicy | Mapping[str, float] | None = None,
+) -> tuple[str, list[Finding]]:
+    """One fail-closed verdict from rule findings, scan status and model scores.
+
+    Returns (verdict, model_findings); the caller appends model_findings to the file's findings.
+    - The verdict is the highest severity among all findings (rule + model): a rule-based
+      malicious verdict can never be lowered by a model score (G6), only raised.
+    - Fail closed: the rule engine grades a call seen before a parse failure (FS201) and sinks
+      (FS101/FS102) as malicious, unknown globals (FS103) as suspicious; here an incomplete
+      scan without such findings becomes `policy.incomplete_verdict` (suspicious by default).
+    - `unsupported` (not a pickle container, e.g. a PNG or a Git-LFS pointer) is not incomplete.
+    `policy` may also be a model manifest's thresholds mapping (see `VerdictPolicy.from_mapping`).
+    """
+    from .rules.catalog import ANOMALY_SCORE, CLASSIFIER_SCORE  # noqa: PLC0415 (import cycle)
+
+    if policy is None:
+        policy = VerdictPolicy()
+    elif not isinstance(policy, VerdictPolicy):
+        policy = VerdictPolicy.from_mapping(policy)
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+    model: list[Finding] = []
+    if not math.isnan(score):
+        if score >= policy.classifier_malicious:
+            sev: Severity | None = Severity.MALICIOUS
+        elif score >= policy.classifier_suspicious:
+            sev = Severity.SUSPICIOUS
+        else:
+            sev = None
+        if sev is not None:
+            model.append(
+                CLASSIFIER_SCORE.finding(f"classifier probability {score:.3f}", severity=sev)
+            )
+    # NaN compares false, so a missing score or a disabled threshold never fires.
+    if anomaly_score >= policy.anomaly_suspicious:
+        model.append(
+            ANOMALY_SCORE.finding(
+                f"anomaly score {anomaly_score:.3f} >= {policy.anomaly_suspicious:.3f}"
+            )
+        )
+    worst = max((f.severity for f in (*findings, *model)), default=Severity.INFO)
+    verdict = _VERDICT_OF[worst]
+    if verdict == CLEAN and status in INCOMPLETE_STATUSES:
+        verdict = policy.incomplete_verdict
+    return verdict, model

@@ -1,0 +1,524 @@
+"""Facts -> findings. One linear pass over each stream's globals, calls, anomalies and strings.
+
+Severity policy (THREATS.md "Lessons"): importing or calling a sink is malicious; a global outside
+the allowlist is suspicious, never a pass; structure that benign `torch.save`/`joblib.dump`/
+`numpy.save` never produce is graded by how much it says about intent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..containers.base import COMPLETE, ENCRYPTED, ERROR, PARTIAL, UNSUPPORTED, Container
+from ..facts import (
+    STATUS_BAD_OPCODE,
+    STATUS_BUDGET,
+    STATUS_NOT_PICKLE,
+    STATUS_TRUNCATED,
+    CallSite,
+    StreamFacts,
+)
+from ..verdict import Finding, Severity
+from . import catalog as R
+from .catalog import FindingRule
+from .knowledge import UNKNOWN
+from .resolve import Classification
+from .ruleset import RuleSet, default_ruleset
+
+MAX_FINDINGS_PER_RULE = 64  # per member; the rest is summarised so hostile files stay small
+
+# Tokenizer anomaly code -> finding rule. Codes not listed fall back to ODD_STRUCTURE.
+ANOMALY_RULES: dict[str, FindingRule] = {
+    "stack_underflow": R.LOADER_WOULD_FAIL,
+    "mark_missing": R.LOADER_WOULD_FAIL,
+    "bad_memo_get": R.MEMO_TRICK,
+    "bad_memo_key": R.MEMO_TRICK,
+    "memo_type_confusion": R.MEMO_TRICK,
+    "memo_budget": R.MEMO_TRICK,
+    "misplaced_proto": R.PROTO_TRICK,
+    "duplicate_proto": R.PROTO_TRICK,
+    "frame_violation": R.FRAME_VIOLATION,
+    "frame_overrun": R.FRAME_VIOLATION,
+    "new_frame_inside_frame": R.FRAME_VIOLATION,
+    "frame_in_old_protocol": R.ODD_STRUCTURE,
+    "ext_code": R.EXT_CODE,
+    "build_on_global": R.MUTATES_GLOBAL,
+    "setitem_on_global": R.MUTATES_GLOBAL,
+    "trailing_junk": R.TRAILING_JUNK,
+    "junk_between": R.TRAILING_JUNK,
+    "stop_with_stack": R.ODD_STRUCTURE,
+    "negative_length": R.LOADER_WOULD_FAIL,
+    "non_utf8_name": R.NON_UTF8_NAME,
+    "nested_budget": R.NESTED_BUDGET,
+    "resync_budget": R.TOKENIZER_BUDGET,
+    # persid and stack_global_non_string are handled with context below.
+}
+
+# Container anomaly code -> rule; exact codes first, then the longest matching prefix.
+CONTAINER_RULES: dict[str, FindingRule] = {
+    "zip_flag_": R.ZIP_FLAG,
+    "zip_name_mismatch": R.ZIP_NAME_MISMATCH,
+    "zip_crc_mismatch": R.ZIP_CRC_MISMATCH,
+    "zip_prefix_data": R.ZIP_PREFIX,
+    "zip_path_traversal": R.ARCHIVE_PATH_ABUSE,
+    "zip_symlink_member": R.ARCHIVE_PATH_ABUSE,
+    "tar_path_traversal": R.ARCHIVE_PATH_ABUSE,
+    "tar_symlink_member": R.ARCHIVE_PATH_ABUSE,
+    "tar_link_member": R.ARCHIVE_PATH_ABUSE,
+    "tar_duplicate_name": R.ZIP_STRUCTURE,
+    "zip_encrypted_member": R.ENCRYPTED,
+    "7z_encrypted": R.ENCRYPTED,
+    "zip_unreadable": R.PARTIAL_SCAN,
+    "tar_unreadable": R.PARTIAL_SCAN,
+    "7z_unreadable": R.PARTIAL_SCAN,
+    "member_unreadable": R.PARTIAL_SCAN,
+    "decompress_error": R.PARTIAL_SCAN,
+    "reader_error": R.PARTIAL_SCAN,
+    "npy_truncated": R.PARTIAL_SCAN,
+    "npy_bad_header": R.MALFORMED_HEADER,
+    "path_traversal": R.ARCHIVE_PATH_ABUSE,
+    "zip_duplicate_name": R.ZIP_STRUCTURE,
+    "zip_bad_local_header": R.ZIP_STRUCTURE,
+    "zip_no_central_directory": R.ZIP_STRUCTURE,
+    "zip_unknown_method": R.ZIP_STRUCTURE,
+    "legacy_magic_forged": R.LEGACY_TORCH_TRICK,
+    "legacy_pickle_broken": R.LEGACY_TORCH_TRICK,
+    "legacy_tar_unparsed": R.LEGACY_TORCH_TRICK,
+    "trailing_data": R.TRAILING_DATA,
+    "polyglot": R.POLYGLOT,
+    "bomb": R.CONTAINER_BUDGET,
+    "budget": R.CONTAINER_BUDGET,
+    "budget_": R.CONTAINER_BUDGET,
+}
+
+_TORCH_FORMATS = frozenset({"torch_zip", "torch_legacy", "torchscript"})
+# Formats and stream kinds whose pickle is a single object graph: a second pickle is a trick.
+_SINGLE_PICKLE_FORMATS = frozenset({"torch_zip", "torchscript", "npy", "npz"})
+_SINGLE_PICKLE_KINDS = frozenset({"npy_object", "torchscript_constants"})
+_CALL_OPCODES_NOT_CALLS = frozenset({"BUILD"})  # BUILD sets state, it calls no global
+_RESOLVER_CATEGORIES = frozenset({"introspection", "import_resolver"})
+# Code-construction globals whose result is a callable function: calling it runs stream code.
+_FUNCTION_MAKERS = frozenset(
+    {
+        "types.FunctionType",
+        "types.LambdaType",
+        "types.MethodType",
+        "cloudpickle.cloudpickle._make_function",
+        "dill._dill._create_function",
+    }
+)
+
+# Strings that are commands or code, never tensor names or config values.
+_SHELL = re.compile(
+    r"(?:^|[\s;&|`(])(?:/bin/(?:ba|z|da)?sh|cmd(?:\.exe)?\s+/c|powershell|curl\s|wget\s|nc\s+-|"
+    r"ncat\s|bash\s+-[ci]|sh\s+-c|rm\s+-rf|chmod\s+[+0-7]|mkfifo|/dev/tcp/|base64\s+-d)"
+    r"|__import__\s*\(|\bexec\s*\(|\beval\s*\(|\bos\.system\b|\bsubprocess\.|\bimport\s+os\b",
+    re.IGNORECASE,
+)
+_URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"]+", re.IGNORECASE)
+# Cheap pre-filter over all strings at once (substring tests run in C; a regex alternation
+# costs ~100 us per file); only a hit pays for the per-string patterns above.
+_MAYBE = (
+    "/bin/", "cmd", "powershell", "curl", "wget", "nc ", "ncat", "bash", "sh ", "rm ", "chmod",
+    "mkfifo", "/dev/tcp", "base64", "__import__", "exec", "eval", "system", "subprocess",
+    "import ", "://",
+)  # fmt: skip
+
+_JOBLIB_KIND = "joblib"
+# Anomalies that a segment starting mid-pickle shows by construction (see _Scope.fragment).
+_EXPECTED_AFTER_CUT = frozenset(
+    {"stack_underflow", "mark_missing", "bad_memo_get", "memo_type_confusion", "stop_with_stack"}
+)
+
+
+def evaluate(
+    streams: Sequence[tuple[str, StreamFacts]],
+    container: Container | None = None,
+    ruleset: RuleSet | None = None,
+    *,
+    path: str = "",
+) -> list[Finding]:
+    """All findings for one file: container facts, then every stream and its nested pickles.
+
+    `path` is the scanned file's path, used only to match user suppressions.
+    """
+    rules = ruleset or default_ruleset()
+    out = _Collector()
+    if container is not None:
+        _container_findings(container, out)
+    for member, facts, scope in _scopes(streams, container):
+        _stream_findings(member, facts, rules, out, scope)
+    return rules.filter(out.findings, path)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """Where a stream sits: container format, stream kind, joblib fragment, nesting."""
+
+    fmt: str = ""
+    kind: str = ""
+    # joblib cuts one pickle into segments around raw array bytes and each is tokenized alone:
+    # "first"/"middle"/"last" segments start or end mid-pickle by construction.
+    fragment: str = ""
+    nested_at: int = -1  # outer offset of the operand holding this (nested) pickle
+    base: int = 0  # the stream's offset inside its member (PickleStream.offset)
+
+    def at(self, offset: int) -> int:
+        """The offset a finding reports: inside the member, or the nested operand's."""
+        if self.nested_at >= 0:
+            return self.nested_at
+        return self.base + offset if offset >= 0 else offset
+
+    @property
+    def where(self) -> str:
+        return f" (in nested pickle at offset {self.nested_at})" if self.nested_at >= 0 else ""
+
+    @property
+    def cut_at_end(self) -> bool:
+        return self.fragment in ("first", "middle")
+
+    @property
+    def cut_at_start(self) -> bool:
+        return self.fragment in ("middle", "last")
+
+
+def _scopes(
+    streams: Sequence[tuple[str, StreamFacts]], container: Container | None
+) -> list[tuple[str, StreamFacts, _Scope]]:
+    if container is None:
+        return [(member, facts, _Scope()) for member, facts in streams]
+    fmt = container.format
+    described = container.streams
+    if len(described) != len(streams) or any(
+        d.member != member for d, (member, _) in zip(described, streams, strict=False)
+    ):
+        kinds = {d.member: d.kind for d in described}  # caller passed a subset: no fragments
+        return [(m, f, _Scope(fmt, kinds.get(m, ""))) for m, f in streams]
+    segments: dict[str, list[int]] = {}
+    for i, d in enumerate(described):
+        if d.kind == _JOBLIB_KIND:
+            segments.setdefault(d.member, []).append(i)
+    out = []
+    for i, (d, (member, facts)) in enumerate(zip(described, streams, strict=True)):
+        fragment = ""
+        group = segments.get(member, [])
+        if d.kind == _JOBLIB_KIND and len(group) > 1:
+            fragment = "first" if i == group[0] else "last" if i == group[-1] else "middle"
+        out.append((member, facts, _Scope(fmt, d.kind, fragment, base=d.offset)))
+    return out
+
+
+class _Collector:
+    """Keeps the first finding per (rule, member, subject) and caps each rule per member."""
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        self._seen: dict[tuple[str, str, str], int] = {}
+        self._per_rule: dict[tuple[str, str], int] = {}
+
+    def add(self, finding: Finding) -> None:
+        key = (finding.rule_id, finding.member, finding.subject)
+        index = self._seen.get(key)
+        if index is not None:
+            if finding.severity > self.findings[index].severity:
+                self.findings[index] = finding  # e.g. the same global later seen being called
+            return
+        count_key = (finding.rule_id, finding.member)
+        count = self._per_rule.get(count_key, 0)
+        self._per_rule[count_key] = count + 1
+        if count > MAX_FINDINGS_PER_RULE:
+            return
+        if count == MAX_FINDINGS_PER_RULE:
+            finding = Finding(
+                finding.rule_id,
+                finding.severity,
+                f"more than {MAX_FINDINGS_PER_RULE} findings of this rule; the rest are omitted",
+                finding.member,
+                finding.offset,
+                "…",
+            )
+        self._seen[key] = len(self.findings)
+        self.findings.append(finding)
+
+
+def _container_findings(container: Container, out: _Collector) -> None:
+    for a in container.anomalies:
+        rule = CONTAINER_RULES.get(a.code) or _prefix_rule(a.code)
+        text = f"{a.code}: {a.detail}" if a.detail else a.code
+        out.add(rule.finding(f"{rule.title} ({text})", member=a.member, subject=a.code))
+    if container.budget:
+        out.add(
+            R.CONTAINER_BUDGET.finding(f"budget {container.budget} hit", subject=container.budget)
+        )
+    status_rule = {
+        PARTIAL: R.PARTIAL_SCAN,
+        ENCRYPTED: R.ENCRYPTED,
+        ERROR: R.SCAN_ERROR,
+        UNSUPPORTED: R.UNSUPPORTED,
+    }.get(container.status)
+    if status_rule is not None and container.status != COMPLETE:
+        detail = f": {container.message}" if container.message else ""
+        out.add(status_rule.finding(f"{status_rule.title}{detail}", subject=container.status))
+
+
+def _prefix_rule(code: str) -> FindingRule:
+    best = ""
+    for prefix in CONTAINER_RULES:
+        if len(prefix) > len(best) and (code.startswith(prefix) or prefix in code.split("_")):
+            best = prefix
+    return CONTAINER_RULES[best] if best else R.CONTAINER_NOTE
+
+
+def _stream_findings(
+    member: str, facts: StreamFacts, rules: RuleSet, out: _Collector, scope: _Scope
+) -> None:
+    """Findings of one buffer; nested pickles are reported at their operand's outer offset."""
+    at, where = scope.at, scope.where
+    classes: list[Classification | None] = [
+        rules.classify(g.module, g.name) if g.resolved else None for g in facts.globals
+    ]
+    first_call: dict[int, CallSite] = {}
+    calls_of_calls: list[CallSite] = []
+    for c in facts.calls:
+        if c.opcode in _CALL_OPCODES_NOT_CALLS:
+            continue
+        if c.callable_index >= 0 and c.callable_index not in first_call:
+            first_call[c.callable_index] = c
+        if c.callable_is_call:
+            calls_of_calls.append(c)
+    # A called global whose operands hid from us is malicious, unless the memo budget or a
+    # joblib cut (operands memoised in an earlier segment) explains the gap.
+    lenient = facts.anomaly_count("memo_budget") > 0 or scope.cut_at_start
+    categories: set[str] = set()
+
+    for index, (g, cls) in enumerate(zip(facts.globals, classes, strict=True)):
+        call = first_call.get(index)
+        verb = "called" if call is not None else "imported"
+        offset = at(call.offset if call is not None else g.offset)
+        if cls is None:
+            # Operands computed at runtime (D6) or an EXT code (C11): nothing to look up.
+            severity = Severity.MALICIOUS if call is not None and not lenient else None
+            out.add(
+                R.UNRESOLVED_GLOBAL.finding(
+                    f"{g.opcode} target not resolvable statically, {verb}{where}",
+                    member=member,
+                    offset=offset,
+                    subject=g.qualname,
+                    severity=severity,
+                )
+            )
+            continue
+        categories.add(cls.category)
+        resolved = f" -> {cls.resolved}" if cls.resolved and cls.resolved != g.qualname else ""
+        if cls.is_dangerous:
+            rule = R.DANGEROUS_CALL if call is not None else R.DANGEROUS_IMPORT
+            msg = f"{g.qualname}{resolved} {verb} [{cls.category}]: {cls.reason}{where}"
+            out.add(rule.finding(msg, member=member, offset=offset, subject=g.qualname))
+            continue
+        if cls.dotted and (cls.through_allowlisted or cls.is_safe):
+            out.add(
+                R.DOTTED_THROUGH_ALLOWED.finding(
+                    f"{g.qualname}{resolved}: attribute path through an allowlisted module{where}",
+                    member=member,
+                    offset=at(g.offset),
+                    subject=g.qualname,
+                )
+            )
+        if cls.verdict_class == UNKNOWN:
+            if cls.category == "code_construction":
+                rule, reason = R.CODE_CONSTRUCTION, cls.reason
+            elif cls.entry_id:
+                rule, reason = R.REVIEWED_UNKNOWN, f"[{cls.category}] {cls.reason}"
+            else:
+                rule, reason = R.UNKNOWN_GLOBAL, "not in the reviewed allowlist"
+            msg = f"{g.qualname}{resolved} {verb}: {reason}{where}"
+            out.add(rule.finding(msg, member=member, offset=offset, subject=g.qualname))
+
+    for c in calls_of_calls[:MAX_FINDINGS_PER_RULE]:
+        severity, what = _call_of_call_grade(c, facts.calls, classes, categories)
+        out.add(
+            R.CALL_OF_CALL_RESULT.finding(
+                f"{c.opcode} calls {what}{where}",
+                member=member,
+                offset=at(c.offset),
+                subject=c.opcode,
+                severity=severity,
+            )
+        )
+
+    _status_findings(member, facts, classes, out, scope)
+    _anomaly_findings(member, facts, out, scope)
+    _string_findings(member, facts.strings, out, scope)
+
+    for n in facts.nested:
+        outer = at(n.offset)
+        if n.encoding == "frame_divergence":
+            rule = R.FRAME_VIOLATION
+        else:
+            rule = R.NESTED_PICKLE if n.encoding == "raw" else R.ENCODED_PICKLE
+        out.add(
+            rule.finding(
+                f"{n.encoding} pickle of {n.length} bytes embedded at offset {n.offset}{where}",
+                member=member,
+                offset=outer,
+                subject=f"{n.encoding}@{n.offset}",
+            )
+        )
+        inner = _Scope(scope.fmt, "nested", "", outer)
+        _stream_findings(member, n.facts, rules, out, inner)
+
+
+def _call_of_call_grade(
+    call: CallSite,
+    calls: Sequence[CallSite],
+    classes: Sequence[Classification | None],
+    categories: set[str],
+) -> tuple[Severity | None, str]:
+    """Calling a constructed function, or what getattr/an importer returned, is malicious (E6);
+    building a code object from a looked-up type (cloudpickle) is construction, not a run."""
+    k = call.callable_call_index
+    producer = calls[k] if 0 <= k < len(calls) else None
+    if producer is None or producer.callable_index < 0 or producer.callable_index >= len(classes):
+        if categories & _RESOLVER_CATEGORIES:
+            return Severity.MALICIOUS, "the result of another call, next to a resolver global"
+        return None, "the result of another call"
+    cls = classes[producer.callable_index]
+    if cls is None:
+        return None, "the result of an unresolved call"
+    if cls.resolved in _FUNCTION_MAKERS:
+        return Severity.MALICIOUS, f"the function built by {cls.resolved}"
+    if cls.category in _RESOLVER_CATEGORIES:
+        return Severity.MALICIOUS, f"what {cls.resolved} returned"
+    return None, f"the result of {cls.resolved}"
+
+
+def _status_findings(
+    member: str,
+    facts: StreamFacts,
+    classes: Sequence[Classification | None],
+    out: _Collector,
+    scope: _Scope,
+) -> None:
+    at, where = scope.at, scope.where
+    if facts.status in (STATUS_TRUNCATED, STATUS_BAD_OPCODE):
+        if facts.status == STATUS_TRUNCATED and scope.cut_at_end:
+            return  # the segment ends where joblib's raw array bytes begin
+        limit = facts.error_offset if facts.error_offset >= 0 else facts.length
+        before = [
+            c for c in facts.calls if c.opcode not in _CALL_OPCODES_NOT_CALLS and c.offset < limit
+        ]
+        if before:
+            # The loader already ran these when it hits the break (C1): fail closed.
+            unsafe = [c for c in before if not _is_safe_call(c, classes, scope)]
+            severity = Severity.MALICIOUS if unsafe else Severity.SUSPICIOUS
+            what = "calls of non-allowlisted callables" if unsafe else "allowlisted calls only"
+            out.add(
+                R.BROKEN_AFTER_CALL.finding(
+                    f"{facts.status} at offset {facts.error_offset} after {len(before)} call(s), "
+                    f"{what}{where}",
+                    member=member,
+                    offset=at(facts.error_offset),
+                    subject=facts.status,
+                    severity=severity,
+                )
+            )
+        else:
+            out.add(
+                R.PARSE_FAILURE.finding(
+                    f"{facts.error or facts.status}{where}",
+                    member=member,
+                    offset=at(facts.error_offset),
+                    subject=facts.status,
+                )
+            )
+    elif facts.status == STATUS_BUDGET:
+        out.add(
+            R.TOKENIZER_BUDGET.finding(
+                f"budget {facts.budget or '?'} hit at offset {facts.error_offset}{where}",
+                member=member,
+                offset=at(facts.error_offset),
+                subject=facts.budget,
+            )
+        )
+    elif facts.status == STATUS_NOT_PICKLE:
+        out.add(R.NOT_A_PICKLE.finding(f"{facts.error or 'not a pickle'}{where}", member=member))
+
+
+def _is_safe_call(call: CallSite, classes: Sequence[Classification | None], scope: _Scope) -> bool:
+    if call.callable_is_call:
+        return False
+    if call.callable_index < 0 or call.callable_index >= len(classes):
+        # In a joblib segment the callable may be memoised in an earlier segment, where its
+        # import was classified; elsewhere an unresolvable callable is not vouched for.
+        return scope.cut_at_start
+    cls = classes[call.callable_index]
+    return cls is not None and cls.is_safe
+
+
+def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _Scope) -> None:
+    for a in facts.anomalies:
+        if a.code == "persid":
+            if scope.fmt in _TORCH_FORMATS or scope.kind == "legacy_torch":
+                continue  # torch stores every tensor as a persistent id
+            rule = R.PERSID_OUTSIDE_TORCH
+        elif a.code == "stack_global_non_string":
+            continue  # reported per global as FS104
+        elif a.code == "frame_overrun" and facts.status == STATUS_TRUNCATED:
+            rule = R.ODD_STRUCTURE  # a FRAME longer than the bytes left: plain truncation
+        elif scope.cut_at_start and a.code in _EXPECTED_AFTER_CUT:
+            rule = R.ODD_STRUCTURE  # stack and memo live in the previous joblib segment
+        else:
+            rule = ANOMALY_RULES.get(a.code, R.ODD_STRUCTURE)
+        detail = f" ({a.detail})" if a.detail else ""
+        out.add(
+            rule.finding(
+                f"{a.code}{detail} in pickle #{a.pickle_index}{scope.where}",
+                member=member,
+                offset=scope.at(a.offset),
+                subject=a.code,
+            )
+        )
+    single = scope.fmt in _SINGLE_PICKLE_FORMATS or scope.kind in _SINGLE_PICKLE_KINDS
+    if facts.n_pickles > 1 and single:
+        second = facts.pickle_offsets[1] if len(facts.pickle_offsets) > 1 else -1
+        out.add(
+            R.MULTIPLE_PICKLES.finding(
+                f"{facts.n_pickles} pickles in a {scope.kind or scope.fmt} member that holds one"
+                + scope.where,
+                member=member,
+                offset=scope.at(second),
+                subject=str(facts.n_pickles),
+            )
+        )
+
+
+def _string_findings(member: str, strings: Sequence[str], out: _Collector, scope: _Scope) -> None:
+    offset, where = scope.at(-1), scope.where
+    if not strings:
+        return
+    joined = "\n".join(strings).lower()
+    if not any(word in joined for word in _MAYBE):
+        return
+    for text in strings:
+        if _SHELL.search(text):
+            out.add(
+                R.SHELL_STRING.finding(
+                    f"string looks like a command or code: {text[:120]!r}{where}",
+                    member=member,
+                    offset=offset,
+                    subject=text[:80],
+                )
+            )
+        else:
+            url = _URL.search(text)
+            if url:
+                out.add(
+                    R.URL_STRING.finding(
+                        f"string holds a URL: {url.group(0)[:120]!r}{where}",
+                        member=member,
+                        offset=offset,
+                        subject=url.group(0)[:80],
+                    )
+                )

@@ -1,0 +1,201 @@
+"""RuleSet: the shipped knowledge base merged with an optional user configuration file.
+
+User file format (TOML):
+
+    [[allow]]                     # extra safe names (class implied)
+    module = "mylab.models"
+    name = "*"                    # or names = ["Net", "Head"]
+    reason = "our own model classes"
+    ref = "TICKET-123"            # optional, defaults to the config path
+    override = false              # must be true to allow what a shipped entry calls dangerous
+
+    [[deny]]                      # extra sinks (class implied)
+    module = "mylab.tools"
+    name = "run"
+    category = "process"          # one of knowledge.DANGEROUS_CATEGORIES
+    reason = "shells out"
+
+    [[suppress]]                  # drop findings; every field but rule is an optional glob
+    rule = "FS103"
+    path = "legacy/*.pkl"         # matched against the scanned file's path
+    subject = "mylab.*"           # matched against Finding.subject
+    member = "archive/*"          # matched against Finding.member
+    reason = "known old format"
+
+User entries win over shipped ones at the same specificity (see resolve.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..verdict import Finding
+from .catalog import REGISTRY
+from .knowledge import (
+    DANGEROUS,
+    SAFE,
+    KnowledgeBase,
+    RuleConfigError,
+    RuleEntry,
+    _check_keys,
+    _tables,
+    _text,
+    _Where,
+    load_shipped,
+    parse_entry,
+    read_toml,
+)
+from .resolve import Classification, Resolver
+
+_SUPPRESS_KEYS = {"rule", "path", "subject", "member", "reason"}
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    rule_id: str
+    reason: str
+    path: str = ""  # glob, "" = any
+    subject: str = ""
+    member: str = ""
+    source: str = ""
+
+    def matches(self, finding: Finding, path: str) -> bool:
+        return (
+            finding.rule_id == self.rule_id
+            and (not self.path or fnmatchcase(path, self.path))
+            and (not self.subject or fnmatchcase(finding.subject, self.subject))
+            and (not self.member or fnmatchcase(finding.member, self.member))
+        )
+
+
+class RuleSet:
+    """Classifies globals and filters findings; immutable once built, safe to share per process."""
+
+    def __init__(self, kb: KnowledgeBase, suppressions: Iterable[Suppression] = ()) -> None:
+        self.knowledge = kb
+        self.resolver = Resolver(kb)
+        self.suppressions: tuple[Suppression, ...] = tuple(suppressions)
+        self._digest = kb.digest
+
+    def digest(self) -> str:
+        """sha256 over the shipped rule files and the user file: the "rules hash" in outputs."""
+        return self._digest
+
+    @classmethod
+    def load(cls, config_path: str | os.PathLike[str] | None = None) -> RuleSet:
+        """Shipped rules, plus the user file at `config_path` when given."""
+        if config_path is None:
+            return default_ruleset()
+        kb = KnowledgeBase()
+        kb.extend(load_shipped())
+        path = Path(config_path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise RuleConfigError(f"{path}: cannot read rule configuration: {exc}") from None
+        user_kb, suppressions = parse_user_config(read_toml(data, str(path)), str(path), kb)
+        kb.extend(user_kb)
+        kb.digest_parts.append(b"user\0" + data)
+        return cls(kb, suppressions)
+
+    @property
+    def entries(self) -> list[RuleEntry]:
+        return self.knowledge.entries
+
+    def classify(self, module: str, name: str) -> Classification:
+        return self.resolver.classify(module, name)
+
+    def filter(self, findings: Iterable[Finding], path: str = "") -> list[Finding]:
+        """Findings minus the suppressed ones."""
+        if not self.suppressions:
+            return list(findings)
+        return [f for f in findings if not any(s.matches(f, path) for s in self.suppressions)]
+
+
+@lru_cache(maxsize=1)
+def default_ruleset() -> RuleSet:
+    """The shipped rules, parsed once per process."""
+    return RuleSet(load_shipped())
+
+
+def parse_user_config(
+    doc: Mapping[str, Any], source: str, shipped: KnowledgeBase
+) -> tuple[KnowledgeBase, list[Suppression]]:
+    extra = sorted(set(doc) - {"allow", "deny", "suppress"})
+    if extra:
+        raise RuleConfigError(
+            f"{source}: unknown top-level table(s) {', '.join(extra)}; "
+            "expected [[allow]], [[deny]], [[suppress]]"
+        )
+    shipped_resolver = Resolver(shipped)
+    kb = KnowledgeBase()
+    for i, item in enumerate(_tables(doc, "allow", source)):
+        where = _Where(source, "allow", i, item)
+        entries = parse_entry(
+            item,
+            where,
+            source=source,
+            user=True,
+            verdict_class=SAFE,
+            default_ref=source,
+            default_category="user_allow",
+            extra_keys={"override"},
+        )
+        override = item.get("override", False)
+        if not isinstance(override, bool):
+            raise where.error("'override' must be true or false")
+        if not override:
+            for e in entries:
+                clash = _shipped_sink_under(shipped, shipped_resolver, e)
+                if clash:
+                    raise where.error(
+                        f"allows {clash}, which the shipped rules call dangerous; "
+                        "set override = true if you really mean it"
+                    )
+        kb.entries.extend(entries)
+    for i, item in enumerate(_tables(doc, "deny", source)):
+        where = _Where(source, "deny", i, item)
+        kb.entries.extend(
+            parse_entry(
+                item, where, source=source, user=True, verdict_class=DANGEROUS, default_ref=source
+            )
+        )
+    suppressions = []
+    for i, item in enumerate(_tables(doc, "suppress", source)):
+        where = _Where(source, "suppress", i, item)
+        _check_keys(where, item, _SUPPRESS_KEYS)
+        rule_id = _text(where, item, "rule")
+        if rule_id not in REGISTRY:
+            raise where.error(f"rule {rule_id!r} does not exist")
+        globs = {}
+        for key in ("path", "subject", "member"):
+            value = item.get(key, "")
+            if not isinstance(value, str):
+                raise where.error(f"{key!r} must be a string glob")
+            globs[key] = value
+        suppressions.append(
+            Suppression(rule_id, _text(where, item, "reason"), source=source, **globs)
+        )
+    return kb, suppressions
+
+
+def _shipped_sink_under(kb: KnowledgeBase, resolver: Resolver, entry: RuleEntry) -> str:
+    """A shipped dangerous name the user's allow entry would cover, or ''."""
+    if not entry.is_wildcard:
+        hit = resolver.classify(entry.module, entry.name)
+        return hit.resolved if hit.is_dangerous else ""
+    covering = resolver.wildcard_for(entry.module)
+    if covering is not None and covering.verdict_class == DANGEROUS:
+        return f"{covering.module}.*"
+    scope = resolver.normalise_module(entry.module)
+    for e in kb.entries:
+        module = resolver.normalise_module(e.module)
+        if e.verdict_class == DANGEROUS and (module == scope or module.startswith(scope + ".")):
+            return f"{module}.{e.name}"
+    return ""

@@ -1,0 +1,155 @@
+"""verdict.combine: the fail-closed table, model thresholds, and "the model never lowers" (G6)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fastscan.facts import STATUS_TRUNCATED, CallSite, GlobalRef, StreamFacts
+from fastscan.rules import evaluate
+from fastscan.verdict import (
+    CLEAN,
+    MALICIOUS,
+    STATUSES,
+    SUSPICIOUS,
+    Finding,
+    Severity,
+    VerdictPolicy,
+    combine,
+)
+
+NAN = float("nan")
+
+
+def finding(severity: Severity, rule_id: str = "FS103") -> Finding:
+    return Finding(rule_id, severity, "test finding")
+
+
+@pytest.mark.parametrize(
+    ("severities", "status", "expected"),
+    [
+        ((), "complete", CLEAN),
+        ((Severity.INFO,), "complete", CLEAN),
+        ((Severity.LOW, Severity.INFO), "complete", CLEAN),
+        ((Severity.SUSPICIOUS,), "complete", SUSPICIOUS),
+        ((Severity.LOW, Severity.SUSPICIOUS), "complete", SUSPICIOUS),
+        ((Severity.SUSPICIOUS, Severity.MALICIOUS), "complete", MALICIOUS),
+        # an incomplete scan is never silently clean
+        ((), "partial", SUSPICIOUS),
+        ((), "encrypted", SUSPICIOUS),
+        ((), "error", SUSPICIOUS),
+        ((Severity.LOW,), "partial", SUSPICIOUS),
+        ((Severity.MALICIOUS,), "partial", MALICIOUS),
+        ((Severity.MALICIOUS,), "error", MALICIOUS),
+        # not a pickle container at all (PNG, Git-LFS pointer): nothing to be unsure about
+        ((), "unsupported", CLEAN),
+        ((Severity.SUSPICIOUS,), "unsupported", SUSPICIOUS),
+    ],
+)
+def test_fail_closed_table(severities: tuple[Severity, ...], status: str, expected: str) -> None:
+    verdict, extra = combine([finding(s) for s in severities], status)
+    assert verdict == expected
+    assert extra == []  # no model scores, no model findings
+
+
+def test_incomplete_policy_is_configurable_but_findings_always_count() -> None:
+    lenient = VerdictPolicy(incomplete_verdict=CLEAN)
+    assert combine([], "partial", policy=lenient)[0] == CLEAN
+    assert combine([finding(Severity.SUSPICIOUS)], "partial", policy=lenient)[0] == SUSPICIOUS
+    assert combine([finding(Severity.MALICIOUS)], "error", policy=lenient)[0] == MALICIOUS
+
+
+@pytest.mark.parametrize(
+    ("score", "expected", "model_severity"),
+    [
+        (NAN, CLEAN, None),
+        (0.1, CLEAN, None),
+        (0.5, SUSPICIOUS, Severity.SUSPICIOUS),
+        (0.89, SUSPICIOUS, Severity.SUSPICIOUS),
+        (0.9, MALICIOUS, Severity.MALICIOUS),
+        (1.0, MALICIOUS, Severity.MALICIOUS),
+    ],
+)
+def test_classifier_raises_a_clean_verdict(
+    score: float, expected: str, model_severity: Severity | None
+) -> None:
+    verdict, extra = combine([], "complete", score)
+    assert verdict == expected
+    if model_severity is None:
+        assert extra == []
+    else:
+        assert [(f.rule_id, f.severity) for f in extra] == [("FS901", model_severity)]
+
+
+@pytest.mark.parametrize("score", [0.0, 0.2, NAN])
+def test_model_never_lowers_a_rule_verdict(score: float) -> None:
+    # G6: a benign-looking score (padding with tensors) must not soften a sink finding.
+    assert combine([finding(Severity.MALICIOUS, "FS102")], "complete", score, 0.0)[0] == MALICIOUS
+    assert combine([finding(Severity.SUSPICIOUS)], "complete", score, 0.0)[0] == SUSPICIOUS
+    assert combine([], "partial", score)[0] == SUSPICIOUS
+
+
+def test_anomaly_score_needs_a_threshold() -> None:
+    assert combine([], "complete", NAN, 123.0) == (CLEAN, [])
+    policy = VerdictPolicy(anomaly_suspicious=0.7)
+    verdict, extra = combine([], "complete", NAN, 0.8, policy)
+    assert verdict == SUSPICIOUS
+    assert [(f.rule_id, f.severity) for f in extra] == [("FS902", Severity.SUSPICIOUS)]
+    assert combine([], "complete", NAN, 0.6, policy) == (CLEAN, [])
+    assert combine([], "complete", NAN, NAN, policy) == (CLEAN, [])
+
+
+def test_thresholds_from_a_manifest_mapping() -> None:
+    verdict, extra = combine([], "complete", 0.3, 0.9, {"suspicious": 0.25, "anomaly": 0.5})
+    assert verdict == SUSPICIOUS
+    assert sorted(f.rule_id for f in extra) == ["FS901", "FS902"]
+    policy = VerdictPolicy.from_mapping({"classifier_malicious": 0.95})
+    assert policy.classifier_malicious == 0.95 and policy.classifier_suspicious == 0.5
+    with pytest.raises(ValueError, match="unknown threshold"):
+        VerdictPolicy.from_mapping({"bogus": 1.0})
+
+
+def test_invalid_inputs_are_rejected() -> None:
+    with pytest.raises(ValueError, match="status"):
+        combine([], "fine")
+    with pytest.raises(ValueError, match="incomplete_verdict"):
+        VerdictPolicy(incomplete_verdict=MALICIOUS)
+    with pytest.raises(ValueError, match="exceed"):
+        VerdictPolicy(classifier_suspicious=0.9, classifier_malicious=0.5)
+    assert set(STATUSES) >= {"complete", "partial", "unsupported", "encrypted", "error"}
+
+
+def test_model_findings_carry_the_score() -> None:
+    _, extra = combine([], "complete", 0.9731)
+    assert "0.973" in extra[0].message
+
+
+# --- end to end through the rule engine ------------------------------------------------------
+
+
+def _stream(module: str, name: str, *, call_at: int, status: str, error_offset: int) -> StreamFacts:
+    return StreamFacts(
+        status=status,
+        error_offset=error_offset,
+        length=200,
+        n_pickles=1,
+        globals=(GlobalRef(module, name, "GLOBAL", 2, 0, True),),
+        calls=(CallSite("REDUCE", call_at, 0, 0),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "call_at", "expected"),
+    [
+        ("os", "system", 40, MALICIOUS),  # C1: payload first, garbage after
+        ("mylab.models", "Net", 40, MALICIOUS),  # unknown callable ran before the break
+        ("collections", "OrderedDict", 40, SUSPICIOUS),  # allowlisted call, then truncation
+        ("mylab.models", "Net", 150, SUSPICIOUS),  # the call sits after the break: never ran
+    ],
+)
+def test_call_before_parse_failure_is_malicious(
+    module: str, name: str, call_at: int, expected: str
+) -> None:
+    facts = _stream(module, name, call_at=call_at, status=STATUS_TRUNCATED, error_offset=100)
+    findings = evaluate([("", facts)])
+    assert combine(findings, "partial")[0] == expected
+    assert combine(findings, "complete", 0.0)[0] == expected
