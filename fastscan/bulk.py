@@ -44,7 +44,7 @@ from .sinks import (
     open_sink,
     results_to_batch,
 )
-from .sources import FileRef, discover, load_previous, split_incremental
+from .sources import FileRef, discover, hf_coordinates, is_remote, load_previous, split_incremental
 from .verdict import SUSPICIOUS, VERDICTS, FileResult
 
 ScannerFactory = Callable[..., Any]  # (**scanner_options) -> object with scan_path / scan_refs
@@ -102,6 +102,7 @@ class _WorkerConfig:
     timeout: float
     memory_mb: int
     in_pool: bool = True
+    storage_options: Mapping[str, Any] | None = None  # for URL sources (see fastscan.remote)
 
 
 def _init_worker(config: _WorkerConfig, heartbeat: Any = None, slot_counter: Any = None) -> None:
@@ -110,6 +111,10 @@ def _init_worker(config: _WorkerConfig, heartbeat: Any = None, slot_counter: Any
         # Ctrl-C goes to the whole process group; only the parent decides what happens.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     _scanner = config.factory(**dict(config.options))
+    if config.storage_options:
+        from .remote import configure  # noqa: PLC0415 (optional extras)
+
+        configure(config.storage_options)
     _timeout = config.timeout
     _memory_mb = config.memory_mb
     if config.memory_mb > 0 and config.in_pool:
@@ -147,7 +152,10 @@ def _raise_timeout(signum: int, frame: Any) -> None:
 
 
 def error_result(ref: FileRef, message: str, verdict: str = "clean") -> FileResult:
+    hf_repo, hf_revision = hf_coordinates(ref.path)
     return FileResult(
+        hf_repo=hf_repo,
+        hf_revision=hf_revision,
         path=ref.path,
         size=ref.size,
         mtime=ref.mtime,
@@ -159,7 +167,18 @@ def error_result(ref: FileRef, message: str, verdict: str = "clean") -> FileResu
     )
 
 
-def _scan_one(ref: FileRef, want_features: bool) -> tuple[FileResult, pa.RecordBatch | None]:
+def _scan_one(
+    ref: FileRef, want_features: bool, scanner: Any = None
+) -> tuple[FileResult, pa.RecordBatch | None]:
+    result, features = _scan_one_file(ref, want_features, scanner or _scanner)
+    # Where the file sits in a Hugging Face cache/mirror, for local and remote refs alike.
+    result.hf_repo, result.hf_revision = hf_coordinates(ref.path)
+    return result, features
+
+
+def _scan_one_file(
+    ref: FileRef, want_features: bool, scanner: Any
+) -> tuple[FileResult, pa.RecordBatch | None]:
     if ref.error:
         return error_result(ref, ref.error), None
     use_alarm = _timeout > 0 and threading.current_thread() is threading.main_thread()
@@ -170,11 +189,15 @@ def _scan_one(ref: FileRef, want_features: bool) -> tuple[FileResult, pa.RecordB
             signal.signal(signal.SIGALRM, _raise_timeout)
             signal.setitimer(signal.ITIMER_REAL, _timeout)
         try:
-            if want_features:
-                results, features = _scanner.scan_refs([ref])
+            if is_remote(ref.path):  # object stores: ranged reads, see fastscan.remote
+                from .remote import scan_ref  # noqa: PLC0415 (optional extras)
+
+                result, features = scan_ref(scanner, ref, want_features)
+            elif want_features:
+                results, features = scanner.scan_refs([ref])
                 result = results[0]
             else:
-                result = _scanner.scan_path(ref.path, ref=ref)
+                result = scanner.scan_path(ref.path, ref=ref)
         finally:
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -196,11 +219,21 @@ def scan_chunk(
     task_id: int, refs: list[FileRef], want_features: bool
 ) -> tuple[bytes, bytes | None]:
     """Worker entry point: scan files one by one, return results (and features) as Arrow IPC."""
+    return scan_batch(None, task_id, refs, want_features)
+
+
+def scan_batch(
+    scanner: Any, task_id: int, refs: list[FileRef], want_features: bool
+) -> tuple[bytes, bytes | None]:
+    """`scan_chunk` with an explicit scanner (None: this process's pool scanner).
+
+    Other engines (fastscan.scale.dask_backend) run exactly this function.
+    """
     results: list[FileResult] = []
     feature_batches: list[pa.RecordBatch] = []
     for index, ref in enumerate(refs):
         _beat(task_id, index, time.monotonic())
-        result, features = _scan_one(ref, want_features)
+        result, features = _scan_one(ref, want_features, scanner)
         results.append(result)
         if features is not None and features.num_rows:
             feature_batches.append(features)
@@ -284,7 +317,9 @@ class _Runner:
         want_features: bool,
         on_results: Callable[[pa.Table, pa.Table | None], None],
         stop: _Stop,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
+        self.storage_options = dict(storage_options or {})
         self.workers = workers
         self.factory = factory
         self.options = dict(options)
@@ -337,7 +372,16 @@ class _Runner:
 
     def _run_in_process(self, queue: deque[_Task]) -> None:
         # No pool (workers=0): for debugging; no crash isolation, alarms still apply.
-        _init_worker(_WorkerConfig(self.factory, self.options, self.timeout, 0, in_pool=False))
+        _init_worker(
+            _WorkerConfig(
+                self.factory,
+                self.options,
+                self.timeout,
+                0,
+                in_pool=False,
+                storage_options=self.storage_options,
+            )
+        )
         while queue and not self.stop.count:
             task = queue.popleft()
             results_ipc, features_ipc = scan_chunk(task.task_id, task.refs, self.want_features)
@@ -356,7 +400,13 @@ class _Runner:
                 mp_context=ctx,
                 initializer=_init_worker,
                 initargs=(
-                    _WorkerConfig(self.factory, self.options, self.timeout, self.memory_mb),
+                    _WorkerConfig(
+                        self.factory,
+                        self.options,
+                        self.timeout,
+                        self.memory_mb,
+                        storage_options=self.storage_options,
+                    ),
                     self._heartbeat,
                     counter,
                 ),
@@ -561,6 +611,7 @@ def run_bulk(
         want_features=features_out is not None,
         on_results=on_results,
         stop=stop,
+        storage_options=_storage_options(root),
     )
     try:
         with stop:
@@ -601,6 +652,15 @@ def run_bulk(
     )
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _storage_options(root: str) -> dict[str, Any]:
+    """Endpoint and options resolved in the parent (pool workers may have an older env)."""
+    if not is_remote(root):
+        return {}
+    from .remote import storage_options_from_env  # noqa: PLC0415 (optional extras)
+
+    return storage_options_from_env(root.split("://", 1)[0])
 
 
 def _resolve_workers(workers: int | None) -> int:

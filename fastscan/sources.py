@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -63,10 +64,32 @@ def discover(
         yield ref
 
 
+def is_remote(path: str) -> bool:
+    """A URL read through fsspec (anything but a local path or file://)."""
+    return "://" in path and not path.startswith("file://")
+
+
 def _walker_for(root: str) -> Walker:
-    if "://" in root and not root.startswith("file://"):
-        raise NotImplementedError(f"no source for {root.split('://', 1)[0]}:// URLs yet")
+    if is_remote(root):
+        from .remote import walk_remote  # noqa: PLC0415 (fsspec/s3fs are optional extras)
+
+        return walk_remote
     return walk_local
+
+
+# Hugging Face cache / mirror layout: .../models--ORG--NAME/snapshots/REVISION/<file>
+# (blobs/<sha> files belong to a repository but to no single revision).
+_HF_REPO_DIR = re.compile(r"(?:^|/)models--([^/]+?)(?:/(snapshots|blobs|refs)/([^/]+))?(?:/|$)")
+
+
+def hf_coordinates(path: str) -> tuple[str | None, str | None]:
+    """(repository id, revision) of a file in a Hugging Face cache or mirror, else Nones."""
+    match = _HF_REPO_DIR.search(path.replace("\\", "/"))
+    if match is None:
+        return None, None
+    repo = match.group(1).replace("--", "/")
+    revision = match.group(3) if match.group(2) == "snapshots" else None
+    return repo, revision
 
 
 def _matches_any(rel: str, patterns: tuple[str, ...]) -> bool:

@@ -19,7 +19,9 @@ PROBE_PREFIX = 64 * 1024  # bytes a probe may look at
 MIN_OPCODES = 8  # a prefix without STOP must hold at least this many valid opcodes
 
 # Opcodes a real pickle can begin with (anything that pushes without needing a stack item).
-_START_OPCODES = frozenset(b"\x80(}])NIJKLMFGSTUVXcB\x8c\x8d\x8e\x88\x89\x8a\x8bCP\x96\x97\x8f")
+_START_OPCODES = frozenset(
+    b"\x80(}])NIJKLMFGSTUVXcB\x8c\x8d\x8e\x88\x89\x8a\x8bCP\x96\x97\x8f\x82\x83\x84"
+)
 _MARK = pickletools.markobject
 # GLOBAL/INST operands the loader could resolve: dotted identifiers (text otherwise passes genops).
 _IMPORT_OPERAND = re.compile(r"^[A-Za-z_][\w.]*\r? [A-Za-z_][\w.]*\r?$")  # \r\n lines too (C7)
@@ -121,13 +123,20 @@ def _first_import_unresolvable(data: Buffer) -> bool:
     The loader raises at that opcode having run nothing, so such text is not a pickle; without
     this check every TorchScript `code/*.py` member reads as a protocol-0 pickle.
     """
+    view = memoryview(data)[:PROBE_PREFIX]
+    failed_at = 0  # start of the opcode genops was decoding when it raised
     try:
-        for op, arg, _pos, _end in iter_ops(memoryview(data)[:PROBE_PREFIX]):
+        for op, arg, _pos, end in iter_ops(view):
             if op.name in ("GLOBAL", "INST"):
                 return not _IMPORT_OPERAND.match(str(arg))
             if op.name in ("STACK_GLOBAL", "REDUCE", "EXT1", "EXT2", "EXT4"):
                 return False
-    except (ValueError, UnicodeDecodeError, IndexError, OverflowError):
+            failed_at = end
+    except UnicodeDecodeError:
+        # Operands that do not even decode: the loader's strict decode raises there too, before
+        # the first import, so nothing has run (float tensor bytes that start with b"c").
+        return bytes(view[failed_at : failed_at + 1]) in (b"c", b"i")
+    except (ValueError, IndexError, OverflowError):
         return False
     return False
 
@@ -136,11 +145,29 @@ def probe(data: Buffer) -> bool:
     """True when `data` starts like a parseable pickle (any protocol, PROTO header or not)."""
     if _PROBE is None:
         return _fallback_probe(data)
+    view = memoryview(data)[:PROBE_PREFIX]
+    if len(view) == 0 or view[0] not in _START_OPCODES:
+        return False  # the first opcode needs stack items: the loader raises before any call
     try:
-        found = bool(_PROBE(memoryview(data)[:PROBE_PREFIX]))
+        found = bool(_PROBE(view))
     except Exception:  # a native bug must not stop routing; fall back
         return _fallback_probe(data)
     return found and not _first_import_unresolvable(data)
+
+
+def may_be_cut_pickle(prefix: Buffer) -> bool:
+    """A probe window that may have ended inside a pickle's first, oversized operand.
+
+    A PROTO header, or a protocol-0 text opcode whose line does not end inside the window
+    (an 8 MiB UNICODE/STRING operand, THREATS G5): the prefix alone cannot decide, so the
+    caller reads the member whole and asks `parses_as_pickle`.
+    """
+    head = bytes(memoryview(prefix)[:2])
+    if len(head) < 2:
+        return False
+    if head[0] == 0x80:
+        return 2 <= head[1] <= 5
+    return head[:1] in (b"V", b"S") and b"\n" not in bytes(prefix)
 
 
 def pickle_end(data: Buffer, start: int = 0) -> int | None:

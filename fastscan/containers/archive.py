@@ -19,6 +19,7 @@ from typing import Any
 
 from . import npy, torch_legacy, torch_zip, zipread
 from ._context import BudgetHit, ScanState, join_member
+from ._probe import may_be_cut_pickle, parses_as_pickle
 from .base import ENCRYPTED, Buffer
 from .raw import read_raw
 from .sniff import sniff
@@ -97,6 +98,14 @@ def scan_member(
     fmt = sniff(prefix)
     named_pickle = path.lower().endswith(".pkl")
     try:
+        if fmt == "unknown" and _cut_by_window(state, prefix):
+            # The window ended inside a huge first operand (THREATS G5): decide on the whole
+            # member, read once and handed on, so the payload after the padding is scanned.
+            full = get_full()
+            if parses_as_pickle(full):
+                read_raw(state, full, path, pickle_kind)
+                return "raw_pickle"
+            get_full = _constant(full)
         if fmt == "raw_pickle" or (named_pickle and fmt not in _ROUTED_FORMATS):
             read_raw(state, get_full(), path, pickle_kind)
             return "raw_pickle" if fmt != "unknown" else fmt
@@ -123,6 +132,10 @@ def scan_member(
         state.anomaly("member_unreadable", path, str(exc))
         state.partial(f"member {path} could not be read: {exc}")
     return fmt
+
+
+def _cut_by_window(state: ScanState, prefix: Buffer) -> bool:
+    return len(prefix) >= state.limits.probe_bytes and may_be_cut_pickle(prefix)
 
 
 def _constant(data: Buffer) -> Callable[[], Buffer]:
@@ -188,7 +201,7 @@ def _zip_member(
         state.partial(f"member {path} could not be read: {exc}")
         return "error"
     state.container.bytes_read += len(prefix)
-    if e.encrypted_flag and sniff(prefix) == "unknown":
+    if e.encrypted_flag and sniff(prefix) == "unknown" and not _cut_by_window(state, prefix):
         return "locked"  # really encrypted: reading it whole would only hand noise onward
 
     def get_full() -> Buffer:
