@@ -49,7 +49,7 @@ from threadpoolctl import threadpool_limits
 from .. import model as model_mod
 from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, combine
 from . import fit as fit_mod
-from .fit import CorpusScan, anomaly_scores, make_anomaly_model, make_classifier
+from .fit import CorpusScan, anomaly_scores, fit_classifier, make_anomaly_model
 
 MODES = ("rules", "model", "combined")
 _RANK = {CLEAN: 0, SUSPICIOUS: 1, MALICIOUS: 2}
@@ -158,7 +158,7 @@ def _fit_and_score(
 ) -> tuple[np.ndarray, np.ndarray]:
     X, y = scan.X, scan.y
     with threadpool_limits(limits=1):  # see fit.fit
-        clf = make_classifier(seed).fit(X[train], y[train])
+        clf = fit_classifier(X[train], y[train], seed)
         benign = train[y[train] == 0]
         iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
     return clf.predict_proba(X[test])[:, 1], anomaly_scores(iso, X[test])

@@ -1,0 +1,164 @@
+"""Feature vector: fixed names and order, NaN-free on hostile input, deterministic, Arrow batch."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import zlib
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from fastscan import features, tokenizer
+from fastscan.containers import open_container
+from fastscan.opcodes import TABLE
+from fastscan.rules import classify
+from fastscan.train.payloads import PAYLOADS
+
+
+def _extract(data: bytes, name: str = "x.pkl") -> np.ndarray:
+    with open_container(data, name=name) as container:
+        streams = [(s, tokenizer.tokenize(s.data)) for s in container.streams]
+        return features.extract(container, streams)
+
+
+def _value(row: np.ndarray, name: str) -> float:
+    return float(row[features.FEATURE_NAMES.index(name)])
+
+
+def _payload(key: str, seed: int = 0) -> bytes:
+    return PAYLOADS[key](random.Random(seed)).data
+
+
+def test_names_are_unique_and_versioned() -> None:
+    names = features.FEATURE_NAMES
+    assert len(names) == len(set(names)) == features.N_FEATURES
+    assert isinstance(features.FEATURE_SCHEMA_VERSION, int)
+    assert features.ARROW_SCHEMA.names == list(names)
+    assert all(n.replace("_", "").isalnum() for n in names)
+
+
+def test_opcode_groups_cover_every_opcode_once() -> None:
+    grouped = [op for _, ops in features.OPCODE_GROUPS for op in ops]
+    assert sorted(grouped) == sorted(op.name for op in TABLE)
+
+
+def test_row_shape_dtype_and_basic_counts() -> None:
+    row = _extract(pickle.dumps({"a": [1, 2, 3], "b": "hello"}, protocol=4))
+    assert row.shape == (features.N_FEATURES,)
+    assert row.dtype == np.float32
+    assert np.isfinite(row).all()
+    assert _value(row, "stat_ok") == 1
+    assert _value(row, "proto_4") == 1
+    assert _value(row, "fmt_raw_pickle") == 1
+    assert _value(row, "glob_total") == 0
+    assert _value(row, "call_total") == 0
+    op_fractions = [_value(row, f"opf_{g}") for g, _ in features.OPCODE_GROUPS]
+    assert sum(op_fractions) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_malicious_payload_counts_calls_and_classes() -> None:
+    row = _extract(_payload("F:os.system"))
+    assert _value(row, "call_total") >= 1
+    assert _value(row, "call_op_reduce") >= 1
+    assert _value(row, "glob_distinct") >= 1
+    expected = classify("os", "system").verdict_class
+    assert _value(row, f"glob_{expected}") >= 1
+    assert _value(row, f"call_to_{expected}") >= 1
+    assert 0.0 <= _value(row, "call_first_pos") <= _value(row, "call_last_pos") <= 1.0
+    assert _value(row, "str_pat_shell") >= 1  # "echo fastscan-test" / "touch /tmp/…"
+
+
+def test_global_hashing_is_stable_crc32() -> None:
+    row = _extract(pickle.dumps(random.Random, protocol=2))  # GLOBAL random Random
+    for token in ("random", "random.Random"):
+        bucket = zlib.crc32(token.encode()) % features.HASH_BUCKETS
+        assert _value(row, f"ghash_{bucket:02d}") >= 1
+
+
+def test_nested_and_encoded_pickles_are_counted() -> None:
+    row = _extract(_payload("H1"))
+    assert _value(row, "nested_total") >= 1
+    assert _value(row, "nested_depth_max") >= 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x80",
+        b"\x80\x04\x95",
+        os.urandom(0) + bytes(range(256)) * 4,
+        b"\x80\x02cos\nsystem\n(X\x04\x00\x00\x00echotR",  # truncated before STOP
+        b"garbage that is not a pickle at all" * 10,
+    ],
+)
+def test_hostile_input_is_finite(data: bytes) -> None:
+    row = _extract(data)
+    assert row.shape == (features.N_FEATURES,)
+    assert np.isfinite(row).all()
+
+
+def test_random_bytes_are_finite() -> None:
+    rng = random.Random(7)
+    for _ in range(50):
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400)))
+        assert np.isfinite(_extract(b"\x80\x04" + data)).all()
+
+
+def test_extract_is_deterministic() -> None:
+    data = _payload("D1")
+    first = _extract(data)
+    for _ in range(3):
+        assert np.array_equal(first, _extract(data))
+
+
+def test_no_streams_gives_a_valid_row() -> None:
+    row = features.extract(None, [])
+    assert np.isfinite(row).all()
+    assert row.shape == (features.N_FEATURES,)
+    assert not features.empty_row().any()
+
+
+def test_padding_keeps_counts() -> None:
+    """Benign padding dilutes opcode fractions but never hides the dangerous counts."""
+    from fastscan.train import wrappers
+    from fastscan.train.payloads import as_snippet
+
+    payload = _payload("F:os.system")
+    bare = _extract(payload)
+    padding = pickle.dumps([np.zeros(50, np.float32) for _ in range(200)], protocol=2)
+    padded = _extract(wrappers.inject(padding, as_snippet(payload), "middle"))
+    for name in ("glob_dangerous", "glob_unknown", "call_to_dangerous", "str_pat_shell"):
+        assert _value(padded, name) >= _value(bare, name)
+    assert _value(padded, "op_reduce") > _value(bare, "op_reduce")
+
+
+def test_batch_roundtrip_and_paths() -> None:
+    rows = [_extract(pickle.dumps(i)) for i in range(5)]
+    batch = features.to_batch(rows)
+    assert batch.num_rows == 5
+    assert batch.schema == features.ARROW_SCHEMA
+    assert all(t == pa.float32() for t in batch.schema.types)
+    assert np.array_equal(features.batch_to_matrix(batch), np.vstack(rows))
+
+    with_paths = features.to_batch(rows, paths=[f"f{i}" for i in range(5)])
+    assert with_paths.schema.names[0] == "path"
+    assert with_paths.column("path").to_pylist() == [f"f{i}" for i in range(5)]
+    assert np.array_equal(features.batch_to_matrix(with_paths), np.vstack(rows))
+    with pytest.raises(ValueError, match="paths"):
+        features.to_batch(rows, paths=["only-one"])
+
+
+def test_batch_to_matrix_refuses_missing_columns() -> None:
+    batch = features.to_batch([features.empty_row()])
+    with pytest.raises(ValueError, match="lacks feature columns"):
+        features.batch_to_matrix(batch.drop_columns([features.FEATURE_NAMES[3]]))
+
+
+def test_empty_batch() -> None:
+    batch = features.to_batch([])
+    assert batch.num_rows == 0
+    assert features.batch_to_matrix(batch).shape == (0, features.N_FEATURES)
