@@ -182,10 +182,12 @@ class Scanner:
         if scored and (self.model is not None or with_features):
             from . import features
 
-            vectors = [features.extract(a.container, a.streams, self.rules) for _r, a in scored]
-            batch = features.to_batch(vectors, paths=[r.path for r, _a in scored])
+            # the model sees the shipped rule classes, so user allow-lists cannot shift its inputs
+            vectors = [features.extract(a.container, a.streams) for _r, a in scored]
+            if with_features:
+                batch = features.to_batch(vectors, paths=[r.path for r, _a in scored])
             if self.model is not None:
-                p, s = self.model.score(batch)
+                p, s = self.model.score_matrix(features.to_matrix(vectors))
                 probs, anomalies = [float(x) for x in p], [float(x) for x in s]
         thresholds = self.model.thresholds if self.model is not None else None
         for (result, _a), prob, anomaly in zip(scored, probs, anomalies, strict=True):
