@@ -31,7 +31,7 @@ from .facts import (
 from .opcodes import NAMES
 
 try:
-    from . import _tokenizer as _native
+    from . import _tokenizer as _native  # type: ignore[attr-defined]  # compiled, no stub
 except ImportError as exc:  # pragma: no cover - exercised only on a broken install
     raise ImportError(
         "fastscan's native tokenizer is not built; reinstall with `pip install .` "
@@ -61,7 +61,7 @@ def _decode(raw: bytes, enc: int) -> tuple[str, bool]:
     """Decode a string operand the way the loader would; returns (text, decoded_cleanly)."""
     try:
         if enc == _ENC_QUOTED:
-            return codecs.escape_decode(raw)[0].decode("utf-8"), True  # type: ignore[attr-defined]
+            return codecs.escape_decode(raw)[0].decode("utf-8"), True
         if enc == _ENC_RAW_UNICODE:
             return raw.decode("raw_unicode_escape"), True
         return raw.decode("utf-8"), True
@@ -122,13 +122,23 @@ def tokenize(data: Any, limits: ScanLimits | None = None, *, _depth: int = 0) ->
                 GlobalRef("?", f"ext:{ext_code}", opname, offset, pidx, False, bool(via_memo))
             )
             continue
-        module, ok_m = _decode(bytes(view[mod_off : mod_off + mod_len]), mod_enc) if mod_off >= 0 else ("?", True)
-        name, ok_n = _decode(bytes(view[name_off : name_off + name_len]), name_enc) if name_off >= 0 else ("?", True)
+        module, ok_m = (
+            walker.text(mod_off, mod_len, mod_enc, _decode) if mod_off >= 0 else ("?", True)
+        )
+        name, ok_n = (
+            walker.text(name_off, name_len, name_enc, _decode) if name_off >= 0 else ("?", True)
+        )
         if not (ok_m and ok_n):
             anomalies.append(Anomaly("non_utf8_name", offset, pidx, f"{module!r} {name!r}"))
         globals_.append(
             GlobalRef(
-                _normalise_module(module), name, opname, offset, pidx, bool(resolved), bool(via_memo)
+                _normalise_module(module),
+                name,
+                opname,
+                offset,
+                pidx,
+                bool(resolved),
+                bool(via_memo),
             )
         )
 
@@ -136,12 +146,11 @@ def tokenize(data: Any, limits: ScanLimits | None = None, *, _depth: int = 0) ->
         CallSite(NAMES[opcode], offset, pidx, callable_index, bool(discarded), bool(is_call))
         for offset, pidx, opcode, callable_index, discarded, is_call in walker.call_list()
     )
-    strings = tuple(
-        _decode(bytes(view[off : off + length]), enc)[0] for off, length, enc in walker.string_list()
-    )
+    # decoded natively in one pass; `_decode` only sees the rare encodings and undecodable bytes
+    strings: tuple[str, ...] = walker.string_texts(_decode)
     pickles = walker.pickle_list()
     status = _STATUS[walker.status] if pickles else STATUS_NOT_PICKLE
-    nested = _nested(view, walker.nested_list(), strings, walker.string_list(), limits, _depth, anomalies)
+    nested = _nested(view, walker, strings, limits=limits, depth=_depth, anomalies=anomalies)
 
     return StreamFacts(
         status=status,
@@ -182,9 +191,9 @@ def _error_text(status: str, walker: Any) -> str:
 
 def _nested(
     view: memoryview,
-    raw_candidates: list[tuple[int, int, int]],
+    walker: Any,
     strings: tuple[str, ...],
-    string_spans: list[tuple[int, int, int]],
+    *,
     limits: ScanLimits,
     depth: int,
     anomalies: list[Anomaly],
@@ -192,12 +201,16 @@ def _nested(
     """Tokenize operands that are themselves pickles: raw bytes, base64 or hex text (H1, H2)."""
     candidates: list[tuple[int, int, str, Any]] = [
         (off, length, "frame_divergence" if why else "raw", view[off : off + length])
-        for off, length, why in raw_candidates
+        for off, length, why in walker.nested_list()
     ]
-    for text, (off, length, _enc) in zip(strings, string_spans, strict=False):
-        inner = _decode_encoded_pickle(text)
-        if inner is not None:
-            candidates.append((off, length, inner[0], inner[1]))
+    # the walker pre-filters the kept strings (a superset of those the regexes can match)
+    maybe_encoded = walker.encoded_candidates()
+    if maybe_encoded:
+        spans = walker.string_list()
+        for i in maybe_encoded:
+            inner = _decode_encoded_pickle(strings[i])
+            if inner is not None:
+                candidates.append((spans[i][0], spans[i][1], inner[0], inner[1]))
     if not candidates:
         return []
     if depth >= limits.max_nesting:
@@ -233,7 +246,7 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
     view = _as_view(data)
     if len(view) < 2:
         return False
-    codes, offsets, _, _, _end, status = _native.list_opcodes(view, 0, max_opcodes)
+    codes, _offsets, _, _, _end, status = _native.list_opcodes(view, 0, max_opcodes)
     if not codes:
         return False
     if status == "ok":
@@ -270,7 +283,9 @@ def iter_opcodes(data: Any, start: int = 0, max_ops: int = 10_000_000) -> Iterat
 def list_opcodes(data: Any, start: int = 0, max_ops: int = 10_000_000) -> tuple[list[Op], int, str]:
     """Like iter_opcodes, plus the end offset and the status (ok/truncated/bad_opcode/budget)."""
     view = _as_view(data)
-    codes, offsets, arg_offsets, arg_lengths, end, status = _native.list_opcodes(view, start, max_ops)
+    codes, offsets, arg_offsets, arg_lengths, end, status = _native.list_opcodes(
+        view, start, max_ops
+    )
     ops = [
         Op(off, code, NAMES[code], aoff, alen)
         for code, off, aoff, alen in zip(codes, offsets, arg_offsets, arg_lengths, strict=True)

@@ -8,6 +8,8 @@ them, not by searching backwards. Strings are kept as (offset, length, encoding)
 buffer; `fastscan/tokenizer.py` decodes them and builds the typed records.
 """
 
+cimport cython
+from cpython.ref cimport PyObject, Py_DECREF
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memchr, memset
@@ -23,7 +25,7 @@ cdef enum:
     K_STR = 2
     K_GLOBAL = 3
     K_CALL = 4
-    K_ABSENT = 255  # an empty dense memo slot
+    K_ABSENT = 7  # an empty dense memo slot (fits the 3 kind bits of MemoEntry)
 
 # How Python must decode a string reference.
 cdef enum:
@@ -87,6 +89,56 @@ cdef struct Item:
     int64_t b  # K_STR: length
 
 
+# A dense memo slot, packed to 16 bytes: the memo is the largest structure the walk writes
+# (one slot per MEMOIZE), so its size is page faults and cache misses. A string length always
+# fits the low 56 bits (it is bounded by the buffer length).
+cdef struct MemoEntry:
+    int64_t a
+    uint64_t packed  # Item.b | kind << 56 | enc << 59
+
+cdef enum:
+    MEMO_LEN_BITS = 56
+
+cdef extern from *:
+    # frame_end while no FRAME is open (a compile-time constant, unlike a module global)
+    const int64_t NO_FRAME "INT64_MAX"
+
+cdef inline void memo_pack(MemoEntry* m, const Item* it) noexcept nogil:
+    m.a = it.a
+    m.packed = (<uint64_t>it.b & ((<uint64_t>1 << MEMO_LEN_BITS) - 1)) \
+        | (<uint64_t>(it.kind & 7) << MEMO_LEN_BITS) \
+        | (<uint64_t>(it.enc & 3) << (MEMO_LEN_BITS + 3))
+
+
+cdef inline uint8_t memo_kind(const MemoEntry* m) noexcept nogil:
+    return <uint8_t>((m.packed >> MEMO_LEN_BITS) & 7)
+
+
+cdef inline void memo_unpack(Item* it, const MemoEntry* m) noexcept nogil:
+    it.a = m.a
+    it.b = <int64_t>(m.packed & ((<uint64_t>1 << MEMO_LEN_BITS) - 1))
+    it.kind = memo_kind(m)
+    it.enc = <uint8_t>((m.packed >> (MEMO_LEN_BITS + 3)) & 3)
+    it.from_memo = 1
+
+
+cdef struct ArgSpan:
+    int64_t off
+    int64_t length
+    int64_t end  # offset after the argument
+    int status  # R_STOP when the argument is whole
+
+
+# Result of Walker.generic_op: the offset after the opcode and G_NEXT, or the R_* code that ends
+# the pickle (R_STOP after STOP; R_TRUNCATED / R_BAD_OPCODE when the argument is cut or invalid).
+cdef struct OpResult:
+    int64_t pos
+    int status
+
+cdef enum:
+    G_NEXT = -1
+
+
 cdef struct GlobalRec:
     int64_t offset
     int64_t mod_off
@@ -124,9 +176,53 @@ cdef struct AnomRec:
     uint8_t code
 
 
+cdef extern from *:
+    """
+    #include <string.h>
+    /* First b'\\n' at or after pos, or -1. Protocol-0 lines are short, so scan a word at a time
+       inline (a call to memchr costs more than the line) and hand long lines to memchr. */
+    static inline int64_t fastscan_find_nl(const uint8_t* p, int64_t pos, int64_t n) {
+        const int64_t word_limit = pos + 64;
+        while (pos + 8 <= n && pos < word_limit) {
+            uint64_t w, t;
+            memcpy(&w, p + pos, 8);
+            w ^= 0x0a0a0a0a0a0a0a0aULL;
+            t = (w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL;
+            if (t) return pos + (__builtin_ctzll(t) >> 3);
+            pos += 8;
+        }
+        if (pos >= n) return -1;
+        const void* hit = memchr(p + pos, 10, (size_t)(n - pos));
+        return hit ? (const uint8_t*)hit - p : -1;
+    }
+    """
+    int64_t fastscan_find_nl(const uint8_t* p, int64_t pos, int64_t n) noexcept nogil
+
+
+cdef extern from "Python.h":
+    # Declared raw (NULL on error) so a string that does not decode costs a PyErr_Clear, not a
+    # raised exception; the caller then asks the Python fallback for the exact loader result.
+    PyObject* PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    PyObject* PyUnicode_DecodeRawUnicodeEscape(const char* s, Py_ssize_t size, const char* errors)
+    void PyErr_Clear()
+
+
+cdef inline bint is_ascii_space(uint8_t c) noexcept nogil:
+    """str.isspace() (and regex \\s) for the ASCII range."""
+    return (9 <= c <= 13) or (28 <= c <= 32)
+
+
 cdef inline uint64_t read_le(const uint8_t* q, int n) noexcept nogil:
+    """Little-endian unsigned integer of n bytes (gcc turns the fixed sizes into one load)."""
     cdef uint64_t v = 0
     cdef int i
+    if n == 1:
+        return q[0]
+    if n == 2:
+        return <uint64_t>q[0] | (<uint64_t>q[1] << 8)
+    if n == 4:
+        return <uint64_t>q[0] | (<uint64_t>q[1] << 8) | (<uint64_t>q[2] << 16) \
+            | (<uint64_t>q[3] << 24)
     for i in range(n - 1, -1, -1):
         v = (v << 8) | q[i]
     return v
@@ -137,6 +233,7 @@ cdef inline bint is_ident_byte(uint8_t c) noexcept nogil:
         or c == 95 or c == 46
 
 
+@cython.final
 cdef class Walker:
     """Walks every pickle in one buffer; `run()` then `result()`."""
 
@@ -158,13 +255,17 @@ cdef class Walker:
     cdef Item* stk  # the symbolic stack: a growable C array, written in place
     cdef int64_t sp
     cdef int64_t cap
+    cdef int64_t top_mark  # index of the topmost K_MARK, -1 when none (see link_mark)
     # memo: dense keys (the usual 0, 1, 2, ...) live in a vector, sparse ones in a hash map
-    cdef vector[Item] memo_dense
+    cdef MemoEntry* memo_dense  # a C array grown with realloc (no copy-on-grow, no exceptions)
+    cdef int64_t memo_len
+    cdef int64_t memo_cap
     cdef unordered_map[int64_t, Item] memo_sparse
     cdef int64_t memo_size
     cdef uint64_t pcounts[256]
-    cdef int64_t cur_ops
     cdef int32_t cur_proto
+    cdef bint proto_seen
+    cdef int64_t frame_end  # end of the open FRAME, NO_FRAME when none
     cdef int32_t cur_pickle
     cdef int32_t anom_seen[N_ANOMALY_CODES]
     cdef bint budget_hit
@@ -216,6 +317,7 @@ cdef class Walker:
 
     def __dealloc__(self):
         free(self.stk)
+        free(self.memo_dense)
 
     # ---- small helpers (all nogil, never fail) -------------------------------------------
 
@@ -232,23 +334,37 @@ cdef class Walker:
 
     cdef inline Item* grow(self) noexcept nogil:
         """A fresh slot on top of the stack, or NULL (budget) when the stack is full."""
-        cdef Item* bigger
-        cdef int64_t cap
-        if self.sp >= self.cap:
-            if self.cap >= self.max_stack:
-                self.budget_hit = True
-                return NULL
-            cap = min(max(self.cap * 2, 64), self.max_stack)
-            bigger = <Item*>realloc(self.stk, cap * sizeof(Item))
-            if bigger == NULL:
-                self.budget_hit = True
-                return NULL
-            self.stk = bigger
-            self.cap = cap
+        cdef int64_t sp = self.sp
+        if sp >= self.cap:
+            return self.grow_slow()
+        self.sp = sp + 1
+        if sp + 1 > self.max_depth:
+            self.max_depth = sp + 1
+        return self.stk + sp
+
+    cdef Item* grow_slow(self) noexcept nogil:
+        if not self.grow_stack():
+            return NULL
         self.sp += 1
         if self.sp > self.max_depth:
             self.max_depth = self.sp
         return &self.stk[self.sp - 1]
+
+    cdef bint grow_stack(self) noexcept nogil:
+        """Double the stack array (out of line: it runs a few times per pickle)."""
+        cdef Item* bigger
+        cdef int64_t cap
+        if self.cap >= self.max_stack:
+            self.budget_hit = True
+            return False
+        cap = min(max(self.cap * 2, 64), self.max_stack)
+        bigger = <Item*>realloc(self.stk, cap * sizeof(Item))
+        if bigger == NULL:
+            self.budget_hit = True
+            return False
+        self.stk = bigger
+        self.cap = cap
+        return True
 
     cdef inline void push(self, uint8_t kind, int64_t a, int64_t b, uint8_t enc) noexcept nogil:
         cdef Item* it = self.grow()
@@ -259,35 +375,46 @@ cdef class Walker:
         it.b = b
         it.enc = enc
         it.from_memo = 0
+        if kind == K_MARK:
+            self.link_mark(it)
+
+    cdef inline void link_mark(self, Item* it) noexcept nogil:
+        """Make the just-pushed MARK `it` the topmost one; its `a` keeps the one below, so
+        finding the topmost MARK is O(1) instead of a scan down the stack."""
+        it.a = self.top_mark
+        self.top_mark = it - self.stk
 
     cdef inline Item pop(self, int64_t offset) noexcept nogil:
-        cdef Item it
         if self.sp == 0:
-            self.anomaly(A_STACK_UNDERFLOW, offset, 0)
-            it.kind = K_OTHER
-            it.a = -1
-            it.b = 0
-            it.enc = 0
-            it.from_memo = 0
-            return it
+            return self.pop_empty(offset)
         self.sp -= 1
+        if self.sp == self.top_mark:
+            self.top_mark = self.stk[self.sp].a
         return self.stk[self.sp]
 
-    cdef int64_t mark_index(self) noexcept nogil:
-        cdef int64_t i = self.sp - 1
-        while i >= 0:
-            if self.stk[i].kind == K_MARK:
-                return i
-            i -= 1
-        return -1
+    cdef Item pop_empty(self, int64_t offset) noexcept nogil:
+        """What popping an empty stack yields: an anomaly and an opaque value."""
+        cdef Item it
+        self.anomaly(A_STACK_UNDERFLOW, offset, 0)
+        it.kind = K_OTHER
+        it.a = -1
+        it.b = 0
+        it.enc = 0
+        it.from_memo = 0
+        return it
+
+    cdef inline int64_t mark_index(self) noexcept nogil:
+        return self.top_mark
 
     cdef void pop_to_mark(self, int64_t offset, bint discards) noexcept nogil:
         """Pop everything above the topmost MARK and the MARK itself."""
-        cdef int64_t k = self.mark_index()
+        cdef int64_t k = self.top_mark
         cdef int64_t i
         if k < 0:
             self.anomaly(A_MARK_MISSING, offset, 0)
             k = 0
+        else:
+            self.top_mark = self.stk[k].a
         if discards:
             for i in range(k, self.sp):
                 if self.stk[i].kind == K_CALL and self.stk[i].a >= 0:
@@ -385,60 +512,98 @@ cdef class Walker:
         self.calls.push_back(c)
         return <int64_t>self.calls.size() - 1
 
-    cdef inline Item* memo_slot(self, int64_t key) noexcept nogil:
-        """The memo entry for key, or NULL when absent."""
-        cdef unordered_map[int64_t, Item].iterator it
-        if 0 <= key < <int64_t>self.memo_dense.size():
-            if self.memo_dense[key].kind == K_ABSENT:
-                return NULL
-            return &self.memo_dense[key]
-        it = self.memo_sparse.find(key)
-        if it == self.memo_sparse.end():
-            return NULL
-        return &self.memo_sparse[key]
+    cdef bint memo_reserve(self, int64_t need) noexcept nogil:
+        """Room for `need` dense slots; False when memory is short (treated as the memo budget)."""
+        cdef MemoEntry* bigger
+        cdef int64_t cap
+        if need <= self.memo_cap:
+            return True
+        cap = max(need, self.memo_cap * 2, 1024)
+        bigger = <MemoEntry*>realloc(self.memo_dense, cap * sizeof(MemoEntry))
+        if bigger == NULL:
+            return False
+        self.memo_dense = bigger
+        self.memo_cap = cap
+        return True
 
     cdef inline void memo_put(self, int64_t key, int64_t offset) noexcept nogil:
-        cdef Item* slot
-        cdef Item absent
         if self.sp == 0:
             self.anomaly(A_STACK_UNDERFLOW, offset, 0)
             return
         self.memo_puts += 1
-        slot = self.memo_slot(key)
-        if slot != NULL:
-            slot[0] = self.stk[self.sp - 1]
+        # the usual case: keys 0, 1, 2, ... appended, no sparse key that could shadow the slot
+        if key == self.memo_len and key < self.memo_cap and self.memo_size < self.max_memo \
+                and self.memo_sparse.empty():
+            memo_pack(&self.memo_dense[key], &self.stk[self.sp - 1])
+            self.memo_len += 1
+            self.memo_size += 1
+            return
+        self.memo_put_slow(key, offset)
+
+    cdef void memo_put_slow(self, int64_t key, int64_t offset) noexcept nogil:
+        cdef Item* top = &self.stk[self.sp - 1]
+        cdef MemoEntry absent
+        cdef int64_t i
+        # an existing entry is overwritten (the dense range shadows the sparse map)
+        if 0 <= key < self.memo_len:
+            if memo_kind(&self.memo_dense[key]) != K_ABSENT:
+                memo_pack(&self.memo_dense[key], top)
+                return
+        elif self.memo_sparse.count(key):
+            self.memo_sparse[key] = top[0]
             return
         if self.memo_size >= self.max_memo:
             self.anomaly(A_MEMO_BUDGET, offset, key)
             return
-        self.memo_size += 1
-        if key == <int64_t>self.memo_dense.size():  # the usual case: keys 0, 1, 2, ...
-            self.memo_dense.push_back(self.stk[self.sp - 1])
-        elif 0 <= key < <int64_t>self.memo_dense.size() + 4096:
-            if key >= <int64_t>self.memo_dense.size():
-                absent.kind = K_ABSENT
+        if 0 <= key < self.memo_len + 4096:
+            if key >= self.memo_len:
+                if not self.memo_reserve(key + 1):
+                    self.anomaly(A_MEMO_BUDGET, offset, key)
+                    return
                 absent.a = -1
-                absent.b = 0
-                absent.enc = 0
-                absent.from_memo = 0
-                self.memo_dense.resize(key + 1, absent)
-            self.memo_dense[key] = self.stk[self.sp - 1]
+                absent.packed = <uint64_t>K_ABSENT << MEMO_LEN_BITS
+                for i in range(self.memo_len, key):
+                    self.memo_dense[i] = absent
+                self.memo_len = key + 1
+            memo_pack(&self.memo_dense[key], top)
         else:
-            self.memo_sparse[key] = self.stk[self.sp - 1]
+            self.memo_sparse[key] = top[0]
+        self.memo_size += 1
 
     cdef inline void memo_get(self, int64_t key, int64_t offset) noexcept nogil:
-        cdef Item* slot = self.memo_slot(key)
+        cdef Item* slot
+        if 0 <= key < self.memo_len and memo_kind(&self.memo_dense[key]) != K_ABSENT:
+            self.memo_gets += 1
+            slot = self.grow()
+            if slot != NULL:
+                memo_unpack(slot, &self.memo_dense[key])
+                if slot.kind == K_MARK:
+                    self.link_mark(slot)
+            return
+        self.memo_get_slow(key, offset)
+
+    cdef void memo_get_slow(self, int64_t key, int64_t offset) noexcept nogil:
+        cdef unordered_map[int64_t, Item].iterator it
+        cdef Item* slot
         cdef Item v
         self.memo_gets += 1
-        if slot == NULL:
+        if 0 <= key < self.memo_len or self.memo_sparse.empty():
             self.anomaly(A_BAD_MEMO_GET, offset, key)
             self.push(K_OTHER, -1, 0, 0)
             return
-        v = slot[0]
-        v.from_memo = 1
+        else:
+            it = self.memo_sparse.find(key)
+            if it == self.memo_sparse.end():
+                self.anomaly(A_BAD_MEMO_GET, offset, key)
+                self.push(K_OTHER, -1, 0, 0)
+                return
+            v = self.memo_sparse[key]
+            v.from_memo = 1
         slot = self.grow()
         if slot != NULL:
             slot[0] = v
+            if v.kind == K_MARK:
+                self.link_mark(slot)
 
     cdef int64_t decimal_key(self, int64_t off, int64_t length) noexcept nogil:
         """Parse a protocol-0 memo key; -1 when it is not a plain decimal number."""
@@ -457,313 +622,652 @@ cdef class Walker:
         return v
 
     cdef inline int64_t find_nl(self, int64_t pos) noexcept nogil:
-        cdef const void* hit
-        if pos >= self.n:
-            return -1
-        hit = memchr(self.p + pos, 10, <size_t>(self.n - pos))
-        if hit == NULL:
-            return -1
-        return <const uint8_t*>hit - self.p
+        return fastscan_find_nl(self.p, pos, self.n)
 
     # ---- one pickle --------------------------------------------------------------------
 
-    cdef int walk_one(self, int64_t start, int64_t* end_out) noexcept nogil:
-        cdef int64_t pos = start
-        cdef int64_t op_start, arg_off, arg_len, nl, nl2, key, k, frame_end = -1
-        cdef int64_t slen
-        cdef int64_t signed_len
+    cdef ArgSpan var_arg(self, uint8_t kind, int64_t pos, int64_t op_start) noexcept nogil:
+        """Extent of a line or length-prefixed argument starting at pos (status R_STOP if whole)."""
+        cdef ArgSpan out
+        cdef int64_t nl, nl2, slen, signed_len
         cdef uint64_t ulen
-        cdef uint8_t op, kind
-        cdef bint proto_seen = False
+        out.status = R_TRUNCATED
+        out.off = pos
+        out.length = 0
+        if kind == ARG_LEN1:
+            if pos >= self.n:
+                return out
+            out.length = self.p[pos]
+            out.off = pos + 1
+            if out.length > self.n - out.off:
+                return out
+        elif kind == ARG_LINE:
+            nl = self.find_nl(pos)
+            if nl < 0:
+                return out
+            out.length = nl - pos
+            out.end = nl + 1
+            out.status = R_STOP
+            return out
+        elif kind == ARG_LINE2:
+            nl = self.find_nl(pos)
+            nl2 = self.find_nl(nl + 1) if nl >= 0 else -1
+            if nl2 < 0:
+                return out
+            out.length = nl2 - pos
+            out.end = nl2 + 1
+            out.status = R_STOP
+            return out
+        else:  # 4- or 8-byte length prefix
+            slen = 8 if kind == ARG_LEN8U else 4
+            if slen > self.n - pos:
+                return out
+            ulen = read_le(self.p + pos, <int>slen)
+            if kind == ARG_LEN4S:
+                signed_len = <int64_t>(<int32_t>(<uint32_t>ulen))
+                if signed_len < 0:
+                    self.anomaly(A_NEGATIVE_LENGTH, op_start, signed_len)
+                    out.status = R_BAD_OPCODE
+                    return out
+            if ulen > <uint64_t>(self.n - (pos + slen)):
+                return out
+            out.off = pos + slen
+            out.length = <int64_t>ulen
+        out.end = out.off + out.length
+        out.status = R_STOP
+        return out
+
+    cdef void rare_op(self, uint8_t op, int64_t op_start, int64_t arg_off, int64_t arg_len,
+                      int64_t pos, int64_t ops) noexcept nogil:
+        """Semantics of the opcodes that are rare in real pickles (imports, calls, frames,
+        protocol-0/1 strings). Out of line so the hot loop stays small enough for gcc to inline
+        the stack and memo fast paths into it."""
+        cdef int64_t k, key, nl, slen, idx
+        cdef uint64_t ulen
         cdef Item a, b, c, top
         cdef Item* tp
-        cdef int64_t idx
+        if op == OP_POP_MARK:
+            self.pop_to_mark(op_start, True)
+        elif op == OP_DUP:
+            if self.sp == 0:
+                self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
+                self.push(K_OTHER, -1, 0, 0)
+            else:
+                top = self.stk[self.sp - 1]
+                self.push(top.kind, top.a, top.b, top.enc)
+        elif op == OP_STRING:
+            # quoted repr: strip \r, then the quotes
+            slen = arg_len
+            if slen > 0 and self.p[arg_off + slen - 1] == 13:
+                slen -= 1
+            if slen >= 2 and self.p[arg_off] == self.p[arg_off + slen - 1] \
+                    and (self.p[arg_off] == 39 or self.p[arg_off] == 34):
+                self.push(K_STR, arg_off + 1, slen - 2, ENC_QUOTED)
+                self.add_string(arg_off + 1, slen - 2, ENC_QUOTED)
+            else:
+                self.push(K_OTHER, -1, 0, 0)
+        elif op == OP_BINSTRING or op == OP_SHORT_BINSTRING:
+            self.push(K_STR, arg_off, arg_len, ENC_BYTES)
+            self.add_string(arg_off, arg_len, ENC_BYTES)
+            self.maybe_nested(arg_off, arg_len)
+        elif op == OP_READONLY_BUFFER:
+            pass
+        elif op == OP_BUILD:
+            self.pop(op_start)  # state
+            if self.sp == 0:
+                self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
+                self.add_call(op_start, op, NULL)
+            else:
+                tp = &self.stk[self.sp - 1]
+                if tp.kind == K_GLOBAL:
+                    self.anomaly(A_BUILD_ON_GLOBAL, op_start, tp.a)
+                    self.add_call(op_start, op, tp)
+                elif tp.kind == K_CALL and tp.a >= 0:
+                    # BUILD finishes an object: attribute it to the class that made it
+                    idx = self.add_call(op_start, op, NULL)
+                    if idx >= 0:
+                        self.calls[idx].callable_index = self.calls[tp.a].callable_index
+                else:
+                    self.add_call(op_start, op, NULL)
+        elif op == OP_REDUCE or op == OP_NEWOBJ:
+            self.pop(op_start)  # args
+            a = self.pop(op_start)  # callable / class
+            self.push(K_CALL, self.add_call(op_start, op, &a), 0, 0)
+        elif op == OP_NEWOBJ_EX:
+            self.pop(op_start)  # kwargs
+            self.pop(op_start)  # args
+            a = self.pop(op_start)
+            self.push(K_CALL, self.add_call(op_start, op, &a), 0, 0)
+        elif op == OP_OBJ:
+            k = self.mark_index()
+            if k < 0 or k + 1 >= <int64_t>self.sp:
+                self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
+                a.kind = K_OTHER
+                a.a = -1
+            else:
+                a = self.stk[k + 1]
+            self.pop_to_mark(op_start, False)
+            self.push(K_CALL, self.add_call(op_start, op, &a), 0, 0)
+        elif op == OP_GLOBAL or op == OP_INST:
+            nl = self.find_nl(arg_off)
+            a.kind = K_STR
+            a.a = arg_off
+            a.b = nl - arg_off
+            a.enc = ENC_UTF8
+            a.from_memo = 0
+            if a.b > 0 and self.p[nl - 1] == 13:
+                a.b -= 1
+            b.kind = K_STR
+            b.a = nl + 1
+            b.b = pos - 1 - (nl + 1)
+            b.enc = ENC_UTF8
+            b.from_memo = 0
+            if b.b > 0 and self.p[pos - 2] == 13:
+                b.b -= 1
+            idx = self.add_global(op_start, op, True, &a, &b, -1)
+            if op == OP_GLOBAL:
+                self.push(K_GLOBAL, idx, 0, 0)
+            else:
+                self.pop_to_mark(op_start, False)
+                c.kind = K_GLOBAL
+                c.a = idx
+                self.push(K_CALL, self.add_call(op_start, op, &c if idx >= 0 else NULL), 0, 0)
+        elif op == OP_STACK_GLOBAL:
+            b = self.pop(op_start)  # name
+            a = self.pop(op_start)  # module
+            if a.kind == K_STR and b.kind == K_STR:
+                idx = self.add_global(op_start, op, True, &a, &b, -1)
+            else:
+                self.anomaly(A_STACK_GLOBAL_NON_STRING, op_start, 0)
+                if (a.from_memo and a.kind != K_STR) or (b.from_memo and b.kind != K_STR):
+                    self.anomaly(A_MEMO_TYPE_CONFUSION, op_start, 0)
+                idx = self.add_global(op_start, op, False, &a, &b, -1)
+            self.push(K_GLOBAL, idx, 0, 0)
+        elif op == OP_EXT1 or op == OP_EXT2 or op == OP_EXT4:
+            key = <int64_t>read_le(self.p + arg_off, <int>arg_len)
+            self.anomaly(A_EXT_CODE, op_start, key)
+            self.push(K_GLOBAL, self.add_global(op_start, op, False, NULL, NULL, key), 0, 0)
+        elif op == OP_PROTO:
+            if self.proto_seen:
+                self.anomaly(A_DUPLICATE_PROTO, op_start, self.p[arg_off])
+            elif ops != 1:
+                self.anomaly(A_MISPLACED_PROTO, op_start, self.p[arg_off])
+            if not self.proto_seen:
+                self.cur_proto = self.p[arg_off]
+            self.proto_seen = True
+        elif op == OP_FRAME:
+            ulen = read_le(self.p + arg_off, 8)
+            if self.frame_end != NO_FRAME and op_start < self.frame_end:
+                self.anomaly(A_NEW_FRAME_INSIDE_FRAME, op_start, self.frame_end)
+            if 0 <= self.cur_proto < 4:
+                self.anomaly(A_FRAME_IN_OLD_PROTOCOL, op_start, self.cur_proto)
+            if ulen > <uint64_t>(self.n - pos):
+                self.anomaly(A_FRAME_OVERRUN, op_start, <int64_t>ulen)
+                self.frame_end = NO_FRAME
+            else:
+                self.frame_end = pos + <int64_t>ulen
+        elif op == OP_PERSID:
+            self.push(K_OTHER, -1, 0, 0)
+        elif op == OP_BINPERSID:
+            self.pop(op_start)
+            self.push(K_OTHER, -1, 0, 0)
+
+    # ---- per-opcode semantics shared by the hot cases and the generic switch -----------
+
+    cdef void frame_check(self, int64_t op_start, int64_t pos) noexcept nogil:
+        """An opcode must not straddle the end of its frame (frame_end is NO_FRAME when no
+        frame is open, so the hot path is a single comparison)."""
+        if pos > self.frame_end:
+            if op_start < self.frame_end:
+                self.anomaly(A_FRAME_VIOLATION, op_start, self.frame_end)
+                # a loader that honours frames reads on from the frame end: parse that too
+                self.add_nested(self.frame_end, self.n - self.frame_end, 1)
+            self.frame_end = NO_FRAME
+
+    cdef inline void push_value(self) noexcept nogil:
+        """An opaque value: ints, floats, None, bools, containers, payloads."""
+        self.push(K_OTHER, -1, 0, 0)
+
+    cdef inline void push_str(self, int64_t off, int64_t length, uint8_t enc) noexcept nogil:
+        self.push(K_STR, off, length, enc)
+        self.add_string(off, length, enc)
+
+    cdef inline void op_pop(self, int64_t op_start) noexcept nogil:
+        cdef Item a = self.pop(op_start)
+        if a.kind == K_CALL and a.a >= 0:
+            self.calls[a.a].discarded = 1
+
+    cdef inline void op_from_mark(self, int64_t op_start) noexcept nogil:
+        """TUPLE, LIST, DICT, FROZENSET: the items above the MARK become one value."""
+        self.pop_to_mark(op_start, False)
+        self.push_value()
+
+    cdef inline void op_tuple_n(self, int64_t op_start, int count) noexcept nogil:
+        cdef int _k
+        for _k in range(count):
+            self.pop(op_start)
+        self.push_value()
+
+    cdef inline void op_append(self, int64_t op_start) noexcept nogil:
+        self.pop(op_start)
+        if self.sp == 0:
+            self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
+
+    cdef inline void op_appends(self, int64_t op_start) noexcept nogil:
+        """APPENDS, ADDITEMS."""
+        self.pop_to_mark(op_start, False)
+        if self.sp == 0:
+            self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
+
+    cdef inline void op_setitem(self, uint8_t op, int64_t op_start) noexcept nogil:
+        """SETITEM, SETITEMS: flags a store into an imported object."""
+        if op == OP_SETITEM:
+            self.pop(op_start)
+            self.pop(op_start)
+        else:
+            self.pop_to_mark(op_start, False)
+        if self.sp == 0:
+            self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
+        elif self.stk[self.sp - 1].kind == K_GLOBAL:
+            self.anomaly(A_SETITEM_ON_GLOBAL, op_start, self.stk[self.sp - 1].a)
+
+    cdef inline void text_memo(self, uint8_t op, int64_t op_start, int64_t arg_off,
+                               int64_t arg_len) noexcept nogil:
+        """PUT, GET: protocol-0 memo opcodes with a decimal key."""
+        cdef int64_t key = self.decimal_key(arg_off, arg_len)
+        if key < 0:
+            self.anomaly(A_BAD_MEMO_KEY, op_start, 0)
+            if op == OP_GET:
+                self.push_value()
+        elif op == OP_PUT:
+            self.memo_put(key, op_start)
+        else:
+            self.memo_get(key, op_start)
+
+    cdef inline void push_unicode(self, int64_t arg_off, int64_t arg_len) noexcept nogil:
+        """UNICODE: raw-unicode-escape text up to the newline (a trailing \\r is dropped)."""
+        if arg_len > 0 and self.p[arg_off + arg_len - 1] == 13:
+            arg_len -= 1
+        self.push_str(arg_off, arg_len, ENC_RAW_UNICODE)
+
+    cdef inline void op_stop(self, int64_t op_start) noexcept nogil:
+        if self.sp > 1:
+            self.anomaly(A_STOP_WITH_STACK, op_start, self.sp)
+
+    # ---- one pickle --------------------------------------------------------------------
+
+    cdef OpResult generic_op(self, uint8_t op, int64_t op_start, int64_t ops) noexcept nogil:
+        """Any opcode, table-driven: argument extent, frame, count, semantics. Out of line: the
+        loop in walk_one handles the frequent opcodes itself and calls this for the rest."""
+        cdef int64_t pos = op_start + 1
+        cdef int64_t arg_off, arg_len, nl
+        cdef uint8_t kind
+        cdef ArgSpan span
+        cdef OpResult res
+        res.status = G_NEXT
+        res.pos = op_start
+        kind = ARG_KIND[op]
+        arg_off = pos
+        if kind <= ARG_FIXED:  # ARG_FIXED_LEN is 0 for ARG_NONE
+            arg_len = ARG_FIXED_LEN[op]
+            if arg_len > self.n - pos:
+                res.status = R_TRUNCATED
+                return res
+            pos += arg_len
+        elif kind == ARG_LINE:  # protocol 0: ints, floats, memo keys, text strings
+            nl = fastscan_find_nl(self.p, pos, self.n)
+            if nl < 0:
+                res.status = R_TRUNCATED
+                return res
+            arg_len = nl - pos
+            pos = nl + 1
+        elif kind == ARG_LEN1:  # short strings and bytes
+            if pos >= self.n or self.p[pos] > self.n - pos - 1:
+                res.status = R_TRUNCATED
+                return res
+            arg_len = self.p[pos]
+            arg_off = pos + 1
+            pos = arg_off + arg_len
+        elif kind == ARG_INVALID:
+            res.status = R_BAD_OPCODE
+            return res
+        else:
+            span = self.var_arg(kind, pos, op_start)
+            if span.status != R_STOP:
+                res.status = span.status
+                return res
+            arg_off = span.off
+            arg_len = span.length
+            pos = span.end
+        self.frame_check(op_start, pos)
+        self.pcounts[op] += 1
+        if op == OP_BINUNICODE or op == OP_SHORT_BINUNICODE or op == OP_BINUNICODE8:
+            self.push_str(arg_off, arg_len, ENC_UTF8)
+        elif op == OP_UNICODE:
+            self.push_unicode(arg_off, arg_len)
+        elif op == OP_BINBYTES or op == OP_SHORT_BINBYTES or op == OP_BINBYTES8 \
+                or op == OP_BYTEARRAY8:
+            self.payload_bytes += arg_len
+            self.maybe_nested(arg_off, arg_len)
+            self.push_value()
+        elif op == OP_PUT or op == OP_GET:
+            self.text_memo(op, op_start, arg_off, arg_len)
+        elif op == OP_BINPUT:
+            self.memo_put(self.p[arg_off], op_start)
+        elif op == OP_LONG_BINPUT:
+            self.memo_put(<int64_t>read_le(self.p + arg_off, 4), op_start)
+        elif op == OP_MEMOIZE:
+            self.memo_put(self.memo_size, op_start)
+        elif op == OP_BINGET:
+            self.memo_get(self.p[arg_off], op_start)
+        elif op == OP_LONG_BINGET:
+            self.memo_get(<int64_t>read_le(self.p + arg_off, 4), op_start)
+        elif op == OP_MARK:
+            self.push(K_MARK, 0, 0, 0)
+        elif op == OP_STOP:
+            self.op_stop(op_start)
+            res.status = R_STOP
+        elif op == OP_POP:
+            self.op_pop(op_start)
+        elif op == OP_TUPLE or op == OP_LIST or op == OP_DICT or op == OP_FROZENSET:
+            self.op_from_mark(op_start)
+        elif op == OP_TUPLE1 or op == OP_TUPLE2 or op == OP_TUPLE3:
+            self.op_tuple_n(op_start, op - OP_TUPLE1 + 1)
+        elif op == OP_APPEND:
+            self.op_append(op_start)
+        elif op == OP_APPENDS or op == OP_ADDITEMS:
+            self.op_appends(op_start)
+        elif op == OP_SETITEM or op == OP_SETITEMS:
+            self.op_setitem(op, op_start)
+        elif op == OP_POP_MARK or op == OP_DUP or op == OP_STRING or op == OP_BINSTRING \
+                or op == OP_SHORT_BINSTRING or op == OP_READONLY_BUFFER \
+                or op == OP_BUILD or op == OP_REDUCE or op == OP_NEWOBJ \
+                or op == OP_NEWOBJ_EX or op == OP_OBJ or op == OP_GLOBAL or op == OP_INST \
+                or op == OP_STACK_GLOBAL or op == OP_EXT1 or op == OP_EXT2 \
+                or op == OP_EXT4 or op == OP_PROTO or op == OP_FRAME or op == OP_PERSID \
+                or op == OP_BINPERSID:
+            self.rare_op(op, op_start, arg_off, arg_len, pos, ops)
+        else:
+            # every remaining opcode pushes one opaque value (ints, floats, None, bools,
+            # empty containers, LONG text ints, NEXT_BUFFER)
+            self.push_value()
+        res.pos = pos
+        return res
+
+    cdef int walk_one(self, int64_t start, int64_t* end_out) noexcept nogil:
+        """Walk the pickle at `start` to its STOP (R_STOP) or first failure; end_out gets the
+        offset after the STOP, or of the opcode that failed.
+
+        Written for speed, since it runs once per opcode. The frequent opcodes each have a case
+        that knows its argument size as a constant, so finding the next opcode waits on a
+        predicted jump instead of a table lookup (the size tables were the critical path); one
+        comparison with `lim` catches both a cut argument and the end of a frame; the fast paths
+        of the memo are written out, as gcc stops inlining helpers into a function this large.
+        Every other opcode goes through `generic_op`, which is table-driven and complete.
+        """
+        cdef int64_t pos = start
+        cdef int64_t op_start, arg_off, arg_len, nl
+        cdef uint8_t op
+        cdef int r = R_STOP
+        cdef int64_t end = start
+        cdef int64_t ops = 0  # opcodes of this pickle (a local, so it stays in a register)
+        cdef int64_t ops_left = self.max_opcodes - self.n_ops
+        cdef bint arg_failed = False
+        cdef int64_t key
+        cdef Item* tp
+        cdef int64_t lim = self.n  # min(buffer end, end of the open frame): one comparison
+        cdef OpResult res
         self.sp = 0
-        self.memo_dense.clear()
-        self.memo_sparse.clear()
+        self.top_mark = -1
+        self.frame_end = NO_FRAME
+        self.proto_seen = False
+        self.memo_len = 0
+        if not self.memo_sparse.empty():
+            self.memo_sparse.clear()
         self.memo_size = 0
         memset(self.pcounts, 0, sizeof(self.pcounts))
         memset(self.anom_seen, 0, sizeof(self.anom_seen))
-        self.cur_ops = 0
         self.cur_proto = -1
         while True:
             op_start = pos
             if pos >= self.n:
-                end_out[0] = pos
-                return R_TRUNCATED
+                end = pos
+                r = R_TRUNCATED
+                break
             op = self.p[pos]
-            kind = ARG_KIND[op]
-            if kind == ARG_INVALID:
-                end_out[0] = pos
-                return R_BAD_OPCODE
             pos += 1
-            arg_off = pos
-            arg_len = 0
-            # -- argument extent --
-            if kind == ARG_NONE:
-                pass
-            elif kind == ARG_FIXED:
-                arg_len = ARG_FIXED_LEN[op]
-                if arg_len > self.n - pos:
-                    end_out[0] = op_start
-                    return R_TRUNCATED
-                pos += arg_len
-            elif kind == ARG_LINE:
-                nl = self.find_nl(pos)
-                if nl < 0:
-                    end_out[0] = op_start
-                    return R_TRUNCATED
-                arg_len = nl - pos
-                pos = nl + 1
-            elif kind == ARG_LINE2:
-                nl = self.find_nl(pos)
-                nl2 = self.find_nl(nl + 1) if nl >= 0 else -1
-                if nl2 < 0:
-                    end_out[0] = op_start
-                    return R_TRUNCATED
-                arg_len = nl2 - pos
-                pos = nl2 + 1
-            elif kind == ARG_LEN1:
-                if pos >= self.n:
-                    end_out[0] = op_start
-                    return R_TRUNCATED
-                arg_len = self.p[pos]
-                arg_off = pos + 1
-                if arg_len > self.n - arg_off:
-                    end_out[0] = op_start
-                    return R_TRUNCATED
-                pos = arg_off + arg_len
-            else:  # 4- or 8-byte length prefix
-                slen = 8 if kind == ARG_LEN8U else 4
-                if slen > self.n - pos:
-                    end_out[0] = op_start
-                    return R_TRUNCATED
-                ulen = read_le(self.p + pos, <int>slen)
-                arg_off = pos + slen
-                if kind == ARG_LEN4S:
-                    signed_len = <int64_t>(<int32_t>(<uint32_t>ulen))
-                    if signed_len < 0:
-                        self.anomaly(A_NEGATIVE_LENGTH, op_start, signed_len)
-                        end_out[0] = op_start
-                        return R_BAD_OPCODE
-                if ulen > <uint64_t>(self.n - arg_off):
-                    end_out[0] = op_start
-                    return R_TRUNCATED
-                arg_len = <int64_t>ulen
-                pos = arg_off + arg_len
-            # -- frames: an opcode must not straddle the end of its frame --
-            if frame_end >= 0:
-                if op_start >= frame_end:
-                    frame_end = -1
-                elif pos > frame_end:
-                    self.anomaly(A_FRAME_VIOLATION, op_start, frame_end)
-                    # a loader that honours frames reads on from the frame end: parse that too
-                    self.add_nested(frame_end, self.n - frame_end, 1)
-                    frame_end = -1
-            self.pcounts[op] += 1
-            self.cur_ops += 1
-            self.n_ops += 1
-            if self.n_ops > self.max_opcodes:
+            # counted up front; undone below when the argument turns out to be cut or invalid
+            ops += 1
+            if ops > ops_left:
                 self.budget_hit = True
-            # -- semantics --
-            if op == OP_MARK:
+            # -- hot opcodes: each case knows its argument size as a constant (HOT_LAYOUT,
+            # checked against the opcode table at import), so the next opcode's offset does not
+            # wait on a table lookup; only the predicted indirect jump depends on the byte --
+            if op == OP_MEMOIZE:
+                if pos > lim:
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                # memo_put's fast path written out (gcc stops inlining into a function this
+                # large): the next dense key, and no sparse key that could shadow it
+                if self.sp > 0 and self.memo_size == self.memo_len \
+                        and self.memo_len < self.memo_cap and self.memo_size < self.max_memo \
+                        and self.memo_sparse.empty():
+                    memo_pack(&self.memo_dense[self.memo_len], &self.stk[self.sp - 1])
+                    self.memo_len += 1
+                    self.memo_size += 1
+                    self.memo_puts += 1
+                else:
+                    self.memo_put(self.memo_size, op_start)
+            elif op == OP_MARK:
+                if pos > lim:
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
                 self.push(K_MARK, 0, 0, 0)
-            elif op == OP_STOP:
-                if self.sp > 1:
-                    self.anomaly(A_STOP_WITH_STACK, op_start, self.sp)
-                end_out[0] = pos
-                return R_BUDGET if self.budget_hit else R_STOP
-            elif op == OP_POP:
-                a = self.pop(op_start)
-                if a.kind == K_CALL and a.a >= 0:
-                    self.calls[a.a].discarded = 1
-            elif op == OP_POP_MARK:
-                self.pop_to_mark(op_start, True)
-            elif op == OP_DUP:
-                if self.sp == 0:
-                    self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
-                    self.push(K_OTHER, -1, 0, 0)
-                else:
-                    top = self.stk[self.sp - 1]
-                    self.push(top.kind, top.a, top.b, top.enc)
-            elif op == OP_STRING:
-                # quoted repr: strip \r, then the quotes
-                slen = arg_len
-                if slen > 0 and self.p[arg_off + slen - 1] == 13:
-                    slen -= 1
-                if slen >= 2 and self.p[arg_off] == self.p[arg_off + slen - 1] \
-                        and (self.p[arg_off] == 39 or self.p[arg_off] == 34):
-                    self.push(K_STR, arg_off + 1, slen - 2, ENC_QUOTED)
-                    self.add_string(arg_off + 1, slen - 2, ENC_QUOTED)
-                else:
-                    self.push(K_OTHER, -1, 0, 0)
-            elif op == OP_UNICODE:
-                slen = arg_len
-                if slen > 0 and self.p[arg_off + slen - 1] == 13:
-                    slen -= 1
-                self.push(K_STR, arg_off, slen, ENC_RAW_UNICODE)
-                self.add_string(arg_off, slen, ENC_RAW_UNICODE)
-            elif op == OP_BINSTRING or op == OP_SHORT_BINSTRING:
-                self.push(K_STR, arg_off, arg_len, ENC_BYTES)
-                self.add_string(arg_off, arg_len, ENC_BYTES)
-                self.maybe_nested(arg_off, arg_len)
-            elif op == OP_BINUNICODE or op == OP_SHORT_BINUNICODE or op == OP_BINUNICODE8:
-                self.push(K_STR, arg_off, arg_len, ENC_UTF8)
-                self.add_string(arg_off, arg_len, ENC_UTF8)
-            elif op == OP_BINBYTES or op == OP_SHORT_BINBYTES or op == OP_BINBYTES8 \
-                    or op == OP_BYTEARRAY8:
-                self.payload_bytes += arg_len
-                self.maybe_nested(arg_off, arg_len)
-                self.push(K_OTHER, -1, 0, 0)
-            elif op == OP_READONLY_BUFFER:
-                pass
-            elif op == OP_TUPLE or op == OP_LIST or op == OP_DICT or op == OP_FROZENSET:
-                self.pop_to_mark(op_start, False)
-                self.push(K_OTHER, -1, 0, 0)
-            elif op == OP_TUPLE1 or op == OP_TUPLE2 or op == OP_TUPLE3:
-                for k in range(op - OP_TUPLE1 + 1):
-                    self.pop(op_start)
-                self.push(K_OTHER, -1, 0, 0)
-            elif op == OP_APPEND:
-                self.pop(op_start)
-                if self.sp == 0:
-                    self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
+            elif op == OP_NONE or op == OP_NEWTRUE or op == OP_NEWFALSE or op == OP_EMPTY_LIST \
+                    or op == OP_EMPTY_DICT or op == OP_EMPTY_TUPLE or op == OP_EMPTY_SET:
+                if pos > lim:
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.push_value()
             elif op == OP_APPENDS or op == OP_ADDITEMS:
-                self.pop_to_mark(op_start, False)
-                if self.sp == 0:
-                    self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
-            elif op == OP_SETITEM or op == OP_SETITEMS:
-                if op == OP_SETITEM:
-                    self.pop(op_start)
-                    self.pop(op_start)
-                else:
-                    self.pop_to_mark(op_start, False)
-                if self.sp == 0:
-                    self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
-                elif self.stk[self.sp - 1].kind == K_GLOBAL:
-                    self.anomaly(A_SETITEM_ON_GLOBAL, op_start, self.stk[self.sp - 1].a)
-            elif op == OP_BUILD:
-                self.pop(op_start)  # state
-                if self.sp == 0:
-                    self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
-                    self.add_call(op_start, op, NULL)
-                else:
-                    tp = &self.stk[self.sp - 1]
-                    if tp.kind == K_GLOBAL:
-                        self.anomaly(A_BUILD_ON_GLOBAL, op_start, tp.a)
-                        self.add_call(op_start, op, tp)
-                    elif tp.kind == K_CALL and tp.a >= 0:
-                        # BUILD finishes an object: attribute it to the class that made it
-                        idx = self.add_call(op_start, op, NULL)
-                        if idx >= 0:
-                            self.calls[idx].callable_index = self.calls[tp.a].callable_index
-                    else:
-                        self.add_call(op_start, op, NULL)
-            elif op == OP_REDUCE or op == OP_NEWOBJ:
-                self.pop(op_start)  # args
-                a = self.pop(op_start)  # callable / class
-                self.push(K_CALL, self.add_call(op_start, op, &a), 0, 0)
-            elif op == OP_NEWOBJ_EX:
-                self.pop(op_start)  # kwargs
-                self.pop(op_start)  # args
-                a = self.pop(op_start)
-                self.push(K_CALL, self.add_call(op_start, op, &a), 0, 0)
-            elif op == OP_OBJ:
-                k = self.mark_index()
-                if k < 0 or k + 1 >= <int64_t>self.sp:
-                    self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
-                    a.kind = K_OTHER
-                    a.a = -1
-                else:
-                    a = self.stk[k + 1]
-                self.pop_to_mark(op_start, False)
-                self.push(K_CALL, self.add_call(op_start, op, &a), 0, 0)
-            elif op == OP_GLOBAL or op == OP_INST:
-                nl = self.find_nl(arg_off)
-                a.kind = K_STR
-                a.a = arg_off
-                a.b = nl - arg_off
-                a.enc = ENC_UTF8
-                a.from_memo = 0
-                if a.b > 0 and self.p[nl - 1] == 13:
-                    a.b -= 1
-                b.kind = K_STR
-                b.a = nl + 1
-                b.b = pos - 1 - (nl + 1)
-                b.enc = ENC_UTF8
-                b.from_memo = 0
-                if b.b > 0 and self.p[pos - 2] == 13:
-                    b.b -= 1
-                idx = self.add_global(op_start, op, True, &a, &b, -1)
-                if op == OP_GLOBAL:
-                    self.push(K_GLOBAL, idx, 0, 0)
-                else:
-                    self.pop_to_mark(op_start, False)
-                    c.kind = K_GLOBAL
-                    c.a = idx
-                    self.push(K_CALL, self.add_call(op_start, op, &c if idx >= 0 else NULL), 0, 0)
-            elif op == OP_STACK_GLOBAL:
-                b = self.pop(op_start)  # name
-                a = self.pop(op_start)  # module
-                if a.kind == K_STR and b.kind == K_STR:
-                    idx = self.add_global(op_start, op, True, &a, &b, -1)
-                else:
-                    self.anomaly(A_STACK_GLOBAL_NON_STRING, op_start, 0)
-                    if (a.from_memo and a.kind != K_STR) or (b.from_memo and b.kind != K_STR):
-                        self.anomaly(A_MEMO_TYPE_CONFUSION, op_start, 0)
-                    idx = self.add_global(op_start, op, False, &a, &b, -1)
-                self.push(K_GLOBAL, idx, 0, 0)
-            elif op == OP_EXT1 or op == OP_EXT2 or op == OP_EXT4:
-                key = <int64_t>read_le(self.p + arg_off, <int>arg_len)
-                self.anomaly(A_EXT_CODE, op_start, key)
-                self.push(K_GLOBAL, self.add_global(op_start, op, False, NULL, NULL, key), 0, 0)
-            elif op == OP_PUT or op == OP_GET:
-                key = self.decimal_key(arg_off, arg_len)
-                if key < 0:
-                    self.anomaly(A_BAD_MEMO_KEY, op_start, 0)
-                    if op == OP_GET:
-                        self.push(K_OTHER, -1, 0, 0)
-                elif op == OP_PUT:
-                    self.memo_put(key, op_start)
+                if pos > lim:
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.op_appends(op_start)
+            elif op == OP_SETITEMS or op == OP_SETITEM:
+                if pos > lim:
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.op_setitem(op, op_start)
+            elif op == OP_APPEND:
+                if pos > lim:
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.op_append(op_start)
+            elif op == OP_TUPLE1 or op == OP_TUPLE2 or op == OP_TUPLE3:
+                if pos > lim:
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.op_tuple_n(op_start, op - OP_TUPLE1 + 1)
+            elif op == OP_TUPLE or op == OP_LIST or op == OP_DICT or op == OP_FROZENSET:
+                if pos > lim:
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.op_from_mark(op_start)
+            elif op == OP_POP:
+                if pos > lim:
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.op_pop(op_start)
+            elif op == OP_BINGET:
+                pos += 1
+                if pos > lim:
+                    if pos > self.n:
+                        arg_failed = True
+                        end = op_start
+                        r = R_TRUNCATED
+                        break
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                key = self.p[pos - 1]
+                # memo_get's fast path written out: a dense slot, and room on the stack
+                if key < self.memo_len and memo_kind(&self.memo_dense[key]) != K_ABSENT \
+                        and self.sp < self.cap:
+                    tp = self.stk + self.sp
+                    self.sp += 1
+                    if self.sp > self.max_depth:
+                        self.max_depth = self.sp
+                    memo_unpack(tp, &self.memo_dense[key])
+                    if tp.kind == K_MARK:
+                        self.link_mark(tp)
+                    self.memo_gets += 1
                 else:
                     self.memo_get(key, op_start)
-            elif op == OP_BINPUT or op == OP_LONG_BINPUT:
-                self.memo_put(<int64_t>read_le(self.p + arg_off, <int>arg_len), op_start)
-            elif op == OP_MEMOIZE:
-                self.memo_put(self.memo_size, op_start)
-            elif op == OP_BINGET or op == OP_LONG_BINGET:
-                self.memo_get(<int64_t>read_le(self.p + arg_off, <int>arg_len), op_start)
-            elif op == OP_PROTO:
-                if proto_seen:
-                    self.anomaly(A_DUPLICATE_PROTO, op_start, self.p[arg_off])
-                elif self.cur_ops != 1:
-                    self.anomaly(A_MISPLACED_PROTO, op_start, self.p[arg_off])
-                if not proto_seen:
-                    self.cur_proto = self.p[arg_off]
-                proto_seen = True
-            elif op == OP_FRAME:
-                ulen = read_le(self.p + arg_off, 8)
-                if frame_end >= 0 and op_start < frame_end:
-                    self.anomaly(A_NEW_FRAME_INSIDE_FRAME, op_start, frame_end)
-                if 0 <= self.cur_proto < 4:
-                    self.anomaly(A_FRAME_IN_OLD_PROTOCOL, op_start, self.cur_proto)
-                if ulen > <uint64_t>(self.n - pos):
-                    self.anomaly(A_FRAME_OVERRUN, op_start, <int64_t>ulen)
-                    frame_end = -1
+            elif op == OP_BINPUT:
+                pos += 1
+                if pos > lim:
+                    if pos > self.n:
+                        arg_failed = True
+                        end = op_start
+                        r = R_TRUNCATED
+                        break
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.memo_put(self.p[pos - 1], op_start)
+            elif op == OP_BININT1:
+                pos += 1
+                if pos > lim:
+                    if pos > self.n:
+                        arg_failed = True
+                        end = op_start
+                        r = R_TRUNCATED
+                        break
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.push_value()
+            elif op == OP_BININT2:
+                pos += 2
+                if pos > lim:
+                    if pos > self.n:
+                        arg_failed = True
+                        end = op_start
+                        r = R_TRUNCATED
+                        break
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.push_value()
+            elif op == OP_BININT:
+                pos += 4
+                if pos > lim:
+                    if pos > self.n:
+                        arg_failed = True
+                        end = op_start
+                        r = R_TRUNCATED
+                        break
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.push_value()
+            elif op == OP_BINFLOAT:
+                pos += 8
+                if pos > lim:
+                    if pos > self.n:
+                        arg_failed = True
+                        end = op_start
+                        r = R_TRUNCATED
+                        break
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.push_value()
+            elif op == OP_STOP:
+                if pos > lim:
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                self.op_stop(op_start)
+                end = pos
+                r = R_BUDGET if self.budget_hit else R_STOP
+                break
+            elif op == OP_SHORT_BINUNICODE or op == OP_SHORT_BINBYTES:
+                if pos >= self.n or self.p[pos] > self.n - pos - 1:
+                    arg_failed = True
+                    end = op_start
+                    r = R_TRUNCATED
+                    break
+                arg_off = pos + 1
+                arg_len = self.p[pos]
+                pos = arg_off + arg_len
+                if pos > lim:
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                if op == OP_SHORT_BINUNICODE:
+                    self.push_str(arg_off, arg_len, ENC_UTF8)
                 else:
-                    frame_end = pos + <int64_t>ulen
-            elif op == OP_PERSID:
-                self.push(K_OTHER, -1, 0, 0)
-            elif op == OP_BINPERSID:
-                self.pop(op_start)
-                self.push(K_OTHER, -1, 0, 0)
+                    self.payload_bytes += arg_len
+                    self.maybe_nested(arg_off, arg_len)
+                    self.push_value()
+            elif op == OP_INT or op == OP_FLOAT or op == OP_LONG or op == OP_GET or op == OP_PUT \
+                    or op == OP_UNICODE:
+                # protocol 0: a newline-terminated argument
+                nl = fastscan_find_nl(self.p, pos, self.n)
+                if nl < 0:
+                    arg_failed = True
+                    end = op_start
+                    r = R_TRUNCATED
+                    break
+                arg_off = pos
+                arg_len = nl - pos
+                pos = nl + 1
+                if pos > lim:
+                    self.frame_check(op_start, pos)
+                    lim = min(self.n, self.frame_end)
+                self.pcounts[op] += 1
+                if op == OP_GET or op == OP_PUT:
+                    self.text_memo(op, op_start, arg_off, arg_len)
+                elif op == OP_UNICODE:
+                    self.push_unicode(arg_off, arg_len)
+                else:
+                    self.push_value()
             else:
-                # every remaining opcode pushes one opaque value (ints, floats, None, bools,
-                # empty containers, LONG text ints, NEXT_BUFFER)
-                self.push(K_OTHER, -1, 0, 0)
+                res = self.generic_op(op, op_start, ops)
+                pos = res.pos
+                lim = min(self.n, self.frame_end)  # a FRAME may have opened one
+                if res.status != G_NEXT:
+                    if res.status == R_STOP:
+                        end = pos
+                        r = R_BUDGET if self.budget_hit else R_STOP
+                    else:
+                        arg_failed = True
+                        end = op_start
+                        r = res.status
+                    break
             if self.budget_hit:
-                end_out[0] = pos
-                return R_BUDGET
+                end = pos
+                r = R_BUDGET
+                break
+        if arg_failed:
+            # the cut or invalid opcode does not count (and cannot have exhausted the budget:
+            # the flag is clear at the start of every opcode)
+            ops -= 1
+            self.budget_hit = False
+        self.n_ops += ops
+        end_out[0] = end
+        return r
 
     # ---- the whole buffer --------------------------------------------------------------
 
@@ -939,6 +1443,66 @@ cdef class Walker:
         cdef Span s
         return [(s.offset, s.length, s.enc) for s in self.strings]
 
+    cdef object fast_text(self, int64_t off, int64_t length, uint8_t enc):
+        """The decoded text, or None when the fallback must decide (rare encodings, errors)."""
+        cdef PyObject* raw = NULL
+        if enc == ENC_UTF8 or enc == ENC_BYTES:
+            raw = PyUnicode_DecodeUTF8(<const char*>self.p + off, length, NULL)
+        elif enc == ENC_RAW_UNICODE:
+            raw = PyUnicode_DecodeRawUnicodeEscape(<const char*>self.p + off, length, NULL)
+        else:
+            return None
+        if raw == NULL:
+            PyErr_Clear()
+            return None
+        text = <object>raw
+        Py_DECREF(text)  # <object> took a reference of its own
+        return text
+
+    def text(self, int64_t off, int64_t length, int enc, fallback):
+        """(text, decoded_cleanly) for a span; fallback(raw: bytes, enc) decides the hard cases."""
+        text = self.fast_text(off, length, <uint8_t>enc)
+        if text is not None:
+            return text, True
+        return fallback(bytes(self.view[off:off + length]), enc)
+
+    def string_texts(self, fallback):
+        """The kept strings decoded in one pass, without a bytes copy each (see `text`)."""
+        cdef Span s
+        cdef Py_ssize_t i
+        out = [None] * <Py_ssize_t>self.strings.size()
+        for i in range(<Py_ssize_t>self.strings.size()):
+            s = self.strings[i]
+            text = self.fast_text(s.offset, s.length, s.enc)
+            if text is None:
+                text = fallback(bytes(self.view[s.offset:s.offset + s.length]), s.enc)[0]
+            out[i] = text
+        return tuple(out)
+
+    def encoded_candidates(self):
+        """Indices of kept strings that may hold a base64 or hex pickle: a superset, checked
+        exactly in Python. Such text has >= 12 characters and its first non-space character is
+        'g' (base64 of PROTO) or '8' (hex); decoding never makes text longer than its bytes."""
+        cdef Span s
+        cdef Py_ssize_t i
+        cdef int64_t j
+        cdef const uint8_t* q
+        out = []
+        for i in range(<Py_ssize_t>self.strings.size()):
+            s = self.strings[i]
+            if s.length < 12:
+                continue
+            if s.enc == ENC_UTF8 or s.enc == ENC_BYTES:
+                q = self.p + s.offset
+                j = 0
+                while j < s.length and is_ascii_space(q[j]):
+                    j += 1
+                # a non-ASCII byte may decode to Unicode whitespace: keep it for the exact check
+                if j == s.length or (q[j] < 0x80 and q[j] != 103 and q[j] != 56):
+                    continue
+            out.append(i)
+        return out
+
     def nested_list(self):
         cdef Span s
         return [(s.offset, s.length, s.enc) for s in self.nested]
@@ -947,6 +1511,35 @@ cdef class Walker:
         cdef AnomRec a
         return [(a.code, a.offset, a.pickle_index, a.detail) for a in self.anomalies]
 
+
+# The argument layout each hot case of Walker.walk_one hard-codes, as (arg kind, size). The
+# generic path reads the generated table; this is checked against it when the module loads.
+HOT_LAYOUT = {
+    **{op: (ARG_NONE, 0) for op in (
+        OP_MEMOIZE, OP_MARK, OP_NONE, OP_NEWTRUE, OP_NEWFALSE, OP_EMPTY_LIST, OP_EMPTY_DICT,
+        OP_EMPTY_TUPLE, OP_EMPTY_SET, OP_APPENDS, OP_ADDITEMS, OP_SETITEMS, OP_SETITEM, OP_APPEND,
+        OP_TUPLE1, OP_TUPLE2, OP_TUPLE3, OP_TUPLE, OP_LIST, OP_DICT, OP_FROZENSET, OP_POP,
+        OP_STOP)},
+    OP_BINGET: (ARG_FIXED, 1),
+    OP_BINPUT: (ARG_FIXED, 1),
+    OP_BININT1: (ARG_FIXED, 1),
+    OP_BININT2: (ARG_FIXED, 2),
+    OP_BININT: (ARG_FIXED, 4),
+    OP_BINFLOAT: (ARG_FIXED, 8),
+    OP_SHORT_BINUNICODE: (ARG_LEN1, 0),
+    OP_SHORT_BINBYTES: (ARG_LEN1, 0),
+    **{op: (ARG_LINE, 0) for op in (OP_INT, OP_FLOAT, OP_LONG, OP_GET, OP_PUT, OP_UNICODE)},
+}
+
+
+def _check_hot_layout():
+    for op, layout in HOT_LAYOUT.items():
+        if (ARG_KIND[op], ARG_FIXED_LEN[op]) != layout:
+            raise ImportError(f"walk_one hard-codes {layout} for opcode {op}; the opcode table "
+                              f"says {(ARG_KIND[op], ARG_FIXED_LEN[op])}: update its hot cases")
+
+
+_check_hot_layout()
 
 
 def arg_layout():
@@ -962,7 +1555,7 @@ def list_opcodes(const uint8_t[::1] data, int64_t start=0, int64_t max_ops=10_00
     differential test against pickletools.genops.
     """
     cdef int64_t n = data.shape[0]
-    cdef int64_t pos = start, op_start, arg_off, arg_len, nl, nl2, count = 0
+    cdef int64_t pos = start, op_start, arg_off, arg_len, nl, count = 0
     cdef uint8_t op, kind
     cdef uint64_t ulen
     cdef int slen

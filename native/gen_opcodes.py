@@ -16,7 +16,9 @@ TARGET = HERE / "_opcodes.pxi"
 
 def _load_opcodes():  # type: ignore[no-untyped-def]
     # Load by path so generation works before the package (and its extension) is built.
-    spec = importlib.util.spec_from_file_location("_fs_opcodes", HERE.parent / "fastscan/opcodes.py")
+    spec = importlib.util.spec_from_file_location(
+        "_fs_opcodes", HERE.parent / "fastscan/opcodes.py"
+    )
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
@@ -37,7 +39,9 @@ def render() -> str:
     lines.append("")
     lines.append("cdef enum:")
     for info in op.TABLE:
-        lines.append(f"    OP_{info.name} = {info.code}  # proto {info.proto}, arg {info.arg_name or '-'}")
+        lines.append(
+            f"    OP_{info.name} = {info.code}  # proto {info.proto}, arg {info.arg_name or '-'}"
+        )
     layout = op.arg_layout_by_byte()
     kinds = ", ".join(str(k) for k, _ in layout)
     fixed = ", ".join(str(n) for _, n in layout)
