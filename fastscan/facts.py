@@ -93,6 +93,8 @@ class CallSite:
     discarded: bool = False  # the result was POPped without use (C10)
     callable_is_call: bool = False  # the callable is itself the result of a call (getattr chains)
     callable_call_index: int = -1  # index into StreamFacts.calls of that producing call, or -1
+    first_arg_global: int = -1  # the first argument is this global (index into globals), or -1
+    first_arg_call: int = -1  # the first argument is this call's result (index into calls), or -1
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ from .facts import (
     STATUS_EMPTY,
     STATUS_NOT_PICKLE,
     STATUS_OK,
-    STATUS_TRUNCATED,
     ScanLimits,
     StreamFacts,
 )
@@ -47,20 +46,9 @@ def _file_status(container: Container, streams: list[tuple[PickleStream, StreamF
     status = container.status
     if status != "complete":
         return status
-    for i, (stream, facts) in enumerate(streams):
-        if facts.status in (STATUS_OK, STATUS_EMPTY, STATUS_NOT_PICKLE):
-            continue
-        # joblib cuts one pickle around raw array bytes: every segment but the member's last
-        # ends mid-pickle by construction
-        following = streams[i + 1][0] if i + 1 < len(streams) else None
-        if (
-            facts.status == STATUS_TRUNCATED
-            and following is not None
-            and following.member == stream.member
-            and container.format == "joblib"
-        ):
-            continue
-        return "partial"
+    for _stream, facts in streams:
+        if facts.status not in (STATUS_OK, STATUS_EMPTY, STATUS_NOT_PICKLE):
+            return "partial"
     return status
 
 

@@ -46,6 +46,7 @@ _ANOMALY_NAMES: tuple[str, ...] = _native.ANOMALY_NAMES
 _ENC_UTF8, _ENC_BYTES, _ENC_QUOTED, _ENC_RAW_UNICODE = range(4)
 
 # An encoded inner pickle: base64 of b"\x80\x0N" starts with "gA", hex with "800N".
+_IMPORTABLE = re.compile(rb"^[A-Za-z_][\w.]*\r?$")
 _B64_PICKLE = re.compile(r"^\s*gA[A-Z][A-Za-z0-9+/=\s]{8,}$")
 _HEX_PICKLE = re.compile(r"^\s*80(0[0-5])[0-9a-fA-F]{6,}\s*$")
 
@@ -143,8 +144,28 @@ def tokenize(data: Any, limits: ScanLimits | None = None, *, _depth: int = 0) ->
         )
 
     calls = tuple(
-        CallSite(NAMES[opcode], offset, pidx, callable_index, bool(discarded), bool(is_call))
-        for offset, pidx, opcode, callable_index, discarded, is_call in walker.call_list()
+        CallSite(
+            NAMES[opcode],
+            offset,
+            pidx,
+            callable_index,
+            bool(discarded),
+            bool(is_call),
+            producer,
+            arg_global,
+            arg_call,
+        )
+        for (
+            offset,
+            pidx,
+            opcode,
+            callable_index,
+            discarded,
+            is_call,
+            producer,
+            arg_global,
+            arg_call,
+        ) in walker.call_list()
     )
     # decoded natively in one pass; `_decode` only sees the rare encodings and undecodable bytes
     strings: tuple[str, ...] = walker.string_texts(_decode)
@@ -252,9 +273,14 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
     if status == "ok":
         return len(codes) >= 2
     walker = _native.Walker(view, max_opcodes=max_opcodes, max_resync_opcodes=0).run()
-    first_pickle_globals = [g for g in walker.global_list() if g[1] == 0]
-    if first_pickle_globals:
-        return True
+    # An import counts only when a loader could resolve it: tensor bytes often decode as an EXT
+    # opcode or a GLOBAL with binary operands, and Python source as "c" + "lass X(...):".
+    for g in walker.global_list():
+        if g[1] == 0 and NAMES[g[2]] in ("GLOBAL", "STACK_GLOBAL", "INST"):
+            module = bytes(view[g[5] : g[5] + g[6]]) if g[5] >= 0 else b""
+            name = bytes(view[g[8] : g[8] + g[9]]) if g[8] >= 0 else b""
+            if _IMPORTABLE.match(module) and _IMPORTABLE.match(name):
+                return True
     clean = not any(a[0] in (0, 1) for a in walker.anomaly_list())  # underflow / missing mark
     return status in ("truncated", "budget") and len(codes) >= 8 and clean
 

@@ -25,6 +25,7 @@ cdef enum:
     K_STR = 2
     K_GLOBAL = 3
     K_CALL = 4
+    K_TUPLE = 5  # a tuple: a = kind of its first item (global/call), b = that item's index
     K_ABSENT = 7  # an empty dense memo slot (fits the 3 kind bits of MemoEntry)
 
 # How Python must decode a string reference.
@@ -157,6 +158,9 @@ cdef struct GlobalRec:
 cdef struct CallRec:
     int64_t offset
     int64_t callable_index
+    int64_t callable_call_index  # the call whose result is being called, or -1
+    int64_t first_arg_index  # the first argument's global/call index, or -1
+    uint8_t first_arg_kind  # K_GLOBAL, K_CALL or K_OTHER
     int32_t pickle_index
     uint8_t opcode
     uint8_t discarded
@@ -502,6 +506,9 @@ cdef class Walker:
         c.opcode = opcode
         c.pickle_index = self.cur_pickle
         c.callable_index = -1
+        c.callable_call_index = -1
+        c.first_arg_index = -1
+        c.first_arg_kind = K_OTHER
         c.discarded = 0
         c.callable_is_call = 0
         if fn != NULL:
@@ -509,6 +516,7 @@ cdef class Walker:
                 c.callable_index = fn.a
             elif fn.kind == K_CALL and fn.a >= 0:
                 c.callable_is_call = 1
+                c.callable_call_index = fn.a
         self.calls.push_back(c)
         return <int64_t>self.calls.size() - 1
 
@@ -730,14 +738,18 @@ cdef class Walker:
                 else:
                     self.add_call(op_start, op, NULL)
         elif op == OP_REDUCE or op == OP_NEWOBJ:
-            self.pop(op_start)  # args
+            b = self.pop(op_start)  # args
             a = self.pop(op_start)  # callable / class
-            self.push(K_CALL, self.add_call(op_start, op, &a), 0, 0)
+            idx = self.add_call(op_start, op, &a)
+            self.note_first_arg(idx, &b)
+            self.push(K_CALL, idx, 0, 0)
         elif op == OP_NEWOBJ_EX:
             self.pop(op_start)  # kwargs
-            self.pop(op_start)  # args
+            b = self.pop(op_start)  # args
             a = self.pop(op_start)
-            self.push(K_CALL, self.add_call(op_start, op, &a), 0, 0)
+            idx = self.add_call(op_start, op, &a)
+            self.note_first_arg(idx, &b)
+            self.push(K_CALL, idx, 0, 0)
         elif op == OP_OBJ:
             k = self.mark_index()
             if k < 0 or k + 1 >= <int64_t>self.sp:
@@ -837,16 +849,43 @@ cdef class Walker:
         if a.kind == K_CALL and a.a >= 0:
             self.calls[a.a].discarded = 1
 
-    cdef inline void op_from_mark(self, int64_t op_start) noexcept nogil:
+    cdef inline void op_from_mark(self, int64_t op_start, uint8_t op) noexcept nogil:
         """TUPLE, LIST, DICT, FROZENSET: the items above the MARK become one value."""
+        cdef int64_t k = self.mark_index()
+        cdef Item first
+        cdef bint has_first = op == OP_TUPLE and k >= 0 and k + 1 < self.sp
+        if has_first:
+            first = self.stk[k + 1]
         self.pop_to_mark(op_start, False)
-        self.push_value()
+        if has_first:
+            self.push_tuple(&first)
+        else:
+            self.push_value()
 
     cdef inline void op_tuple_n(self, int64_t op_start, int count) noexcept nogil:
         cdef int _k
+        cdef Item first
+        cdef bint has_first = self.sp >= count
+        if has_first:
+            first = self.stk[self.sp - count]
         for _k in range(count):
             self.pop(op_start)
-        self.push_value()
+        if has_first:
+            self.push_tuple(&first)
+        else:
+            self.push_value()
+
+    cdef inline void push_tuple(self, const Item* first) noexcept nogil:
+        """Argument tuples remember their first item: setattr(target, ...) needs the target."""
+        if (first.kind == K_GLOBAL or first.kind == K_CALL) and first.a >= 0:
+            self.push(K_TUPLE, first.kind, first.a, 0)
+        else:
+            self.push_value()
+
+    cdef inline void note_first_arg(self, int64_t call, const Item* args) noexcept nogil:
+        if call >= 0 and args.kind == K_TUPLE:
+            self.calls[call].first_arg_kind = <uint8_t>args.a
+            self.calls[call].first_arg_index = args.b
 
     cdef inline void op_append(self, int64_t op_start) noexcept nogil:
         self.pop(op_start)
@@ -970,7 +1009,7 @@ cdef class Walker:
         elif op == OP_POP:
             self.op_pop(op_start)
         elif op == OP_TUPLE or op == OP_LIST or op == OP_DICT or op == OP_FROZENSET:
-            self.op_from_mark(op_start)
+            self.op_from_mark(op_start, op)
         elif op == OP_TUPLE1 or op == OP_TUPLE2 or op == OP_TUPLE3:
             self.op_tuple_n(op_start, op - OP_TUPLE1 + 1)
         elif op == OP_APPEND:
@@ -1101,7 +1140,7 @@ cdef class Walker:
                     self.frame_check(op_start, pos)
                     lim = min(self.n, self.frame_end)
                 self.pcounts[op] += 1
-                self.op_from_mark(op_start)
+                self.op_from_mark(op_start, op)
             elif op == OP_POP:
                 if pos > lim:
                     self.frame_check(op_start, pos)
@@ -1437,7 +1476,9 @@ cdef class Walker:
     def call_list(self):
         cdef CallRec c
         return [(c.offset, c.pickle_index, c.opcode, c.callable_index, c.discarded,
-                 c.callable_is_call) for c in self.calls]
+                 c.callable_is_call, c.callable_call_index,
+                 c.first_arg_index if c.first_arg_kind == K_GLOBAL else -1,
+                 c.first_arg_index if c.first_arg_kind == K_CALL else -1) for c in self.calls]
 
     def string_list(self):
         cdef Span s

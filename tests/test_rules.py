@@ -739,8 +739,8 @@ def test_code_construction_and_calling_what_was_built() -> None:
     assert grade([("dill._dill", "_create_function")], 0) == [(Severity.MALICIOUS, 300)]
     # getattr(obj, name)(...) (E6)
     assert grade([("builtins", "getattr")], 0) == [(Severity.MALICIOUS, 300)]
-    # cloudpickle's own _builtin_type("CodeType")(...) only constructs: suspicious, not malicious
-    assert grade([("cloudpickle.cloudpickle", "_builtin_type")], 0) == [(Severity.SUSPICIOUS, 300)]
+    # cloudpickle's own _builtin_type("CodeType")(...) only constructs: recorded, not flagged
+    assert grade([("cloudpickle.cloudpickle", "_builtin_type")], 0) == [(Severity.LOW, 300)]
     # producer unknown (tokenizer did not say which call): a resolver global decides
     assert grade([("builtins", "getattr")], -1) == [(Severity.MALICIOUS, 300)]
     assert grade([("types", "FunctionType")], -1) == [(Severity.SUSPICIOUS, 300)]

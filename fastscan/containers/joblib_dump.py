@@ -352,8 +352,18 @@ def read_joblib(state: ScanState, buf: Buffer, member: str) -> None:
     segments, anomalies = split_dump(view)
     for code, detail in anomalies:
         state.anomaly(code, member, detail)
+    # The main pickle is one stream interrupted by raw array bytes: tokenize it as one buffer with
+    # the arrays cut out, so stack and memo carry across arrays exactly as in the loader.
+    # Offsets after the first array are then offsets in the joined stream (noted below).
+    main = [seg for seg in segments if seg.kind == KIND and seg.end > seg.start]
+    if len(main) > 1:
+        joined = b"".join(view[seg.start : seg.end] for seg in main)
+        state.add_stream(member, main[0].start, joined, KIND)
+        state.container.notes["joblib_joined_segments"] = str(len(main))
+    elif main:
+        state.add_stream(member, main[0].start, view[main[0].start : main[0].end], KIND)
     for seg in segments:
-        if seg.end > seg.start:
+        if seg.kind != KIND and seg.end > seg.start:
             state.add_stream(member, seg.start, view[seg.start : seg.end], seg.kind)
     skipped = len(view) - sum(s.end - s.start for s in segments)
     state.container.notes["joblib_array_bytes"] = str(skipped)

@@ -59,7 +59,9 @@ UNRESOLVED_GLOBAL = _rule("FS104", S.SUSPICIOUS, "global not resolvable statical
 DOTTED_THROUGH_ALLOWED = _rule(
     "FS105", S.SUSPICIOUS, "dotted attribute path through an allowlisted name", "E1, E2, D8"
 )
-CODE_CONSTRUCTION = _rule("FS106", S.SUSPICIOUS, "function or code object constructed", "F")
+# Serialized code (cloudpickle/dill functions, classes) only runs when the loading application
+# calls it; calling it inside the pickle is FS107. Recorded, graded by the model, not flagged.
+CODE_CONSTRUCTION = _rule("FS106", S.LOW, "function or code object constructed", "F")
 CALL_OF_CALL_RESULT = _rule("FS107", S.SUSPICIOUS, "call of a call result", "E6")
 REVIEWED_UNKNOWN = _rule("FS108", S.SUSPICIOUS, "reviewed global that is neither safe nor sink")
 

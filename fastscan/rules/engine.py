@@ -85,6 +85,7 @@ CONTAINER_RULES: dict[str, FindingRule] = {
     "zip_unknown_method": R.ZIP_STRUCTURE,
     "legacy_magic_forged": R.LEGACY_TORCH_TRICK,
     "legacy_pickle_broken": R.LEGACY_TORCH_TRICK,
+    "legacy_extra_pickle": R.LEGACY_TORCH_TRICK,
     "legacy_tar_unparsed": R.LEGACY_TORCH_TRICK,
     "trailing_data": R.TRAILING_DATA,
     "polyglot": R.POLYGLOT,
@@ -312,6 +313,15 @@ def _stream_findings(
             continue
         categories.add(cls.category)
         resolved = f" -> {cls.resolved}" if cls.resolved and cls.resolved != g.qualname else ""
+        if cls.is_dangerous and _serialized_code_helper(index, cls, facts, classes):
+            msg = (
+                f"{g.qualname} {verb} only on objects the pickle built itself (dill/cloudpickle"
+                f" serialized code){where}"
+            )
+            out.add(
+                R.CODE_CONSTRUCTION.finding(msg, member=member, offset=offset, subject=g.qualname)
+            )
+            continue
         if cls.is_dangerous:
             rule = R.DANGEROUS_CALL if call is not None else R.DANGEROUS_IMPORT
             msg = f"{g.qualname}{resolved} {verb} [{cls.category}]: {cls.reason}{where}"
@@ -391,7 +401,46 @@ def _call_of_call_grade(
         return Severity.MALICIOUS, f"the function built by {cls.resolved}"
     if cls.category in _RESOLVER_CATEGORIES:
         return Severity.MALICIOUS, f"what {cls.resolved} returned"
+    if cls.category == "code_construction":
+        # cloudpickle/dill look a type up, then instantiate it (a code object, a cell): building
+        # code is not running it
+        return Severity.LOW, f"the type returned by {cls.resolved}"
     return None, f"the result of {cls.resolved}"
+
+
+# Globals dill writes around the functions and classes it rebuilds: setattr on what it just
+# built, and the builtins namespace it installs as a function's __builtins__.
+_ATTRIBUTE_SETTERS = frozenset({"builtins.setattr", "dill._dill._setattr"})
+_BUILTINS_NAMESPACE = "builtins.__dict__"
+
+
+def _serialized_code_helper(
+    index: int,
+    cls: Classification,
+    facts: StreamFacts,
+    classes: Sequence[Classification | None],
+) -> bool:
+    """True when a dangerous global only serves serialized code the stream itself builds.
+
+    setattr counts only when every call's target is the result of a code-construction call
+    (never a module or class imported by name: that is attribute poisoning, D7); the builtins
+    namespace only when it is never called and the stream builds functions.
+    """
+
+    def built_here(call_index: int) -> bool:
+        if not 0 <= call_index < len(facts.calls):
+            return False
+        producer = facts.calls[call_index].callable_index
+        made_by = classes[producer] if 0 <= producer < len(classes) else None
+        return made_by is not None and made_by.category == "code_construction"
+
+    calls = [c for c in facts.calls if c.callable_index == index]
+    if cls.resolved in _ATTRIBUTE_SETTERS:
+        return bool(calls) and all(built_here(c.first_arg_call) for c in calls)
+    if cls.resolved == _BUILTINS_NAMESPACE:
+        builds_code = any(built_here(i) for i in range(len(facts.calls)))
+        return not calls and builds_code
+    return False
 
 
 def _status_findings(

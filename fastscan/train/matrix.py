@@ -86,9 +86,9 @@ F_CALLABLES: tuple[tuple[str, str, str, str], ...] = (
     ("typing", "_eval_type", "exec", "code"),
     ("typing", "get_type_hints", "exec", "code"),
     ("dataclasses", "_create_fn", "exec", "code"),
-    ("types", "CodeType", "exec", "code"),
-    ("types", "FunctionType", "exec", "code"),
-    ("cloudpickle.cloudpickle", "_make_function", "exec", "code"),
+    ("types", "CodeType", "exec", "built_code"),
+    ("types", "FunctionType", "exec", "built_code"),
+    ("cloudpickle.cloudpickle", "_make_function", "exec", "built_code"),
     ("pip", "main", "exec", "argv"),
     ("ensurepip", "_run_pip", "exec", "argv"),
     # nested deserialisation

@@ -47,12 +47,17 @@ def _f_builder(module: str, name: str, family: str, kind: str) -> Builder:
             inner, nested = inner_pickle(rng, tag)
             args = (inner,)
         else:
-            args = _f_args(kind, rng, tag)
+            args = _f_args("code" if kind == "built_code" else kind, rng, tag)
         # Dotted names need protocol 4 in the loader's find_class; bytes operands protocol 3.
         lo = 4 if "." in name else (3 if any(isinstance(a, bytes) for a in args) else 0)
-        return add_globals(
-            simple_sample(key, family, rng, Call(G(module, name), args), lo=lo), nested
-        )
+        payload = Call(G(module, name), args)
+        if kind == "built_code":
+            # code construction is the gadget; the attack is calling what was built at load time
+            if name == "CodeType":  # a code object is not callable: wrap it in a function first
+                payload = Call(G("types", "FunctionType"), (payload, {}))
+                nested = ["types.FunctionType"]
+            payload = Call(payload, ())
+        return add_globals(simple_sample(key, family, rng, payload, lo=lo), nested)
 
     build.__name__ = f"build_F_{module}_{name}".replace(".", "_")
     return build
