@@ -65,7 +65,7 @@ MEMORY_ERROR = "memory budget exceeded ({} MB)"
 
 
 def default_scanner_factory(**options: Any) -> Any:
-    from .scan import Scanner  # noqa: PLC0415 (lazy: only workers build a scanner)
+    from .scan import Scanner
 
     return Scanner(**options)
 
@@ -112,7 +112,7 @@ def _init_worker(config: _WorkerConfig, heartbeat: Any = None, slot_counter: Any
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     _scanner = config.factory(**dict(config.options))
     if config.storage_options:
-        from .remote import configure  # noqa: PLC0415 (optional extras)
+        from .remote import configure
 
         configure(config.storage_options)
     _timeout = config.timeout
@@ -190,7 +190,7 @@ def _scan_one_file(
             signal.setitimer(signal.ITIMER_REAL, _timeout)
         try:
             if is_remote(ref.path):  # object stores: ranged reads, see fastscan.remote
-                from .remote import scan_ref  # noqa: PLC0415 (optional extras)
+                from .remote import scan_ref
 
                 result, features = scan_ref(scanner, ref, want_features)
             elif want_features:
@@ -658,7 +658,7 @@ def _storage_options(root: str) -> dict[str, Any]:
     """Endpoint and options resolved in the parent (pool workers may have an older env)."""
     if not is_remote(root):
         return {}
-    from .remote import storage_options_from_env  # noqa: PLC0415 (optional extras)
+    from .remote import storage_options_from_env
 
     return storage_options_from_env(root.split("://", 1)[0])
 

@@ -19,11 +19,18 @@ _LEVELS = ("suspicious", "malicious")
 
 
 def _add_scanner_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default",
-                   help="ONNX model path, 'default' (shipped) or 'none' (rules only)")
+    p.add_argument(
+        "--model",
+        default="default",
+        help="ONNX model path, 'default' (shipped) or 'none' (rules only)",
+    )
     p.add_argument("--config", help="TOML with extra allow/deny entries and suppressions")
-    p.add_argument("--fail-on", choices=_LEVELS, default="suspicious",
-                   help="lowest verdict that makes the exit code 1 (default: suspicious)")
+    p.add_argument(
+        "--fail-on",
+        choices=_LEVELS,
+        default="suspicious",
+        help="lowest verdict that makes the exit code 1 (default: suspicious)",
+    )
 
 
 def _scanner_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -52,8 +59,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("root")
     p.add_argument("--out", required=True, help="output file ('-' for stdout with text formats)")
     p.add_argument("--format", choices=("parquet", "jsonl", "sarif", "console"), default="parquet")
-    p.add_argument("-j", "--workers", type=int, default=None,
-                   help="processes (default: all cores; 0: in-process, no crash isolation)")
+    p.add_argument(
+        "-j",
+        "--workers",
+        type=int,
+        default=None,
+        help="processes (default: all cores; 0: in-process, no crash isolation)",
+    )
     p.add_argument("--chunk-size", type=int, default=64, help="files sent to a worker at once")
     p.add_argument("--include", action="append", default=[], help="glob on the relative path")
     p.add_argument("--exclude", action="append", default=[], help="glob on the relative path")
@@ -204,7 +216,10 @@ def _cmd_version(args: argparse.Namespace) -> int:
     from .tokenizer import IMPLEMENTATION
 
     print(f"fastscan {__version__} (tokenizer: {IMPLEMENTATION}, opcode table {table_hash()})")
-    print(f"python {sys.version.split()[0]}, onnxruntime {onnxruntime.__version__}, pyarrow {pyarrow.__version__}")
+    print(
+        f"python {sys.version.split()[0]}, onnxruntime {onnxruntime.__version__},"
+        f" pyarrow {pyarrow.__version__}"
+    )
     return EXIT_CLEAN
 
 

@@ -6,21 +6,34 @@ Builds a plain-text report from an Analysis; reads opcode arguments straight fro
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterator
 from typing import Any
 
 from .containers import PickleStream
 from .facts import StreamFacts
-from .opcodes import ARG_FIXED, ARG_LEN1, ARG_NONE, ARG_LINE, ARG_LINE2, BY_CODE, BYTES_OPCODES
+from .opcodes import ARG_FIXED, ARG_LEN1, ARG_LINE, ARG_LINE2, ARG_NONE, BY_CODE, BYTES_OPCODES
 from .rules import RuleSet
 from .scan import Analysis
 from .tokenizer import Op, list_opcodes
 from .verdict import FileResult
 
-_FIXED_FORMATS = {"BININT": "<i", "BININT1": "<B", "BININT2": "<H", "BINFLOAT": ">d",
-                  "LONG_BINGET": "<I", "LONG_BINPUT": "<I", "BINGET": "<B", "BINPUT": "<B",
-                  "PROTO": "<B", "EXT1": "<B", "EXT2": "<H", "EXT4": "<i", "FRAME": "<Q"}
+_FIXED_FORMATS = {
+    "BININT": "<i",
+    "BININT1": "<B",
+    "BININT2": "<H",
+    "BINFLOAT": ">d",
+    "LONG_BINGET": "<I",
+    "LONG_BINPUT": "<I",
+    "BINGET": "<B",
+    "BINPUT": "<B",
+    "PROTO": "<B",
+    "EXT1": "<B",
+    "EXT2": "<H",
+    "EXT4": "<i",
+    "FRAME": "<Q",
+}
 
 
 def describe_arg(view: memoryview, op: Op, width: int = 60) -> str:
@@ -64,7 +77,10 @@ def render(
     wrappers = f" (inside {' > '.join(c.wrappers)})" if c.wrappers else ""
     yield f"format:   {c.format}{wrappers}; extension {c.extension or '-'} (recorded, not trusted)"
     yield f"status:   {result.status}" + (f" — {result.error}" if result.error else "")
-    yield f"verdict:  {result.verdict.upper()}  score={_num(result.score)} anomaly={_num(result.anomaly_score)}"
+    yield (
+        f"verdict:  {result.verdict.upper()}  score={_num(result.score)}"
+        f" anomaly={_num(result.anomaly_score)}"
+    )
     for a in c.anomalies:
         yield f"container anomaly: {a.code} {a.member} {a.detail}".rstrip()
     for stream, facts in analysis.streams:
@@ -80,7 +96,7 @@ def render(
 
 
 def _num(x: float) -> str:
-    return "n/a" if x != x else f"{x:.3f}"
+    return "n/a" if math.isnan(x) else f"{x:.3f}"
 
 
 def _stream_section(
@@ -88,15 +104,18 @@ def _stream_section(
 ) -> Iterator[str]:
     where = stream.member or "<file>"
     yield f"== stream {where} (+{stream.offset}, {facts.length} bytes, kind {stream.kind})"
-    yield (f"   status {facts.status}; {facts.n_pickles} pickle(s) at {list(facts.pickle_offsets)}; "
-           f"protocols {list(facts.protocols)}; {facts.n_opcodes} opcodes")
+    yield (
+        f"   status {facts.status}; {facts.n_pickles} pickle(s) at {list(facts.pickle_offsets)};"
+        f" protocols {list(facts.protocols)}; {facts.n_opcodes} opcodes"
+    )
     if facts.error:
         yield f"   error: {facts.error}"
     if data is not None:
         view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
         for index, start in enumerate(facts.pickle_offsets):
             ops, _end, status = list_opcodes(view, start, max_ops)
-            yield f"   -- pickle {index} at offset {start} ({status if len(ops) < max_ops else 'listing cut'})"
+            state = status if len(ops) < max_ops else "listing cut"
+            yield f"   -- pickle {index} at offset {start} ({state})"
             for op in ops:
                 yield f"   {op.offset:>10}  {op.name:<18} {describe_arg(view, op)}"
     yield "   imports:"
@@ -104,14 +123,19 @@ def _stream_section(
         cls = rules.classify(g.module, g.name)
         how = "" if g.resolved else " (unresolved operand)"
         memo = " via memo" if g.via_memo else ""
-        yield (f"     @{g.offset:<8} {g.opcode:<12} {g.qualname:<50} {cls.verdict_class}"
-               f"{'/' + cls.category if cls.category else ''}{how}{memo}")
+        yield (
+            f"     @{g.offset:<8} {g.opcode:<12} {g.qualname:<50} {cls.verdict_class}"
+            f"{'/' + cls.category if cls.category else ''}{how}{memo}"
+        )
     yield "   calls:"
     for call in facts.calls:
         if call.opcode == "BUILD" and call.callable_index < 0:
             continue
-        target = facts.globals[call.callable_index].qualname if call.callable_index >= 0 else (
-            "<result of a call>" if call.callable_is_call else "<unresolved>")
+        target = (
+            facts.globals[call.callable_index].qualname
+            if call.callable_index >= 0
+            else ("<result of a call>" if call.callable_is_call else "<unresolved>")
+        )
         flags = " (result discarded)" if call.discarded else ""
         yield f"     @{call.offset:<8} {call.opcode:<10} {target}{flags}"
     for a in facts.anomalies:

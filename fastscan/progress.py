@@ -52,7 +52,7 @@ class BarProgress:
     """tqdm bar counting files, with bytes, flagged and errors in the postfix."""
 
     def __init__(self, total_files: int, total_bytes: int, stream: IO[str]) -> None:
-        from tqdm import tqdm  # noqa: PLC0415 (lazy: only on a terminal)
+        from tqdm import tqdm
 
         self._c = _Counters(total_files, total_bytes)
         self._bar: Any = tqdm(total=total_files, unit="file", file=stream, dynamic_ncols=True)

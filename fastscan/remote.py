@@ -97,12 +97,12 @@ def filesystem_for(url: str, storage_options: Mapping[str, Any] | None = None) -
     """(fsspec file system, path inside it) for `url`; fsspec caches one instance per options."""
     protocol = url.split("://", 1)[0]
     try:
-        from fsspec.core import url_to_fs  # noqa: PLC0415 (optional extra)
+        from fsspec.core import url_to_fs
     except ImportError as exc:
         raise MissingExtra(FSSPEC_HINT) from exc
     if protocol in ("s3", "s3a"):
         try:
-            import s3fs  # noqa: F401, PLC0415 (optional extra)
+            import s3fs  # noqa: F401 (optional extra)
         except ImportError as exc:
             raise MissingExtra(S3_HINT) from exc
     opts = storage_options_from_env(protocol)
@@ -455,7 +455,7 @@ def _may_hold_pickle(obj: SparseObject, m: _Member, data_at: int, limits: Contai
     if m.method == 0:
         prefix = raw
     elif m.method == 8:
-        import zlib  # noqa: PLC0415
+        import zlib
 
         try:
             prefix = zlib.decompressobj(-15).decompress(raw, limits.probe_bytes)
@@ -501,7 +501,7 @@ def scan_ref(
     Uses only the Scanner's public surface: `explain_source` on the sparse buffer, then the
     features stage for `want_features`. `bytes_read` becomes the bytes actually transferred.
     """
-    from .verdict import SUSPICIOUS, FileResult  # noqa: PLC0415
+    from .verdict import SUSPICIOUS, FileResult
 
     fs, path = filesystem_for(ref.path)
     limits = getattr(scanner, "container_limits", None)
@@ -528,7 +528,7 @@ def scan_ref(
             analysis, result = scanner.explain_source(obj.buffer, ref.path)
         features = None
         if want_features:
-            from . import features as feature_stage  # noqa: PLC0415
+            from . import features as feature_stage
 
             vector = feature_stage.extract(analysis.container, analysis.streams)
             features = feature_stage.to_batch([vector], paths=[ref.path])

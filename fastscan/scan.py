@@ -78,7 +78,11 @@ class Scanner:
         with open_container(source, name=name, limits=self.container_limits) as container:
             # facts hold decoded values only, never views, so the maps can close after this
             streams = [(s, tokenize(s.data, self.limits)) for s in container.streams]
-            data = {s.member: bytes(memoryview(s.data)[:keep_data]) for s in container.streams} if keep_data else {}
+            data = (
+                {s.member: bytes(memoryview(s.data)[:keep_data]) for s in container.streams}
+                if keep_data
+                else {}
+            )
         analysis = Analysis(container, streams, status=_file_status(container, streams), data=data)
         analysis.findings = evaluate(
             [(s.member, f) for s, f in streams], container, self.rules, path=name
@@ -91,7 +95,9 @@ class Scanner:
     def scan_bytes(self, data: bytes, name: str = "<bytes>") -> FileResult:
         return self.explain_source(data, name)[1]
 
-    def explain_source(self, source: Any, name: str, *, keep_data: int = 0) -> tuple[Analysis, FileResult]:
+    def explain_source(
+        self, source: Any, name: str, *, keep_data: int = 0
+    ) -> tuple[Analysis, FileResult]:
         """Scan one path or buffer and keep the analysis alongside the result."""
         t0 = time.perf_counter()
         if isinstance(source, (str, os.PathLike)):
@@ -118,10 +124,17 @@ class Scanner:
             path, size, mtime, etag = _ref_fields(ref)
             try:
                 analysis = self.analyse(path, path)
-            except Exception as exc:  # noqa: BLE001 - one bad file must never stop a batch
+            except Exception as exc:  # one bad file must never stop a batch
                 results.append(
-                    FileResult(path, size, mtime, etag, status="error", verdict="suspicious",
-                               error=f"internal error: {type(exc).__name__}: {exc}")
+                    FileResult(
+                        path,
+                        size,
+                        mtime,
+                        etag,
+                        status="error",
+                        verdict="suspicious",
+                        error=f"internal error: {type(exc).__name__}: {exc}",
+                    )
                 )
                 analyses.append(None)
                 continue
@@ -134,7 +147,9 @@ class Scanner:
                 result.scan_seconds = end - t0
         return results, batch
 
-    def _result(self, path: str, analysis: Analysis, size: int, mtime: float, etag: str) -> FileResult:
+    def _result(
+        self, path: str, analysis: Analysis, size: int, mtime: float, etag: str
+    ) -> FileResult:
         c = analysis.container
         globals_ = sorted(
             {g.qualname for _s, f in analysis.streams for sub in f.walk() for g in sub.globals}

@@ -83,7 +83,7 @@ def comparable(table: pa.Table) -> pa.Table:
     Two runs over the same files, with any number of workers, give `comparable` tables that are
     `equals`.
     """
-    import pyarrow.compute as pc  # noqa: PLC0415 (only for comparisons)
+    import pyarrow.compute as pc
 
     table = table.drop_columns([c for c in NONDETERMINISTIC_COLUMNS if c in table.column_names])
     for name in ("score", "anomaly_score"):

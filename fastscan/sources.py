@@ -71,7 +71,7 @@ def is_remote(path: str) -> bool:
 
 def _walker_for(root: str) -> Walker:
     if is_remote(root):
-        from .remote import walk_remote  # noqa: PLC0415 (fsspec/s3fs are optional extras)
+        from .remote import walk_remote
 
         return walk_remote
     return walk_local

@@ -30,9 +30,8 @@ class Severity(IntEnum):
         try:
             return cls[text.strip().upper()]
         except KeyError:
-            raise ValueError(
-                f"unknown severity {text!r}; expected one of {', '.join(s.name.lower() for s in cls)}"
-            ) from None
+            names = ", ".join(s.name.lower() for s in cls)
+            raise ValueError(f"unknown severity {text!r}; expected one of {names}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +104,7 @@ class VerdictPolicy:
     classifier_suspicious: float = 0.5  # probability at or above -> FS901 suspicious
     classifier_malicious: float = 0.9  # probability at or above -> FS901 malicious
     anomaly_suspicious: float = float("nan")  # anomaly score at or above -> FS902; NaN = off
+    anomaly_needs_classifier: float = 0.1  # FS902 is suspicious only with p_malicious >= this
     incomplete_verdict: str = SUSPICIOUS
 
     @classmethod
@@ -157,7 +157,7 @@ def combine(
     - `unsupported` (not a pickle container, e.g. a PNG or a Git-LFS pointer) is not incomplete.
     `policy` may also be a model manifest's thresholds mapping (see `VerdictPolicy.from_mapping`).
     """
-    from .rules.catalog import ANOMALY_SCORE, CLASSIFIER_SCORE  # noqa: PLC0415 (import cycle)
+    from .rules.catalog import ANOMALY_SCORE, CLASSIFIER_SCORE
 
     if policy is None:
         policy = VerdictPolicy()
@@ -179,9 +179,14 @@ def combine(
             )
     # NaN compares false, so a missing score or a disabled threshold never fires.
     if anomaly_score >= policy.anomaly_suspicious:
+        # Unusual is not malicious: benign files of a kind the model never saw are unusual too.
+        # The anomaly flags a file only when the classifier does not call it clearly benign.
+        unsure = not math.isnan(score) and score >= policy.anomaly_needs_classifier
         model.append(
             ANOMALY_SCORE.finding(
                 f"anomaly score {anomaly_score:.3f} >= {policy.anomaly_suspicious:.3f}"
+                + ("" if unsure else f" (classifier {score:.3f}: recorded only)"),
+                severity=Severity.SUSPICIOUS if unsure else Severity.LOW,
             )
         )
     worst = max((f.severity for f in (*findings, *model)), default=Severity.INFO)

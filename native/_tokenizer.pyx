@@ -237,6 +237,19 @@ cdef inline bint is_ident_byte(uint8_t c) noexcept nogil:
         or c == 95 or c == 46
 
 
+cdef inline bint is_ident_span(const uint8_t* q, int64_t length) noexcept nogil:
+    """A dotted identifier (a trailing \\r from a \\r\\n line is tolerated)."""
+    cdef int64_t i
+    if length > 0 and q[length - 1] == 13:
+        length -= 1
+    if length <= 0 or length > 512 or (q[0] >= 48 and q[0] <= 57):
+        return False
+    for i in range(length):
+        if not is_ident_byte(q[i]):
+            return False
+    return True
+
+
 @cython.final
 cdef class Walker:
     """Walks every pickle in one buffer; `run()` then `result()`."""
@@ -1310,6 +1323,18 @@ cdef class Walker:
 
     # ---- the whole buffer --------------------------------------------------------------
 
+    cdef bint importable_global_since(self, size_t g0) noexcept nogil:
+        """Whether a global recorded from index g0 on names a module and attribute by identifier."""
+        cdef size_t i
+        cdef GlobalRec* g
+        for i in range(g0, self.globals_.size()):
+            g = &self.globals_[i]
+            if g.mod_off >= 0 and g.name_off >= 0 \
+                    and is_ident_span(self.p + g.mod_off, g.mod_len) \
+                    and is_ident_span(self.p + g.name_off, g.name_len):
+                return True
+        return False
+
     cdef int64_t next_candidate(self, int64_t pos) noexcept nogil:
         """Next offset >= pos where a pickle could start, or -1."""
         cdef uint8_t c, d
@@ -1375,8 +1400,10 @@ cdef class Walker:
                     or self.n_ops - ops0 >= 8 or r == R_BUDGET \
                     or (self.n_ops - ops0 >= 1 and self.p[cand] == 0x80 and self.p[cand + 1] <= 5)
             else:
-                accept = (r == R_STOP and self.n_ops - ops0 >= 3) or self.globals_.size() > g0 \
-                    or r == R_BUDGET
+                # a later pickle found by resynchronisation must end cleanly or import a name a
+                # loader could resolve: tensor bytes often contain "(c" or "c...\n" by chance
+                accept = (r == R_STOP and self.n_ops - ops0 >= 3) \
+                    or self.importable_global_since(g0) or r == R_BUDGET
             if not accept:
                 self.globals_.resize(g0)
                 self.calls.resize(c0)

@@ -91,10 +91,18 @@ def test_model_never_lowers_a_rule_verdict(score: float) -> None:
 def test_anomaly_score_needs_a_threshold() -> None:
     assert combine([], "complete", NAN, 123.0) == (CLEAN, [])
     policy = VerdictPolicy(anomaly_suspicious=0.7)
-    verdict, extra = combine([], "complete", NAN, 0.8, policy)
+    verdict, extra = combine([], "complete", 0.2, 0.8, policy)
     assert verdict == SUSPICIOUS
     assert [(f.rule_id, f.severity) for f in extra] == [("FS902", Severity.SUSPICIOUS)]
-    assert combine([], "complete", NAN, 0.6, policy) == (CLEAN, [])
+    assert combine([], "complete", 0.2, 0.6, policy) == (CLEAN, [])
+
+
+def test_anomaly_alone_is_recorded_when_the_classifier_says_benign() -> None:
+    policy = VerdictPolicy(anomaly_suspicious=0.7)
+    for score in (NAN, 0.01):
+        verdict, extra = combine([], "complete", score, 0.8, policy)
+        assert verdict == CLEAN
+        assert [(f.rule_id, f.severity) for f in extra] == [("FS902", Severity.LOW)]
     assert combine([], "complete", NAN, NAN, policy) == (CLEAN, [])
 
 

@@ -115,7 +115,7 @@ def _open_path(path: str, container: Container, limits: ContainerLimits) -> Buff
         _fail(container, f"not a regular file: {path}")  # FIFOs/devices would block or stream
         return None
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - kept open in container._resources for the mmap
+        fh = open(path, "rb")  # noqa: SIM115 - kept open with its map, closed by Container.close
     except PermissionError:
         _fail(container, f"permission denied: {path}")
         return None
@@ -170,6 +170,8 @@ def open_container(
             state.partial(f"reader failed after finding streams: {type(exc).__name__}: {exc}")
         else:
             _fail(container, f"reader failed: {type(exc).__name__}: {exc}")
+    if not container.format:  # a budget or reader error cut the top-level scan short
+        container.format = "unknown"
     if container.format == "empty":
         container.status = UNSUPPORTED
         container.message = NO_PICKLE_FORMATS["empty"]

@@ -8,6 +8,9 @@ text and tensor bytes that happen to start with an opcode letter are rejected.
 
 from __future__ import annotations
 
+# genops decodes protocol-0 UNICODE operands with this codec; left to the codec registry it is
+# imported lazily in the middle of the first scan that meets one (an import on hostile input).
+import encodings.raw_unicode_escape  # noqa: F401
 import pickletools
 import re
 from collections.abc import Callable, Iterator
@@ -19,9 +22,9 @@ PROBE_PREFIX = 64 * 1024  # bytes a probe may look at
 MIN_OPCODES = 8  # a prefix without STOP must hold at least this many valid opcodes
 
 # Opcodes a real pickle can begin with (anything that pushes without needing a stack item).
-_START_OPCODES = frozenset(
-    b"\x80(}])NIJKLMFGSTUVXcB\x8c\x8d\x8e\x88\x89\x8a\x8bCP\x96\x97\x8f\x82\x83\x84"
-)
+# EXT1/2/4 are left out: a stream opening with one needs a populated copyreg registry (empty in
+# CPython), and tensor bytes often start with 0x82-0x84 (an int64 element count of 130-1100).
+_START_OPCODES = frozenset(b"\x80(}])NIJKLMFGSTUVXcB\x8c\x8d\x8e\x88\x89\x8a\x8bCP\x96\x97\x8f")
 _MARK = pickletools.markobject
 # GLOBAL/INST operands the loader could resolve: dotted identifiers (text otherwise passes genops).
 _IMPORT_OPERAND = re.compile(r"^[A-Za-z_][\w.]*\r? [A-Za-z_][\w.]*\r?$")  # \r\n lines too (C7)
@@ -107,7 +110,7 @@ def _fallback_probe(data: Buffer) -> bool:
 
 def _native_probe() -> Callable[[Buffer], bool] | None:
     try:
-        from fastscan import tokenizer  # noqa: PLC0415 - native stage, optional at import
+        from fastscan import tokenizer
     except ImportError:
         return None
     fn = getattr(tokenizer, "probe", None)
@@ -141,6 +144,27 @@ def _first_import_unresolvable(data: Buffer) -> bool:
     return False
 
 
+_LOADER_RAISES = ("stack_underflow", "mark_missing")
+
+
+def _fails_before_first_import(view: memoryview) -> bool:
+    """The loader raises (stack underflow, missing MARK) before the first pickle imports anything.
+
+    Nothing can have run then: every call needs an imported callable. Float tensor bytes that
+    happen to end in b"." otherwise read as a "complete" pickle (b"J\xe6)\xbd\xd0uF...").
+    """
+    from fastscan.tokenizer import tokenize
+
+    facts = tokenize(view)
+    first_import = min((g.offset for g in facts.globals if g.pickle_index == 0), default=None)
+    return any(
+        a.pickle_index == 0
+        and a.code in _LOADER_RAISES
+        and (first_import is None or a.offset < first_import)
+        for a in facts.anomalies
+    )
+
+
 def probe(data: Buffer) -> bool:
     """True when `data` starts like a parseable pickle (any protocol, PROTO header or not)."""
     if _PROBE is None:
@@ -152,7 +176,7 @@ def probe(data: Buffer) -> bool:
         found = bool(_PROBE(view))
     except Exception:  # a native bug must not stop routing; fall back
         return _fallback_probe(data)
-    return found and not _first_import_unresolvable(data)
+    return found and not _first_import_unresolvable(data) and not _fails_before_first_import(view)
 
 
 def may_be_cut_pickle(prefix: Buffer) -> bool:
@@ -190,14 +214,18 @@ def parses_as_pickle(data: Buffer) -> bool:
     a pickle starting at offset 0 counts, so text with words that look like GLOBAL lines is not
     promoted by the tokenizer's resynchronisation.
     """
+    view = memoryview(data)
+    if len(view) == 0 or view[0] not in _START_OPCODES:
+        return False  # only a pickle at offset 0 counts: skip the walk (a 50 GB hole of zeros)
     try:
-        from fastscan.tokenizer import tokenize  # noqa: PLC0415 - native stage
+        from fastscan.tokenizer import tokenize
     except ImportError:
         return False
-    facts = tokenize(data)
+    facts = tokenize(view)
     if not facts.pickle_offsets or facts.pickle_offsets[0] != 0:
         return False
     first = [g for g in facts.globals if g.pickle_index == 0]
     if first:
         return all(_IDENTIFIER.match(g.module) and _IDENTIFIER.match(g.name) for g in first[:1])
-    return facts.status == "ok" and facts.n_pickles == 1 and facts.n_opcodes >= 2 and not facts.junk_bytes
+    single = facts.n_pickles == 1 and not facts.junk_bytes
+    return facts.status == "ok" and single and facts.n_opcodes >= 2

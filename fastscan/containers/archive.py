@@ -45,7 +45,7 @@ def _decompressor(fmt: str) -> Any:
         return lzma.LZMADecompressor(lzma.FORMAT_XZ)
     if fmt == "lzma":
         return lzma.LZMADecompressor(lzma.FORMAT_ALONE)
-    import lz4.frame  # noqa: PLC0415 - imported lazily: only lz4 files pay for it
+    import lz4.frame
 
     return lz4.frame.LZ4FrameDecompressor()
 
@@ -310,8 +310,8 @@ def read_tar(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
 
 def read_7z(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Recurse) -> str:
     try:
-        import py7zr  # noqa: PLC0415 - heavy import, only for 7z files
-        from py7zr.io import Py7zBytesIO, WriterFactory  # noqa: PLC0415
+        import py7zr
+        from py7zr.io import Py7zBytesIO, WriterFactory
     except ImportError:  # pragma: no cover - py7zr is a runtime dependency
         state.container.status = "unsupported"
         state.container.message = "7z archive: py7zr is not installed"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 # bytes-like: bytes, bytearray, memoryview or mmap; readers avoid copies.
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 # File-level status, shared with verdicts.
 COMPLETE = "complete"  # every pickle found was read to its end

@@ -1,9 +1,10 @@
 """A file (or member) that is pickle bytes: the whole buffer is one stream.
 
 The tokenizer itself handles concatenated pickles, junk between them and trailing bytes, so the
-raw reader does not cut anything. Two pickle-based formats are told apart here by content: a
-joblib dump (it names `NumpyArrayWrapper`: arrays are inlined and must be cut out) and a legacy
-torch file whose magic number is computed instead of literal (THREATS A5).
+raw reader does not cut anything (except at the `max_member_bytes` budget). Two pickle-based
+formats are told apart here by content: a joblib dump (it names `NumpyArrayWrapper`: arrays are
+inlined and must be cut out) and a legacy torch file whose magic number is computed instead of
+literal (THREATS A5).
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from .base import Buffer
 def read_raw(state: ScanState, buf: Buffer, member: str, kind: str = "pickle") -> str:
     """Add the stream(s) of a pickle buffer; return the format recognised."""
     view = memoryview(buf)
+    cap = state.limits.max_member_bytes
+    if len(view) > cap:
+        # Every pass below (joblib marker search, tokenizer resync over junk) is linear in the
+        # size: a 50 GB sparse file would be read whole. Scan the first `cap` bytes, say so.
+        state.hit_budget("member_bytes", member, f"{len(view)} bytes, scanned the first {cap}")
+        view = view[:cap]
     if torch_legacy.looks_forged(view):
         state.anomaly("legacy_magic_forged", member, "first pickle computes the magic number")
         state.add_stream(member, 0, view, torch_legacy.KIND)

@@ -88,6 +88,8 @@ def _text_kind(head: bytes) -> str:
         try:
             json.loads(head)
             return "json"
+        except RecursionError:  # b"[[[[…": too deep for the json module, still JSON-like text
+            return "text"
         except ValueError:
             return "json" if len(head) >= 4096 else "text"
     return "text"

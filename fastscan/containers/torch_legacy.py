@@ -14,12 +14,13 @@ import struct
 from collections.abc import Mapping
 
 from ._context import ScanState, join_member
-from ._probe import iter_ops, pickle_end
+from ._probe import PROBE_PREFIX, iter_ops, parses_as_pickle, pickle_end, probe
 from .base import Buffer
 from .sniff import LEGACY_MAGIC, LEGACY_MAGIC_PICKLE
 
 KIND = "legacy_torch"
 N_PICKLES = 5
+MAX_EXTRA_PICKLES = 64  # pickles found where the raw storage bytes should begin
 
 # Text forms of the magic that a forged first pickle would carry (hex literal, decimal).
 _MAGIC_TEXTS = (b"%x" % LEGACY_MAGIC, b"%X" % LEGACY_MAGIC, b"%d" % LEGACY_MAGIC)
@@ -59,7 +60,27 @@ def read_legacy(state: ScanState, buf: Buffer, member: str) -> None:
             return
         state.add_stream(member, pos, view[pos:end], KIND)
         pos = end
+    pos = _extra_pickles(state, view, member, pos)
     state.container.notes["legacy_storage_bytes"] = str(len(view) - pos)
+
+
+def _extra_pickles(state: ScanState, view: memoryview, member: str, pos: int) -> int:
+    """Pickles stacked after the fifth one (THREATS C3): a loader that calls load() again runs
+    them, and torch.load itself then reads a shifted layout. Storage bytes start with an int64
+    element count, which never parses as a whole pickle, so benign files stop here at once."""
+    for extra in range(MAX_EXTRA_PICKLES):
+        window = view[pos : pos + PROBE_PREFIX]
+        if pos >= len(view) or not probe(window):
+            break
+        end = pickle_end(view, pos)
+        if end is None and not parses_as_pickle(window):
+            break  # neither a whole pickle nor one that imports before it breaks (C1)
+        state.anomaly("legacy_extra_pickle", member, f"pickle #{N_PICKLES + extra} at {pos}")
+        state.add_stream(member, pos, view[pos : end or len(view)], KIND)
+        if end is None:
+            return len(view)
+        pos = end
+    return pos
 
 
 def is_legacy_tar(names: set[str]) -> bool:

@@ -39,6 +39,7 @@ _LOCAL = struct.Struct("<4sHHHHHIIIHH")  # 30 bytes
 _CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # 46 bytes
 _EOCD = struct.Struct("<4sHHHHIIH")  # 22 bytes
 _CHUNK = 1 << 20
+_INPUT_STEP = 64 << 10  # compressed bytes per decoder call (bounds the ratio check's lag)
 
 
 class ZipError(Exception):
@@ -346,13 +347,17 @@ def inflate(
         if (is_zlib and not pending) or (not is_zlib and needs_input):
             if consumed >= len(raw):
                 break
-            pending = bytes(raw[consumed : consumed + _CHUNK])
+            # small input steps: bz2/lzma/lz4 keep unread input inside, uncounted by `pending`
+            pending = bytes(raw[consumed : consumed + _INPUT_STEP])
             consumed += len(pending)
         step = min(limit - len(out), 4 * _CHUNK)  # small steps keep the ratio check timely
         chunk = dec.decompress(pending, step)  # type: ignore[attr-defined]
         out += chunk
         pending = dec.unconsumed_tail if is_zlib else b""  # type: ignore[attr-defined]
-        if max_ratio and len(out) > ratio_floor and len(out) > max_ratio * max(consumed, 1):
+        # Bytes the decoder really used: a zlib tail still pending has not been inflated yet, and
+        # counting it let a 1 GiB bomb in a 1 MiB file pass the ratio check until the very end.
+        used = consumed - len(pending)
+        if max_ratio and len(out) > ratio_floor and len(out) > max_ratio * max(used, 1):
             return bytes(out), consumed, "ratio"
         if not chunk and not pending and consumed >= len(raw):
             break

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - pyproject allows 3.10; tomli is the same parser, backported
-    import tomli as tomllib
 
 SAFE = "safe"
 UNKNOWN = "unknown"

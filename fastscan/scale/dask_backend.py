@@ -61,7 +61,7 @@ CARRIED_PART = "part-000000.parquet"  # rows carried forward by --since (chunks 
 
 def _distributed() -> Any:
     try:
-        import distributed  # noqa: PLC0415 (optional extra)
+        import distributed
     except ImportError as exc:
         raise MissingExtra(DASK_HINT) from exc
     return distributed
@@ -120,7 +120,7 @@ def connect(
         finally:
             client.close()
         return
-    import logging  # noqa: PLC0415
+    import logging
 
     cluster = distributed.LocalCluster(
         n_workers=max(1, workers or os.cpu_count() or 1),

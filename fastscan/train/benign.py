@@ -32,7 +32,7 @@ _EPOCH_1980 = 315532800.0
 
 def torch_available() -> bool:
     try:
-        import torch  # noqa: F401, PLC0415
+        import torch  # noqa: F401
     except ImportError:
         return False
     return True
@@ -55,8 +55,8 @@ def _width(rng: random.Random, scale: str, lo: int = 4, hi: int = 48) -> int:
 
 # -- torch ---------------------------------------------------------------------------------------
 def _torch_model(rng: random.Random, scale: str, arch: str | None = None) -> Any:
-    import torch  # noqa: PLC0415
-    from torch import nn  # noqa: PLC0415
+    import torch
+    from torch import nn
 
     torch.manual_seed(rng.randrange(2**31))
     arch = arch or rng.choice(TORCH_ARCHS)
@@ -88,7 +88,7 @@ def _torch_model(rng: random.Random, scale: str, arch: str | None = None) -> Any
 
 
 def _torch_bytes(obj: Any, **kw: Any) -> bytes:
-    import torch  # noqa: PLC0415
+    import torch
 
     out = io.BytesIO()
     with warnings.catch_warnings():
@@ -107,7 +107,7 @@ def torch_full_model(rng: random.Random, scale: str) -> tuple[bytes, str]:
 
 
 def torch_optimizer_checkpoint(rng: random.Random, scale: str) -> tuple[bytes, str]:
-    import torch  # noqa: PLC0415
+    import torch
 
     model = _torch_model(rng, scale, rng.choice(["mlp", "cnn", "embedding"]))
     params = list(model.parameters())
@@ -123,7 +123,7 @@ def torch_optimizer_checkpoint(rng: random.Random, scale: str) -> tuple[bytes, s
 
 
 def torch_checkpoint_dict(rng: random.Random, scale: str) -> tuple[bytes, str]:
-    import torch  # noqa: PLC0415
+    import torch
 
     ckpt = {
         "state_dict": _torch_model(rng, scale).state_dict(),
@@ -209,7 +209,7 @@ def _rename_strings(chunk: bytes, rename: dict[str, str]) -> bytes:
 
 def _fresh_jit_state() -> None:
     """TorchScript mangles repeated class names with a per-CompilationUnit counter."""
-    import torch  # noqa: PLC0415
+    import torch
 
     torch.jit._state._python_cu = torch._C.CompilationUnit()
     torch.jit._state._clear_class_state()
@@ -217,7 +217,7 @@ def _fresh_jit_state() -> None:
 
 
 def torchscript(rng: random.Random, scale: str) -> tuple[bytes, str]:
-    import torch  # noqa: PLC0415
+    import torch
 
     arch = rng.choice(["mlp", "cnn", "batchnorm"])
     model = _torch_model(rng, scale, arch).eval()
@@ -254,8 +254,8 @@ def torchscript_base(index: int) -> bytes:
 
 # -- scikit-learn / joblib -------------------------------------------------------------------------
 def _sklearn_estimator(rng: random.Random, scale: str) -> Any:
-    import numpy as np  # noqa: PLC0415
-    from sklearn import (  # noqa: PLC0415  # noqa: PLC0415
+    import numpy as np
+    from sklearn import (
         cluster,
         decomposition,
         ensemble,
@@ -299,7 +299,7 @@ JOBLIB_COMPRESSORS = (None, "zlib", "gzip", "bz2", "xz", "lzma", "lz4")
 
 
 def sklearn_joblib(rng: random.Random, scale: str) -> tuple[bytes, str]:
-    import joblib  # noqa: PLC0415
+    import joblib
 
     est = _sklearn_estimator(rng, scale)
     compressor = rng.choice(JOBLIB_COMPRESSORS)
@@ -311,8 +311,8 @@ def sklearn_joblib(rng: random.Random, scale: str) -> tuple[bytes, str]:
 @functools.lru_cache(maxsize=16)
 def joblib_with_array(index: int) -> tuple[bytes, bytes]:
     """An uncompressed joblib dump holding an inline array, plus that array's raw bytes."""
-    import joblib  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import joblib
+    import numpy as np
 
     gen = np.random.default_rng(index)
     arr = gen.normal(size=(8 + index * 5, 3)).astype(np.float32)
@@ -323,7 +323,7 @@ def joblib_with_array(index: int) -> tuple[bytes, bytes]:
 
 # -- numpy / pandas ------------------------------------------------------------------------------
 def _np_bytes(arr: Any, allow_pickle: bool = False) -> bytes:
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     out = io.BytesIO()
     np.save(out, arr, allow_pickle=allow_pickle)
@@ -331,7 +331,7 @@ def _np_bytes(arr: Any, allow_pickle: bool = False) -> bytes:
 
 
 def _numeric_array(rng: random.Random, scale: str) -> Any:
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     gen = np.random.default_rng(rng.randrange(2**31))
     shape = tuple(rng.randint(1, 32 * SCALES[scale]) for _ in range(rng.randint(1, 3)))
@@ -349,7 +349,7 @@ def numpy_npy(rng: random.Random, scale: str) -> tuple[bytes, str]:
 
 
 def numpy_npy_object(rng: random.Random, scale: str) -> tuple[bytes, str]:
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     items = [rng.choice([{"id": i, "label": f"cls{i % 7}"}, f"token-{i}", None, i * 0.5])
              for i in range(rng.randint(1, 40))]  # fmt: skip
@@ -359,7 +359,7 @@ def numpy_npy_object(rng: random.Random, scale: str) -> tuple[bytes, str]:
 
 
 def numpy_npz(rng: random.Random, scale: str) -> tuple[bytes, str]:
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     arrays = {f"a{i}": _numeric_array(rng, scale) for i in range(rng.randint(1, 4))}
     out = io.BytesIO()
@@ -369,8 +369,8 @@ def numpy_npz(rng: random.Random, scale: str) -> tuple[bytes, str]:
 
 
 def pandas_pickle(rng: random.Random, scale: str) -> tuple[bytes, str]:
-    import numpy as np  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
+    import numpy as np
+    import pandas as pd
 
     gen = np.random.default_rng(rng.randrange(2**31))
     n = rng.randint(3, 50 * SCALES[scale])
@@ -389,9 +389,9 @@ def pandas_pickle(rng: random.Random, scale: str) -> tuple[bytes, str]:
 
 # -- plain Python, dill, cloudpickle ------------------------------------------------------------
 def _plain_value(rng: random.Random) -> Any:
-    import collections  # noqa: PLC0415
-    import datetime  # noqa: PLC0415
-    import decimal  # noqa: PLC0415
+    import collections
+    import datetime
+    import decimal
 
     return {
         "name": rng.choice(["tokenizer", "vocab", "config", "labels"]),
@@ -439,20 +439,20 @@ def _dynamic_objects(rng: random.Random) -> list[Any]:
 
 
 def _seeded_uuid(rng: random.Random) -> Any:
-    import uuid  # noqa: PLC0415
+    import uuid
 
     return mock.patch("uuid.uuid4", lambda: uuid.UUID(int=rng.getrandbits(128)))
 
 
 def dill_function(rng: random.Random, scale: str) -> tuple[bytes, str]:
-    import dill  # noqa: PLC0415
+    import dill
 
     obj = rng.choice(_dynamic_objects(rng))
     return dill.dumps(obj, protocol=rng.randint(2, 5)), rng.choice([".pkl", ".dill"])
 
 
 def cloudpickle_function(rng: random.Random, scale: str) -> tuple[bytes, str]:
-    import cloudpickle  # noqa: PLC0415
+    import cloudpickle
 
     objs = _dynamic_objects(rng)
     obj = rng.choice([*objs, {"fn": objs[0], "pre": objs[2]()}])
@@ -464,7 +464,7 @@ def cloudpickle_function(rng: random.Random, scale: str) -> tuple[bytes, str]:
 # -- hand-written benign quirks and non-pickles (C15, A18) ----------------------------------------
 def quirk_stack_global_in_proto2(rng: random.Random, scale: str) -> tuple[bytes, str]:
     """Protocol-2 header with protocol-4 opcodes (STACK_GLOBAL, MEMOIZE): seen in real files."""
-    from fastscan.train.payloads import Call, G, Ops  # noqa: PLC0415
+    from fastscan.train.payloads import Call, G, Ops
 
     ops = Ops(2, stack_global=True)
     ops.memo_on = False
@@ -488,7 +488,7 @@ def git_lfs_pointer(rng: random.Random, scale: str) -> tuple[bytes, str]:
 
 
 def png_as_pt(rng: random.Random, scale: str) -> tuple[bytes, str]:
-    import zlib  # noqa: PLC0415
+    import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (

@@ -134,7 +134,7 @@ def _scan_chunk(paths: list[str]) -> tuple[list[FileResult], np.ndarray]:
     """Worker: scan paths with a rules-only Scanner; rows are aligned with `paths`."""
     global _WORKER_SCANNER
     if _WORKER_SCANNER is None:
-        from ..scan import Scanner  # noqa: PLC0415 (scan imports the whole pipeline)
+        from ..scan import Scanner
 
         _WORKER_SCANNER = Scanner(model=None)
     results, batch = _WORKER_SCANNER.scan_refs(paths, with_features=True)

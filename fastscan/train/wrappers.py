@@ -172,7 +172,7 @@ def _data_pkl(members: list[ZipMember]) -> int:
 
 def inject(stream: bytes, snippet: bytes, position: str) -> bytes:
     """Splice a stack-neutral snippet into a benign stream at start, middle or end."""
-    import pickletools  # noqa: PLC0415 - only needed here
+    import pickletools
 
     offsets = [pos for _, _, pos in pickletools.genops(stream)]
     if position == "start":  # right after PROTO (and FRAME, which C loaders do not enforce)
@@ -220,7 +220,7 @@ def _legacy(payload: bytes, rng: random.Random, forged: bool) -> bytes:
     bounds = benign.pickle_bounds(data, 5)
     parts = [data[a:b] for a, b in bounds]
     if forged:  # A5: the magic comes from eval(); the payload is the main pickle
-        from fastscan.train.payloads import forged_legacy_magic  # noqa: PLC0415
+        from fastscan.train.payloads import forged_legacy_magic
 
         parts[0], parts[3] = forged_legacy_magic(rng), payload
     else:
@@ -263,10 +263,10 @@ def _tar(members: list[tuple[str, bytes]]) -> bytes:
 
 
 def _sevenzip(members: list[tuple[str, bytes]]) -> bytes:
-    from unittest import mock  # noqa: PLC0415
+    from unittest import mock
 
-    import py7zr  # noqa: PLC0415
-    from py7zr.helpers import ArchiveTimestamp  # noqa: PLC0415
+    import py7zr
+    from py7zr.helpers import ArchiveTimestamp
 
     fixed = ArchiveTimestamp.from_datetime(315532800.0)  # 1980-01-01: deterministic archives
     out = io.BytesIO()
@@ -283,7 +283,7 @@ def _zlib(data: bytes, wbits: int) -> bytes:
 
 
 def _lz4(data: bytes) -> bytes:
-    import lz4.frame  # noqa: PLC0415
+    import lz4.frame
 
     return bytes(lz4.frame.compress(data))
 
