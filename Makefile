@@ -14,8 +14,8 @@ test-fast:
 
 lint:
 	$(PY) native/gen_opcodes.py --check
-	ruff check fastscan tests benchmarks native/gen_opcodes.py
-	ruff format --check fastscan tests benchmarks native/gen_opcodes.py
+	ruff check fastscan tests benchmarks fuzz native/gen_opcodes.py
+	ruff format --check fastscan tests benchmarks fuzz native/gen_opcodes.py
 	mypy
 	cython-lint native/_tokenizer.pyx
 
@@ -34,3 +34,11 @@ example:
 	$(PY) -m fastscan corpus out/example --seed 1 --scale small
 	$(PY) -m fastscan bulk out/example --workers 2 --out out/example-verdicts.parquet; \
 	  $(PY) -m fastscan report out/example-verdicts.parquet
+
+# native tokenizer under AddressSanitizer + UBSan, in a scratch copy (the in-tree .so is untouched)
+sanitize:
+	sh fuzz/sanitize.sh /tmp/fastscan-asan
+
+# coverage-guided atheris campaign; corpora grow in out/fuzz/corpus
+fuzz:
+	$(PY) fuzz/run.py --minutes 30 --work out/fuzz
