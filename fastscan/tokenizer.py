@@ -270,8 +270,6 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
     codes, _offsets, _, _, _end, status = _native.list_opcodes(view, 0, max_opcodes)
     if not codes:
         return False
-    if status == "ok":
-        return len(codes) >= 2
     walker = _native.Walker(view, max_opcodes=max_opcodes, max_resync_opcodes=0).run()
     # An import counts only when a loader could resolve it: tensor bytes often decode as an EXT
     # opcode or a GLOBAL with binary operands, and Python source as "c" + "lass X(...):".
@@ -281,7 +279,11 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
             name = bytes(view[g[8] : g[8] + g[9]]) if g[8] >= 0 else b""
             if _IMPORTABLE.match(module) and _IMPORTABLE.match(name):
                 return True
-    clean = not any(a[0] in (0, 1) for a in walker.anomaly_list())  # underflow / missing mark
+    # without an import: a stack underflow or missing MARK means the loader raises, so random
+    # bytes that happen to parse are not taken for a pickle
+    clean = not any(a[0] in (0, 1) and a[2] == 0 for a in walker.anomaly_list())
+    if status == "ok":
+        return len(codes) >= 2 and clean
     return status in ("truncated", "budget") and len(codes) >= 8 and clean
 
 
