@@ -89,3 +89,18 @@ def test_python_api(files: dict[str, Path]) -> None:
     assert fastscan.scan_bytes(BENIGN).verdict == "clean"
     result = fastscan.scan_bytes(MALICIOUS, "upload.pt")
     assert result.verdict == "malicious" and "os.system" in result.globals
+
+
+def test_readme_config_example_loads(tmp_path: Path) -> None:
+    import re
+
+    from fastscan.rules import RuleSet
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", readme, re.S)
+    assert block is not None
+    config = tmp_path / "fastscan.toml"
+    config.write_text(block.group(1))
+    rules = RuleSet.load(config)
+    assert rules.classify("mylab.layers", "Conv").verdict_class == "safe"
+    assert rules.classify("mylab.debug", "shell").verdict_class == "dangerous"
