@@ -116,10 +116,10 @@ def make_progress(
     stream: IO[str] | None = None,
 ) -> Progress:
     """None = automatic (bar on a TTY, heartbeat lines otherwise), False = off, or your own."""
+    if setting is not None and setting is not True and setting is not False:
+        return setting  # a caller's own reporter is always used
     if setting is False or os.environ.get("TQDM_DISABLE", "").strip() not in ("", "0"):
         return NoProgress()
-    if setting is not None and setting is not True:
-        return setting
     out = stream or sys.stderr
     isatty = getattr(out, "isatty", lambda: False)
     if isatty():
