@@ -160,9 +160,8 @@ def measure(tool: str, argv: list[str], env: dict[str, str] | None = None) -> Me
         time.sleep(0.05)
     _, err = proc.communicate()
     seconds = time.perf_counter() - start
-    note = (
-        err.decode(errors="replace").strip().splitlines()[-1][:120] if proc.returncode > 1 else ""
-    )
+    lines = err.decode(errors="replace").strip().splitlines()
+    note = lines[-1][:120] if proc.returncode > 1 and lines else ""
     return Measure(tool, seconds, sum(cpu_by_pid.values()), peak / 2**20, proc.returncode, note)
 
 

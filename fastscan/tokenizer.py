@@ -258,6 +258,13 @@ def _decode_encoded_pickle(text: str) -> tuple[str, bytes] | None:
     return None
 
 
+def pickle_end(data: Any, start: int = 0, max_ops: int = 200_000_000) -> int | None:
+    """Offset just past the STOP of the pickle at `start`, or None when it breaks first."""
+    view = _as_view(data)
+    *_lists, end, status = _native.list_opcodes(view, start, max_ops, False)
+    return int(end) if status == "ok" else None
+
+
 def probe(data: Any, max_opcodes: int = 20_000) -> bool:
     """Whether `data` starts like a pickle a loader would run (used to sniff container members).
 

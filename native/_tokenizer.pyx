@@ -1615,12 +1615,14 @@ def arg_layout():
     return tuple((ARG_KIND[i], ARG_FIXED_LEN[i]) for i in range(256))
 
 
-def list_opcodes(const uint8_t[::1] data, int64_t start=0, int64_t max_ops=10_000_000):
+def list_opcodes(const uint8_t[::1] data, int64_t start=0, int64_t max_ops=10_000_000,
+                 bint collect=True):
     """Opcode bytes and offsets of the single pickle at `start`, up to STOP or the first error.
 
     Returns (codes: bytes, offsets: list[int], arg_offsets: list[int], arg_lengths: list[int],
     end: int, status: str). Uses the same argument rules as the Walker; for listings and the
-    differential test against pickletools.genops.
+    differential test against pickletools.genops. `collect=False` only finds the end and status
+    (the lists stay empty), for readers that split stacked pickles.
     """
     cdef int64_t n = data.shape[0]
     cdef int64_t pos = start, op_start, arg_off, arg_len, nl, count = 0
@@ -1683,10 +1685,11 @@ def list_opcodes(const uint8_t[::1] data, int64_t start=0, int64_t max_ops=10_00
                 break
             arg_len = <int64_t>ulen
         pos = arg_off + arg_len
-        codes.append(op)
-        offsets.append(op_start)
-        arg_offsets.append(arg_off)
-        arg_lengths.append(arg_len)
+        if collect:
+            codes.append(op)
+            offsets.append(op_start)
+            arg_offsets.append(arg_off)
+            arg_lengths.append(arg_len)
         count += 1
         if op == OP_STOP:
             status = "ok"

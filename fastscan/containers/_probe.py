@@ -120,30 +120,6 @@ def _native_probe() -> Callable[[Buffer], bool] | None:
 _PROBE = _native_probe()
 
 
-def _first_import_unresolvable(data: Buffer) -> bool:
-    """The first GLOBAL/INST has operands no loader can import (e.g. Python source "class X:").
-
-    The loader raises at that opcode having run nothing, so such text is not a pickle; without
-    this check every TorchScript `code/*.py` member reads as a protocol-0 pickle.
-    """
-    view = memoryview(data)[:PROBE_PREFIX]
-    failed_at = 0  # start of the opcode genops was decoding when it raised
-    try:
-        for op, arg, _pos, end in iter_ops(view):
-            if op.name in ("GLOBAL", "INST"):
-                return not _IMPORT_OPERAND.match(str(arg))
-            if op.name in ("STACK_GLOBAL", "REDUCE", "EXT1", "EXT2", "EXT4"):
-                return False
-            failed_at = end
-    except UnicodeDecodeError:
-        # Operands that do not even decode: the loader's strict decode raises there too, before
-        # the first import, so nothing has run (float tensor bytes that start with b"c").
-        return bytes(view[failed_at : failed_at + 1]) in (b"c", b"i")
-    except (ValueError, IndexError, OverflowError):
-        return False
-    return False
-
-
 _LOADER_RAISES = ("stack_underflow", "mark_missing")
 
 
@@ -176,7 +152,9 @@ def probe(data: Buffer) -> bool:
         found = bool(_PROBE(view))
     except Exception:  # a native bug must not stop routing; fall back
         return _fallback_probe(data)
-    return found and not _first_import_unresolvable(data) and not _fails_before_first_import(view)
+    # the native probe already ignores imports no loader could resolve (Python source, tensor
+    # bytes); the loader-raises check covers what the prefix walk cannot see
+    return found and not _fails_before_first_import(view)
 
 
 def may_be_cut_pickle(prefix: Buffer) -> bool:
@@ -196,6 +174,14 @@ def may_be_cut_pickle(prefix: Buffer) -> bool:
 
 def pickle_end(data: Buffer, start: int = 0) -> int | None:
     """Offset just past the STOP of the pickle starting at `start`, or None if it is broken."""
+    try:
+        from fastscan.tokenizer import pickle_end as native_end
+    except ImportError:
+        return _genops_end(data, start)
+    return native_end(data, start)
+
+
+def _genops_end(data: Buffer, start: int) -> int | None:
     try:
         end = None
         for op, _arg, _pos, stop in iter_ops(data, start):
