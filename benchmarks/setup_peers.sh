@@ -9,7 +9,7 @@ PYTHON="${PYTHON:-python3}"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --upgrade pip
 # Each peer separately: one failing install must not stop the others.
-for peer in picklescan modelscan fickling; do
+for peer in picklescan modelscan fickling typing_extensions; do
     if ! "$VENV/bin/python" -m pip install "$peer"; then
         echo "warning: could not install $peer; the benchmark will skip it" >&2
     fi

@@ -169,21 +169,24 @@ def error_result(ref: FileRef, message: str, verdict: str = "clean") -> FileResu
 
 def _scan_one(
     ref: FileRef, want_features: bool, scanner: Any = None
-) -> tuple[FileResult, pa.RecordBatch | None]:
-    result, features = _scan_one_file(ref, want_features, scanner or _scanner)
+) -> tuple[FileResult, pa.RecordBatch | None, Any]:
+    """(result, features, analysis): with a Scanner, local files come back prepared but not yet
+    scored (analysis set); the chunk scores them together."""
+    result, features, analysis = _scan_one_file(ref, want_features, scanner or _scanner)
     # Where the file sits in a Hugging Face cache/mirror, for local and remote refs alike.
     result.hf_repo, result.hf_revision = hf_coordinates(ref.path)
-    return result, features
+    return result, features, analysis
 
 
 def _scan_one_file(
     ref: FileRef, want_features: bool, scanner: Any
-) -> tuple[FileResult, pa.RecordBatch | None]:
+) -> tuple[FileResult, pa.RecordBatch | None, Any]:
     if ref.error:
-        return error_result(ref, ref.error), None
+        return error_result(ref, ref.error), None, None
     use_alarm = _timeout > 0 and threading.current_thread() is threading.main_thread()
     started = time.perf_counter()
     features = None
+    analysis = None
     try:
         if use_alarm:
             signal.signal(signal.SIGALRM, _raise_timeout)
@@ -193,6 +196,8 @@ def _scan_one_file(
                 from .remote import scan_ref
 
                 result, features = scan_ref(scanner, ref, want_features)
+            elif hasattr(scanner, "prepare"):
+                result, analysis = scanner.prepare(ref)
             elif want_features:
                 results, features = scanner.scan_refs([ref])
                 result = results[0]
@@ -204,15 +209,18 @@ def _scan_one_file(
     except _FileTimeout:
         # A file that stalls the scanner is hostile to scanners: never report it as clean.
         result, features = error_result(ref, TIMEOUT_ERROR.format(_timeout), SUSPICIOUS), None
+        analysis = None
     except MemoryError:
         result, features = error_result(ref, MEMORY_ERROR.format(_memory_mb), SUSPICIOUS), None
+        analysis = None
     except Exception as exc:  # the scanner should never raise; one file must not sink a chunk
         result, features = error_result(ref, f"scanner raised {type(exc).__name__}: {exc}"), None
+        analysis = None
     # The ref is authoritative for identity: incremental runs compare these exact values.
     result.path, result.size, result.mtime = ref.path, ref.size, ref.mtime
     result.etag = ref.etag
     result.scan_seconds = time.perf_counter() - started
-    return result, features
+    return result, features, analysis
 
 
 def scan_chunk(
@@ -231,13 +239,23 @@ def scan_batch(
     """
     results: list[FileResult] = []
     feature_batches: list[pa.RecordBatch] = []
+    pending: list[tuple[FileResult, Any]] = []  # prepared local files, scored together below
     for index, ref in enumerate(refs):
         _beat(task_id, index, time.monotonic())
-        result, features = _scan_one(ref, want_features, scanner)
+        result, features, analysis = _scan_one(ref, want_features, scanner)
         results.append(result)
+        if analysis is not None:
+            pending.append((result, analysis))
         if features is not None and features.num_rows:
             feature_batches.append(features)
     _beat(task_id, len(refs), 0.0)  # finished: innocent if the pool breaks before it returns
+    if pending:
+        # one model call per chunk instead of one per file
+        features = (scanner or _scanner).score(
+            [r for r, _ in pending], [a for _, a in pending], with_features=want_features
+        )
+        if features is not None and features.num_rows:
+            feature_batches.append(features)
     features_ipc = None
     if feature_batches:
         features_ipc = _to_ipc(pa.Table.from_batches(feature_batches).combine_chunks())

@@ -106,7 +106,7 @@ class Scanner:
             path, size, mtime, etag = name, len(memoryview(source).cast("B")), 0.0, ""
         analysis = self.analyse(source, path, keep_data=keep_data)
         result = self._result(path, analysis, size, mtime, etag)
-        self._score([result], [analysis])
+        self.score([result], [analysis])
         result.scan_seconds = time.perf_counter() - t0
         return analysis, result
 
@@ -119,33 +119,36 @@ class Scanner:
         analyses: list[Analysis | None] = []
         starts: list[float] = []
         for ref in refs:
-            t0 = time.perf_counter()
-            starts.append(t0)
-            path, size, mtime, etag = _ref_fields(ref)
-            try:
-                analysis = self.analyse(path, path)
-            except Exception as exc:  # one bad file must never stop a batch
-                results.append(
-                    FileResult(
-                        path,
-                        size,
-                        mtime,
-                        etag,
-                        status="error",
-                        verdict="suspicious",
-                        error=f"internal error: {type(exc).__name__}: {exc}",
-                    )
-                )
-                analyses.append(None)
-                continue
-            results.append(self._result(path, analysis, size, mtime, etag))
+            starts.append(time.perf_counter())
+            result, analysis = self.prepare(ref)
+            results.append(result)
             analyses.append(analysis)
-        batch = self._score(results, analyses, with_features=with_features)
+        batch = self.score(results, analyses, with_features=with_features)
         end = time.perf_counter()
         for result, t0 in zip(results, starts, strict=True):
-            if not result.scan_seconds:
-                result.scan_seconds = end - t0
+            result.scan_seconds = end - t0
         return results, batch
+
+    def prepare(self, ref: FileRef | str) -> tuple[FileResult, Analysis | None]:
+        """Every stage but the model, for one file: the per-file part a caller may time-limit.
+
+        `score` then judges many prepared files with one model call.
+        """
+        path, size, mtime, etag = _ref_fields(ref)
+        try:
+            analysis = self.analyse(path, path)
+        except Exception as exc:  # one bad file must never stop a batch
+            error = FileResult(
+                path,
+                size,
+                mtime,
+                etag,
+                status="error",
+                verdict="suspicious",
+                error=f"internal error: {type(exc).__name__}: {exc}",
+            )
+            return error, None
+        return self._result(path, analysis, size, mtime, etag), analysis
 
     def _result(
         self, path: str, analysis: Analysis, size: int, mtime: float, etag: str
@@ -170,14 +173,15 @@ class Scanner:
             error=c.message if analysis.status in ("error", "unsupported", "encrypted") else "",
         )
 
-    def _score(
+    def score(
         self,
         results: list[FileResult],
         analyses: list[Analysis | None],
         *,
         with_features: bool = False,
     ) -> pa.RecordBatch | None:
-        """Feature batch -> model scores -> verdicts, for every result that has an analysis."""
+        """Features -> model scores -> verdicts for every result that has an analysis (in place);
+        returns the feature batch when `with_features`."""
         scored = [(r, a) for r, a in zip(results, analyses, strict=True) if a is not None]
         batch = None
         probs: list[float] = [float("nan")] * len(scored)
