@@ -274,7 +274,9 @@ _CANOM_SLOT = {a: i for i, a in enumerate(CONTAINER_ANOMALIES)}
 _KIND_SLOT = {k: i for i, k in enumerate(STREAM_KINDS)}
 _ENC_SLOT = {e: i for i, e in enumerate(NESTED_ENCODINGS)}
 _PATTERNS = tuple((re.compile(p), needles) for _, p, needles in STRING_PATTERNS)
-_NONPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")  # \ufffd: undecodable
+# control characters and U+FFFD (undecodable bytes); counted with str.translate, ~10x a regex
+_NONPRINTABLE_CHARS = [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, 0xFFFD]
+_DROP_NONPRINTABLE = dict.fromkeys(_NONPRINTABLE_CHARS)
 _ENTROPY_MIN_LEN = 8
 _HIGH_ENTROPY = 4.5  # bits per byte; English text is ~4, base64 ~6
 _SMALL_ENTROPY = 6  # up to this many strings, entropy is computed without numpy
@@ -444,7 +446,7 @@ def _string_block(row: np.ndarray, walked: list[tuple[StreamFacts, int]]) -> Non
     row[_STR + 3] = sum(lengths) / len(lengths)
     row[_STR + 4] = max(lengths)
     text = "\n".join(strings)
-    row[_STR + 8] = len(_NONPRINTABLE.findall(text))
+    row[_STR + 8] = len(text) - len(text.translate(_DROP_NONPRINTABLE))
     entropies = _entropies([s for s in strings if len(s) >= _ENTROPY_MIN_LEN])
     if entropies:
         row[_STR + 5] = sum(entropies) / len(entropies)
