@@ -41,6 +41,7 @@ from .containers import ContainerLimits, sniff
 from .containers import npy as npy_reader
 from .containers.archive import NESTED_FORMATS, PICKLE_FORMATS
 from .containers.sniff import NO_PICKLE_FORMATS, is_tar
+from .containers.zipread import zip64_extra
 from .sources import FileRef
 
 WHOLE_READ_BYTES = 1 << 20
@@ -327,24 +328,6 @@ class _Member:
     header: int  # local header offset in the object
 
 
-def _zip64_values(extra: bytes, size: int, csize: int, offset: int) -> tuple[int, int, int]:
-    pos = 0
-    while pos + 4 <= len(extra):
-        tag, length = struct.unpack_from("<HH", extra, pos)
-        if tag == 0x0001:
-            body = extra[pos + 4 : pos + 4 + length]
-            vals = [v[0] for v in struct.iter_unpack("<Q", body[: len(body) // 8 * 8])]
-            if size == 0xFFFFFFFF and vals:
-                size = vals.pop(0)
-            if csize == 0xFFFFFFFF and vals:
-                csize = vals.pop(0)
-            if offset == 0xFFFFFFFF and vals:
-                offset = vals.pop(0)
-            break
-        pos += 4 + length
-    return size, csize, offset
-
-
 def _central_directory(reader: _Reader, obj: SparseObject) -> tuple[int, int, int] | None:
     """(cd start, cd end, delta for local offsets) after making sure the CD is in the buffer."""
     size = obj.size
@@ -388,7 +371,7 @@ def _members(obj: SparseObject, cd_start: int, cd_end: int, delta: int) -> list[
         name_len, extra_len, comment_len, local_off = f[10], f[11], f[12], f[16]
         name = bytes(buf[pos + 46 : pos + 46 + name_len]).decode("utf-8", "replace")
         extra = bytes(buf[pos + 46 + name_len : pos + 46 + name_len + extra_len])
-        _size, csize, local_off = _zip64_values(extra, size, csize, local_off)
+        _size, csize, local_off = zip64_extra(extra, size, csize, local_off)
         out.append(_Member(name, method, flags, csize, local_off + delta))
         if delta:  # the reader falls back to the stored offset: have that one too
             out.append(_Member(name, method, flags, csize, local_off))

@@ -92,7 +92,7 @@ def _decode_name(raw: bytes, flags: int) -> str:
         return raw.decode("cp437")
 
 
-def _zip64_extra(extra: bytes, size: int, csize: int, offset: int) -> tuple[int, int, int]:
+def zip64_extra(extra: bytes, size: int, csize: int, offset: int) -> tuple[int, int, int]:
     """Apply a zip64 extended-information extra field (id 0x0001) to 0xFFFFFFFF placeholders."""
     pos = 0
     while pos + 4 <= len(extra):
@@ -165,7 +165,7 @@ def _central_listing(view: memoryview, eocd: int, listing: ZipListing) -> bool:
         ext_attr, local_off = f[15], f[16]
         raw_name = bytes(view[pos + 46 : pos + 46 + name_len])
         extra = bytes(view[pos + 46 + name_len : pos + 46 + name_len + extra_len])
-        size, csize, local_off = _zip64_extra(extra, size, csize, local_off)
+        size, csize, local_off = zip64_extra(extra, size, csize, local_off)
         name = _decode_name(raw_name, flags)
         header = local_off + delta
         local = _local_data_offset(view, header)
@@ -210,7 +210,7 @@ def _walk_local_headers(view: memoryview, listing: ZipListing) -> None:
         name_len, extra_len = f[9], f[10]
         name = _decode_name(bytes(view[pos + 30 : pos + 30 + name_len]), flags)
         extra = bytes(view[pos + 30 + name_len : pos + 30 + name_len + extra_len])
-        size, csize, _ = _zip64_extra(extra, size, csize, 0)
+        size, csize, _ = zip64_extra(extra, size, csize, 0)
         data_offset = pos + 30 + name_len + extra_len
         skip = csize if csize not in (0, 0xFFFFFFFF) else 0
         nxt = find_in_view(view, LOCAL_SIG, data_offset + skip)
