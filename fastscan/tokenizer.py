@@ -278,17 +278,24 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
     if not codes:
         return False
     walker = _native.Walker(view, max_opcodes=max_opcodes, max_resync_opcodes=0).run()
+    first_globals = [g for g in walker.global_list() if g[1] == 0]
+    # The loader raises at a stack underflow or missing MARK; before the first import nothing
+    # can have run (float tensor bytes that happen to end in b"." parse as a "complete" pickle).
+    first_import = min((g[0] for g in first_globals), default=None)
+    raises = [a[1] for a in walker.anomaly_list() if a[0] in (0, 1) and a[2] == 0]
+    if any(first_import is None or offset < first_import for offset in raises):
+        return False
     # An import counts only when a loader could resolve it: tensor bytes often decode as an EXT
     # opcode or a GLOBAL with binary operands, and Python source as "c" + "lass X(...):".
-    for g in walker.global_list():
-        if g[1] == 0 and NAMES[g[2]] in ("GLOBAL", "STACK_GLOBAL", "INST"):
+    for g in first_globals:
+        if NAMES[g[2]] in ("GLOBAL", "STACK_GLOBAL", "INST"):
             module = bytes(view[g[5] : g[5] + g[6]]) if g[5] >= 0 else b""
             name = bytes(view[g[8] : g[8] + g[9]]) if g[8] >= 0 else b""
             if _IMPORTABLE.match(module) and _IMPORTABLE.match(name):
                 return True
-    # without an import: a stack underflow or missing MARK means the loader raises, so random
-    # bytes that happen to parse are not taken for a pickle
-    clean = not any(a[0] in (0, 1) and a[2] == 0 for a in walker.anomaly_list())
+    # without an importable name, any stack underflow or missing MARK means the loader raises,
+    # so random bytes that happen to parse are not taken for a pickle
+    clean = not raises
     if status == "ok":
         return len(codes) >= 2 and clean
     return status in ("truncated", "budget") and len(codes) >= 8 and clean

@@ -616,11 +616,13 @@ def test_mutated_containers_never_raise(seed_files: list[bytes]) -> None:
     check()
 
 
-def test_fallback_probe_used_without_native_tokenizer() -> None:
-    from fastscan.containers._probe import _fallback_probe
+def test_member_probe_accepts_pickles_and_rejects_source_and_data() -> None:
+    from fastscan.containers._probe import probe
 
     for protocol in (0, 1, 2, 4, 5):
-        assert _fallback_probe(payload_pickle(protocol))
-    assert _fallback_probe(payload_pickle(2)[:-3] + b"\xff\xfe junk")  # broken after payload
+        assert probe(payload_pickle(protocol))
+    assert probe(payload_pickle(2)[:-3] + b"\xff\xfe junk")  # broken after payload
     for not_pickle in (b"class Linear(Module):\n  x = 1\n", b"hello world", b"\0" * 64, b"{}"):
-        assert not _fallback_probe(not_pickle)
+        assert not probe(not_pickle)
+    # float tensor bytes that parse up to a b"." but underflow before any import
+    assert not probe(bytes.fromhex("4ae629bdd07546bca66d64bc0a2e63be") + bytes(16))

@@ -1,9 +1,8 @@
 """Cheap "does this look like a pickle?" checks used while routing bytes.
 
-`probe` defers to the native `fastscan.tokenizer.probe` when it is importable; until then a
-local fallback walks `pickletools.genops` over a bounded prefix with a stack-depth simulation, so
-text and tensor bytes that happen to start with an opcode letter are rejected.
-`pickle_end` finds where one well-formed pickle stops (legacy torch and joblib segmenting).
+`probe` asks the native `fastscan.tokenizer.probe` about a bounded prefix, after a cheap check of
+the first byte; `pickle_end` (native too) finds where one well-formed pickle stops (legacy torch).
+`iter_ops` walks `pickletools.genops` for the readers that need decoded operands (joblib).
 """
 
 from __future__ import annotations
@@ -13,21 +12,20 @@ from __future__ import annotations
 import encodings.raw_unicode_escape  # noqa: F401
 import pickletools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
+
+from fastscan.tokenizer import probe as native_probe
+from fastscan.tokenizer import tokenize
 
 from .base import Buffer
 
 PROBE_PREFIX = 64 * 1024  # bytes a probe may look at
-MIN_OPCODES = 8  # a prefix without STOP must hold at least this many valid opcodes
 
 # Opcodes a real pickle can begin with (anything that pushes without needing a stack item).
 # EXT1/2/4 are left out: a stream opening with one needs a populated copyreg registry (empty in
 # CPython), and tensor bytes often start with 0x82-0x84 (an int64 element count of 130-1100).
 _START_OPCODES = frozenset(b"\x80(}])NIJKLMFGSTUVXcB\x8c\x8d\x8e\x88\x89\x8a\x8bCP\x96\x97\x8f")
-_MARK = pickletools.markobject
-# GLOBAL/INST operands the loader could resolve: dotted identifiers (text otherwise passes genops).
-_IMPORT_OPERAND = re.compile(r"^[A-Za-z_][\w.]*\r? [A-Za-z_][\w.]*\r?$")  # \r\n lines too (C7)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][\w.]*$")
 
 
@@ -70,91 +68,12 @@ def iter_ops(data: Buffer, start: int = 0) -> Iterator[tuple[Any, Any, int, int]
         yield op, arg, pos if pos is not None else 0, reader.tell()
 
 
-def _fallback_probe(data: Buffer) -> bool:
-    view = memoryview(data)[:PROBE_PREFIX]
-    if len(view) == 0 or view[0] not in _START_OPCODES:
-        return False
-    if view[0] == 0x80 and (len(view) < 2 or view[1] > 5):
-        return False
-    depth = 0
-    marks = 0
-    count = 0
-    try:
-        for op, _arg, _pos, _end in iter_ops(view):
-            count += 1
-            if op.name in ("GLOBAL", "INST") and not _IMPORT_OPERAND.match(str(_arg)):
-                return False
-            before = op.stack_before
-            if _MARK in before:
-                if marks == 0:
-                    return False
-                marks -= 1
-                depth -= len(before) - 1 - before.index(_MARK)
-            else:
-                depth -= len(before)
-            if depth < 0:
-                return False
-            if op.name == "MARK":
-                marks += 1
-            else:
-                depth += len(op.stack_after)
-            if op.name == "STOP":
-                return True
-    except (ValueError, UnicodeDecodeError, IndexError, OverflowError):
-        # Junk, or the end of the window: a broken or truncated pickle is still a pickle (the
-        # loader runs what precedes the break, THREATS C1) when it began convincingly.
-        strong_start = view[0] in (0x80, ord("c")) or count >= MIN_OPCODES
-        return count >= 2 and strong_start
-    return False
-
-
-def _native_probe() -> Callable[[Buffer], bool] | None:
-    try:
-        from fastscan import tokenizer
-    except ImportError:
-        return None
-    fn = getattr(tokenizer, "probe", None)
-    return fn if callable(fn) else None
-
-
-_PROBE = _native_probe()
-
-
-_LOADER_RAISES = ("stack_underflow", "mark_missing")
-
-
-def _fails_before_first_import(view: memoryview) -> bool:
-    """The loader raises (stack underflow, missing MARK) before the first pickle imports anything.
-
-    Nothing can have run then: every call needs an imported callable. Float tensor bytes that
-    happen to end in b"." otherwise read as a "complete" pickle (b"J\xe6)\xbd\xd0uF...").
-    """
-    from fastscan.tokenizer import tokenize
-
-    facts = tokenize(view)
-    first_import = min((g.offset for g in facts.globals if g.pickle_index == 0), default=None)
-    return any(
-        a.pickle_index == 0
-        and a.code in _LOADER_RAISES
-        and (first_import is None or a.offset < first_import)
-        for a in facts.anomalies
-    )
-
-
 def probe(data: Buffer) -> bool:
     """True when `data` starts like a parseable pickle (any protocol, PROTO header or not)."""
-    if _PROBE is None:
-        return _fallback_probe(data)
     view = memoryview(data)[:PROBE_PREFIX]
     if len(view) == 0 or view[0] not in _START_OPCODES:
         return False  # the first opcode needs stack items: the loader raises before any call
-    try:
-        found = bool(_PROBE(view))
-    except Exception:  # a native bug must not stop routing; fall back
-        return _fallback_probe(data)
-    # the native probe already ignores imports no loader could resolve (Python source, tensor
-    # bytes); the loader-raises check covers what the prefix walk cannot see
-    return found and not _fails_before_first_import(view)
+    return native_probe(view)
 
 
 def may_be_cut_pickle(prefix: Buffer) -> bool:
@@ -172,26 +91,6 @@ def may_be_cut_pickle(prefix: Buffer) -> bool:
     return head[:1] in (b"V", b"S") and b"\n" not in bytes(prefix)
 
 
-def pickle_end(data: Buffer, start: int = 0) -> int | None:
-    """Offset just past the STOP of the pickle starting at `start`, or None if it is broken."""
-    try:
-        from fastscan.tokenizer import pickle_end as native_end
-    except ImportError:
-        return _genops_end(data, start)
-    return native_end(data, start)
-
-
-def _genops_end(data: Buffer, start: int) -> int | None:
-    try:
-        end = None
-        for op, _arg, _pos, stop in iter_ops(data, start):
-            if op.name == "STOP":
-                end = stop
-        return end
-    except (ValueError, UnicodeDecodeError, IndexError, OverflowError):
-        return None
-
-
 def parses_as_pickle(data: Buffer) -> bool:
     """Last resort for bytes the prefix probe rejected: walk the whole buffer natively.
 
@@ -203,10 +102,6 @@ def parses_as_pickle(data: Buffer) -> bool:
     view = memoryview(data)
     if len(view) == 0 or view[0] not in _START_OPCODES:
         return False  # only a pickle at offset 0 counts: skip the walk (a 50 GB hole of zeros)
-    try:
-        from fastscan.tokenizer import tokenize
-    except ImportError:
-        return False
     facts = tokenize(view)
     if not facts.pickle_offsets or facts.pickle_offsets[0] != 0:
         return False

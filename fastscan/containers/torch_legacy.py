@@ -13,8 +13,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 
+from ..tokenizer import pickle_end
 from ._context import ScanState, join_member
-from ._probe import PROBE_PREFIX, iter_ops, parses_as_pickle, pickle_end, probe
+from ._probe import PROBE_PREFIX, iter_ops, parses_as_pickle, probe
 from .base import Buffer
 from .sniff import LEGACY_MAGIC, LEGACY_MAGIC_PICKLE
 
