@@ -1,12 +1,15 @@
 """Typed view over what the tokenizer saw in one pickle buffer.
 
 The native tokenizer returns flat arrays of offsets into the buffer; `tokenizer.tokenize` turns
-them into these frozen records. Everything downstream (rules, features, explain) reads only these.
+them into these immutable records (per-opcode ones are NamedTuples: a checkpoint has one call
+site per tensor, and tuples build ~4x faster than frozen dataclasses). Everything downstream
+(rules, features, explain) reads only these.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Terminal state of one buffer.
 STATUS_OK = "ok"  # every pickle found ended with STOP
@@ -65,8 +68,7 @@ class ScanLimits:
                 raise ValueError(f"ScanLimits.{name} must be >= 0")
 
 
-@dataclass(frozen=True, slots=True)
-class GlobalRef:
+class GlobalRef(NamedTuple):
     """A callable or class the stream imports, as the loader would resolve it."""
 
     module: str  # normalised: __builtin__ -> builtins; '?' when unresolvable
@@ -82,8 +84,7 @@ class GlobalRef:
         return f"{self.module}.{self.name}"
 
 
-@dataclass(frozen=True, slots=True)
-class CallSite:
+class CallSite(NamedTuple):
     """An opcode that calls or instantiates (REDUCE, OBJ, INST, NEWOBJ, NEWOBJ_EX, BUILD)."""
 
     opcode: str
@@ -97,8 +98,7 @@ class CallSite:
     first_arg_call: int = -1  # the first argument is this call's result (index into calls), or -1
 
 
-@dataclass(frozen=True, slots=True)
-class Anomaly:
+class Anomaly(NamedTuple):
     code: str  # one of ANOMALY_CODES
     offset: int
     pickle_index: int = 0

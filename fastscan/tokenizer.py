@@ -143,30 +143,7 @@ def tokenize(data: Any, limits: ScanLimits | None = None, *, _depth: int = 0) ->
             )
         )
 
-    calls = tuple(
-        CallSite(
-            NAMES[opcode],
-            offset,
-            pidx,
-            callable_index,
-            bool(discarded),
-            bool(is_call),
-            producer,
-            arg_global,
-            arg_call,
-        )
-        for (
-            offset,
-            pidx,
-            opcode,
-            callable_index,
-            discarded,
-            is_call,
-            producer,
-            arg_global,
-            arg_call,
-        ) in walker.call_list()
-    )
+    calls = tuple(map(CallSite._make, walker.call_list(NAMES)))
     # decoded natively in one pass; `_decode` only sees the rare encodings and undecodable bytes
     strings: tuple[str, ...] = walker.string_texts(_decode)
     pickles = walker.pickle_list()
@@ -320,6 +297,14 @@ def iter_opcodes(data: Any, start: int = 0, max_ops: int = 10_000_000) -> Iterat
     )
     for code, off, aoff, alen in zip(codes, offsets, arg_offsets, arg_lengths, strict=True):
         yield Op(off, code, NAMES[code], aoff, alen)
+
+
+def opcode_bounds(
+    data: Any, start: int = 0, max_ops: int = 10_000_000
+) -> tuple[bytes, list[int], list[int], list[int], int, str]:
+    """The raw native listing behind `list_opcodes`: (codes, offsets, arg offsets, arg lengths,
+    end, status), no per-opcode objects (for readers that decode only some operands)."""
+    return _native.list_opcodes(_as_view(data), start, max_ops)
 
 
 def list_opcodes(data: Any, start: int = 0, max_ops: int = 10_000_000) -> tuple[list[Op], int, str]:

@@ -1500,10 +1500,11 @@ cdef class Walker:
                         g.ext_code))
         return out
 
-    def call_list(self):
+    def call_list(self, tuple names):
+        """Field tuples in `facts.CallSite` order, opcode as its name from `names`."""
         cdef CallRec c
-        return [(c.offset, c.pickle_index, c.opcode, c.callable_index, c.discarded,
-                 c.callable_is_call, c.callable_call_index,
+        return [(names[c.opcode], c.offset, c.pickle_index, c.callable_index,
+                 c.discarded != 0, c.callable_is_call != 0, c.callable_call_index,
                  c.first_arg_index if c.first_arg_kind == K_GLOBAL else -1,
                  c.first_arg_index if c.first_arg_kind == K_CALL else -1) for c in self.calls]
 

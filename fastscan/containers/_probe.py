@@ -2,21 +2,23 @@
 
 `probe` asks the native `fastscan.tokenizer.probe` about a bounded prefix, after a cheap check of
 the first byte; `pickle_end` (native too) finds where one well-formed pickle stops (legacy torch).
-`iter_ops` walks `pickletools.genops` for the readers that need decoded operands (joblib).
+`iter_ops` lists opcodes natively and decodes operands like `pickletools.genops`, for the readers
+that need operand values (joblib, legacy torch records).
 """
 
 from __future__ import annotations
 
-# genops decodes protocol-0 UNICODE operands with this codec; left to the codec registry it is
+# pickletools decodes protocol-0 UNICODE operands with this codec; left to the codec registry it is
 # imported lazily in the middle of the first scan that meets one (an import on hostile input).
 import encodings.raw_unicode_escape  # noqa: F401
+import io
 import pickletools
 import re
 from collections.abc import Iterator
 from typing import Any
 
+from fastscan.tokenizer import opcode_bounds, tokenize
 from fastscan.tokenizer import probe as native_probe
-from fastscan.tokenizer import tokenize
 
 from .base import Buffer
 
@@ -25,53 +27,46 @@ PROBE_PREFIX = 64 * 1024  # bytes a probe may look at
 # Opcodes a real pickle can begin with (anything that pushes without needing a stack item).
 # EXT1/2/4 are left out: a stream opening with one needs a populated copyreg registry (empty in
 # CPython), and tensor bytes often start with 0x82-0x84 (an int64 element count of 130-1100).
-_START_OPCODES = frozenset(b"\x80(}])NIJKLMFGSTUVXcB\x8c\x8d\x8e\x88\x89\x8a\x8bCP\x96\x97\x8f")
+START_OPCODES = frozenset(b"\x80(}])NIJKLMFGSTUVXcB\x8c\x8d\x8e\x88\x89\x8a\x8bCP\x96\x97\x8f")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][\w.]*$")
 
 
-class BufferReader:
-    """Minimal file-like view over a buffer for `pickletools.genops` (no copy of the buffer)."""
-
-    __slots__ = ("_mv", "_pos")
-
-    def __init__(self, data: Buffer, pos: int = 0) -> None:
-        self._mv = memoryview(data).cast("B") if not isinstance(data, memoryview) else data
-        self._pos = pos
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self._mv) if n is None or n < 0 else min(len(self._mv), self._pos + n)
-        out = bytes(self._mv[self._pos : end])
-        self._pos = end
-        return out
-
-    def readline(self, limit: int = -1) -> bytes:
-        # Text opcodes are short; bound the search so a huge line cannot stall us.
-        stop = len(self._mv) if limit < 0 else min(len(self._mv), self._pos + limit)
-        stop = min(stop, self._pos + (1 << 20))
-        chunk = bytes(self._mv[self._pos : stop])
-        nl = chunk.find(b"\n")
-        out = chunk if nl < 0 else chunk[: nl + 1]
-        self._pos += len(out)
-        return out
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int) -> None:
-        self._pos = max(0, min(pos, len(self._mv)))
+_OPINFO = {op.code.encode("latin-1")[0]: op for op in pickletools.opcodes}
+_OPS_PER_BATCH = 1 << 16  # bounds the listing held in memory at once
 
 
-def iter_ops(data: Buffer, start: int = 0) -> Iterator[tuple[Any, Any, int, int]]:
-    """(opcode, arg, pos, end) over one pickle from `start`; genops raises ValueError on junk."""
-    reader = BufferReader(data, start)
-    for op, arg, pos in pickletools.genops(reader):  # type: ignore[arg-type]
-        yield op, arg, pos if pos is not None else 0, reader.tell()
+def iter_ops(
+    data: Buffer, start: int = 0, max_ops: int = 10_000_000
+) -> Iterator[tuple[Any, Any, int, int]]:
+    """(opcode, arg, pos, end) over one pickle from `start`, as `pickletools.genops` gives them.
+
+    The native lister finds opcode boundaries, a bounded batch at a time; only operands are
+    decoded here, by pickletools' own argument readers, so values and errors match genops
+    (ValueError on junk or truncation, and past `max_ops` opcodes).
+    """
+    view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data
+    pos, left = start, max_ops
+    while True:
+        codes, offsets, _aoffs, _alens, end, status = opcode_bounds(
+            view, pos, min(left, _OPS_PER_BATCH)
+        )
+        bounds = [*offsets[1:], end]
+        for code, at, stop in zip(codes, offsets, bounds, strict=True):
+            op = _OPINFO[code]
+            arg = None if op.arg is None else op.arg.reader(io.BytesIO(view[at + 1 : stop]))
+            yield op, arg, at, stop
+        left -= len(codes)
+        if status == "ok":
+            return
+        if status != "budget" or left <= 0:
+            raise ValueError(f"pickle {status} at offset {end}")
+        pos = end
 
 
 def probe(data: Buffer) -> bool:
     """True when `data` starts like a parseable pickle (any protocol, PROTO header or not)."""
     view = memoryview(data)[:PROBE_PREFIX]
-    if len(view) == 0 or view[0] not in _START_OPCODES:
+    if len(view) == 0 or view[0] not in START_OPCODES:
         return False  # the first opcode needs stack items: the loader raises before any call
     return native_probe(view)
 
@@ -100,7 +95,7 @@ def parses_as_pickle(data: Buffer) -> bool:
     promoted by the tokenizer's resynchronisation.
     """
     view = memoryview(data)
-    if len(view) == 0 or view[0] not in _START_OPCODES:
+    if len(view) == 0 or view[0] not in START_OPCODES:
         return False  # only a pickle at offset 0 counts: skip the walk (a 50 GB hole of zeros)
     facts = tokenize(view)
     if not facts.pickle_offsets or facts.pickle_offsets[0] != 0:

@@ -15,6 +15,7 @@ land here as plain bytes.
 from __future__ import annotations
 
 import math
+import pickletools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from .base import Buffer
 
 KIND = "joblib"
 WRAPPER_MARKERS = (b"NumpyArrayWrapper", b"NDArrayWrapper")
+_WRAPPER_RE = re.compile(b"|".join(re.escape(m) for m in WRAPPER_MARKERS))
 MAX_WALK_OPCODES = 5_000_000  # symbolic walk budget; beyond it the rest is one raw stream
 
 _MARK = object()
@@ -78,19 +80,26 @@ class _Interp:
         raise _Confused("no mark")
 
     def step(self, name: str, arg: Any) -> None:
+        kind = _STEP_KIND[name]
         s = self.stack
-        if name in ("PROTO", "FRAME", "STOP", "READONLY_BUFFER"):
+        if kind == _PUSH_ARG:
+            s.append(arg)
+        elif kind == _PUT:
+            if s:
+                self.memo[len(self.memo) if name == "MEMOIZE" else int(arg)] = s[-1]
+        elif kind == _GET:
+            s.append(self.memo.get(int(arg), _UNKNOWN))
+        elif kind == _CONST:
+            s.append(_CONSTANTS[name]())
+        elif kind == _SKIP:
             return
+        else:
+            self._structural(name, arg)
+
+    def _structural(self, name: str, arg: Any) -> None:
+        s = self.stack
         if name == "MARK":
             s.append(_MARK)
-        elif name in ("EMPTY_DICT",):
-            s.append({})
-        elif name in ("EMPTY_LIST", "EMPTY_SET"):
-            s.append([])
-        elif name == "EMPTY_TUPLE":
-            s.append(())
-        elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
-            s.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
         elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
             n = int(name[-1])
             items = [self.pop() for _ in range(n)][::-1]
@@ -114,14 +123,6 @@ class _Interp:
             items = self.pop_mark()
             if s and isinstance(s[-1], dict) and _hashable(items[::2]):
                 s[-1].update(zip(items[::2], items[1::2], strict=False))
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            if s:
-                self.memo[int(arg)] = s[-1]
-        elif name == "MEMOIZE":
-            if s:
-                self.memo[len(self.memo)] = s[-1]
-        elif name in ("GET", "BINGET", "LONG_BINGET"):
-            s.append(self.memo.get(int(arg), _UNKNOWN))
         elif name == "GLOBAL":
             module, _, attr = str(arg).partition(" ")
             s.append(_Global(module, attr))
@@ -156,10 +157,33 @@ class _Interp:
         elif name == "BINPERSID":
             self.pop()
             s.append(_UNKNOWN)
-        elif name in ("PERSID", "EXT1", "EXT2", "EXT4", "NEXT_BUFFER"):
+        else:  # PERSID, EXT1/2/4, NEXT_BUFFER: a value we cannot know
             s.append(_UNKNOWN)
-        else:
-            s.append(arg)  # every remaining opcode pushes its literal operand
+
+
+# How `_Interp.step` treats each opcode; names not listed push their operand.
+_PUSH_ARG, _PUT, _GET, _CONST, _SKIP, _STRUCT = range(6)
+_CONSTANTS: dict[str, Any] = {
+    "EMPTY_DICT": dict,
+    "EMPTY_LIST": list,
+    "EMPTY_SET": list,
+    "EMPTY_TUPLE": tuple,
+    "NONE": lambda: None,
+    "NEWTRUE": lambda: True,
+    "NEWFALSE": lambda: False,
+}
+# Operand-carrying opcodes whose operand is not the value they push.
+_NOT_LITERAL = frozenset(("GLOBAL", "INST", "PERSID", "EXT1", "EXT2", "EXT4"))
+_STEP_KIND: dict[str, int] = {
+    **{
+        op.name: _PUSH_ARG if op.arg is not None and op.name not in _NOT_LITERAL else _STRUCT
+        for op in pickletools.opcodes
+    },
+    **dict.fromkeys(("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"), _PUT),
+    **dict.fromkeys(("GET", "BINGET", "LONG_BINGET"), _GET),
+    **dict.fromkeys(_CONSTANTS, _CONST),
+    **dict.fromkeys(("PROTO", "FRAME", "STOP", "READONLY_BUFFER"), _SKIP),
+}
 
 
 def _hashable(items: list[Any]) -> bool:
@@ -227,14 +251,8 @@ def array_extent(wrapper: _Obj) -> tuple[int, bool, bool]:
 
 
 def buffer_has_wrapper(buf: Buffer) -> bool:
-    """Whether a pickle buffer names joblib's array wrapper (searched in 16 MiB chunks)."""
-    view = memoryview(buf)
-    chunk, overlap = 16 << 20, 32
-    for start in range(0, len(view), chunk):
-        window = bytes(view[max(0, start - overlap) : start + chunk])
-        if any(marker in window for marker in WRAPPER_MARKERS):
-            return True
-    return False
+    """Whether a pickle buffer names joblib's array wrapper (searched in place, no copy)."""
+    return _WRAPPER_RE.search(memoryview(buf)) is not None
 
 
 def split_dump(view: memoryview) -> tuple[list[_Segment], list[tuple[str, str]]]:

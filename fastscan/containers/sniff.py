@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import struct
 
-from ._probe import parses_as_pickle, probe
+from ._probe import START_OPCODES, parses_as_pickle, probe
 from .base import Buffer
 
 # The legacy (pre-1.6) torch.save magic number, pickled as LONG1 by protocol 2.
@@ -56,6 +56,8 @@ def is_tar(buf: Buffer) -> bool:
     try:
         stored = int(block[148:156].split(b"\0")[0].strip() or b"-1", 8)
     except ValueError:
+        return False
+    if stored < 0:
         return False
     computed = sum(block[:148]) + 8 * 32 + sum(block[156:])
     return stored == computed and block[0] != 0
@@ -151,3 +153,29 @@ def sniff(buf: Buffer) -> str:
         return "raw_pickle"
     kind = _text_kind(head)
     return kind or "unknown"
+
+
+# First bytes of everything an archive member is read further for: a pickle's first opcode (the
+# legacy torch magic is one) and the magics of zip, npy, 7z, gzip, bz2, xz, lz4, joblib ZF, zlib
+# and raw lzma. Tar and a zip with prepended data have no leading magic; `may_route` checks them.
+_ROUTE_FIRST_BYTES = START_OPCODES | frozenset(b"P\x937\x1fB\xfd\x04Z\x78\x5d")
+_ROUTE_FIRST = bytes(int(b in _ROUTE_FIRST_BYTES) for b in range(256))
+
+
+def may_route(buf: Buffer, start: int, end: int) -> bool:
+    """False only when `sniff` of buf[start:end] cannot name a format a member is read further for.
+
+    The per-member fast path of big archives (a checkpoint's hundreds of tensor storages): one
+    table lookup and one C-level search instead of the whole `sniff` chain. `buf` is bytes or an
+    mmap (both search in place); other buffers are copied.
+    """
+    if end <= start:
+        return True  # empty: let the full path record it
+    if _ROUTE_FIRST[buf[start]]:
+        return True
+    if end - start >= 512 and is_tar(memoryview(buf)[start : start + 512]):
+        return True
+    find = getattr(buf, "find", None)
+    if find is None:
+        return bytes(memoryview(buf)[start:end]).find(ZIP_EOCD) >= 0
+    return bool(find(ZIP_EOCD, start, end) >= 0)

@@ -117,13 +117,16 @@ def _find_eocd(view: memoryview) -> int:
     return found + start if found >= 0 else -1
 
 
-def _local_data_offset(view: memoryview, offset: int) -> tuple[int, str] | None:
-    if offset < 0 or offset + 30 > len(view) or bytes(view[offset : offset + 4]) != LOCAL_SIG:
+def _local_header(view: memoryview, offset: int) -> tuple[int, bytes, int] | None:
+    """(data offset, raw local name, flags) of the local header at `offset`, or None."""
+    if offset < 0 or offset + 30 > len(view):
         return None
     fields = _LOCAL.unpack_from(view, offset)
+    if fields[0] != LOCAL_SIG:
+        return None
     name_len, extra_len = fields[9], fields[10]
-    name = _decode_name(bytes(view[offset + 30 : offset + 30 + name_len]), fields[2])
-    return offset + 30 + name_len + extra_len, name
+    raw = bytes(view[offset + 30 : offset + 30 + name_len])
+    return offset + 30 + name_len + extra_len, raw, fields[2]
 
 
 def _central_listing(view: memoryview, eocd: int, listing: ZipListing) -> bool:
@@ -157,27 +160,33 @@ def _central_listing(view: memoryview, eocd: int, listing: ZipListing) -> bool:
             return n_total == 0 and cd_size == 0
     delta = real_cd - cd_offset
     pos = real_cd
-    while pos + 46 <= len(view) and bytes(view[pos : pos + 4]) == CENTRAL_SIG:
-        f = _CENTRAL.unpack_from(view, pos)
+    n_view = len(view)
+    unpack = _CENTRAL.unpack_from
+    while pos + 46 <= n_view:
+        f = unpack(view, pos)
+        if f[0] != CENTRAL_SIG:
+            break
         flags, method, crc, csize, size = f[3], f[4], f[7], f[8], f[9]
         name_len, extra_len, comment_len2 = f[10], f[11], f[12]
-        made_by_os = f[1] >> 8
         ext_attr, local_off = f[15], f[16]
         raw_name = bytes(view[pos + 46 : pos + 46 + name_len])
-        extra = bytes(view[pos + 46 + name_len : pos + 46 + name_len + extra_len])
-        size, csize, local_off = zip64_extra(extra, size, csize, local_off)
+        if extra_len and 0xFFFFFFFF in (size, csize, local_off):
+            extra = bytes(view[pos + 46 + name_len : pos + 46 + name_len + extra_len])
+            size, csize, local_off = zip64_extra(extra, size, csize, local_off)
         name = _decode_name(raw_name, flags)
         header = local_off + delta
-        local = _local_data_offset(view, header)
+        local = _local_header(view, header)
         if local is None and delta:
             header = local_off
-            local = _local_data_offset(view, header)
+            local = _local_header(view, header)
         if local is None:
             listing.anomalies.append(ContainerAnomaly("zip_bad_local_header", name))
         else:
-            data_offset, local_name = local
+            data_offset, raw_local, local_flags = local
+            local_name = name if raw_local == raw_name else _decode_name(raw_local, local_flags)
             entry = ZipEntry(name, local_name, method, flags, crc, csize, size, header, data_offset)
-            entry.is_symlink = made_by_os == 3 and stat.S_ISLNK(ext_attr >> 16)
+            if f[1] >> 8 == 3:  # made by Unix: the mode bits may say symlink
+                entry.is_symlink = stat.S_ISLNK(ext_attr >> 16)
             listing.entries.append(entry)
         pos += 46 + name_len + extra_len + comment_len2
     if listing.entries and min(e.header_offset for e in listing.entries) > 0:
@@ -248,25 +257,34 @@ def list_zip(buf: Buffer) -> ZipListing:
     return listing
 
 
+_FLAG_ANOMALIES = FLAG_ENCRYPTED | FLAG_PATCHED | FLAG_STRONG_ENCRYPTION
+_KNOWN_METHODS = frozenset((METHOD_STORED, METHOD_DEFLATED, METHOD_BZIP2, METHOD_LZMA, METHOD_AES))
+
+
 def _entry_anomalies(e: ZipEntry, seen: set[str], out: list[ContainerAnomaly]) -> None:
-    if e.flags & FLAG_ENCRYPTED:
-        out.append(ContainerAnomaly("zip_flag_encrypted", e.name))
-    if e.flags & FLAG_PATCHED:
-        out.append(ContainerAnomaly("zip_flag_patched", e.name))
-    if e.flags & FLAG_STRONG_ENCRYPTION:
-        out.append(ContainerAnomaly("zip_flag_strong_encryption", e.name))
-    if e.local_name != e.name:
-        out.append(ContainerAnomaly("zip_name_mismatch", e.name, f"local header: {e.local_name}"))
-    if e.name in seen:
-        out.append(ContainerAnomaly("zip_duplicate_name", e.name))
-    seen.add(e.name)
-    parts = e.name.replace("\\", "/").split("/")
-    if e.name.startswith(("/", "\\")) or ".." in parts or (len(e.name) > 1 and e.name[1] == ":"):
-        out.append(ContainerAnomaly("zip_path_traversal", e.name))
+    name = e.name
+    if e.flags & _FLAG_ANOMALIES:
+        if e.flags & FLAG_ENCRYPTED:
+            out.append(ContainerAnomaly("zip_flag_encrypted", name))
+        if e.flags & FLAG_PATCHED:
+            out.append(ContainerAnomaly("zip_flag_patched", name))
+        if e.flags & FLAG_STRONG_ENCRYPTION:
+            out.append(ContainerAnomaly("zip_flag_strong_encryption", name))
+    if e.local_name != name:
+        out.append(ContainerAnomaly("zip_name_mismatch", name, f"local header: {e.local_name}"))
+    if name in seen:
+        out.append(ContainerAnomaly("zip_duplicate_name", name))
+    seen.add(name)
+    if (
+        name.startswith(("/", "\\"))
+        or (len(name) > 1 and name[1] == ":")
+        or (".." in name and ".." in name.replace("\\", "/").split("/"))
+    ):
+        out.append(ContainerAnomaly("zip_path_traversal", name))
     if e.is_symlink:
-        out.append(ContainerAnomaly("zip_symlink_member", e.name))
-    if e.method not in (METHOD_STORED, METHOD_DEFLATED, METHOD_BZIP2, METHOD_LZMA, METHOD_AES):
-        out.append(ContainerAnomaly("zip_unknown_method", e.name, str(e.method)))
+        out.append(ContainerAnomaly("zip_symlink_member", name))
+    if e.method not in _KNOWN_METHODS:
+        out.append(ContainerAnomaly("zip_unknown_method", name, str(e.method)))
 
 
 def raw_member(buf: Buffer, e: ZipEntry) -> memoryview:
