@@ -8,6 +8,7 @@ printable letters), then the text-like formats.
 from __future__ import annotations
 
 import json
+import re
 import struct
 
 from ._probe import START_OPCODES, parses_as_pickle, probe
@@ -21,6 +22,8 @@ ZIP_LOCAL = b"PK\x03\x04"
 ZIP_EOCD = b"PK\x05\x06"
 NPY_MAGIC = b"\x93NUMPY"
 LFS_PREFIX = b"version https://git-lfs.github.com/spec/"
+# Two letters alone are too weak: tensor bytes start with "ZF" often enough on a big mirror.
+_JOBLIB_ZFILE = re.compile(rb"ZF0x[0-9a-fA-F]{1,17}L? *\x78")
 
 # Formats that can never hold a pickle; the message explains why the file is unsupported.
 NO_PICKLE_FORMATS = {
@@ -117,8 +120,8 @@ def sniff(buf: Buffer) -> str:
         return "xz"
     if head.startswith(b"\x04\x22\x4d\x18"):
         return "lz4"
-    if head.startswith(b"ZF"):
-        return "joblib_zfile"  # joblib < 0.9.3 zlib dump; confirmed by its reader
+    if _JOBLIB_ZFILE.match(head):
+        return "joblib_zfile"  # joblib < 0.9.3 zlib dump: "ZF", hex length padded to 19, zlib
     if head.startswith(LEGACY_MAGIC_PICKLE):
         return "torch_legacy"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
