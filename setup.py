@@ -8,12 +8,13 @@ from setuptools import Extension, setup
 extensions = cythonize(
     [
         Extension(
-            "fastscan._tokenizer",
-            ["native/_tokenizer.pyx"],
+            f"fastscan.{name}",
+            [f"native/{name}.pyx"],
             language="c++",
             extra_compile_args=os.environ.get("FASTSCAN_CFLAGS", "-O3 -g0").split(),
             extra_link_args=os.environ.get("FASTSCAN_LDFLAGS", "").split(),
         )
+        for name in ("_tokenizer", "_zipdir")
     ],
     include_path=["native"],
     compiler_directives={

@@ -670,3 +670,43 @@ def test_may_route_never_skips_what_sniff_would_route(data: bytes) -> None:
         assert sniff(data) not in _ROUTED
     if not may_route(memoryview(data), 0, len(data)):  # the copying branch
         assert sniff(data) not in _ROUTED
+
+
+_MEMBER_BODIES = st.one_of(
+    st.binary(max_size=1200),
+    st.builds(
+        lambda h, t: h + t,
+        st.sampled_from([b"PK\x05\x06", b"\x80\x04", b"ZF0x"]),
+        st.binary(max_size=700),
+    ),
+    # old-style tar headers: a checksum field made of octal-ish characters at offset 148
+    st.builds(
+        lambda a, c, b: a[:148].ljust(148, b"a") + c + b,
+        st.binary(min_size=1, max_size=148),
+        st.text("01234567 +-_o\0", min_size=8, max_size=8).map(str.encode),
+        st.binary(min_size=356, max_size=600),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_MEMBER_BODIES, min_size=1, max_size=4), st.integers(16, 2048))
+def test_native_listing_routable_matches_may_route(bodies: list[bytes], window: int) -> None:
+    from fastscan.containers import zipread
+    from fastscan.containers.sniff import may_route
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for i, body in enumerate(bodies):
+            zf.writestr(f"archive/data/{i}", body)
+    data = buf.getvalue()
+    listing = zipread.list_zip(data, window)
+    assert len(listing.entries) == len(bodies)
+    for e, body in zip(listing.entries, bodies, strict=True):
+        end = min(len(data), e.data_offset + e.compressed_size, e.data_offset + window)
+        assert bytes(memoryview(data)[e.data_offset : e.data_offset + len(body)]) == body
+        # the native answer may say "routable" more often (conservative), never less
+        if not e.routable:
+            assert not may_route(data, e.data_offset, end)
+        if not may_route(data, e.data_offset, end) and end - e.data_offset < 512:
+            assert not e.routable  # below a tar header's size both answers are exact

@@ -22,7 +22,7 @@ from ._context import BudgetHit, ScanState, join_member
 from ._probe import may_be_cut_pickle, parses_as_pickle
 from .base import ENCRYPTED, Buffer
 from .raw import read_raw
-from .sniff import may_route, sniff
+from .sniff import sniff
 
 # recurse(state, buf, member, depth, top) -> format found
 Recurse = Callable[[ScanState, Buffer, str, int, bool], str]
@@ -148,7 +148,7 @@ def _constant(data: Buffer) -> Callable[[], Buffer]:
 
 def read_zip(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Recurse) -> str:
     try:
-        listing = zipread.list_zip(buf)
+        listing = zipread.list_zip(buf, state.limits.probe_bytes)
     except zipread.ZipError as exc:
         state.anomaly("zip_unreadable", member, str(exc))
         state.partial(f"zip structure of {member or 'file'} unreadable: {exc}")
@@ -185,17 +185,14 @@ def _inert_stored_member(state: ScanState, buf: Buffer, e: zipread.ZipEntry) -> 
     """A stored member whose probe window starts no format `scan_member` would read further.
 
     Same outcome as the full path (which would sniff it and stop), at a fraction of the cost:
-    a checkpoint holds one such member per tensor storage.
+    a checkpoint holds one such member per tensor storage. The listing decided `routable`.
     """
-    if e.method != zipread.METHOD_STORED or e.flags & zipread.FLAG_ENCRYPTED:
-        return False
-    if e.name[-4:].lower() == ".pkl":
+    if e.routable or e.name[-4:].lower() == ".pkl":
         return False
     start = e.data_offset
-    end = min(len(buf), start + e.compressed_size, start + state.limits.probe_bytes)
-    if may_route(buf, start, end):
-        return False
-    state.container.bytes_read += end - start
+    state.container.bytes_read += (
+        min(len(buf), start + e.compressed_size, start + state.limits.probe_bytes) - start
+    )
     return True
 
 

@@ -16,7 +16,10 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from fastscan._zipdir import central_entries
+
 from .base import Buffer, ContainerAnomaly
+from .sniff import ROUTE_FIRST
 
 LOCAL_SIG = b"PK\x03\x04"
 CENTRAL_SIG = b"PK\x01\x02"
@@ -67,6 +70,7 @@ class ZipEntry:
     data_offset: int
     is_symlink: bool = False
     crc_known: bool = True  # False for data-descriptor members found by the local-header walk
+    routable: bool = True  # False: stored, and its probe window starts no format worth reading
 
     @property
     def encrypted_flag(self) -> bool:
@@ -117,19 +121,9 @@ def _find_eocd(view: memoryview) -> int:
     return found + start if found >= 0 else -1
 
 
-def _local_header(view: memoryview, offset: int) -> tuple[int, bytes, int] | None:
-    """(data offset, raw local name, flags) of the local header at `offset`, or None."""
-    if offset < 0 or offset + 30 > len(view):
-        return None
-    fields = _LOCAL.unpack_from(view, offset)
-    if fields[0] != LOCAL_SIG:
-        return None
-    name_len, extra_len = fields[9], fields[10]
-    raw = bytes(view[offset + 30 : offset + 30 + name_len])
-    return offset + 30 + name_len + extra_len, raw, fields[2]
-
-
-def _central_listing(view: memoryview, eocd: int, listing: ZipListing) -> bool:
+def _central_listing(
+    view: memoryview, eocd: int, listing: ZipListing, probe_window: int = 0
+) -> bool:
     """Fill `listing` from the central directory; False when it is unusable."""
     if eocd + 22 > len(view):
         return False
@@ -159,36 +153,29 @@ def _central_listing(view: memoryview, eocd: int, listing: ZipListing) -> bool:
         if bytes(view[real_cd : real_cd + 4]) != CENTRAL_SIG:
             return n_total == 0 and cd_size == 0
     delta = real_cd - cd_offset
-    pos = real_cd
-    n_view = len(view)
-    unpack = _CENTRAL.unpack_from
-    while pos + 46 <= n_view:
-        f = unpack(view, pos)
-        if f[0] != CENTRAL_SIG:
-            break
-        flags, method, crc, csize, size = f[3], f[4], f[7], f[8], f[9]
-        name_len, extra_len, comment_len2 = f[10], f[11], f[12]
-        ext_attr, local_off = f[15], f[16]
-        raw_name = bytes(view[pos + 46 : pos + 46 + name_len])
-        if extra_len and 0xFFFFFFFF in (size, csize, local_off):
-            extra = bytes(view[pos + 46 + name_len : pos + 46 + name_len + extra_len])
-            size, csize, local_off = zip64_extra(extra, size, csize, local_off)
+    for (
+        raw_name,
+        flags,
+        method,
+        crc,
+        csize,
+        size,
+        header,
+        data_offset,
+        raw_local,
+        local_flags,
+        mode,
+        routable,
+    ) in central_entries(view, real_cd, delta, probe_window, ROUTE_FIRST):
         name = _decode_name(raw_name, flags)
-        header = local_off + delta
-        local = _local_header(view, header)
-        if local is None and delta:
-            header = local_off
-            local = _local_header(view, header)
-        if local is None:
+        if data_offset < 0:
             listing.anomalies.append(ContainerAnomaly("zip_bad_local_header", name))
-        else:
-            data_offset, raw_local, local_flags = local
-            local_name = name if raw_local == raw_name else _decode_name(raw_local, local_flags)
-            entry = ZipEntry(name, local_name, method, flags, crc, csize, size, header, data_offset)
-            if f[1] >> 8 == 3:  # made by Unix: the mode bits may say symlink
-                entry.is_symlink = stat.S_ISLNK(ext_attr >> 16)
-            listing.entries.append(entry)
-        pos += 46 + name_len + extra_len + comment_len2
+            continue
+        local_name = name if raw_local is None else _decode_name(raw_local, local_flags)
+        entry = ZipEntry(name, local_name, method, flags, crc, csize, size, header, data_offset)
+        entry.is_symlink = bool(mode) and stat.S_ISLNK(mode)
+        entry.routable = routable
+        listing.entries.append(entry)
     if listing.entries and min(e.header_offset for e in listing.entries) > 0:
         first = min(e.header_offset for e in listing.entries)
         listing.anomalies.append(ContainerAnomaly("zip_prefix_data", "", f"{first} bytes"))
@@ -238,12 +225,16 @@ def _walk_local_headers(view: memoryview, listing: ZipListing) -> None:
         pos = nxt
 
 
-def list_zip(buf: Buffer) -> ZipListing:
-    """List every member with its anomalies. Raises ZipError only when no structure is found."""
+def list_zip(buf: Buffer, probe_window: int = 0) -> ZipListing:
+    """List every member with its anomalies. Raises ZipError only when no structure is found.
+
+    `probe_window` > 0 also marks stored members whose first bytes start nothing a reader
+    routes further (`ZipEntry.routable` False; see `sniff.may_route`).
+    """
     view = memoryview(buf)
     listing = ZipListing()
     eocd = _find_eocd(view)
-    ok = eocd >= 0 and _central_listing(view, eocd, listing)
+    ok = eocd >= 0 and _central_listing(view, eocd, listing, probe_window)
     if not ok:
         listing.entries.clear()
         listing.anomalies = [a for a in listing.anomalies if a.code == "trailing_data"]

@@ -1,0 +1,146 @@
+# cython: language_level=3
+"""Zip central-directory walk for fastscan.containers.zipread (one C loop per archive).
+
+A checkpoint holds one zip member per tensor storage, so a hub mirror has hundreds of members per
+file; parsing their headers in Python was the largest per-file cost. This module only decodes
+fixed-layout header fields and answers "could this stored member's first bytes be anything the
+scanner reads further?"; names, anomalies and every decision stay in Python.
+"""
+
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcmp
+
+cdef uint32_t SIG_CENTRAL = 0x02014B50
+cdef uint32_t SIG_LOCAL = 0x04034B50
+cdef uint32_t MAX32 = 0xFFFFFFFF
+
+
+cdef inline uint16_t u16(const uint8_t* p) noexcept nogil:
+    return p[0] | (<uint16_t>p[1] << 8)
+
+
+cdef inline uint32_t u32(const uint8_t* p) noexcept nogil:
+    return p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+
+
+cdef inline uint64_t u64(const uint8_t* p) noexcept nogil:
+    return u32(p) | (<uint64_t>u32(p + 4) << 32)
+
+
+cdef inline bint _is_space(uint8_t c) noexcept nogil:
+    return c == 32 or 9 <= c <= 13
+
+
+cdef bint _maybe_v7_tar(const uint8_t* p) noexcept nogil:
+    """Could `sniff.is_tar` accept this old-style (no magic) header? Conservative: True whenever
+    the checksum field could parse as octal, leaving the exact test to Python."""
+    cdef int start = 148, end = 148, i
+    if p[0] == 0:
+        return False
+    while end < 156 and p[end] != 0:
+        end += 1
+    while start < end and _is_space(p[start]):
+        start += 1
+    while end > start and _is_space(p[end - 1]):
+        end -= 1
+    if start == end:
+        return False
+    for i in range(start, end):
+        if not (48 <= p[i] <= 55 or p[i] in b"+-_oO"):
+            return False
+    return True
+
+
+cdef bint _may_route(const uint8_t* p, int64_t n, const uint8_t[:] first) noexcept nogil:
+    """Mirror of `sniff.may_route` over one window (kept equal by a property test)."""
+    cdef int64_t i
+    if n <= 0:
+        return True
+    if first[p[0]]:
+        return True
+    if n >= 512:
+        if memcmp(p + 257, b"ustar", 5) == 0 or _maybe_v7_tar(p):
+            return True
+    for i in range(n - 3):
+        if p[i] == 0x50 and p[i + 1] == 0x4B and p[i + 2] == 5 and p[i + 3] == 6:
+            return True
+    return False
+
+
+cdef int64_t _local_data(const uint8_t* p, int64_t n, int64_t off) noexcept nogil:
+    """Offset of the member data after the local header at `off`, or -1."""
+    if off < 0 or off + 30 > n or u32(p + off) != SIG_LOCAL:
+        return -1
+    return off + 30 + u16(p + off + 26) + u16(p + off + 28)
+
+
+def central_entries(const uint8_t[::1] buf, int64_t real_cd, int64_t delta,
+                    int64_t window, const uint8_t[:] route_first):
+    """Every central-directory record from `real_cd` while the signature holds.
+
+    One tuple per record: (raw name, flags, method, crc, compressed size, size, local header
+    offset, data offset (-1: no local header), raw local name or None when equal to the central
+    one, local flags, made-by-Unix mode bits, routable) with zip64 placeholders resolved.
+    `routable` is False only for a stored, unencrypted member whose first `window` bytes
+    `sniff.may_route` would reject (the caller still checks the name).
+    """
+    cdef int64_t n = buf.shape[0]
+    cdef const uint8_t* p = &buf[0] if n > 0 else NULL
+    cdef int64_t pos = real_cd, header, data, x, xend, end
+    cdef uint64_t size, csize, local_off
+    cdef uint16_t flags, method, name_len, extra_len, comment_len, tag, tlen, lname_len
+    cdef uint32_t crc, mode
+    cdef bint routable
+    out = []
+    while pos + 46 <= n and u32(p + pos) == SIG_CENTRAL:
+        flags = u16(p + pos + 8)
+        method = u16(p + pos + 10)
+        crc = u32(p + pos + 16)
+        csize = u32(p + pos + 20)
+        size = u32(p + pos + 24)
+        name_len = u16(p + pos + 28)
+        extra_len = u16(p + pos + 30)
+        comment_len = u16(p + pos + 32)
+        mode = u32(p + pos + 38) >> 16 if (p[pos + 5] == 3) else 0
+        local_off = u32(p + pos + 42)
+        if size == MAX32 or csize == MAX32 or local_off == MAX32:
+            x = pos + 46 + name_len
+            xend = min(x + extra_len, n)
+            while x + 4 <= xend:
+                tag = u16(p + x)
+                tlen = u16(p + x + 2)
+                if tag == 1:
+                    end = min(x + 4 + tlen, xend)
+                    x += 4
+                    if size == MAX32 and x + 8 <= end:
+                        size = u64(p + x)
+                        x += 8
+                    if csize == MAX32 and x + 8 <= end:
+                        csize = u64(p + x)
+                        x += 8
+                    if local_off == MAX32 and x + 8 <= end:
+                        local_off = u64(p + x)
+                    break
+                x += 4 + tlen
+        raw_name = bytes(p[pos + 46:min(pos + 46 + name_len, n)])
+        header = <int64_t>local_off + delta
+        data = _local_data(p, n, header)
+        if data < 0 and delta != 0:
+            header = <int64_t>local_off
+            data = _local_data(p, n, header)
+        raw_local = None
+        lflags = 0
+        routable = True
+        if data >= 0:
+            lname_len = u16(p + header + 26)
+            lflags = u16(p + header + 6)
+            if lname_len != name_len or header + 30 + lname_len > n or memcmp(
+                    p + header + 30, p + pos + 46, name_len) != 0:
+                raw_local = bytes(p[header + 30:min(header + 30 + lname_len, n)])
+            if method == 0 and not (flags & 1) and data < n:
+                end = min(n, data + <int64_t>min(csize, <uint64_t>window))
+                routable = _may_route(p + data, end - data, route_first)
+        out.append((raw_name, flags, method, crc, csize, size, header, data, raw_local, lflags,
+                    mode, routable))
+        pos += 46 + name_len + extra_len + comment_len
+    return out
