@@ -17,7 +17,7 @@ lint:
 	ruff check fastscan tests benchmarks fuzz native/gen_opcodes.py
 	ruff format --check fastscan tests benchmarks fuzz native/gen_opcodes.py
 	mypy
-	cython-lint native/_tokenizer.pyx
+	cython-lint native/*.pyx
 
 bench:
 	$(PY) benchmarks/bench_tokenizer.py

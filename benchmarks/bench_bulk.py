@@ -3,7 +3,12 @@
 Run by hand, not in CI:
 
     benchmarks/setup_peers.sh                 # once: peers in benchmarks/.peers
-    python benchmarks/bench_bulk.py --files 3000 --large-mb 512 --large-count 2
+    python benchmarks/bench_bulk.py --profile hub --files 3000 --large-mb 512 --large-count 2
+    python benchmarks/bench_bulk.py --profile small --files 6000 --large-mb 512 --large-count 2
+
+Two mirrors: `hub` (benchmarks/hub_mirror.py: checkpoints with realistic tensor counts, optimizer
+state, vocabularies, forests: what model hubs hold) and `small` (toy files of 1-6 tensors, where
+every scanner's fixed per-file cost dominates). Both get the large checkpoints.
 
 Prints files/s, MB/s, CPU seconds and peak RSS (whole process tree) for each tool, then
 fastscan's scaling from 1 worker to all cores. Peers that are not installed are skipped.
@@ -221,6 +226,7 @@ def row(m: Measure, files: int, nbytes: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", choices=("hub", "small"), default="hub")
     ap.add_argument("--files", type=int, default=3000)
     ap.add_argument("--large-mb", type=int, default=256)
     ap.add_argument("--large-count", type=int, default=2)
@@ -234,7 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         mirror = args.mirror or tmp / "mirror"
         if not mirror.exists() or not any(mirror.iterdir()):
             t = time.perf_counter()
-            build_mirror(mirror, args.files, args.large_mb, args.large_count)
+            if args.profile == "hub":
+                from hub_mirror import build_hub_mirror
+
+                build_hub_mirror(mirror, args.files)
+                build_mirror(mirror / "large", 0, args.large_mb, args.large_count)
+            else:
+                build_mirror(mirror, args.files, args.large_mb, args.large_count)
             print(f"built mirror in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         files, nbytes = mirror_stats(mirror)
         print(f"mirror: {mirror} ({files} files, {nbytes / 1e6:.1f} MB)")

@@ -249,11 +249,24 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
     (a member cut short by the caller's read window).
     """
     view = _as_view(data)
+    # Most real pickles import a class within their first bytes; that decision cannot change
+    # with more bytes (everything before the first import is already seen), so try a short
+    # window before walking the whole prefix (which the tokenizer then walks again).
+    if len(view) > _QUICK_PROBE_BYTES and _probe(view[:_QUICK_PROBE_BYTES], 1024) == "import":
+        return True
+    return _probe(view, max_opcodes) != ""
+
+
+_QUICK_PROBE_BYTES = 4096
+
+
+def _probe(view: memoryview, max_opcodes: int) -> str:
+    """ "import" (an importable name after a clean start), "clean" (parses cleanly) or ""."""
     if len(view) < 2:
-        return False
+        return ""
     codes, _offsets, _, _, _end, status = _native.list_opcodes(view, 0, max_opcodes)
     if not codes:
-        return False
+        return ""
     walker = _native.Walker(view, max_opcodes=max_opcodes, max_resync_opcodes=0).run()
     first_globals = [g for g in walker.global_list() if g[1] == 0]
     # The loader raises at a stack underflow or missing MARK; before the first import nothing
@@ -261,7 +274,7 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
     first_import = min((g[0] for g in first_globals), default=None)
     raises = [a[1] for a in walker.anomaly_list() if a[0] in (0, 1) and a[2] == 0]
     if any(first_import is None or offset < first_import for offset in raises):
-        return False
+        return ""
     # An import counts only when a loader could resolve it: tensor bytes often decode as an EXT
     # opcode or a GLOBAL with binary operands, and Python source as "c" + "lass X(...):".
     for g in first_globals:
@@ -269,13 +282,13 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
             module = bytes(view[g[5] : g[5] + g[6]]) if g[5] >= 0 else b""
             name = bytes(view[g[8] : g[8] + g[9]]) if g[8] >= 0 else b""
             if _IMPORTABLE.match(module) and _IMPORTABLE.match(name):
-                return True
+                return "import"
     # without an importable name, any stack underflow or missing MARK means the loader raises,
     # so random bytes that happen to parse are not taken for a pickle
     clean = not raises
     if status == "ok":
-        return len(codes) >= 2 and clean
-    return status in ("truncated", "budget") and len(codes) >= 8 and clean
+        return "clean" if len(codes) >= 2 and clean else ""
+    return "clean" if status in ("truncated", "budget") and len(codes) >= 8 and clean else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,3 +205,25 @@ def test_mmap_input_is_not_copied(tmp_path: Path) -> None:
         facts = tokenize(mm)
         assert facts.status == "ok"
         assert facts.payload_bytes == 100_000
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.integers() | st.text(max_size=50) | st.binary(max_size=50),
+        lambda kids: st.lists(kids, max_size=30) | st.dictionaries(st.text(max_size=8), kids),
+        max_leaves=400,
+    ),
+    st.integers(0, 5),
+    st.binary(max_size=64),
+    st.integers(0, 6000),
+)
+def test_quick_probe_window_never_changes_the_answer(
+    obj: object, protocol: int, noise: bytes, cut: int
+) -> None:
+    from fastscan import tokenizer
+
+    data = pickle.dumps(collections.OrderedDict(a=obj), protocol=protocol) + noise
+    data = data[: max(2, cut)] if cut < len(data) else data
+    view = memoryview(data)
+    assert probe(view) == (tokenizer._probe(view, 20_000) != "")
