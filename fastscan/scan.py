@@ -62,8 +62,12 @@ class Scanner:
         config: str | os.PathLike[str] | None = None,
         limits: ScanLimits | None = None,
         container_limits: ContainerLimits | None = None,
+        rules: RuleSet | None = None,
     ) -> None:
-        self.rules = RuleSet.load(config)
+        # `rules`: a ready RuleSet instead of `config` (the novel-family experiment withholds
+        # denylist entries); unlike a user config it also classifies the model's features.
+        self.rules = rules if rules is not None else RuleSet.load(config)
+        self._feature_rules = rules
         self.limits = limits or ScanLimits()
         self.container_limits = container_limits or ContainerLimits()
         self.model = _load_model(model)
@@ -190,7 +194,10 @@ class Scanner:
             from . import features
 
             # the model sees the shipped rule classes, so user allow-lists cannot shift its inputs
-            vectors = [features.extract(a.container, a.streams) for _r, a in scored]
+            vectors = [
+                features.extract(a.container, a.streams, ruleset=self._feature_rules)
+                for _r, a in scored
+            ]
             if with_features:
                 batch = features.to_batch(vectors, paths=[r.path for r, _a in scored])
             if self.model is not None:

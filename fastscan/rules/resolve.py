@@ -14,6 +14,9 @@ The rules, each implemented here and tested in tests/test_rules.py:
    Any segment in the dangerous-attribute table (`__globals__`, `__builtins__`…) is dangerous.
 4. A dotted name that is not itself a reviewed entry is `dotted`; when it starts in a module
    that has safe entries it is also `through_allowlisted` (benign pickles never do that).
+5. `withheld` names (resolved module.qualname) that would classify as dangerous classify as
+   unknown instead, exactly as an unlisted callable does: the "novel family" experiment's way to
+   pretend the denylist does not know them yet. Everything else is unchanged.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ def _looks_like_class(name: str) -> bool:
 class Resolver:
     """Indexes a KnowledgeBase once; `classify` is then dict lookups, memoised per pair."""
 
-    def __init__(self, kb: KnowledgeBase) -> None:
+    def __init__(self, kb: KnowledgeBase, withheld: Iterable[str] = ()) -> None:
+        self.withheld = frozenset(withheld)
         self._module_aliases = dict(kb.module_aliases)
         self._attribute_aliases = {
             (self.normalise_module(m), a): t for (m, a), t in kb.attribute_aliases.items()
@@ -130,7 +134,10 @@ class Resolver:
         if hit is None:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            hit = self._cache[key] = self._classify(module.strip(), name.strip())
+            hit = self._classify(module.strip(), name.strip())
+            if self.withheld and hit.is_dangerous and hit.resolved in self.withheld:
+                hit = self._unlisted(module.strip(), name.strip(), hit.resolved)
+            self._cache[key] = hit
         return hit
 
     def wildcard_for(self, module: str) -> RuleEntry | None:
@@ -180,6 +187,14 @@ class Resolver:
                 UNKNOWN, "", "", "not in the reviewed knowledge base", "", resolved, dotted, through
             )
         return self._result(entry, resolved, dotted, through)
+
+    def _unlisted(self, module: str, name: str, resolved: str) -> Classification:
+        """What `classify` answers for a name no entry mentions (rule 5)."""
+        dotted = "." in name
+        through = dotted and self.is_allowlisted_module(self.normalise_module(module))
+        return Classification(
+            UNKNOWN, "", "", "not in the reviewed knowledge base", "", resolved, dotted, through
+        )
 
     @staticmethod
     def _result(entry: RuleEntry, resolved: str, dotted: bool, through: bool) -> Classification:

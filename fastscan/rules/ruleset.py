@@ -27,6 +27,7 @@ User entries win over shipped ones at the same specificity (see resolve.py).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -77,11 +78,21 @@ class Suppression:
 class RuleSet:
     """Classifies globals and filters findings; immutable once built, safe to share per process."""
 
-    def __init__(self, kb: KnowledgeBase, suppressions: Iterable[Suppression] = ()) -> None:
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        suppressions: Iterable[Suppression] = (),
+        *,
+        withheld: Iterable[str] = (),
+    ) -> None:
         self.knowledge = kb
-        self.resolver = Resolver(kb)
+        self.resolver = Resolver(kb, withheld)
         self.suppressions: tuple[Suppression, ...] = tuple(suppressions)
         self._digest = kb.digest
+        if self.resolver.withheld:  # a different classifier must never share a rules hash
+            h = hashlib.sha256(self._digest.encode())
+            h.update("\0".join(sorted(self.resolver.withheld)).encode())
+            self._digest = h.hexdigest()
 
     def digest(self) -> str:
         """sha256 over the shipped rule files and the user file: the "rules hash" in outputs."""
@@ -103,6 +114,24 @@ class RuleSet:
         kb.extend(user_kb)
         kb.digest_parts.append(b"user\0" + data)
         return cls(kb, suppressions)
+
+    def withholding(self, names: Iterable[str]) -> RuleSet:
+        """A copy in which the dangerous names `names` (resolved `module.qualname`, as
+        `Classification.resolved` spells them, e.g. "os.system") classify as unknown, exactly
+        like a callable the denylist does not list: a stand-in for a novel gadget family.
+        Allowlist, aliases, other sinks and suppressions are unchanged."""
+        withheld = self.resolver.withheld | frozenset(names)
+        return RuleSet(self.knowledge, self.suppressions, withheld=withheld)
+
+    def dangerous_names(self, globals_: Iterable[tuple[str, str]]) -> set[str]:
+        """Resolved names of the (module, name) pairs this ruleset classifies as dangerous:
+        what `withholding` takes to hide them."""
+        out = set()
+        for module, name in globals_:
+            hit = self.classify(module, name)
+            if hit.is_dangerous:
+                out.add(hit.resolved)
+        return out
 
     @property
     def entries(self) -> list[RuleEntry]:

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
+from .benign_custom import CUSTOM_SOURCES, CUSTOM_TORCH_SOURCES
+
 __all__ = ["SCALES", "SOURCES", "TORCH_ARCHS", "torch_available"]
 
 SCALES = {"small": 1, "medium": 4, "large": 32}  # width multipliers
@@ -505,6 +507,8 @@ def png_as_pt(rng: random.Random, scale: str) -> tuple[bytes, str]:
 Source = Callable[[random.Random, str], tuple[bytes, str]]
 TORCH_SOURCES = ("torch_state_dict", "torch_full_model", "torch_optimizer_checkpoint",
                  "torch_checkpoint_dict", "torch_legacy", "torchscript")  # fmt: skip
+# every source that needs torch installed to generate
+NEEDS_TORCH = (*TORCH_SOURCES, *CUSTOM_TORCH_SOURCES)
 SOURCES: dict[str, Source] = {
     "torch_state_dict": torch_state_dict,
     "torch_full_model": torch_full_model,
@@ -525,6 +529,9 @@ SOURCES: dict[str, Source] = {
     "quirk_readonly_buffer": quirk_readonly_buffer,
     "git_lfs_pointer": git_lfs_pointer,
     "png_as_pt": png_as_pt,
+    # user classes/functions outside any allowlist (group "custom"): FS103 noise, see
+    # benign_custom.py
+    **CUSTOM_SOURCES,
 }
 # Benign by construction but not a pickle stream at all (A18): a scanner answers "unsupported".
 NON_PICKLE = ("git_lfs_pointer", "png_as_pt")

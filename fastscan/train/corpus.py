@@ -5,6 +5,8 @@ families from `payloads` in every applicable container of `matrix`, and a manife
 
 Layout: OUT/benign/<source>/…, OUT/benign/wrapped/<container>/…, OUT/benign/fixtures/…,
 OUT/malicious/<group>/<family>/…, and OUT/manifest.jsonl (one object per file, sorted by path).
+The benign `custom_*` sources (group "custom", see benign_custom.py) reference user code outside
+every allowlist: rules call them suspicious (FS103), and the model must learn they are benign.
 Every file's bytes depend only on the seed: each one has its own `random.Random` seeded from a
 string naming it, so adding a family does not shift the others.
 """
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastscan.train import benign, matrix, payloads, wrappers
+from fastscan.train import benign, benign_custom, matrix, payloads, wrappers
 
 __all__ = ["PLANS", "Plan", "generate", "main"]
 
@@ -177,13 +179,13 @@ def _benign(
     w: _Writer, plan: Plan, *, seed: int, scale: str, families: set[str] | None, has_torch: bool
 ) -> None:
     for source, fn in benign.SOURCES.items():
-        if source in benign.TORCH_SOURCES and not has_torch:
+        if source in benign.NEEDS_TORCH and not has_torch:
             continue
         if not _wanted(families, source, "benign"):
             continue
         for index in range(plan.benign_per_source):
             data, ext = fn(_rng(seed, "benign", source, index), scale)
-            expected = "unsupported" if source in benign.NON_PICKLE else "clean"
+            expected = _benign_expected(source)
             group = "non_pickle" if source in benign.NON_PICKLE else source.split("_")[0]
             entry = _Entry(
                 "", "benign", source, group, _benign_container(source, data), {"expected": expected}
@@ -202,6 +204,14 @@ def _benign(
             data = make(_rng(seed, "fixture", name, index))
             entry = _Entry("", "benign", name, "archive_abuse", name, {"expected": expected})
             w.add(f"benign/fixtures/{name}-{index}{ext}", data, entry)
+
+
+def _benign_expected(source: str) -> str:
+    """What a scanner should answer by rules: user-code files are benign but reference globals
+    no allowlist can know (FS103 suspicious), which is the noise the model must judge."""
+    if source in benign.NON_PICKLE:
+        return "unsupported"
+    return "suspicious" if source in benign_custom.CUSTOM_SOURCES else "clean"
 
 
 _RAW_BENIGN = ("plain_python", "sklearn_pickle", "dill_function", "cloudpickle_function")

@@ -30,6 +30,17 @@ files, and recall per `group`.
   group (same thresholds) and measure recall on every file of the group, plus the
   false-positive rate on the benign test split: what the model adds on attack families it has
   never seen.
+
+`--novel` (implies `--experiments`) adds the novel-family leave-one-out: the plain one above is
+not "unseen" for a scanner, because the denylist still lists the family's callables (rules-alone
+recall 1.0) and the model's rule-class features leak that list. Here, for each malicious group G,
+the dangerous names G's files use (classified with the full rules) are withheld from the rules
+(`RuleSet.withholding`: they classify as unknown, like any unlisted callable, so rules alone say
+FS103 suspicious at most); every file holding one of them is rescanned so both rule verdicts and
+feature rows come from the withheld knowledge. Conservative: a name G shares with other groups
+is withheld for them too. The model is fit on the train split minus G (same code and thresholds
+as above); reported per group and mode: recall at the suspicious and at the malicious level, and
+the benign-test FPR at both levels.
 """
 
 from __future__ import annotations
@@ -46,7 +57,9 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
+from .. import features
 from .. import model as model_mod
+from ..rules import default_ruleset
 from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, combine
 from . import fit as fit_mod
 from .fit import CorpusScan, anomaly_scores, fit_classifier, make_anomaly_model
@@ -215,6 +228,194 @@ def format_lofo(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- novel families: the denylist does not know the held-out group ------------------------------
+
+
+def _names_chunk(paths: list[str]) -> list[frozenset[str]]:
+    """Worker: per file, the resolved names the shipped rules call dangerous (nested included)."""
+    from ..scan import Scanner
+
+    scanner = Scanner(model=None)
+    rules = default_ruleset()
+    out: list[frozenset[str]] = []
+    for path in paths:
+        try:
+            analysis = scanner.analyse(path, path)
+        except Exception:  # an unreadable file holds no names; its scan row says error anyway
+            out.append(frozenset())
+            continue
+        pairs = {
+            (g.module, g.name)
+            for _s, f in analysis.streams
+            for sub in f.walk()
+            for g in sub.globals
+        }
+        out.append(frozenset(rules.dangerous_names(pairs)))
+    return out
+
+
+def _rescan_chunk(job: tuple[tuple[str, ...], list[str]]) -> tuple[list[Any], np.ndarray]:
+    """Worker: rules verdicts and feature rows of `paths` with `withheld` names unknown."""
+    from ..scan import Scanner
+
+    withheld, paths = job
+    scanner = Scanner(model=None, rules=default_ruleset().withholding(withheld))
+    results, batch = scanner.scan_refs(paths, with_features=True)
+    rows = np.zeros((len(paths), features.N_FEATURES), dtype=np.float32)
+    if batch is not None and batch.num_rows:
+        index = {p: i for i, p in enumerate(paths)}
+        matrix = features.batch_to_matrix(batch)
+        for j, p in enumerate(batch.column("path").to_pylist()):
+            rows[index[p]] = matrix[j]
+    return results, rows
+
+
+def _map(fn: Any, jobs: list[Any], workers: int) -> list[Any]:
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(fn, jobs))
+    return [fn(j) for j in jobs]
+
+
+def dangerous_names_per_file(
+    scan: CorpusScan, workers: int = 1, chunk: int = 64
+) -> list[frozenset[str]]:
+    paths = [str(e.path) for e in scan.entries]
+    jobs = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
+    return [names for part in _map(_names_chunk, jobs, workers) for names in part]
+
+
+def rescan_withholding(
+    scan: CorpusScan,
+    names: Sequence[frozenset[str]],
+    withheld: frozenset[str],
+    workers: int = 1,
+    chunk: int = 64,
+) -> tuple[CorpusScan, int]:
+    """A copy of `scan` in which every file holding a withheld name is rescanned with those
+    names unknown; other files classify identically, so their rows are reused. Returns the copy
+    and how many files were rescanned."""
+    affected = [i for i, n in enumerate(names) if n & withheld]
+    out = CorpusScan(
+        entries=scan.entries,
+        X=scan.X.copy(),
+        statuses=list(scan.statuses),
+        findings=list(scan.findings),
+        rule_verdicts=list(scan.rule_verdicts),
+    )
+    key = tuple(sorted(withheld))
+    jobs = [
+        (key, [str(scan.entries[i].path) for i in affected[k : k + chunk]])
+        for k in range(0, len(affected), chunk)
+    ]
+    parts = _map(_rescan_chunk, jobs, workers)
+    results = [r for rs, _rows in parts for r in rs]
+    rows = [row for _rs, rs_rows in parts for row in rs_rows]
+    for i, result, row in zip(affected, results, rows, strict=True):
+        out.X[i] = row
+        out.statuses[i] = result.status
+        out.findings[i] = [f for f in result.findings if not f.rule_id.startswith("FS9")]
+        out.rule_verdicts[i] = result.verdict
+    return out, len(affected)
+
+
+def _level_rates(verdict_list: Sequence[str], y: np.ndarray) -> dict[str, float]:
+    """Recall on malicious rows and FPR on benign rows, at both verdict levels."""
+    rank = np.array([_RANK[v] for v in verdict_list])
+    out = {}
+    for level in (SUSPICIOUS, MALICIOUS):
+        flagged = rank >= _RANK[level]
+        out[f"recall_{level}"] = float(flagged[y == 1].mean()) if (y == 1).any() else math.nan
+        out[f"fpr_{level}"] = float(flagged[y == 0].mean()) if (y == 0).any() else math.nan
+    return out
+
+
+def run_novel(
+    scan: CorpusScan,
+    thresholds: dict[str, float],
+    seed: int = 0,
+    test_fraction: float = 0.3,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Novel-family leave-one-out (module docstring): per malicious group, the withheld names,
+    the rescanned file count, and per mode the recall/FPR at both levels."""
+    train, test = held_out_split(scan, seed, test_fraction)
+    benign_test = test[scan.y[test] == 0]
+    names = dangerous_names_per_file(scan, workers)
+    per_group: dict[str, dict[str, Any]] = {}
+    for group in sorted(set(scan.groups[scan.y == 1].tolist())):
+        in_group = (scan.y == 1) & (scan.groups == group)
+        withheld = frozenset().union(*(names[i] for i in np.flatnonzero(in_group)))
+        novel_scan, rescanned = rescan_withholding(scan, names, withheld, workers)
+        fold_train = train[~in_group[train]]
+        fold_test = np.concatenate([np.flatnonzero(in_group), benign_test])
+        p, a = _fit_and_score(novel_scan, fold_train, fold_test, seed)
+        per_mode = verdicts(novel_scan, fold_test, p, a, thresholds)
+        y = novel_scan.y[fold_test]
+        per_group[group] = {
+            "n": int(in_group.sum()),
+            "n_benign": len(benign_test),
+            "withheld": sorted(withheld),
+            "rescanned": rescanned,
+            **{m: _level_rates(per_mode[m], y) for m in MODES},
+        }
+    means = {
+        m: {
+            k: float(np.mean([row[m][k] for row in per_group.values()]))
+            for k in ("recall_suspicious", "recall_malicious", "fpr_suspicious", "fpr_malicious")
+        }
+        for m in MODES
+    }
+    return {"novel_family_out": per_group, "novel_family_out_mean": means}
+
+
+def benign_flagged_by_rules(scan: CorpusScan, rows: np.ndarray | None = None) -> dict[str, Any]:
+    """Per benign group: files, and how many rules alone call suspicious or worse (FS103 noise)."""
+    rows = np.arange(len(scan.y)) if rows is None else rows
+    out: dict[str, Any] = {}
+    for i in rows[scan.y[rows] == 0].tolist():
+        entry = out.setdefault(str(scan.groups[i]), {"files": 0, "flagged": 0})
+        entry["files"] += 1
+        entry["flagged"] += int(_RANK[scan.rule_verdicts[i]] >= _RANK[SUSPICIOUS])
+    return dict(sorted(out.items()))
+
+
+def format_novel(report: dict[str, Any]) -> str:
+    """Markdown: per group and mode, recall and benign-test FPR at suspicious / malicious."""
+    rows = report["novel_family_out"]
+    recall_heads = " | ".join(f"{m} recall (susp / mal)" for m in MODES)
+    fpr_heads = " | ".join(f"{m} FPR (susp / mal)" for m in MODES)
+    lines = [
+        "novel-family leave-one-out (the group's dangerous names withheld from the rules; "
+        "model fit without the group; FPR on the held-out benign files)",
+        "",
+        f"| group | files | withheld names | {recall_heads} | {fpr_heads} |",
+        "|" + "---|" * (3 + 2 * len(MODES)),
+    ]
+
+    def pair(cell: dict[str, float], what: str) -> str:
+        return f"{cell[what + '_suspicious']:.3f} / {cell[what + '_malicious']:.3f}"
+
+    for group, row in rows.items():
+        recalls = " | ".join(pair(row[m], "recall") for m in MODES)
+        fprs = " | ".join(pair(row[m], "fpr") for m in MODES)
+        lines.append(f"| {group} | {row['n']} | {len(row['withheld'])} | {recalls} | {fprs} |")
+    means = report["novel_family_out_mean"]
+    recalls = " | ".join(f"**{pair(means[m], 'recall')}**" for m in MODES)
+    fprs = " | ".join(pair(means[m], "fpr") for m in MODES)
+    lines.append(f"| **mean** | | | {recalls} | {fprs} |")
+    return "\n".join(lines)
+
+
+def format_benign_flagged(counts: dict[str, Any]) -> str:
+    lines = ["| benign group | files | rules alone >= suspicious |", "|---|---|---|"]
+    for group, c in counts.items():
+        lines.append(f"| {group} | {c['files']} | {c['flagged']} |")
+    return "\n".join(lines)
+
+
 def _jsonable(report: dict[str, Any]) -> dict[str, Any]:
     out = dict(report)
     out["held_out"] = [r.__dict__ for r in report["held_out"]]
@@ -230,14 +431,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--experiments", action="store_true", help="held-out + leave-one-family-out"
     )
+    parser.add_argument(
+        "--novel",
+        action="store_true",
+        help="also the novel-family leave-one-out (denylist entries withheld; implies "
+        "--experiments)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--json", dest="json_out", help="also write the numbers to this file")
     args = parser.parse_args(argv)
 
     scan = fit_mod.scan_corpus(fit_mod.read_manifest(args.corpus), workers=args.workers)
-    if args.experiments:
+    if args.experiments or args.novel:
         report = run_experiments(scan, args.seed, args.test_fraction, args.positive)
+        report["benign_flagged_by_rules"] = benign_flagged_by_rules(scan)
         title = (
             f"held-out split (seed {args.seed}, {args.test_fraction:.0%} of groups; "
             f"flagged = verdict >= {args.positive}; thresholds {report['thresholds']})"
@@ -245,6 +453,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_table(report["held_out"], title))
         print()
         print(format_lofo(report))
+        print()
+        print(format_benign_flagged(report["benign_flagged_by_rules"]))
+        if args.novel:
+            report.update(
+                run_novel(scan, report["thresholds"], args.seed, args.test_fraction, args.workers)
+            )
+            print()
+            print(format_novel(report))
         payload = _jsonable(report)
     else:
         m = model_mod.load(args.model)

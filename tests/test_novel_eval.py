@@ -1,0 +1,132 @@
+"""The novel-family experiment: withholding denylist names, and what it does to rules alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastscan.rules import DANGEROUS, UNKNOWN, RuleSet, default_ruleset
+from fastscan.train import corpus, evaluate
+from fastscan.train import fit as fit_mod
+from fastscan.verdict import MALICIOUS, SUSPICIOUS
+
+# -- RuleSet.withholding --------------------------------------------------------------------------
+
+
+def test_withheld_name_classifies_like_an_unlisted_callable() -> None:
+    full = default_ruleset()
+    assert full.classify("posix", "system").verdict_class == DANGEROUS
+    novel = full.withholding(full.dangerous_names([("posix", "system")]))
+    unlisted = full.classify("acme_lab.tools", "run_job")
+    for module, name in [("os", "system"), ("posix", "system"), ("random", "_os.system")]:
+        hit = novel.classify(module, name)
+        assert hit.verdict_class == UNKNOWN
+        assert (hit.category, hit.entry_id, hit.reason) == (
+            unlisted.category,
+            unlisted.entry_id,
+            unlisted.reason,
+        )
+        assert hit.resolved == "os.system"
+
+
+def test_withholding_leaves_other_names_and_the_original_alone() -> None:
+    full = default_ruleset()
+    novel = full.withholding({"os.system"})
+    assert novel.classify("os", "popen").verdict_class == DANGEROUS  # same module wildcard
+    assert novel.classify("builtins", "eval").verdict_class == DANGEROUS
+    assert novel.classify("collections", "OrderedDict").is_safe
+    assert full.classify("os", "system").verdict_class == DANGEROUS  # a copy, not a mutation
+    assert novel.digest() != full.digest()
+    assert novel.withholding(()).digest() == novel.digest()
+    assert novel.withholding({"builtins.eval"}).classify("os", "system").verdict_class == UNKNOWN
+
+
+def test_dangerous_names_resolve_aliases_and_skip_safe_and_unknown() -> None:
+    full = default_ruleset()
+    pairs = [("posix", "system"), ("__builtin__", "eval"), ("numpy", "dtype"), ("mylab", "Net")]
+    assert full.dangerous_names(pairs) == {"os.system", "builtins.eval"}
+    assert isinstance(full.withholding({"x.y"}), RuleSet)
+
+
+def test_withheld_call_is_suspicious_not_malicious_for_rules_alone() -> None:
+    import random
+
+    from fastscan.scan import Scanner
+    from fastscan.train.payloads import PAYLOADS
+
+    data = PAYLOADS["F:os.system"](random.Random(0)).data  # scanned, never loaded
+    full = Scanner(model=None).scan_bytes(data, "x.pkl")
+    assert full.verdict == MALICIOUS
+    withheld = default_ruleset().withholding({"os.system"})
+    novel = Scanner(model=None, rules=withheld).scan_bytes(data, "x.pkl")
+    assert novel.verdict == SUSPICIOUS
+    assert "FS103" in {f.rule_id for f in novel.findings}
+    assert not {"FS101", "FS102"} & {f.rule_id for f in novel.findings}
+
+
+# -- the experiment on a tiny corpus ---------------------------------------------------------------
+
+_TINY = [
+    *("F:os.system", "F:subprocess.Popen", "F:builtins.eval", "F:builtins.exec", "C1"),
+    *("plain_python", "numpy_npy", "sklearn_pickle", "custom_config", "custom_sklearn"),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_scan(tmp_path_factory: pytest.TempPathFactory) -> fit_mod.CorpusScan:
+    root = tmp_path_factory.mktemp("novel")
+    corpus.generate(root, seed=1, scale="small", families=_TINY)
+    return fit_mod.scan_corpus(fit_mod.read_manifest(root))
+
+
+def test_rescan_reuses_only_unaffected_rows(tiny_scan: fit_mod.CorpusScan) -> None:
+    names = evaluate.dangerous_names_per_file(tiny_scan)
+    withheld = frozenset({"os.system"})
+    partial, rescanned = evaluate.rescan_withholding(tiny_scan, names, withheld)
+    holders = [i for i, n in enumerate(names) if "os.system" in n]
+    assert rescanned == len(holders) > 0
+    # the shortcut equals rescanning every file with the withheld rules
+    job = (tuple(withheld), [str(e.path) for e in tiny_scan.entries])
+    results, rows = evaluate._rescan_chunk(job)
+    np.testing.assert_array_equal(partial.X, rows)
+    assert partial.rule_verdicts == [r.verdict for r in results]
+    assert tiny_scan.rule_verdicts[holders[0]] == MALICIOUS  # the original is untouched
+
+
+def test_novel_experiment_drops_rules_recall_on_the_withheld_group(
+    tiny_scan: fit_mod.CorpusScan,
+) -> None:
+    report = evaluate.run_experiments(tiny_scan, seed=0, test_fraction=0.3)
+    novel = evaluate.run_novel(tiny_scan, report["thresholds"], seed=0, test_fraction=0.3)
+    rows = novel["novel_family_out"]
+    assert {"process", "exec"} <= set(rows)
+    process = rows["process"]
+    assert "os.system" in process["withheld"] and "subprocess.Popen" in process["withheld"]
+    # known to the denylist: every process file is malicious by rules alone ...
+    plain = report["leave_one_family_out"]["process"]["rules"]["recall"]
+    assert plain == 1.0
+    # ... withheld, rules alone still flag (FS103) but no longer call any of them malicious
+    assert process["rules"]["recall_malicious"] == 0.0
+    assert process["rules"]["recall_suspicious"] == 1.0
+    for mode in evaluate.MODES:
+        for key in ("recall_suspicious", "recall_malicious", "fpr_suspicious", "fpr_malicious"):
+            assert 0.0 <= process[mode][key] <= 1.0
+    table = evaluate.format_novel(novel)
+    assert table.count("\n| process |") == 1 and "**mean**" in table
+
+
+def test_benign_flagged_counts_custom_code(tiny_scan: fit_mod.CorpusScan) -> None:
+    counts = evaluate.benign_flagged_by_rules(tiny_scan)
+    assert counts["custom"]["flagged"] == counts["custom"]["files"] > 0
+    assert counts["numpy"]["flagged"] == 0
+
+
+def test_cli_novel_flag(tiny_scan: fit_mod.CorpusScan, tmp_path: Path) -> None:
+    root = tiny_scan.entries[0].path.parents[2]
+    while not (root / "manifest.jsonl").exists():
+        root = root.parent
+    out = tmp_path / "novel.json"
+    assert evaluate.main([str(root), "--novel", "--json", str(out)]) == 0
+    assert "novel_family_out" in out.read_text()
