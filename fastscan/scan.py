@@ -19,7 +19,7 @@ from .facts import (
 )
 from .rules import RuleSet, evaluate
 from .tokenizer import tokenize
-from .verdict import FileResult, Finding, combine
+from .verdict import FileResult, Finding, combine, settle
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -210,7 +210,7 @@ class Scanner:
             result.verdict, extra = combine(
                 result.findings, result.status, prob, anomaly, thresholds
             )
-            result.findings.extend(extra)
+            result.findings = settle(result.findings, extra)
         return batch if with_features else None
 
     @property

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import IntEnum
 from typing import Any
 
@@ -105,6 +105,10 @@ class VerdictPolicy:
     classifier_malicious: float = 0.9  # probability at or above -> FS901 malicious
     anomaly_suspicious: float = float("nan")  # anomaly score at or above -> FS902; NaN = off
     anomaly_needs_classifier: float = 0.1  # FS902 is suspicious only with p_malicious >= this
+    # Below this probability, a complete scan whose only suspicion is unlisted globals (FS103,
+    # FS108: user classes look like that) is judged benign: FS903, the globals become `low`.
+    # 0 keeps every unlisted global suspicious (strict).
+    unknown_benign: float = 0.05
     incomplete_verdict: str = SUSPICIOUS
 
     @classmethod
@@ -129,6 +133,12 @@ class VerdictPolicy:
             raise ValueError("incomplete_verdict must be 'clean' or 'suspicious'")
         if self.classifier_suspicious > self.classifier_malicious:
             raise ValueError("classifier_suspicious must not exceed classifier_malicious")
+        if self.unknown_benign > self.classifier_suspicious:
+            raise ValueError("unknown_benign must not exceed classifier_suspicious")
+
+
+# Findings a confident benign classifier score may settle (see VerdictPolicy.unknown_benign).
+JUDGEABLE_RULES = frozenset({"FS103", "FS108"})
 
 
 _VERDICT_OF = {
@@ -150,7 +160,10 @@ def combine(
 
     Returns (verdict, model_findings); the caller appends model_findings to the file's findings.
     - The verdict is the highest severity among all findings (rule + model): a rule-based
-      malicious verdict can never be lowered by a model score (G6), only raised.
+      malicious verdict can never be lowered by a model score (G6), only raised. The one thing
+      a score can settle: a complete scan whose only suspicious findings are unlisted globals
+      (FS103/FS108) and whose classifier probability is below `policy.unknown_benign` gets
+      FS903 and is judged without them (`settle` lowers them to `low` in the file's findings).
     - Fail closed: the rule engine grades a call seen before a parse failure (FS201) and sinks
       (FS101/FS102) as malicious, unknown globals (FS103) as suspicious; here an incomplete
       scan without such findings becomes `policy.incomplete_verdict` (suspicious by default).
@@ -189,8 +202,41 @@ def combine(
                 severity=Severity.SUSPICIOUS if unsure else Severity.LOW,
             )
         )
-    worst = max((f.severity for f in (*findings, *model)), default=Severity.INFO)
+    counted: list[Finding] = list(findings)
+    if _unknowns_judged_benign(findings, status, score, policy):
+        from .rules.catalog import UNKNOWN_JUDGED_BENIGN
+
+        n = sum(f.rule_id in JUDGEABLE_RULES for f in findings)
+        model.append(
+            UNKNOWN_JUDGED_BENIGN.finding(
+                f"{n} unlisted global(s) judged benign: classifier {score:.3f} "
+                f"< {policy.unknown_benign:.3f}"
+            )
+        )
+        counted = [f for f in findings if f.rule_id not in JUDGEABLE_RULES]
+    worst = max((f.severity for f in (*counted, *model)), default=Severity.INFO)
     verdict = _VERDICT_OF[worst]
     if verdict == CLEAN and status in INCOMPLETE_STATUSES:
         verdict = policy.incomplete_verdict
     return verdict, model
+
+
+def _unknowns_judged_benign(
+    findings: list[Finding], status: str, score: float, policy: VerdictPolicy
+) -> bool:
+    """Only unlisted globals raise suspicion, the scan saw every byte, and the model is sure."""
+    if math.isnan(score) or not score < policy.unknown_benign or status != "complete":
+        return False
+    flagged = [f for f in findings if f.severity >= Severity.SUSPICIOUS]
+    return bool(flagged) and all(f.rule_id in JUDGEABLE_RULES for f in flagged)
+
+
+def settle(findings: list[Finding], model_findings: list[Finding]) -> list[Finding]:
+    """The file's final findings: rule findings (unlisted globals lowered to `low` when `combine`
+    judged them benign, FS903) followed by the model's findings."""
+    if any(f.rule_id == "FS903" for f in model_findings):
+        findings = [
+            replace(f, severity=Severity.LOW) if f.rule_id in JUDGEABLE_RULES else f
+            for f in findings
+        ]
+    return [*findings, *model_findings]

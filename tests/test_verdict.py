@@ -15,6 +15,7 @@ from fastscan.verdict import (
     Severity,
     VerdictPolicy,
     combine,
+    settle,
 )
 
 NAN = float("nan")
@@ -84,8 +85,36 @@ def test_classifier_raises_a_clean_verdict(
 def test_model_never_lowers_a_rule_verdict(score: float) -> None:
     # G6: a benign-looking score (padding with tensors) must not soften a sink finding.
     assert combine([finding(Severity.MALICIOUS, "FS102")], "complete", score, 0.0)[0] == MALICIOUS
-    assert combine([finding(Severity.SUSPICIOUS)], "complete", score, 0.0)[0] == SUSPICIOUS
+    assert combine([finding(Severity.SUSPICIOUS, "FS104")], "complete", score, 0.0)[0] == SUSPICIOUS
     assert combine([], "partial", score)[0] == SUSPICIOUS
+
+
+def test_a_confident_benign_score_settles_unlisted_globals_only() -> None:
+    unknown = [finding(Severity.SUSPICIOUS, "FS103"), finding(Severity.SUSPICIOUS, "FS108")]
+    verdict, extra = combine(unknown, "complete", 0.01)
+    assert verdict == CLEAN
+    assert [(f.rule_id, f.severity) for f in extra] == [("FS903", Severity.LOW)]
+    settled = settle(unknown, extra)
+    assert [(f.rule_id, f.severity) for f in settled] == [
+        ("FS103", Severity.LOW),
+        ("FS108", Severity.LOW),
+        ("FS903", Severity.LOW),
+    ]
+    # not sure enough, no score, an incomplete scan, or another reason: stays suspicious
+    assert combine(unknown, "complete", 0.2)[0] == SUSPICIOUS
+    assert combine(unknown, "complete", NAN)[0] == SUSPICIOUS
+    assert combine(unknown, "partial", 0.01)[0] == SUSPICIOUS
+    other = [*unknown, finding(Severity.SUSPICIOUS, "FS104")]
+    verdict, extra = combine(other, "complete", 0.01)
+    assert verdict == SUSPICIOUS and extra == []
+    assert settle(other, extra) == other
+    assert (
+        combine([*unknown, finding(Severity.MALICIOUS, "FS102")], "complete", 0.0)[0] == MALICIOUS
+    )
+    # strict policy: unlisted globals always count
+    assert combine(unknown, "complete", 0.0, policy=VerdictPolicy(unknown_benign=0.0))[0] == (
+        SUSPICIOUS
+    )
 
 
 def test_anomaly_score_needs_a_threshold() -> None:

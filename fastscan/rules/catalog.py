@@ -114,3 +114,6 @@ CONTAINER_NOTE = _rule("FS399", S.LOW, "other container anomaly")
 # FS9xx: learned models (emitted by verdict.combine).
 CLASSIFIER_SCORE = _rule("FS901", S.SUSPICIOUS, "classifier probability above threshold", "G6")
 ANOMALY_SCORE = _rule("FS902", S.SUSPICIOUS, "anomaly score above threshold", "G6")
+# Unlisted globals are what every user-defined class looks like; when they are the file's only
+# reason for suspicion and the classifier is confident the file is benign, they become `low`.
+UNKNOWN_JUDGED_BENIGN = _rule("FS903", S.LOW, "unlisted globals judged benign by the classifier")
