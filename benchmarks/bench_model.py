@@ -1,6 +1,6 @@
 """Scan throughput with the model on vs rules only (issue #4 target: within 20%).
 
-    python benchmarks/bench_model.py [CORPUS] [--repeat 3] [--chunk 256]
+    python benchmarks/bench_model.py [CORPUS] [--repeat 3] [--chunk 256] [--features-from FILE]
 
 CORPUS is a folder (its manifest.jsonl, or every file under it); without one, a `small` corpus
 is generated into a temporary folder. Files are read once first so the page cache is warm.
@@ -9,13 +9,20 @@ on a shared machine counts less):
 - rules only:      Scanner(model=None).scan_path, one file at a time
 - model, per file: Scanner(model=default).scan_path (what `fastscan bulk` does per file)
 - model, batched:  Scanner(model=default).scan_refs on chunks (one ONNX call per chunk)
-It also prints the cost of each model stage per file: features.extract and the ONNX call.
+It also prints the cost of each model stage per file: features.extract (mean and percentiles:
+a few string-heavy files, e.g. tokenizer vocabularies, dominate the tail) and the ONNX call.
+
+`--features-from FILE` swaps in the `extract` of another copy of fastscan/features.py (e.g. the
+version before an optimisation) for a before/after comparison; it is loaded as a submodule of
+fastscan so its relative imports resolve.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -44,12 +51,42 @@ def best_cpu(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return best
 
 
+def use_features_from(path: str) -> None:
+    """Make fastscan.features.extract (looked up at call time by the scanner) the one in `path`."""
+    spec = importlib.util.spec_from_file_location("fastscan._bench_features", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    if module.FEATURE_NAMES != features.FEATURE_NAMES:
+        raise SystemExit(f"{path} has other FEATURE_NAMES than fastscan.features")
+    features.extract = module.extract
+
+
+def extract_percentiles(analyses: list, repeat: int) -> tuple[float, float, float]:
+    """(median, p99, max) microseconds of one features.extract call, best of `repeat` per file."""
+    times = []
+    for a in analyses:
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter_ns()
+            features.extract(a.container, a.streams)
+            best = min(best, time.perf_counter_ns() - t0)
+        times.append(best / 1e3)
+    times.sort()
+    return times[len(times) // 2], times[min(len(times) - 1, int(0.99 * len(times)))], times[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("corpus", nargs="?")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--features-from", metavar="FILE", help="another features.py to time")
     args = parser.parse_args()
+    if args.features_from:
+        use_features_from(args.features_from)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.corpus) if args.corpus else Path(tmp)
@@ -83,6 +120,7 @@ def main() -> None:
         extract_cpu, _ = best_cpu(
             lambda: [features.extract(a.container, a.streams) for a in analyses], args.repeat
         )
+        extract_p50, extract_p99, extract_max = extract_percentiles(analyses, args.repeat)
         matrix = features.to_matrix([features.extract(a.container, a.streams) for a in analyses])
         m = model.default_model()
         onnx_one, _ = best_cpu(
@@ -102,6 +140,10 @@ def main() -> None:
     print(
         f"per file: features.extract {1e6 * extract_cpu / n:.0f} us, "
         f"ONNX one row {1e6 * onnx_one / n:.0f} us, ONNX batched {1e6 * onnx_batch / n:.1f} us"
+    )
+    print(
+        f"features.extract per call (wall, best of {args.repeat}): median {extract_p50:.0f} us, "
+        f"p99 {extract_p99:.0f} us, max {extract_max:.0f} us"
     )
     worst = max(cpu for cpu, _ in runs.values()) / base - 1
     best = min(cpu for name, (cpu, _) in runs.items() if name != "rules only") / base - 1

@@ -26,11 +26,16 @@ Blocks (prefix: meaning):
   sizes: parse status, pickles, protocols, memo traffic, junk and payload bytes.
 - `fmt_*`, `cstat_*`, `wrap_*`, `canom_*`, `kind_*`, `ext_*`: container format, status,
   compression wrappers, container anomalies, stream kinds and the (untrusted) file extension.
+
+Speed: the hot loops (string statistics and patterns, the opcode histogram, call sites, the
+float32 conversion) run in the native helper `fastscan._features` (native/_features.pyx), which
+reproduces the original Python/numpy computation bit for bit, since the model was trained on its
+rows: `string_stats_py` below is that computation for the string block, and
+tests/test_features_native.py holds the native code to it and to digests of reference rows.
 """
 
 from __future__ import annotations
 
-import array
 import math
 import re
 import zlib
@@ -41,7 +46,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from .facts import ANOMALY_CODES, StreamFacts
+from . import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
+from .facts import ANOMALY_CODES, GlobalRef, StreamFacts
 from .opcodes import BY_NAME, TABLE
 from .rules import RuleSet, default_ruleset
 
@@ -98,6 +104,9 @@ CATEGORIES = (
     "review",
 )  # fmt: skip
 HASH_BUCKETS = 64
+# (len_sum, len_max, nonprintable, n_entropy, entropy_sum, entropy_max, n_high_entropy,
+#  match count per STRING_PATTERNS entry)
+StringStats = tuple[int, int, int, int, float, float, int, tuple[int, ...]]
 # (name, regex, literals one of which must occur for the regex to be worth running)
 STRING_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
@@ -246,21 +255,23 @@ _WRAP, _CANOM = _block(f"wrap_{WRAPPERS[0]}"), _block(f"canom_{CONTAINER_ANOMALI
 _KIND, _EXT, _CONT = _block("kind_pickle"), _block("ext_torch"), _block("container_members_total")
 
 
-def _group_matrix() -> np.ndarray:
-    """256 x n_groups 0/1 matrix: opcode byte -> its group (so a histogram is one matmul)."""
-    matrix = np.zeros((256, len(OPCODE_GROUPS)), dtype=np.float64)
+def _group_of_opcode() -> np.ndarray:
+    """Opcode byte -> index of its group in OPCODE_GROUPS, -1 for bytes that are no opcode."""
+    group_of = np.full(256, -1, dtype=np.intc)
     seen: set[str] = set()
     for g, (_, names) in enumerate(OPCODE_GROUPS):
         for name in names:
-            matrix[BY_NAME[name].code, g] = 1.0
+            if group_of[BY_NAME[name].code] != -1:
+                raise RuntimeError(f"opcode {name} is in two groups")
+            group_of[BY_NAME[name].code] = g
             seen.add(name)
     missing = {op.name for op in TABLE} - seen
-    if missing or matrix.sum() != len(seen):
+    if missing:
         raise RuntimeError(f"opcode groups must cover every opcode once; missing {sorted(missing)}")
-    return matrix
+    return group_of
 
 
-_GROUP_MATRIX = _group_matrix()
+_GROUP_OF = _group_of_opcode()
 _CALL_SLOT = {name: i for i, name in enumerate(CALL_OPCODES)}
 _CLASS_SLOT = {c: i for i, c in enumerate(RULE_CLASSES)}
 _CAT_SLOT = {c: i for i, c in enumerate(CATEGORIES)}
@@ -274,12 +285,15 @@ _CANOM_SLOT = {a: i for i, a in enumerate(CONTAINER_ANOMALIES)}
 _KIND_SLOT = {k: i for i, k in enumerate(STREAM_KINDS)}
 _ENC_SLOT = {e: i for i, e in enumerate(NESTED_ENCODINGS)}
 _PATTERNS = tuple((re.compile(p), needles) for _, p, needles in STRING_PATTERNS)
+if tuple(p for _, p, _ in STRING_PATTERNS) != _native.PATTERN_SOURCES:
+    raise RuntimeError("STRING_PATTERNS differ from the regexes fastscan._features implements")
 # control characters and U+FFFD (undecodable bytes); counted with str.translate, ~10x a regex
 _NONPRINTABLE_CHARS = [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, 0xFFFD]
 _DROP_NONPRINTABLE = dict.fromkeys(_NONPRINTABLE_CHARS)
 _ENTROPY_MIN_LEN = 8
 _HIGH_ENTROPY = 4.5  # bits per byte; English text is ~4, base64 ~6
 _SMALL_ENTROPY = 6  # up to this many strings, entropy is computed without numpy
+_FINITE_MAX = 3.0e38  # NaN -> 0 and +-inf -> +-_FINITE_MAX in the float32 row
 _HASH_CACHE: dict[str, int] = {}
 _HASH_CACHE_LIMIT = 200_000  # hostile corpora must not grow it without bound
 
@@ -296,8 +310,11 @@ def _bucket(token: str) -> int:
 
 def _walk(top: Iterable[StreamFacts]) -> list[tuple[StreamFacts, int]]:
     """Every stream and nested pickle with its nesting depth (0 = a container stream)."""
+    streams = list(top)
+    if not any(f.nested for f in streams):  # the usual case, without the stack
+        return [(f, 0) for f in streams]
     out: list[tuple[StreamFacts, int]] = []
-    stack = [(f, 0) for f in reversed(list(top))]
+    stack = [(f, 0) for f in reversed(streams)]
     while stack:
         facts, depth = stack.pop()
         out.append((facts, depth))
@@ -312,7 +329,10 @@ def extract(
 ) -> np.ndarray:
     """One file's feature row: float32, shape (N_FEATURES,), order FEATURE_NAMES, no NaN/inf."""
     rules = ruleset or default_ruleset()
-    row = np.zeros(N_FEATURES, dtype=np.float64)
+    # A list, not an array, while the blocks fill it: a numpy element or slice write costs
+    # 0.2-2 us, a list write ~30 ns. Values are Python ints and float64s, so converting once at
+    # the end gives the same float32 row as float64 numpy arithmetic would.
+    row: list[float] = [0.0] * N_FEATURES
     top = [facts for _, facts in streams]
     walked = _walk(top)
 
@@ -321,116 +341,111 @@ def extract(
     _string_block(row, walked)
     _structure_block(row, top, walked)
     _container_block(row, container, [s for s, _ in streams])
-    out = row.astype(np.float32)
-    if not np.isfinite(out).all():  # cheap check; the fix-up is for hostile extremes only
-        np.nan_to_num(out, copy=False, nan=0.0, posinf=3.0e38, neginf=-3.0e38)
+    out: np.ndarray = _native.float32_row(row, _FINITE_MAX)
     return out
 
 
-def _opcode_block(row: np.ndarray, walked: list[tuple[StreamFacts, int]]) -> None:
-    hist = np.zeros(256, dtype=np.int64)
-    for facts, _ in walked:
-        # array.array is the cheapest way from a 256-tuple of ints to numpy
-        hist += np.frombuffer(array.array("q", facts.opcode_counts), dtype=np.int64)
-    grouped = hist.astype(np.float64) @ _GROUP_MATRIX
-    n = len(OPCODE_GROUPS)
-    row[_OP : _OP + n] = grouped
-    total = grouped.sum()
-    if total > 0:
-        row[_OPF : _OPF + n] = grouped / total
+def _opcode_block(row: list[float], walked: list[tuple[StreamFacts, int]]) -> None:
+    if not walked:
+        return
+    _native.opcode_groups(
+        [facts.opcode_counts for facts, _ in walked], _GROUP_OF, row, _OP, _OPF, len(OPCODE_GROUPS)
+    )
 
 
 def _global_and_call_block(
-    row: np.ndarray, walked: list[tuple[StreamFacts, int]], rules: RuleSet
+    row: list[float], walked: list[tuple[StreamFacts, int]], rules: RuleSet
 ) -> None:
+    if not any(facts.globals or facts.calls for facts, _ in walked):  # the block is zeros
+        row[_CALL + 8] = row[_CALL + 9] = -1.0  # call_first_pos, call_last_pos: no call
+        return
+    # Counts live in Python ints and lists until the end: a numpy element update costs ~5x more.
     distinct: dict[str, str] = {}  # qualname -> rule class
     modules: set[str] = set()
-    unresolved = via_memo = ext = total = 0
+    # dotted, through_allowlisted, module depth max (of distinct globals)
+    tally = [0, 0, 0]
+    categories = [0] * (len(CATEGORIES) + 3)  # + dangerous_other, unknown_other, uncounted
+    hashes = [0] * HASH_BUCKETS
     name_depths: list[int] = []
-    calls_total = resolved = discarded = on_call = before_fail = dangerous_before_fail = 0
-    calls_by_class = [0, 0, 0]
+
+    def first_sight(g: GlobalRef, qual: str, is_ext: bool) -> str:
+        """Classify and count a global the first time its qualname shows up in the file."""
+        if g.resolved and not is_ext:
+            c = rules.classify(g.module, g.name)
+            cls = c.verdict_class
+            categories[_category_slot(c.category, cls)] += 1
+            tally[0] += c.dotted
+            tally[1] += c.through_allowlisted
+        else:
+            cls = "unknown"  # operands not literal: the loader still imports something
+        distinct[qual] = cls
+        modules.add(g.module)
+        name_depths.append(g.name.count(".") + 1)
+        tally[2] = max(tally[2], g.module.count(".") + 1)
+        hashes[_bucket(g.module)] += 1
+        hashes[_bucket(qual)] += 1
+        return cls
+
+    # total, unresolved, via_memo, ext (filled by _native.global_counts)
+    global_totals = [0] * 4
+    slot_cache: dict[str, dict[str, int]] = {}  # module -> name -> class slot (native's cache)
+    calls_total = 0
+    # discarded, on_call_result, resolved, to_safe/unknown/dangerous, before_failure,
+    # dangerous_before_failure (filled by _native.call_counts)
+    call_totals = [0] * 8
     call_ops = [0] * len(CALL_OPCODES)
     first_pos, last_pos = 2.0, -1.0
     for facts, _ in walked:
-        classes: list[int] = []
-        for g in facts.globals:
-            total += 1
-            unresolved += not g.resolved
-            via_memo += g.via_memo
-            is_ext = g.opcode.startswith("EXT")
-            ext += is_ext
-            qual = f"{g.module}.{g.name}"
-            cls = distinct.get(qual)
-            if cls is None:
-                if g.resolved and not is_ext:
-                    c = rules.classify(g.module, g.name)
-                    cls = c.verdict_class
-                    _count_category(row, c.category, cls)
-                    row[_GLOB + 9] += c.dotted
-                    row[_GLOB + 10] += c.through_allowlisted
-                else:
-                    cls = "unknown"  # operands not literal: the loader still imports something
-                distinct[qual] = cls
-                modules.add(g.module)
-                name_depths.append(g.name.count(".") + 1)
-                row[_DEPTH + 2] = max(row[_DEPTH + 2], g.module.count(".") + 1)
-                row[_HASH + _bucket(g.module)] += 1
-                row[_HASH + _bucket(qual)] += 1
-            classes.append(_CLASS_SLOT.get(cls, 1))
-        failed = facts.status != "ok" and facts.error_offset >= 0
-        failed_at = facts.error_offset if failed else -1
-        length = max(facts.length, 1)
+        # the loops over globals and calls are hot for tensor-heavy files: native code
+        classes = _native.global_counts(
+            facts.globals, distinct, _CLASS_SLOT, first_sight, global_totals, slot_cache
+        )
         calls = facts.calls
         if not calls:
             continue
-        n_classes = len(classes)
-        for call in calls:  # hot for tensor-heavy files: plain ints and lists, no numpy here
-            slot = _CALL_SLOT.get(call.opcode)
-            if slot is not None:
-                call_ops[slot] += 1
-            discarded += call.discarded
-            on_call += call.callable_is_call
-            index = call.callable_index
-            if 0 <= index < n_classes:
-                resolved += 1
-                cls_slot = classes[index]
-                calls_by_class[cls_slot] += 1
-                if call.offset < failed_at:
-                    dangerous_before_fail += cls_slot == 2
-            if call.offset < failed_at:
-                before_fail += 1
+        failed_at = facts.error_offset if facts.status != "ok" and facts.error_offset >= 0 else -1
+        _native.call_counts(calls, classes, failed_at, _CALL_SLOT, call_ops, call_totals)
         calls_total += len(calls)
         length = max(facts.length, 1)
         first_pos = min(first_pos, calls[0].offset / length)  # calls come in stream order
         last_pos = max(last_pos, calls[-1].offset / length)
+    total, unresolved, via_memo, ext = global_totals
+    dotted, through_allowlisted, module_depth = tally
     row[_CALL_OP : _CALL_OP + len(CALL_OPCODES)] = call_ops
-    counts = [sum(1 for c in distinct.values() if c == k) for k in RULE_CLASSES]
+    classes_seen = list(distinct.values())
+    counts = [classes_seen.count(k) for k in RULE_CLASSES]
     unknown_frac = counts[1] / len(distinct) if distinct else 0.0
-    row[_GLOB : _GLOB + 9] = (
-        total, len(distinct), *counts, unknown_frac, unresolved, via_memo, ext,
+    row[_GLOB : _GLOB + 12] = (
+        total, len(distinct), *counts, unknown_frac, unresolved, via_memo, ext, dotted,
+        through_allowlisted, len(modules),
     )  # fmt: skip
-    row[_GLOB + 11] = len(modules)
+    row[_CAT : _CAT + len(CATEGORIES) + 2] = categories[:-1]
+    row[_HASH : _HASH + HASH_BUCKETS] = hashes
     positions = (first_pos, last_pos) if calls_total else (-1.0, -1.0)
+    discarded, on_call, resolved, *by_class, before_fail, dangerous_before_fail = call_totals
     row[_CALL : _CALL + 12] = (
-        calls_total, resolved, calls_total - resolved, discarded, on_call, *calls_by_class,
+        calls_total, resolved, calls_total - resolved, discarded, on_call, *by_class,
         *positions, before_fail, dangerous_before_fail,
     )  # fmt: skip
     if name_depths:
-        row[_DEPTH] = max(name_depths)
-        row[_DEPTH + 1] = sum(name_depths) / len(name_depths)
+        row[_DEPTH : _DEPTH + 3] = (
+            max(name_depths), sum(name_depths) / len(name_depths), module_depth,
+        )  # fmt: skip
 
 
-def _count_category(row: np.ndarray, category: str, cls: str) -> None:
+def _category_slot(category: str, cls: str) -> int:
+    """Index into the cat_* block; uncounted categories land on a slot past it (never read)."""
     slot = _CAT_SLOT.get(category)
     if slot is not None:
-        row[_CAT + slot] += 1
-    elif cls == "dangerous":
-        row[_CAT + len(CATEGORIES)] += 1
-    elif cls == "unknown" and category:
-        row[_CAT + len(CATEGORIES) + 1] += 1
+        return slot
+    if cls == "dangerous":
+        return len(CATEGORIES)
+    if cls == "unknown" and category:
+        return len(CATEGORIES) + 1
+    return len(CATEGORIES) + 2
 
 
-def _string_block(row: np.ndarray, walked: list[tuple[StreamFacts, int]]) -> None:
+def _string_block(row: list[float], walked: list[tuple[StreamFacts, int]]) -> None:
     strings: list[str] = []
     n_total = n_long = 0
     for facts, _ in walked:
@@ -442,19 +457,37 @@ def _string_block(row: np.ndarray, walked: list[tuple[StreamFacts, int]]) -> Non
     row[_STR + 2] = n_long
     if not strings:
         return
+    len_sum, len_max, nonprintable, n_entropy, entropy_sum, entropy_max, n_high, patterns = (
+        _native.string_stats(strings, np.log2)
+    )
+    row[_STR + 3] = len_sum / len(strings)
+    row[_STR + 4] = len_max
+    row[_STR + 8] = nonprintable
+    if n_entropy:
+        row[_STR + 5] = entropy_sum / n_entropy
+        row[_STR + 6] = entropy_max
+        row[_STR + 7] = n_high
+    row[_PAT : _PAT + len(STRING_PATTERNS)] = patterns
+
+
+def string_stats_py(strings: list[str]) -> StringStats:
+    """What `_features.string_stats` computes, in plain Python: the spec the tests hold it to.
+
+    Entropy is summed like the native code (and the model's training data): for up to
+    _SMALL_ENTROPY strings with math.log2 in first-seen byte order, above that with numpy.
+    """
     lengths = [len(s) for s in strings]
-    row[_STR + 3] = sum(lengths) / len(lengths)
-    row[_STR + 4] = max(lengths)
     text = "\n".join(strings)
-    row[_STR + 8] = len(text) - len(text.translate(_DROP_NONPRINTABLE))
+    nonprintable = len(text) - len(text.translate(_DROP_NONPRINTABLE))
     entropies = _entropies([s for s in strings if len(s) >= _ENTROPY_MIN_LEN])
-    if entropies:
-        row[_STR + 5] = sum(entropies) / len(entropies)
-        row[_STR + 6] = max(entropies)
-        row[_STR + 7] = sum(1 for e in entropies if e > _HIGH_ENTROPY)
-    for k, (pattern, needles) in enumerate(_PATTERNS):
-        if not needles or any(n in text for n in needles):  # `in` is ~50x cheaper than findall
-            row[_PAT + k] = len(pattern.findall(text))
+    patterns = tuple(
+        len(pattern.findall(text)) if not needles or any(n in text for n in needles) else 0
+        for pattern, needles in _PATTERNS
+    )
+    return (
+        sum(lengths), max(lengths, default=0), nonprintable, len(entropies), sum(entropies, 0.0),
+        max(entropies, default=0.0), sum(1 for e in entropies if e > _HIGH_ENTROPY), patterns,
+    )  # fmt: skip
 
 
 def _entropies(strings: list[str]) -> list[float]:
@@ -479,8 +512,12 @@ def _entropy(data: bytes) -> float:
 
 
 def _structure_block(
-    row: np.ndarray, top: list[StreamFacts], walked: list[tuple[StreamFacts, int]]
+    row: list[float], top: list[StreamFacts], walked: list[tuple[StreamFacts, int]]
 ) -> None:
+    if not top:  # nothing parsed (not a pickle container): only the "absent" markers
+        row[_STRUCT + 5] = -1.0  # struct_first_error_pos
+        row[_STRUCT + 7] = -1  # struct_proto_max
+        return
     nested_depth = 0
     for facts, depth in walked:
         nested_depth = max(nested_depth, depth)
@@ -529,7 +566,7 @@ def _structure_block(
 
 
 def _container_block(
-    row: np.ndarray, container: Container | None, streams: list[PickleStream]
+    row: list[float], container: Container | None, streams: list[PickleStream]
 ) -> None:
     for s in streams:
         row[_KIND + _KIND_SLOT.get(s.kind, len(STREAM_KINDS) - 1)] += 1
