@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -54,7 +55,7 @@ from .rules import RuleSet, default_ruleset
 if TYPE_CHECKING:
     from .containers.base import Container, PickleStream
 
-FEATURE_SCHEMA_VERSION = 1
+FEATURE_SCHEMA_VERSION = 2  # 2: unk_stdlib_* (unlisted standard-library callables)
 
 # Opcodes grouped by role; each opcode belongs to exactly one group (checked at import).
 OPCODE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -200,6 +201,7 @@ def _names() -> tuple[str, ...]:
     out += [f"kind_{k}" for k in STREAM_KINDS]
     out += [f"ext_{e}" for e in EXTENSION_CLASSES]
     out += [f"container_{n}" for n in _CONTAINER_NAMES]
+    out += ["unk_stdlib_distinct", "unk_stdlib_calls"]
     return tuple(out)
 
 
@@ -253,6 +255,17 @@ _STAT, _PROTO, _STRUCT = _block("stat_ok"), _block("proto_none"), _block("struct
 _FMT, _CSTAT = _block("fmt_raw_pickle"), _block("cstat_complete")
 _WRAP, _CANOM = _block(f"wrap_{WRAPPERS[0]}"), _block(f"canom_{CONTAINER_ANOMALIES[0]}")
 _KIND, _EXT, _CONT = _block("kind_pickle"), _block("ext_torch"), _block("container_members_total")
+_UNK_STDLIB = _block("unk_stdlib_distinct")
+
+# Unlisted globals split by where they live: a user's own classes (what benign whole-model saves
+# are full of) versus standard-library callables outside the allowlist (the gadget space of a
+# family the denylist does not know yet). Fixed across Python versions: the running
+# interpreter's list plus modules removed since 3.11.
+_REMOVED_SINCE_311 = (
+    "aifc asynchat asyncore audioop cgi cgitb chunk crypt distutils imghdr imp lib2to3 mailcap "
+    "msilib nis nntplib ossaudiodev pipes smtpd sndhdr spwd sunau telnetlib uu xdrlib"
+)
+STDLIB_MODULES = frozenset(sys.stdlib_module_names) | frozenset(_REMOVED_SINCE_311.split())
 
 
 def _group_of_opcode() -> np.ndarray:
@@ -427,10 +440,30 @@ def _global_and_call_block(
         calls_total, resolved, calls_total - resolved, discarded, on_call, *by_class,
         *positions, before_fail, dangerous_before_fail,
     )  # fmt: skip
+    _unknown_stdlib_block(row, walked, distinct)
     if name_depths:
         row[_DEPTH : _DEPTH + 3] = (
             max(name_depths), sum(name_depths) / len(name_depths), module_depth,
         )  # fmt: skip
+
+
+def _unknown_stdlib_block(
+    row: list[float], walked: list[tuple[StreamFacts, int]], distinct: dict[str, str]
+) -> None:
+    stdlib = {
+        q
+        for q, cls in distinct.items()
+        if cls == "unknown" and q.split(".", 1)[0] in STDLIB_MODULES
+    }
+    if not stdlib:
+        return  # the common case: no per-call loop
+    calls = 0
+    for facts, _ in walked:
+        names = [g.qualname for g in facts.globals]
+        for c in facts.calls:
+            calls += 0 <= c.callable_index < len(names) and names[c.callable_index] in stdlib
+    row[_UNK_STDLIB] = len(stdlib)
+    row[_UNK_STDLIB + 1] = calls
 
 
 def _category_slot(category: str, cls: str) -> int:

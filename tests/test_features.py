@@ -162,3 +162,20 @@ def test_empty_batch() -> None:
     batch = features.to_batch([])
     assert batch.num_rows == 0
     assert features.batch_to_matrix(batch).shape == (0, features.N_FEATURES)
+
+
+def test_unlisted_stdlib_callables_are_counted_apart_from_user_classes() -> None:
+    import statistics
+
+    from fastscan.scan import Scanner
+
+    def row_of(data: bytes) -> dict[str, float]:
+        a = Scanner(model=None).analyse(data)
+        return dict(zip(features.FEATURE_NAMES, features.extract(a.container, a.streams).tolist()))
+
+    stdlib = row_of(pickle.dumps(statistics.NormalDist(1.0, 2.0), protocol=4))
+    assert stdlib["unk_stdlib_distinct"] == 1 and stdlib["unk_stdlib_calls"] >= 1
+    # a user's own class (never imported here: the pickle is assembled by hand)
+    user = row_of(b"\x80\x04\x8c\x0bacme_models\x8c\x03Net\x93)\x81.")
+    assert user["glob_unknown"] == 1
+    assert user["unk_stdlib_distinct"] == 0 and user["unk_stdlib_calls"] == 0
