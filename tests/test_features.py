@@ -171,7 +171,8 @@ def test_unlisted_stdlib_callables_are_counted_apart_from_user_classes() -> None
 
     def row_of(data: bytes) -> dict[str, float]:
         a = Scanner(model=None).analyse(data)
-        return dict(zip(features.FEATURE_NAMES, features.extract(a.container, a.streams).tolist()))
+        row = features.extract(a.container, a.streams).tolist()
+        return dict(zip(features.FEATURE_NAMES, row, strict=True))
 
     stdlib = row_of(pickle.dumps(statistics.NormalDist(1.0, 2.0), protocol=4))
     assert stdlib["unk_stdlib_distinct"] == 1 and stdlib["unk_stdlib_calls"] >= 1
