@@ -19,7 +19,7 @@ from .facts import (
 )
 from .rules import RuleSet, evaluate
 from .tokenizer import tokenize
-from .verdict import FileResult, Finding, combine, settle
+from .verdict import FileResult, Finding, VerdictPolicy, combine, settle
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -190,26 +190,31 @@ class Scanner:
         batch = None
         probs: list[float] = [float("nan")] * len(scored)
         anomalies: list[float] = [float("nan")] * len(scored)
-        if scored and (self.model is not None or with_features):
+        # Files that hold no pickle container at all (safetensors, JSON, images) have nothing
+        # for the model to judge: no features unless asked for, no score.
+        judged = [
+            i for i, (_r, a) in enumerate(scored) if with_features or a.status != "unsupported"
+        ]
+        if judged and (self.model is not None or with_features):
             from . import features
 
             # the model sees the shipped rule classes, so user allow-lists cannot shift its inputs
             vectors = [
-                features.extract(a.container, a.streams, ruleset=self._feature_rules)
-                for _r, a in scored
+                features.extract(scored[i][1].container, scored[i][1].streams, self._feature_rules)
+                for i in judged
             ]
             if with_features:
                 batch = features.to_batch(vectors, paths=[r.path for r, _a in scored])
             if self.model is not None:
                 p, s = self.model.score_matrix(features.to_matrix(vectors))
-                probs, anomalies = [float(x) for x in p], [float(x) for x in s]
-        thresholds = self.model.thresholds if self.model is not None else None
+                for i, prob, anomaly in zip(judged, p.tolist(), s.tolist(), strict=True):
+                    probs[i], anomalies[i] = prob, anomaly
+        # parsed once per batch, not per file (from_mapping validates every key)
+        policy = VerdictPolicy.from_mapping(self.model.thresholds) if self.model else None
         for (result, _a), prob, anomaly in zip(scored, probs, anomalies, strict=True):
             result.score = prob
             result.anomaly_score = anomaly
-            result.verdict, extra = combine(
-                result.findings, result.status, prob, anomaly, thresholds
-            )
+            result.verdict, extra = combine(result.findings, result.status, prob, anomaly, policy)
             result.findings = settle(result.findings, extra)
         return batch if with_features else None
 
