@@ -131,10 +131,10 @@ def main() -> None:
 
     print(f"{len(files)} files, {total_bytes / 1e6:.1f} MB, best of {args.repeat} (CPU seconds)")
     base = runs["rules only"][0]
-    print(f"{'mode':<22} {'cpu s':>8} {'wall s':>8} {'files/s':>9} {'MB/s':>8} {'vs rules':>9}")
+    print(f"{'mode':<28} {'cpu s':>8} {'wall s':>8} {'files/s':>9} {'MB/s':>8} {'vs rules':>9}")
     for name, (cpu, wall) in runs.items():
         print(
-            f"{name:<22} {cpu:>8.3f} {wall:>8.3f} {len(files) / cpu:>9.0f} "
+            f"{name:<28} {cpu:>8.3f} {wall:>8.3f} {len(files) / cpu:>9.0f} "
             f"{total_bytes / 1e6 / cpu:>8.1f} {100 * (cpu / base - 1):>+8.1f}%"
         )
     n = len(files)
