@@ -7,8 +7,14 @@ fixed-layout header fields and answers "could this stored member's first bytes b
 scanner reads further?"; names, anomalies and every decision stay in Python.
 """
 
+from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp
+
+
+cdef extern from "Python.h":
+    PyObject* PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    void PyErr_Clear()
 
 cdef uint32_t SIG_CENTRAL = 0x02014B50
 cdef uint32_t SIG_LOCAL = 0x04034B50
@@ -67,6 +73,29 @@ cdef bint _may_route(const uint8_t* p, int64_t n, const uint8_t[:] first) noexce
     return False
 
 
+cdef object _utf8_or_bytes(const uint8_t* p, int64_t n):
+    """The name as str when it is valid UTF-8 (what every decoding in zipread then gives), else
+    the raw bytes for Python's cp437/replace fallback."""
+    cdef PyObject* text = PyUnicode_DecodeUTF8(<const char*>p, n, NULL)
+    if text == NULL:
+        PyErr_Clear()
+        return bytes(p[:n])
+    return <object>text
+
+
+cdef bint _plain_name(const uint8_t* p, int64_t n) noexcept nogil:
+    """No path-traversal marker zipread would have to look at (leading slash, drive, "..")."""
+    cdef int64_t i
+    if n > 0 and (p[0] == 47 or p[0] == 92):
+        return False
+    if n > 1 and p[1] == 58:
+        return False
+    for i in range(n - 1):
+        if p[i] == 46 and p[i + 1] == 46:
+            return False
+    return True
+
+
 cdef int64_t _local_data(const uint8_t* p, int64_t n, int64_t off) noexcept nogil:
     """Offset of the member data after the local header at `off`, or -1."""
     if off < 0 or off + 30 > n or u32(p + off) != SIG_LOCAL:
@@ -78,19 +107,21 @@ def central_entries(const uint8_t[::1] buf, int64_t real_cd, int64_t delta,
                     int64_t window, const uint8_t[:] route_first):
     """Every central-directory record from `real_cd` while the signature holds.
 
-    One tuple per record: (raw name, flags, method, crc, compressed size, size, local header
-    offset, data offset (-1: no local header), raw local name or None when equal to the central
-    one, local flags, made-by-Unix mode bits, routable) with zip64 placeholders resolved.
-    `routable` is False only for a stored, unencrypted member whose first `window` bytes
-    `sniff.may_route` would reject (the caller still checks the name).
+    One tuple per record, in `zipread.ZipEntry` field order: (name, local name, method, flags,
+    crc, compressed size, size, local header offset, data offset (-1: no local header),
+    is_symlink, crc_known, routable, plain), zip64 placeholders resolved. Names are str when
+    valid UTF-8, else raw bytes for Python to decode. `routable` is False only for a stored,
+    unencrypted member whose first `window` bytes `sniff.may_route` would reject. `plain`: no
+    flag, name, method or symlink oddity that `zipread._entry_anomalies` reports (duplicates
+    aside).
     """
     cdef int64_t n = buf.shape[0]
     cdef const uint8_t* p = &buf[0] if n > 0 else NULL
-    cdef int64_t pos = real_cd, header, data, x, xend, end
+    cdef int64_t pos = real_cd, header, data, x, xend, end, name_end
     cdef uint64_t size, csize, local_off
     cdef uint16_t flags, method, name_len, extra_len, comment_len, tag, tlen, lname_len
     cdef uint32_t crc, mode
-    cdef bint routable
+    cdef bint routable, same_name, symlink, plain
     out = []
     while pos + 46 <= n and u32(p + pos) == SIG_CENTRAL:
         flags = u16(p + pos + 8)
@@ -122,25 +153,31 @@ def central_entries(const uint8_t[::1] buf, int64_t real_cd, int64_t delta,
                         local_off = u64(p + x)
                     break
                 x += 4 + tlen
-        raw_name = bytes(p[pos + 46:min(pos + 46 + name_len, n)])
+        name_end = min(pos + 46 + name_len, n)
+        name = _utf8_or_bytes(p + pos + 46, name_end - pos - 46)
         header = <int64_t>local_off + delta
         data = _local_data(p, n, header)
         if data < 0 and delta != 0:
             header = <int64_t>local_off
             data = _local_data(p, n, header)
-        raw_local = None
-        lflags = 0
+        local_name = name
         routable = True
+        same_name = True
         if data >= 0:
             lname_len = u16(p + header + 26)
-            lflags = u16(p + header + 6)
-            if lname_len != name_len or header + 30 + lname_len > n or memcmp(
-                    p + header + 30, p + pos + 46, name_len) != 0:
-                raw_local = bytes(p[header + 30:min(header + 30 + lname_len, n)])
+            same_name = (lname_len == name_end - pos - 46 and header + 30 + lname_len <= n
+                         and memcmp(p + header + 30, p + pos + 46, lname_len) == 0)
+            if not same_name:
+                local_name = _utf8_or_bytes(p + header + 30,
+                                            min(header + 30 + lname_len, n) - header - 30)
             if method == 0 and not (flags & 1) and data < n:
                 end = min(n, data + <int64_t>min(csize, <uint64_t>window))
                 routable = _may_route(p + data, end - data, route_first)
-        out.append((raw_name, flags, method, crc, csize, size, header, data, raw_local, lflags,
-                    mode, routable))
+        symlink = mode != 0 and (mode & 0o170000) == 0o120000
+        plain = (same_name and not symlink and (flags & 0x61) == 0
+                 and (method == 0 or method == 8 or method == 12 or method == 14 or method == 99)
+                 and _plain_name(p + pos + 46, name_end - pos - 46))
+        out.append((name, local_name, method, flags, crc, csize, size, header, data, symlink,
+                    True, routable, plain))
         pos += 46 + name_len + extra_len + comment_len
     return out

@@ -14,7 +14,7 @@ import lzma
 import posixpath
 import tarfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import npy, torch_legacy, torch_zip, zipread
@@ -162,11 +162,16 @@ def read_zip(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
     flagged_ok = 0
     locked: list[str] = []
     try:
-        for e in entries:
-            path = join_member(member, e.name)
-            state.count_member(path)
-            if e.is_symlink or _inert_stored_member(state, buf, e):
+        window, size = state.limits.probe_bytes, len(buf)
+        for e in _count_members(state, entries, member):
+            if not e.routable and e.name[-4:].lower() != ".pkl":
+                # a stored member whose probe window starts no format `scan_member` reads
+                # further (the listing checked): one per tensor storage, so no call per member
+                state.container.bytes_read += min(size - e.data_offset, e.compressed_size, window)
                 continue
+            if e.is_symlink:
+                continue
+            path = join_member(member, e.name)
             kind = torch_zip.stream_kind(fmt, e.name)
             found = _zip_member(state, buf, e, path, depth=depth, recurse=recurse, kind=kind)
             if e.encrypted_flag:
@@ -181,19 +186,16 @@ def read_zip(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
     return fmt
 
 
-def _inert_stored_member(state: ScanState, buf: Buffer, e: zipread.ZipEntry) -> bool:
-    """A stored member whose probe window starts no format `scan_member` would read further.
-
-    Same outcome as the full path (which would sniff it and stop), at a fraction of the cost:
-    a checkpoint holds one such member per tensor storage. The listing decided `routable`.
-    """
-    if e.routable or e.name[-4:].lower() == ".pkl":
-        return False
-    start = e.data_offset
-    state.container.bytes_read += (
-        min(len(buf), start + e.compressed_size, start + state.limits.probe_bytes) - start
-    )
-    return True
+def _count_members(
+    state: ScanState, entries: list[zipread.ZipEntry], member: str
+) -> Iterator[zipread.ZipEntry]:
+    """Count the members against `max_members` in one step and yield those within it; the
+    first one past it raises BudgetHit (after the ones before it were scanned)."""
+    room = max(0, state.limits.max_members - state.container.members_total)
+    state.container.members_total += min(room, len(entries))
+    yield from entries[:room]
+    if len(entries) > room:
+        state.count_member(join_member(member, entries[room].name))  # records and raises
 
 
 def _zip_member(

@@ -14,6 +14,7 @@ from .base import Buffer
 from .zipread import ZipEntry, read_member
 
 _RECORDS = {"byteorder": "byteorder", "version": "torch_version", ".data/version": "torch_version"}
+_RECORD_ENDINGS = tuple(_RECORDS)
 MAX_RECORD = 64  # these records hold a word or a number
 
 
@@ -24,7 +25,7 @@ def _tail(name: str) -> str:
 
 def classify(names: list[str]) -> str:
     """torchscript | torch_zip | npz | zip, from member names (content is probed elsewhere)."""
-    tails = {_tail(n) for n in names if "/" in n}  # torch always writes one top folder
+    tails = {n.partition("/")[2] for n in names if "/" in n}  # torch writes one top folder
     if any(t.startswith("code/") for t in tails) and (
         "constants.pkl" in tails or "data.pkl" in tails
     ):
@@ -47,6 +48,8 @@ def note_records(state: ScanState, buf: Buffer, entries: list[ZipEntry], member:
     prefix = f"{member}/" if member else ""
     code = 0
     for e in entries:
+        if "code/" not in e.name and not e.name.endswith(_RECORD_ENDINGS):
+            continue  # a tensor storage: the common case, no tail to compute
         tail = _tail(e.name)
         if tail.startswith("code/"):
             code += 1

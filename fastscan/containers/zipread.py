@@ -10,11 +10,12 @@ oddity as a `ContainerAnomaly`.
 from __future__ import annotations
 
 import bz2
+import functools
 import lzma
-import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from fastscan._zipdir import central_entries
 
@@ -57,8 +58,13 @@ class RatioExceeded(Exception):
     """Output grew past `max_ratio` times the input consumed (a decompression bomb)."""
 
 
-@dataclass(slots=True)
-class ZipEntry:
+class ZipEntry(NamedTuple):
+    """One member as the central directory (or the local-header walk) describes it.
+
+    A NamedTuple: a checkpoint lists one entry per tensor storage, built straight from the
+    native listing's tuples.
+    """
+
     name: str  # the central-directory name (local name when no directory)
     local_name: str
     method: int
@@ -71,6 +77,7 @@ class ZipEntry:
     is_symlink: bool = False
     crc_known: bool = True  # False for data-descriptor members found by the local-header walk
     routable: bool = True  # False: stored, and its probe window starts no format worth reading
+    plain: bool = False  # True: no oddity `_entry_anomalies` would report, duplicates aside
 
     @property
     def encrypted_flag(self) -> bool:
@@ -85,6 +92,13 @@ class ZipEntry:
 class ZipListing:
     entries: list[ZipEntry] = field(default_factory=list)
     anomalies: list[ContainerAnomaly] = field(default_factory=list)
+
+
+_new_entry = functools.partial(tuple.__new__, ZipEntry)  # from C, no Python frame per entry
+
+
+def _as_name(name: str | bytes, flags: int) -> str:
+    return name if isinstance(name, str) else _decode_name(name, flags)
 
 
 def _decode_name(raw: bytes, flags: int) -> str:
@@ -153,28 +167,15 @@ def _central_listing(
         if bytes(view[real_cd : real_cd + 4]) != CENTRAL_SIG:
             return n_total == 0 and cd_size == 0
     delta = real_cd - cd_offset
-    for (
-        raw_name,
-        flags,
-        method,
-        crc,
-        csize,
-        size,
-        header,
-        data_offset,
-        raw_local,
-        local_flags,
-        mode,
-        routable,
-    ) in central_entries(view, real_cd, delta, probe_window, ROUTE_FIRST):
-        name = _decode_name(raw_name, flags)
-        if data_offset < 0:
-            listing.anomalies.append(ContainerAnomaly("zip_bad_local_header", name))
+    for fields in central_entries(view, real_cd, delta, probe_window, ROUTE_FIRST):
+        entry = _new_entry(fields)
+        if not isinstance(entry.name, str) or not isinstance(entry.local_name, str):
+            # not UTF-8: the cp437 / replace decodings of `_decode_name`
+            name = _as_name(entry.name, entry.flags)
+            entry = entry._replace(name=name, local_name=_as_name(entry.local_name, entry.flags))
+        if entry.data_offset < 0:
+            listing.anomalies.append(ContainerAnomaly("zip_bad_local_header", entry.name))
             continue
-        local_name = name if raw_local is None else _decode_name(raw_local, local_flags)
-        entry = ZipEntry(name, local_name, method, flags, crc, csize, size, header, data_offset)
-        entry.is_symlink = bool(mode) and stat.S_ISLNK(mode)
-        entry.routable = routable
         listing.entries.append(entry)
     if listing.entries and min(e.header_offset for e in listing.entries) > 0:
         first = min(e.header_offset for e in listing.entries)
@@ -219,9 +220,12 @@ def _walk_local_headers(view: memoryview, listing: ZipListing) -> None:
             csize = stop - data_offset
             if csize >= 16 and bytes(view[stop - 16 : stop - 12]) == b"PK\x07\x08":
                 csize -= 16
-        entry = ZipEntry(name, name, method, flags, crc, csize, size, pos, data_offset)
-        entry.crc_known = not flags & FLAG_DATA_DESCRIPTOR
-        listing.entries.append(entry)
+        crc_known = not flags & FLAG_DATA_DESCRIPTOR
+        listing.entries.append(
+            ZipEntry(
+                name, name, method, flags, crc, csize, size, pos, data_offset, crc_known=crc_known
+            )
+        )
         pos = nxt
 
 
@@ -244,7 +248,10 @@ def list_zip(buf: Buffer, probe_window: int = 0) -> ZipListing:
             raise ZipError("no zip central directory or local headers found")
     seen: set[str] = set()
     for e in listing.entries:
-        _entry_anomalies(e, seen, listing.anomalies)
+        if e.plain and e.name not in seen:
+            seen.add(e.name)  # nothing else to report (the native listing checked)
+        else:
+            _entry_anomalies(e, seen, listing.anomalies)
     return listing
 
 
