@@ -22,6 +22,7 @@ from ..facts import (
 )
 from ..verdict import Finding, Severity
 from . import catalog as R
+from .call_shapes import CallShapes
 from .catalog import FindingRule
 from .knowledge import UNKNOWN
 from .resolve import Classification
@@ -99,18 +100,6 @@ _TORCH_FORMATS = frozenset({"torch_zip", "torch_legacy", "torchscript"})
 _SINGLE_PICKLE_FORMATS = frozenset({"torch_zip", "torchscript", "npy", "npz"})
 _SINGLE_PICKLE_KINDS = frozenset({"npy_object", "torchscript_constants"})
 _CALL_OPCODES_NOT_CALLS = frozenset({"BUILD"})  # BUILD sets state, it calls no global
-_RESOLVER_CATEGORIES = frozenset({"introspection", "import_resolver"})
-# Code-construction globals whose result is a callable function: calling it runs stream code.
-_FUNCTION_MAKERS = frozenset(
-    {
-        "types.FunctionType",
-        "types.LambdaType",
-        "types.MethodType",
-        "cloudpickle.cloudpickle._make_function",
-        "dill._dill._create_function",
-    }
-)
-
 # Strings that are commands or code, never tensor names or config values.
 _SHELL = re.compile(
     r"(?:^|[\s;&|`(])(?:/bin/(?:ba|z|da)?sh|cmd(?:\.exe)?\s+/c|powershell|curl\s|wget\s|nc\s+-|"
@@ -293,6 +282,7 @@ def _stream_findings(
     # joblib cut (operands memoised in an earlier segment) explains the gap.
     lenient = facts.anomaly_count("memo_budget") > 0 or scope.cut_at_start
     categories: set[str] = set()
+    shapes = CallShapes(facts, classes, rules)
 
     for index, (g, cls) in enumerate(zip(facts.globals, classes, strict=True)):
         call = first_call.get(index)
@@ -323,9 +313,19 @@ def _stream_findings(
             )
             continue
         if cls.is_dangerous:
+            # getattr(<class>, "<name>"), partial(<safe function>): how stdlib values pickle
+            shape = shapes.sink_call(index, cls) if call is not None else None
             rule = R.DANGEROUS_CALL if call is not None else R.DANGEROUS_IMPORT
-            msg = f"{g.qualname}{resolved} {verb} [{cls.category}]: {cls.reason}{where}"
-            out.add(rule.finding(msg, member=member, offset=offset, subject=g.qualname))
+            if shape is not None:
+                msg = f"{g.qualname}{resolved} called only {shape.note}{where}"
+            else:
+                msg = f"{g.qualname}{resolved} {verb} [{cls.category}]: {cls.reason}{where}"
+            severity = shape.severity if shape is not None else None
+            out.add(
+                rule.finding(
+                    msg, member=member, offset=offset, subject=g.qualname, severity=severity
+                )
+            )
             continue
         if cls.dotted and (cls.through_allowlisted or cls.is_safe):
             out.add(
@@ -337,17 +337,26 @@ def _stream_findings(
                 )
             )
         if cls.verdict_class == UNKNOWN:
+            severity = None
             if cls.category == "code_construction":
                 rule, reason = R.CODE_CONSTRUCTION, cls.reason
+            elif cls.entry_id and cls.category == "callback_dispatch" and call is None:
+                # a consumer (max, sorted) referenced, never called: it runs nothing at load
+                rule, reason = R.REVIEWED_UNKNOWN, f"[{cls.category}] referenced, not called"
+                severity = Severity.LOW
             elif cls.entry_id:
                 rule, reason = R.REVIEWED_UNKNOWN, f"[{cls.category}] {cls.reason}"
             else:
                 rule, reason = R.UNKNOWN_GLOBAL, "not in the reviewed allowlist"
             msg = f"{g.qualname}{resolved} {verb}: {reason}{where}"
-            out.add(rule.finding(msg, member=member, offset=offset, subject=g.qualname))
+            out.add(
+                rule.finding(
+                    msg, member=member, offset=offset, subject=g.qualname, severity=severity
+                )
+            )
 
     for c in calls_of_calls[:MAX_FINDINGS_PER_RULE]:
-        severity, what = _call_of_call_grade(c, facts.calls, classes, categories)
+        severity, what = shapes.call_of_call(c, categories)
         out.add(
             R.CALL_OF_CALL_RESULT.finding(
                 f"{c.opcode} calls {what}{where}",
@@ -378,34 +387,6 @@ def _stream_findings(
         )
         inner = _Scope(scope.fmt, "nested", "", outer)
         _stream_findings(member, n.facts, rules, out, inner)
-
-
-def _call_of_call_grade(
-    call: CallSite,
-    calls: Sequence[CallSite],
-    classes: Sequence[Classification | None],
-    categories: set[str],
-) -> tuple[Severity | None, str]:
-    """Calling a constructed function, or what getattr/an importer returned, is malicious (E6);
-    building a code object from a looked-up type (cloudpickle) is construction, not a run."""
-    k = call.callable_call_index
-    producer = calls[k] if 0 <= k < len(calls) else None
-    if producer is None or producer.callable_index < 0 or producer.callable_index >= len(classes):
-        if categories & _RESOLVER_CATEGORIES:
-            return Severity.MALICIOUS, "the result of another call, next to a resolver global"
-        return None, "the result of another call"
-    cls = classes[producer.callable_index]
-    if cls is None:
-        return None, "the result of an unresolved call"
-    if cls.resolved in _FUNCTION_MAKERS:
-        return Severity.MALICIOUS, f"the function built by {cls.resolved}"
-    if cls.category in _RESOLVER_CATEGORIES:
-        return Severity.MALICIOUS, f"what {cls.resolved} returned"
-    if cls.category == "code_construction":
-        # cloudpickle/dill look a type up, then instantiate it (a code object, a cell): building
-        # code is not running it
-        return Severity.LOW, f"the type returned by {cls.resolved}"
-    return None, f"the result of {cls.resolved}"
 
 
 # Globals dill writes around the functions and classes it rebuilds: setattr on what it just
