@@ -383,30 +383,45 @@ def benign_flagged_by_rules(scan: CorpusScan, rows: np.ndarray | None = None) ->
 
 
 def format_novel(report: dict[str, Any]) -> str:
-    """Markdown: per group and mode, recall and benign-test FPR at suspicious / malicious."""
+    """Markdown: per group and mode, recall and benign-test FPR at suspicious / malicious, and
+    the F1 of flagging (>= suspicious) on the group plus the benign test files."""
     rows = report["novel_family_out"]
     recall_heads = " | ".join(f"{m} recall (susp / mal)" for m in MODES)
     fpr_heads = " | ".join(f"{m} FPR (susp / mal)" for m in MODES)
+    f1_head = "F1 at susp (" + " / ".join(MODES) + ")"
     lines = [
         "novel-family leave-one-out (the group's dangerous names withheld from the rules; "
         "model fit without the group; FPR on the held-out benign files)",
         "",
-        f"| group | files | withheld names | {recall_heads} | {fpr_heads} |",
-        "|" + "---|" * (3 + 2 * len(MODES)),
+        f"| group | files | withheld names | {recall_heads} | {fpr_heads} | {f1_head} |",
+        "|" + "---|" * (4 + 2 * len(MODES)),
     ]
 
     def pair(cell: dict[str, float], what: str) -> str:
         return f"{cell[what + '_suspicious']:.3f} / {cell[what + '_malicious']:.3f}"
 
+    f1_sums = dict.fromkeys(MODES, 0.0)
     for group, row in rows.items():
         recalls = " | ".join(pair(row[m], "recall") for m in MODES)
         fprs = " | ".join(pair(row[m], "fpr") for m in MODES)
-        lines.append(f"| {group} | {row['n']} | {len(row['withheld'])} | {recalls} | {fprs} |")
+        f1s = [_f1(row[m]["recall_suspicious"], row[m]["fpr_suspicious"], row) for m in MODES]
+        for m, f in zip(MODES, f1s, strict=True):
+            f1_sums[m] += f / len(rows)
+        f1 = " / ".join(f"{f:.3f}" for f in f1s)
+        lines.append(
+            f"| {group} | {row['n']} | {len(row['withheld'])} | {recalls} | {fprs} | {f1} |"
+        )
     means = report["novel_family_out_mean"]
     recalls = " | ".join(f"**{pair(means[m], 'recall')}**" for m in MODES)
     fprs = " | ".join(pair(means[m], "fpr") for m in MODES)
-    lines.append(f"| **mean** | | | {recalls} | {fprs} |")
+    f1 = " / ".join(f"{f1_sums[m]:.3f}" for m in MODES)
+    lines.append(f"| **mean** | | | {recalls} | {fprs} | **{f1}** |")
     return "\n".join(lines)
+
+
+def _f1(recall: float, fpr: float, row: dict[str, Any]) -> float:
+    tp, fn, fp = recall * row["n"], (1 - recall) * row["n"], fpr * row["n_benign"]
+    return 2 * tp / (2 * tp + fn + fp) if tp else 0.0
 
 
 def format_benign_flagged(counts: dict[str, Any]) -> str:
