@@ -26,6 +26,11 @@ def _add_scanner_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--config", help="TOML with extra allow/deny entries and suppressions")
     p.add_argument(
+        "--strict-unknown",
+        action="store_true",
+        help="unlisted globals stay suspicious even when the classifier is sure (no FS903)",
+    )
+    p.add_argument(
         "--fail-on",
         choices=_LEVELS,
         default="suspicious",
@@ -34,7 +39,11 @@ def _add_scanner_options(p: argparse.ArgumentParser) -> None:
 
 
 def _scanner_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"model": None if args.model == "none" else args.model, "config": args.config}
+    return {
+        "model": None if args.model == "none" else args.model,
+        "config": args.config,
+        "strict_unknown": args.strict_unknown,
+    }
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -63,7 +63,9 @@ class Scanner:
         limits: ScanLimits | None = None,
         container_limits: ContainerLimits | None = None,
         rules: RuleSet | None = None,
+        strict_unknown: bool = False,
     ) -> None:
+        # `strict_unknown`: the classifier never settles unlisted globals (no FS903).
         # `rules`: a ready RuleSet instead of `config` (the novel-family experiment withholds
         # denylist entries); unlike a user config it also classifies the model's features.
         self.rules = rules if rules is not None else RuleSet.load(config)
@@ -71,6 +73,12 @@ class Scanner:
         self.limits = limits or ScanLimits()
         self.container_limits = container_limits or ContainerLimits()
         self.model = _load_model(model)
+        self.policy: VerdictPolicy | None = None
+        if self.model is not None:
+            thresholds = dict(self.model.thresholds)
+            if strict_unknown:
+                thresholds["unknown_benign"] = 0.0
+            self.policy = VerdictPolicy.from_mapping(thresholds)
 
     # -- one file ---------------------------------------------------------------------------
 
@@ -209,12 +217,12 @@ class Scanner:
                 p, s = self.model.score_matrix(features.to_matrix(vectors))
                 for i, prob, anomaly in zip(judged, p.tolist(), s.tolist(), strict=True):
                     probs[i], anomalies[i] = prob, anomaly
-        # parsed once per batch, not per file (from_mapping validates every key)
-        policy = VerdictPolicy.from_mapping(self.model.thresholds) if self.model else None
         for (result, _a), prob, anomaly in zip(scored, probs, anomalies, strict=True):
             result.score = prob
             result.anomaly_score = anomaly
-            result.verdict, extra = combine(result.findings, result.status, prob, anomaly, policy)
+            result.verdict, extra = combine(
+                result.findings, result.status, prob, anomaly, self.policy
+            )
             result.findings = settle(result.findings, extra)
         return batch if with_features else None
 

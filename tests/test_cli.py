@@ -104,3 +104,14 @@ def test_readme_config_example_loads(tmp_path: Path) -> None:
     rules = RuleSet.load(config)
     assert rules.classify("mylab.layers", "Conv").verdict_class == "safe"
     assert rules.classify("mylab.debug", "shell").verdict_class == "dangerous"
+
+
+def test_strict_unknown_keeps_user_classes_suspicious(tmp_path: Path) -> None:
+    # a user's own class: unlisted (FS103); the shipped classifier may settle it as benign
+    path = tmp_path / "user_model.pkl"
+    path.write_bytes(b"\x80\x04\x8c\x0bacme_models\x8c\x03Net\x93)\x81}\x8c\x01w\x8c\x01x\x86b.")
+    from fastscan.scan import Scanner
+
+    strict = Scanner(strict_unknown=True).scan_path(path)
+    assert strict.verdict == "suspicious" and "FS903" not in strict.rule_ids
+    assert main(["scan", "--strict-unknown", str(path)]) == 1
