@@ -103,7 +103,7 @@ def build_mirror(root: Path, files: int, large_mb: int, large_count: int, seed: 
         else:
             (folder / f"notes{i}.txt").write_bytes(os.urandom(rng.randint(100, 20000)))
     big = root / "big"
-    big.mkdir(exist_ok=True)
+    big.mkdir(parents=True, exist_ok=True)
     for k in range(large_count):
         path = big / f"checkpoint{k}.pt"
         if torch is not None:
@@ -157,7 +157,9 @@ def measure(tool: str, argv: list[str], env: dict[str, str] | None = None) -> Me
         for p in procs:
             try:
                 t = p.cpu_times()
-                cpu_by_pid[p.pid] = t.user + t.system + t.children_user + t.children_system
+                # own time only: every descendant is sampled itself (children_* would count a
+                # forkserver's finished workers twice)
+                cpu_by_pid[p.pid] = t.user + t.system
                 rss += p.memory_info().rss
             except psutil.NoSuchProcess:
                 continue

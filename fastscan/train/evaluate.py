@@ -57,7 +57,6 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
-from .. import features
 from .. import model as model_mod
 from ..rules import default_ruleset
 from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, combine
@@ -260,14 +259,7 @@ def _rescan_chunk(job: tuple[tuple[str, ...], list[str]]) -> tuple[list[Any], np
 
     withheld, paths = job
     scanner = Scanner(model=None, rules=default_ruleset().withholding(withheld))
-    results, batch = scanner.scan_refs(paths, with_features=True)
-    rows = np.zeros((len(paths), features.N_FEATURES), dtype=np.float32)
-    if batch is not None and batch.num_rows:
-        index = {p: i for i, p in enumerate(paths)}
-        matrix = features.batch_to_matrix(batch)
-        for j, p in enumerate(batch.column("path").to_pylist()):
-            rows[index[p]] = matrix[j]
-    return results, rows
+    return fit_mod.scan_with_rows(scanner, paths)
 
 
 def _map(fn: Any, jobs: list[Any], workers: int) -> list[Any]:

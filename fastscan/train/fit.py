@@ -137,7 +137,12 @@ def _scan_chunk(paths: list[str]) -> tuple[list[FileResult], np.ndarray]:
         from ..scan import Scanner
 
         _WORKER_SCANNER = Scanner(model=None)
-    results, batch = _WORKER_SCANNER.scan_refs(paths, with_features=True)
+    return scan_with_rows(_WORKER_SCANNER, paths)
+
+
+def scan_with_rows(scanner: Any, paths: list[str]) -> tuple[list[FileResult], np.ndarray]:
+    """Results and feature rows aligned with `paths`."""
+    results, batch = scanner.scan_refs(paths, with_features=True)
     rows = np.zeros((len(paths), features.N_FEATURES), dtype=np.float32)
     if batch is not None and batch.num_rows:
         # files whose scan raised have no feature row: they keep the all-zero (error) row
