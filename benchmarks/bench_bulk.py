@@ -137,38 +137,56 @@ class Measure:
     note: str = ""
 
 
-def measure(tool: str, argv: list[str], env: dict[str, str] | None = None) -> Measure:
-    """Run argv, sampling the whole process tree for CPU time and resident memory."""
+def measure(
+    tool: str, argv: list[str], env: dict[str, str] | None = None, timeout: float = 0.0
+) -> Measure:
+    """Run argv, sampling the whole process tree for CPU time and resident memory.
+
+    With `timeout` > 0 the tree is killed after that many seconds and the row says so: its
+    files/s is then an upper bound (the tool had not finished).
+    """
+    import signal
+
     import psutil
 
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    root = psutil.Process(proc.pid)
-    cpu_by_pid: dict[int, float] = {}
-    peak = 0
-    while proc.poll() is None:
-        try:
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            break
-        rss = 0
-        for p in procs:
+    with tempfile.TemporaryFile() as err_file:  # a pipe could fill up and stall a chatty tool
+        proc = subprocess.Popen(
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=err_file, start_new_session=True
+        )
+        root = psutil.Process(proc.pid)
+        cpu_by_pid: dict[int, float] = {}
+        peak = 0
+        timed_out = False
+        while proc.poll() is None:
+            if timeout and time.perf_counter() - start > timeout:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                timed_out = True
+                break
             try:
-                t = p.cpu_times()
-                # own time only: every descendant is sampled itself (children_* would count a
-                # forkserver's finished workers twice)
-                cpu_by_pid[p.pid] = t.user + t.system
-                rss += p.memory_info().rss
+                procs = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
-                continue
-        peak = max(peak, rss)
-        time.sleep(0.05)
-    _, err = proc.communicate()
-    seconds = time.perf_counter() - start
-    lines = err.decode(errors="replace").strip().splitlines()
+                break
+            rss = 0
+            for p in procs:
+                try:
+                    t = p.cpu_times()
+                    # own time only: every descendant is sampled itself (children_* would count
+                    # a forkserver's finished workers twice)
+                    cpu_by_pid[p.pid] = t.user + t.system
+                    rss += p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    continue
+            peak = max(peak, rss)
+            time.sleep(0.05)
+        proc.wait()
+        seconds = time.perf_counter() - start
+        err_file.seek(0)
+        lines = err_file.read().decode(errors="replace").strip().splitlines()
     note = lines[-1][:120] if proc.returncode > 1 and lines else ""
+    if timed_out:
+        note = f"killed after {timeout:.0f} s: not finished, files/s is an upper bound"
     return Measure(tool, seconds, sum(cpu_by_pid.values()), peak / 2**20, proc.returncode, note)
 
 
@@ -235,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mirror", type=Path, help="reuse (or build once into) this directory")
     ap.add_argument("--peers-venv", type=Path, default=HERE / ".peers")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument(
+        "--peer-timeout", type=float, default=900.0, help="kill a peer after this many seconds"
+    )
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="fastscan-bench-") as tmpdir:
@@ -271,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             if name not in cmds:
                 print(f"{name:<22} skipped (not installed; run benchmarks/setup_peers.sh)")
                 continue
-            print(row(measure(name, cmds[name]), files, nbytes), flush=True)
+            m = measure(name, cmds[name], timeout=args.peer_timeout)
+            print(row(m, files, nbytes), flush=True)
 
         print("\nfastscan scaling")
         base = None

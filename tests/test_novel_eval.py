@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fastscan import features
 from fastscan.rules import DANGEROUS, UNKNOWN, RuleSet, default_ruleset
-from fastscan.train import corpus, evaluate
+from fastscan.train import corpus, evaluate, withhold
 from fastscan.train import fit as fit_mod
 from fastscan.verdict import MALICIOUS, SUSPICIOUS
 
@@ -82,14 +83,14 @@ def tiny_scan(tmp_path_factory: pytest.TempPathFactory) -> fit_mod.CorpusScan:
 
 
 def test_rescan_reuses_only_unaffected_rows(tiny_scan: fit_mod.CorpusScan) -> None:
-    names = evaluate.dangerous_names_per_file(tiny_scan)
+    names = withhold.dangerous_names_per_file(tiny_scan)
     withheld = frozenset({"os.system"})
-    partial, rescanned = evaluate.rescan_withholding(tiny_scan, names, withheld)
+    partial, rescanned = withhold.rescan_withholding(tiny_scan, names, withheld)
     holders = [i for i, n in enumerate(names) if "os.system" in n]
     assert rescanned == len(holders) > 0
     # the shortcut equals rescanning every file with the withheld rules
     job = (tuple(withheld), [str(e.path) for e in tiny_scan.entries])
-    results, rows = evaluate._rescan_chunk(job)
+    results, rows = withhold._rescan_chunk(job)
     np.testing.assert_array_equal(partial.X, rows)
     assert partial.rule_verdicts == [r.verdict for r in results]
     assert tiny_scan.rule_verdicts[holders[0]] == MALICIOUS  # the original is untouched
@@ -130,3 +131,36 @@ def test_cli_novel_flag(tiny_scan: fit_mod.CorpusScan, tmp_path: Path) -> None:
     out = tmp_path / "novel.json"
     assert evaluate.main([str(root), "--novel", "--json", str(out)]) == 0
     assert "novel_family_out" in out.read_text()
+
+
+def test_unlisted_twins_are_malicious_rows_without_denylist_help(
+    tiny_scan: fit_mod.CorpusScan,
+) -> None:
+    scan = fit_mod.CorpusScan(
+        entries=tiny_scan.entries,
+        X=tiny_scan.X.copy(),
+        statuses=tiny_scan.statuses,
+        findings=tiny_scan.findings,
+        rule_verdicts=tiny_scan.rule_verdicts,
+    )
+    rescanned = withhold.add_unlisted_rows(scan)
+    assert scan.X_unlisted is not None and rescanned > 0
+    changed = (scan.X_unlisted != scan.X).any(axis=1)
+    assert changed[scan.y == 1].any() and not changed[scan.y == 0].any()
+    dangerous = features.FEATURE_NAMES.index("glob_dangerous")
+    assert (scan.X_unlisted[changed, dangerous] == 0).all()  # every sink looks unlisted
+    clf = fit_mod.fit_classifier(scan.X, scan.y, 0, scan.X_unlisted)
+    assert clf.n_features_in_ == features.N_FEATURES
+
+
+def test_unknown_benign_cut_keeps_target_fpr_on_settleable_benign_rows() -> None:
+    y = np.array([0] * 200 + [1] * 50)
+    prob = np.concatenate([np.linspace(0.0, 0.4, 200), np.full(50, 0.95)])
+    judgeable = np.zeros(250, dtype=bool)
+    judgeable[:200] = True
+    cut = fit_mod.choose_thresholds(prob, np.zeros(250), y, 0.005, judgeable=judgeable)
+    unsettled = (prob[:200] >= cut["unknown_benign"]).mean()
+    assert unsettled <= 0.005 and cut["unknown_benign"] <= cut["suspicious"]
+    # without settleable rows the cut stays at its floor
+    floor = fit_mod.choose_thresholds(prob, np.zeros(250), y, 0.005)
+    assert floor["unknown_benign"] == fit_mod.DEFAULT_UNKNOWN_BENIGN

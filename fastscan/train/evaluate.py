@@ -58,10 +58,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
 from .. import model as model_mod
-from ..rules import default_ruleset
 from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, combine
 from . import fit as fit_mod
 from .fit import CorpusScan, anomaly_scores, fit_classifier, make_anomaly_model
+from .withhold import add_unlisted_rows, dangerous_names_per_file, rescan_withholding
 
 MODES = ("rules", "model", "combined")
 _RANK = {CLEAN: 0, SUSPICIOUS: 1, MALICIOUS: 2}
@@ -170,7 +170,8 @@ def _fit_and_score(
 ) -> tuple[np.ndarray, np.ndarray]:
     X, y = scan.X, scan.y
     with threadpool_limits(limits=1):  # see fit.fit
-        clf = fit_classifier(X[train], y[train], seed)
+        unlisted = scan.X_unlisted[train] if scan.X_unlisted is not None else None
+        clf = fit_classifier(X[train], y[train], seed, unlisted)
         benign = train[y[train] == 0]
         iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
     return clf.predict_proba(X[test])[:, 1], anomaly_scores(iso, X[test])
@@ -181,7 +182,15 @@ def run_experiments(
 ) -> dict[str, Any]:
     """Held-out and leave-one-family-out results (see the module docstring)."""
     train, test = held_out_split(scan, seed, test_fraction)
-    fitted = fit_mod.fit(scan.X[train], scan.y[train], scan.split_keys[train], seed=seed)
+    unlisted = scan.X_unlisted[train] if scan.X_unlisted is not None else None
+    fitted = fit_mod.fit(
+        scan.X[train],
+        scan.y[train],
+        scan.split_keys[train],
+        seed=seed,
+        unlisted=unlisted,
+        judgeable=fit_mod.judgeable_rows(scan)[train],
+    )
     thresholds = fitted.thresholds
     prob = fitted.classifier.predict_proba(scan.X[test])[:, 1]
     anomaly = anomaly_scores(fitted.anomaly, scan.X[test])
@@ -228,89 +237,6 @@ def format_lofo(report: dict[str, Any]) -> str:
 
 
 # -- novel families: the denylist does not know the held-out group ------------------------------
-
-
-def _names_chunk(paths: list[str]) -> list[frozenset[str]]:
-    """Worker: per file, the resolved names the shipped rules call dangerous (nested included)."""
-    from ..scan import Scanner
-
-    scanner = Scanner(model=None)
-    rules = default_ruleset()
-    out: list[frozenset[str]] = []
-    for path in paths:
-        try:
-            analysis = scanner.analyse(path, path)
-        except Exception:  # an unreadable file holds no names; its scan row says error anyway
-            out.append(frozenset())
-            continue
-        pairs = {
-            (g.module, g.name)
-            for _s, f in analysis.streams
-            for sub in f.walk()
-            for g in sub.globals
-        }
-        out.append(frozenset(rules.dangerous_names(pairs)))
-    return out
-
-
-def _rescan_chunk(job: tuple[tuple[str, ...], list[str]]) -> tuple[list[Any], np.ndarray]:
-    """Worker: rules verdicts and feature rows of `paths` with `withheld` names unknown."""
-    from ..scan import Scanner
-
-    withheld, paths = job
-    scanner = Scanner(model=None, rules=default_ruleset().withholding(withheld))
-    return fit_mod.scan_with_rows(scanner, paths)
-
-
-def _map(fn: Any, jobs: list[Any], workers: int) -> list[Any]:
-    if workers > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(fn, jobs))
-    return [fn(j) for j in jobs]
-
-
-def dangerous_names_per_file(
-    scan: CorpusScan, workers: int = 1, chunk: int = 64
-) -> list[frozenset[str]]:
-    paths = [str(e.path) for e in scan.entries]
-    jobs = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
-    return [names for part in _map(_names_chunk, jobs, workers) for names in part]
-
-
-def rescan_withholding(
-    scan: CorpusScan,
-    names: Sequence[frozenset[str]],
-    withheld: frozenset[str],
-    workers: int = 1,
-    chunk: int = 64,
-) -> tuple[CorpusScan, int]:
-    """A copy of `scan` in which every file holding a withheld name is rescanned with those
-    names unknown; other files classify identically, so their rows are reused. Returns the copy
-    and how many files were rescanned."""
-    affected = [i for i, n in enumerate(names) if n & withheld]
-    out = CorpusScan(
-        entries=scan.entries,
-        X=scan.X.copy(),
-        statuses=list(scan.statuses),
-        findings=list(scan.findings),
-        rule_verdicts=list(scan.rule_verdicts),
-    )
-    key = tuple(sorted(withheld))
-    jobs = [
-        (key, [str(scan.entries[i].path) for i in affected[k : k + chunk]])
-        for k in range(0, len(affected), chunk)
-    ]
-    parts = _map(_rescan_chunk, jobs, workers)
-    results = [r for rs, _rows in parts for r in rs]
-    rows = [row for _rs, rs_rows in parts for row in rs_rows]
-    for i, result, row in zip(affected, results, rows, strict=True):
-        out.X[i] = row
-        out.statuses[i] = result.status
-        out.findings[i] = [f for f in result.findings if not f.rule_id.startswith("FS9")]
-        out.rule_verdicts[i] = result.verdict
-    return out, len(affected)
 
 
 def _level_rates(verdict_list: Sequence[str], y: np.ndarray) -> dict[str, float]:
@@ -451,6 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     scan = fit_mod.scan_corpus(fit_mod.read_manifest(args.corpus), workers=args.workers)
     if args.experiments or args.novel:
+        add_unlisted_rows(scan, args.workers)  # the same training examples as `fastscan train`
         report = run_experiments(scan, args.seed, args.test_fraction, args.positive)
         report["benign_flagged_by_rules"] = benign_flagged_by_rules(scan)
         title = (

@@ -46,12 +46,13 @@ from threadpoolctl import threadpool_limits
 from .. import features, model
 from ..model import file_sha256
 from ..opcodes import table_hash
-from ..verdict import CLEAN, FileResult, Finding
+from ..verdict import CLEAN, JUDGEABLE_RULES, FileResult, Finding, Severity
 
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
 PARITY_TOLERANCE = 1e-5
 DEFAULT_TARGET_FPR = 0.005  # issue #4: false-positive rate <= 0.5% on benign files
 DEFAULT_ANOMALY_FPR = 0.001
+DEFAULT_UNKNOWN_BENIGN = 0.05  # the least a classifier must be sure to settle unlisted globals
 DEFAULT_FOLDS = 3
 
 
@@ -109,6 +110,9 @@ class CorpusScan:
     statuses: list[str]
     findings: list[list[Finding]]
     rule_verdicts: list[str]  # rules alone (Scanner without a model)
+    # rows with every dangerous name of the file withheld (withhold.add_unlisted_rows); training
+    # adds those of malicious files as extra examples
+    X_unlisted: np.ndarray | None = None
     y: np.ndarray = field(init=False)
     split_keys: np.ndarray = field(init=False)  # CorpusEntry.split_key
     groups: np.ndarray = field(init=False)  # coarse family, the unit of leave-one-family-out
@@ -207,7 +211,15 @@ def make_classifier(seed: int) -> HistGradientBoostingClassifier:
     )
 
 
-def fit_classifier(X: np.ndarray, y: np.ndarray, seed: int) -> HistGradientBoostingClassifier:
+def fit_classifier(
+    X: np.ndarray, y: np.ndarray, seed: int, unlisted: np.ndarray | None = None
+) -> HistGradientBoostingClassifier:
+    """`unlisted`: rows aligned with X with the denylist's names withheld; those of malicious
+    files that differ from their row are added as extra malicious examples."""
+    if unlisted is not None:
+        extra = (y == 1) & (unlisted != X).any(axis=1)
+        X = np.vstack([X, unlisted[extra]])
+        y = np.concatenate([y, np.ones(int(extra.sum()), dtype=y.dtype)])
     blind = classifier_constraints()[0]
     X = X.copy()
     X[:, blind] = 0.0
@@ -234,13 +246,20 @@ def _folds(y: np.ndarray, groups: np.ndarray, seed: int, n_folds: int) -> list[A
 
 
 def out_of_fold(
-    X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, n_folds: int = DEFAULT_FOLDS
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    seed: int,
+    n_folds: int = DEFAULT_FOLDS,
+    *,
+    unlisted: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold (probability, anomaly) for every row; NaN where a row was never held out."""
     prob = np.full(len(y), np.nan)
     anomaly = np.full(len(y), np.nan)
     for train, test in _folds(y, groups, seed, n_folds):
-        clf = fit_classifier(X[train], y[train], seed)
+        extra = unlisted[train] if unlisted is not None else None
+        clf = fit_classifier(X[train], y[train], seed, extra)
         prob[test] = clf.predict_proba(X[test])[:, 1]
         benign = train[y[train] == 0]
         iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
@@ -254,8 +273,14 @@ def choose_thresholds(
     y: np.ndarray,
     target_fpr: float = DEFAULT_TARGET_FPR,
     anomaly_fpr: float = DEFAULT_ANOMALY_FPR,
+    *,
+    judgeable: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Thresholds from held-out scores of benign rows (see the module docstring)."""
+    """Thresholds from held-out scores of benign rows (see the module docstring).
+
+    `judgeable` marks rows whose only suspicion is unlisted globals (`judgeable_rows`): the
+    `unknown_benign` cut settles all but `target_fpr` of the benign ones (never below 0.05).
+    """
     benign_prob = prob[(y == 0) & ~np.isnan(prob)]
     benign_anomaly = anomaly[(y == 0) & ~np.isnan(anomaly)]
     suspicious = 0.5
@@ -269,11 +294,32 @@ def choose_thresholds(
     anomaly_cut = (
         float(np.quantile(benign_anomaly, 1 - anomaly_fpr)) if len(benign_anomaly) else 1.0
     )
+    unknown_benign = DEFAULT_UNKNOWN_BENIGN
+    if judgeable is not None:
+        judged = np.sort(prob[judgeable & (y == 0) & ~np.isnan(prob)])[::-1]
+        allowed = int(np.floor(target_fpr * len(judged)))
+        if allowed < len(judged):
+            unknown_benign = max(unknown_benign, float(np.nextafter(judged[allowed], np.inf)))
     return {  # rounded up, so a rounded cut never flags more benign rows than the exact one
         "suspicious": _round_up(suspicious),
         "malicious": _round_up(max(0.9, suspicious)),
         "anomaly": _round_up(max(anomaly_cut, 0.0) + 1e-6),
+        "unknown_benign": min(_round_up(unknown_benign), _round_up(suspicious)),
     }
+
+
+def judgeable_rows(scan: CorpusScan) -> np.ndarray:
+    """Rows a confident classifier may settle (see verdict.combine): complete scans whose only
+    findings at suspicious or above are unlisted globals."""
+    out = np.zeros(len(scan.entries), dtype=bool)
+    for i, (status, found) in enumerate(zip(scan.statuses, scan.findings, strict=True)):
+        flagged = [f for f in found if f.severity >= Severity.SUSPICIOUS]
+        out[i] = (
+            status == "complete"
+            and bool(flagged)
+            and all(f.rule_id in JUDGEABLE_RULES for f in flagged)
+        )
+    return out
 
 
 def _round_up(value: float, digits: int = 6) -> float:
@@ -306,8 +352,12 @@ def fit(
     n_folds: int = DEFAULT_FOLDS,
     target_fpr: float = DEFAULT_TARGET_FPR,
     anomaly_fpr: float = DEFAULT_ANOMALY_FPR,
+    unlisted: np.ndarray | None = None,
+    judgeable: np.ndarray | None = None,
 ) -> Fitted:
-    """Fit both models on all rows; thresholds and metrics from out-of-fold scores."""
+    """Fit both models on all rows; thresholds and metrics from out-of-fold scores.
+    `unlisted`: see `fit_classifier` (CorpusScan.X_unlisted rows aligned with X);
+    `judgeable`: see `choose_thresholds`."""
     if not np.isfinite(X).all():
         raise ValueError("features contain NaN or inf")
     if len(set(y.tolist())) != 2:
@@ -315,7 +365,15 @@ def fit(
     # One OpenMP thread: on shared cores HGB's spinning threads are ~15x slower, not faster.
     with threadpool_limits(limits=1):
         return _fit(
-            X, y, groups, seed=seed, n_folds=n_folds, target_fpr=target_fpr, anomaly_fpr=anomaly_fpr
+            X,
+            y,
+            groups,
+            seed=seed,
+            n_folds=n_folds,
+            target_fpr=target_fpr,
+            anomaly_fpr=anomaly_fpr,
+            unlisted=unlisted,
+            judgeable=judgeable,
         )
 
 
@@ -328,16 +386,18 @@ def _fit(
     n_folds: int,
     target_fpr: float,
     anomaly_fpr: float,
+    unlisted: np.ndarray | None,
+    judgeable: np.ndarray | None,
 ) -> Fitted:
-    prob, anomaly = out_of_fold(X, y, groups, seed, n_folds)
-    thresholds = choose_thresholds(prob, anomaly, y, target_fpr, anomaly_fpr)
+    prob, anomaly = out_of_fold(X, y, groups, seed, n_folds, unlisted=unlisted)
+    thresholds = choose_thresholds(prob, anomaly, y, target_fpr, anomaly_fpr, judgeable=judgeable)
     held = ~np.isnan(prob)
     metrics: dict[str, Any] = {"out_of_fold_rows": int(held.sum())}
     if held.any():
         metrics["out_of_fold_at_suspicious"] = _rates(
             prob[held] >= thresholds["suspicious"], y[held]
         )
-    classifier = fit_classifier(X, y, seed)
+    classifier = fit_classifier(X, y, seed, unlisted)
     benign = X[y == 0]
     iso = make_anomaly_model(seed, len(benign)).fit(benign)
     return Fitted(classifier, iso, thresholds, metrics)
@@ -568,6 +628,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     entries = read_manifest(args.corpus)
     print(f"scanning {len(entries)} files…", file=sys.stderr)
     scan = scan_corpus(entries, workers=args.workers)
+    from .withhold import add_unlisted_rows  # it builds on this module
+
+    add_unlisted_rows(scan, args.workers)
     fitted = fit(
         scan.X,
         scan.y,
@@ -576,6 +639,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_folds=args.folds,
         target_fpr=args.target_fpr,
         anomaly_fpr=args.anomaly_fpr,
+        unlisted=scan.X_unlisted,
+        judgeable=judgeable_rows(scan),
     )
     rules_flagged = np.array([v != CLEAN for v in scan.rule_verdicts])
     fitted.metrics["rules_alone_on_training_corpus"] = _rates(rules_flagged, scan.y)
