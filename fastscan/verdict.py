@@ -203,7 +203,8 @@ def combine(
             )
         )
     counted: list[Finding] = list(findings)
-    if _unknowns_judged_benign(findings, status, score, policy):
+    sure = not math.isnan(score) and score < policy.unknown_benign
+    if sure and settleable(findings, status):
         from .rules.catalog import UNKNOWN_JUDGED_BENIGN
 
         n = sum(f.rule_id in JUDGEABLE_RULES for f in findings)
@@ -221,11 +222,10 @@ def combine(
     return verdict, model
 
 
-def _unknowns_judged_benign(
-    findings: list[Finding], status: str, score: float, policy: VerdictPolicy
-) -> bool:
-    """Only unlisted globals raise suspicion, the scan saw every byte, and the model is sure."""
-    if math.isnan(score) or not score < policy.unknown_benign or status != "complete":
+def settleable(findings: list[Finding], status: str) -> bool:
+    """A confident benign score may settle this file: the scan saw every byte and its only
+    findings at suspicious or above are unlisted globals (JUDGEABLE_RULES)."""
+    if status != "complete":
         return False
     flagged = [f for f in findings if f.severity >= Severity.SUSPICIOUS]
     return bool(flagged) and all(f.rule_id in JUDGEABLE_RULES for f in flagged)

@@ -24,7 +24,14 @@ from hypothesis import strategies as st
 
 from fastscan import containers
 from fastscan.containers import Container, ContainerLimits, open_container, sniff
-from fastscan.containers.base import COMPLETE, ENCRYPTED, ERROR, PARTIAL, UNSUPPORTED
+from fastscan.containers.base import (
+    COMPLETE,
+    ENCRYPTED,
+    ERROR,
+    PARTIAL,
+    UNSUPPORTED,
+    ContainerAnomaly,
+)
 from tests.containers_helpers import (
     PAYLOAD_CMD,
     break_crc,
@@ -702,6 +709,10 @@ def test_native_listing_routable_matches_may_route(bodies: list[bytes], window: 
     data = buf.getvalue()
     listing = zipread.list_zip(data, window)
     assert len(listing.entries) == len(bodies)
+    for e in listing.entries:  # the native `plain` bit skips exactly what reports nothing
+        found: list[ContainerAnomaly] = []
+        zipread._entry_anomalies(e, set(), found)
+        assert e.plain == (found == [])
     for e, body in zip(listing.entries, bodies, strict=True):
         end = min(len(data), e.data_offset + e.compressed_size, e.data_offset + window)
         assert bytes(memoryview(data)[e.data_offset : e.data_offset + len(body)]) == body

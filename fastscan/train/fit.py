@@ -46,7 +46,7 @@ from threadpoolctl import threadpool_limits
 from .. import features, model
 from ..model import file_sha256
 from ..opcodes import table_hash
-from ..verdict import CLEAN, JUDGEABLE_RULES, FileResult, Finding, Severity
+from ..verdict import CLEAN, FileResult, Finding, settleable
 
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
 PARITY_TOLERANCE = 1e-5
@@ -311,15 +311,8 @@ def choose_thresholds(
 def judgeable_rows(scan: CorpusScan) -> np.ndarray:
     """Rows a confident classifier may settle (see verdict.combine): complete scans whose only
     findings at suspicious or above are unlisted globals."""
-    out = np.zeros(len(scan.entries), dtype=bool)
-    for i, (status, found) in enumerate(zip(scan.statuses, scan.findings, strict=True)):
-        flagged = [f for f in found if f.severity >= Severity.SUSPICIOUS]
-        out[i] = (
-            status == "complete"
-            and bool(flagged)
-            and all(f.rule_id in JUDGEABLE_RULES for f in flagged)
-        )
-    return out
+    pairs = zip(scan.findings, scan.statuses, strict=True)
+    return np.array([settleable(found, status) for found, status in pairs], dtype=bool)
 
 
 def _round_up(value: float, digits: int = 6) -> float:
