@@ -2,8 +2,9 @@
 
 Shape (see DESIGN "Parallelism"):
 - the parent discovers files, skips what `resume`/`since` already covers, and sends chunks of
-  `FileRef`s to a forkserver pool; each worker builds ONE scanner (so the ONNX session loads once)
-  and returns one Arrow IPC batch per chunk;
+  `FileRef`s to a forkserver pool, one chunk queued behind each running one; each worker
+  (`fastscan.worker`) builds ONE scanner (so the ONNX session loads once) and returns one Arrow
+  IPC batch per chunk;
 - the parent only writes: batches stream into a spool Parquet as chunks finish, and the final
   output is the spool plus carried-forward rows, sorted by path, written to a temp file and
   atomically renamed (so an interrupted run still leaves a valid, resumable file);
@@ -16,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import multiprocessing as mp
 import os
-import resource
 import signal
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
+from . import __version__, forkserver
 from .progress import Progress, make_progress
 from .report import BulkSummary
 from .sinks import (
@@ -44,30 +43,29 @@ from .sinks import (
     open_sink,
     results_to_batch,
 )
-from .sources import FileRef, discover, hf_coordinates, is_remote, load_previous, split_incremental
-from .verdict import SUSPICIOUS, VERDICTS, FileResult
-
-ScannerFactory = Callable[..., Any]  # (**scanner_options) -> object with scan_path / scan_refs
+from .sources import FileRef, discover, is_remote, load_previous, split_incremental
+from .verdict import SUSPICIOUS, VERDICTS
+from .worker import (
+    TIMEOUT_ERROR,
+    ScannerFactory,
+    WorkerConfig,
+    default_scanner_factory,
+    error_result,
+    from_ipc,
+    init_worker,
+    scan_chunk,
+)
 
 DEFAULT_CHUNK_SIZE = 64
 DEFAULT_CHUNK_BYTES = 256 << 20  # a chunk also closes at this many bytes (big checkpoints)
 DEFAULT_TIMEOUT = 120.0  # seconds per file
 DEFAULT_MEMORY_MB = 4096  # address space per worker above its start-up size
-# Imported once in the forkserver, so every worker forks with them loaded (missing ones are
-# skipped by multiprocessing).
-PRELOAD = ["fastscan", "fastscan.scan", "fastscan.bulk", "numpy", "onnxruntime", "pyarrow"]
+# Chunks in flight per worker: the running one and the next.
+PREFETCH = 2
 # Time a stuck worker gets past the per-file alarm before the parent kills it.
 HARD_KILL_GRACE = 5.0
 
 CRASH_ERROR = "worker crashed while scanning this file"
-TIMEOUT_ERROR = "timeout: scan took longer than {:g}s"
-MEMORY_ERROR = "memory budget exceeded ({} MB)"
-
-
-def default_scanner_factory(**options: Any) -> Any:
-    from .scan import Scanner
-
-    return Scanner(**options)
 
 
 def _check_default_scanner() -> None:
@@ -78,199 +76,9 @@ def _check_default_scanner() -> None:
         raise BulkError(f"cannot import the scanner: {exc}") from exc
 
 
-# --- worker side ------------------------------------------------------------------------------
-
-_scanner: Any = None
-_timeout = 0.0
-_memory_mb = 0
-_heartbeat: Any = None  # shared array of 4 doubles per worker: pid, task id, file index, start
-_slot = -1
-
-
 class BulkError(RuntimeError):
     """The run cannot go on (e.g. the scanner cannot be built in the workers)."""
 
-
-class _FileTimeout(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class _WorkerConfig:
-    factory: ScannerFactory
-    options: Mapping[str, Any]
-    timeout: float
-    memory_mb: int
-    in_pool: bool = True
-    storage_options: Mapping[str, Any] | None = None  # for URL sources (see fastscan.remote)
-
-
-def _init_worker(config: _WorkerConfig, heartbeat: Any = None, slot_counter: Any = None) -> None:
-    global _scanner, _timeout, _memory_mb, _heartbeat, _slot
-    if config.in_pool:
-        # Ctrl-C goes to the whole process group; only the parent decides what happens.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _scanner = config.factory(**dict(config.options))
-    if config.storage_options:
-        from .remote import configure
-
-        configure(config.storage_options)
-    _timeout = config.timeout
-    _memory_mb = config.memory_mb
-    if config.memory_mb > 0 and config.in_pool:
-        _limit_address_space(config.memory_mb)
-    if heartbeat is not None:
-        with slot_counter.get_lock():
-            _slot = slot_counter.value
-            slot_counter.value += 1
-        if _slot * 4 + 3 < len(heartbeat):
-            _heartbeat = heartbeat
-            heartbeat[_slot * 4] = os.getpid()
-
-
-def _limit_address_space(memory_mb: int) -> None:
-    with open("/proc/self/statm") as fh:  # first field: virtual size in pages
-        baseline = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    limit = baseline + memory_mb * (1 << 20)
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-
-
-def _beat(task_id: int, index: int, started: float) -> None:
-    if _heartbeat is not None:
-        base = _slot * 4
-        _heartbeat[base + 3] = 0.0  # mark idle first so a torn read never looks overdue
-        _heartbeat[base + 1] = task_id
-        _heartbeat[base + 2] = index
-        _heartbeat[base + 3] = started
-
-
-def _raise_timeout(signum: int, frame: Any) -> None:
-    raise _FileTimeout
-
-
-def error_result(ref: FileRef, message: str, verdict: str = "clean") -> FileResult:
-    hf_repo, hf_revision = hf_coordinates(ref.path)
-    return FileResult(
-        hf_repo=hf_repo,
-        hf_revision=hf_revision,
-        path=ref.path,
-        size=ref.size,
-        mtime=ref.mtime,
-        etag=ref.etag,
-        extension=os.path.splitext(ref.path)[1].lower(),
-        status="error",
-        verdict=verdict,
-        error=message,
-    )
-
-
-def _scan_one(
-    ref: FileRef, want_features: bool, scanner: Any = None
-) -> tuple[FileResult, pa.RecordBatch | None, Any]:
-    """(result, features, analysis): with a Scanner, local files come back prepared but not yet
-    scored (analysis set); the chunk scores them together."""
-    result, features, analysis = _scan_one_file(ref, want_features, scanner or _scanner)
-    # Where the file sits in a Hugging Face cache/mirror, for local and remote refs alike.
-    result.hf_repo, result.hf_revision = hf_coordinates(ref.path)
-    return result, features, analysis
-
-
-def _scan_one_file(
-    ref: FileRef, want_features: bool, scanner: Any
-) -> tuple[FileResult, pa.RecordBatch | None, Any]:
-    if ref.error:
-        return error_result(ref, ref.error), None, None
-    use_alarm = _timeout > 0 and threading.current_thread() is threading.main_thread()
-    started = time.perf_counter()
-    features = None
-    analysis = None
-    try:
-        if use_alarm:
-            signal.signal(signal.SIGALRM, _raise_timeout)
-            signal.setitimer(signal.ITIMER_REAL, _timeout)
-        try:
-            if is_remote(ref.path):  # object stores: ranged reads, see fastscan.remote
-                from .remote import scan_ref
-
-                result, features = scan_ref(scanner, ref, want_features)
-            elif hasattr(scanner, "prepare"):
-                result, analysis = scanner.prepare(ref)
-            elif want_features:
-                results, features = scanner.scan_refs([ref])
-                result = results[0]
-            else:
-                result = scanner.scan_path(ref.path, ref=ref)
-        finally:
-            if use_alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-    except _FileTimeout:
-        # A file that stalls the scanner is hostile to scanners: never report it as clean.
-        result, features = error_result(ref, TIMEOUT_ERROR.format(_timeout), SUSPICIOUS), None
-        analysis = None
-    except MemoryError:
-        result, features = error_result(ref, MEMORY_ERROR.format(_memory_mb), SUSPICIOUS), None
-        analysis = None
-    except Exception as exc:  # the scanner should never raise; one file must not sink a chunk
-        result, features = error_result(ref, f"scanner raised {type(exc).__name__}: {exc}"), None
-        analysis = None
-    # The ref is authoritative for identity: incremental runs compare these exact values.
-    result.path, result.size, result.mtime = ref.path, ref.size, ref.mtime
-    result.etag = ref.etag
-    result.scan_seconds = time.perf_counter() - started
-    return result, features, analysis
-
-
-def scan_chunk(
-    task_id: int, refs: list[FileRef], want_features: bool
-) -> tuple[bytes, bytes | None]:
-    """Worker entry point: scan files one by one, return results (and features) as Arrow IPC."""
-    return scan_batch(None, task_id, refs, want_features)
-
-
-def scan_batch(
-    scanner: Any, task_id: int, refs: list[FileRef], want_features: bool
-) -> tuple[bytes, bytes | None]:
-    """`scan_chunk` with an explicit scanner (None: this process's pool scanner).
-
-    Other engines (fastscan.scale.dask_backend) run exactly this function.
-    """
-    results: list[FileResult] = []
-    feature_batches: list[pa.RecordBatch] = []
-    pending: list[tuple[FileResult, Any]] = []  # prepared local files, scored together below
-    for index, ref in enumerate(refs):
-        _beat(task_id, index, time.monotonic())
-        result, features, analysis = _scan_one(ref, want_features, scanner)
-        results.append(result)
-        if analysis is not None:
-            pending.append((result, analysis))
-        if features is not None and features.num_rows:
-            feature_batches.append(features)
-    _beat(task_id, len(refs), 0.0)  # finished: innocent if the pool breaks before it returns
-    if pending:
-        # one model call per chunk instead of one per file
-        features = (scanner or _scanner).score(
-            [r for r, _ in pending], [a for _, a in pending], with_features=want_features
-        )
-        if features is not None and features.num_rows:
-            feature_batches.append(features)
-    features_ipc = None
-    if feature_batches:
-        features_ipc = _to_ipc(pa.Table.from_batches(feature_batches).combine_chunks())
-    return _to_ipc(results_to_batch(results)), features_ipc
-
-
-def _to_ipc(data: pa.RecordBatch | pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, data.schema) as writer:
-        writer.write(data)
-    return sink.getvalue().to_pybytes()
-
-
-def _from_ipc(blob: bytes) -> pa.Table:
-    return pa.ipc.open_stream(blob).read_all()
 
 
 # --- parent side ------------------------------------------------------------------------------
@@ -374,8 +182,8 @@ class _Runner:
                         broken.append(task)
                         cause = exc.__cause__ or exc
                         continue
-                    features = _from_ipc(features_ipc) if features_ipc else None
-                    self.on_results(_from_ipc(results_ipc), features)
+                    features = from_ipc(features_ipc) if features_ipc else None
+                    self.on_results(from_ipc(results_ipc), features)
                     self._unexplained = 0
                 if broken and cause is not None:
                     self._handle_crash(broken, in_flight, queue, cause)
@@ -390,8 +198,8 @@ class _Runner:
 
     def _run_in_process(self, queue: deque[_Task]) -> None:
         # No pool (workers=0): for debugging; no crash isolation, alarms still apply.
-        _init_worker(
-            _WorkerConfig(
+        init_worker(
+            WorkerConfig(
                 self.factory,
                 self.options,
                 self.timeout,
@@ -404,21 +212,20 @@ class _Runner:
             task = queue.popleft()
             results_ipc, features_ipc = scan_chunk(task.task_id, task.refs, self.want_features)
             self.on_results(
-                _from_ipc(results_ipc), _from_ipc(features_ipc) if features_ipc else None
+                from_ipc(results_ipc), from_ipc(features_ipc) if features_ipc else None
             )
 
     def _pool_or_new(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(PRELOAD)
+            ctx = forkserver.context()
             self._heartbeat = ctx.Array("d", 4 * self.workers, lock=False)
             counter = ctx.Value("i", 0)
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=ctx,
-                initializer=_init_worker,
+                initializer=init_worker,
                 initargs=(
-                    _WorkerConfig(
+                    WorkerConfig(
                         self.factory,
                         self.options,
                         self.timeout,
@@ -437,7 +244,9 @@ class _Runner:
         # A crash suspect runs alone, so if the pool breaks again we know whose fault it is.
         if any(t.solo for t in in_flight.values()):
             return
-        while queue and len(in_flight) < self.workers:
+        # One chunk queued behind each running one, so a worker never idles while the parent
+        # writes the results it just returned (a not-yet-started chunk is innocent of a crash).
+        while queue and len(in_flight) < self.workers * PREFETCH:
             if queue[0].solo and in_flight:
                 return
             task = queue.popleft()
@@ -581,6 +390,8 @@ def run_bulk(
     workers = _resolve_workers(workers)
     if scanner_factory is None:
         _check_default_scanner()
+    if workers > 0:
+        forkserver.start()  # its imports overlap discovery
     started = time.monotonic()
     summary = BulkSummary(out=out if isinstance(out, str) else "<stream>", fail_on=fail_on)
     summary.strict_errors = strict_errors

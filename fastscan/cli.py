@@ -163,6 +163,10 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
 
         summary = run_dask(args, options)
     else:
+        if args.workers is None or args.workers > 0:
+            from . import forkserver
+
+            forkserver.start()  # the workers' imports now overlap the ones below
         from .bulk import run_bulk
         from .scan import Scanner
 

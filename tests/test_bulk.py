@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fastscan import bulk
+from fastscan import bulk, worker
 from fastscan.bulk import BulkError, run_bulk
 from fastscan.report import BulkSummary
 from fastscan.sinks import RESULT_SCHEMA, comparable
@@ -137,7 +137,7 @@ def test_hostile_mirror_is_scanned_same_for_any_worker_count(tmp_path: Path, fas
     assert got["crash.bin"]["status"] == "error"
     assert got["crash.bin"]["error"] == bulk.CRASH_ERROR
     assert got["sigkill.pt"]["error"] == bulk.CRASH_ERROR
-    assert got["hang.pkl"]["error"] == bulk.TIMEOUT_ERROR.format(1.0)
+    assert got["hang.pkl"]["error"] == worker.TIMEOUT_ERROR.format(1.0)
     assert got["stuck.ckpt"]["error"].endswith("(worker killed)")
     for name in ("crash.bin", "sigkill.pt", "hang.pkl", "stuck.ckpt"):
         assert got[name]["verdict"] == "suspicious", name
@@ -176,7 +176,7 @@ def test_memory_budget_turns_into_error_row(tmp_path: Path):
         progress=False,
     )
     got = by_path(out)
-    assert got["bomb.pkl"]["error"] == bulk.MEMORY_ERROR.format(256)
+    assert got["bomb.pkl"]["error"] == worker.MEMORY_ERROR.format(256)
     assert got["ok.pkl"]["status"] == "complete"
     assert summary.errors == 1
 

@@ -2,7 +2,7 @@
 
 - The client lists the files (local tree or any fsspec URL), applies `--since`, cuts sorted
   chunks and submits one task per chunk. The task is `scan_partition` (in `fastscan.*`, because
-  the scheduler unpickles the task graph too); it runs `fastscan.bulk.scan_batch` with a Scanner
+  the scheduler unpickles the task graph too); it runs `fastscan.worker.scan_batch` with a Scanner
   cached per worker process and per options, so the model loads once per process.
 - Results come back as Arrow IPC as tasks finish (`distributed.as_completed`) and are written by
   the client: a Parquet dataset (one `part-NNNNNN.parquet` per chunk, rows sorted by path inside
@@ -36,23 +36,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
-from ..bulk import (
-    DEFAULT_CHUNK_BYTES,
-    DEFAULT_CHUNK_SIZE,
-    BulkError,
-    _from_ipc,
-    _to_ipc,
-    default_scanner_factory,
-    error_result,
-    make_chunks,
-    scan_batch,
-)
+from ..bulk import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_SIZE, BulkError, make_chunks
 from ..progress import Progress, make_progress
 from ..remote import MissingExtra, configure, storage_options_from_env
 from ..report import BulkSummary
 from ..sinks import RESULT_SCHEMA, ParquetSink, conform_table, file_metadata, results_to_batch
 from ..sources import FileRef, discover, is_remote, load_previous, split_incremental
 from ..verdict import SUSPICIOUS, VERDICTS
+from ..worker import default_scanner_factory, error_result, from_ipc, scan_batch, to_ipc
 
 DASK_HINT = "the dask engine needs dask.distributed: pip install 'fastscan[dask]'"
 TASK_FAILED = "dask task failed on this file: {}"
@@ -401,12 +392,12 @@ def _run_tasks(
                     continue
                 counts.failed_tasks += 1
                 row = error_result(chunk[0], TASK_FAILED.format(exc), SUSPICIOUS)
-                results_ipc, features_ipc = _to_ipc(results_to_batch([row])), None
-            table = conform_table(_from_ipc(results_ipc))
+                results_ipc, features_ipc = to_ipc(results_to_batch([row])), None
+            table = conform_table(from_ipc(results_ipc))
             writer.write(f"part-{task_id:06d}.parquet", table)
             flagged, errors = counts.add(table)
             if features_ipc:
-                features.append(_from_ipc(features_ipc))
+                features.append(from_ipc(features_ipc))
             progress.update(table.num_rows, sum(max(r.size, 0) for r in chunk), flagged, errors)
             if on_partition is not None:
                 on_partition(client, counts.rows)

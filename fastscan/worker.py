@@ -1,0 +1,227 @@
+"""The worker side of `fastscan bulk`: what runs inside each pool process (and Dask task).
+
+A worker builds ONE scanner (so the ONNX session loads once), scans the files of a chunk one by
+one under a per-file alarm and address-space budget, scores the chunk with one model call, and
+returns the rows (and feature batches) as Arrow IPC bytes. A heartbeat slot shared with the
+parent says which file is in hand, so the parent can blame the right file when a worker dies.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from .sinks import results_to_batch
+from .sources import FileRef, hf_coordinates, is_remote
+from .verdict import SUSPICIOUS, FileResult
+
+ScannerFactory = Callable[..., Any]  # (**scanner_options) -> object with scan_path / scan_refs
+
+TIMEOUT_ERROR = "timeout: scan took longer than {:g}s"
+MEMORY_ERROR = "memory budget exceeded ({} MB)"
+
+
+def default_scanner_factory(**options: Any) -> Any:
+    from .scan import Scanner
+
+    return Scanner(**options)
+
+
+
+_scanner: Any = None
+_timeout = 0.0
+_memory_mb = 0
+_heartbeat: Any = None  # shared array of 4 doubles per worker: pid, task id, file index, start
+_slot = -1
+
+
+class _FileTimeout(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    factory: ScannerFactory
+    options: Mapping[str, Any]
+    timeout: float
+    memory_mb: int
+    in_pool: bool = True
+    storage_options: Mapping[str, Any] | None = None  # for URL sources (see fastscan.remote)
+
+
+def init_worker(config: WorkerConfig, heartbeat: Any = None, slot_counter: Any = None) -> None:
+    global _scanner, _timeout, _memory_mb, _heartbeat, _slot
+    if config.in_pool:
+        # Ctrl-C goes to the whole process group; only the parent decides what happens.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _scanner = config.factory(**dict(config.options))
+    if config.storage_options:
+        from .remote import configure
+
+        configure(config.storage_options)
+    _timeout = config.timeout
+    _memory_mb = config.memory_mb
+    if config.memory_mb > 0 and config.in_pool:
+        _limit_address_space(config.memory_mb)
+    if heartbeat is not None:
+        with slot_counter.get_lock():
+            _slot = slot_counter.value
+            slot_counter.value += 1
+        if _slot * 4 + 3 < len(heartbeat):
+            _heartbeat = heartbeat
+            heartbeat[_slot * 4] = os.getpid()
+
+
+def _limit_address_space(memory_mb: int) -> None:
+    with open("/proc/self/statm") as fh:  # first field: virtual size in pages
+        baseline = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    limit = baseline + memory_mb * (1 << 20)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _beat(task_id: int, index: int, started: float) -> None:
+    if _heartbeat is not None:
+        base = _slot * 4
+        _heartbeat[base + 3] = 0.0  # mark idle first so a torn read never looks overdue
+        _heartbeat[base + 1] = task_id
+        _heartbeat[base + 2] = index
+        _heartbeat[base + 3] = started
+
+
+def _raise_timeout(signum: int, frame: Any) -> None:
+    raise _FileTimeout
+
+
+def error_result(ref: FileRef, message: str, verdict: str = "clean") -> FileResult:
+    hf_repo, hf_revision = hf_coordinates(ref.path)
+    return FileResult(
+        hf_repo=hf_repo,
+        hf_revision=hf_revision,
+        path=ref.path,
+        size=ref.size,
+        mtime=ref.mtime,
+        etag=ref.etag,
+        extension=os.path.splitext(ref.path)[1].lower(),
+        status="error",
+        verdict=verdict,
+        error=message,
+    )
+
+
+def _scan_one(
+    ref: FileRef, want_features: bool, scanner: Any = None
+) -> tuple[FileResult, pa.RecordBatch | None, Any]:
+    """(result, features, analysis): with a Scanner, local files come back prepared but not yet
+    scored (analysis set); the chunk scores them together."""
+    result, features, analysis = _scan_one_file(ref, want_features, scanner or _scanner)
+    # Where the file sits in a Hugging Face cache/mirror, for local and remote refs alike.
+    result.hf_repo, result.hf_revision = hf_coordinates(ref.path)
+    return result, features, analysis
+
+
+def _scan_one_file(
+    ref: FileRef, want_features: bool, scanner: Any
+) -> tuple[FileResult, pa.RecordBatch | None, Any]:
+    if ref.error:
+        return error_result(ref, ref.error), None, None
+    use_alarm = _timeout > 0 and threading.current_thread() is threading.main_thread()
+    started = time.perf_counter()
+    features = None
+    analysis = None
+    try:
+        if use_alarm:
+            signal.signal(signal.SIGALRM, _raise_timeout)
+            signal.setitimer(signal.ITIMER_REAL, _timeout)
+        try:
+            if is_remote(ref.path):  # object stores: ranged reads, see fastscan.remote
+                from .remote import scan_ref
+
+                result, features = scan_ref(scanner, ref, want_features)
+            elif hasattr(scanner, "prepare"):
+                result, analysis = scanner.prepare(ref)
+            elif want_features:
+                results, features = scanner.scan_refs([ref])
+                result = results[0]
+            else:
+                result = scanner.scan_path(ref.path, ref=ref)
+        finally:
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    except _FileTimeout:
+        # A file that stalls the scanner is hostile to scanners: never report it as clean.
+        result, features = error_result(ref, TIMEOUT_ERROR.format(_timeout), SUSPICIOUS), None
+        analysis = None
+    except MemoryError:
+        result, features = error_result(ref, MEMORY_ERROR.format(_memory_mb), SUSPICIOUS), None
+        analysis = None
+    except Exception as exc:  # the scanner should never raise; one file must not sink a chunk
+        result, features = error_result(ref, f"scanner raised {type(exc).__name__}: {exc}"), None
+        analysis = None
+    # The ref is authoritative for identity: incremental runs compare these exact values.
+    result.path, result.size, result.mtime = ref.path, ref.size, ref.mtime
+    result.etag = ref.etag
+    result.scan_seconds = time.perf_counter() - started
+    return result, features, analysis
+
+
+def scan_chunk(
+    task_id: int, refs: list[FileRef], want_features: bool
+) -> tuple[bytes, bytes | None]:
+    """Worker entry point: scan files one by one, return results (and features) as Arrow IPC."""
+    return scan_batch(None, task_id, refs, want_features)
+
+
+def scan_batch(
+    scanner: Any, task_id: int, refs: list[FileRef], want_features: bool
+) -> tuple[bytes, bytes | None]:
+    """`scan_chunk` with an explicit scanner (None: this process's pool scanner).
+
+    Other engines (fastscan.scale.dask_backend) run exactly this function.
+    """
+    results: list[FileResult] = []
+    feature_batches: list[pa.RecordBatch] = []
+    pending: list[tuple[FileResult, Any]] = []  # prepared local files, scored together below
+    for index, ref in enumerate(refs):
+        _beat(task_id, index, time.monotonic())
+        result, features, analysis = _scan_one(ref, want_features, scanner)
+        results.append(result)
+        if analysis is not None:
+            pending.append((result, analysis))
+        if features is not None and features.num_rows:
+            feature_batches.append(features)
+    _beat(task_id, len(refs), 0.0)  # finished: innocent if the pool breaks before it returns
+    if pending:
+        # one model call per chunk instead of one per file
+        features = (scanner or _scanner).score(
+            [r for r, _ in pending], [a for _, a in pending], with_features=want_features
+        )
+        if features is not None and features.num_rows:
+            feature_batches.append(features)
+    features_ipc = None
+    if feature_batches:
+        features_ipc = to_ipc(pa.Table.from_batches(feature_batches).combine_chunks())
+    return to_ipc(results_to_batch(results)), features_ipc
+
+
+def to_ipc(data: pa.RecordBatch | pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, data.schema) as writer:
+        writer.write(data)
+    return sink.getvalue().to_pybytes()
+
+
+def from_ipc(blob: bytes) -> pa.Table:
+    return pa.ipc.open_stream(blob).read_all()
+
+
