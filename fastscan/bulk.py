@@ -80,7 +80,6 @@ class BulkError(RuntimeError):
     """The run cannot go on (e.g. the scanner cannot be built in the workers)."""
 
 
-
 # --- parent side ------------------------------------------------------------------------------
 
 
@@ -211,9 +210,7 @@ class _Runner:
         while queue and not self.stop.count:
             task = queue.popleft()
             results_ipc, features_ipc = scan_chunk(task.task_id, task.refs, self.want_features)
-            self.on_results(
-                from_ipc(results_ipc), from_ipc(features_ipc) if features_ipc else None
-            )
+            self.on_results(from_ipc(results_ipc), from_ipc(features_ipc) if features_ipc else None)
 
     def _pool_or_new(self) -> ProcessPoolExecutor:
         if self._pool is None:

@@ -29,7 +29,7 @@ from .facts import (
     ScanLimits,
     StreamFacts,
 )
-from .opcodes import NAMES
+from .opcodes import IMPORT_OPCODES, NAMES
 
 try:
     from . import _tokenizer as _native  # type: ignore[attr-defined]  # compiled, no stub
@@ -255,12 +255,38 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
     (a member cut short by the caller's read window).
     """
     view = _as_view(data)
+    if breaks_before_import(view):
+        return False
     # Most real pickles import a class within their first bytes; that decision cannot change
     # with more bytes (everything before the first import is already seen), so try a short
-    # window before walking the whole prefix (which the tokenizer then walks again).
-    if len(view) > _QUICK_PROBE_BYTES and _probe(view[:_QUICK_PROBE_BYTES], 1024) == "import":
-        return True
+    # window before walking the whole prefix (which the tokenizer then walks again). A PROTO
+    # header followed by a window of clean opcodes is a pickle too (a 50k-entry vocabulary
+    # imports nothing): random bytes do not parse that long, and the tokenizer reports a
+    # pickle that breaks further on.
+    if len(view) > _QUICK_PROBE_BYTES:
+        quick = _probe(view[:_QUICK_PROBE_BYTES], 1024)
+        if quick == "import" or (quick == "clean" and _has_proto_header(view)):
+            return True
     return _probe(view, max_opcodes) != ""
+
+
+_IMPORT_CODES = frozenset(code for code, name in enumerate(NAMES) if name in IMPORT_OPCODES)
+
+
+def breaks_before_import(data: Any) -> bool:
+    """Whether the bytes hit an invalid opcode within their first window before any import.
+
+    Then no loader runs anything and neither `probe` nor a whole-buffer walk can take them for
+    a pickle (a broken first pickle without globals never is): a cheap exit for the tensor
+    storages that happen to start with an opcode byte.
+    """
+    view = _as_view(data)[:_QUICK_PROBE_BYTES]
+    codes, _offsets, _, _, _end, status = _native.list_opcodes(view, 0, 1024)
+    return status == "bad_opcode" and _IMPORT_CODES.isdisjoint(codes)
+
+
+def _has_proto_header(view: memoryview) -> bool:
+    return view[0] == 0x80 and 2 <= view[1] <= 5
 
 
 _QUICK_PROBE_BYTES = 4096

@@ -35,7 +35,6 @@ def default_scanner_factory(**options: Any) -> Any:
     return Scanner(**options)
 
 
-
 _scanner: Any = None
 _timeout = 0.0
 _memory_mb = 0
@@ -223,5 +222,3 @@ def to_ipc(data: pa.RecordBatch | pa.Table) -> bytes:
 
 def from_ipc(blob: bytes) -> pa.Table:
     return pa.ipc.open_stream(blob).read_all()
-
-

@@ -11,6 +11,7 @@ import json
 import re
 import struct
 
+from ..tokenizer import breaks_before_import
 from ._probe import START_OPCODES, parses_as_pickle, probe
 from .base import Buffer
 
@@ -152,7 +153,7 @@ def sniff(buf: Buffer) -> str:
         return "onnx"
     if has_zip_eocd(view):
         return "zip"  # data before the first local header (B7)
-    if parses_as_pickle(view):
+    if not breaks_before_import(view) and parses_as_pickle(view):
         return "raw_pickle"
     kind = _text_kind(head)
     return kind or "unknown"

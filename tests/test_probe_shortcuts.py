@@ -1,0 +1,65 @@
+"""The probe's short cuts decide exactly what the full walks decide.
+
+`breaks_before_import` lets sniffing skip two walks over a 64 KiB window for tensor storages that
+start with an opcode byte; a PROTO header plus a clean 4 KiB window names a pickle without
+walking 20k opcodes. Each is checked against the walks it replaces.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastscan.containers._probe import START_OPCODES, parses_as_pickle
+from fastscan.containers.sniff import sniff
+from fastscan.tokenizer import _as_view, _probe, breaks_before_import, probe
+
+
+def _full_walks_reject(data: bytes) -> bool:
+    return _probe(_as_view(data), 20_000) == "" and not parses_as_pickle(data)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64, np.int64, np.uint8])
+def test_tensor_bytes_cut_early_are_rejected_by_both_walks(dtype: type) -> None:
+    rng = np.random.default_rng(7)
+    cut = 0
+    for _ in range(600):
+        scale = rng.choice([1e-3, 1.0, 100.0])
+        data = (rng.standard_normal(8192) * scale).astype(dtype).tobytes()
+        if data[0] not in START_OPCODES:
+            continue
+        if breaks_before_import(data):
+            cut += 1
+            assert _full_walks_reject(data), data[:32]
+    assert cut > 0  # the short cut does fire on tensor-like bytes
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(sorted(START_OPCODES)), st.binary(min_size=1, max_size=6000))
+def test_short_cut_implies_full_rejection(first: int, rest: bytes) -> None:
+    data = bytes([first]) + rest
+    if breaks_before_import(data):
+        assert _full_walks_reject(data)
+        assert sniff(data) != "raw_pickle"
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_real_pickles_never_take_the_short_cut(protocol: int) -> None:
+    vocab = {f"tok_{i}": i for i in range(3000)}
+    for obj in (vocab, list(range(5000)), {"a": [1.5, None, "x" * 70_000]}):
+        data = pickle.dumps(obj, protocol=protocol)
+        assert not breaks_before_import(data)
+        assert probe(data)
+        assert sniff(data) == "raw_pickle"
+
+
+def test_proto_header_and_clean_window_is_a_pickle_without_imports() -> None:
+    data = pickle.dumps({f"tok_{i}": i for i in range(50_000)}, protocol=4)
+    assert probe(data)
+    broken = data[:6000] + b"\xff" * 64  # breaks after the window: still reported as a pickle
+    assert probe(broken)
+    assert not probe(b"\x80\x04" + b"\xff" * 6000)  # a header alone is not enough
