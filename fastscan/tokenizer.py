@@ -255,19 +255,20 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
     (a member cut short by the caller's read window).
     """
     view = _as_view(data)
-    if breaks_before_import(view):
-        return False
     # Most real pickles import a class within their first bytes; that decision cannot change
     # with more bytes (everything before the first import is already seen), so try a short
     # window before walking the whole prefix (which the tokenizer then walks again). A PROTO
     # header followed by a window of clean opcodes is a pickle too (a 50k-entry vocabulary
     # imports nothing): random bytes do not parse that long, and the tokenizer reports a
-    # pickle that breaks further on.
-    if len(view) > _QUICK_PROBE_BYTES:
-        quick = _probe(view[:_QUICK_PROBE_BYTES], 1024)
-        if quick == "import" or (quick == "clean" and _has_proto_header(view)):
-            return True
-    return _probe(view, max_opcodes) != ""
+    # pickle that breaks further on. Bytes that break in the window before any import are
+    # not a pickle however long the walk.
+    short = len(view) <= _QUICK_PROBE_BYTES
+    quick = _probe(view[:_QUICK_PROBE_BYTES], max_opcodes if short else 1024)
+    if quick == "import" or (quick == "clean" and _has_proto_header(view)):
+        return True
+    if quick == _BROKEN or short:
+        return quick not in ("", _BROKEN)
+    return _probe(view, max_opcodes) not in ("", _BROKEN)
 
 
 _IMPORT_CODES = frozenset(code for code, name in enumerate(NAMES) if name in IMPORT_OPCODES)
@@ -282,7 +283,14 @@ def breaks_before_import(data: Any) -> bool:
     """
     view = _as_view(data)[:_QUICK_PROBE_BYTES]
     codes, _offsets, _, _, _end, status = _native.list_opcodes(view, 0, 1024)
+    return _breaks(codes, status)
+
+
+def _breaks(codes: bytes, status: str) -> bool:
     return status == "bad_opcode" and _IMPORT_CODES.isdisjoint(codes)
+
+
+_BROKEN = "broken"
 
 
 def _has_proto_header(view: memoryview) -> bool:
@@ -293,12 +301,15 @@ _QUICK_PROBE_BYTES = 4096
 
 
 def _probe(view: memoryview, max_opcodes: int) -> str:
-    """ "import" (an importable name after a clean start), "clean" (parses cleanly) or ""."""
+    """ "import" (an importable name after a clean start), "clean" (parses cleanly), "broken"
+    (an invalid opcode before any import: see `breaks_before_import`) or ""."""
     if len(view) < 2:
         return ""
     codes, _offsets, _, _, _end, status = _native.list_opcodes(view, 0, max_opcodes)
     if not codes:
         return ""
+    if _breaks(codes, status):
+        return _BROKEN
     walker = _native.Walker(view, max_opcodes=max_opcodes, max_resync_opcodes=0).run()
     first_globals = [g for g in walker.global_list() if g[1] == 0]
     # The loader raises at a stack underflow or missing MARK; before the first import nothing

@@ -226,4 +226,4 @@ def test_quick_probe_window_never_changes_the_answer(
     data = pickle.dumps(collections.OrderedDict(a=obj), protocol=protocol) + noise
     data = data[: max(2, cut)] if cut < len(data) else data
     view = memoryview(data)
-    assert probe(view) == (tokenizer._probe(view, 20_000) != "")
+    assert probe(view) == (tokenizer._probe(view, 20_000) not in ("", "broken"))
