@@ -9,7 +9,7 @@ scanner reads further?"; names, anomalies and every decision stay in Python.
 
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcmp
+from libc.string cimport memchr, memcmp
 
 
 cdef extern from "Python.h":
@@ -59,7 +59,6 @@ cdef bint _maybe_v7_tar(const uint8_t* p) noexcept nogil:
 
 cdef bint _may_route(const uint8_t* p, int64_t n, const uint8_t[:] first) noexcept nogil:
     """Mirror of `sniff.may_route` over one window (kept equal by a property test)."""
-    cdef int64_t i
     if n <= 0:
         return True
     if first[p[0]]:
@@ -67,9 +66,17 @@ cdef bint _may_route(const uint8_t* p, int64_t n, const uint8_t[:] first) noexce
     if n >= 512:
         if memcmp(p + 257, b"ustar", 5) == 0 or _maybe_v7_tar(p):
             return True
-    for i in range(n - 3):
-        if p[i] == 0x50 and p[i + 1] == 0x4B and p[i + 2] == 5 and p[i + 3] == 6:
+    # an end-of-central-directory signature anywhere in the window (a zip with data before
+    # it); memchr skips to each "P" instead of testing every byte of a 64 KiB window
+    cdef const uint8_t* q = p
+    cdef const uint8_t* last = p + n - 3
+    while q < last:
+        q = <const uint8_t*>memchr(q, 0x50, last - q)
+        if q == NULL:
+            return False
+        if q[1] == 0x4B and q[2] == 5 and q[3] == 6:
             return True
+        q += 1
     return False
 
 
