@@ -110,17 +110,36 @@ cdef int64_t _local_data(const uint8_t* p, int64_t n, int64_t off) noexcept nogi
     return off + 30 + u16(p + off + 26) + u16(p + off + 28)
 
 
+# `central_entries` summary bits: what the Python side must still look at entry by entry
+ODD_DECODE = 1  # a name is not UTF-8, or a local header is missing
+ODD_DIR = 2  # a directory entry
+ODD_NOT_PLAIN = 4  # an entry `zipread._entry_anomalies` reports on
+
+
+cdef bint _quiet_name(const uint8_t* p, int64_t n) noexcept nogil:
+    """ASCII and not ending in ".pkl" (any case): what `read_zip` tests on the decoded str."""
+    cdef int64_t i
+    for i in range(n):
+        if p[i] >= 0x80:
+            return False
+    return not (n >= 4 and p[n - 4] == 46 and (p[n - 3] | 32) == 112
+                and (p[n - 2] | 32) == 107 and (p[n - 1] | 32) == 108)
+
+
 def central_entries(const uint8_t[::1] buf, int64_t real_cd, int64_t delta,
                     int64_t window, const uint8_t[:] route_first):
     """Every central-directory record from `real_cd` while the signature holds.
 
-    One tuple per record, in `zipread.ZipEntry` field order: (name, local name, method, flags,
-    crc, compressed size, size, local header offset, data offset (-1: no local header),
-    is_symlink, crc_known, routable, plain), zip64 placeholders resolved. Names are str when
-    valid UTF-8, else raw bytes for Python to decode. `routable` is False only for a stored,
-    unencrypted member whose first `window` bytes `sniff.may_route` would reject. `plain`: no
-    flag, name, method or symlink oddity that `zipread._entry_anomalies` reports (duplicates
-    aside).
+    Returns (rows, oddities, quiet_bytes, first_header). One row per record, in
+    `zipread.ZipEntry` field order: (name, local name, method, flags, crc, compressed size,
+    size, local header offset, data offset (-1: no local header), is_symlink, crc_known,
+    routable, plain, quiet), zip64 placeholders resolved. Names are str when valid UTF-8, else
+    raw bytes for Python to decode. `routable` is False only for a stored, unencrypted member
+    whose first `window` bytes `sniff.may_route` would reject. `plain`: no flag, name, method or
+    symlink oddity that `zipread._entry_anomalies` reports (duplicates aside). `quiet`: not
+    routable and an ASCII name not ending in ".pkl", so `read_zip` only counts its window.
+    `oddities` ORs the ODD_* bits, `quiet_bytes` sums the quiet members' windows, and
+    `first_header` is the lowest local header offset found (-1: none).
     """
     cdef int64_t n = buf.shape[0]
     cdef const uint8_t* p = &buf[0] if n > 0 else NULL
@@ -128,7 +147,9 @@ def central_entries(const uint8_t[::1] buf, int64_t real_cd, int64_t delta,
     cdef uint64_t size, csize, local_off
     cdef uint16_t flags, method, name_len, extra_len, comment_len, tag, tlen, lname_len
     cdef uint32_t crc, mode
-    cdef bint routable, same_name, symlink, plain
+    cdef bint routable, same_name, symlink, plain, quiet
+    cdef int oddities = 0
+    cdef int64_t quiet_bytes = 0, first_header = -1
     out = []
     while pos + 46 <= n and u32(p + pos) == SIG_CENTRAL:
         flags = u16(p + pos + 8)
@@ -184,7 +205,20 @@ def central_entries(const uint8_t[::1] buf, int64_t real_cd, int64_t delta,
         plain = (same_name and not symlink and (flags & 0x61) == 0
                  and (method == 0 or method == 8 or method == 12 or method == 14 or method == 99)
                  and _plain_name(p + pos + 46, name_end - pos - 46))
+        quiet = (not routable and data >= 0 and not (size == 0 and name_end > pos + 46
+                                                     and p[name_end - 1] == 47)
+                 and _quiet_name(p + pos + 46, name_end - pos - 46))
+        if quiet:
+            quiet_bytes += min(n - data, <int64_t>min(csize, <uint64_t>window))
+        if data < 0 or type(name) is not str or type(local_name) is not str:
+            oddities |= ODD_DECODE
+        elif first_header < 0 or header < first_header:
+            first_header = header
+        if size == 0 and name_end > pos + 46 and p[name_end - 1] == 47:
+            oddities |= ODD_DIR
+        if not plain:
+            oddities |= ODD_NOT_PLAIN
         out.append((name, local_name, method, flags, crc, csize, size, header, data, symlink,
-                    True, routable, plain))
+                    True, routable, plain, quiet))
         pos += 46 + name_len + extra_len + comment_len
-    return out
+    return out, oddities, quiet_bytes, first_header

@@ -14,7 +14,7 @@ import lzma
 import posixpath
 import tarfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from . import npy, torch_legacy, torch_zip, zipread
@@ -155,7 +155,7 @@ def read_zip(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
         return "zip"
     for a in listing.anomalies:
         state.anomaly(a.code, join_member(member, a.member), a.detail)
-    entries = [e for e in listing.entries if not e.is_dir]
+    entries = [e for e in listing.entries if not e.is_dir] if listing.has_dirs else listing.entries
     fmt = torch_zip.classify([e.name for e in entries])
     if fmt in ("torch_zip", "torchscript"):
         torch_zip.note_records(state, buf, entries, member)
@@ -163,11 +163,18 @@ def read_zip(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
     locked: list[str] = []
     try:
         window, size = state.limits.probe_bytes, len(buf)
-        for e in _count_members(state, entries, member):
+        counted = _count_members(state, entries)
+        # `quiet` members (one per tensor storage) start no format `scan_member` reads further
+        # (the listing checked): only their probe windows count, summed natively
+        if len(counted) == len(entries):
+            state.container.bytes_read += listing.quiet_bytes
+        else:
+            state.container.bytes_read += sum(_window(e, size, window) for e in counted if e.quiet)
+        for e in counted:
+            if e.quiet:
+                continue
             if not e.routable and e.name[-4:].lower() != ".pkl":
-                # a stored member whose probe window starts no format `scan_member` reads
-                # further (the listing checked): one per tensor storage, so no call per member
-                state.container.bytes_read += min(size - e.data_offset, e.compressed_size, window)
+                state.container.bytes_read += _window(e, size, window)
                 continue
             if e.is_symlink:
                 continue
@@ -179,6 +186,8 @@ def read_zip(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
                     locked.append(path)
                 else:
                     flagged_ok += 1
+        if len(counted) < len(entries):  # the first member past `max_members`
+            state.count_member(join_member(member, entries[len(counted)].name))  # raises
     except BudgetHit:
         pass
     if locked and not flagged_ok:
@@ -186,16 +195,15 @@ def read_zip(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
     return fmt
 
 
-def _count_members(
-    state: ScanState, entries: list[zipread.ZipEntry], member: str
-) -> Iterator[zipread.ZipEntry]:
-    """Count the members against `max_members` in one step and yield those within it; the
-    first one past it raises BudgetHit (after the ones before it were scanned)."""
+def _count_members(state: ScanState, entries: list[zipread.ZipEntry]) -> list[zipread.ZipEntry]:
+    """Count the members against `max_members` in one step; the ones within it."""
     room = max(0, state.limits.max_members - state.container.members_total)
     state.container.members_total += min(room, len(entries))
-    yield from entries[:room]
-    if len(entries) > room:
-        state.count_member(join_member(member, entries[room].name))  # records and raises
+    return entries[:room]
+
+
+def _window(e: zipread.ZipEntry, size: int, window: int) -> int:
+    return min(size - e.data_offset, e.compressed_size, window)
 
 
 def _zip_member(

@@ -15,9 +15,9 @@ import lzma
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from fastscan._zipdir import central_entries
+from fastscan._zipdir import ODD_DECODE, ODD_DIR, ODD_NOT_PLAIN, central_entries
 
 from .base import Buffer, ContainerAnomaly
 from .sniff import ROUTE_FIRST
@@ -78,6 +78,7 @@ class ZipEntry(NamedTuple):
     crc_known: bool = True  # False for data-descriptor members found by the local-header walk
     routable: bool = True  # False: stored, and its probe window starts no format worth reading
     plain: bool = False  # True: no oddity `_entry_anomalies` would report, duplicates aside
+    quiet: bool = False  # True: not routable, ASCII name not ending ".pkl" (nothing to read)
 
     @property
     def encrypted_flag(self) -> bool:
@@ -92,6 +93,10 @@ class ZipEntry(NamedTuple):
 class ZipListing:
     entries: list[ZipEntry] = field(default_factory=list)
     anomalies: list[ContainerAnomaly] = field(default_factory=list)
+    # From the native listing, so a 400-member checkpoint needs no Python pass per question:
+    has_dirs: bool = True  # False: no entry is a directory
+    all_plain: bool = False  # True: every entry is `plain`
+    quiet_bytes: int = 0  # the probe windows of every `quiet` entry
 
 
 _new_entry = functools.partial(tuple.__new__, ZipEntry)  # from C, no Python frame per entry
@@ -167,7 +172,23 @@ def _central_listing(
         if bytes(view[real_cd : real_cd + 4]) != CENTRAL_SIG:
             return n_total == 0 and cd_size == 0
     delta = real_cd - cd_offset
-    for fields in central_entries(view, real_cd, delta, probe_window, ROUTE_FIRST):
+    rows, oddities, listing.quiet_bytes, first = central_entries(
+        view, real_cd, delta, probe_window, ROUTE_FIRST
+    )
+    listing.has_dirs = bool(oddities & ODD_DIR)
+    listing.all_plain = not oddities & ODD_NOT_PLAIN
+    if oddities & ODD_DECODE:
+        _add_odd_entries(rows, listing)
+        first = min((e.header_offset for e in listing.entries), default=0)
+    else:
+        listing.entries = list(map(_new_entry, rows))
+    if listing.entries and first > 0:
+        listing.anomalies.append(ContainerAnomaly("zip_prefix_data", "", f"{first} bytes"))
+    return bool(listing.entries) or n_total == 0
+
+
+def _add_odd_entries(rows: list[tuple[Any, ...]], listing: ZipListing) -> None:
+    for fields in rows:
         entry = _new_entry(fields)
         if not isinstance(entry.name, str) or not isinstance(entry.local_name, str):
             # not UTF-8: the cp437 / replace decodings of `_decode_name`
@@ -177,10 +198,6 @@ def _central_listing(
             listing.anomalies.append(ContainerAnomaly("zip_bad_local_header", entry.name))
             continue
         listing.entries.append(entry)
-    if listing.entries and min(e.header_offset for e in listing.entries) > 0:
-        first = min(e.header_offset for e in listing.entries)
-        listing.anomalies.append(ContainerAnomaly("zip_prefix_data", "", f"{first} bytes"))
-    return bool(listing.entries) or n_total == 0
 
 
 def find_in_view(view: memoryview, needle: bytes, start: int = 0) -> int:
@@ -240,16 +257,19 @@ def list_zip(buf: Buffer, probe_window: int = 0) -> ZipListing:
     eocd = _find_eocd(view)
     ok = eocd >= 0 and _central_listing(view, eocd, listing, probe_window)
     if not ok:
-        listing.entries.clear()
+        listing = ZipListing(anomalies=listing.anomalies)  # nothing native holds any more
         listing.anomalies = [a for a in listing.anomalies if a.code == "trailing_data"]
         listing.anomalies.append(ContainerAnomaly("zip_no_central_directory"))
         _walk_local_headers(view, listing)
         if not listing.entries:
             raise ZipError("no zip central directory or local headers found")
+    entries = listing.entries
+    if listing.all_plain and len({e.name for e in entries}) == len(entries):
+        return listing  # nothing to report (the native listing checked every entry)
     seen: set[str] = set()
-    for e in listing.entries:
+    for e in entries:
         if e.plain and e.name not in seen:
-            seen.add(e.name)  # nothing else to report (the native listing checked)
+            seen.add(e.name)
         else:
             _entry_anomalies(e, seen, listing.anomalies)
     return listing
