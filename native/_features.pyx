@@ -38,6 +38,9 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object u)
     double PyFloat_AsDouble(object o) except? -1.0
     ucs4* PyUnicode_AsUCS4(object u, ucs4* buffer, Py_ssize_t buflen, int copy_null) except NULL
+    int PyUnicode_KIND(object u)
+    const void* PyUnicode_DATA(object u)
+    ucs4 PyUnicode_READ(int kind, const void* data, Py_ssize_t index) nogil
 
 # Must match features: _ENTROPY_MIN_LEN, _SMALL_ENTROPY, _HIGH_ENTROPY.
 cdef enum:
@@ -155,26 +158,110 @@ cdef double entropy_counter_order(const ucs4* t, Py_ssize_t n) noexcept nogil:
     return -acc
 
 
+# numpy.log2(c / total) for 1 <= c <= total <= LOG_CACHE_TOTAL, filled on demand, kept for the
+# process: a string's entropy needs only these values (c: a byte's count, total: its UTF-8
+# length), and numpy's log2 of a float64 does not depend on where it sits in the array (checked
+# by the tests), so a cached value is the one a fresh numpy call over the string would give.
+cdef enum:
+    LOG_CACHE_TOTAL = 512
+cdef vector[vector[double]] LOG_CACHE = vector[vector[double]](LOG_CACHE_TOTAL + 1)
+
+
+cdef inline double entropy_terms_sum(const Py_ssize_t* counts, const unsigned char* order,
+                                     int n_order, Py_ssize_t total, const double* logs,
+                                     double* terms) noexcept nogil:
+    """0.0 + numpy's pairwise sum of -p * log2(p) over all 256 bytes (terms[] all zero on entry
+    and on return); logs[k] is log2 of byte order[k]'s probability."""
+    cdef int k
+    cdef double p, out
+    for k in range(n_order):
+        p = <double>counts[order[k]] / <double>total
+        terms[order[k]] = -p * logs[k]
+    out = 0.0 + pairwise_sum(terms, 256)
+    for k in range(n_order):
+        terms[order[k]] = 0.0
+    return out
+
+
+cdef void fill_log_cache(vector[Py_ssize_t]& totals, object log2_array) except *:
+    """LOG_CACHE[t] for each total t listed (all distinct, not yet cached), in one numpy call."""
+    cdef Py_ssize_t size = 0, i, c, pos = 0
+    cdef double[::1] probs_view
+    cdef const double[::1] logs
+    cdef Py_ssize_t t
+    for t in totals:
+        size += t
+    probs_array = _numpy.empty(size, dtype=_numpy.float64)
+    probs_view = probs_array
+    for t in totals:
+        for c in range(1, t + 1):
+            probs_view[pos] = <double>c / <double>t
+            pos += 1
+    logs = log2_array(probs_array)
+    pos = 0
+    for t in totals:
+        LOG_CACHE[t].resize(t)
+        for i in range(t):
+            LOG_CACHE[t][i] = logs[pos + i]
+        pos += t
+
+
 cdef void entropies_numpy_order(const ucs4* t, vector[Py_ssize_t]& starts,
                                 vector[Py_ssize_t]& lengths, object log2_array,
                                 vector[double]& out) except *:
-    """Entropies as the numpy path of features._entropies computes them (see module doc)."""
+    """Entropies as the numpy path of features._entropies computes them (see module doc).
+
+    With numpy.log2 itself, the logs come from LOG_CACHE (filled first for totals it lacks);
+    strings longer than its reach, or any other log2_array, take one log2_array call over
+    their probabilities."""
     cdef Py_ssize_t counts[256]
     cdef unsigned char order[256]
+    cdef double terms[256]
+    cdef double logs_of[256]
     cdef int n_order, k
     cdef Py_ssize_t s, i, total, pos = 0
+    cdef Py_ssize_t n_strings = <Py_ssize_t>starts.size()
+    cdef bint cached = log2_array is _numpy.log2
+    cdef double p
+    cdef vector[Py_ssize_t] missing, direct, pending
+    cdef vector[char] listed
     cdef vector[double] probs
     cdef vector[unsigned char] symbols
     cdef vector[int] n_symbols
-    cdef double terms[256]
-    cdef double p
     cdef const double[::1] logs
     cdef double[::1] probs_view
     memset(counts, 0, sizeof(counts))
-    for s in range(<Py_ssize_t>starts.size()):
+    memset(terms, 0, sizeof(terms))
+    out.resize(n_strings)
+    listed.resize(LOG_CACHE_TOTAL + 1)
+    for s in range(n_strings):  # computed now when the cache has the logs, else below
+        total = byte_histogram(t + starts[s], lengths[s], counts, order, &n_order)
+        if not cached or total > LOG_CACHE_TOTAL:
+            direct.push_back(s)
+        elif not LOG_CACHE[total].empty():
+            for k in range(n_order):
+                logs_of[k] = LOG_CACHE[total][counts[order[k]] - 1]
+            out[s] = entropy_terms_sum(counts, order, n_order, total, logs_of, terms)
+        else:
+            if not listed[total]:
+                listed[total] = 1
+                missing.push_back(total)
+            pending.push_back(s)
+        clear_histogram(counts, order, n_order)
+    if not missing.empty():
+        fill_log_cache(missing, log2_array)
+        for s in pending:
+            total = byte_histogram(t + starts[s], lengths[s], counts, order, &n_order)
+            for k in range(n_order):
+                logs_of[k] = LOG_CACHE[total][counts[order[k]] - 1]
+            out[s] = entropy_terms_sum(counts, order, n_order, total, logs_of, terms)
+            clear_histogram(counts, order, n_order)
+    if direct.empty():
+        return
+    for s in direct:
         total = byte_histogram(t + starts[s], lengths[s], counts, order, &n_order)
         n_symbols.push_back(n_order)
-        for k in range(n_order):  # the order does not matter: terms[] is indexed by byte
+        for k in range(n_order):
             probs.push_back(<double>counts[order[k]] / <double>total)
             symbols.push_back(order[k])
         clear_histogram(counts, order, n_order)
@@ -183,15 +270,15 @@ cdef void entropies_numpy_order(const ucs4* t, vector[Py_ssize_t]& starts,
     for i in range(<Py_ssize_t>probs.size()):
         probs_view[i] = probs[i]
     logs = log2_array(probs_array)
-    memset(terms, 0, sizeof(terms))
-    for s in range(<Py_ssize_t>starts.size()):
-        for k in range(n_symbols[s]):
+    for i in range(<Py_ssize_t>direct.size()):
+        s = direct[i]
+        for k in range(n_symbols[i]):
             p = probs[pos + k]
             terms[symbols[pos + k]] = -p * logs[pos + k]
-        out.push_back(0.0 + pairwise_sum(terms, 256))
-        for k in range(n_symbols[s]):
+        out[s] = 0.0 + pairwise_sum(terms, 256)
+        for k in range(n_symbols[i]):
             terms[symbols[pos + k]] = 0.0
-        pos += n_symbols[s]
+        pos += n_symbols[i]
 
 
 def string_stats(list strings, object log2_array) -> tuple:

@@ -409,3 +409,102 @@ def pattern_counts(str text) -> tuple:
     PyUnicode_AsUCS4(text, buf.data(), n + 1, 0)
     count_all(buf.data(), n, counts)
     return tuple([counts[k] for k in range(8)])
+
+
+# -- the rules engine's pre-filter: does any needle occur in "\n".join(strings).lower()? ---------
+
+# Code points outside ASCII whose str.lower() contains an ASCII character ("İ" -> "i̇", the Kelvin
+# sign -> "k"); tests/test_string_prefilter.py checks this list against every code point. Every
+# other non-ASCII character lowers to non-ASCII text, which no (ASCII) needle can touch.
+LOWERS_TO_ASCII = (0x130, 0x212A)
+
+
+cdef inline bint lowers_to_ascii(ucs4 c) noexcept nogil:
+    return c == 0x130 or c == 0x212A
+
+
+cdef inline unsigned char folded_at(int kind, const void* data, Py_ssize_t n,
+                                    Py_ssize_t p) noexcept nogil:
+    """The ASCII-lowered character at p; 0 past the end or outside ASCII (needles hold neither
+    NUL nor non-ASCII, so 0 never matches a needle character)."""
+    cdef ucs4 c
+    if p >= n:
+        return 0
+    c = (<const unsigned char*>data)[p] if kind == 1 else PyUnicode_READ(kind, data, p)
+    if c >= 128:
+        return 0
+    return c + 32 if 65 <= c <= 90 else c
+
+
+def contains_folded(object strings, tuple needles) -> int:
+    """1 when some needle occurs in "\n".join(strings).lower(), else 0, without building either
+    string; -1 when a string holds a character that lowers to ASCII from outside it (the caller
+    then asks Python). Needles must be non-empty lowercase ASCII without "\n" or NUL (so no
+    match can span two strings), at most 64 of them."""
+    # at[i][c]: needles whose character i is c, or that are shorter than i + 1; a position is
+    # verified in full only when its first FILTER_DEPTH characters pass all three tables.
+    cdef unsigned long long at[3][128]
+    cdef vector[const char*] words
+    cdef vector[Py_ssize_t] sizes
+    cdef unsigned long long mask, everyone
+    cdef Py_ssize_t n, p, i, k, size
+    cdef int kind
+    cdef const void* data
+    cdef ucs4 c
+    cdef bint found = False
+    cdef list encoded = []
+    if len(needles) > 64:
+        raise ValueError("at most 64 needles")
+    for word in needles:
+        if (not isinstance(word, str) or not word or not word.isascii() or word.lower() != word
+                or "\n" in word or "\0" in word):
+            raise ValueError(f"needle {word!r} is not lowercase ASCII without newline or NUL")
+        encoded.append(word.encode("ascii"))
+    everyone = (1ULL << len(encoded)) - 1 if encoded else 0
+    memset(at, 0, sizeof(at))
+    for k, raw in enumerate(encoded):
+        words.push_back(<const char*>raw)
+        sizes.push_back(len(raw))
+        for i in range(3):
+            if i < len(raw):
+                at[i][<unsigned char>(<const char*>raw)[i]] |= 1ULL << k
+            else:
+                for c in range(128):
+                    at[i][c] |= 1ULL << k
+    for s in strings:
+        if not isinstance(s, str):
+            raise TypeError(f"sequence item: expected str instance, {type(s).__name__} found")
+        if found or not everyone:
+            continue  # keep checking types, as str.join would
+        n = PyUnicode_GET_LENGTH(s)
+        kind = PyUnicode_KIND(s)
+        data = PyUnicode_DATA(s)
+        for p in range(n):
+            if kind == 1:  # Latin-1 text (vocabularies): no call per character
+                c = (<const unsigned char*>data)[p]
+                if c >= 128:
+                    continue
+                mask = at[0][c + 32 if 65 <= c <= 90 else c]
+            elif lowers_to_ascii(PyUnicode_READ(kind, data, p)):
+                return -1
+            else:
+                mask = at[0][folded_at(kind, data, n, p)]
+            if not mask:
+                continue
+            mask &= at[1][folded_at(kind, data, n, p + 1)] & at[2][folded_at(kind, data, n, p + 2)]
+            k = 0
+            while mask:
+                if mask & 1:
+                    size = sizes[k]
+                    i = 0
+                    while (i < size and folded_at(kind, data, n, p + i)
+                           == <unsigned char>words[k][i]):
+                        i += 1
+                    if i == size:
+                        found = True
+                        break
+                mask >>= 1
+                k += 1
+            if found:
+                break
+    return 1 if found else 0

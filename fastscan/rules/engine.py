@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .. import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
 from ..containers.base import COMPLETE, ENCRYPTED, ERROR, PARTIAL, UNSUPPORTED, Container
 from ..facts import (
     STATUS_BAD_OPCODE,
@@ -108,8 +109,10 @@ _SHELL = re.compile(
     re.IGNORECASE,
 )
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"]+", re.IGNORECASE)
-# Cheap pre-filter over all strings at once (substring tests run in C; a regex alternation
-# costs ~100 us per file); only a hit pays for the per-string patterns above.
+# Cheap pre-filter over all strings at once: does any of these occur in
+# "\n".join(strings).lower()? (`_maybe_command` is that test, native, one pass without building
+# either string; a regex alternation costs ~100 us per file); only a hit pays for the
+# per-string patterns above.
 _MAYBE = (
     "/bin/", "cmd", "powershell", "curl", "wget", "nc ", "ncat", "bash", "sh ", "rm ", "chmod",
     "mkfifo", "/dev/tcp", "base64", "__import__", "exec", "eval", "system", "subprocess",
@@ -528,8 +531,7 @@ def _string_findings(member: str, strings: Sequence[str], out: _Collector, scope
     offset, where = scope.at(-1), scope.where
     if not strings:
         return
-    joined = "\n".join(strings).lower()
-    if not any(word in joined for word in _MAYBE):
+    if not _maybe_command(strings):
         return
     for text in strings:
         if _SHELL.search(text):
@@ -552,3 +554,12 @@ def _string_findings(member: str, strings: Sequence[str], out: _Collector, scope
                         subject=url.group(0)[:80],
                     )
                 )
+
+
+def _maybe_command(strings: Sequence[str]) -> bool:
+    """Whether a _MAYBE word occurs in "\n".join(strings).lower()."""
+    found = _native.contains_folded(strings, _MAYBE)
+    if found < 0:  # a character outside ASCII lowers into it: let Python decide
+        joined = "\n".join(strings).lower()
+        return any(word in joined for word in _MAYBE)
+    return bool(found)
