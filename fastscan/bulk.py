@@ -41,6 +41,7 @@ from .sinks import (
     ParquetSink,
     conform_table,
     open_sink,
+    read_parquet,
     results_to_batch,
 )
 from .sources import FileRef, discover, is_remote, load_previous, split_incremental
@@ -513,7 +514,7 @@ def _finalize(
     feature_parts: list[pa.Table],
 ) -> pa.Table:
     """Merge spool + carried rows, sort by path, write `out` atomically; return the final table."""
-    table = conform_table(pq.read_table(spool_path))
+    table = conform_table(read_parquet(spool_path))
     if carried:
         table = pa.concat_tables([table, pa.Table.from_pylist(list(carried), schema=RESULT_SCHEMA)])
     table = table.sort_by([("path", "ascending")])

@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from .sinks import comparable, conform_table
+from .sinks import comparable, conform_table, read_parquet
 from .verdict import SUSPICIOUS, VERDICTS
 
 
@@ -261,8 +261,8 @@ def render_html(data: ReportData) -> str:
 
 def compare_outputs(a_path: str, b_path: str) -> list[str]:
     """Differences between two verdict Parquets, ignoring columns that vary between runs."""
-    a = comparable(conform_table(pq.read_table(a_path)))
-    b = comparable(conform_table(pq.read_table(b_path)))
+    a = comparable(conform_table(read_parquet(a_path)))
+    b = comparable(conform_table(read_parquet(b_path)))
     diffs = []
     if a.num_rows != b.num_rows:
         diffs.append(f"row count {a.num_rows} != {b.num_rows}")

@@ -15,9 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from .sinks import conform_table
+from .sinks import conform_table, read_parquet
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +207,7 @@ def load_previous(parquet_path: str) -> dict[str, dict[str, Any]]:
     """Rows of an earlier fastscan Parquet, keyed by path (empty if the file does not exist)."""
     if not os.path.exists(parquet_path):
         return {}
-    table = conform_table(pq.read_table(parquet_path))
+    table = conform_table(read_parquet(parquet_path))
     return {row["path"]: row for row in table.to_pylist()}
 
 
