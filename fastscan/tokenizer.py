@@ -255,6 +255,8 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
     (a member cut short by the caller's read window).
     """
     view = _as_view(data)
+    if _short_break(view):
+        return False
     # Most real pickles import a class within their first bytes; that decision cannot change
     # with more bytes (everything before the first import is already seen), so try a short
     # window before walking the whole prefix (which the tokenizer then walks again). A PROTO
@@ -275,15 +277,36 @@ _IMPORT_CODES = frozenset(code for code, name in enumerate(NAMES) if name in IMP
 
 
 def breaks_before_import(data: Any) -> bool:
-    """Whether the bytes hit an invalid opcode within their first window before any import.
+    """Whether the bytes break before any import: an invalid opcode within their first window,
+    or (without a PROTO header) an invalid opcode or an operand running past their end within
+    the first `_FIRST_PICKLE_MIN_OPS` opcodes.
 
-    Then no loader runs anything and neither `probe` nor a whole-buffer walk can take them for
-    a pickle (a broken first pickle without globals never is): a cheap exit for the tensor
-    storages that happen to start with an opcode byte.
+    Then no loader runs anything, `probe` says no, and the tokenizer rejects such a first
+    pickle, so a whole-buffer walk cannot take them for a pickle either (`parses_as_pickle`
+    needs a pickle at offset 0): a cheap exit for the tensor storages that happen to start with
+    an opcode byte.
     """
-    view = _as_view(data)[:_QUICK_PROBE_BYTES]
-    codes, _offsets, _, _, _end, status = _native.list_opcodes(view, 0, 1024)
+    view = _as_view(data)
+    if _short_break(view):
+        return True
+    codes, _offsets, _, _, _end, status = _native.list_opcodes(view[:_QUICK_PROBE_BYTES], 0, 1024)
     return _breaks(codes, status)
+
+
+# The tokenizer keeps a broken first pickle only when it imported, had a PROTO header or ran
+# this many opcodes (`Walker.run_nogil`); `probe` needs as many for a cut-off prefix.
+_FIRST_PICKLE_MIN_OPS = 8
+
+
+def _short_break(view: memoryview) -> bool:
+    if len(view) >= 2 and view[0] == 0x80 and view[1] <= 5:
+        return False
+    codes, _offsets, _, _, _end, status = _native.list_opcodes(view, 0, _FIRST_PICKLE_MIN_OPS)
+    return (
+        status in ("bad_opcode", "truncated")
+        and len(codes) < _FIRST_PICKLE_MIN_OPS
+        and _IMPORT_CODES.isdisjoint(codes)
+    )
 
 
 def _breaks(codes: bytes, status: str) -> bool:

@@ -38,13 +38,27 @@ def test_tensor_bytes_cut_early_are_rejected_by_both_walks(dtype: type) -> None:
     assert cut > 0  # the short cut does fire on tensor-like bytes
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(st.sampled_from(sorted(START_OPCODES)), st.binary(min_size=1, max_size=6000))
 def test_short_cut_implies_full_rejection(first: int, rest: bytes) -> None:
     data = bytes([first]) + rest
     if breaks_before_import(data):
         assert _full_walks_reject(data)
         assert sniff(data) != "raw_pickle"
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    st.sampled_from(sorted(START_OPCODES)),
+    st.lists(st.sampled_from(sorted(START_OPCODES | {0x95, 0x94, 0x2E, 0x71, 0x68})), max_size=7),
+    st.binary(max_size=40),
+)
+def test_short_break_implies_full_rejection(first: int, ops: list[int], rest: bytes) -> None:
+    # opcode bytes first, so the walk gets a few opcodes in before it breaks or runs off the end
+    data = bytes([first, *ops]) + rest
+    if breaks_before_import(data):
+        assert _full_walks_reject(data)
+        assert not probe(data)
 
 
 @pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
