@@ -50,7 +50,7 @@ def iter_ops(
         codes, offsets, _aoffs, _alens, end, status = opcode_bounds(
             view, pos, min(left, _OPS_PER_BATCH)
         )
-        bounds = [*offsets[1:], end]
+        bounds = [*offsets[1:], end] if codes else []  # an empty batch: no opcode, no bound
         for code, at, stop in zip(codes, offsets, bounds, strict=True):
             op = _OPINFO[code]
             arg = None if op.arg is None else op.arg.reader(io.BytesIO(view[at + 1 : stop]))
