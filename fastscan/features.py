@@ -666,7 +666,11 @@ def to_batch(
         return pa.RecordBatch.from_arrays(columns, schema=ARROW_SCHEMA)
     if len(paths) != n:
         raise ValueError(f"{len(paths)} paths for {n} feature rows")
-    path_column = pa.array(list(paths), type=pa.string())
+    # sinks builds string columns from buffers: pa.array would import pandas (~0.25 s) here.
+    # Imported here, not at the top, so importing features does not pull in pyarrow.parquet.
+    from .sinks import arrow_array
+
+    path_column = arrow_array(list(paths), pa.string())
     return pa.RecordBatch.from_arrays([path_column, *columns], schema=ARROW_SCHEMA_WITH_PATH)
 
 

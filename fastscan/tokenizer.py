@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,11 +79,6 @@ def _normalise_module(module: str) -> str:
     return module
 
 
-# tuple.__new__ straight from C: NamedTuple._make adds a Python frame per call site, and a
-# checkpoint has one call site per tensor (the native tuples already have the field order).
-_new_call_site = functools.partial(tuple.__new__, CallSite)
-
-
 def tokenize(data: Any, limits: ScanLimits | None = None, *, _depth: int = 0) -> StreamFacts:
     """Walk every pickle in `data` (bytes, memoryview or mmap) and return what was seen."""
     limits = limits or DEFAULT_LIMITS
@@ -149,7 +143,7 @@ def tokenize(data: Any, limits: ScanLimits | None = None, *, _depth: int = 0) ->
             )
         )
 
-    calls = tuple(map(_new_call_site, walker.call_list(NAMES)))
+    calls = tuple(walker.call_list(NAMES, CallSite))
     # decoded natively in one pass; `_decode` only sees the rare encodings and undecodable bytes
     strings: tuple[str, ...] = walker.string_texts(_decode)
     pickles = walker.pickle_list()

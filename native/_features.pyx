@@ -19,6 +19,8 @@ bit for bit, not approximately (tests/test_features_native.py checks each one):
 - `opcode_groups`, `global_counts`, `call_counts`: the per-opcode, per-global and per-call
   loops, writing Python ints into the caller's lists.
 - `float32_row`: the list of Python numbers -> float32 row, with numpy's cast and nan_to_num.
+- `contains_folded`: the rules engine's string pre-filter (any needle in any string, with every
+  character folded the way `re.IGNORECASE` and `\\s` see it); it lives in _string_patterns.pxi.
 """
 
 from libc.math cimport isinf, isnan, log2

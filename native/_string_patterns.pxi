@@ -411,38 +411,71 @@ def pattern_counts(str text) -> tuple:
     return tuple([counts[k] for k in range(8)])
 
 
-# -- the rules engine's pre-filter: does any needle occur in "\n".join(strings).lower()? ---------
+# -- the rules engine's pre-filter: does a needle occur in some string, as its regexes see it? ---
 
-# Code points outside ASCII whose str.lower() contains an ASCII character ("İ" -> "i̇", the Kelvin
-# sign -> "k"); tests/test_string_prefilter.py checks this list against every code point. Every
-# other non-ASCII character lowers to non-ASCII text, which no (ASCII) needle can touch.
-LOWERS_TO_ASCII = (0x130, 0x212A)
+# The pre-filter must find every string the engine's regexes (re.IGNORECASE, `\s`) can match, so
+# it compares needles with each character's FOLD: " " for every character `\s` matches (tabs,
+# newlines, NBSP, the Unicode spaces), the ASCII letter for every character re.IGNORECASE equates
+# with one (ASCII capitals, and the four below), the character itself for the rest of ASCII, and
+# 0 (in no needle) for everything else. tests/test_prefilter_whitespace.py checks FOLD against
+# `re` over every code point, and engine._maybe_command_py spells the same fold in Python.
+FOLDS_TO_ASCII_LETTER = ((0x130, "i"), (0x131, "i"), (0x17F, "s"), (0x212A, "k"))
+
+cdef unsigned char FOLD_LATIN1[256]
 
 
-cdef inline bint lowers_to_ascii(ucs4 c) noexcept nogil:
-    return c == 0x130 or c == 0x212A
+cdef void init_fold_table() noexcept:
+    cdef int c
+    for c in range(256):
+        if is_space(c):
+            FOLD_LATIN1[c] = 32
+        elif 65 <= c <= 90:
+            FOLD_LATIN1[c] = c + 32
+        elif c < 128:
+            FOLD_LATIN1[c] = c
+        else:
+            FOLD_LATIN1[c] = 0
+
+
+init_fold_table()
+
+
+cdef inline unsigned char fold(ucs4 c) noexcept nogil:
+    if c < 256:
+        return FOLD_LATIN1[c]
+    if Py_UNICODE_ISSPACE(c):
+        return 32
+    if c == 0x130 or c == 0x131:  # dotted capital I, dotless small i
+        return 105
+    if c == 0x17F:  # long s
+        return 115
+    if c == 0x212A:  # Kelvin sign
+        return 107
+    return 0
+
+
+def folded_code_point(unsigned int c) -> int:
+    """FOLD of one code point (for the tests)."""
+    return fold(c)
 
 
 cdef inline unsigned char folded_at(int kind, const void* data, Py_ssize_t n,
                                     Py_ssize_t p) noexcept nogil:
-    """The ASCII-lowered character at p; 0 past the end or outside ASCII (needles hold neither
-    NUL nor non-ASCII, so 0 never matches a needle character)."""
-    cdef ucs4 c
+    """FOLD of the character at p; 0 past the end (no needle holds NUL, so 0 matches none)."""
     if p >= n:
         return 0
-    c = (<const unsigned char*>data)[p] if kind == 1 else PyUnicode_READ(kind, data, p)
-    if c >= 128:
-        return 0
-    return c + 32 if 65 <= c <= 90 else c
+    if kind == 1:
+        return FOLD_LATIN1[(<const unsigned char*>data)[p]]
+    return fold(PyUnicode_READ(kind, data, p))
 
 
 def contains_folded(object strings, tuple needles) -> int:
-    """1 when some needle occurs in "\n".join(strings).lower(), else 0, without building either
-    string; -1 when a string holds a character that lowers to ASCII from outside it (the caller
-    then asks Python). Needles must be non-empty lowercase ASCII without "\n" or NUL (so no
-    match can span two strings), at most 64 of them."""
+    """1 when some needle occurs in the FOLD of some string, else 0: a " " in a needle stands
+    for any whitespace, a letter for its case variants. Needles must be non-empty ASCII made of
+    FOLD's own values (lowercase, blanks only as " ", no NUL), at most 64 of them; none can
+    span two strings."""
     # at[i][c]: needles whose character i is c, or that are shorter than i + 1; a position is
-    # verified in full only when its first FILTER_DEPTH characters pass all three tables.
+    # verified in full only when its first three folded characters pass all three tables.
     cdef unsigned long long at[3][128]
     cdef vector[const char*] words
     cdef vector[Py_ssize_t] sizes
@@ -450,15 +483,15 @@ def contains_folded(object strings, tuple needles) -> int:
     cdef Py_ssize_t n, p, i, k, size
     cdef int kind
     cdef const void* data
-    cdef ucs4 c
+    cdef int c
     cdef bint found = False
     cdef list encoded = []
     if len(needles) > 64:
         raise ValueError("at most 64 needles")
     for word in needles:
-        if (not isinstance(word, str) or not word or not word.isascii() or word.lower() != word
-                or "\n" in word or "\0" in word):
-            raise ValueError(f"needle {word!r} is not lowercase ASCII without newline or NUL")
+        if (not isinstance(word, str) or not word or not word.isascii()
+                or any(ch == "\0" or fold(ord(ch)) != ord(ch) for ch in word)):
+            raise ValueError(f"needle {word!r} is not made of folded ASCII (lowercase, \" \")")
         encoded.append(word.encode("ascii"))
     everyone = (1ULL << len(encoded)) - 1 if encoded else 0
     memset(at, 0, sizeof(at))
@@ -480,15 +513,10 @@ def contains_folded(object strings, tuple needles) -> int:
         kind = PyUnicode_KIND(s)
         data = PyUnicode_DATA(s)
         for p in range(n):
-            if kind == 1:  # Latin-1 text (vocabularies): no call per character
-                c = (<const unsigned char*>data)[p]
-                if c >= 128:
-                    continue
-                mask = at[0][c + 32 if 65 <= c <= 90 else c]
-            elif lowers_to_ascii(PyUnicode_READ(kind, data, p)):
-                return -1
+            if kind == 1:  # Latin-1 text (vocabularies): one table look-up per character
+                mask = at[0][FOLD_LATIN1[(<const unsigned char*>data)[p]]]
             else:
-                mask = at[0][folded_at(kind, data, n, p)]
+                mask = at[0][fold(PyUnicode_READ(kind, data, p))]
             if not mask:
                 continue
             mask &= at[1][folded_at(kind, data, n, p + 1)] & at[2][folded_at(kind, data, n, p + 2)]

@@ -17,6 +17,7 @@ from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
 include "_opcodes.pxi"
+include "_records.pxi"
 
 # Symbolic stack item kinds.
 cdef enum:
@@ -1500,13 +1501,24 @@ cdef class Walker:
                         g.ext_code))
         return out
 
-    def call_list(self, tuple names):
-        """Field tuples in `facts.CallSite` order, opcode as its name from `names`."""
+    def call_list(self, tuple names, type cls):
+        """`cls` (facts.CallSite) records, opcode as its name from `names`."""
         cdef CallRec c
-        return [(names[c.opcode], c.offset, c.pickle_index, c.callable_index,
-                 c.discarded != 0, c.callable_is_call != 0, c.callable_call_index,
-                 c.first_arg_index if c.first_arg_kind == K_GLOBAL else -1,
-                 c.first_arg_index if c.first_arg_kind == K_CALL else -1) for c in self.calls]
+        check_record_type(cls)
+        out = []
+        for c in self.calls:
+            r = new_record(cls, 9)
+            set_field(r, 0, names[c.opcode])
+            set_field(r, 1, c.offset)
+            set_field(r, 2, c.pickle_index)
+            set_field(r, 3, c.callable_index)
+            set_field(r, 4, c.discarded != 0)
+            set_field(r, 5, c.callable_is_call != 0)
+            set_field(r, 6, c.callable_call_index)
+            set_field(r, 7, c.first_arg_index if c.first_arg_kind == K_GLOBAL else -1)
+            set_field(r, 8, c.first_arg_index if c.first_arg_kind == K_CALL else -1)
+            out.append(r)
+        return out
 
     def string_list(self):
         cdef Span s

@@ -7,9 +7,11 @@ fixed-layout header fields and answers "could this stored member's first bytes b
 scanner reads further?"; names, anomalies and every decision stay in Python.
 """
 
-from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp
+
+
+include "_records.pxi"
 
 
 cdef extern from "Python.h":
@@ -127,11 +129,11 @@ cdef bint _quiet_name(const uint8_t* p, int64_t n) noexcept nogil:
 
 
 def central_entries(const uint8_t[::1] buf, int64_t real_cd, int64_t delta,
-                    int64_t window, const uint8_t[:] route_first):
+                    int64_t window, const uint8_t[:] route_first, type cls):
     """Every central-directory record from `real_cd` while the signature holds.
 
-    Returns (rows, oddities, quiet_bytes, first_header). One row per record, in
-    `zipread.ZipEntry` field order: (name, local name, method, flags, crc, compressed size,
+    Returns (rows, oddities, quiet_bytes, first_header). One `cls` (zipread.ZipEntry) row per
+    record: (name, local name, method, flags, crc, compressed size,
     size, local header offset, data offset (-1: no local header), is_symlink, crc_known,
     routable, plain, quiet), zip64 placeholders resolved. Names are str when valid UTF-8, else
     raw bytes for Python to decode. `routable` is False only for a stored, unencrypted member
@@ -150,6 +152,7 @@ def central_entries(const uint8_t[::1] buf, int64_t real_cd, int64_t delta,
     cdef bint routable, same_name, symlink, plain, quiet
     cdef int oddities = 0
     cdef int64_t quiet_bytes = 0, first_header = -1
+    check_record_type(cls)
     out = []
     while pos + 46 <= n and u32(p + pos) == SIG_CENTRAL:
         flags = u16(p + pos + 8)
@@ -218,7 +221,21 @@ def central_entries(const uint8_t[::1] buf, int64_t real_cd, int64_t delta,
             oddities |= ODD_DIR
         if not plain:
             oddities |= ODD_NOT_PLAIN
-        out.append((name, local_name, method, flags, crc, csize, size, header, data, symlink,
-                    True, routable, plain, quiet))
+        r = new_record(cls, 14)
+        set_field(r, 0, name)
+        set_field(r, 1, local_name)
+        set_field(r, 2, method)
+        set_field(r, 3, flags)
+        set_field(r, 4, crc)
+        set_field(r, 5, csize)
+        set_field(r, 6, size)
+        set_field(r, 7, header)
+        set_field(r, 8, data)
+        set_field(r, 9, symlink)
+        set_field(r, 10, True)
+        set_field(r, 11, routable)
+        set_field(r, 12, plain)
+        set_field(r, 13, quiet)
+        out.append(r)
         pos += 46 + name_len + extra_len + comment_len
     return out, oddities, quiet_bytes, first_header

@@ -1,8 +1,9 @@
 """The per-file shortcuts of the rules string pre-filter, the entropy log cache and the result
 batch builder, each held to the plain Python/pyarrow code it replaces.
 
-- `_features.contains_folded` (rules engine pre-filter) against
-  `any(word in "\\n".join(strings).lower() for word in needles)`;
+- `_features.contains_folded` (rules engine pre-filter) against `engine._maybe_command_py`, its
+  plain Python spec (tests/test_prefilter_whitespace.py shows that both fold characters as `re`
+  does and that the pre-filter hits whenever the engine's regexes can match);
 - `_features.string_stats` with its process-wide numpy.log2 cache against
   `features.string_stats_py`, bit for bit;
 - `sinks.results_to_batch` (numpy buffers, no pandas import) against pyarrow.array over the
@@ -36,24 +37,25 @@ from fastscan.verdict import FileResult, Finding, Severity
 
 
 def _spec(strings: list[str], needles: tuple[str, ...]) -> bool:
-    joined = "\n".join(strings).lower()
-    return any(word in joined for word in needles)
+    return engine._maybe_command_py(strings, needles)
 
 
-# Needle words in any case, cut short, glued to neighbours; characters that lower into ASCII
-# from outside it (dotted I, Kelvin sign) and ones that only look like it (long s, fullwidth).
+# Needle words in any case, cut short, glued to neighbours, blanks swapped for other whitespace;
+# characters that re.IGNORECASE equates with ASCII letters (dotted and dotless I, long s, Kelvin
+# sign) and ones that only look like them (fullwidth s, accented letters).
 _PIECES = [
-    *engine._MAYBE, "CURL", "WgEt", "Nc ", "/BIN/", "__IMPORT__", "SubProcess", "EVAL", "ExEc",
-    "://", ":/", "/bin", "nc", "ncat", "ba", "sh", " ", "\n", "\t", "\x00", "\u0130",
-    "\u0130mport ", "\u212a", "\u017f", "\uff53", "\u00e9", "\u00c9", "\U0001f600", "\ud800",
-    "\u03a3", "x", "S",
+    *engine._MAYBE, "CURL ", "WgEt\t", "Nc\u00a0", "/BIN/", "__IMPORT__", "SubProcess.", "EVAL",
+    "ExEc", "://", ":/", "/bin", "nc", "ncat", "ba", "sh", " ", "\n", "\t", "\x85", "\u3000",
+    "\u2029", "\x00", "\u0130", "\u0130mport ", "\u0131", "\u212a", "\u017f", "\u017fh\t",
+    "\uff53", "\u00e9", "\u00c9", "\U0001f600", "\ud800", "\u03a3", "x", "S",
 ]  # fmt: skip
 _texts = st.lists(st.one_of(st.sampled_from(_PIECES), st.characters()), max_size=12).map("".join)
 _string_lists = st.lists(st.one_of(_texts, st.text(max_size=20)), max_size=10)
+# Any needles the native pass accepts: ASCII, folded (lowercase, blanks as " "), no NUL.
 _needles = st.lists(
-    st.text(st.characters(min_codepoint=1, max_codepoint=127), min_size=1, max_size=6)
-    .map(str.lower)
-    .filter(lambda w: "\n" not in w),
+    st.text(st.characters(min_codepoint=1, max_codepoint=127), min_size=1, max_size=6).map(
+        lambda w: w.translate(engine._FOLD)
+    ),
     min_size=1,
     max_size=64,
 ).map(tuple)
@@ -61,21 +63,16 @@ _needles = st.lists(
 
 @settings(max_examples=500, deadline=None, derandomize=True)
 @given(_string_lists)
-def test_prefilter_equals_join_lower_spec(strings: list[str]) -> None:
+def test_prefilter_equals_python_spec(strings: list[str]) -> None:
     got = native.contains_folded(strings, engine._MAYBE)
-    if got < 0:  # undecided: only when a character lowers into ASCII from outside it
-        assert any(ord(c) in native.LOWERS_TO_ASCII for s in strings for c in s)
-    else:
-        assert bool(got) == _spec(strings, engine._MAYBE)
-    assert engine._maybe_command(strings) == _spec(strings, engine._MAYBE)
+    assert got in (0, 1)
+    assert bool(got) == _spec(strings, engine._MAYBE) == engine._maybe_command(strings)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(_string_lists, _needles)
 def test_prefilter_with_any_needles(strings: list[str], needles: tuple[str, ...]) -> None:
-    got = native.contains_folded(strings, needles)
-    if got >= 0:
-        assert bool(got) == _spec(strings, needles)
+    assert bool(native.contains_folded(strings, needles)) == _spec(strings, needles)
 
 
 @pytest.mark.parametrize(
@@ -84,26 +81,25 @@ def test_prefilter_with_any_needles(strings: list[str], needles: tuple[str, ...]
         ([], 0),
         ([""], 0),
         (["tokenizer", "vocab", "merges"], 0),
-        (["CURL"], 1),
-        (["xx", "rm-rf", "yy"], 0),  # "rm " needs the space
+        (["CURL x"], 1),
+        (["xx", "rm-rf", "yy"], 0),  # "rm " needs a blank
         (["xx", "RM -rf /", "yy"], 1),
+        (["xx", "rm\t-rf", "yy"], 1),  # any whitespace is a blank
+        (["nc\u00a0-e"], 1),
+        (["nc\n-e"], 1),
         (["n", "c "], 0),  # never across two strings
+        (["nc", " "], 0),
         (["nc"], 0),  # a needle cut by the end of its string
         (["\u00e9valuate exec"], 1),
-        (["\u0130mport os"], -1),  # lowers to "i̇mport os": Python decides
-        (["\u212a"], -1),
+        (["\u0130mport os"], 1),  # re.IGNORECASE: "\u0130" is an "i"
+        (["\u017fubprocess."], 1),  # and the long s an "s"
+        (["\uff53h -c"], 0),  # the fullwidth s is not
+        (["\u212a"], 0),
     ],
 )
 def test_prefilter_cases(strings: list[str], expected: int) -> None:
     assert native.contains_folded(strings, engine._MAYBE) == expected
-    assert engine._maybe_command(strings) == _spec(strings, engine._MAYBE)
-
-
-def test_lowers_to_ascii_lists_every_such_code_point() -> None:
-    found = tuple(
-        c for c in range(128, sys.maxunicode + 1) if any(ord(x) < 128 for x in chr(c).lower())
-    )
-    assert found == native.LOWERS_TO_ASCII
+    assert _spec(strings, engine._MAYBE) == bool(expected)
 
 
 def test_prefilter_rejects_what_join_rejects() -> None:
@@ -111,7 +107,9 @@ def test_prefilter_rejects_what_join_rejects() -> None:
         native.contains_folded(["curl ", b"bytes"], engine._MAYBE)  # str.join raises too
     with pytest.raises(TypeError):
         engine._maybe_command(["ok", 3])  # type: ignore[list-item]
-    for bad in (("",), ("Upper",), ("a\nb",), ("\u00e9",), ("a\x00",), tuple("x" * 65)):
+    with pytest.raises(TypeError):
+        engine._maybe_command_py(["ok", 3])  # type: ignore[list-item]
+    for bad in (("",), ("Upper",), ("a\nb",), ("a\tb",), ("\u00e9",), ("a\x00",), tuple("x" * 65)):
         with pytest.raises(ValueError):
             native.contains_folded(["x"], bad)
 
@@ -287,6 +285,36 @@ def test_results_to_batch_does_not_import_pandas() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_feature_batch_with_paths_does_not_import_pandas() -> None:
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from fastscan import features\n"
+        "rows = np.zeros((2, features.N_FEATURES), dtype=np.float32)\n"
+        "batch = features.to_batch(rows, paths=['a.pt', 'b/\\u00e9.bin'])\n"
+        "assert batch.column(0).to_pylist() == ['a.pt', 'b/\\u00e9.bin']\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("paths", [[], ["a.pt"], ["x/\u00e9\u4e2d.bin", "", "s3://b/k.ckpt"]])
+def test_feature_batch_path_column_equals_pyarrow_array(paths: list[str]) -> None:
+    rows = np.arange(len(paths) * features.N_FEATURES, dtype=np.float32)
+    batch = features.to_batch(rows.reshape(len(paths), features.N_FEATURES), paths=paths)
+    assert batch.schema == features.ARROW_SCHEMA_WITH_PATH
+    assert batch.column(0).equals(pa.array(paths, type=pa.string()))
+
+
+def test_feature_batch_unencodable_path_raises_as_before() -> None:
+    rows = np.zeros((1, features.N_FEATURES), dtype=np.float32)
+    with pytest.raises(UnicodeEncodeError):
+        pa.array(["p\udcff"], type=pa.string())
+    with pytest.raises(UnicodeEncodeError):
+        features.to_batch(rows, paths=["p\udcff"])
 
 
 # -- a generated corpus: same findings and feature rows as the specifications -------------------

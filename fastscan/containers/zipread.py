@@ -10,12 +10,11 @@ oddity as a `ContainerAnomaly`.
 from __future__ import annotations
 
 import bz2
-import functools
 import lzma
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from fastscan._zipdir import ODD_DECODE, ODD_DIR, ODD_NOT_PLAIN, central_entries
 
@@ -99,9 +98,6 @@ class ZipListing:
     quiet_bytes: int = 0  # the probe windows of every `quiet` entry
 
 
-_new_entry = functools.partial(tuple.__new__, ZipEntry)  # from C, no Python frame per entry
-
-
 def _as_name(name: str | bytes, flags: int) -> str:
     return name if isinstance(name, str) else _decode_name(name, flags)
 
@@ -173,7 +169,7 @@ def _central_listing(
             return n_total == 0 and cd_size == 0
     delta = real_cd - cd_offset
     rows, oddities, listing.quiet_bytes, first = central_entries(
-        view, real_cd, delta, probe_window, ROUTE_FIRST
+        view, real_cd, delta, probe_window, ROUTE_FIRST, ZipEntry
     )
     listing.has_dirs = bool(oddities & ODD_DIR)
     listing.all_plain = not oddities & ODD_NOT_PLAIN
@@ -181,15 +177,15 @@ def _central_listing(
         _add_odd_entries(rows, listing)
         first = min((e.header_offset for e in listing.entries), default=0)
     else:
-        listing.entries = list(map(_new_entry, rows))
+        listing.entries = rows
     if listing.entries and first > 0:
         listing.anomalies.append(ContainerAnomaly("zip_prefix_data", "", f"{first} bytes"))
     return bool(listing.entries) or n_total == 0
 
 
-def _add_odd_entries(rows: list[tuple[Any, ...]], listing: ZipListing) -> None:
-    for fields in rows:
-        entry = _new_entry(fields)
+def _add_odd_entries(rows: list[ZipEntry], listing: ZipListing) -> None:
+    for row in rows:
+        entry = row
         if not isinstance(entry.name, str) or not isinstance(entry.local_name, str):
             # not UTF-8: the cp437 / replace decodings of `_decode_name`
             name = _as_name(entry.name, entry.flags)
