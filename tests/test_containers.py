@@ -721,3 +721,22 @@ def test_native_listing_routable_matches_may_route(bodies: list[bytes], window: 
             assert not may_route(data, e.data_offset, end)
         if not may_route(data, e.data_offset, end) and end - e.data_offset < 512:
             assert not e.routable  # below a tar header's size both answers are exact
+
+
+_NAME_PARTS = st.sampled_from(
+    ["a", "arch", "/", "code/", "data/", "data.pkl", "constants.pkl", "byteorder", "version",
+     ".data/version", ".npy", "x.npy", "\n", "", "0"]
+)  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.lists(_NAME_PARTS, max_size=5).map("".join), max_size=12))
+def test_torch_zip_name_searches_match_the_set_specification(names: list[str]) -> None:
+    from fastscan.containers import torch_zip
+    from fastscan.containers.zipread import ZipEntry
+
+    assert torch_zip.classify(names) == torch_zip._classify_by_sets(names)
+    entries = [ZipEntry(n, n, 0, 0, 0, 0, 0, 0, 0) for n in names]
+    endings = ("byteorder", "version")
+    expected = [e for e in entries if "code/" in e.name or e.name.endswith(endings)]
+    assert [id(e) for e in torch_zip._record_candidates(entries)] == [id(e) for e in expected]

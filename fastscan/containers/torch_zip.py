@@ -23,8 +23,34 @@ def _tail(name: str) -> str:
     return name.split("/", 1)[1] if "/" in name else name
 
 
+def _lines(names: list[str]) -> str | None:
+    """The names as "\n"-framed lines, or None when a name holds a newline itself."""
+    lines = "\n" + "\n".join(names) + "\n"
+    return lines if lines.count("\n") == len(names) + 1 else None
+
+
 def classify(names: list[str]) -> str:
     """torchscript | torch_zip | npz | zip, from member names (content is probed elsewhere)."""
+    lines = _lines(names)
+    top = names[0].partition("/")[0] if names else ""
+    folder = f"\n{top}/"
+    if lines is None or not names or lines.count(folder) != len(names):
+        return _classify_by_sets(names)
+
+    # Every name sits in one top folder (as torch writes them): a checkpoint lists a member
+    # per tensor, so substring searches over all names beat a Python pass per name.
+    def tail_is(t: str) -> bool:
+        return f"{folder}{t}\n" in lines
+
+    if f"{folder}code/" in lines and (tail_is("constants.pkl") or tail_is("data.pkl")):
+        return "torchscript"
+    if tail_is("data.pkl") or (tail_is("byteorder") and f"{folder}data/" in lines):
+        return "torch_zip"
+    return "npz" if lines.count(".npy\n") == len(names) else "zip"
+
+
+def _classify_by_sets(names: list[str]) -> str:
+    """`classify` for any names (the specification of the line searches above)."""
     tails = {n.partition("/")[2] for n in names if "/" in n}  # torch writes one top folder
     if any(t.startswith("code/") for t in tails) and (
         "constants.pkl" in tails or "data.pkl" in tails
@@ -43,13 +69,25 @@ def stream_kind(fmt: str, name: str) -> str:
     return "pickle"
 
 
+def _record_candidates(entries: list[ZipEntry]) -> list[ZipEntry]:
+    """Entries that may be a record or TorchScript code (not a tensor storage), in order."""
+    lines = _lines([e.name for e in entries])
+    if lines is None:
+        return [e for e in entries if "code/" in e.name or e.name.endswith(_RECORD_ENDINGS)]
+    hits: set[int] = set()
+    for needle in ("code/", "byteorder\n", "version\n"):  # every _RECORD_ENDINGS ends so
+        pos = lines.find(needle)
+        while pos >= 0:
+            hits.add(lines.count("\n", 0, pos) - 1)  # the line holding the match
+            pos = lines.find(needle, pos + 1)
+    return [entries[i] for i in sorted(hits)]
+
+
 def note_records(state: ScanState, buf: Buffer, entries: list[ZipEntry], member: str) -> None:
     """Record byteorder/version and count TorchScript code members."""
     prefix = f"{member}/" if member else ""
     code = 0
-    for e in entries:
-        if "code/" not in e.name and not e.name.endswith(_RECORD_ENDINGS):
-            continue  # a tensor storage: the common case, no tail to compute
+    for e in _record_candidates(entries):
         tail = _tail(e.name)
         if tail.startswith("code/"):
             code += 1
