@@ -258,6 +258,8 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
     # imports nothing): random bytes do not parse that long, and the tokenizer reports a
     # pickle that breaks further on. Bytes that break in the window before any import are
     # not a pickle however long the walk.
+    if len(view) > _FIRST_IMPORT_BYTES and _probe(view[:_FIRST_IMPORT_BYTES], 64) == "import":
+        return True  # a checkpoint's first bytes import its first class
     short = len(view) <= _QUICK_PROBE_BYTES
     quick = _probe(view[:_QUICK_PROBE_BYTES], max_opcodes if short else 1024)
     if quick == "import" or (quick == "clean" and _has_proto_header(view)):
@@ -315,6 +317,7 @@ def _has_proto_header(view: memoryview) -> bool:
 
 
 _QUICK_PROBE_BYTES = 4096
+_FIRST_IMPORT_BYTES = 256
 
 
 def _probe(view: memoryview, max_opcodes: int) -> str:
