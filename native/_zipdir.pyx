@@ -116,6 +116,7 @@ cdef int64_t _local_data(const uint8_t* p, int64_t n, int64_t off) noexcept nogi
 ODD_DECODE = 1  # a name is not UTF-8, or a local header is missing
 ODD_DIR = 2  # a directory entry
 ODD_NOT_PLAIN = 4  # an entry `zipread._entry_anomalies` reports on
+ODD_DUPLICATE = 8  # two entries share a central-directory name
 
 
 cdef bint _quiet_name(const uint8_t* p, int64_t n) noexcept nogil:
@@ -153,6 +154,7 @@ def central_entries(const uint8_t[::1] buf, int64_t real_cd, int64_t delta,
     cdef int oddities = 0
     cdef int64_t quiet_bytes = 0, first_header = -1
     check_record_type(cls)
+    cdef set names = set()
     out = []
     while pos + 46 <= n and u32(p + pos) == SIG_CENTRAL:
         flags = u16(p + pos + 8)
@@ -221,6 +223,9 @@ def central_entries(const uint8_t[::1] buf, int64_t real_cd, int64_t delta,
             oddities |= ODD_DIR
         if not plain:
             oddities |= ODD_NOT_PLAIN
+        if name in names:
+            oddities |= ODD_DUPLICATE
+        names.add(name)
         r = new_record(cls, 14)
         set_field(r, 0, name)
         set_field(r, 1, local_name)

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from fastscan._zipdir import ODD_DECODE, ODD_DIR, ODD_NOT_PLAIN, central_entries
+from fastscan._zipdir import ODD_DECODE, ODD_DIR, ODD_DUPLICATE, ODD_NOT_PLAIN, central_entries
 
 from .base import Buffer, ContainerAnomaly
 from .sniff import ROUTE_FIRST
@@ -94,7 +94,7 @@ class ZipListing:
     anomalies: list[ContainerAnomaly] = field(default_factory=list)
     # From the native listing, so a 400-member checkpoint needs no Python pass per question:
     has_dirs: bool = True  # False: no entry is a directory
-    all_plain: bool = False  # True: every entry is `plain`
+    all_plain: bool = False  # True: every entry is `plain` and no name repeats
     quiet_bytes: int = 0  # the probe windows of every `quiet` entry
 
 
@@ -172,7 +172,7 @@ def _central_listing(
         view, real_cd, delta, probe_window, ROUTE_FIRST, ZipEntry
     )
     listing.has_dirs = bool(oddities & ODD_DIR)
-    listing.all_plain = not oddities & ODD_NOT_PLAIN
+    listing.all_plain = not oddities & (ODD_NOT_PLAIN | ODD_DUPLICATE | ODD_DECODE)
     if oddities & ODD_DECODE:
         _add_odd_entries(rows, listing)
         first = min((e.header_offset for e in listing.entries), default=0)
@@ -260,7 +260,7 @@ def list_zip(buf: Buffer, probe_window: int = 0) -> ZipListing:
         if not listing.entries:
             raise ZipError("no zip central directory or local headers found")
     entries = listing.entries
-    if listing.all_plain and len({e.name for e in entries}) == len(entries):
+    if listing.all_plain:
         return listing  # nothing to report (the native listing checked every entry)
     seen: set[str] = set()
     for e in entries:
