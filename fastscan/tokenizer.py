@@ -235,6 +235,11 @@ def _decode_encoded_pickle(text: str) -> tuple[str, bytes] | None:
     return None
 
 
+def find(data: Any, needle: bytes, start: int = 0) -> int:
+    """`bytes.find` over any buffer (bytes, memoryview, mmap) without copying it."""
+    return int(_native.find(_as_view(data), needle, start))
+
+
 def pickle_end(data: Any, start: int = 0, max_ops: int = 200_000_000) -> int | None:
     """Offset just past the STOP of the pickle at `start`, or None when it breaks first."""
     view = _as_view(data)

@@ -77,3 +77,29 @@ def test_proto_header_and_clean_window_is_a_pickle_without_imports() -> None:
     broken = data[:6000] + b"\xff" * 64  # breaks after the window: still reported as a pickle
     assert probe(broken)
     assert not probe(b"\x80\x04" + b"\xff" * 6000)  # a header alone is not enough
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=60), st.binary(max_size=5), st.integers(-3, 70))
+def test_native_find_is_bytes_find(hay: bytes, needle: bytes, start: int) -> None:
+    from fastscan.tokenizer import find
+
+    expected = hay.find(needle, max(start, 0)) if start <= len(hay) else -1
+    assert find(memoryview(hay), needle, start) == expected
+
+
+_WRAPPER_SOUP = st.lists(
+    st.sampled_from([b"Numpy", b"ND", b"ArrayWrapper", b"Array", b"Wrapper", b"x", b"\x80"]),
+    max_size=8,
+).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_WRAPPER_SOUP)
+def test_wrapper_search_matches_the_marker_regex(data: bytes) -> None:
+    import re
+
+    from fastscan.containers.joblib_dump import WRAPPER_MARKERS, buffer_has_wrapper
+
+    marker = re.compile(b"|".join(re.escape(m) for m in WRAPPER_MARKERS))
+    assert buffer_has_wrapper(data) == (marker.search(data) is not None)

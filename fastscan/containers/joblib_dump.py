@@ -16,16 +16,19 @@ land here as plain bytes.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .. import _joblibwalk  # type: ignore[attr-defined]  # compiled, no stub
+from ..tokenizer import find
 from ._context import ScanState
 from .base import Buffer
 
 KIND = "joblib"
 WRAPPER_MARKERS = (b"NumpyArrayWrapper", b"NDArrayWrapper")
-_WRAPPER_RE = re.compile(b"|".join(re.escape(m) for m in WRAPPER_MARKERS))
+# Every marker ends in this stem: one in-place search, then a look at the bytes before it.
+_WRAPPER_STEM = b"ArrayWrapper"
+_WRAPPER_PREFIXES = tuple(m.removesuffix(_WRAPPER_STEM) for m in WRAPPER_MARKERS)
+_LONGEST_PREFIX = max(map(len, _WRAPPER_PREFIXES))
 MAX_WALK_OPCODES = 5_000_000  # symbolic walk budget; beyond it the rest is one raw stream
 
 
@@ -38,7 +41,14 @@ class _Segment:
 
 def buffer_has_wrapper(buf: Buffer) -> bool:
     """Whether a pickle buffer names joblib's array wrapper (searched in place, no copy)."""
-    return _WRAPPER_RE.search(memoryview(buf)) is not None
+    view = memoryview(buf)
+    pos = find(view, _WRAPPER_STEM)
+    while pos >= 0:
+        before = bytes(view[max(0, pos - _LONGEST_PREFIX) : pos])
+        if before.endswith(_WRAPPER_PREFIXES):
+            return True
+        pos = find(view, _WRAPPER_STEM, pos + 1)
+    return False
 
 
 def split_dump(view: memoryview) -> tuple[list[_Segment], list[tuple[str, str]]]:
