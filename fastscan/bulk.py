@@ -54,6 +54,7 @@ from .worker import (
     error_result,
     from_ipc,
     init_worker,
+    ready,
     scan_chunk,
 )
 
@@ -160,6 +161,16 @@ class _Runner:
         self._pool: ProcessPoolExecutor | None = None
         self._heartbeat: Any = None
 
+    def close(self) -> None:
+        self._shutdown(kill=True)
+
+    def warm_up(self) -> None:
+        """Spawn the workers now, so they build their scanners while the parent lists files."""
+        if self.workers > 0:
+            pool = self._pool_or_new()
+            for _ in range(self.workers):
+                pool.submit(ready)  # a failure surfaces as a broken pool at the first chunk
+
     def run(self, chunks: Iterable[list[FileRef]]) -> None:
         queue: deque[_Task] = deque(self._task(c) for c in chunks)
         if self.workers <= 0:
@@ -248,9 +259,14 @@ class _Runner:
             if queue[0].solo and in_flight:
                 return
             task = queue.popleft()
-            fut = self._pool_or_new().submit(
-                scan_chunk, task.task_id, task.refs, self.want_features
-            )
+            try:
+                fut = self._pool_or_new().submit(
+                    scan_chunk, task.task_id, task.refs, self.want_features
+                )
+            except BrokenProcessPool as exc:  # broke with nothing in flight (e.g. warm-up)
+                queue.appendleft(task)
+                self._pool_failed(exc)
+                return
             in_flight[fut] = task
             if task.solo:
                 return
@@ -329,7 +345,11 @@ class _Runner:
         if explained:
             self._unexplained = 0
             return
+        self._pool_failed(cause)
+
+    def _pool_failed(self, cause: BaseException) -> None:
         # No file was in hand: the pool itself is failing (e.g. the scanner cannot be built).
+        self._shutdown(kill=True)
         self._unexplained += 1
         if self._unexplained >= 3:
             raise BulkError(f"the worker pool keeps failing to start: {cause}") from cause
@@ -380,6 +400,7 @@ def run_bulk(
     `out` is a path (or a text stream for jsonl/sarif/console). `workers=0` scans in-process.
     `resume=True` keeps rows already in `out` (Parquet) and scans only the missing paths;
     `since=PARQUET` carries forward rows of files whose (path, size, mtime|etag) did not change.
+    `metadata` None: the default scanner's versions (fastscan, rules, model) go into the output.
     """
     if fail_on not in VERDICTS:
         raise ValueError(f"fail_on must be one of {VERDICTS}")
@@ -388,31 +409,50 @@ def run_bulk(
     workers = _resolve_workers(workers)
     if scanner_factory is None:
         _check_default_scanner()
-    if workers > 0:
-        forkserver.start()  # its imports overlap discovery
     started = time.monotonic()
     summary = BulkSummary(out=out if isinstance(out, str) else "<stream>", fail_on=fail_on)
     summary.strict_errors = strict_errors
+    stop = _Stop()
+    runner = _Runner(
+        workers=workers,
+        factory=scanner_factory or default_scanner_factory,
+        options=scanner_options or {},
+        timeout=timeout,
+        memory_mb=memory_mb,
+        want_features=features_out is not None,
+        on_results=lambda results, features: None,  # set below, once the spool exists
+        stop=stop,
+        storage_options=_storage_options(root),
+    )
+    runner.warm_up()  # workers start (imports, model) while the parent lists files
+    try:
+        if metadata is None and scanner_factory is None:
+            metadata = default_scanner_factory(**(scanner_options or {})).versions
 
-    refs = sorted(discover(root, include, exclude, follow_symlinks), key=lambda r: r.path)
-    summary.discovered = len(refs)
-    carried: list[Mapping[str, Any]] = []
-    if resume and isinstance(out, str):
-        refs, kept = split_incremental(refs, load_previous(out), require_unchanged=False)
-        summary.resumed = len(kept)
-        carried += kept
-    if since:
-        refs, kept = split_incremental(refs, load_previous(since))
-        summary.skipped = len(kept)
-        carried += kept
+        refs = sorted(discover(root, include, exclude, follow_symlinks), key=lambda r: r.path)
+        summary.discovered = len(refs)
+        carried: list[Mapping[str, Any]] = []
+        if resume and isinstance(out, str):
+            refs, kept = split_incremental(refs, load_previous(out), require_unchanged=False)
+            summary.resumed = len(kept)
+            carried += kept
+        if since:
+            refs, kept = split_incremental(refs, load_previous(since))
+            summary.skipped = len(kept)
+            carried += kept
 
-    info = {"version": __version__, **(metadata or {})}
-    spool_dir = os.path.dirname(os.path.abspath(out)) if isinstance(out, str) else None
-    fd, spool_path = tempfile.mkstemp(prefix=".fastscan-spool-", suffix=".parquet", dir=spool_dir)
-    os.close(fd)
-    spool = ParquetSink(spool_path, info)
-    feature_parts: list[pa.Table] = []
-    reporter = make_progress(progress, len(refs), sum(max(r.size, 0) for r in refs))
+        info = {"version": __version__, **(metadata or {})}
+        spool_dir = os.path.dirname(os.path.abspath(out)) if isinstance(out, str) else None
+        fd, spool_path = tempfile.mkstemp(
+            prefix=".fastscan-spool-", suffix=".parquet", dir=spool_dir
+        )
+        os.close(fd)
+        spool = ParquetSink(spool_path, info)
+        feature_parts: list[pa.Table] = []
+        reporter = make_progress(progress, len(refs), sum(max(r.size, 0) for r in refs))
+    except BaseException:
+        runner.close()  # discovery failed or was interrupted: no pool left behind
+        raise
 
     def on_results(results: pa.Table, features: pa.Table | None) -> None:
         for batch in results.to_batches():
@@ -428,18 +468,7 @@ def run_bulk(
             sum(s == "error" for s in statuses),
         )
 
-    stop = _Stop()
-    runner = _Runner(
-        workers=workers,
-        factory=scanner_factory or default_scanner_factory,
-        options=scanner_options or {},
-        timeout=timeout,
-        memory_mb=memory_mb,
-        want_features=features_out is not None,
-        on_results=on_results,
-        stop=stop,
-        storage_options=_storage_options(root),
-    )
+    runner.on_results = on_results
     try:
         with stop:
             runner.run(make_chunks(refs, chunk_size, chunk_bytes))

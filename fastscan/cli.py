@@ -168,10 +168,8 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
 
             forkserver.start()  # the workers' imports now overlap the ones below
         from .bulk import run_bulk
-        from .scan import Scanner
 
         out: Any = sys.stdout if args.out == "-" else args.out
-        metadata = Scanner(**options).versions
         summary = run_bulk(
             args.root,
             out=out,
@@ -188,7 +186,6 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
             features_out=args.features,
             progress=False if args.no_progress else None,
             scanner_options=options,
-            metadata=metadata,
             fail_on=args.fail_on,
             strict_errors=args.strict_errors,
         )

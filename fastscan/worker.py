@@ -174,6 +174,11 @@ def _scan_one_file(
     return result, features, analysis
 
 
+def ready() -> int:
+    """A no-op task: submitting one per worker spawns the pool (and builds its scanners) early."""
+    return os.getpid()
+
+
 def scan_chunk(
     task_id: int, refs: list[FileRef], want_features: bool
 ) -> tuple[bytes, bytes | None]:
