@@ -8,6 +8,7 @@ parent says which file is in hand, so the parent can blame the right file when a
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import signal
@@ -70,6 +71,8 @@ def init_worker(config: WorkerConfig, heartbeat: Any = None, slot_counter: Any =
     _memory_mb = config.memory_mb
     if config.memory_mb > 0 and config.in_pool:
         _limit_address_space(config.memory_mb)
+    if config.in_pool:
+        _tune_gc()
     if heartbeat is not None:
         with slot_counter.get_lock():
             _slot = slot_counter.value
@@ -77,6 +80,14 @@ def init_worker(config: WorkerConfig, heartbeat: Any = None, slot_counter: Any =
         if _slot * 4 + 3 < len(heartbeat):
             _heartbeat = heartbeat
             heartbeat[_slot * 4] = os.getpid()
+
+
+def _tune_gc() -> None:
+    """A scan allocates ~1M small records per 1,000 checkpoints and keeps few: with the default
+    thresholds the collector ran every 700 allocations over the rule tables too (~8% of a
+    worker's time). The start-up objects move out of its sight; cycles are still collected."""
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 def _limit_address_space(memory_mb: int) -> None:
