@@ -79,6 +79,9 @@ def _is_onnx(head: bytes) -> bool:
     return len(head) > 4 and head[0] == 0x08 and head[1] < 0x20 and head[2] in b"\x12\x1a\x22\x3a"
 
 
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0e-\x1f]")  # not in text (tab..CR are)
+
+
 def _text_kind(head: bytes) -> str:
     sample = head[:4096]
     try:
@@ -87,7 +90,7 @@ def _text_kind(head: bytes) -> str:
         if exc.start < len(sample) - 4:  # a multibyte char cut by the sample is fine
             return ""
         text = sample[: exc.start].decode("utf-8")
-    if any(ord(ch) < 9 or 13 < ord(ch) < 32 for ch in text):
+    if _CONTROL_CHARS.search(text):
         return ""
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
