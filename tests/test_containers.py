@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastscan import containers
-from fastscan.containers import Container, ContainerLimits, open_container, sniff
+from fastscan.containers import Container, ContainerLimits, npy, open_container, sniff
 from fastscan.containers.base import (
     COMPLETE,
     ENCRYPTED,
@@ -740,3 +740,33 @@ def test_torch_zip_name_searches_match_the_set_specification(names: list[str]) -
     endings = ("byteorder", "version")
     expected = [e for e in entries if "code/" in e.name or e.name.endswith(endings)]
     assert [id(e) for e in torch_zip._record_candidates(entries)] == [id(e) for e in expected]
+
+
+_HEADER_PARTS = st.sampled_from(
+    ["{'descr': '", "<f4", "|O", "<M8[s]", "', 'fortran_order': ", "True", "False", "Fals",
+     ", 'shape': (", ")", ", }", "3", "0", "07", "12", ",", ", ", " ", "\n", "'", "}", "\\'"]
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_HEADER_PARTS, max_size=14).map("".join))
+def test_npy_header_fast_path_is_literal_eval(text: str) -> None:
+    import ast
+
+    fast = npy._numpy_written(text)
+    if fast is not None:
+        assert fast == ast.literal_eval(text)
+        assert type(fast["shape"]) is tuple
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (5,), (3, 4), (2, 3, 4)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_npy_headers_numpy_writes_take_the_fast_path(shape: tuple[int, ...], order: str) -> None:
+    import ast
+
+    out = io.BytesIO()
+    np.save(out, np.zeros(shape, dtype="<f4", order=order))
+    data = out.getvalue()
+    hlen = int.from_bytes(data[8:10], "little")
+    text = data[10 : 10 + hlen].decode("latin-1")
+    assert npy._numpy_written(text) == ast.literal_eval(text)
