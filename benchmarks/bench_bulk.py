@@ -10,7 +10,8 @@ Two mirrors: `hub` (benchmarks/hub_mirror.py: checkpoints with realistic tensor 
 state, vocabularies, forests: what model hubs hold) and `small` (toy files of 1-6 tensors, where
 every scanner's fixed per-file cost dominates). Both get the large checkpoints.
 
-Prints files/s, MB/s, CPU seconds and peak RSS (whole process tree) for fastscan with 1 to all
+Prints files/s, MB/s, CPU seconds, peak RSS (whole process tree, and the largest single process:
+a worker's bound) for fastscan with 1 to all
 cores (median of --repeat runs each) and for each peer (one run), then fastscan -j1's ratio to
 the fastest peer. Peers that are not installed are skipped.
 fastscan runs as users run it (`python -m fastscan bulk ... --no-progress`); every tool runs with
@@ -139,6 +140,7 @@ class Measure:
     peak_rss_mb: float
     returncode: int
     note: str = ""
+    process_rss_mb: float = 0.0  # the largest peak of any one process (a worker's bound)
 
 
 def measure(
@@ -161,6 +163,7 @@ def measure(
         root = psutil.Process(proc.pid)
         cpu_by_pid: dict[int, float] = {}
         peak = 0
+        process_peak = 0
         timed_out = False
         while proc.poll() is None:
             if timeout and time.perf_counter() - start > timeout:
@@ -179,7 +182,9 @@ def measure(
                     # own time only: every descendant is sampled itself (children_* would count
                     # a forkserver's finished workers twice)
                     cpu_by_pid[p.pid] = t.user + t.system
-                    rss += p.memory_info().rss
+                    one = p.memory_info().rss
+                    rss += one
+                    process_peak = max(process_peak, one)
                 except psutil.NoSuchProcess:
                     continue
             peak = max(peak, rss)
@@ -191,7 +196,15 @@ def measure(
     note = lines[-1][:120] if proc.returncode > 1 and lines else ""
     if timed_out:
         note = f"killed after {timeout:.0f} s: not finished, files/s is an upper bound"
-    return Measure(tool, seconds, sum(cpu_by_pid.values()), peak / 2**20, proc.returncode, note)
+    return Measure(
+        tool,
+        seconds,
+        sum(cpu_by_pid.values()),
+        peak / 2**20,
+        proc.returncode,
+        note,
+        process_peak / 2**20,
+    )
 
 
 FICKLING_DRIVER = textwrap.dedent(
@@ -236,7 +249,7 @@ def row(m: Measure, files: int, nbytes: int) -> str:
     mbs = nbytes / 1e6 / m.seconds if m.seconds else 0.0
     return (
         f"{m.tool:<22} {m.seconds:>8.2f} {fps:>9.1f} {mbs:>8.1f} {m.cpu_seconds:>8.1f} "
-        f"{m.peak_rss_mb:>9.0f} {m.returncode:>4}  {m.note}"
+        f"{m.peak_rss_mb:>9.0f} {m.process_rss_mb:>9.0f} {m.returncode:>4}  {m.note}"
     )
 
 
@@ -279,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
 
         warm = [*fastscan_cmd(1), "--include", "*.json"]  # compiles the bytecode cache
         subprocess.run(warm, check=False, env=env, capture_output=True)
-        header = ("tool", "seconds", "files/s", "MB/s", "CPU s", "RSS MB", "rc")
-        widths = (-22, 8, 9, 8, 8, 9, 4)
+        header = ("tool", "seconds", "files/s", "MB/s", "CPU s", "RSS MB", "max proc", "rc")
+        widths = (-22, 8, 9, 8, 8, 9, 9, 4)
         print(
             " ".join(
                 f"{h:<{-w}}" if w < 0 else f"{h:>{w}}" for h, w in zip(header, widths, strict=True)
