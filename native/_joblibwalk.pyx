@@ -28,6 +28,7 @@ import re
 import threading
 
 include "_opcodes.pxi"
+include "_newline.pxi"
 
 cdef enum:
     C_MAX_DEPTH = 64  # containers a hashed or printed symbolic value may nest
@@ -441,9 +442,9 @@ cdef class _Walk:
                 if arg_len > n - arg_off:
                     raise ValueError(f"pickle truncated at offset {op_start}")
             elif kind == ARG_LINE or kind == ARG_LINE2:
-                nl = _find_newline(p, n, arg_off)
+                nl = find_newline(p, n, arg_off)
                 if kind == ARG_LINE2 and nl >= 0:
-                    nl = _find_newline(p, n, nl + 1)
+                    nl = find_newline(p, n, nl + 1)
                 if nl < 0:
                     raise ValueError(f"pickle truncated at offset {op_start}")
                 arg_len = nl + 1 - arg_off
@@ -573,16 +574,6 @@ cdef class _Walk:
         if self.seg_start < n and (not self.segments or self.segments[-1][1] < n):
             self.segments.append((self.seg_start, n, self.kinds[-1] if self.kinds else KIND))
         return self.segments, self.anomalies
-
-
-cdef inline int64_t _find_newline(const uint8_t* p, int64_t n, int64_t pos) noexcept nogil:
-    cdef const void* hit
-    if pos >= n:
-        return -1
-    hit = memchr(p + pos, 10, <size_t>(n - pos))
-    if hit == NULL:
-        return -1
-    return <const uint8_t*>hit - p
 
 
 def split(const uint8_t[::1] data, int64_t max_ops):

@@ -18,6 +18,7 @@ from libcpp.vector cimport vector
 
 include "_opcodes.pxi"
 include "_records.pxi"
+include "_newline.pxi"
 
 # Symbolic stack item kinds.
 cdef enum:
@@ -1691,9 +1692,9 @@ def list_opcodes(const uint8_t[::1] data, int64_t start=0, int64_t max_ops=10_00
                 pos = op_start
                 break
         elif kind == ARG_LINE or kind == ARG_LINE2:
-            nl = _find(p, n, pos)
+            nl = find_newline(p, n, pos)
             if kind == ARG_LINE2 and nl >= 0:
-                nl = _find(p, n, nl + 1)
+                nl = find_newline(p, n, nl + 1)
             if nl < 0:
                 pos = op_start
                 break
@@ -1735,13 +1736,3 @@ def list_opcodes(const uint8_t[::1] data, int64_t start=0, int64_t max_ops=10_00
     if count >= max_ops and status != "ok":
         status = "budget"
     return bytes(codes), offsets, arg_offsets, arg_lengths, pos, status
-
-
-cdef inline int64_t _find(const uint8_t* p, int64_t n, int64_t pos) noexcept nogil:
-    cdef const void* hit
-    if pos >= n:
-        return -1
-    hit = memchr(p + pos, 10, <size_t>(n - pos))
-    if hit == NULL:
-        return -1
-    return <const uint8_t*>hit - p

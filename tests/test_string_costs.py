@@ -273,30 +273,27 @@ def test_unencodable_strings_raise_as_before(field: str) -> None:
         sinks.results_to_batch([result])
 
 
-def test_results_to_batch_does_not_import_pandas() -> None:
-    code = (
-        "import sys\n"
+_NO_PANDAS_SNIPPETS = {
+    "result batches": (
         "from fastscan import sinks\n"
         "from fastscan.verdict import FileResult, Finding, Severity\n"
         "r = FileResult('p', findings=[Finding('FS101', Severity.MALICIOUS, 'm')], globals=['a'])\n"
         "sinks.results_to_batch([r, FileResult('q', hf_repo='o/n')])\n"
         "sinks.empty_batch()\n"
-        "print('pandas' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
-def test_feature_batch_with_paths_does_not_import_pandas() -> None:
-    code = (
-        "import sys\n"
+    ),
+    "feature batches with paths": (
         "import numpy as np\n"
         "from fastscan import features\n"
         "rows = np.zeros((2, features.N_FEATURES), dtype=np.float32)\n"
         "batch = features.to_batch(rows, paths=['a.pt', 'b/\\u00e9.bin'])\n"
         "assert batch.column(0).to_pylist() == ['a.pt', 'b/\\u00e9.bin']\n"
-        "print('pandas' in sys.modules)\n"
-    )
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(_NO_PANDAS_SNIPPETS))
+def test_building_batches_does_not_import_pandas(what: str) -> None:
+    code = "import sys\n" + _NO_PANDAS_SNIPPETS[what] + "print('pandas' in sys.modules)\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
