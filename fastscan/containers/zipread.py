@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from fastscan._zipdir import ODD_DECODE, ODD_DIR, ODD_DUPLICATE, ODD_NOT_PLAIN, central_entries
 
+from ..tokenizer import find
 from .base import Buffer, ContainerAnomaly
 from .sniff import ROUTE_FIRST
 
@@ -196,22 +197,9 @@ def _add_odd_entries(rows: list[ZipEntry], listing: ZipListing) -> None:
         listing.entries.append(entry)
 
 
-def find_in_view(view: memoryview, needle: bytes, start: int = 0) -> int:
-    """`bytes.find` over a (possibly huge, mmapped) view, 16 MiB at a time."""
-    step = 16 << 20
-    pos = max(0, start)
-    while pos < len(view):
-        window = bytes(view[pos : pos + step + len(needle) - 1])
-        found = window.find(needle)
-        if found >= 0:
-            return pos + found
-        pos += step
-    return -1
-
-
 def _walk_local_headers(view: memoryview, listing: ZipListing) -> None:
     """No usable central directory: find local headers by signature, as a salvage reader."""
-    pos = find_in_view(view, LOCAL_SIG)
+    pos = find(view, LOCAL_SIG)
     if pos > 0:
         listing.anomalies.append(ContainerAnomaly("zip_prefix_data", "", f"{pos} bytes"))
     while pos >= 0 and pos + 30 <= len(view):
@@ -223,11 +211,11 @@ def _walk_local_headers(view: memoryview, listing: ZipListing) -> None:
         size, csize, _ = zip64_extra(extra, size, csize, 0)
         data_offset = pos + 30 + name_len + extra_len
         skip = csize if csize not in (0, 0xFFFFFFFF) else 0
-        nxt = find_in_view(view, LOCAL_SIG, data_offset + skip)
+        nxt = find(view, LOCAL_SIG, data_offset + skip)
         if (flags & FLAG_DATA_DESCRIPTOR) and csize in (0, 0xFFFFFFFF):
             # Size unknown up front: the member runs to the next header or the directory.
             stop = nxt if nxt >= 0 else len(view)
-            cd = find_in_view(view[:stop], CENTRAL_SIG, data_offset)
+            cd = find(view[:stop], CENTRAL_SIG, data_offset)
             if 0 <= cd < stop:
                 stop = cd
             csize = stop - data_offset
