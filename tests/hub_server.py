@@ -153,8 +153,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._not_found("RevisionNotFound", head)
             siblings = [{"rfilename": p} for p in sorted(repo.files)]
             return self._json(
-                {"id": repo.repo_id, "modelId": repo.repo_id, "sha": repo.commit,
-                 "private": False, "siblings": siblings},
+                {
+                    "id": repo.repo_id,
+                    "modelId": repo.repo_id,
+                    "sha": repo.commit,
+                    "private": False,
+                    "siblings": siblings,
+                },
                 head,
             )
         m = re.fullmatch(r"/api/models/(.+)/tree/([^/]+)(?:/(.*))?", path)
