@@ -81,44 +81,47 @@ def hf_excludes(target: str, exclude: list[str], with_safetensors: bool) -> list
     return exclude
 
 
-def _refs(args: argparse.Namespace) -> Iterator[FileRef]:
-    from .sources import FileRef, discover
+def _targets(args: argparse.Namespace) -> Iterator[FileRef | str]:
+    """Named files stay plain paths (an unreadable one is judged like any file: fail closed);
+    directories and URLs are walked like `bulk` walks them."""
+    import os
+
+    from .sources import discover, is_remote
 
     for target in args.files:
-        if target == STDIN:
-            yield FileRef(STDIN, -1, 0.0)
-            continue
-        exclude = hf_excludes(target, args.exclude, args.with_safetensors)
-        yield from discover(target, args.include, exclude)
+        if target != STDIN and (is_remote(target) or os.path.isdir(target)):
+            exclude = hf_excludes(target, args.exclude, args.with_safetensors)
+            yield from discover(target, args.include, exclude)
+        else:
+            yield target
 
 
 def _error(ref: FileRef, message: str, verdict: str = CLEAN) -> FileResult:
-    from .sources import hf_coordinates
-
-    repo, rev = hf_coordinates(ref.path)
     return FileResult(
-        ref.path, ref.size, ref.mtime, ref.etag, status="error", verdict=verdict, error=message,
-        hf_repo=repo, hf_revision=rev,
-    )  # fmt: skip
+        ref.path, ref.size, ref.mtime, ref.etag, status="error", verdict=verdict, error=message
+    )
 
 
-def scan_all(scanner: Any, refs: list[FileRef]) -> list[FileResult]:
-    """Results for `refs`, in order: local files judged together, URLs by ranged reads."""
+def scan_all(scanner: Any, targets: list[FileRef | str]) -> list[FileResult]:
+    """Results for `targets`, in order: local files judged together, URLs by ranged reads."""
     from .sources import hf_coordinates, is_remote
 
-    results: list[FileResult | None] = [None] * len(refs)
+    results: list[FileResult | None] = [None] * len(targets)
     local: list[int] = []
-    for i, ref in enumerate(refs):
-        if ref.error:
+    for i, ref in enumerate(targets):
+        if isinstance(ref, str):
+            if ref == STDIN:
+                results[i] = scanner.scan_bytes(sys.stdin.buffer.read(), "<stdin>")
+            else:
+                local.append(i)
+        elif ref.error:  # found by a walk but unreadable: an error row, as in bulk
             results[i] = _error(ref, ref.error)
-        elif ref.path == STDIN:
-            results[i] = scanner.scan_bytes(sys.stdin.buffer.read(), "<stdin>")
         elif is_remote(ref.path):
             results[i] = _scan_remote(scanner, ref)
         else:
             local.append(i)
     if local:
-        scanned, _ = scanner.scan_refs([refs[i] for i in local])
+        scanned, _ = scanner.scan_refs([targets[i] for i in local])
         for i, result in zip(local, scanned, strict=True):
             results[i] = result
     out = [r for r in results if r is not None]
@@ -156,7 +159,7 @@ def run_scan(args: argparse.Namespace, scanner_options: dict[str, Any]) -> list[
         sink = open_sink(args.format, stream=sys.stdout, metadata=scanner.versions, sarif=sarif)
     counted: list[FileResult] = []
     flagged: list[FileResult] = []
-    refs = list(_refs(args))
+    refs = list(_targets(args))
     try:
         for start in range(0, len(refs), CHUNK):
             results = scan_all(scanner, refs[start : start + CHUNK])
