@@ -444,7 +444,7 @@ def run_bulk(
 
         info = {"version": __version__, **(metadata or {})}
         # what the report shows: where, when, and whether rows were carried from older runs
-        info["root"] = root
+        info["root"] = root if is_remote(root) else os.path.abspath(root)
         info["started"] = datetime.now(UTC).isoformat(timespec="seconds")
         if since:
             info["since"], info["carried"] = since, str(summary.skipped)
