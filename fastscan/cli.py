@@ -108,6 +108,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--strict-errors", action="store_true", help="exit 2 when any file errored")
     p.add_argument(
+        "--hash", action="store_true", help="fill the sha256 column (reads every local byte)"
+    )
+    p.add_argument(
         "--engine", choices=("local", "dask"), default="local", help="where files are scanned"
     )
     p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port)")
@@ -185,6 +188,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_bulk(args: argparse.Namespace) -> int:
     options = _scanner_options(args)
+    if args.hash:
+        options["hash_files"] = True
     if args.engine == "dask":
         from .scale.dask_backend import run_dask
 

@@ -30,6 +30,7 @@ import contextlib
 import json
 import mmap
 import os
+import re
 import struct
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -51,6 +52,7 @@ LOCAL_HEADER_SLACK = 256  # local extra fields (torch pads data to 64-byte align
 COMPRESSED_WHOLE_BYTES = 1 << 20  # compressed members this small are read whole at once
 DEFAULT_MAX_WHOLE = 1 << 30
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _EOCD = struct.Struct("<4sHHHHIIH")
 _CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
@@ -540,6 +542,9 @@ def scan_ref(
             vector = feature_stage.extract(analysis.container, analysis.streams)
             features = feature_stage.to_batch([vector], paths=[ref.path])
         result.bytes_read = obj.fetched
+        # A Hub LFS object's ETag is its sha256: the content hash without reading every byte.
+        if getattr(scanner, "hash_files", False) and _SHA256_HEX.fullmatch(ref.etag):
+            result.sha256 = ref.etag
         return result, features
     finally:
         obj.close()

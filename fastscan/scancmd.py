@@ -7,7 +7,6 @@ for the exit code (files accepted by a `--baseline` do not).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,6 @@ if TYPE_CHECKING:  # sources imports pyarrow: not at parser-building time
 CHUNK = 64  # files judged by one model call
 STDIN = "-"
 NO_PICKLE_BY_NAME = ("*.safetensors",)  # skipped in hf:// repositories unless asked
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -137,9 +135,6 @@ def _scan_remote(scanner: Any, ref: FileRef) -> FileResult:
         result, _ = scan_ref(scanner, ref, False)
     except Exception as exc:  # SDK and network errors are not OSErrors: one row, not a crash
         return _error(ref, f"cannot read {ref.path}: {type(exc).__name__}: {exc}", SUSPICIOUS)
-    # A Hub LFS file's ETag is its sha256: the content hash without reading every byte.
-    if scanner.hash_files and _SHA256.fullmatch(ref.etag):
-        result.sha256 = ref.etag
     return result
 
 

@@ -193,3 +193,15 @@ def test_one_finding_per_budget() -> None:
     result = scanner.scan_bytes(buf.getvalue(), "bomb.zip")
     assert [f.rule_id for f in result.findings].count("FS306") == 1
     assert result.status == "partial" and result.verdict != "clean"
+
+
+def test_bulk_hash_column(tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "v.jsonl"
+    code = main(
+        ["bulk", str(tree), "--out", str(out), "--format", "jsonl", "-j", "0", "--no-progress",
+         "--hash"]
+    )  # fmt: skip
+    assert code == 1
+    rows = {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows["deep.bin"]["sha256"] == hashlib.sha256(MALICIOUS).hexdigest()
+    assert rows["notes.txt"]["sha256"] == hashlib.sha256(b"hello\n").hexdigest()
