@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -104,10 +104,10 @@ def lookup(rules: Any, text: str) -> dict[str, Any]:
 
 def _index_answer(module: str, name: str) -> Any:
     """What an installed-package index says, when this build has one (`fastscan.index`)."""
-    if importlib.util.find_spec("fastscan.index") is None:
-        return None
-    import fastscan.index as index_module
-
+    try:
+        index_module = importlib.import_module("fastscan.index")
+    except ImportError:
+        return None  # this build has no index: allowlist and denylist decide alone
     fn = getattr(index_module, "lookup", None)
     if not callable(fn):
         return None

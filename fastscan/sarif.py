@@ -133,6 +133,8 @@ class SarifSink:
             findings = list(row["findings"] or ())
             if not self._include_clean:  # INFO notes (FS310, FS203) say nothing about risk
                 findings = [f for f in findings if Severity.parse(f["severity"]) > Severity.INFO]
+            if flagged and not findings:  # never drop a flagged file for want of a notable note
+                findings = list(row["findings"] or ())
             if row["status"] == "error" and not findings:
                 # an error found before any reader ran (unreadable, FIFO, timeout): one result
                 findings = [_error_finding(row)]

@@ -205,3 +205,19 @@ def test_bulk_hash_column(tree: Path, tmp_path: Path) -> None:
     rows = {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
     assert rows["deep.bin"]["sha256"] == hashlib.sha256(MALICIOUS).hexdigest()
     assert rows["notes.txt"]["sha256"] == hashlib.sha256(b"hello\n").hexdigest()
+
+
+def test_rules_lookup_asks_an_index_when_the_build_has_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import types
+
+    fake = types.ModuleType("fastscan.index")
+    fake.lookup = lambda module, name: f"{module}.{name} is defined by package mylab 1.2"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fastscan.index", fake)
+    assert main(["rules", "--format", "json", "--lookup", "mylab.layers.Block"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["index"] == "mylab.layers.Block is defined by package mylab 1.2"
+    monkeypatch.delitem(sys.modules, "fastscan.index")
+    assert main(["rules", "--format", "json", "--lookup", "mylab.layers.Block"]) == 0
+    assert "index" not in json.loads(capsys.readouterr().out)
