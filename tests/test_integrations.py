@@ -78,6 +78,31 @@ def test_pre_commit_hook_flags_staged_models_by_content(
     assert "Passed" in proc.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("FASTSCAN_TEST_PRE_COMMIT_BUILD") != "1",
+    reason="builds fastscan from source into a fresh virtualenv with packages from PyPI (~5 min);"
+    " set FASTSCAN_TEST_PRE_COMMIT_BUILD=1",
+)
+def test_pre_commit_python_hook_installs_fastscan_itself(tmp_path: Path) -> None:
+    """The `language: python` hook: pre-commit pip-installs this repository (HEAD, extensions
+    compiled) into its own environment; nothing from the test's PATH is used."""
+    pytest.importorskip("pre_commit")
+    project = tmp_path / "project"
+    project.mkdir()
+    git(project, "init", "-q")
+    (project / "w.dat").write_bytes(MALICIOUS)
+    git(project, "add", ".")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PRE_COMMIT_HOME")}
+    env["PRE_COMMIT_HOME"] = str(tmp_path / "pre-commit-home")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "fastscan"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "w.dat" in proc.stdout and "FS102" in proc.stdout
+
+
 def test_hook_manifest_scans_every_file_type() -> None:
     import yaml
 
