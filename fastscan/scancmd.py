@@ -84,12 +84,18 @@ def _targets(args: argparse.Namespace) -> Iterator[FileRef | str]:
     directories and URLs are walked like `bulk` walks them."""
     import os
 
-    from .sources import discover, is_remote
+    from .sources import FileRef, discover, is_remote
 
     for target in args.files:
         if target != STDIN and (is_remote(target) or os.path.isdir(target)):
             exclude = hf_excludes(target, args.exclude, args.with_safetensors)
-            yield from discover(target, args.include, exclude)
+            found = 0
+            for ref in discover(target, args.include, exclude):
+                found += 1
+                yield ref
+            if not found and is_remote(target) and not (args.include or args.exclude):
+                # a mistyped object name lists as nothing: say so, never a silent clean
+                yield FileRef(target, -1, 0.0, error="no object at this URL")
         else:
             yield target
 
