@@ -14,8 +14,6 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from .sinks import comparable, conform_table, read_parquet
 from .verdict import SUSPICIOUS, VERDICTS
 
@@ -128,10 +126,10 @@ _ROW_COLUMNS = ("path", "verdict", "status", "format", "score", "rule_ids", "rea
 def collect_report(parquet_path: str, top: int = 20) -> ReportData:
     from .rules.catalog import REGISTRY
 
-    pf = pq.ParquetFile(parquet_path)
-    raw_meta = pf.schema_arrow.metadata or {}
+    raw = read_parquet(parquet_path)  # one file, or a Dask engine's dataset directory
+    raw_meta = raw.schema.metadata or {}
     metadata = {k.decode(): v.decode() for k, v in raw_meta.items() if k.startswith(b"fastscan.")}
-    table = conform_table(pf.read())
+    table = conform_table(raw)
     cols = {name: table.column(name).to_pylist() for name in _ROW_COLUMNS}
     cols.update({n: table.column(n).to_pylist() for n in ("scan_seconds", "error", "sha256")})
     cols["findings"] = table.column("findings").to_pylist()

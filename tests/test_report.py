@@ -225,3 +225,10 @@ def test_html_report_renders_in_a_headless_browser(tmp_path: Path):
         capture_output=True, timeout=120, check=True,
     )  # fmt: skip
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
+
+
+def test_report_reads_a_dataset_directory(tmp_path: Path):
+    (tmp_path / "verdicts").mkdir()
+    write_meta(tmp_path / "verdicts" / "part-0.parquet", copies_corpus(), root="/m")
+    text = render_report(str(tmp_path / "verdicts"))
+    assert "(29 files)" in text and "fastscan.root = /m" in text
