@@ -419,9 +419,8 @@ class ConsoleSink:
             line = f"{row['verdict']:<11} {row['status']:<11} {rules:<24} {row['path']}"
             if row["sha256"]:
                 line += f"  sha256:{row['sha256']}"
-                if row["rule_ids"] and all(
-                    (row["sha256"], r) in self._accepted for r in row["rule_ids"]
-                ):
+                counted = {f["rule_id"] for f in row["findings"] or () if f["severity"] != "info"}
+                if counted and all((row["sha256"], r) in self._accepted for r in counted):
                     line += "  (accepted in baseline)"
             self._stream.write(line + "\n")
             for detail in details[: max(1, self._max_reasons)]:
