@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import pyarrow as pa
@@ -442,6 +443,13 @@ def run_bulk(
             carried += kept
 
         info = {"version": __version__, **(metadata or {})}
+        # what the report shows: where, when, and whether rows were carried from older runs
+        info["root"] = root if is_remote(root) else os.path.abspath(root)
+        info["started"] = datetime.now(UTC).isoformat(timespec="seconds")
+        if since:
+            info["since"], info["carried"] = since, str(summary.skipped)
+        if summary.resumed:
+            info["resumed_rows"] = str(summary.resumed)
         spool_dir = os.path.dirname(os.path.abspath(out)) if isinstance(out, str) else None
         fd, spool_path = tempfile.mkstemp(
             prefix=".fastscan-spool-", suffix=".parquet", dir=spool_dir

@@ -7,7 +7,6 @@ Exit codes: 0 every file clean; 1 a file at or above --fail-on; 2 usage or opera
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -34,7 +33,7 @@ def _add_scanner_options(p: argparse.ArgumentParser) -> None:
         "--fail-on",
         choices=_LEVELS,
         default="suspicious",
-        help="lowest verdict that makes the exit code 1 (default: suspicious)",
+        help="lowest verdict that makes the exit code 1",
     )
 
 
@@ -46,54 +45,94 @@ def _scanner_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+_HELP = argparse.ArgumentDefaultsHelpFormatter  # every option's help shows its default
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastscan",
         description="Find malicious pickle-based ML model files without loading them.",
         epilog="Exit codes: 0 clean, 1 flagged (at or above --fail-on), 2 error.",
+        formatter_class=_HELP,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"fastscan {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("scan", help="scan files and print a verdict per file")
-    p.add_argument("files", nargs="+")
-    p.add_argument("--format", choices=("console", "jsonl", "sarif"), default="console")
+    from .scancmd import add_arguments as add_scan_arguments
+
+    p = sub.add_parser("scan", help="scan files, trees, URLs or stdin", formatter_class=_HELP)
+    add_scan_arguments(p)
     _add_scanner_options(p)
 
-    p = sub.add_parser("explain", help="show what a file's pickles import and call, and why")
-    p.add_argument("file")
+    p = sub.add_parser(
+        "explain", help="show what a file's pickles import and call, and why", formatter_class=_HELP
+    )
+    p.add_argument("file", help="the file to explain")
     p.add_argument("--max-ops", type=int, default=400, help="opcodes listed per pickle")
     _add_scanner_options(p)
 
-    p = sub.add_parser("bulk", help="scan every file under a root (or URL) into Parquet")
-    p.add_argument("root")
+    p = sub.add_parser(
+        "bulk", help="scan every file under a root (or URL) into Parquet", formatter_class=_HELP
+    )
+    p.add_argument("root", help="directory, file or URL (s3://bucket/prefix, hf://ORG/NAME[@REV])")
     p.add_argument("--out", required=True, help="output file ('-' for stdout with text formats)")
-    p.add_argument("--format", choices=("parquet", "jsonl", "sarif", "console"), default="parquet")
+    p.add_argument(
+        "--format",
+        choices=("parquet", "jsonl", "sarif", "console"),
+        default="parquet",
+        help="output format",
+    )
     p.add_argument(
         "-j",
         "--workers",
         type=int,
         default=None,
-        help="processes (default: all cores; 0: in-process, no crash isolation)",
+        help="processes (None: all cores or FASTSCAN_WORKERS; 0: in-process, no crash isolation)",
     )
     p.add_argument("--chunk-size", type=int, default=64, help="files sent to a worker at once")
     p.add_argument("--include", action="append", default=[], help="glob on the relative path")
     p.add_argument("--exclude", action="append", default=[], help="glob on the relative path")
-    p.add_argument("--follow-symlinks", action="store_true")
+    p.add_argument(
+        "--with-safetensors",
+        action="store_true",
+        help="also read *.safetensors files of hf:// repositories (they hold no pickle)",
+    )
+    p.add_argument(
+        "--follow-symlinks", action="store_true", help="descend into symlinked directories"
+    )
     p.add_argument("--since", help="previous verdicts Parquet: skip unchanged files")
     p.add_argument("--resume", action="store_true", help="complete an interrupted --out file")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per file")
     p.add_argument("--memory-mb", type=int, default=4096, help="address-space budget per worker")
     p.add_argument("--features", help="also write the feature batches to this Parquet file")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--strict-errors", action="store_true", help="exit 2 when any file errored")
-    p.add_argument("--engine", choices=("local", "dask"), default="local")
+    p.add_argument(
+        "--hash", action="store_true", help="fill the sha256 column (reads every local byte)"
+    )
+    p.add_argument(
+        "--engine", choices=("local", "dask"), default="local", help="where files are scanned"
+    )
     p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port)")
     _add_scanner_options(p)
 
-    p = sub.add_parser("report", help="summarise a verdicts Parquet file")
-    p.add_argument("parquet")
+    p = sub.add_parser("report", help="summarise a verdicts Parquet file", formatter_class=_HELP)
+    p.add_argument("parquet", help="verdicts Parquet written by bulk")
     p.add_argument("--html", help="also write a standalone HTML report here")
-    p.add_argument("--top", type=int, default=20)
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "csv"),
+        default="text",
+        help="stdout: text summary, JSON summary, or CSV of every row",
+    )
+    p.add_argument("--top", type=int, default=20, help="rows per table (rules, files, errors)")
+
+    from .rulescmd import add_arguments as add_rules_arguments
+
+    p = sub.add_parser(
+        "rules", help="list the finding rules, or look a global name up", formatter_class=_HELP
+    )
+    add_rules_arguments(p)
 
     for name, help_text in (
         ("corpus", "generate the labelled training corpus"),
@@ -101,7 +140,7 @@ def _build_parser() -> argparse.ArgumentParser:
         ("eval", "precision/recall/F1 per family on a labelled corpus"),
     ):
         p = sub.add_parser(name, help=help_text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the command")
 
     sub.add_parser("version", help="print versions and the active implementation")
     return parser
@@ -130,19 +169,10 @@ def _exit_code(verdicts: list[str], statuses: list[str], fail_on: str) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from .scan import Scanner
-    from .sinks import ConsoleSink, open_sink, results_to_batch
+    from .scancmd import run_scan
 
-    scanner = Scanner(**_scanner_options(args))
-    results, _ = scanner.scan_refs([os.fspath(f) for f in args.files])
-    sink: Any
-    if args.format == "console":  # every file gets its line, flagged ones all their reasons
-        sink = ConsoleSink(sys.stdout, show_clean=True, max_reasons=20, width=160)
-    else:
-        sink = open_sink(args.format, stream=sys.stdout, metadata=scanner.versions)
-    sink.write(results_to_batch(results))
-    sink.close()
-    return _exit_code([r.verdict for r in results], [r.status for r in results], args.fail_on)
+    counted = run_scan(args, _scanner_options(args))  # baseline-accepted files do not count
+    return _exit_code([r.verdict for r in counted], [r.status for r in counted], args.fail_on)
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -158,6 +188,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_bulk(args: argparse.Namespace) -> int:
     options = _scanner_options(args)
+    if args.hash:
+        options["hash_files"] = True
     if args.engine == "dask":
         from .scale.dask_backend import run_dask
 
@@ -168,6 +200,7 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
 
             forkserver.start()  # the workers' imports now overlap the ones below
         from .bulk import run_bulk
+        from .scancmd import hf_excludes
 
         out: Any = sys.stdout if args.out == "-" else args.out
         summary = run_bulk(
@@ -177,7 +210,7 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
             workers=args.workers,
             chunk_size=args.chunk_size,
             include=args.include,
-            exclude=args.exclude,
+            exclude=hf_excludes(args.root, args.exclude, args.with_safetensors),
             follow_symlinks=args.follow_symlinks,
             since=args.since,
             resume=args.resume,
@@ -196,8 +229,15 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import render_report
 
-    print(render_report(args.parquet, html_path=args.html, top=args.top))
+    text = render_report(args.parquet, html_path=args.html, top=args.top, fmt=args.format)
+    sys.stdout.write(text)
     return EXIT_CLEAN
+
+
+def _cmd_rules(args: argparse.Namespace) -> int:
+    from .rulescmd import run_rules
+
+    return run_rules(args)
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:
@@ -238,6 +278,7 @@ _COMMANDS = {
     "explain": _cmd_explain,
     "bulk": _cmd_bulk,
     "report": _cmd_report,
+    "rules": _cmd_rules,
     "corpus": _cmd_corpus,
     "train": _cmd_train,
     "eval": _cmd_eval,

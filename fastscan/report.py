@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-import html
+import csv
+import io
+import json
 import math
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
-
-import pyarrow.parquet as pq
 
 from .sinks import comparable, conform_table, read_parquet
 from .verdict import SUSPICIOUS, VERDICTS
@@ -92,34 +92,51 @@ class ReportData:
     by_verdict: list[tuple[str, int]]
     by_status: list[tuple[str, int]]
     by_format: list[tuple[str, int]]
-    top_rules: list[tuple[str, int]]
-    flagged: list[dict[str, Any]]  # path, verdict, score, rule_ids, first reason
+    top_rules: list[tuple[str, int, str]]  # rule id, files, title
+    flagged: list[dict[str, Any]]  # one group per distinct content: paths, verdict, rules...
+    flagged_files: int  # files in all groups (flagged shows the first `top` groups)
+    flagged_groups: int
     slowest: list[dict[str, Any]]  # path, scan_seconds, size
     errors: list[dict[str, Any]]  # path, error
+    errors_total: int = 0
+
+    @property
+    def root(self) -> str:
+        return self.metadata.get("fastscan.root", "")
+
+    @property
+    def banner(self) -> str:
+        """Why these rows may not describe one complete scan of the root ("" when they do)."""
+        notes = []
+        if self.metadata.get("fastscan.complete") == "false":
+            notes.append("INTERRUPTED run: some files were not scanned; rerun bulk with --resume")
+        if self.metadata.get("fastscan.since"):
+            notes.append(
+                f"INCREMENTAL run: {self.metadata.get('fastscan.carried', '?')} rows carried "
+                f"unchanged from {self.metadata['fastscan.since']}"
+            )
+        if self.metadata.get("fastscan.resumed_rows"):
+            notes.append(f"RESUMED run: {self.metadata['fastscan.resumed_rows']} rows kept")
+        return "; ".join(notes)
+
+
+_ROW_COLUMNS = ("path", "verdict", "status", "format", "score", "rule_ids", "reasons", "size")
 
 
 def collect_report(parquet_path: str, top: int = 20) -> ReportData:
-    pf = pq.ParquetFile(parquet_path)
-    raw_meta = pf.schema_arrow.metadata or {}
+    from .rules.catalog import REGISTRY
+
+    raw = read_parquet(parquet_path)  # one file, or a Dask engine's dataset directory
+    raw_meta = raw.schema.metadata or {}
     metadata = {k.decode(): v.decode() for k, v in raw_meta.items() if k.startswith(b"fastscan.")}
-    table = conform_table(pf.read())
-    cols = {
-        name: table.column(name).to_pylist()
-        for name in ("path", "verdict", "status", "format", "score", "rule_ids", "reasons")
-    }
-    cols.update({n: table.column(n).to_pylist() for n in ("scan_seconds", "size", "error")})
+    table = conform_table(raw)
+    cols = {name: table.column(name).to_pylist() for name in _ROW_COLUMNS}
+    cols.update({n: table.column(n).to_pylist() for n in ("scan_seconds", "error", "sha256")})
+    cols["findings"] = table.column("findings").to_pylist()
     rule_counts: Counter[str] = Counter()
     for ids in cols["rule_ids"]:
         rule_counts.update(ids or ())
-    verdict_rank = {v: i for i, v in enumerate(VERDICTS)}
-    flagged_idx = [i for i, v in enumerate(cols["verdict"]) if v and v != "clean"]
-    flagged_idx.sort(
-        key=lambda i: (
-            -verdict_rank.get(cols["verdict"][i], 0),
-            -_num(cols["score"][i]),
-            cols["path"][i],
-        )
-    )
+    groups = _flagged_groups(cols)
     slow_idx = sorted(
         range(table.num_rows), key=lambda i: (-_num(cols["scan_seconds"][i]), cols["path"][i])
     )
@@ -131,17 +148,13 @@ def collect_report(parquet_path: str, top: int = 20) -> ReportData:
         by_verdict=_ordered(Counter(cols["verdict"]), VERDICTS),
         by_status=Counter(cols["status"]).most_common(),
         by_format=Counter(cols["format"]).most_common(),
-        top_rules=rule_counts.most_common(top),
-        flagged=[
-            {
-                "path": cols["path"][i],
-                "verdict": cols["verdict"][i],
-                "score": cols["score"][i],
-                "rules": ",".join(cols["rule_ids"][i] or ()),
-                "reason": (cols["reasons"][i] or [""])[0],
-            }
-            for i in flagged_idx[:top]
+        top_rules=[
+            (rid, n, REGISTRY[rid].title if rid in REGISTRY else "")
+            for rid, n in rule_counts.most_common(top)
         ],
+        flagged=groups[:top],
+        flagged_files=sum(len(g["paths"]) for g in groups),
+        flagged_groups=len(groups),
         slowest=[
             {
                 "path": cols["path"][i],
@@ -151,7 +164,47 @@ def collect_report(parquet_path: str, top: int = 20) -> ReportData:
             for i in slow_idx[:top]
         ],
         errors=[{"path": cols["path"][i], "error": cols["error"][i]} for i in error_idx[:top]],
+        errors_total=len(error_idx),
     )
+
+
+def _flagged_groups(cols: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Flagged files grouped by content: the sha256 when hashed, else (size, findings), which
+    copies of one file share. Worst verdict first, then the most copies."""
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for i, verdict in enumerate(cols["verdict"]):
+        if not verdict or verdict == "clean":
+            continue
+        findings = tuple(
+            (f["rule_id"], f["member"], f["offset"], f["subject"])
+            for f in cols["findings"][i] or ()
+        )
+        key = ("sha256", cols["sha256"][i]) if cols["sha256"][i] else (cols["size"][i], findings)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = group = {
+                "verdict": verdict,
+                "score": cols["score"][i],
+                "rules": ",".join(cols["rule_ids"][i] or ()),
+                "reason": (cols["reasons"][i] or [""])[0],
+                "sha256": cols["sha256"][i] or "",
+                "size": cols["size"][i],
+                "paths": [],
+            }
+        group["paths"].append(cols["path"][i])
+    rank = {v: i for i, v in enumerate(VERDICTS)}
+    out = list(groups.values())
+    for g in out:
+        g["paths"].sort()
+    out.sort(
+        key=lambda g: (
+            -rank.get(g["verdict"], 0),
+            -len(g["paths"]),
+            -_num(g["score"]),
+            g["paths"][0],
+        )
+    )
+    return out
 
 
 def _num(value: Any) -> float:
@@ -165,32 +218,88 @@ def _ordered(counts: Counter[str], order: tuple[str, ...]) -> list[tuple[str, in
     return known + sorted((k, n) for k, n in counts.items() if k not in order)
 
 
-def render_report(parquet_path: str, *, html_path: str | None = None, top: int = 20) -> str:
-    """A text report over a verdicts Parquet; with `html_path`, also a standalone HTML page."""
+def render_report(
+    parquet_path: str, *, html_path: str | None = None, top: int = 20, fmt: str = "text"
+) -> str:
+    """A report over a verdicts Parquet: text or JSON summary, or CSV of every row; with
+    `html_path`, also a standalone HTML page (report_html.py)."""
     data = collect_report(parquet_path, top)
     if html_path:
+        from .report_html import render_html
+
         tmp = f"{html_path}.tmp-{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(render_html(data))
         os.replace(tmp, html_path)
-    return render_text(data)
+    if fmt == "json":
+        return json.dumps(_json_safe(asdict(data)), indent=1) + "\n"
+    return render_csv(parquet_path) if fmt == "csv" else render_text(data)
 
 
-def _sections(data: ReportData) -> list[tuple[str, list[str], list[list[str]]]]:
-    def fmt_score(v: Any) -> str:
-        return "-" if _num(v) < 0 else f"{v:.3f}"
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
+
+CSV_COLUMNS = (
+    "path", "verdict", "status", "format", "score", "rule_ids", "size", "sha256", "error",
+    "hf_repo", "hf_revision",
+)  # fmt: skip
+
+
+def render_csv(parquet_path: str) -> str:
+    """Every row, the columns a spreadsheet or pipeline wants (rule ids joined by spaces)."""
+    table = conform_table(read_parquet(parquet_path))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    columns = [table.column(c).to_pylist() for c in CSV_COLUMNS]
+    for row in zip(*columns, strict=True):
+        writer.writerow([_cell(v) for v in row])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list):
+        return " ".join(value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return value
+
+
+def fmt_score(v: Any) -> str:
+    return "-" if _num(v) < 0 else f"{v:.3f}"
+
+
+def sections(data: ReportData) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The tables of a report, shared by the text and HTML renderings."""
     return [
         ("Verdicts", ["verdict", "files"], [[k, str(n)] for k, n in data.by_verdict]),
         ("Status", ["status", "files"], [[k, str(n)] for k, n in data.by_status]),
         ("Formats", ["format", "files"], [[str(k), str(n)] for k, n in data.by_format]),
-        ("Top findings", ["rule", "files"], [[k, str(n)] for k, n in data.top_rules]),
+        (
+            "Top findings",
+            ["rule", "title", "files"],
+            [[k, title, str(n)] for k, n, title in data.top_rules],
+        ),
         (
             "Flagged files",
-            ["verdict", "score", "rules", "path", "first reason"],
+            ["verdict", "score", "rules", "copies", "paths", "first reason"],
             [
-                [r["verdict"], fmt_score(r["score"]), r["rules"], r["path"], r["reason"]]
-                for r in data.flagged
+                [
+                    g["verdict"],
+                    fmt_score(g["score"]),
+                    g["rules"],
+                    str(len(g["paths"])),
+                    " ".join(g["paths"]),
+                    g["reason"],
+                ]
+                for g in data.flagged
             ],
         ),
         (
@@ -207,8 +316,11 @@ def _sections(data: ReportData) -> list[tuple[str, list[str], list[list[str]]]]:
 
 def render_text(data: ReportData) -> str:
     lines = [f"fastscan report: {data.path} ({data.rows} files)"]
+    if data.banner:
+        lines.append(f"!! {data.banner}")
     lines += [f"  {k} = {v}" for k, v in sorted(data.metadata.items())]
-    for title, header, rows in _sections(data):
+    lines.append(f"  flagged: {data.flagged_files} files, {data.flagged_groups} distinct contents")
+    for title, header, rows in sections(data):
         lines += ["", title]
         if not rows:
             lines.append("  (none)")
@@ -225,38 +337,6 @@ def render_text(data: ReportData) -> str:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-_CSS = (
-    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
-    "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left;font-size:90%}"
-    "th{background:#eee}"
-)
-
-
-def render_html(data: ReportData) -> str:
-    """A self-contained page: inline CSS, no scripts, every value escaped."""
-    e = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8">',
-        f"<title>fastscan report: {e(data.path)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>fastscan report</h1><p>{e(data.path)}: {data.rows} files</p>",
-    ]
-    if data.metadata:
-        parts.append("<ul>")
-        parts += [f"<li>{e(k)} = {e(v)}</li>" for k, v in sorted(data.metadata.items())]
-        parts.append("</ul>")
-    for title, header, rows in _sections(data):
-        parts.append(f"<h2>{e(title)}</h2>")
-        if not rows:
-            parts.append("<p>(none)</p>")
-            continue
-        parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
 
 
 def compare_outputs(a_path: str, b_path: str) -> list[str]:

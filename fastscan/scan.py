@@ -3,7 +3,9 @@ features -> model -> verdict. Never raises on file content; every path gets a Fi
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,10 +66,13 @@ class Scanner:
         container_limits: ContainerLimits | None = None,
         rules: RuleSet | None = None,
         strict_unknown: bool = False,
+        hash_files: bool = False,
     ) -> None:
         # `strict_unknown`: the classifier never settles unlisted globals (no FS903).
         # `rules`: a ready RuleSet instead of `config` (the novel-family experiment withholds
         # denylist entries); unlike a user config it also classifies the model's features.
+        # `hash_files`: fill FileResult.sha256 (baselines, dedup); costs a read of every byte.
+        self.hash_files = hash_files
         self.rules = rules if rules is not None else RuleSet.load(config)
         self._feature_rules = rules
         self.limits = limits or ScanLimits()
@@ -105,7 +110,10 @@ class Scanner:
         return self.scan_refs([ref] if ref is not None else [str(path)])[0][0]
 
     def scan_bytes(self, data: bytes, name: str = "<bytes>") -> FileResult:
-        return self.explain_source(data, name)[1]
+        result = self.explain_source(data, name)[1]
+        if self.hash_files:
+            result.sha256 = hashlib.sha256(data).hexdigest()
+        return result
 
     def explain_source(
         self, source: Any, name: str, *, keep_data: int = 0
@@ -159,8 +167,13 @@ class Scanner:
                 verdict="suspicious",
                 error=f"internal error: {type(exc).__name__}: {exc}",
             )
-            return error, None
-        return self._result(path, analysis, size, mtime, etag), analysis
+            return self._hashed(error, path), None
+        return self._hashed(self._result(path, analysis, size, mtime, etag), path), analysis
+
+    def _hashed(self, result: FileResult, path: str) -> FileResult:
+        if self.hash_files:
+            result.sha256 = file_sha256(path)
+        return result
 
     def _result(
         self, path: str, analysis: Analysis, size: int, mtime: float, etag: str
@@ -243,6 +256,17 @@ class Scanner:
             out["model"] = self.model.name
             out["model_hash"] = self.model.digest
         return out
+
+
+def file_sha256(path: str) -> str | None:
+    """Hex SHA-256 of a local file's bytes; None when it cannot be read (the row says why)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read forever
+            return None
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except (OSError, ValueError):
+        return None
 
 
 def _ref_fields(ref: Any) -> tuple[str, int, float, str]:

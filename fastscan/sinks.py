@@ -1,4 +1,4 @@
-"""Where results go: one Arrow schema; Parquet, JSON Lines, SARIF and console writers.
+"""Where results go: one Arrow schema; Parquet, JSON Lines and console writers (SARIF: sarif.py).
 
 Every writer takes `pyarrow.RecordBatch`es built against `RESULT_SCHEMA`; `conform_batch` is the
 single gate that keeps a batch with another schema away from the Parquet writer.
@@ -52,6 +52,7 @@ RESULT_SCHEMA = pa.schema(
         ("scan_seconds", pa.float64()),
         ("hf_repo", pa.string()),  # null unless the path is in a Hugging Face cache/mirror
         ("hf_revision", pa.string()),
+        ("sha256", pa.string()),  # null unless hashing was asked for (--hash, baselines)
     ]
 )
 
@@ -76,6 +77,7 @@ _SCALAR_FIELDS = (
     "scan_seconds",
     "hf_repo",
     "hf_revision",
+    "sha256",
 )
 
 
@@ -381,92 +383,26 @@ class JsonLinesSink:
         self._stream.flush()
 
 
-_SARIF_LEVEL = {"info": "note", "low": "note", "suspicious": "warning", "malicious": "error"}
-
-
-class SarifSink:
-    """SARIF 2.1.0: one run, one rule per rule id seen, one result per finding.
-
-    SARIF is a single JSON document, so it is written on `close`.
-    """
-
-    def __init__(self, stream: IO[str], *, tool_version: str = "") -> None:
-        self._stream = stream
-        self._tool_version = tool_version
-        self._rules: dict[str, str] = {}
-        self._results: list[dict[str, Any]] = []
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        for row in conform_batch(batch).to_pylist():
-            for f in row["findings"] or ():
-                self._rules.setdefault(f["rule_id"], f["message"])
-                self._results.append(_sarif_result(row, f))
-            if row["status"] == "error":
-                self._rules.setdefault("FS000", "file could not be scanned")
-                self._results.append(
-                    {
-                        "ruleId": "FS000",
-                        "level": "warning",
-                        "message": {"text": f"scan error: {row['error']}"},
-                        "locations": [_sarif_location(row["path"])],
-                        "properties": {"status": row["status"]},
-                    }
-                )
-
-    def close(self) -> None:
-        driver: dict[str, Any] = {
-            "name": "fastscan",
-            "informationUri": "https://github.com/fastscan/fastscan",
-            "rules": [
-                {"id": rid, "shortDescription": {"text": text}}
-                for rid, text in sorted(self._rules.items())
-            ],
-        }
-        if self._tool_version:
-            driver["version"] = self._tool_version
-        doc = {
-            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-            "version": "2.1.0",
-            "runs": [{"tool": {"driver": driver}, "results": self._results}],
-        }
-        json.dump(doc, self._stream, indent=2)
-        self._stream.write("\n")
-        self._stream.flush()
-
-
-def _sarif_location(path: str) -> dict[str, Any]:
-    return {"physicalLocation": {"artifactLocation": {"uri": path}}}
-
-
-def _sarif_result(row: Mapping[str, Any], f: Mapping[str, Any]) -> dict[str, Any]:
-    where = f["member"] or "<file>"
-    if f["offset"] is not None and f["offset"] >= 0:
-        where += f"@{f['offset']}"
-    return {
-        "ruleId": f["rule_id"],
-        "level": _SARIF_LEVEL.get(f["severity"], "warning"),
-        "message": {"text": f"{f['message']} [{where}]"},
-        "locations": [_sarif_location(row["path"])],
-        "properties": {
-            "severity": f["severity"],
-            "member": f["member"],
-            "offset": f["offset"],
-            "subject": f["subject"],
-            "verdict": row["verdict"],
-        },
-    }
-
-
 class ConsoleSink:
-    """A human table: one line per flagged or errored file (all files with `show_clean`)."""
+    """A human table: one line per flagged or errored file (all files with `show_clean`), then
+    one line per reason. Reasons are clipped to `width` only on a terminal (default: 160
+    there); written to a file or a pipe they stay whole, `member@offset` included."""
 
     def __init__(
-        self, stream: IO[str], *, show_clean: bool = False, width: int = 100, max_reasons: int = 1
+        self,
+        stream: IO[str],
+        *,
+        show_clean: bool = False,
+        width: int | None = None,
+        max_reasons: int = 1,
+        accepted: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         self._stream = stream
         self._show_clean = show_clean
         self._max_reasons = max_reasons
-        self._width = width
+        isatty = getattr(stream, "isatty", None)
+        self._width = width if width is not None else (160 if isatty and isatty() else 0)
+        self._accepted = accepted  # baseline (sha256, rule_id) pairs, marked on their files
         self._header_done = False
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -477,9 +413,15 @@ class ConsoleSink:
                 self._stream.write(f"{'VERDICT':<11} {'STATUS':<11} {'RULES':<24} PATH\n")
                 self._header_done = True
             rules = ",".join(row["rule_ids"] or ()) or "-"
-            details = [row["error"]] if row["error"] else []
-            details += list(row["reasons"] or ())[: self._max_reasons]
+            details = list(row["reasons"] or ())[: self._max_reasons]
+            if row["error"] and not any(row["error"] in d for d in details):
+                details.insert(0, row["error"])  # FS307-FS310 reasons already carry it
             line = f"{row['verdict']:<11} {row['status']:<11} {rules:<24} {row['path']}"
+            if row["sha256"]:
+                line += f"  sha256:{row['sha256']}"
+                counted = {f["rule_id"] for f in row["findings"] or () if f["severity"] != "info"}
+                if counted and all((row["sha256"], r) in self._accepted for r in counted):
+                    line += "  (accepted in baseline)"
             self._stream.write(line + "\n")
             for detail in details[: max(1, self._max_reasons)]:
                 self._stream.write(f"{'':<11} {_clip(detail, self._width)}\n")
@@ -490,7 +432,7 @@ class ConsoleSink:
 
 def _clip(text: str, width: int) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if width <= 0 or len(text) <= width else text[: width - 1] + "…"
 
 
 FORMATS = ("parquet", "jsonl", "sarif", "console")
@@ -502,8 +444,12 @@ def open_sink(
     path: str | None = None,
     stream: IO[str] | None = None,
     metadata: Mapping[str, str] | None = None,
+    sarif: Mapping[str, Any] | None = None,
 ) -> Sink:
-    """Build the writer for `fmt`. Parquet needs a path; the text formats write to `stream`."""
+    """Build the writer for `fmt`. Parquet needs a path; the text formats write to `stream`.
+
+    `sarif`: keyword options of `sarif.SarifSink` (root, include_clean, baseline).
+    """
     if fmt == "parquet":
         if not path:
             raise ValueError("the parquet format needs an output path")
@@ -513,7 +459,11 @@ def open_sink(
     if fmt == "jsonl":
         return JsonLinesSink(stream)
     if fmt == "sarif":
-        return SarifSink(stream, tool_version=(metadata or {}).get("version", ""))
+        from .sarif import SarifSink
+
+        meta = dict(metadata or {})
+        version = meta.get("version") or meta.get("fastscan_version", "")
+        return SarifSink(stream, tool_version=version, metadata=meta, **(sarif or {}))
     if fmt == "console":
         return ConsoleSink(stream)
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")

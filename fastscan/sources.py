@@ -14,6 +14,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from .sinks import conform_table, read_parquet
 
@@ -80,8 +81,16 @@ def _walker_for(root: str) -> Walker:
 _HF_REPO_DIR = re.compile(r"(?:^|/)models--([^/]+?)(?:/(snapshots|blobs|refs)/([^/]+))?(?:/|$)")
 
 
+# hf://[datasets/|spaces/]ORG/NAME[@REV]/path, as HfFileSystem spells repository URLs
+_HF_URL = re.compile(r"hf://((?:datasets/|spaces/)?[^/@]+/[^/@]+)(?:@([^/]+))?(?:/|$)")
+
+
 def hf_coordinates(path: str) -> tuple[str | None, str | None]:
-    """(repository id, revision) of a file in a Hugging Face cache or mirror, else Nones."""
+    """(repository id, revision) of an hf:// URL or a file in a Hugging Face cache or mirror,
+    else Nones. An hf:// URL without @REV is on the default branch, "main"."""
+    url = _HF_URL.match(path)
+    if url is not None:
+        return url.group(1), unquote(url.group(2) or "main")
     match = _HF_REPO_DIR.search(path.replace("\\", "/"))
     if match is None:
         return None, None

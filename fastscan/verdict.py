@@ -71,6 +71,7 @@ class FileResult:
     scan_seconds: float = 0.0
     hf_repo: str | None = None  # "org/name" when the path is in a Hugging Face cache/mirror
     hf_revision: str | None = None  # the snapshot folder (commit hash or ref) of that path
+    sha256: str | None = None  # content hash, only when asked (--hash): it reads every byte
 
     @property
     def rule_ids(self) -> list[str]:

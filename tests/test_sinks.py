@@ -16,7 +16,6 @@ from fastscan.sinks import (
     ConsoleSink,
     JsonLinesSink,
     ParquetSink,
-    SarifSink,
     SchemaMismatch,
     batch_to_results,
     comparable,
@@ -142,24 +141,6 @@ def test_jsonl_one_object_per_file_and_nan_is_null():
     first, second = json.loads(lines[0]), json.loads(lines[1])
     assert first["findings"][0]["offset"] == 42
     assert second["score"] is None
-
-
-def test_sarif_shape():
-    out = io.StringIO()
-    sink = SarifSink(out, tool_version="0.1.0")
-    sink.write(results_to_batch(sample()))
-    sink.close()
-    doc = json.loads(out.getvalue())
-    assert doc["version"] == "2.1.0"
-    (run,) = doc["runs"]
-    assert [r["id"] for r in run["tool"]["driver"]["rules"]] == ["FS000", "FS101", "FS205"]
-    first = run["results"][0]
-    assert first["ruleId"] == "FS101"
-    assert first["level"] == "error"
-    assert first["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "m/evil.pt"
-    assert first["properties"]["member"] == "archive/data.pkl"
-    assert "archive/data.pkl@42" in first["message"]["text"]
-    assert run["results"][-1]["ruleId"] == "FS000"  # the fifo error
 
 
 def test_console_lists_flagged_and_errors_only():

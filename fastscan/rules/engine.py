@@ -253,11 +253,14 @@ class _Collector:
 
 
 def _container_findings(container: Container, out: _Collector) -> None:
+    budget_reported = False
     for a in container.anomalies:
         rule = CONTAINER_RULES.get(a.code) or _prefix_rule(a.code)
         text = f"{a.code}: {a.detail}" if a.detail else a.code
         out.add(rule.finding(f"{rule.title} ({text})", member=a.member, subject=a.code))
-    if container.budget:
+        budget_reported |= rule is R.CONTAINER_BUDGET
+    # hit_budget records both an anomaly and `container.budget`: one budget, one finding
+    if container.budget and not budget_reported:
         out.add(
             R.CONTAINER_BUDGET.finding(f"budget {container.budget} hit", subject=container.budget)
         )
