@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -44,7 +44,14 @@ from .sinks import (
     read_parquet,
     results_to_batch,
 )
-from .sources import FileRef, discover, is_remote, load_previous, split_incremental
+from .sources import (
+    FileRef,
+    check_root,
+    discover,
+    is_remote,
+    load_previous,
+    split_incremental,
+)
 from .verdict import SUSPICIOUS, VERDICTS
 from .worker import (
     TIMEOUT_ERROR,
@@ -400,13 +407,18 @@ def run_bulk(
     `out` is a path (or a text stream for jsonl/sarif/console). `workers=0` scans in-process.
     `resume=True` keeps rows already in `out` (Parquet) and scans only the missing paths;
     `since=PARQUET` carries forward rows of files whose (path, size, mtime|etag) did not change.
-    `metadata` None: the default scanner's versions (fastscan, rules, model) go into the output.
+    Both reuse rows only from a file computed like this run (sources.PROVENANCE_KEYS), else
+    every file is scanned again and `summary.stale` says why.
+    `metadata` None: the default scanner's versions (fastscan, rules, model, config, limits)
+    go into the output. A local `root` that does not exist raises FileNotFoundError.
     """
     if fail_on not in VERDICTS:
         raise ValueError(f"fail_on must be one of {VERDICTS}")
     if resume and (fmt != "parquet" or not isinstance(out, str)):
         raise ValueError("resume needs --format parquet and an output path")
     workers = _resolve_workers(workers)
+    if not is_remote(root):
+        check_root(root)
     if scanner_factory is None:
         _check_default_scanner()
     started = time.monotonic()
@@ -429,19 +441,30 @@ def run_bulk(
         if metadata is None and scanner_factory is None:
             metadata = default_scanner_factory(**(scanner_options or {})).versions
 
+        info = {
+            "version": __version__,
+            **(metadata or {}),
+            "timeout": f"{timeout:g}",
+            "memory_mb": str(memory_mb),
+        }
         refs = sorted(discover(root, include, exclude, follow_symlinks), key=lambda r: r.path)
         summary.discovered = len(refs)
         carried: list[Mapping[str, Any]] = []
+        stale: list[str] = []
         if resume and isinstance(out, str):
-            refs, kept = split_incremental(refs, load_previous(out), require_unchanged=False)
+            previous, reason = load_previous(out, info)
+            refs, kept = split_incremental(refs, previous, require_unchanged=False)
             summary.resumed = len(kept)
             carried += kept
+            stale.append(reason)
         if since:
-            refs, kept = split_incremental(refs, load_previous(since))
+            previous, reason = load_previous(since, info)
+            refs, kept = split_incremental(refs, previous)
             summary.skipped = len(kept)
             carried += kept
+            stale.append(reason)
+        summary.stale = "; ".join(r for r in stale if r)
 
-        info = {"version": __version__, **(metadata or {})}
         spool_dir = os.path.dirname(os.path.abspath(out)) if isinstance(out, str) else None
         fd, spool_path = tempfile.mkstemp(
             prefix=".fastscan-spool-", suffix=".parquet", dir=spool_dir
@@ -495,9 +518,7 @@ def run_bulk(
     summary.scanned = scanned_paths
     summary.rows = final.num_rows
     summary.crashed = runner.crashed
-    summary.by_verdict = dict(Counter(final.column("verdict").to_pylist()))
-    summary.by_status = dict(Counter(final.column("status").to_pylist()))
-    summary.errors = summary.by_status.get("error", 0)
+    summary.count(final.column("verdict").to_pylist(), final.column("status").to_pylist())
     carried_paths = {row["path"] for row in carried}
     summary.bytes = sum(
         max(s or 0, 0)

@@ -1,7 +1,8 @@
 """Command line: thin commands over the library; `main(argv) -> int` returns the exit code.
 
-Exit codes: 0 every file clean; 1 a file at or above --fail-on; 2 usage or operational error
-(a file that could not be read at all, with nothing flagged).
+Exit codes (fastscan.exitcodes, the one rule for every command): 0 clean; 1 a file at or above
+--fail-on; 2 a file that could not be read with nothing flagged, or an operational error;
+130 Ctrl-C; 141 the reader of stdout went away.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from .exitcodes import EXIT_CLEAN, EXIT_ERROR, exit_code, outcomes
 
-EXIT_CLEAN, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
 _LEVELS = ("suspicious", "malicious")
+_PASSTHROUGH = ("corpus", "train", "eval")  # their own parsers take every argument
 
 
 def _add_scanner_options(p: argparse.ArgumentParser) -> None:
@@ -67,7 +69,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bulk", help="scan every file under a root (or URL) into Parquet")
     p.add_argument("root")
     p.add_argument("--out", required=True, help="output file ('-' for stdout with text formats)")
-    p.add_argument("--format", choices=("parquet", "jsonl", "sarif", "console"), default="parquet")
+    p.add_argument(
+        "--format",
+        choices=("parquet", "jsonl", "sarif", "console"),
+        help="default: from --out (.jsonl/.json, .sarif, '-': jsonl; else parquet)",
+    )
     p.add_argument(
         "-j",
         "--workers",
@@ -90,10 +96,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port)")
     _add_scanner_options(p)
 
-    p = sub.add_parser("report", help="summarise a verdicts Parquet file")
+    p = sub.add_parser("report", help="summarise a verdicts Parquet file (or Dask dataset)")
     p.add_argument("parquet")
     p.add_argument("--html", help="also write a standalone HTML report here")
     p.add_argument("--top", type=int, default=20)
+    p.add_argument("--fail-on", choices=_LEVELS, default="suspicious")
+    p.add_argument("--strict-errors", action="store_true", help="exit 2 when any file errored")
 
     for name, help_text in (
         ("corpus", "generate the labelled training corpus"),
@@ -108,33 +116,43 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] in _PASSTHROUGH:  # `corpus --help` reaches the corpus parser
+            return int(_COMMANDS[argv[0]](argparse.Namespace(rest=argv[1:])))
+        args = _build_parser().parse_args(argv)
         return int(_COMMANDS[args.command](args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exit_code({}, stopped_by="SIGINT")
+    except BrokenPipeError:
+        # The reader left (`| head`): no traceback, and no second error when Python flushes
+        # stdout at exit; the code says so, as a process killed by SIGPIPE would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return exit_code({}, stopped_by="SIGPIPE")
     except (OSError, ValueError, RuntimeError) as exc:  # BulkError is a RuntimeError
         print(f"fastscan: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except ImportError as exc:
+        from .remote import MissingExtra
 
-
-def _exit_code(verdicts: list[str], statuses: list[str], fail_on: str) -> int:
-    level = _LEVELS.index(fail_on)
-    if any(v in _LEVELS and _LEVELS.index(v) >= level for v in verdicts):
-        return EXIT_FLAGGED
-    if any(s == "error" for s in statuses):
+        if not isinstance(exc, MissingExtra):
+            raise
+        print(f"fastscan: error: {exc}", file=sys.stderr)  # says which extra to install
         return EXIT_ERROR
-    return EXIT_CLEAN
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
     from .scan import Scanner
     from .sinks import ConsoleSink, open_sink, results_to_batch
+    from .sources import local_ref, unreadable_result
 
     scanner = Scanner(**_scanner_options(args))
-    results, _ = scanner.scan_refs([os.fspath(f) for f in args.files])
+    refs = [local_ref(os.fspath(f)) for f in args.files]
+    scanned = iter(scanner.scan_refs([r for r in refs if not r.error])[0])
+    # a missing file, dangling link, loop or FIFO gets the same FS316 row as in `bulk`
+    results = [unreadable_result(r) if r.error else next(scanned) for r in refs]
     sink: Any
     if args.format == "console":  # every file gets its line, flagged ones all their reasons
         sink = ConsoleSink(sys.stdout, show_clean=True, max_reasons=20, width=160)
@@ -142,22 +160,32 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         sink = open_sink(args.format, stream=sys.stdout, metadata=scanner.versions)
     sink.write(results_to_batch(results))
     sink.close()
-    return _exit_code([r.verdict for r in results], [r.status for r in results], args.fail_on)
+    return exit_code(
+        outcomes([r.verdict for r in results], [r.status for r in results]), args.fail_on
+    )
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .explain import render
     from .scan import Scanner
+    from .sources import local_ref
 
+    ref = local_ref(args.file)
+    if ref.error:  # nothing to explain: one line, exit 2 (an error row in scan and bulk)
+        print(f"fastscan: error: {args.file}: {ref.error}", file=sys.stderr)
+        return EXIT_ERROR
     scanner = Scanner(**_scanner_options(args))
-    analysis, result = scanner.explain_source(args.file, args.file, keep_data=64 << 20)
+    analysis, result = scanner.explain_source(args.file, args.file, keep_data=64 << 20, rel=ref.rel)
     for line in render(analysis, result, analysis.data, scanner.rules, max_ops=args.max_ops):
         print(line)
-    return _exit_code([result.verdict], [result.status], args.fail_on)
+    return exit_code(outcomes([result.verdict], [result.status]), args.fail_on)
 
 
 def _cmd_bulk(args: argparse.Namespace) -> int:
+    from .sinks import format_for_path
+
     options = _scanner_options(args)
+    args.format = args.format or format_for_path(args.out)
     if args.engine == "dask":
         from .scale.dask_backend import run_dask
 
@@ -194,10 +222,17 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import render_report
+    from .report import report
 
-    print(render_report(args.parquet, html_path=args.html, top=args.top))
-    return EXIT_CLEAN
+    text, code = report(
+        args.parquet,
+        html_path=args.html,
+        top=args.top,
+        fail_on=args.fail_on,
+        strict_errors=args.strict_errors,
+    )
+    print(text)
+    return code
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:

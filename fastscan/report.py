@@ -1,6 +1,6 @@
 """Summaries of a scan: the end-of-run table, and a report over a verdicts Parquet (text or HTML).
 
-`BulkSummary` is the one object that computes the exit code of a bulk run.
+The exit code of a bulk run comes from `BulkSummary.exit_code` (fastscan.exitcodes).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from .sinks import comparable, conform_table, read_parquet
+from .exitcodes import exit_code, outcomes
+from .sinks import comparable, conform_table, read_parquet, read_provenance
 from .verdict import SUSPICIOUS, VERDICTS
 
 
@@ -26,15 +25,36 @@ class BulkSummary:
     skipped: int = 0  # unchanged since `since`, rows carried forward
     resumed: int = 0  # already in `out`, rows kept (resume)
     rows: int = 0  # rows in the final output
-    by_verdict: dict[str, int] = field(default_factory=dict)
-    by_status: dict[str, int] = field(default_factory=dict)
-    errors: int = 0  # rows with status "error"
+    outcomes: dict[tuple[str, str], int] = field(default_factory=dict)  # (verdict, status)
     crashed: int = 0  # culprits of worker crashes, hard timeouts
     bytes: int = 0  # bytes of the files scanned in this run
     seconds: float = 0.0
     interrupted: str = ""  # name of the signal that stopped the run
     fail_on: str = SUSPICIOUS
     strict_errors: bool = False
+    stale: str = ""  # why the `since`/`resume` rows could not be reused ("" = they were)
+
+    def count(self, verdicts: list[str], statuses: list[str]) -> None:
+        """Set the row counts from the final output's verdict and status columns."""
+        self.outcomes = dict(outcomes(verdicts, statuses))
+
+    @property
+    def by_verdict(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for (verdict, _status), n in self.outcomes.items():
+            out[verdict] += n
+        return dict(out)
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for (_verdict, status), n in self.outcomes.items():
+            out[status] += n
+        return dict(out)
+
+    @property
+    def errors(self) -> int:  # rows with status "error" (each one suspicious or worse)
+        return self.by_status.get("error", 0)
 
     @property
     def files_per_s(self) -> float:
@@ -46,17 +66,12 @@ class BulkSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 clean, 1 a verdict at or above `fail_on`, 2 operational error, 130 Ctrl-C."""
-        if self.interrupted:
-            return 130 if self.interrupted == "SIGINT" else 2
-        if self.strict_errors and self.errors:
-            return 2
-        level = VERDICTS.index(self.fail_on)
-        if any(
-            n and VERDICTS.index(v) >= level for v, n in self.by_verdict.items() if v in VERDICTS
-        ):
-            return 1
-        return 0
+        return exit_code(
+            self.outcomes,
+            self.fail_on,
+            strict_errors=self.strict_errors,
+            stopped_by=self.interrupted,
+        )
 
     def render(self) -> str:
         mb = self.bytes / 1e6
@@ -64,6 +79,7 @@ class BulkSummary:
             f"{'files discovered':<20} {self.discovered}",
             f"{'scanned':<20} {self.scanned}",
             f"{'skipped (unchanged)':<20} {self.skipped}",
+            *([f"{'rescanned (stale)':<20} {self.stale}"] if self.stale else []),
             f"{'kept (resume)':<20} {self.resumed}",
             f"{'rows written':<20} {self.rows}",
         ]
@@ -96,13 +112,12 @@ class ReportData:
     flagged: list[dict[str, Any]]  # path, verdict, score, rule_ids, first reason
     slowest: list[dict[str, Any]]  # path, scan_seconds, size
     errors: list[dict[str, Any]]  # path, error
+    outcomes: dict[tuple[str, str], int]  # (verdict, status) -> rows, for the exit code
 
 
 def collect_report(parquet_path: str, top: int = 20) -> ReportData:
-    pf = pq.ParquetFile(parquet_path)
-    raw_meta = pf.schema_arrow.metadata or {}
-    metadata = {k.decode(): v.decode() for k, v in raw_meta.items() if k.startswith(b"fastscan.")}
-    table = conform_table(pf.read())
+    metadata = read_provenance(parquet_path)  # a file, or a Dask engine's dataset folder
+    table = conform_table(read_parquet(parquet_path))
     cols = {
         name: table.column(name).to_pylist()
         for name in ("path", "verdict", "status", "format", "score", "rule_ids", "reasons")
@@ -151,6 +166,7 @@ def collect_report(parquet_path: str, top: int = 20) -> ReportData:
             for i in slow_idx[:top]
         ],
         errors=[{"path": cols["path"][i], "error": cols["error"][i]} for i in error_idx[:top]],
+        outcomes=dict(outcomes(cols["verdict"], cols["status"])),
     )
 
 
@@ -167,13 +183,27 @@ def _ordered(counts: Counter[str], order: tuple[str, ...]) -> list[tuple[str, in
 
 def render_report(parquet_path: str, *, html_path: str | None = None, top: int = 20) -> str:
     """A text report over a verdicts Parquet; with `html_path`, also a standalone HTML page."""
+    return report(parquet_path, html_path=html_path, top=top)[0]
+
+
+def report(
+    parquet_path: str,
+    *,
+    html_path: str | None = None,
+    top: int = 20,
+    fail_on: str = SUSPICIOUS,
+    strict_errors: bool = False,
+) -> tuple[str, int]:
+    """(text report, exit code of the rows): the `report` command."""
     data = collect_report(parquet_path, top)
     if html_path:
         tmp = f"{html_path}.tmp-{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(render_html(data))
         os.replace(tmp, html_path)
-    return render_text(data)
+    incomplete = "incomplete" if data.metadata.get("complete") == "false" else ""
+    code = exit_code(data.outcomes, fail_on, strict_errors=strict_errors, stopped_by=incomplete)
+    return render_text(data), code
 
 
 def _sections(data: ReportData) -> list[tuple[str, list[str], list[list[str]]]]:
