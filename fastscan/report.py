@@ -116,7 +116,8 @@ class ReportData:
 
 
 def collect_report(parquet_path: str, top: int = 20) -> ReportData:
-    metadata = read_provenance(parquet_path)  # a file, or a Dask engine's dataset folder
+    # a file, or a Dask engine's dataset folder
+    metadata = {f"fastscan.{k}": v for k, v in read_provenance(parquet_path).items()}
     table = conform_table(read_parquet(parquet_path))
     cols = {
         name: table.column(name).to_pylist()
@@ -201,7 +202,7 @@ def report(
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(render_html(data))
         os.replace(tmp, html_path)
-    incomplete = "incomplete" if data.metadata.get("complete") == "false" else ""
+    incomplete = "incomplete" if data.metadata.get("fastscan.complete") == "false" else ""
     code = exit_code(data.outcomes, fail_on, strict_errors=strict_errors, stopped_by=incomplete)
     return render_text(data), code
 

@@ -339,13 +339,17 @@ def test_sigterm_leaves_valid_parquet_and_resume_completes_it(tmp_path: Path):
 
 
 def test_summary_exit_codes():
-    assert BulkSummary(by_verdict={"clean": 3}).exit_code == 0
-    assert BulkSummary(by_verdict={"clean": 3, "suspicious": 1}).exit_code == 1
-    lenient = BulkSummary(by_verdict={"suspicious": 1}, fail_on="malicious")
-    assert lenient.exit_code == 0
-    assert BulkSummary(by_verdict={"malicious": 1}, fail_on="malicious").exit_code == 1
-    assert BulkSummary(errors=1, strict_errors=True).exit_code == 2
-    assert BulkSummary(errors=1).exit_code == 0
+    # the rule itself is tested in tests/test_exitcodes.py; the summary only feeds it
+    assert BulkSummary(outcomes={("clean", "complete"): 3}).exit_code == 0
+    flagged = {("clean", "complete"): 3, ("suspicious", "partial"): 1}
+    assert BulkSummary(outcomes=flagged).exit_code == 1
+    assert BulkSummary(outcomes=flagged, fail_on="malicious").exit_code == 0
+    errored = {("clean", "complete"): 3, ("suspicious", "error"): 1}
+    assert BulkSummary(outcomes=errored).exit_code == 2
+    assert BulkSummary(outcomes={**flagged, **errored}).exit_code == 1
+    assert BulkSummary(outcomes={**flagged, **errored}, strict_errors=True).exit_code == 2
+    assert BulkSummary(outcomes=errored).errors == 1
+    assert BulkSummary(outcomes=errored).by_verdict == {"clean": 3, "suspicious": 1}
     assert BulkSummary(interrupted="SIGINT").exit_code == 130
     assert BulkSummary(interrupted="SIGTERM").exit_code == 2
     text = BulkSummary(discovered=5, scanned=5, seconds=1.0, interrupted="SIGTERM").render()
