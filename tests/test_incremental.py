@@ -129,7 +129,7 @@ def test_cli_since_reports_stale(
 
 
 def test_stale_reason_names_every_difference() -> None:
-    now = {k: "x" for k in PROVENANCE_KEYS}
+    now = dict.fromkeys(PROVENANCE_KEYS, "x")
     assert stale_reason(now, now) == ""
     assert stale_reason({**now, "model_hash": "y", "index": "z"}, now) == (
         "computed under another model_hash, index"

@@ -55,16 +55,18 @@ def test_bulk_matches_root_relative_and_absolute(
     assert new["findings"][0]["suppressed"] == ""
 
 
-@pytest.mark.parametrize("glob", ["legacy/*", "{abs}/legacy/*"])
-@pytest.mark.parametrize("arg_form", ["relative", "absolute"])
+@pytest.mark.parametrize(
+    "case",
+    [(g, a) for g in ("legacy/*", "{abs}/legacy/*") for a in ("relative", "absolute")],
+)
 def test_scan_matches_cwd_relative_and_absolute(
     tree: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    glob: str,
-    arg_form: str,
+    case: tuple[str, str],
 ) -> None:
+    glob, arg_form = case
     config = _config(tmp_path, glob.format(abs=tree))
     monkeypatch.chdir(tree)
     files = ["legacy/a.pkl", "new/a.pkl"]
