@@ -46,10 +46,12 @@ from .sinks import (
 )
 from .sources import (
     FileRef,
+    alias_rows,
     check_root,
     discover,
     is_remote,
     load_previous,
+    split_hf_aliases,
     split_incremental,
 )
 from .verdict import SUSPICIOUS, VERDICTS
@@ -464,6 +466,8 @@ def run_bulk(
             carried += kept
             stale.append(reason)
         summary.stale = "; ".join(r for r in stale if r)
+        refs, aliases = split_hf_aliases(refs)  # a cache blob once, rows for every snapshot
+        summary.aliased = sum(len(a) for a in aliases.values())
 
         spool_dir = os.path.dirname(os.path.abspath(out)) if isinstance(out, str) else None
         fd, spool_path = tempfile.mkstemp(
@@ -480,6 +484,10 @@ def run_bulk(
     def on_results(results: pa.Table, features: pa.Table | None) -> None:
         for batch in results.to_batches():
             spool.write(batch)
+        copies = alias_rows(results, aliases) if aliases else None
+        if copies is not None:
+            for batch in copies.to_batches():
+                spool.write(batch)
         if features is not None:
             feature_parts.append(features)
         verdicts = results.column("verdict").to_pylist()
@@ -514,12 +522,12 @@ def run_bulk(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(spool_path)
 
-    scanned_paths = final.num_rows - len(carried)
-    summary.scanned = scanned_paths
+    summary.scanned = final.num_rows - len(carried) - summary.aliased
     summary.rows = final.num_rows
     summary.crashed = runner.crashed
     summary.count(final.column("verdict").to_pylist(), final.column("status").to_pylist())
     carried_paths = {row["path"] for row in carried}
+    carried_paths.update(ref.path for refs_ in aliases.values() for ref in refs_)
     summary.bytes = sum(
         max(s or 0, 0)
         for p, s in zip(

@@ -24,6 +24,7 @@ class BulkSummary:
     scanned: int = 0  # files scanned in this run
     skipped: int = 0  # unchanged since `since`, rows carried forward
     resumed: int = 0  # already in `out`, rows kept (resume)
+    aliased: int = 0  # Hugging Face snapshot paths whose blob was scanned under another path
     rows: int = 0  # rows in the final output
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)  # (verdict, status)
     crashed: int = 0  # culprits of worker crashes, hard timeouts
@@ -81,6 +82,7 @@ class BulkSummary:
             f"{'skipped (unchanged)':<20} {self.skipped}",
             *([f"{'rescanned (stale)':<20} {self.stale}"] if self.stale else []),
             f"{'kept (resume)':<20} {self.resumed}",
+            *([f"{'same blob (HF)':<20} {self.aliased}"] if self.aliased else []),
             f"{'rows written':<20} {self.rows}",
         ]
         lines += [f"{'  ' + v:<20} {self.by_verdict.get(v, 0)}" for v in VERDICTS]

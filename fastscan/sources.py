@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from .sinks import conform_table, read_parquet, read_provenance
 from .verdict import SUSPICIOUS, FileResult
 
@@ -110,12 +112,17 @@ def _hf_linked_blobs(repo_dir: str, rel: str, excluded: Callable[[str], bool]) -
     blobs = os.path.realpath(os.path.join(repo_dir, "blobs"))
     linked: set[str] = set()
     snapshots = os.path.join(repo_dir, "snapshots")
+
+    def rel_of(path: str) -> str:
+        return f"{rel}/{os.path.relpath(path, repo_dir)}".replace(os.sep, "/").lstrip("/")
+
+    if excluded(rel_of(snapshots)):
+        return linked
     for dirpath, dirnames, filenames in os.walk(snapshots):
-        dirnames.sort()
+        dirnames[:] = [d for d in dirnames if not excluded(rel_of(os.path.join(dirpath, d)))]
         for name in filenames:
             link = os.path.join(dirpath, name)
-            link_rel = f"{rel}/{os.path.relpath(link, repo_dir)}".replace(os.sep, "/").lstrip("/")
-            if not os.path.islink(link) or excluded(link_rel):
+            if not os.path.islink(link) or excluded(rel_of(link)):
                 continue
             target = os.path.realpath(link)
             if os.path.dirname(target) == blobs and os.path.isfile(target):
@@ -124,6 +131,53 @@ def _hf_linked_blobs(repo_dir: str, rel: str, excluded: Callable[[str], bool]) -
 
 
 _HF_REPO_NAME = re.compile(r"(?:models|datasets|spaces)--.+")
+
+
+def split_hf_aliases(refs: list[FileRef]) -> tuple[list[FileRef], dict[str, list[FileRef]]]:
+    """(refs to scan, path scanned -> other snapshot refs of the same blob).
+
+    Revisions of a Hugging Face cache share blobs through `snapshots/REV/...` symlinks: each
+    blob is scanned once, under its first snapshot path, and `alias_rows` copies that row to
+    the others. Local refs only; anything else (hard links included) is scanned as it is.
+    """
+    first: dict[str, FileRef] = {}
+    aliases: dict[str, list[FileRef]] = {}
+    to_scan: list[FileRef] = []
+    for ref in refs:
+        if ref.error or is_remote(ref.path) or hf_coordinates(ref.path)[1] is None:
+            to_scan.append(ref)
+            continue
+        target = os.path.realpath(ref.path)
+        if os.path.basename(os.path.dirname(target)) != "blobs":
+            to_scan.append(ref)
+            continue
+        primary = first.setdefault(target, ref)
+        if primary is ref:
+            to_scan.append(ref)
+        else:
+            aliases.setdefault(primary.path, []).append(ref)
+    return to_scan, aliases
+
+
+def alias_rows(results: pa.Table, aliases: Mapping[str, list[FileRef]]) -> pa.Table | None:
+    """Rows for the alias paths of the scanned paths in `results` (see `split_hf_aliases`)."""
+    take: list[int] = []
+    refs: list[FileRef] = []
+    for i, path in enumerate(results.column("path").to_pylist()):
+        for ref in aliases.get(path, ()):
+            take.append(i)
+            refs.append(ref)
+    if not take:
+        return None
+    table = results.take(take)
+    columns = {
+        "path": pa.array([r.path for r in refs], pa.string()),
+        "mtime": pa.array([r.mtime for r in refs], pa.float64()),
+        "hf_revision": pa.array([hf_coordinates(r.path)[1] for r in refs], pa.string()),
+    }
+    for name, column in columns.items():
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table
 
 
 def _matches_any(rel: str, patterns: tuple[str, ...]) -> bool:

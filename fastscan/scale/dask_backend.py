@@ -44,10 +44,12 @@ from ..report import BulkSummary
 from ..sinks import RESULT_SCHEMA, ParquetSink, conform_table, file_metadata, results_to_batch
 from ..sources import (
     FileRef,
+    alias_rows,
     check_root,
     discover,
     is_remote,
     load_previous,
+    split_hf_aliases,
     split_incremental,
 )
 from ..verdict import SUSPICIOUS, VERDICTS
@@ -288,6 +290,8 @@ def scan_with_dask(
             previous, summary.stale = load_previous(since, info)
             refs, carried = split_incremental(refs, previous)
             summary.skipped = len(carried)
+        refs, aliases = split_hf_aliases(refs)  # a cache blob once, rows for every snapshot
+        summary.aliased = sum(len(a) for a in aliases.values())
         single = out.endswith(".parquet")
         writer: _DatasetWriter | _FileWriter = (
             _FileWriter(out, info) if single else _DatasetWriter(out, info)
@@ -310,6 +314,7 @@ def scan_with_dask(
                 writer=writer,
                 counts=counts,
                 features=features,
+                aliases=aliases,
                 progress=make_progress(progress, len(refs), sum(max(r.size, 0) for r in refs)),
                 on_partition=on_partition,
             )
@@ -326,7 +331,7 @@ def scan_with_dask(
         os.replace(tmp, features_out)
 
     summary.rows = counts.rows
-    summary.scanned = counts.rows - len(carried)
+    summary.scanned = counts.rows - len(carried) - summary.aliased
     summary.outcomes = dict(counts.outcomes)
     summary.crashed = counts.failed_tasks
     summary.bytes = sum(max(r.size, 0) for r in refs)
@@ -360,6 +365,7 @@ def _run_tasks(
     writer: _DatasetWriter | _FileWriter,
     counts: _Counts,
     features: list[pa.Table],
+    aliases: Mapping[str, list[FileRef]],
     progress: Progress,
     on_partition: Callable[[Any, int], None] | None,
 ) -> None:
@@ -400,6 +406,9 @@ def _run_tasks(
                 row = error_result(chunk[0], TASK_FAILED.format(exc), SUSPICIOUS)
                 results_ipc, features_ipc = to_ipc(results_to_batch([row])), None
             table = conform_table(from_ipc(results_ipc))
+            copies = alias_rows(table, aliases) if aliases else None
+            if copies is not None:
+                table = pa.concat_tables([table, copies])
             writer.write(f"part-{task_id:06d}.parquet", table)
             flagged, errors = counts.add(table)
             if features_ipc:
