@@ -127,3 +127,14 @@ def test_report_exit_code_is_the_runs(tree: Path, tmp_path: Path) -> None:
         os.unlink(tree / name)
     assert main(argv) == 0
     assert main(["report", str(out)]) == 0
+
+
+def test_report_of_an_interrupted_run_exits_2(tmp_path: Path) -> None:
+    from fastscan.sinks import ParquetSink, results_to_batch
+    from fastscan.verdict import FileResult
+
+    out = tmp_path / "v.parquet"
+    sink = ParquetSink(str(out), {"complete": "false"})
+    sink.write(results_to_batch([FileResult("a.pkl")]))
+    sink.close()
+    assert main(["report", str(out)]) == 2

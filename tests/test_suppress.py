@@ -83,3 +83,36 @@ def test_scan_matches_cwd_relative_and_absolute(
 def test_unmatched_glob_suppresses_nothing(tree: Path, tmp_path: Path) -> None:
     rows = _bulk_rows(str(tree), tmp_path / "v.parquet", _config(tmp_path, "other/*"))
     assert all(r["verdict"] == "suspicious" for r in rows.values())
+
+
+def test_files_written_before_the_suppressed_field_still_read(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from fastscan.report import collect_report
+    from fastscan.sinks import FINDING_TYPE, RESULT_SCHEMA, batch_to_results
+
+    old_finding = pa.struct([f for f in FINDING_TYPE if f.name != "suppressed"])
+    old_schema = pa.schema(
+        [
+            pa.field("findings", pa.list_(old_finding)) if f.name == "findings" else f
+            for f in RESULT_SCHEMA
+        ]
+    )
+    finding = {
+        "rule_id": "FS103",
+        "severity": "suspicious",
+        "message": "m",
+        "member": "",
+        "offset": 3,
+        "subject": "x.y",
+    }
+    rows = [
+        {"path": "a", "verdict": "suspicious", "status": "complete", "findings": [finding]},
+        {"path": "b", "verdict": "clean", "status": "complete", "findings": []},
+    ]
+    pq.write_table(pa.Table.from_pylist(rows, schema=old_schema), tmp_path / "old.parquet")
+    table = conform_table(pq.read_table(tmp_path / "old.parquet"))
+    assert table.schema.equals(RESULT_SCHEMA)
+    (a, b) = batch_to_results(table)
+    assert a.findings[0].suppressed == "" and a.rule_ids == ["FS103"] and b.findings == []
+    assert collect_report(str(tmp_path / "old.parquet")).rows == 2
