@@ -50,9 +50,8 @@ from .sources import (
     check_root,
     discover,
     is_remote,
-    load_previous,
+    reuse_rows,
     split_hf_aliases,
-    split_incremental,
 )
 from .verdict import SUSPICIOUS, VERDICTS
 from .worker import (
@@ -443,29 +442,19 @@ def run_bulk(
         if metadata is None and scanner_factory is None:
             metadata = default_scanner_factory(**(scanner_options or {})).versions
 
-        info = {
-            "version": __version__,
-            **(metadata or {}),
-            "timeout": f"{timeout:g}",
-            "memory_mb": str(memory_mb),
-        }
+        run = {"timeout": f"{timeout:g}", "memory_mb": str(memory_mb)}
+        info = {"version": __version__, **(metadata or {}), **run}
         refs = sorted(discover(root, include, exclude, follow_symlinks), key=lambda r: r.path)
         summary.discovered = len(refs)
         carried: list[Mapping[str, Any]] = []
-        stale: list[str] = []
         if resume and isinstance(out, str):
-            previous, reason = load_previous(out, info)
-            refs, kept = split_incremental(refs, previous, require_unchanged=False)
-            summary.resumed = len(kept)
-            carried += kept
-            stale.append(reason)
+            refs, carried, stale = reuse_rows(refs, out, info, require_unchanged=False)
+            summary.resumed, summary.stale = len(carried), stale
         if since:
-            previous, reason = load_previous(since, info)
-            refs, kept = split_incremental(refs, previous)
+            refs, kept, stale = reuse_rows(refs, since, info)
             summary.skipped = len(kept)
+            summary.stale = "; ".join(filter(None, (summary.stale, stale)))
             carried += kept
-            stale.append(reason)
-        summary.stale = "; ".join(r for r in stale if r)
         refs, aliases = split_hf_aliases(refs)  # a cache blob once, rows for every snapshot
         summary.aliased = sum(len(a) for a in aliases.values())
 

@@ -390,6 +390,20 @@ def unchanged(ref: FileRef, row: Mapping[str, Any]) -> bool:
     return bool(ref.size == row.get("size") and ref.mtime == row.get("mtime"))
 
 
+def reuse_rows(
+    refs: Iterable[FileRef],
+    parquet_path: str,
+    current: Mapping[str, str],
+    *,
+    require_unchanged: bool = True,
+) -> tuple[list[FileRef], list[Mapping[str, Any]], str]:
+    """(refs to scan, rows carried forward, stale reason): `split_incremental` against the rows
+    of `parquet_path` that are still valid under this run's metadata `current`."""
+    previous, stale = load_previous(parquet_path, current)
+    to_scan, carried = split_incremental(refs, previous, require_unchanged=require_unchanged)
+    return to_scan, carried, stale
+
+
 def split_incremental(
     refs: Iterable[FileRef],
     previous: Mapping[str, Mapping[str, Any]],

@@ -48,9 +48,8 @@ from ..sources import (
     check_root,
     discover,
     is_remote,
-    load_previous,
+    reuse_rows,
     split_hf_aliases,
-    split_incremental,
 )
 from ..verdict import SUSPICIOUS, VERDICTS
 from ..worker import default_scanner_factory, error_result, from_ipc, scan_batch, to_ipc
@@ -287,8 +286,7 @@ def scan_with_dask(
         info = {"version": __version__, "engine": "dask", **versions}
         carried: list[Mapping[str, Any]] = []
         if since:  # only rows computed like this run carry over (sources.PROVENANCE_KEYS)
-            previous, summary.stale = load_previous(since, info)
-            refs, carried = split_incremental(refs, previous)
+            refs, carried, summary.stale = reuse_rows(refs, since, info)
             summary.skipped = len(carried)
         refs, aliases = split_hf_aliases(refs)  # a cache blob once, rows for every snapshot
         summary.aliased = sum(len(a) for a in aliases.values())
