@@ -494,7 +494,7 @@ def _sarif_result(row: Mapping[str, Any], f: Mapping[str, Any]) -> dict[str, Any
     where = f["member"] or "<file>"
     if f["offset"] is not None and f["offset"] >= 0:
         where += f"@{f['offset']}"
-    return {
+    out: dict[str, Any] = {
         "ruleId": f["rule_id"],
         "level": _SARIF_LEVEL.get(f["severity"], "warning"),
         "message": {"text": f"{f['message']} [{where}]"},
@@ -507,6 +507,9 @@ def _sarif_result(row: Mapping[str, Any], f: Mapping[str, Any]) -> dict[str, Any
             "verdict": row["verdict"],
         },
     }
+    if f.get("suppressed"):  # SARIF's own field, so viewers hide it but keep the trail
+        out["suppressions"] = [{"kind": "external", "justification": f["suppressed"]}]
+    return out
 
 
 class ConsoleSink:

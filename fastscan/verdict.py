@@ -169,6 +169,7 @@ def combine(
     """One fail-closed verdict from rule findings, scan status and model scores.
 
     Returns (verdict, model_findings); the caller appends model_findings to the file's findings.
+    - Suppressed findings (`Finding.suppressed`) are not counted; they stay for the audit.
     - The verdict is the highest severity among all findings (rule + model): a rule-based
       malicious verdict can never be lowered by a model score (G6), only raised. The one thing
       a score can settle: a complete scan whose only suspicious findings are unlisted globals

@@ -116,3 +116,16 @@ def test_files_written_before_the_suppressed_field_still_read(tmp_path: Path) ->
     (a, b) = batch_to_results(table)
     assert a.findings[0].suppressed == "" and a.rule_ids == ["FS103"] and b.findings == []
     assert collect_report(str(tmp_path / "old.parquet")).rows == 2
+
+
+def test_sarif_marks_suppressed_results(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, f"{tree}/legacy/*")
+    argv = ["scan", "--format", "sarif", "--model", "none", "--config", config]
+    main([*argv, str(tree / "legacy" / "a.pkl"), str(tree / "new" / "a.pkl")])
+    results = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+    by_path = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]: r for r in results}
+    legacy, new = by_path[str(tree / "legacy" / "a.pkl")], by_path[str(tree / "new" / "a.pkl")]
+    assert legacy["suppressions"][0]["justification"].endswith(": old format")
+    assert "suppressions" not in new
