@@ -91,7 +91,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=4096, help="address-space budget per worker")
     p.add_argument("--features", help="also write the feature batches to this Parquet file")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--strict-errors", action="store_true", help="exit 2 when any file errored")
+    p.add_argument(
+        "--strict-errors",
+        action="store_true",
+        help="an unread file exits 2 even when others are flagged",
+    )
     p.add_argument("--engine", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port)")
     _add_scanner_options(p)
@@ -101,7 +105,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", help="also write a standalone HTML report here")
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--fail-on", choices=_LEVELS, default="suspicious")
-    p.add_argument("--strict-errors", action="store_true", help="exit 2 when any file errored")
+    p.add_argument(
+        "--strict-errors",
+        action="store_true",
+        help="an unread file exits 2 even when others are flagged",
+    )
 
     for name, help_text in (
         ("corpus", "generate the labelled training corpus"),
