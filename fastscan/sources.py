@@ -109,7 +109,8 @@ def _hf_linked_blobs(repo_dir: str, rel: str, excluded: Callable[[str], bool]) -
     """Names in `repo_dir/blobs` that a symlink under `repo_dir/snapshots` points to (and that
     the walk will therefore scan under the snapshot path). Excluded links do not count, so a blob
     is never dropped without its snapshot path being scanned."""
-    blobs = os.path.realpath(os.path.join(repo_dir, "blobs"))
+    blobs = os.path.normpath(os.path.join(repo_dir, "blobs"))
+    blobs_real = ""
     linked: set[str] = set()
     snapshots = os.path.join(repo_dir, "snapshots")
 
@@ -122,10 +123,17 @@ def _hf_linked_blobs(repo_dir: str, rel: str, excluded: Callable[[str], bool]) -
         dirnames[:] = [d for d in dirnames if not excluded(rel_of(os.path.join(dirpath, d)))]
         for name in filenames:
             link = os.path.join(dirpath, name)
-            if not os.path.islink(link) or excluded(rel_of(link)):
-                continue
-            target = os.path.realpath(link)
-            if os.path.dirname(target) == blobs and os.path.isfile(target):
+            try:
+                text = os.readlink(link)  # caches link relatively: ../../blobs/<hash>
+            except OSError:
+                continue  # a regular file (a mirror): nothing shared
+            target = os.path.normpath(os.path.join(dirpath, text))
+            if os.path.dirname(target) != blobs:
+                blobs_real = blobs_real or os.path.realpath(blobs)
+                target = os.path.realpath(link)  # absolute or chained links: resolve fully
+                if os.path.dirname(target) != blobs_real:
+                    continue
+            if not excluded(rel_of(link)):
                 linked.add(os.path.basename(target))
     return linked
 
@@ -147,7 +155,13 @@ def split_hf_aliases(refs: list[FileRef]) -> tuple[list[FileRef], dict[str, list
         if ref.error or is_remote(ref.path) or hf_coordinates(ref.path)[1] is None:
             to_scan.append(ref)
             continue
-        target = os.path.realpath(ref.path)
+        try:  # one readlink, not realpath's walk: caches link snapshots/REV/f -> ../../blobs/x
+            target = os.path.normpath(
+                os.path.join(os.path.dirname(ref.path), os.readlink(ref.path))
+            )
+        except OSError:  # not a symlink (a mirror), or gone
+            to_scan.append(ref)
+            continue
         if os.path.basename(os.path.dirname(target)) != "blobs":
             to_scan.append(ref)
             continue
