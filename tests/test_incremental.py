@@ -78,14 +78,23 @@ def test_same_config_carries_rows_another_config_rescans(tree: Path, tmp_path: P
     assert strict.skipped == 0 and "config_hash" in strict.stale
 
 
-def test_file_without_provenance_is_rescanned(tree: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", PROVENANCE_KEYS)
+@pytest.mark.parametrize("change", ["other", "missing"])
+def test_any_provenance_difference_rescans(
+    tree: Path, tmp_path: Path, key: str, change: str
+) -> None:
     first = tmp_path / "first.parquet"
     _run(tree, first)
     table = pq.read_table(first)
-    meta = {k: v for k, v in table.schema.metadata.items() if k != b"fastscan.config_hash"}
+    name = f"fastscan.{key}".encode()
+    meta = {k: v for k, v in table.schema.metadata.items() if k != name}
+    if change == "other":  # e.g. an older fastscan, another index or opcode table
+        meta[name] = b"something else"
     pq.write_table(table.replace_schema_metadata(meta), tmp_path / "old.parquet")
     again = _run(tree, tmp_path / "again.parquet", tmp_path / "old.parquet")
-    assert (again.skipped, again.scanned) == (0, 5) and "config_hash" in again.stale
+    assert (again.skipped, again.scanned) == (0, 5) and key in again.stale
+    same = _run(tree, tmp_path / "same.parquet", first)
+    assert (same.skipped, same.scanned) == (5, 0)
 
 
 def test_resume_keeps_rows_only_under_the_same_rules(tree: Path, tmp_path: Path) -> None:
