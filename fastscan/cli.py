@@ -243,22 +243,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return code
 
 
-def _cmd_corpus(args: argparse.Namespace) -> int:
-    from .train.corpus import main as corpus_main
+def _training(module: str, args: argparse.Namespace) -> int:
+    """Run `fastscan.train.<module>.main(args.rest)`; its imports need the `train` extra."""
+    import importlib
 
-    return corpus_main(args.rest)
+    try:
+        entry = importlib.import_module(f"fastscan.train.{module}").main
+    except ImportError as exc:
+        from .remote import MissingExtra
+
+        hint = f"this command needs the train extra: pip install 'fastscan[train]' ({exc})"
+        raise MissingExtra(hint) from exc
+    return int(entry(args.rest))
+
+
+def _cmd_corpus(args: argparse.Namespace) -> int:
+    return _training("corpus", args)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train.fit import main as fit_main
-
-    return fit_main(args.rest)
+    return _training("fit", args)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .train.evaluate import main as eval_main
-
-    return eval_main(args.rest)
+    return _training("evaluate", args)
 
 
 def _cmd_version(args: argparse.Namespace) -> int:

@@ -118,3 +118,10 @@ def test_report_reads_a_dask_dataset_folder(
     text = capsys.readouterr().out
     assert "(3 files)" in text and "fastscan.engine = dask" in text and "c.pkl" in text
     assert main(["report", "--fail-on", "malicious", "--strict-errors", str(out)]) == 2
+
+
+def test_missing_train_extra_is_one_line_and_exit_2() -> None:
+    proc = _fastscan_without("sklearn", "train", "--help")
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("fastscan: error: this command needs the train extra: pip install")
