@@ -138,3 +138,40 @@ def test_report_of_an_interrupted_run_exits_2(tmp_path: Path) -> None:
     sink.write(results_to_batch([FileResult("a.pkl")]))
     sink.close()
     assert main(["report", str(out)]) == 2
+
+
+def test_file_that_cannot_be_opened_is_fs316_whatever_the_policy(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    from fastscan import containers
+    from fastscan.scan import Scanner
+    from fastscan.verdict import VerdictPolicy, combine
+
+    (tree / "locked.pkl").write_bytes(BENIGN)
+    real_open = builtins.open
+
+    def deny(path: object, *a: object, **k: object) -> object:  # root ignores chmod 000
+        if str(path).endswith("locked.pkl"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *a, **k)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(containers, "open", deny, raising=False)
+    out = tmp_path / "v.parquet"
+    argv = ["bulk", str(tree), "--out", str(out), "-j", "0", "--model", "none", "--no-progress"]
+    assert main(argv) == 2
+    rows = {Path(r["path"]).name: r for r in pq.read_table(out).to_pylist()}
+    locked = rows["locked.pkl"]
+    assert (locked["status"], locked["verdict"], locked["rule_ids"]) == (
+        "error",
+        "suspicious",
+        ["FS316"],
+    )
+    assert "permission denied" in locked["error"]
+    # a policy that lets incomplete scans pass as clean still cannot clear an unopened file
+    result = Scanner(model=None).scan_path(str(tree / "locked.pkl"))
+    lenient = VerdictPolicy(incomplete_verdict="clean")
+    assert combine(result.findings, "error", policy=lenient)[0] == "suspicious"
+    partial = [f for f in result.findings if f.rule_id != "FS316"]
+    assert combine(partial, "error", policy=lenient)[0] == "clean"  # the control

@@ -109,8 +109,9 @@ LEGACY_TORCH_TRICK = _rule("FS312", S.SUSPICIOUS, "legacy torch layout forged", 
 TRAILING_DATA = _rule("FS313", S.LOW, "data after the end of the container", "A16")
 POLYGLOT = _rule("FS314", S.SUSPICIOUS, "file is valid as two formats", "A16")
 MALFORMED_HEADER = _rule("FS315", S.SUSPICIOUS, "format header a writer never produces", "A10, A16")
-# A file discovery could not open at all (missing, dangling symlink, symlink loop, FIFO or
-# device, unreadable directory): nothing was read, so it is suspicious whatever the policy.
+# A file that could not be opened at all (missing, dangling symlink, symlink loop, FIFO or
+# device, permission denied, unreadable directory), found by discovery or on open: nothing was
+# read, so it is suspicious whatever VerdictPolicy.incomplete_verdict says.
 UNREADABLE_FILE = _rule("FS316", S.SUSPICIOUS, "file could not be opened", "G1, G2")
 CONTAINER_NOTE = _rule("FS399", S.LOW, "other container anomaly")
 

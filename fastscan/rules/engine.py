@@ -269,6 +269,8 @@ def _container_findings(container: Container, out: _Collector) -> None:
         ERROR: R.SCAN_ERROR,
         UNSUPPORTED: R.UNSUPPORTED,
     }.get(container.status)
+    if container.notes.get("unopened"):
+        status_rule = R.UNREADABLE_FILE
     if status_rule is not None and container.status != COMPLETE:
         detail = f": {container.message}" if container.message else ""
         out.add(status_rule.finding(f"{status_rule.title}{detail}", subject=container.status))
