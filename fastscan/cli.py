@@ -8,6 +8,7 @@ Exit codes (fastscan.exitcodes, the one rule for every command): 0 clean; 1 a fi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -136,8 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader left (`| head`): no traceback, and no second error when Python flushes
         # stdout at exit; the code says so, as a process killed by SIGPIPE would.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        with contextlib.suppress(OSError, ValueError):  # e.g. stdout is not a real file
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return exit_code({}, stopped_by="SIGPIPE")
     except (OSError, ValueError, RuntimeError) as exc:  # BulkError is a RuntimeError
         print(f"fastscan: error: {exc}", file=sys.stderr)
