@@ -143,6 +143,8 @@ def test_hostile_mirror_is_scanned_same_for_any_worker_count(tmp_path: Path, fas
         assert got[name]["verdict"] == "suspicious", name
     assert got["broken-link"]["error"].startswith("broken symlink")
     assert got["named-pipe"]["error"] == "not a regular file: fifo"
+    for name in ("broken-link", "named-pipe"):  # never clean: suspicious, FS316, any --workers
+        assert (got[name]["verdict"], got[name]["rule_ids"]) == ("suspicious", ["FS316"]), name
     assert got["evil.pkl"]["verdict"] == "malicious"
     assert got["evil.pkl"]["findings"][0]["subject"] == "os.system"
     assert "loop" not in got
