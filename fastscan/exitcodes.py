@@ -1,7 +1,7 @@
 """The exit code of every command (scan, explain, bulk on any engine, report), from its rows.
 
 0    no row at or above `--fail-on`, and every file was read
-1    a row at or above `--fail-on` because of what was read in it
+1    a row at or above `--fail-on` (partial and encrypted rows count: the file was opened)
 2    a file could not be read (an error row) and nothing was flagged; also usage errors, a root
      that does not exist, a missing extra, a run stopped by SIGTERM or left incomplete
 130  stopped by Ctrl-C; 141 the reader of stdout went away (SIGPIPE, as `| head` does)
