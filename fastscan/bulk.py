@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -45,7 +45,15 @@ from .sinks import (
     read_parquet,
     results_to_batch,
 )
-from .sources import FileRef, discover, is_remote, load_previous, split_incremental
+from .sources import (
+    FileRef,
+    alias_rows,
+    check_root,
+    discover,
+    is_remote,
+    reuse_rows,
+    split_hf_aliases,
+)
 from .verdict import SUSPICIOUS, VERDICTS
 from .worker import (
     TIMEOUT_ERROR,
@@ -401,13 +409,18 @@ def run_bulk(
     `out` is a path (or a text stream for jsonl/sarif/console). `workers=0` scans in-process.
     `resume=True` keeps rows already in `out` (Parquet) and scans only the missing paths;
     `since=PARQUET` carries forward rows of files whose (path, size, mtime|etag) did not change.
-    `metadata` None: the default scanner's versions (fastscan, rules, model) go into the output.
+    Both reuse rows only from a file computed like this run (sources.PROVENANCE_KEYS), else
+    every file is scanned again and `summary.stale` says why.
+    `metadata` None: the default scanner's versions (fastscan, rules, model, config, limits)
+    go into the output. A local `root` that does not exist raises FileNotFoundError.
     """
     if fail_on not in VERDICTS:
         raise ValueError(f"fail_on must be one of {VERDICTS}")
     if resume and (fmt != "parquet" or not isinstance(out, str)):
         raise ValueError("resume needs --format parquet and an output path")
     workers = _resolve_workers(workers)
+    if not is_remote(root):
+        check_root(root)
     if scanner_factory is None:
         _check_default_scanner()
     started = time.monotonic()
@@ -430,19 +443,22 @@ def run_bulk(
         if metadata is None and scanner_factory is None:
             metadata = default_scanner_factory(**(scanner_options or {})).versions
 
+        run = {"timeout": f"{timeout:g}", "memory_mb": str(memory_mb)}
+        info = {"version": __version__, **(metadata or {}), **run}
         refs = sorted(discover(root, include, exclude, follow_symlinks), key=lambda r: r.path)
         summary.discovered = len(refs)
         carried: list[Mapping[str, Any]] = []
         if resume and isinstance(out, str):
-            refs, kept = split_incremental(refs, load_previous(out), require_unchanged=False)
-            summary.resumed = len(kept)
-            carried += kept
+            refs, carried, stale = reuse_rows(refs, out, info, require_unchanged=False)
+            summary.resumed, summary.stale = len(carried), stale
         if since:
-            refs, kept = split_incremental(refs, load_previous(since))
+            refs, kept, stale = reuse_rows(refs, since, info)
             summary.skipped = len(kept)
+            summary.stale = "; ".join(filter(None, (summary.stale, stale)))
             carried += kept
+        refs, aliases = split_hf_aliases(refs)  # a cache blob once, rows for every snapshot
+        summary.aliased = sum(len(a) for a in aliases.values())
 
-        info = {"version": __version__, **(metadata or {})}
         # what the report shows: where, when, and whether rows were carried from older runs
         info["root"] = root if is_remote(root) else os.path.abspath(root)
         info["started"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -465,6 +481,10 @@ def run_bulk(
     def on_results(results: pa.Table, features: pa.Table | None) -> None:
         for batch in results.to_batches():
             spool.write(batch)
+        copies = alias_rows(results, aliases) if aliases else None
+        if copies is not None:
+            for batch in copies.to_batches():
+                spool.write(batch)
         if features is not None:
             feature_parts.append(features)
         verdicts = results.column("verdict").to_pylist()
@@ -499,14 +519,12 @@ def run_bulk(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(spool_path)
 
-    scanned_paths = final.num_rows - len(carried)
-    summary.scanned = scanned_paths
+    summary.scanned = final.num_rows - len(carried) - summary.aliased
     summary.rows = final.num_rows
     summary.crashed = runner.crashed
-    summary.by_verdict = dict(Counter(final.column("verdict").to_pylist()))
-    summary.by_status = dict(Counter(final.column("status").to_pylist()))
-    summary.errors = summary.by_status.get("error", 0)
+    summary.count(final.column("verdict").to_pylist(), final.column("status").to_pylist())
     carried_paths = {row["path"] for row in carried}
+    carried_paths.update(ref.path for refs_ in aliases.values() for ref in refs_)
     summary.bytes = sum(
         max(s or 0, 0)
         for p, s in zip(

@@ -1,20 +1,24 @@
 """Command line: thin commands over the library; `main(argv) -> int` returns the exit code.
 
-Exit codes: 0 every file clean; 1 a file at or above --fail-on; 2 usage or operational error
-(a file that could not be read at all, with nothing flagged).
+Exit codes (fastscan.exitcodes, the one rule for every command): 0 clean; 1 a file at or above
+--fail-on; 2 a file that could not be read with nothing flagged, or an operational error;
+130 Ctrl-C; 141 the reader of stdout went away.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from .exitcodes import EXIT_CLEAN, EXIT_ERROR, exit_code, outcomes
 
-EXIT_CLEAN, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
 _LEVELS = ("suspicious", "malicious")
+_PASSTHROUGH = ("corpus", "train", "eval")  # their own parsers take every argument
 
 
 def _add_scanner_options(p: argparse.ArgumentParser) -> None:
@@ -79,8 +83,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format",
         choices=("parquet", "jsonl", "sarif", "console"),
-        default="parquet",
-        help="output format",
+        help="default: from --out (.jsonl/.json, .sarif, '-': jsonl; else parquet)",
     )
     p.add_argument(
         "-j",
@@ -106,7 +109,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=4096, help="address-space budget per worker")
     p.add_argument("--features", help="also write the feature batches to this Parquet file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.add_argument("--strict-errors", action="store_true", help="exit 2 when any file errored")
+    p.add_argument(
+        "--strict-errors",
+        action="store_true",
+        help="an unread file exits 2 even when others are flagged",
+    )
     p.add_argument(
         "--hash", action="store_true", help="fill the sha256 column (reads every local byte)"
     )
@@ -116,7 +123,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port)")
     _add_scanner_options(p)
 
-    p = sub.add_parser("report", help="summarise a verdicts Parquet file", formatter_class=_HELP)
+    p = sub.add_parser(
+        "report", help="summarise a verdicts Parquet file (or Dask dataset)", formatter_class=_HELP
+    )
     p.add_argument("parquet", help="verdicts Parquet written by bulk")
     p.add_argument("--html", help="also write a standalone HTML report here")
     p.add_argument(
@@ -126,6 +135,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help="stdout: text summary, JSON summary, or CSV of every row",
     )
     p.add_argument("--top", type=int, default=20, help="rows per table (rules, files, errors)")
+    p.add_argument(
+        "--fail-on", choices=_LEVELS, default="suspicious", help="lowest verdict that exits 1"
+    )
+    p.add_argument(
+        "--strict-errors",
+        action="store_true",
+        help="an unread file exits 2 even when others are flagged",
+    )
 
     from .rulescmd import add_arguments as add_rules_arguments
 
@@ -147,47 +164,63 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] in _PASSTHROUGH:  # `corpus --help` reaches the corpus parser
+            return int(_COMMANDS[argv[0]](argparse.Namespace(rest=argv[1:])))
+        args = _build_parser().parse_args(argv)
         return int(_COMMANDS[args.command](args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exit_code({}, stopped_by="SIGINT")
+    except BrokenPipeError:
+        # The reader left (`| head`): no traceback, and no second error when Python flushes
+        # stdout at exit; the code says so, as a process killed by SIGPIPE would.
+        with contextlib.suppress(OSError, ValueError):  # e.g. stdout is not a real file
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exit_code({}, stopped_by="SIGPIPE")
     except (OSError, ValueError, RuntimeError) as exc:  # BulkError is a RuntimeError
         print(f"fastscan: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except ImportError as exc:
+        from .remote import MissingExtra
 
-
-def _exit_code(verdicts: list[str], statuses: list[str], fail_on: str) -> int:
-    level = _LEVELS.index(fail_on)
-    if any(v in _LEVELS and _LEVELS.index(v) >= level for v in verdicts):
-        return EXIT_FLAGGED
-    if any(s == "error" for s in statuses):
+        if not isinstance(exc, MissingExtra):
+            raise
+        print(f"fastscan: error: {exc}", file=sys.stderr)  # says which extra to install
         return EXIT_ERROR
-    return EXIT_CLEAN
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
     from .scancmd import run_scan
 
     counted = run_scan(args, _scanner_options(args))  # baseline-accepted files do not count
-    return _exit_code([r.verdict for r in counted], [r.status for r in counted], args.fail_on)
+    return exit_code(
+        outcomes([r.verdict for r in counted], [r.status for r in counted]), args.fail_on
+    )
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .explain import render
     from .scan import Scanner
+    from .sources import local_ref
 
+    ref = local_ref(args.file)
+    if ref.error:  # nothing to explain: one line, exit 2 (an error row in scan and bulk)
+        print(f"fastscan: error: {args.file}: {ref.error}", file=sys.stderr)
+        return EXIT_ERROR
     scanner = Scanner(**_scanner_options(args))
-    analysis, result = scanner.explain_source(args.file, args.file, keep_data=64 << 20)
+    analysis, result = scanner.explain_source(args.file, args.file, keep_data=64 << 20, rel=ref.rel)
     for line in render(analysis, result, analysis.data, scanner.rules, max_ops=args.max_ops):
         print(line)
-    return _exit_code([result.verdict], [result.status], args.fail_on)
+    return exit_code(outcomes([result.verdict], [result.status]), args.fail_on)
 
 
 def _cmd_bulk(args: argparse.Namespace) -> int:
+    from .sinks import format_for_path
+
     options = _scanner_options(args)
+    args.format = args.format or format_for_path(args.out)
     if args.hash:
         options["hash_files"] = True
     if args.engine == "dask":
@@ -227,11 +260,32 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import render_report
+    from .report import report
 
-    text = render_report(args.parquet, html_path=args.html, top=args.top, fmt=args.format)
-    sys.stdout.write(text)
-    return EXIT_CLEAN
+    text, code = report(
+        args.parquet,
+        html_path=args.html,
+        top=args.top,
+        fmt=args.format,
+        fail_on=args.fail_on,
+        strict_errors=args.strict_errors,
+    )
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return code
+
+
+def _training(module: str, args: argparse.Namespace) -> int:
+    """Run `fastscan.train.<module>.main(args.rest)`; its imports need the `train` extra."""
+    import importlib
+
+    try:
+        entry = importlib.import_module(f"fastscan.train.{module}").main
+    except ImportError as exc:
+        from .remote import MissingExtra
+
+        hint = f"this command needs the train extra: pip install 'fastscan[train]' ({exc})"
+        raise MissingExtra(hint) from exc
+    return int(entry(args.rest))
 
 
 def _cmd_rules(args: argparse.Namespace) -> int:
@@ -241,21 +295,15 @@ def _cmd_rules(args: argparse.Namespace) -> int:
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:
-    from .train.corpus import main as corpus_main
-
-    return corpus_main(args.rest)
+    return _training("corpus", args)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train.fit import main as fit_main
-
-    return fit_main(args.rest)
+    return _training("fit", args)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .train.evaluate import main as eval_main
-
-    return eval_main(args.rest)
+    return _training("evaluate", args)
 
 
 def _cmd_version(args: argparse.Namespace) -> int:

@@ -161,13 +161,15 @@ def walk_remote(
             found = {base: fs.info(base)}
     except Exception as exc:  # SDK errors are not OSErrors; the root must be listable
         raise OSError(f"cannot list {root}: {type(exc).__name__}: {exc}") from exc
+    if not found:  # object stores have no empty folders: a typo, not a clean tree
+        raise FileNotFoundError(f"root does not exist: {root} (no object at or under it)")
     for path in sorted(found):
         info = found[path]
         if info.get("type", "file") != "file":
             continue
         rel = path[len(base) + 1 :] if path.startswith(base + "/") else path.rsplit("/", 1)[-1]
         url = f"{protocol}://{path}"
-        yield rel, FileRef(url, int(info.get("size") or 0), _mtime(info), _etag(info))
+        yield rel, FileRef(url, int(info.get("size") or 0), _mtime(info), _etag(info), rel=rel)
 
 
 # --- sparse reads -----------------------------------------------------------------------------
@@ -526,7 +528,7 @@ def scan_ref(
             )
             result.bytes_read = obj.fetched
             return result, None
-        analysis, result = scanner.explain_source(obj.buffer, ref.path)
+        analysis, result = scanner.explain_source(obj.buffer, ref.path, rel=ref.rel)
         members = [s.member for s, _facts in analysis.streams]
         if stream_outside_plan(obj, members):
             refetch_whole(fs, path, obj, max_whole_bytes)
@@ -534,7 +536,7 @@ def scan_ref(
                 result.status, result.verdict, result.error = "error", SUSPICIOUS, obj.too_large
                 result.bytes_read = obj.fetched
                 return result, None
-            analysis, result = scanner.explain_source(obj.buffer, ref.path)
+            analysis, result = scanner.explain_source(obj.buffer, ref.path, rel=ref.rel)
         features = None
         if want_features:
             from . import features as feature_stage

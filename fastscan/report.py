@@ -1,6 +1,6 @@
 """Summaries of a scan: the end-of-run table, and a report over a verdicts Parquet (text or HTML).
 
-`BulkSummary` is the one object that computes the exit code of a bulk run.
+The exit code of a bulk run comes from `BulkSummary.exit_code` (fastscan.exitcodes).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .sinks import comparable, conform_table, read_parquet
+from .exitcodes import exit_code, outcomes
+from .sinks import comparable, conform_table, read_parquet, read_provenance
 from .verdict import SUSPICIOUS, VERDICTS
 
 
@@ -25,16 +26,38 @@ class BulkSummary:
     scanned: int = 0  # files scanned in this run
     skipped: int = 0  # unchanged since `since`, rows carried forward
     resumed: int = 0  # already in `out`, rows kept (resume)
+    aliased: int = 0  # Hugging Face snapshot paths whose blob was scanned under another path
     rows: int = 0  # rows in the final output
-    by_verdict: dict[str, int] = field(default_factory=dict)
-    by_status: dict[str, int] = field(default_factory=dict)
-    errors: int = 0  # rows with status "error"
+    outcomes: dict[tuple[str, str], int] = field(default_factory=dict)  # (verdict, status)
     crashed: int = 0  # culprits of worker crashes, hard timeouts
     bytes: int = 0  # bytes of the files scanned in this run
     seconds: float = 0.0
     interrupted: str = ""  # name of the signal that stopped the run
     fail_on: str = SUSPICIOUS
     strict_errors: bool = False
+    stale: str = ""  # why the `since`/`resume` rows could not be reused ("" = they were)
+
+    def count(self, verdicts: list[str], statuses: list[str]) -> None:
+        """Set the row counts from the final output's verdict and status columns."""
+        self.outcomes = dict(outcomes(verdicts, statuses))
+
+    @property
+    def by_verdict(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for (verdict, _status), n in self.outcomes.items():
+            out[verdict] += n
+        return dict(out)
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for (_verdict, status), n in self.outcomes.items():
+            out[status] += n
+        return dict(out)
+
+    @property
+    def errors(self) -> int:  # rows with status "error" (each one suspicious or worse)
+        return self.by_status.get("error", 0)
 
     @property
     def files_per_s(self) -> float:
@@ -46,17 +69,12 @@ class BulkSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 clean, 1 a verdict at or above `fail_on`, 2 operational error, 130 Ctrl-C."""
-        if self.interrupted:
-            return 130 if self.interrupted == "SIGINT" else 2
-        if self.strict_errors and self.errors:
-            return 2
-        level = VERDICTS.index(self.fail_on)
-        if any(
-            n and VERDICTS.index(v) >= level for v, n in self.by_verdict.items() if v in VERDICTS
-        ):
-            return 1
-        return 0
+        return exit_code(
+            self.outcomes,
+            self.fail_on,
+            strict_errors=self.strict_errors,
+            stopped_by=self.interrupted,
+        )
 
     def render(self) -> str:
         mb = self.bytes / 1e6
@@ -64,7 +82,9 @@ class BulkSummary:
             f"{'files discovered':<20} {self.discovered}",
             f"{'scanned':<20} {self.scanned}",
             f"{'skipped (unchanged)':<20} {self.skipped}",
+            *([f"{'rescanned (stale)':<20} {self.stale}"] if self.stale else []),
             f"{'kept (resume)':<20} {self.resumed}",
+            *([f"{'same blob (HF)':<20} {self.aliased}"] if self.aliased else []),
             f"{'rows written':<20} {self.rows}",
         ]
         lines += [f"{'  ' + v:<20} {self.by_verdict.get(v, 0)}" for v in VERDICTS]
@@ -98,6 +118,7 @@ class ReportData:
     flagged_groups: int
     slowest: list[dict[str, Any]]  # path, scan_seconds, size
     errors: list[dict[str, Any]]  # path, error
+    outcomes: dict[tuple[str, str], int] = field(default_factory=dict)  # for the exit code
     errors_total: int = 0
 
     @property
@@ -126,10 +147,9 @@ _ROW_COLUMNS = ("path", "verdict", "status", "format", "score", "rule_ids", "rea
 def collect_report(parquet_path: str, top: int = 20) -> ReportData:
     from .rules.catalog import REGISTRY
 
-    raw = read_parquet(parquet_path)  # one file, or a Dask engine's dataset directory
-    raw_meta = raw.schema.metadata or {}
-    metadata = {k.decode(): v.decode() for k, v in raw_meta.items() if k.startswith(b"fastscan.")}
-    table = conform_table(raw)
+    # a file, or a Dask engine's dataset folder
+    metadata = {f"fastscan.{k}": v for k, v in read_provenance(parquet_path).items()}
+    table = conform_table(read_parquet(parquet_path))
     cols = {name: table.column(name).to_pylist() for name in _ROW_COLUMNS}
     cols.update({n: table.column(n).to_pylist() for n in ("scan_seconds", "error", "sha256")})
     cols["findings"] = table.column("findings").to_pylist()
@@ -165,6 +185,7 @@ def collect_report(parquet_path: str, top: int = 20) -> ReportData:
         ],
         errors=[{"path": cols["path"][i], "error": cols["error"][i]} for i in error_idx[:top]],
         errors_total=len(error_idx),
+        outcomes=dict(outcomes(cols["verdict"], cols["status"])),
     )
 
 
@@ -223,6 +244,19 @@ def render_report(
 ) -> str:
     """A report over a verdicts Parquet: text or JSON summary, or CSV of every row; with
     `html_path`, also a standalone HTML page (report_html.py)."""
+    return report(parquet_path, html_path=html_path, top=top, fmt=fmt)[0]
+
+
+def report(
+    parquet_path: str,
+    *,
+    html_path: str | None = None,
+    top: int = 20,
+    fmt: str = "text",
+    fail_on: str = SUSPICIOUS,
+    strict_errors: bool = False,
+) -> tuple[str, int]:
+    """(report, exit code of the rows): the `report` command."""
     data = collect_report(parquet_path, top)
     if html_path:
         from .report_html import render_html
@@ -231,16 +265,19 @@ def render_report(
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(render_html(data))
         os.replace(tmp, html_path)
+    incomplete = "incomplete" if data.metadata.get("fastscan.complete") == "false" else ""
+    code = exit_code(data.outcomes, fail_on, strict_errors=strict_errors, stopped_by=incomplete)
     if fmt == "json":
-        return json.dumps(_json_safe(asdict(data)), indent=1) + "\n"
-    return render_csv(parquet_path) if fmt == "csv" else render_text(data)
+        return json.dumps(_json_safe(asdict(data)), indent=1) + "\n", code
+    return (render_csv(parquet_path) if fmt == "csv" else render_text(data)), code
 
 
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        # (verdict, status) keys of `outcomes` read as "verdict/status"
+        return {"/".join(k) if isinstance(k, tuple) else k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value

@@ -170,12 +170,17 @@ class SarifSink:
                 "status": row["status"],
             },
         }
+        suppressions = []
+        if f.get("suppressed"):  # a [[suppress]] entry of the config: kept as an audit trail
+            suppressions.append({"kind": "external", "justification": f["suppressed"]})
         if row.get("sha256"):
             result["properties"]["sha256"] = row["sha256"]
             if (row["sha256"], rule_id) in self._baseline:
-                result["suppressions"] = [
+                suppressions.append(
                     {"kind": "external", "justification": "accepted in the fastscan baseline"}
-                ]
+                )
+        if suppressions:
+            result["suppressions"] = suppressions
         return result
 
     def close(self) -> None:

@@ -78,6 +78,7 @@ class Scanner:
         self.limits = limits or ScanLimits()
         self.container_limits = container_limits or ContainerLimits()
         self.model = _load_model(model)
+        self.strict_unknown = strict_unknown
         self.policy: VerdictPolicy | None = None
         if self.model is not None:
             thresholds = dict(self.model.thresholds)
@@ -87,10 +88,13 @@ class Scanner:
 
     # -- one file ---------------------------------------------------------------------------
 
-    def analyse(self, source: Any, name: str = "", *, keep_data: int = 0) -> Analysis:
+    def analyse(
+        self, source: Any, name: str = "", *, keep_data: int = 0, rel: str = ""
+    ) -> Analysis:
         """Open, tokenize and judge by rules; no model score yet.
 
-        `keep_data` > 0 copies up to that many bytes of each stream (for opcode listings).
+        `keep_data` > 0 copies up to that many bytes of each stream (for opcode listings);
+        `rel` is the path relative to the scan root (for user suppressions).
         """
         with open_container(source, name=name, limits=self.container_limits) as container:
             # facts hold decoded values only, never views, so the maps can close after this
@@ -102,7 +106,7 @@ class Scanner:
             )
         analysis = Analysis(container, streams, status=_file_status(container, streams), data=data)
         analysis.findings = evaluate(
-            [(s.member, f) for s, f in streams], container, self.rules, path=name
+            [(s.member, f) for s, f in streams], container, self.rules, path=name, rel=rel
         )
         return analysis
 
@@ -116,7 +120,7 @@ class Scanner:
         return result
 
     def explain_source(
-        self, source: Any, name: str, *, keep_data: int = 0
+        self, source: Any, name: str, *, keep_data: int = 0, rel: str = ""
     ) -> tuple[Analysis, FileResult]:
         """Scan one path or buffer and keep the analysis alongside the result."""
         t0 = time.perf_counter()
@@ -124,7 +128,7 @@ class Scanner:
             path, size, mtime, etag = _ref_fields(source)
         else:
             path, size, mtime, etag = name, len(memoryview(source).cast("B")), 0.0, ""
-        analysis = self.analyse(source, path, keep_data=keep_data)
+        analysis = self.analyse(source, path, keep_data=keep_data, rel=rel)
         result = self._result(path, analysis, size, mtime, etag)
         self.score([result], [analysis])
         result.scan_seconds = time.perf_counter() - t0
@@ -156,7 +160,7 @@ class Scanner:
         """
         path, size, mtime, etag = _ref_fields(ref)
         try:
-            analysis = self.analyse(path, path)
+            analysis = self.analyse(path, path, rel=getattr(ref, "rel", ""))
         except Exception as exc:  # one bad file must never stop a batch
             error = FileResult(
                 path,
@@ -251,11 +255,35 @@ class Scanner:
             "rules_hash": self.rules.digest(),
             "model": "none",
             "model_hash": "",
+            "index": "",  # the ecosystem index's hash, once there is one
+            **self.config,
         }
         if self.model is not None:
             out["model"] = self.model.name
             out["model_hash"] = self.model.digest
         return out
+
+    @property
+    def config(self) -> dict[str, str]:
+        """The settings besides rules and model that change rows: `limits` (JSON) and
+        `config_hash` over them and the verdict policy."""
+        import hashlib
+        import json
+        from dataclasses import asdict
+
+        limits = json.dumps(
+            {"scan": asdict(self.limits), "container": asdict(self.container_limits)},
+            sort_keys=True,
+        )
+        policy = json.dumps(
+            {
+                "strict_unknown": self.strict_unknown,
+                "policy": asdict(self.policy) if self.policy is not None else None,
+            },
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(f"{limits}\0{policy}".encode()).hexdigest()
+        return {"limits": limits, "config_hash": digest}
 
 
 def file_sha256(path: str) -> str | None:

@@ -80,11 +80,11 @@ def hf_excludes(target: str, exclude: list[str], with_safetensors: bool) -> list
 
 
 def _targets(args: argparse.Namespace) -> Iterator[FileRef | str]:
-    """Named files stay plain paths (an unreadable one is judged like any file: fail closed);
-    directories and URLs are walked like `bulk` walks them."""
+    """Named files become refs relative to the current directory (an unreadable one is an FS316
+    row, as in `bulk`); directories and URLs are walked like `bulk` walks them."""
     import os
 
-    from .sources import FileRef, discover, is_remote
+    from .sources import FileRef, discover, is_remote, local_ref
 
     for target in args.files:
         if target != STDIN and (is_remote(target) or os.path.isdir(target)):
@@ -96,19 +96,21 @@ def _targets(args: argparse.Namespace) -> Iterator[FileRef | str]:
             if not found and is_remote(target) and not (args.include or args.exclude):
                 # a mistyped object name lists as nothing: say so, never a silent clean
                 yield FileRef(target, -1, 0.0, error="no object at this URL")
-        else:
+        elif target == STDIN:
             yield target
+        else:
+            yield local_ref(target)
 
 
-def _error(ref: FileRef, message: str, verdict: str = CLEAN) -> FileResult:
+def _error(ref: FileRef, message: str) -> FileResult:
     return FileResult(
-        ref.path, ref.size, ref.mtime, ref.etag, status="error", verdict=verdict, error=message
+        ref.path, ref.size, ref.mtime, ref.etag, status="error", verdict=SUSPICIOUS, error=message
     )
 
 
 def scan_all(scanner: Any, targets: list[FileRef | str]) -> list[FileResult]:
     """Results for `targets`, in order: local files judged together, URLs by ranged reads."""
-    from .sources import hf_coordinates, is_remote
+    from .sources import hf_coordinates, is_remote, unreadable_result
 
     results: list[FileResult | None] = [None] * len(targets)
     local: list[int] = []
@@ -118,8 +120,8 @@ def scan_all(scanner: Any, targets: list[FileRef | str]) -> list[FileResult]:
                 results[i] = scanner.scan_bytes(sys.stdin.buffer.read(), "<stdin>")
             else:
                 local.append(i)
-        elif ref.error:  # found by a walk but unreadable: an error row, as in bulk
-            results[i] = _error(ref, ref.error)
+        elif ref.error:  # missing, dangling, a loop, a FIFO: the FS316 row, as in bulk
+            results[i] = unreadable_result(ref)
         elif is_remote(ref.path):
             results[i] = _scan_remote(scanner, ref)
         else:
@@ -140,7 +142,7 @@ def _scan_remote(scanner: Any, ref: FileRef) -> FileResult:
     try:
         result, _ = scan_ref(scanner, ref, False)
     except Exception as exc:  # SDK and network errors are not OSErrors: one row, not a crash
-        return _error(ref, f"cannot read {ref.path}: {type(exc).__name__}: {exc}", SUSPICIOUS)
+        return _error(ref, f"cannot read {ref.path}: {type(exc).__name__}: {exc}")
     return result
 
 

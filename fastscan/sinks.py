@@ -26,6 +26,7 @@ FINDING_TYPE = pa.struct(
         ("member", pa.string()),
         ("offset", pa.int64()),
         ("subject", pa.string()),
+        ("suppressed", pa.string()),  # "" or the user suppression that matched (audit trail)
     ]
 )
 
@@ -216,6 +217,7 @@ def _findings_array(per_row: list[list[Finding]]) -> pa.Array:
         _fast_array([f.member for f in flat], pa.string()),
         _fast_array([f.offset for f in flat], pa.int64()),
         _fast_array([f.subject for f in flat], pa.string()),
+        _fast_array([f.suppressed for f in flat], pa.string()),
     ]
     if all(type(findings) is list for findings in per_row) and all(c is not None for c in children):
         struct = pa.StructArray.from_arrays(children, fields=list(FINDING_TYPE))
@@ -234,6 +236,7 @@ def _finding_to_dict(f: Finding) -> dict[str, Any]:
         "member": f.member,
         "offset": f.offset,
         "subject": f.subject,
+        "suppressed": f.suppressed,
     }
 
 
@@ -251,6 +254,7 @@ def row_to_result(row: Mapping[str, Any]) -> FileResult:
             member=f["member"] or "",
             offset=-1 if f["offset"] is None else f["offset"],
             subject=f["subject"] or "",
+            suppressed=f.get("suppressed") or "",
         )
         for f in row.get("findings") or ()
     ]
@@ -279,6 +283,26 @@ def conform_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
         raise SchemaMismatch(f"cannot cast batch to RESULT_SCHEMA: {exc}") from exc
 
 
+def read_provenance(path: str) -> dict[str, str]:
+    """How the rows of a verdicts Parquet (file or Dask dataset folder) were computed: its
+    `fastscan.*` key-value metadata, without the prefix."""
+    if os.path.isdir(path):
+        common = os.path.join(path, "_common_metadata")
+        if not os.path.exists(common):
+            parts = sorted(n for n in os.listdir(path) if n.endswith(".parquet"))
+            if not parts:
+                return {}
+            common = os.path.join(path, parts[0])
+        schema = pq.read_schema(common)
+    else:
+        schema = pq.read_schema(path)
+    return {
+        k.decode()[len("fastscan.") :]: v.decode()
+        for k, v in (schema.metadata or {}).items()
+        if k.startswith(b"fastscan.")
+    }
+
+
 def read_parquet(path: str) -> pa.Table:
     """A Parquet file (or a Dask engine's dataset directory) as one table. A single file skips
     `pq.read_table`'s dataset layer: importing it costs ~0.25 s, more than reading a 100k-row
@@ -292,16 +316,44 @@ def read_parquet(path: str) -> pa.Table:
 def conform_table(table: pa.Table) -> pa.Table:
     """Bring a table read back from an older fastscan Parquet to RESULT_SCHEMA.
 
-    Missing columns are filled with nulls (older files), unknown ones are dropped.
+    Missing columns are filled with nulls (older files), unknown ones are dropped; findings
+    written before a struct field existed get it ("" for `suppressed`).
     """
     n = table.num_rows
     arrays = []
     for field in RESULT_SCHEMA:
-        if field.name in table.column_names:
+        if field.name == "findings" and field.name in table.column_names:
+            arrays.append(_conform_findings(table.column(field.name)))
+        elif field.name in table.column_names:
             arrays.append(table.column(field.name).cast(field.type))
         else:
             arrays.append(pa.nulls(n, type=field.type))
     return pa.Table.from_arrays(arrays, schema=RESULT_SCHEMA)
+
+
+def _conform_findings(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    target = pa.list_(FINDING_TYPE)
+    if not pa.types.is_list(column.type):
+        return column.cast(target)
+    value_type = column.type.value_type
+    if not pa.types.is_struct(value_type) or value_type.equals(FINDING_TYPE):
+        return column.cast(target)
+    have = {value_type.field(i).name for i in range(value_type.num_fields)}
+    out = []
+    for chunk in column.chunks:
+        offsets = chunk.offsets.to_numpy()
+        first = int(offsets[0]) if len(offsets) else 0
+        values = chunk.values.slice(first, int(offsets[-1]) - first if len(offsets) else 0)
+        children = [
+            values.field(f.name).cast(f.type)
+            if f.name in have
+            else pa.array([""] * len(values), type=f.type)
+            for f in FINDING_TYPE
+        ]
+        struct = pa.StructArray.from_arrays(children, fields=list(FINDING_TYPE))
+        rebased = pa.array(offsets - first, type=pa.int32())
+        out.append(pa.ListArray.from_arrays(rebased, struct, mask=chunk.is_null()))
+    return pa.chunked_array(out, type=target)
 
 
 def file_metadata(info: Mapping[str, str]) -> dict[bytes, bytes]:
@@ -436,6 +488,16 @@ def _clip(text: str, width: int) -> str:
 
 
 FORMATS = ("parquet", "jsonl", "sarif", "console")
+
+_FORMAT_OF_SUFFIX = {".jsonl": "jsonl", ".json": "jsonl", ".sarif": "sarif", ".parquet": "parquet"}
+
+
+def format_for_path(out: str) -> str:
+    """The output format an `--out` path implies: .jsonl/.json -> jsonl, .sarif -> sarif,
+    "-" (stdout) -> jsonl, anything else (.parquet, a dataset folder) -> parquet."""
+    if out == "-":
+        return "jsonl"
+    return _FORMAT_OF_SUFFIX.get(os.path.splitext(out.rstrip("/"))[1].lower(), "parquet")
 
 
 def open_sink(

@@ -1,8 +1,11 @@
 """Where files come from: `FileRef`s from a local tree, filters, and the incremental skip.
 
 Every regular file is yielded (no extension gate: attackers rename files). Things that cannot be
-scanned (broken symlinks, FIFOs, unreadable directories) are yielded too, with `error` set, so
-they become error rows instead of silently vanishing from the report.
+scanned (broken symlinks, symlink loops, FIFOs, unreadable directories) are yielded too, with
+`error` set, so they become suspicious error rows (FS316) instead of vanishing from the report.
+A root that does not exist is an error of the run (`FileNotFoundError`), not a row.
+In a Hugging Face cache a blob that a `snapshots/REV/...` link points to is scanned under the
+snapshot path only.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from .sinks import conform_table, read_parquet
+import pyarrow as pa
+
+from .sinks import conform_table, read_parquet, read_provenance
+from .verdict import SUSPICIOUS, FileResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,7 @@ class FileRef:
     mtime: float
     etag: str = ""
     error: str = ""  # set when discovery already knows the file cannot be read
+    rel: str = ""  # path relative to the scan root, "/"-separated (for user suppressions)
 
 
 # A walker yields (path relative to the root with "/" separators, FileRef). Local walking is one
@@ -76,9 +83,11 @@ def _walker_for(root: str) -> Walker:
     return walk_local
 
 
-# Hugging Face cache / mirror layout: .../models--ORG--NAME/snapshots/REVISION/<file>
+# Hugging Face cache / mirror layout: .../{models,datasets,spaces}--ORG--NAME/snapshots/REV/<file>
 # (blobs/<sha> files belong to a repository but to no single revision).
-_HF_REPO_DIR = re.compile(r"(?:^|/)models--([^/]+?)(?:/(snapshots|blobs|refs)/([^/]+))?(?:/|$)")
+_HF_REPO_DIR = re.compile(
+    r"(?:^|/)(models|datasets|spaces)--([^/]+?)(?:/(snapshots|blobs|refs)/([^/]+))?(?:/|$)"
+)
 
 
 # hf://[datasets/|spaces/]ORG/NAME[@REV]/path, as HfFileSystem spells repository URLs
@@ -87,16 +96,111 @@ _HF_URL = re.compile(r"hf://((?:datasets/|spaces/)?[^/@]+/[^/@]+)(?:@([^/]+))?(?
 
 def hf_coordinates(path: str) -> tuple[str | None, str | None]:
     """(repository id, revision) of an hf:// URL or a file in a Hugging Face cache or mirror,
-    else Nones. An hf:// URL without @REV is on the default branch, "main"."""
+    else Nones. An hf:// URL without @REV is on the default branch, "main".
+
+    Model repositories are "org/name"; datasets and spaces keep their kind, as in Hub URLs:
+    "datasets/org/name", "spaces/org/name".
+    """
     url = _HF_URL.match(path)
     if url is not None:
         return url.group(1), unquote(url.group(2) or "main")
     match = _HF_REPO_DIR.search(path.replace("\\", "/"))
     if match is None:
         return None, None
-    repo = match.group(1).replace("--", "/")
-    revision = match.group(3) if match.group(2) == "snapshots" else None
+    repo = match.group(2).replace("--", "/")
+    if match.group(1) != "models":
+        repo = f"{match.group(1)}/{repo}"
+    revision = match.group(4) if match.group(3) == "snapshots" else None
     return repo, revision
+
+
+def _hf_linked_blobs(repo_dir: str, rel: str, excluded: Callable[[str], bool]) -> set[str]:
+    """Names in `repo_dir/blobs` that a symlink under `repo_dir/snapshots` points to (and that
+    the walk will therefore scan under the snapshot path). Excluded links do not count, so a blob
+    is never dropped without its snapshot path being scanned."""
+    blobs = os.path.normpath(os.path.join(repo_dir, "blobs"))
+    blobs_real = ""
+    linked: set[str] = set()
+    snapshots = os.path.join(repo_dir, "snapshots")
+
+    def rel_of(path: str) -> str:
+        return f"{rel}/{os.path.relpath(path, repo_dir)}".replace(os.sep, "/").lstrip("/")
+
+    if excluded(rel_of(snapshots)):
+        return linked
+    for dirpath, dirnames, filenames in os.walk(snapshots):
+        dirnames[:] = [d for d in dirnames if not excluded(rel_of(os.path.join(dirpath, d)))]
+        for name in filenames:
+            link = os.path.join(dirpath, name)
+            try:
+                text = os.readlink(link)  # caches link relatively: ../../blobs/<hash>
+            except OSError:
+                continue  # a regular file (a mirror): nothing shared
+            target = os.path.normpath(os.path.join(dirpath, text))
+            if os.path.dirname(target) != blobs:
+                blobs_real = blobs_real or os.path.realpath(blobs)
+                target = os.path.realpath(link)  # absolute or chained links: resolve fully
+                if os.path.dirname(target) != blobs_real:
+                    continue
+            if not excluded(rel_of(link)):
+                linked.add(os.path.basename(target))
+    return linked
+
+
+_HF_REPO_NAME = re.compile(r"(?:models|datasets|spaces)--.+")
+
+
+def split_hf_aliases(refs: list[FileRef]) -> tuple[list[FileRef], dict[str, list[FileRef]]]:
+    """(refs to scan, path scanned -> other snapshot refs of the same blob).
+
+    Revisions of a Hugging Face cache share blobs through `snapshots/REV/...` symlinks: each
+    blob is scanned once, under its first snapshot path, and `alias_rows` copies that row to
+    the others. Local refs only; anything else (hard links included) is scanned as it is.
+    """
+    first: dict[str, FileRef] = {}
+    aliases: dict[str, list[FileRef]] = {}
+    to_scan: list[FileRef] = []
+    for ref in refs:
+        if ref.error or is_remote(ref.path) or hf_coordinates(ref.path)[1] is None:
+            to_scan.append(ref)
+            continue
+        try:  # one readlink, not realpath's walk: caches link snapshots/REV/f -> ../../blobs/x
+            target = os.path.normpath(
+                os.path.join(os.path.dirname(ref.path), os.readlink(ref.path))
+            )
+        except OSError:  # not a symlink (a mirror), or gone
+            to_scan.append(ref)
+            continue
+        if os.path.basename(os.path.dirname(target)) != "blobs":
+            to_scan.append(ref)
+            continue
+        primary = first.setdefault(target, ref)
+        if primary is ref:
+            to_scan.append(ref)
+        else:
+            aliases.setdefault(primary.path, []).append(ref)
+    return to_scan, aliases
+
+
+def alias_rows(results: pa.Table, aliases: Mapping[str, list[FileRef]]) -> pa.Table | None:
+    """Rows for the alias paths of the scanned paths in `results` (see `split_hf_aliases`)."""
+    take: list[int] = []
+    refs: list[FileRef] = []
+    for i, path in enumerate(results.column("path").to_pylist()):
+        for ref in aliases.get(path, ()):
+            take.append(i)
+            refs.append(ref)
+    if not take:
+        return None
+    table = results.take(take)
+    columns = {
+        "path": pa.array([r.path for r in refs], pa.string()),
+        "mtime": pa.array([r.mtime for r in refs], pa.float64()),
+        "hf_revision": pa.array([hf_coordinates(r.path)[1] for r in refs], pa.string()),
+    }
+    for name, column in columns.items():
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table
 
 
 def _matches_any(rel: str, patterns: tuple[str, ...]) -> bool:
@@ -109,19 +213,56 @@ def _matches_any(rel: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
+def check_root(root: str) -> None:
+    """Raise FileNotFoundError (an OSError) with one clear line when a local root is missing."""
+    path = root[len("file://") :] if root.startswith("file://") else root
+    try:
+        os.stat(path)  # the root itself is always followed: it was named explicitly
+    except OSError as exc:
+        raise FileNotFoundError(
+            f"root does not exist or cannot be read: {root} ({exc.strerror or exc})"
+        ) from None
+
+
+def local_ref(path: str) -> FileRef:
+    """The FileRef of one named file (the `scan` command), `rel` to the current directory."""
+    rel = os.path.relpath(os.path.abspath(path))
+    rel = "" if rel.startswith("..") else rel.replace(os.sep, "/")
+    return _ref_for(path, follow_symlinks=True, rel=rel)
+
+
+def unreadable_result(ref: FileRef) -> FileResult:
+    """The row of a file discovery could not even open: status error, suspicious (FS316)."""
+    from .rules.catalog import UNREADABLE_FILE
+
+    finding = UNREADABLE_FILE.finding(ref.error)
+    hf_repo, hf_revision = hf_coordinates(ref.path)
+    return FileResult(
+        path=ref.path,
+        size=ref.size,
+        mtime=ref.mtime,
+        etag=ref.etag,
+        extension=os.path.splitext(ref.path)[1].lower(),
+        status="error",
+        verdict=SUSPICIOUS,
+        error=ref.error,
+        findings=[finding],
+        hf_repo=hf_repo,
+        hf_revision=hf_revision,
+    )
+
+
 def walk_local(
     root: str, follow_symlinks: bool, excluded: Callable[[str], bool]
 ) -> Iterator[tuple[str, FileRef]]:
     """Depth-first walk with `os.scandir`, entries sorted by name at every level."""
     if root.startswith("file://"):
         root = root[len("file://") :]
-    try:
-        st = os.stat(root)  # the root itself is always followed: it was named explicitly
-    except OSError as exc:
-        yield "", FileRef(root, -1, 0.0, error=_describe(exc, "cannot stat"))
-        return
+    check_root(root)
+    st = os.stat(root)
     if not stat.S_ISDIR(st.st_mode):
-        yield os.path.basename(root), _ref_for(root, follow_symlinks=True)
+        name = os.path.basename(root)
+        yield name, _ref_for(root, follow_symlinks=True, rel=name)
         return
     seen_dirs: set[tuple[int, int]] = set()
     # Explicit stack instead of recursion (mirrors can be deeper than the recursion limit).
@@ -131,20 +272,30 @@ def walk_local(
     while stack:
         path, rel, is_dir = stack.pop()
         if not is_dir:
-            yield rel, _ref_for(path, follow_symlinks=True)
+            yield rel, _ref_for(path, follow_symlinks=True, rel=rel)
             continue
         try:
             dst = os.stat(path)
             entries = _list_dir(path)
         except OSError as exc:
-            yield rel, FileRef(path, -1, 0.0, error=_describe(exc, "unreadable directory"))
+            yield rel, FileRef(path, -1, 0.0, error=_describe(exc, "unreadable directory"), rel=rel)
             continue
         key = (dst.st_dev, dst.st_ino)
         if key in seen_dirs:  # a symlink loop, or the same tree reached twice
             continue
         seen_dirs.add(key)
+        linked: set[str] = set()
+        parent = os.path.dirname(path.rstrip("/\\"))
+        if (
+            rel
+            and os.path.basename(path.rstrip("/\\")) == "blobs"
+            and _HF_REPO_NAME.fullmatch(os.path.basename(parent))
+        ):
+            linked = _hf_linked_blobs(parent, rel.rsplit("/", 1)[0] if "/" in rel else "", excluded)
         children: list[tuple[str, str, bool]] = []
         for entry in entries:
+            if entry.name in linked:
+                continue  # scanned (and reported) under its snapshots/REV/... path
             child_rel = f"{rel}/{entry.name}" if rel else entry.name
             if _is_dir(entry, follow_symlinks):
                 if not excluded(child_rel):
@@ -175,21 +326,23 @@ def _points_to_dir(path: str) -> bool:
         return False
 
 
-def _ref_for(path: str, follow_symlinks: bool) -> FileRef:
+def _ref_for(path: str, follow_symlinks: bool, rel: str = "") -> FileRef:
     try:
         st = os.stat(path, follow_symlinks=follow_symlinks)
     except FileNotFoundError as exc:
         if os.path.islink(path):
             lst = os.lstat(path)
-            return FileRef(path, -1, lst.st_mtime, error=f"broken symlink: {exc.strerror}")
-        return FileRef(path, -1, 0.0, error=_describe(exc, "cannot stat"))
+            error = f"broken symlink: {exc.strerror}"
+            return FileRef(path, -1, lst.st_mtime, error=error, rel=rel)
+        return FileRef(path, -1, 0.0, error=_describe(exc, "cannot stat"), rel=rel)
     except OSError as exc:  # ELOOP on a symlink cycle, EACCES, ...
-        return FileRef(path, -1, 0.0, error=_describe(exc, "cannot stat"))
+        return FileRef(path, -1, 0.0, error=_describe(exc, "cannot stat"), rel=rel)
     if not stat.S_ISREG(st.st_mode):
         # Opening a FIFO would block the worker forever; devices can be endless.
         kind = _file_kind(st.st_mode)
-        return FileRef(path, st.st_size, st.st_mtime, error=f"not a regular file: {kind}")
-    return FileRef(path, st.st_size, st.st_mtime)
+        error = f"not a regular file: {kind}"
+        return FileRef(path, st.st_size, st.st_mtime, error=error, rel=rel)
+    return FileRef(path, st.st_size, st.st_mtime, rel=rel)
 
 
 def _file_kind(mode: int) -> str:
@@ -212,12 +365,43 @@ def _describe(exc: OSError, what: str) -> str:
 # --- incremental scanning -------------------------------------------------------------------
 
 
-def load_previous(parquet_path: str) -> dict[str, dict[str, Any]]:
-    """Rows of an earlier fastscan Parquet, keyed by path (empty if the file does not exist)."""
+# Parquet metadata keys that say how a row was computed. Rows carry over (--since, --resume)
+# only from a file that agrees with this run on every one; otherwise every file is rescanned.
+PROVENANCE_KEYS = (
+    "fastscan_version",
+    "opcode_table",
+    "rules_hash",
+    "model_hash",
+    "config_hash",
+    "index",
+)
+
+
+def stale_reason(previous: Mapping[str, str], current: Mapping[str, str]) -> str:
+    """ "" when rows computed under `previous` metadata are valid now, else what differs."""
+    differ = [k for k in PROVENANCE_KEYS if previous.get(k) != current.get(k)]
+    if not differ:
+        return ""
+    return "computed under another " + ", ".join(differ)
+
+
+def load_previous(
+    parquet_path: str, current: Mapping[str, str] | None = None
+) -> tuple[dict[str, dict[str, Any]], str]:
+    """(rows of an earlier fastscan Parquet keyed by path, stale reason).
+
+    No rows when the file does not exist, or (with `current`, this run's metadata) when the
+    file was computed under other rules, model, config, index or fastscan version: the
+    reason says which, and every file is scanned again.
+    """
     if not os.path.exists(parquet_path):
-        return {}
+        return {}, ""
+    if current is not None:
+        reason = stale_reason(read_provenance(parquet_path), current)
+        if reason:
+            return {}, f"{parquet_path} {reason}"
     table = conform_table(read_parquet(parquet_path))
-    return {row["path"]: row for row in table.to_pylist()}
+    return {row["path"]: row for row in table.to_pylist()}, ""
 
 
 def unchanged(ref: FileRef, row: Mapping[str, Any]) -> bool:
@@ -227,6 +411,20 @@ def unchanged(ref: FileRef, row: Mapping[str, Any]) -> bool:
     if ref.etag and row.get("etag"):
         return bool(ref.etag == row["etag"] and ref.size == row.get("size"))
     return bool(ref.size == row.get("size") and ref.mtime == row.get("mtime"))
+
+
+def reuse_rows(
+    refs: Iterable[FileRef],
+    parquet_path: str,
+    current: Mapping[str, str],
+    *,
+    require_unchanged: bool = True,
+) -> tuple[list[FileRef], list[Mapping[str, Any]], str]:
+    """(refs to scan, rows carried forward, stale reason): `split_incremental` against the rows
+    of `parquet_path` that are still valid under this run's metadata `current`."""
+    previous, stale = load_previous(parquet_path, current)
+    to_scan, carried = split_incremental(refs, previous, require_unchanged=require_unchanged)
+    return to_scan, carried, stale
 
 
 def split_incremental(

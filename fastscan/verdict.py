@@ -42,6 +42,9 @@ class Finding:
     member: str = ""  # container member ("" for the file itself)
     offset: int = -1  # byte offset inside the member's pickle buffer
     subject: str = ""  # what triggered it, e.g. "os.system"
+    # "" or the user suppression that matched ("CONFIG: reason"): kept for the audit trail,
+    # never counted toward the verdict
+    suppressed: str = ""
 
     def where(self) -> str:
         loc = self.member or "<file>"
@@ -75,16 +78,23 @@ class FileResult:
 
     @property
     def rule_ids(self) -> list[str]:
-        return sorted({f.rule_id for f in self.findings})
+        """Ids of the findings that count (suppressed ones are only in `findings`)."""
+        return sorted({f.rule_id for f in self.findings if not f.suppressed})
 
     @property
     def reasons(self) -> list[str]:
-        order = sorted(self.findings, key=lambda f: (-int(f.severity), f.rule_id, f.offset))
-        return [f"{f.rule_id} {f.severity.name.lower()}: {f.message} [{f.where()}]" for f in order]
+        order = sorted(
+            self.findings, key=lambda f: (bool(f.suppressed), -int(f.severity), f.rule_id, f.offset)
+        )
+        return [
+            f"{f.rule_id} {f.severity.name.lower()}: {f.message} [{f.where()}]"
+            + (f" (suppressed: {f.suppressed})" if f.suppressed else "")
+            for f in order
+        ]
 
     @property
     def max_severity(self) -> Severity:
-        return max((f.severity for f in self.findings), default=Severity.INFO)
+        return max((f.severity for f in self.findings if not f.suppressed), default=Severity.INFO)
 
 
 # -- combining findings, file status and model scores -------------------------------------------
@@ -160,6 +170,7 @@ def combine(
     """One fail-closed verdict from rule findings, scan status and model scores.
 
     Returns (verdict, model_findings); the caller appends model_findings to the file's findings.
+    - Suppressed findings (`Finding.suppressed`) are not counted; they stay for the audit.
     - The verdict is the highest severity among all findings (rule + model): a rule-based
       malicious verdict can never be lowered by a model score (G6), only raised. The one thing
       a score can settle: a complete scan whose only suspicious findings are unlisted globals
@@ -203,19 +214,19 @@ def combine(
                 severity=Severity.SUSPICIOUS if unsure else Severity.LOW,
             )
         )
-    counted: list[Finding] = list(findings)
+    counted: list[Finding] = [f for f in findings if not f.suppressed]
     sure = not math.isnan(score) and score < policy.unknown_benign
     if sure and settleable(findings, status):
         from .rules.catalog import UNKNOWN_JUDGED_BENIGN
 
-        n = sum(f.rule_id in JUDGEABLE_RULES for f in findings)
+        n = sum(f.rule_id in JUDGEABLE_RULES and not f.suppressed for f in findings)
         model.append(
             UNKNOWN_JUDGED_BENIGN.finding(
                 f"{n} unlisted global(s) judged benign: classifier {score:.3f} "
                 f"< {policy.unknown_benign:.3f}"
             )
         )
-        counted = [f for f in findings if f.rule_id not in JUDGEABLE_RULES]
+        counted = [f for f in counted if f.rule_id not in JUDGEABLE_RULES]
     worst = max((f.severity for f in (*counted, *model)), default=Severity.INFO)
     verdict = _VERDICT_OF[worst]
     if verdict == CLEAN and status in INCOMPLETE_STATUSES:
@@ -228,7 +239,7 @@ def settleable(findings: list[Finding], status: str) -> bool:
     findings at suspicious or above are unlisted globals (JUDGEABLE_RULES)."""
     if status != "complete":
         return False
-    flagged = [f for f in findings if f.severity >= Severity.SUSPICIOUS]
+    flagged = [f for f in findings if f.severity >= Severity.SUSPICIOUS and not f.suppressed]
     return bool(flagged) and all(f.rule_id in JUDGEABLE_RULES for f in flagged)
 
 

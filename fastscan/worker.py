@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from .sinks import results_to_batch
-from .sources import FileRef, hf_coordinates, is_remote
+from .sources import FileRef, hf_coordinates, is_remote, unreadable_result
 from .verdict import SUSPICIOUS, FileResult
 
 ScannerFactory = Callable[..., Any]  # (**scanner_options) -> object with scan_path / scan_refs
@@ -113,7 +113,7 @@ def _raise_timeout(signum: int, frame: Any) -> None:
     raise _FileTimeout
 
 
-def error_result(ref: FileRef, message: str, verdict: str = "clean") -> FileResult:
+def error_result(ref: FileRef, message: str, verdict: str = SUSPICIOUS) -> FileResult:
     hf_repo, hf_revision = hf_coordinates(ref.path)
     return FileResult(
         hf_repo=hf_repo,
@@ -143,8 +143,8 @@ def _scan_one(
 def _scan_one_file(
     ref: FileRef, want_features: bool, scanner: Any
 ) -> tuple[FileResult, pa.RecordBatch | None, Any]:
-    if ref.error:
-        return error_result(ref, ref.error), None, None
+    if ref.error:  # discovery could not open it: suspicious, FS316
+        return unreadable_result(ref), None, None
     use_alarm = _timeout > 0 and threading.current_thread() is threading.main_thread()
     started = time.perf_counter()
     features = None

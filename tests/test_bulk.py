@@ -143,6 +143,8 @@ def test_hostile_mirror_is_scanned_same_for_any_worker_count(tmp_path: Path, fas
         assert got[name]["verdict"] == "suspicious", name
     assert got["broken-link"]["error"].startswith("broken symlink")
     assert got["named-pipe"]["error"] == "not a regular file: fifo"
+    for name in ("broken-link", "named-pipe"):  # never clean: suspicious, FS316, any --workers
+        assert (got[name]["verdict"], got[name]["rule_ids"]) == ("suspicious", ["FS316"]), name
     assert got["evil.pkl"]["verdict"] == "malicious"
     assert got["evil.pkl"]["findings"][0]["subject"] == "os.system"
     assert "loop" not in got
@@ -339,13 +341,17 @@ def test_sigterm_leaves_valid_parquet_and_resume_completes_it(tmp_path: Path):
 
 
 def test_summary_exit_codes():
-    assert BulkSummary(by_verdict={"clean": 3}).exit_code == 0
-    assert BulkSummary(by_verdict={"clean": 3, "suspicious": 1}).exit_code == 1
-    lenient = BulkSummary(by_verdict={"suspicious": 1}, fail_on="malicious")
-    assert lenient.exit_code == 0
-    assert BulkSummary(by_verdict={"malicious": 1}, fail_on="malicious").exit_code == 1
-    assert BulkSummary(errors=1, strict_errors=True).exit_code == 2
-    assert BulkSummary(errors=1).exit_code == 0
+    # the rule itself is tested in tests/test_exitcodes.py; the summary only feeds it
+    assert BulkSummary(outcomes={("clean", "complete"): 3}).exit_code == 0
+    flagged = {("clean", "complete"): 3, ("suspicious", "partial"): 1}
+    assert BulkSummary(outcomes=flagged).exit_code == 1
+    assert BulkSummary(outcomes=flagged, fail_on="malicious").exit_code == 0
+    errored = {("clean", "complete"): 3, ("suspicious", "error"): 1}
+    assert BulkSummary(outcomes=errored).exit_code == 2
+    assert BulkSummary(outcomes={**flagged, **errored}).exit_code == 1
+    assert BulkSummary(outcomes={**flagged, **errored}, strict_errors=True).exit_code == 2
+    assert BulkSummary(outcomes=errored).errors == 1
+    assert BulkSummary(outcomes=errored).by_verdict == {"clean": 3, "suspicious": 1}
     assert BulkSummary(interrupted="SIGINT").exit_code == 130
     assert BulkSummary(interrupted="SIGTERM").exit_code == 2
     text = BulkSummary(discovered=5, scanned=5, seconds=1.0, interrupted="SIGTERM").render()

@@ -94,7 +94,10 @@ def test_dask_dataset_matches_local_multiprocess_and_s3(
 
 
 def test_cli_engine_dask_writes_dataset_and_exit_code(
-    tmp_path: Path, dask_scheduler: str, mirror: tuple[Path, dict[str, str]]
+    tmp_path: Path,
+    dask_scheduler: str,
+    mirror: tuple[Path, dict[str, str]],
+    capsys: pytest.CaptureFixture[str],
 ):
     from fastscan.cli import main
 
@@ -138,6 +141,15 @@ def test_cli_engine_dask_writes_dataset_and_exit_code(
     )
     assert code == 1
     assert pq.read_table(again).num_rows == len(expected)
+    assert f"skipped (unchanged)  {len(expected)}" in capsys.readouterr().err
+    # the dataset folder reads back in `report`, with the run's exit code
+    assert main(["report", f"{out}/"]) == 1
+    # another config: the dataset's rows were computed differently, every file is rescanned
+    base = ["bulk", str(root), "--engine", "dask", "--scheduler", dask_scheduler, "--model", "none"]
+    strict = [*base, "--no-progress", "--strict-unknown", "--since", str(out)]
+    assert main([*strict, "--out", str(tmp_path / "strict.parquet")]) == 1
+    err = capsys.readouterr().err
+    assert "skipped (unchanged)  0" in err and "config_hash" in err
 
 
 def test_missing_distributed_gives_install_hint(monkeypatch: pytest.MonkeyPatch):

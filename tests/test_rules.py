@@ -939,14 +939,23 @@ reason = "model cards link to the hub"
     )
     rules = RuleSet.load(path)
     facts = make_facts([("mylab", "A"), ("other", "B")], strings=("see https://hub.example/x",))
-    assert ids(evaluate([("archive/data.pkl", facts)], None, rules, path="/m/legacy/a.pkl")) == [
-        "FS103"
+
+    def active(findings: list[Finding]) -> list[str]:
+        return sorted(f.rule_id for f in findings if not f.suppressed)
+
+    legacy = evaluate([("archive/data.pkl", facts)], None, rules, path="/m/legacy/a.pkl")
+    assert active(legacy) == ["FS103"]
+    # suppressed findings stay, marked with the config and reason (the audit trail)
+    marked = sorted((f.rule_id, f.suppressed) for f in legacy if f.suppressed)
+    assert marked == [
+        ("FS103", f"{path}: old in-house format"),
+        ("FS216", f"{path}: model cards link to the hub"),
     ]
-    assert ids(evaluate([("archive/data.pkl", facts)], None, rules, path="/m/new/a.pkl")) == [
+    assert active(evaluate([("archive/data.pkl", facts)], None, rules, path="/m/new/a.pkl")) == [
         "FS103",
         "FS103",
     ]
-    assert ids(evaluate([("data.pkl", facts)], None, rules, path="/m/legacy/a.pkl")) == [
+    assert active(evaluate([("data.pkl", facts)], None, rules, path="/m/legacy/a.pkl")) == [
         "FS103",
         "FS216",
     ]

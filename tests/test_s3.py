@@ -85,6 +85,13 @@ def test_listing_gives_urls_sizes_and_etags(s3_mirror: str, mirror: tuple[Path, 
     assert only_pkl and all(r.path.endswith(".pkl") for r in only_pkl)
 
 
+def test_missing_prefix_is_an_error_of_the_run(s3_mirror: str) -> None:
+    with pytest.raises(FileNotFoundError, match="root does not exist"):
+        list(discover(f"{s3_mirror}/no/such/prefix"))
+    # rel, for suppressions, is the key below the root
+    assert {r.rel for r in discover(s3_mirror)} >= {"uploads/user1/payload.pkl"}
+
+
 def test_s3_scan_matches_local_scan(
     tmp_path: Path, s3_mirror: str, mirror: tuple[Path, dict[str, str]]
 ):

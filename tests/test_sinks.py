@@ -75,6 +75,7 @@ def test_schema_has_every_contract_column():
         "member",
         "offset",
         "subject",
+        "suppressed",
     ]
 
 

@@ -125,9 +125,9 @@ def test_chmod_000_directory(tree: Path):
     assert [r.path for r in errors] == [str(tree / "b")]
 
 
-def test_missing_root_is_one_error_ref(tmp_path: Path):
-    (ref,) = discover(str(tmp_path / "nope"))
-    assert ref.error.startswith("cannot stat")
+def test_missing_root_is_an_error_of_the_run_not_a_row(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="root does not exist"):
+        list(discover(str(tmp_path / "nope")))
 
 
 def test_urls_are_not_walked_locally():
@@ -157,15 +157,15 @@ def test_load_previous_and_split(tmp_path: Path):
     ]
     parquet = tmp_path / "prev.parquet"
     pq.write_table(_table(old), parquet)
-    previous = load_previous(str(parquet))
-    assert set(previous) == {"a", "b", "c"}
+    previous, stale = load_previous(str(parquet))
+    assert set(previous) == {"a", "b", "c"} and stale == ""
     refs = [FileRef("a", 1, 1.0), FileRef("b", 5, 2.0), FileRef("c", 3, 3.0), FileRef("d", 1, 1.0)]
     to_scan, carried = split_incremental(refs, previous)
     assert [r.path for r in to_scan] == ["b", "c", "d"]
     assert [r["path"] for r in carried] == ["a"]
     to_scan, carried = split_incremental(refs, previous, require_unchanged=False)
     assert [r.path for r in to_scan] == ["d"]
-    assert load_previous(str(tmp_path / "missing.parquet")) == {}
+    assert load_previous(str(tmp_path / "missing.parquet")) == ({}, "")
 
 
 def _table(results: list[FileResult]):

@@ -88,10 +88,12 @@ def _unsupported(state: ScanState, fmt: str) -> None:
     state.container.message = f"{what} (inside {layers})" if layers else what
 
 
-def _fail(container: Container, message: str) -> Container:
+def _fail(container: Container, message: str, *, unopened: bool = False) -> Container:
     container.status = ERROR
     container.message = message
     container.format = container.format or "unknown"
+    if unopened:  # not a byte read: FS316 (suspicious whatever the policy), not FS309
+        container.notes["unopened"] = "true"
     return container
 
 
@@ -102,25 +104,27 @@ def _open_path(path: str, container: Container, limits: ContainerLimits) -> Buff
     except OSError as exc:
         if os.path.islink(path):
             kind = "symlink loop" if exc.errno == errno.ELOOP else "broken symlink"
-            _fail(container, f"{kind}: {path}")
+            _fail(container, f"{kind}: {path}", unopened=True)
         elif exc.errno == errno.ELOOP:
-            _fail(container, f"symlink loop: {path}")
+            _fail(container, f"symlink loop: {path}", unopened=True)
         else:
-            _fail(container, f"cannot stat {path}: {exc.strerror or exc}")
+            _fail(container, f"cannot stat {path}: {exc.strerror or exc}", unopened=True)
         return None
     if stat.S_ISDIR(st.st_mode):
-        _fail(container, f"is a directory: {path}")
+        _fail(container, f"is a directory: {path}", unopened=True)
         return None
     if not stat.S_ISREG(st.st_mode):
-        _fail(container, f"not a regular file: {path}")  # FIFOs/devices would block or stream
+        _fail(
+            container, f"not a regular file: {path}", unopened=True
+        )  # FIFOs/devices would block or stream
         return None
     try:
         fh = open(path, "rb")  # noqa: SIM115 - kept open with its map, closed by Container.close
     except PermissionError:
-        _fail(container, f"permission denied: {path}")
+        _fail(container, f"permission denied: {path}", unopened=True)
         return None
     except OSError as exc:
-        _fail(container, f"cannot open {path}: {exc.strerror or exc}")
+        _fail(container, f"cannot open {path}: {exc.strerror or exc}", unopened=True)
         return None
     try:
         if st.st_size < limits.mmap_threshold:

@@ -423,6 +423,18 @@ MALFORMED_HEADER = _rule(
     "A10, A16",
     why="A format header (npy, joblib, torch) that its writer never produces.",
 )
+# A file that could not be opened at all (missing, dangling symlink, symlink loop, FIFO or
+# device, permission denied, unreadable directory), found by discovery or on open: nothing was
+# read, so it is suspicious whatever VerdictPolicy.incomplete_verdict says.
+UNREADABLE_FILE = _rule(
+    "FS316",
+    S.SUSPICIOUS,
+    "file could not be opened",
+    "G1, G2",
+    why="Nothing of the file could be read (missing, dangling or looping symlink, FIFO or device,"
+    " permission denied), so nothing is known about what loading it would do.",
+    fix="Make the file readable to the scanner, or remove the broken link, and scan again.",
+)
 CONTAINER_NOTE = _rule(
     "FS399",
     S.LOW,

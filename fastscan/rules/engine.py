@@ -148,10 +148,12 @@ def evaluate(
     ruleset: RuleSet | None = None,
     *,
     path: str = "",
+    rel: str = "",
 ) -> list[Finding]:
     """All findings for one file: container facts, then every stream and its nested pickles.
 
-    `path` is the scanned file's path, used only to match user suppressions.
+    `path` (and `rel`, the path relative to the scan root) are used only to match user
+    suppressions; suppressed findings stay in the list, marked.
     """
     rules = ruleset or default_ruleset()
     out = _Collector()
@@ -159,7 +161,7 @@ def evaluate(
         _container_findings(container, out)
     for member, facts, scope in _scopes(streams, container):
         _stream_findings(member, facts, rules, out, scope)
-    return rules.filter(out.findings, path)
+    return rules.suppress(out.findings, path, rel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +272,8 @@ def _container_findings(container: Container, out: _Collector) -> None:
         ERROR: R.SCAN_ERROR,
         UNSUPPORTED: R.UNSUPPORTED,
     }.get(container.status)
+    if container.notes.get("unopened"):
+        status_rule = R.UNREADABLE_FILE
     if status_rule is not None and container.status != COMPLETE:
         detail = f": {container.message}" if container.message else ""
         out.add(status_rule.finding(f"{status_rule.title}{detail}", subject=container.status))

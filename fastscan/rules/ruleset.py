@@ -15,9 +15,9 @@ User file format (TOML):
     category = "process"          # one of knowledge.DANGEROUS_CATEGORIES
     reason = "shells out"
 
-    [[suppress]]                  # drop findings; every field but rule is an optional glob
-    rule = "FS103"
-    path = "legacy/*.pkl"         # matched against the scanned file's path
+    [[suppress]]                  # mark findings suppressed (kept in the row, not counted);
+    rule = "FS103"                # every field but rule is an optional glob
+    path = "legacy/*.pkl"         # the file's path relative to the scan root, as given, or absolute
     subject = "mylab.*"           # matched against Finding.subject
     member = "archive/*"          # matched against Finding.member
     reason = "known old format"
@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
@@ -66,10 +66,10 @@ class Suppression:
     member: str = ""
     source: str = ""
 
-    def matches(self, finding: Finding, path: str) -> bool:
+    def matches(self, finding: Finding, paths: tuple[str, ...]) -> bool:
         return (
             finding.rule_id == self.rule_id
-            and (not self.path or fnmatchcase(path, self.path))
+            and (not self.path or any(fnmatchcase(p, self.path) for p in paths))
             and (not self.subject or fnmatchcase(finding.subject, self.subject))
             and (not self.member or fnmatchcase(finding.member, self.member))
         )
@@ -140,11 +140,26 @@ class RuleSet:
     def classify(self, module: str, name: str) -> Classification:
         return self.resolver.classify(module, name)
 
-    def filter(self, findings: Iterable[Finding], path: str = "") -> list[Finding]:
-        """Findings minus the suppressed ones."""
+    def suppress(self, findings: Iterable[Finding], path: str = "", rel: str = "") -> list[Finding]:
+        """`findings`, those a user suppression matches marked `suppressed` (still listed, for
+        the audit trail; `verdict.combine` does not count them). A `path` glob is tried on the
+        path relative to the scan root (`rel`), the path as given and its absolute form."""
         if not self.suppressions:
             return list(findings)
-        return [f for f in findings if not any(s.matches(f, path) for s in self.suppressions)]
+        paths = _path_forms(path, rel)
+        out = []
+        for f in findings:
+            hit = next((s for s in self.suppressions if s.matches(f, paths)), None)
+            out.append(f if hit is None else replace(f, suppressed=f"{hit.source}: {hit.reason}"))
+        return out
+
+
+def _path_forms(path: str, rel: str) -> tuple[str, ...]:
+    forms = [rel.replace(os.sep, "/")] if rel else []
+    forms.append(path.replace(os.sep, "/"))
+    if path and "://" not in path:
+        forms.append(os.path.abspath(path).replace(os.sep, "/"))
+    return tuple(dict.fromkeys(forms))
 
 
 @lru_cache(maxsize=1)
