@@ -124,7 +124,7 @@ def test_wrong_token_or_revision_is_a_clear_error(hub: tuple[str, HubRepo], tmp_
     assert proc.returncode == 2 and "hf://acme/tiny@nope" in proc.stderr
     assert "Traceback" not in proc.stderr
     proc = fastscan(endpoint, "scan", "hf://acme/tiny/missing.bin", cwd=tmp_path)
-    assert proc.returncode == 2 and "no object at this URL" in proc.stdout  # not a silent clean
+    assert proc.returncode == 2 and "no object at or under it" in proc.stderr  # never clean
     proc = fastscan(endpoint, "scan", "hf://acme/tiny/extra/clean.pkl", cwd=tmp_path)
     assert proc.returncode == 0 and "hf://acme/tiny/extra/clean.pkl" in proc.stdout
 

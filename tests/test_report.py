@@ -188,10 +188,10 @@ def test_report_json_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     from fastscan.cli import main
 
     parquet = write_meta(tmp_path / "r.parquet", copies_corpus())
-    assert main(["report", "--format", "json", parquet]) == 0
+    assert main(["report", "--format", "json", parquet]) == 1  # flagged rows: exit 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["rows"] == 29 and doc["flagged_groups"] == 2
-    assert main(["report", "--format", "csv", parquet]) == 0
+    assert main(["report", "--format", "csv", parquet]) == 1
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == 29 and rows[0]["rule_ids"] == "FS102"
 

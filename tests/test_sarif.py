@@ -98,7 +98,7 @@ def test_results_only_for_flagged_files_one_per_finding(
         by_uri.setdefault(loc["uri"], []).append(r["ruleId"])
     # the PNG, the LFS pointer (FS310 notes) give nothing; the FIFO error gives ONE result
     assert set(by_uri) == {"models/bad.bin", "models/sub/copy%20of%20bad.pt", "models/pipe"}
-    assert by_uri["models/pipe"] == ["FS309"]
+    assert by_uri["models/pipe"] == ["FS316"]
     assert sorted(by_uri["models/bad.bin"]) == ["FS102", "FS901"]
     base = doc["runs"][0]["originalUriBaseIds"][SRCROOT]["uri"]
     assert base == tree.as_uri() + "/"
@@ -114,7 +114,7 @@ def test_sarif_all_adds_clean_files_notes(tree: Path, capsys: pytest.CaptureFixt
 
 def test_missing_file_is_one_result(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, doc = run_sarif(capsys, "models/gone.pt")
-    assert [r["ruleId"] for r in doc["runs"][0]["results"]] == ["FS309"]
+    assert [r["ruleId"] for r in doc["runs"][0]["results"]] == ["FS316"]
 
 
 def test_fingerprints_follow_content_not_path_or_run(
