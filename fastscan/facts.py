@@ -45,6 +45,12 @@ ANOMALY_CODES = (
     "bad_memo_key",  # PUT/GET with a text key that is not a decimal number
     "resync_budget",  # the search for later pickles gave up (ScanLimits.max_resync_opcodes)
 )
+# Codes added after the model's feature contract was fixed: features count ANOMALY_CODES only
+# (FEATURE_NAMES must not move), rules judge every code.
+LATER_ANOMALY_CODES = (
+    "bad_text_operand",  # INT/LONG/FLOAT/STRING/UNICODE text the loader raises on (G1)
+)
+ALL_ANOMALY_CODES = ANOMALY_CODES + LATER_ANOMALY_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +105,7 @@ class CallSite(NamedTuple):
 
 
 class Anomaly(NamedTuple):
-    code: str  # one of ANOMALY_CODES
+    code: str  # one of ALL_ANOMALY_CODES
     offset: int
     pickle_index: int = 0
     detail: str = ""

@@ -10,6 +10,8 @@ import base64
 import binascii
 import codecs
 import re
+import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -59,15 +61,56 @@ def _as_view(data: Any) -> memoryview:
 
 
 def _decode(raw: bytes, enc: int) -> tuple[str, bool]:
-    """Decode a string operand the way the loader would; returns (text, decoded_cleanly)."""
+    """Decode a string operand the way the loader would; returns (text, decoded_cleanly).
+
+    A STRING's escapes decode to bytes the loader turns into str with its `encoding`: UTF-8
+    here, else latin-1 (what encoding="latin1" loaders, numpy's and py2 ports, build).
+    """
     try:
         if enc == _ENC_QUOTED:
-            return codecs.escape_decode(raw)[0].decode("utf-8"), True
+            data = _escape_decode(raw)
+            try:
+                return data.decode("utf-8"), True
+            except UnicodeDecodeError:
+                return data.decode("latin-1"), False
         if enc == _ENC_RAW_UNICODE:
             return raw.decode("raw_unicode_escape"), True
         return raw.decode("utf-8"), True
     except (UnicodeDecodeError, ValueError):
         return raw.decode("utf-8", errors="replace"), False
+
+
+def _escape_decode(raw: bytes) -> bytes:
+    """STRING's escapes, as _pickle decodes them (ValueError where it raises). Quietly: an
+    unknown escape is a DeprecationWarning the scanned file must not print."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return codecs.escape_decode(raw)[0]
+
+
+def _rejected_texts(view: memoryview, walker: Any) -> list[Anomaly]:
+    """The queued INT/LONG/FLOAT/STRING/UNICODE operands the loader raises on.
+
+    The walk checked the plain ones itself; these are judged by the functions CPython's
+    unpickler calls. Where _pickle and pickle.py differ (I010 is 8 for one and an error for the
+    other), _pickle decides. The walk goes on past them: the loader stops there, so what
+    follows is over-reported, never missed.
+    """
+    out = []
+    for op_start, pidx, op, off, length in walker.text_checks():
+        raw = bytes(view[off : off + length])
+        name = NAMES[op]
+        if name in ("STRING", "UNICODE"):
+            try:
+                _escape_decode(raw) if name == "STRING" else raw.decode("raw_unicode_escape")
+                rejected = False
+            except (UnicodeDecodeError, ValueError):
+                rejected = True
+        else:
+            rejected = _native.loader_rejects_number(op, raw)
+        if rejected:
+            out.append(Anomaly("bad_text_operand", op_start, pidx, name))
+    return out
 
 
 def _normalise_module(module: str) -> str:
@@ -96,12 +139,14 @@ def tokenize(data: Any, limits: ScanLimits | None = None, *, _depth: int = 0) ->
         max_string_len=limits.max_string_len,
         max_nested=limits.max_nested,
         max_resync_opcodes=limits.max_resync_opcodes,
+        max_str_digits=sys.get_int_max_str_digits(),
     ).run()
 
     anomalies = [
         Anomaly(_ANOMALY_NAMES[code], offset, pidx, str(detail) if detail else "")
         for code, offset, pidx, detail in walker.anomaly_list()
     ]
+    anomalies += _rejected_texts(view, walker)
     globals_: list[GlobalRef] = []
     for (
         offset,

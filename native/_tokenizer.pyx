@@ -67,13 +67,14 @@ cdef enum:
     A_NEGATIVE_LENGTH = 18
     A_BAD_MEMO_KEY = 19
     A_RESYNC_BUDGET = 20
+    A_BAD_TEXT_OPERAND = 21
 
 ANOMALY_NAMES = (
     "stack_underflow", "mark_missing", "bad_memo_get", "memo_type_confusion", "memo_budget",
     "misplaced_proto", "duplicate_proto", "frame_violation", "frame_in_old_protocol",
     "frame_overrun", "new_frame_inside_frame", "ext_code", "stack_global_non_string",
     "build_on_global", "setitem_on_global", "trailing_junk", "junk_between", "stop_with_stack",
-    "negative_length", "bad_memo_key", "resync_budget",
+    "negative_length", "bad_memo_key", "resync_budget", "bad_text_operand",
 )
 STATUS_NAMES = ("ok", "truncated", "bad_opcode", "budget")
 ENCODING_NAMES = ("utf8", "bytes", "quoted", "raw_unicode")
@@ -81,7 +82,9 @@ ENCODING_NAMES = ("utf8", "bytes", "quoted", "raw_unicode")
 cdef enum:
     # Anomalies that can repeat thousands of times are recorded at most this often per pickle.
     MAX_SAME_ANOMALY = 16
-    N_ANOMALY_CODES = 21
+    N_ANOMALY_CODES = 22
+    # protocol-0 number/string operands left for `loader_rejects` to check exactly, per buffer
+    MAX_TEXT_CHECKS = 256
 
 
 cdef struct Item:
@@ -175,6 +178,14 @@ cdef struct Span:
     uint8_t enc
 
 
+cdef struct TextRec:
+    int64_t op_start
+    int64_t off
+    int64_t length
+    int32_t pickle_index
+    uint8_t op
+
+
 cdef struct AnomRec:
     int64_t offset
     int64_t detail
@@ -211,6 +222,15 @@ cdef extern from "Python.h":
     PyObject* PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
     PyObject* PyUnicode_DecodeRawUnicodeEscape(const char* s, Py_ssize_t size, const char* errors)
     void PyErr_Clear()
+    PyObject* PyErr_Occurred()
+    PyObject* PyLong_FromString(const char* s, char** pend, int base)
+    double PyOS_string_to_double(const char* s, char** endptr, PyObject* overflow_exception)
+    PyObject* PyExc_OverflowError
+
+
+cdef inline bint is_py_space(uint8_t c) noexcept nogil:
+    """Py_ISSPACE: what CPython's number parsers skip (not \\x1c-\\x1f, unlike str.isspace)."""
+    return c == 32 or (9 <= c <= 13)
 
 
 cdef inline bint is_ascii_space(uint8_t c) noexcept nogil:
@@ -232,6 +252,40 @@ cdef inline uint64_t read_le(const uint8_t* q, int n) noexcept nogil:
     for i in range(n - 1, -1, -1):
         v = (v << 8) | q[i]
     return v
+
+
+cdef inline bint has_backslash(const uint8_t* q, int64_t n) noexcept nogil:
+    """Short protocol-0 texts are scanned inline (a call to memchr costs more than they do)."""
+    cdef int64_t i
+    if n > 32:
+        return memchr(q, 92, <size_t>n) != NULL
+    for i in range(n):
+        if q[i] == 92:
+            return True
+    return False
+
+
+cdef inline bint plain_number(uint8_t op, const uint8_t* q, int64_t n) noexcept nogil:
+    """Number text every loader accepts, a subset checked in the walk: -?digits without a
+    leading zero, at most 18 of them (INT also 00/01, its bools; LONG with its trailing L);
+    FLOAT -?digits.digits in at most 30 characters. `loader_rejects_number` judges the rest."""
+    cdef int64_t i = 0, dot = -1, j
+    if op == OP_INT and n == 2 and q[0] == 48 and (q[1] == 48 or q[1] == 49):
+        return True
+    if op == OP_LONG and n > 0 and q[n - 1] == 76:
+        n -= 1
+    if n > 0 and q[0] == 45:
+        i = 1
+    if n - i < 1 or n > 30:
+        return False
+    for j in range(i, n):
+        if q[j] == 46 and op == OP_FLOAT and dot < 0:
+            dot = j
+        elif q[j] < 48 or q[j] > 57:
+            return False
+    if op == OP_FLOAT:
+        return i < dot < n - 1
+    return n - i <= 18 and (q[i] != 48 or n - i == 1)
 
 
 cdef inline bint is_ident_byte(uint8_t c) noexcept nogil:
@@ -270,6 +324,7 @@ cdef class Walker:
     cdef int64_t max_nested
     cdef int64_t max_resync_ops
     cdef int64_t max_pickles
+    cdef int64_t max_str_digits  # sys.get_int_max_str_digits(): int() refuses longer numbers
     # per-pickle state
     cdef Item* stk  # the symbolic stack: a growable C array, written in place
     cdef int64_t sp
@@ -294,6 +349,7 @@ cdef class Walker:
     cdef vector[Span] strings
     cdef vector[Span] nested
     cdef vector[AnomRec] anomalies
+    cdef vector[TextRec] texts  # operands only CPython's own parsers can judge (loader_rejects)
     cdef vector[int64_t] pickle_offsets
     cdef vector[int32_t] protocols
     cdef uint64_t counts[256]
@@ -315,7 +371,7 @@ cdef class Walker:
                  int64_t max_globals=100_000, int64_t max_calls=1_000_000,
                  int64_t max_strings=4096, int64_t max_string_len=4096,
                  int64_t max_nested=64, int64_t max_resync_opcodes=5_000_000,
-                 int64_t max_pickles=100_000):
+                 int64_t max_pickles=100_000, int64_t max_str_digits=4300):
         self.view = data
         self.n = data.shape[0]
         self.p = &data[0] if self.n > 0 else NULL
@@ -329,6 +385,7 @@ cdef class Walker:
         self.max_nested = max_nested
         self.max_resync_ops = max_resync_opcodes
         self.max_pickles = max_pickles
+        self.max_str_digits = max_str_digits
         memset(self.counts, 0, sizeof(self.counts))
         self.status = R_STOP
         self.error_offset = -1
@@ -628,21 +685,68 @@ cdef class Walker:
             if v.kind == K_MARK:
                 self.link_mark(slot)
 
-    cdef int64_t decimal_key(self, int64_t off, int64_t length) noexcept nogil:
-        """Parse a protocol-0 memo key; -1 when it is not a plain decimal number."""
+    cdef inline int64_t decimal_key(self, int64_t off, int64_t length) noexcept nogil:
+        """The memo key of a PUT/GET line, or -1 when the loader raises on it (`exact_key`):
+        plain digits inline, anything else out of line."""
+        cdef const uint8_t* q = self.p + off
         cdef int64_t v = 0
         cdef int64_t i
-        cdef uint8_t c
-        if length > 0 and self.p[off + length - 1] == 13:  # tolerate \r\n
-            length -= 1
         if length <= 0 or length > 18:
-            return -1
+            return self.exact_key(off, length)
         for i in range(length):
-            c = self.p[off + i]
-            if c < 48 or c > 57:
-                return -1
-            v = v * 10 + (c - 48)
+            if q[i] < 48 or q[i] > 57:
+                return self.exact_key(off, length)
+            v = v * 10 + (q[i] - 48)
         return v
+
+    cdef int64_t exact_key(self, int64_t off, int64_t length) noexcept nogil:
+        """The memo key CPython's unpickler reads from a PUT/GET line, or -1 when it raises.
+
+        _pickle parses the line (with its newline, NUL-terminated) by PyLong_FromString(s, NULL,
+        10) then PyLong_AsSsize_t: whitespace around, a sign, single underscores between digits
+        and leading zeros are all accepted, an embedded NUL ends the text, more than
+        sys.get_int_max_str_digits() digits or a value past 2**63-1 raise. A negative key is
+        refused by PUT and found by no GET, so it is -1 too (pickle.py accepts a subset).
+        """
+        cdef const uint8_t* q = self.p + off
+        cdef const void* nul = memchr(q, 0, <size_t>length)
+        cdef int64_t i = 0, digits = 0
+        cdef uint64_t v = 0
+        cdef bint neg = False, overflow = False
+        cdef uint8_t c, prev = 0
+        if length <= 0:
+            return -1  # "pickle data was truncated": the line must hold more than its newline
+        if nul != NULL:
+            length = <const uint8_t*>nul - q
+        while i < length and is_py_space(q[i]):
+            i += 1
+        if i < length and (q[i] == 43 or q[i] == 45):  # + -
+            neg = q[i] == 45
+            i += 1
+        if i < length and q[i] == 95:  # may not start with '_'
+            return -1
+        while i < length and ((48 <= q[i] <= 57) or q[i] == 95):
+            c = q[i]
+            if c == 95:
+                if prev == 95:
+                    return -1
+            else:
+                digits += 1
+                if v > (<uint64_t>0x7FFFFFFFFFFFFFFF - (c - 48)) // 10:
+                    overflow = True
+                else:
+                    v = v * 10 + (c - 48)
+            prev = c
+            i += 1
+        if prev == 95 or digits == 0:
+            return -1
+        if self.max_str_digits > 0 and digits > self.max_str_digits:
+            return -1
+        while i < length and is_py_space(q[i]):
+            i += 1
+        if i < length or overflow or (neg and v != 0):
+            return -1
+        return <int64_t>v
 
     cdef inline int64_t find_nl(self, int64_t pos) noexcept nogil:
         return fastscan_find_nl(self.p, pos, self.n)
@@ -705,7 +809,7 @@ cdef class Walker:
         """Semantics of the opcodes that are rare in real pickles (imports, calls, frames,
         protocol-0/1 strings). Out of line so the hot loop stays small enough for gcc to inline
         the stack and memo fast paths into it."""
-        cdef int64_t k, key, nl, slen, idx
+        cdef int64_t k, key, nl, idx
         cdef uint64_t ulen
         cdef Item a, b, c, top
         cdef Item* tp
@@ -719,15 +823,14 @@ cdef class Walker:
                 top = self.stk[self.sp - 1]
                 self.push(top.kind, top.a, top.b, top.enc)
         elif op == OP_STRING:
-            # quoted repr: strip \r, then the quotes
-            slen = arg_len
-            if slen > 0 and self.p[arg_off + slen - 1] == 13:
-                slen -= 1
-            if slen >= 2 and self.p[arg_off] == self.p[arg_off + slen - 1] \
+            # _pickle strips the newline only (a \r stays), then needs matching outer quotes
+            if arg_len >= 2 and self.p[arg_off] == self.p[arg_off + arg_len - 1] \
                     and (self.p[arg_off] == 39 or self.p[arg_off] == 34):
-                self.push(K_STR, arg_off + 1, slen - 2, ENC_QUOTED)
-                self.add_string(arg_off + 1, slen - 2, ENC_QUOTED)
+                self.push_str(arg_off + 1, arg_len - 2, ENC_QUOTED)
+                if memchr(self.p + arg_off + 1, 92, <size_t>(arg_len - 2)) != NULL:
+                    self.check_text(op, op_start, arg_off + 1, arg_len - 2)  # escapes may fail
             else:
+                self.anomaly(A_BAD_TEXT_OPERAND, op_start, 0)
                 self.push(K_OTHER, -1, 0, 0)
         elif op == OP_BINSTRING or op == OP_SHORT_BINSTRING:
             self.push(K_STR, arg_off, arg_len, ENC_BYTES)
@@ -938,11 +1041,34 @@ cdef class Walker:
         else:
             self.memo_get(key, op_start)
 
-    cdef inline void push_unicode(self, int64_t arg_off, int64_t arg_len) noexcept nogil:
-        """UNICODE: raw-unicode-escape text up to the newline (a trailing \\r is dropped)."""
-        if arg_len > 0 and self.p[arg_off + arg_len - 1] == 13:
-            arg_len -= 1
+    cdef inline void push_unicode(self, int64_t op_start, int64_t arg_off,
+                                  int64_t arg_len) noexcept nogil:
+        """UNICODE: raw-unicode-escape text up to the newline (a \\r before it is part of the
+        text, as for the loader); only a backslash escape can make the loader raise."""
         self.push_str(arg_off, arg_len, ENC_RAW_UNICODE)
+        if has_backslash(self.p + arg_off, arg_len):
+            self.check_text(OP_UNICODE, op_start, arg_off, arg_len)
+
+    cdef inline void push_number(self, uint8_t op, int64_t op_start, int64_t arg_off,
+                                 int64_t arg_len) noexcept nogil:
+        """INT, LONG, FLOAT: an opaque value. Text that is not plainly valid is queued for
+        `loader_rejects_number`, which asks CPython's own parsers whether the loader raises."""
+        if not plain_number(op, self.p + arg_off, arg_len):
+            self.check_text(op, op_start, arg_off, arg_len)
+        self.push_value()
+
+    cdef void check_text(self, uint8_t op, int64_t op_start, int64_t off,
+                         int64_t length) noexcept nogil:
+        """Queue an operand for the exact check after the walk (bounded per buffer)."""
+        cdef TextRec t
+        if <int64_t>self.texts.size() >= MAX_TEXT_CHECKS:
+            return
+        t.op = op
+        t.op_start = op_start
+        t.off = off
+        t.length = length
+        t.pickle_index = self.cur_pickle
+        self.texts.push_back(t)
 
     cdef inline void op_stop(self, int64_t op_start) noexcept nogil:
         if self.sp > 1:
@@ -998,7 +1124,9 @@ cdef class Walker:
         if op == OP_BINUNICODE or op == OP_SHORT_BINUNICODE or op == OP_BINUNICODE8:
             self.push_str(arg_off, arg_len, ENC_UTF8)
         elif op == OP_UNICODE:
-            self.push_unicode(arg_off, arg_len)
+            self.push_unicode(op_start, arg_off, arg_len)
+        elif op == OP_INT or op == OP_LONG or op == OP_FLOAT:
+            self.push_number(op, op_start, arg_off, arg_len)
         elif op == OP_BINBYTES or op == OP_SHORT_BINBYTES or op == OP_BINBYTES8 \
                 or op == OP_BYTEARRAY8:
             self.payload_bytes += arg_len
@@ -1043,7 +1171,7 @@ cdef class Walker:
             self.rare_op(op, op_start, arg_off, arg_len, pos, ops)
         else:
             # every remaining opcode pushes one opaque value (ints, floats, None, bools,
-            # empty containers, LONG text ints, NEXT_BUFFER)
+            # empty containers, NEXT_BUFFER)
             self.push_value()
         res.pos = pos
         return res
@@ -1294,9 +1422,9 @@ cdef class Walker:
                 if op == OP_GET or op == OP_PUT:
                     self.text_memo(op, op_start, arg_off, arg_len)
                 elif op == OP_UNICODE:
-                    self.push_unicode(arg_off, arg_len)
+                    self.push_unicode(op_start, arg_off, arg_len)
                 else:
-                    self.push_value()
+                    self.push_number(op, op_start, arg_off, arg_len)
             else:
                 res = self.generic_op(op, op_start, ops)
                 pos = res.pos
@@ -1367,7 +1495,7 @@ cdef class Walker:
 
     cdef void run_nogil(self) noexcept nogil:
         cdef int64_t pos = 0, last_end = 0, cand, end = 0
-        cdef size_t g0, c0, s0, n0, a0
+        cdef size_t g0, c0, s0, n0, a0, t0
         cdef int64_t ops0, nstr0, long0, pay0, puts0, gets0
         cdef int r
         cdef bint first = True
@@ -1388,6 +1516,7 @@ cdef class Walker:
             s0 = self.strings.size()
             n0 = self.nested.size()
             a0 = self.anomalies.size()
+            t0 = self.texts.size()
             ops0 = self.n_ops
             nstr0 = self.n_strings
             long0 = self.long_strings
@@ -1412,6 +1541,7 @@ cdef class Walker:
                 self.strings.resize(s0)
                 self.nested.resize(n0)
                 self.anomalies.resize(a0)
+                self.texts.resize(t0)
                 self.resync_ops += self.n_ops - ops0
                 self.n_ops = ops0
                 self.n_strings = nstr0
@@ -1585,6 +1715,12 @@ cdef class Walker:
             out.append(i)
         return out
 
+    def text_checks(self):
+        """(op_start, pickle_index, opcode, offset, length) of the operands queued for an exact
+        check (see `loader_rejects_number`; strings are checked by the Python layer)."""
+        cdef TextRec t
+        return [(t.op_start, t.pickle_index, t.op, t.off, t.length) for t in self.texts]
+
     def nested_list(self):
         cdef Span s
         return [(s.offset, s.length, s.enc) for s in self.nested]
@@ -1736,3 +1872,58 @@ def list_opcodes(const uint8_t[::1] data, int64_t start=0, int64_t max_ops=10_00
     if count >= max_ops and status != "ok":
         status = "budget"
     return bytes(codes), offsets, arg_offsets, arg_lengths, pos, status
+
+
+cdef extern from *:
+    """
+    #include <errno.h>
+    #include <stdlib.h>
+    /* load_int's first try: strtol(base 0) without overflow, up to the newline or a NUL. */
+    static int fastscan_strtol_whole(const char* s) {
+        char* end;
+        errno = 0;
+        (void)strtol(s, &end, 0);
+        return errno == 0 && (*end == '\\n' || *end == '\\0');
+    }
+    """
+    int fastscan_strtol_whole(const char* s)
+
+
+def loader_rejects_number(int op, bytes text):
+    """Whether _pickle raises on this INT, LONG or FLOAT operand (`text` without its newline).
+
+    The checks of its load_int, load_long and load_float, with the functions they call: INT is
+    strtol(base 0) up to the newline or a NUL, else PyLong_FromString(base 0) (so 010 is 8 and
+    1_0 is 10); LONG drops a trailing L, then PyLong_FromString(base 0); FLOAT is
+    PyOS_string_to_double up to the newline or a NUL, raising on overflow (no whitespace or
+    underscores, unlike float()).
+    """
+    cdef bytes line
+    cdef const char* s
+    cdef char* end = NULL
+    cdef PyObject* obj
+    cdef double d
+    if not text:
+        return True  # an empty line: "pickle data was truncated"
+    if op == OP_LONG and text[len(text) - 1] == 76:
+        line = text[:len(text) - 1] + b"\0\n"
+    else:
+        line = text + b"\n"
+    s = line  # NUL-terminated like the loader's line copy
+    if op == OP_INT and fastscan_strtol_whole(s):
+        return False
+    if op == OP_INT or op == OP_LONG:
+        obj = PyLong_FromString(s, NULL, 0)
+        if obj == NULL:
+            PyErr_Clear()
+            return True
+        value = <object>obj
+        Py_DECREF(value)  # <object> took a reference of its own
+        return False
+    if op == OP_FLOAT:
+        d = PyOS_string_to_double(s, &end, PyExc_OverflowError)
+        if d == -1.0 and PyErr_Occurred() != NULL:
+            PyErr_Clear()
+            return True
+        return not (end[0] == 10 or end[0] == 0)
+    raise ValueError(f"not a number opcode: {op}")
