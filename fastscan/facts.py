@@ -119,6 +119,10 @@ class NestedPickle:
     length: int
     encoding: str  # raw | base64 | hex | frame_divergence (the bytes after a straddled frame end)
     facts: StreamFacts
+    # what held the bytes when they are not the operand's own (tokenizer.CARRIERS): "" for a
+    # bytes operand that starts like a pickle; bytes, latin1_text, escaped_string,
+    # raw_unicode_text for an operand a loader turns into importing pickle bytes
+    carrier: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,15 @@ DEFAULT_LIMITS = ScanLimits()
 _STATUS = (STATUS_OK, STATUS_TRUNCATED, STATUS_BAD_OPCODE, STATUS_BUDGET)
 _ANOMALY_NAMES: tuple[str, ...] = _native.ANOMALY_NAMES
 _ENC_UTF8, _ENC_BYTES, _ENC_QUOTED, _ENC_RAW_UNICODE = range(4)
+# Why the walker queued a region (its NEST_* codes): NEST_TEXT + ENC_* is an operand whose
+# loader-made bytes import within their first opcodes, checked here by `probe`.
+_NEST_RAW, _NEST_FRAME, _NEST_TEXT = range(3)
+CARRIERS = {
+    _ENC_BYTES: "bytes",  # BINBYTES/BINSTRING/BYTEARRAY8 ... without a pickle-like start
+    _ENC_UTF8: "latin1_text",  # BINUNICODE family: _codecs.encode(text, "latin1")
+    _ENC_QUOTED: "escaped_string",  # protocol-0 STRING: escape-decoded bytes
+    _ENC_RAW_UNICODE: "raw_unicode_text",  # protocol-0 UNICODE, then latin-1
+}
 
 # An encoded inner pickle: base64 of b"\x80\x0N" starts with "gA", hex with "800N".
 _IMPORTABLE = re.compile(rb"^[A-Za-z_][\w.]*\r?$")
@@ -241,30 +250,75 @@ def _nested(
     depth: int,
     anomalies: list[Anomaly],
 ) -> list[NestedPickle]:
-    """Tokenize operands that are themselves pickles: raw bytes, base64 or hex text (H1, H2)."""
-    candidates: list[tuple[int, int, str, Any]] = [
-        (off, length, "frame_divergence" if why else "raw", view[off : off + length])
-        for off, length, why in walker.nested_list()
-    ]
+    """Tokenize operands that are themselves pickles (H1, H2, J1): bytes, the latin-1 bytes of
+    a string (`_codecs.encode`), a STRING's escaped bytes, base64 or hex text."""
+    candidates: list[tuple[int, int, str, Any, str]] = []
+    queued = walker.nested_list()
+    frames = {off for off, _, why in queued if why == _NEST_FRAME}  # read there already
+    for off, length, why in queued:
+        if why < _NEST_TEXT:
+            kind = "frame_divergence" if why == _NEST_FRAME else "raw"
+            candidates.append((off, length, kind, view[off : off + length], ""))
+            continue
+        if off in frames:
+            continue
+        enc = why - _NEST_TEXT
+        inner = _carried_bytes(bytes(view[off : off + length]), enc)
+        # a string that decodes to bytes importing a loadable name; one that imports
+        # nothing runs nothing, and names or prose rarely parse that far
+        if inner is not None and _probe(_as_view(inner), 20_000) == "import":
+            candidates.append((off, length, "raw", inner, CARRIERS[enc]))
     # the walker pre-filters the kept strings (a superset of those the regexes can match)
     maybe_encoded = walker.encoded_candidates()
     if maybe_encoded:
         spans = walker.string_list()
         for i in maybe_encoded:
-            inner = _decode_encoded_pickle(strings[i])
-            if inner is not None:
-                candidates.append((spans[i][0], spans[i][1], inner[0], inner[1]))
+            encoded = _decode_encoded_pickle(strings[i])
+            if encoded is not None:
+                candidates.append((spans[i][0], spans[i][1], encoded[0], encoded[1], ""))
     if not candidates:
         return []
     if depth >= limits.max_nesting:
         anomalies.append(Anomaly("nested_budget", candidates[0][0], 0, f"depth {depth}"))
         return []
     out = []
-    for off, length, encoding, buf in candidates[: limits.max_nested]:
+    for off, length, encoding, buf, carrier in candidates[: limits.max_nested]:
         facts = tokenize(buf, limits, _depth=depth + 1)
+        headed = len(buf) >= 2 and buf[0] == 0x80 and buf[1] <= 5
+        if (carrier or not headed) and encoding == "raw" and not _runs_something(buf, facts):
+            continue
         if facts.n_pickles and (facts.globals or facts.status == STATUS_OK):
-            out.append(NestedPickle(off, length, encoding, facts))
+            out.append(NestedPickle(off, length, encoding, facts, carrier))
     return out
+
+
+def _runs_something(buf: Any, facts: StreamFacts) -> bool:
+    r"""A headerless or carried candidate counts when the loader imports (no missing MARK or
+    stack underflow first) and then calls or reaches a STOP: text such as "cuda\ncpu\n" or
+    "intro\nnumpy\n" parses as an import, not as a pickle a loader would run."""
+    if not facts.globals:
+        return False
+    first = min(g.offset for g in facts.globals)
+    if any(a.code in _LOADER_RAISES and a.offset <= first for a in facts.anomalies):
+        return False
+    return any(c.callable_index >= 0 for c in facts.calls) or pickle_end(buf) is not None
+
+
+_LOADER_RAISES = frozenset({"stack_underflow", "mark_missing"})
+
+
+def _carried_bytes(raw: bytes, enc: int) -> bytes | None:
+    """The bytes a loader makes of an operand: itself, a STRING's escapes decoded, or a
+    string's text encoded to latin-1; None when that raises."""
+    try:
+        if enc == _ENC_BYTES:
+            return raw
+        if enc == _ENC_QUOTED:
+            return _escape_decode(raw)
+        text = raw.decode("utf-8") if enc == _ENC_UTF8 else raw.decode("raw_unicode_escape")
+        return text.encode("latin-1")
+    except (UnicodeError, ValueError):
+        return None
 
 
 def _decode_encoded_pickle(text: str) -> tuple[str, bytes] | None:

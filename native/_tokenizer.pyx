@@ -11,7 +11,7 @@ buffer; `fastscan/tokenizer.py` decodes them and builds the typed records.
 cimport cython
 from cpython.ref cimport PyObject, Py_DECREF
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memset
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
@@ -85,6 +85,16 @@ cdef enum:
     N_ANOMALY_CODES = 22
     # protocol-0 number/string operands left for `loader_rejects` to check exactly, per buffer
     MAX_TEXT_CHECKS = 256
+    # opcodes a nested candidate is walked for its first import, and the decoded bytes that walk
+    # may look at (a carrier's text is transcoded to the bytes a loader would get)
+    NEST_PROBE_OPS = 64
+    NEST_DECODE_MAX = 1 << 20
+
+# Why a region was queued for a separate parse (Span.enc of `nested`; see tokenizer._nested).
+cdef enum:
+    NEST_RAW = 0  # a bytes operand that starts like a pickle
+    NEST_FRAME = 1  # the bytes after a straddled frame end
+    NEST_TEXT = 2  # + ENC_*: an operand whose loader-made bytes import early (probe them)
 
 
 cdef struct Item:
@@ -214,6 +224,168 @@ cdef extern from *:
     }
     """
     int64_t fastscan_find_nl(const uint8_t* p, int64_t pos, int64_t n) noexcept nogil
+
+
+cdef extern from *:
+    """
+    /* Whether a string operand may carry an importing pickle: an importing opcode stream holds
+       a newline (GLOBAL, INST) or a byte >= 0x80 (STACK_GLOBAL, EXT, and any latin-1 char in
+       UTF-8); escaped text may spell them with a backslash. A word at a time. */
+    static inline int fastscan_may_carry(const uint8_t* q, int64_t n, int escaped) {
+        const uint64_t ones = 0x0101010101010101ULL, hi = 0x8080808080808080ULL;
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w, x;
+            memcpy(&w, q + i, 8);
+            if (w & hi) return 1;
+            x = w ^ (0x0aULL * ones);
+            if ((x - ones) & ~x & hi) return 1;
+            if (escaped) {
+                x = w ^ (0x5cULL * ones);
+                if ((x - ones) & ~x & hi) return 1;
+            }
+        }
+        for (; i < n; i++) {
+            if (q[i] >= 0x80 || q[i] == 10 || (escaped && q[i] == 92)) return 1;
+        }
+        return 0;
+    }
+    static inline int fastscan_hex(uint8_t c) {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    }
+    /* The bytes a loader makes of a text operand, up to cap of them: STRING's escapes
+       (codecs.escape_decode), UTF-8 or raw-unicode-escape text encoded to latin-1
+       (_codecs.encode(s, "latin1")). Stops early where the exact decoder would fail or the
+       text holds a character latin-1 cannot encode. enc: 1 bytes, 2 quoted, 3 raw unicode,
+       0 UTF-8 (the ENC_* values). */
+    static int64_t fastscan_carried_bytes(const uint8_t* q, int64_t n, int enc, uint8_t* out,
+                                          int64_t cap) {
+        int64_t i = 0, o = 0;
+        while (i < n && o < cap) {
+            uint8_t c = q[i];
+            if (enc == 0) {
+                if (c < 0x80) { out[o++] = c; i++; continue; }
+                if ((c == 0xC2 || c == 0xC3) && i + 1 < n && (q[i + 1] & 0xC0) == 0x80) {
+                    out[o++] = (uint8_t)(((c & 0x1F) << 6) | (q[i + 1] & 0x3F));
+                    i += 2;
+                    continue;
+                }
+                break;
+            }
+            if (c != 92 || enc == 1) { out[o++] = c; i++; continue; }
+            if (enc == 3) {
+                /* a run of backslashes is literal; an odd run before u/U starts an escape */
+                int64_t run = 0, k, digits;
+                uint32_t v = 0;
+                while (i < n && q[i] == 92) { run++; i++; }
+                if (!(run & 1) || i >= n || (q[i] != 'u' && q[i] != 'U')) {
+                    for (k = 0; k < run && o < cap; k++) out[o++] = 92;
+                    continue;
+                }
+                for (k = 0; k < run - 1 && o < cap; k++) out[o++] = 92;
+                digits = q[i] == 'u' ? 4 : 8;
+                if (i + 1 + digits > n) return o;
+                for (k = 0; k < digits; k++) {
+                    int h = fastscan_hex(q[i + 1 + k]);
+                    if (h < 0) return o;
+                    v = (v << 4) | (uint32_t)h;
+                }
+                if (v > 0xFF || o >= cap) return o;
+                out[o++] = (uint8_t)v;
+                i += 1 + digits;
+                continue;
+            }
+            /* enc == 2: escape_decode */
+            if (i + 1 >= n) return o;  /* a trailing backslash: the loader raises */
+            c = q[i + 1];
+            i += 2;
+            switch (c) {
+            case 10: break;
+            case 92: out[o++] = 92; break;
+            case 39: out[o++] = 39; break;
+            case 34: out[o++] = 34; break;
+            case 'b': out[o++] = 8; break;
+            case 'f': out[o++] = 12; break;
+            case 't': out[o++] = 9; break;
+            case 'n': out[o++] = 10; break;
+            case 'r': out[o++] = 13; break;
+            case 'v': out[o++] = 11; break;
+            case 'a': out[o++] = 7; break;
+            case 'x': {
+                int h1 = i < n ? fastscan_hex(q[i]) : -1;
+                int h2 = i + 1 < n ? fastscan_hex(q[i + 1]) : -1;
+                if (h1 < 0 || h2 < 0) return o;
+                out[o++] = (uint8_t)(h1 * 16 + h2);
+                i += 2;
+                break;
+            }
+            default:
+                if (c >= '0' && c <= '7') {
+                    int v = c - '0';
+                    if (i < n && q[i] >= '0' && q[i] <= '7') {
+                        v = v * 8 + (q[i++] - '0');
+                        if (i < n && q[i] >= '0' && q[i] <= '7') v = v * 8 + (q[i++] - '0');
+                    }
+                    out[o++] = (uint8_t)v;
+                } else {
+                    out[o++] = 92;
+                    if (o < cap) out[o++] = c;
+                }
+            }
+        }
+        return o;
+    }
+    """
+    bint fastscan_may_carry(const uint8_t* q, int64_t n, int escaped) noexcept nogil
+    int64_t fastscan_carried_bytes(const uint8_t* q, int64_t n, int enc, uint8_t* out,
+                                   int64_t cap) noexcept nogil
+
+
+cdef int imports_early(const uint8_t* q, int64_t n) noexcept nogil:
+    """Whether `q` starts like a pickle that imports: valid opcodes up to a GLOBAL/INST with
+    identifier lines, a STACK_GLOBAL or an EXT within NEST_PROBE_OPS opcodes (a pre-filter:
+    `tokenizer.probe` judges what it lets through). 1 yes, 0 no, -1 the bytes ran out first."""
+    cdef int64_t pos = 0, nl, nl2, length
+    cdef int _op_count
+    cdef uint8_t op, kind
+    for _op_count in range(NEST_PROBE_OPS):
+        if pos >= n:
+            return -1
+        op = q[pos]
+        kind = ARG_KIND[op]
+        if kind == ARG_INVALID or op == OP_STOP:
+            return 0
+        if op == OP_STACK_GLOBAL or op == OP_EXT1 or op == OP_EXT2 or op == OP_EXT4:
+            return 1
+        pos += 1
+        if op == OP_GLOBAL or op == OP_INST:
+            nl = find_newline(q, n, pos)
+            nl2 = find_newline(q, n, nl + 1) if nl >= 0 else -1
+            if nl2 < 0:
+                return -1
+            return is_ident_span(q + pos, nl - pos) and is_ident_span(q + nl + 1, nl2 - nl - 1)
+        if kind == ARG_FIXED:
+            pos += ARG_FIXED_LEN[op]
+        elif kind == ARG_LINE or kind == ARG_LINE2:
+            nl = find_newline(q, n, pos)
+            if kind == ARG_LINE2 and nl >= 0:
+                nl = find_newline(q, n, nl + 1)
+            if nl < 0:
+                return -1
+            pos = nl + 1
+        elif kind == ARG_LEN1:
+            if pos >= n:
+                return -1
+            pos += 1 + q[pos]
+        elif kind != ARG_NONE:
+            length = 8 if kind == ARG_LEN8U else 4
+            if length > n - pos or read_le(q + pos, <int>length) > <uint64_t>(n - pos - length):
+                return -1
+            pos += length + <int64_t>read_le(q + pos, <int>length)
+    return 0
 
 
 cdef extern from "Python.h":
@@ -510,7 +682,8 @@ cdef class Walker:
             self.strings.push_back(s)
 
     cdef void maybe_nested(self, int64_t off, int64_t length) noexcept nogil:
-        """Record a bytes operand whose first bytes look like the start of a pickle."""
+        """Record a bytes operand whose first bytes look like the start of a pickle, or that
+        imports within its first opcodes (any protocol, no PROTO header needed)."""
         cdef const uint8_t* q
         cdef int64_t i
         if length < 4 or <int64_t>self.nested.size() >= self.max_nested:
@@ -525,8 +698,45 @@ cdef class Walker:
             if i >= length or q[i] != 10 or i == 1:
                 return
         else:
+            if ARG_KIND[q[0]] != ARG_INVALID and imports_early(q, length) == 1:
+                self.add_nested(off, length, NEST_TEXT + ENC_BYTES)
             return
-        self.add_nested(off, length, 0)
+        self.add_nested(off, length, NEST_RAW)
+
+    cdef inline void maybe_nested_text(self, int64_t off, int64_t length,
+                                       uint8_t enc) noexcept nogil:
+        """Record a string operand whose loader-made bytes may be a pickle: the latin-1 bytes
+        of `_codecs.encode(text, "latin1")`, a STRING's escaped bytes (J1, H1). Most strings
+        stop at the first test: a name or a sentence holds no newline and no byte >= 0x80."""
+        cdef uint8_t c
+        if length < 6 or <int64_t>self.nested.size() >= self.max_nested:
+            return
+        c = self.p[off]
+        if c < 0x80 and c != 92 and ARG_KIND[c] == ARG_INVALID:
+            return  # the first byte is no opcode (a backslash or >= 0x80 may decode to one)
+        if fastscan_may_carry(self.p + off, length, enc == ENC_QUOTED or enc == ENC_RAW_UNICODE):
+            self.nested_text(off, length, enc)
+
+    cdef void nested_text(self, int64_t off, int64_t length, uint8_t enc) noexcept nogil:
+        """Transcode a prefix (4 KiB, then up to NEST_DECODE_MAX when the first opcodes run
+        past it) and walk it for an early import."""
+        cdef const uint8_t* q = self.p + off
+        cdef uint8_t* buf
+        cdef int64_t m, cap = 4096
+        cdef int hit = -1
+        while hit == -1:
+            cap = min(cap, length, <int64_t>NEST_DECODE_MAX)
+            buf = <uint8_t*>malloc(<size_t>cap)
+            if buf == NULL:
+                return
+            m = fastscan_carried_bytes(q, length, enc, buf, cap)
+            hit = 1 if m >= 2 and buf[0] == 0x80 and buf[1] <= 5 else imports_early(buf, m)
+            free(buf)
+            if m < cap or cap >= length or cap >= NEST_DECODE_MAX:
+                break  # the transcoding stopped or nothing is left to decode
+            cap *= 16
+        if hit == 1:
+            self.add_nested(off, length, NEST_TEXT + enc)
 
     cdef void add_nested(self, int64_t off, int64_t length, uint8_t why) noexcept nogil:
         """Queue a region for a separate parse (why: 0 bytes operand, 1 frame divergence)."""
@@ -827,6 +1037,7 @@ cdef class Walker:
             if arg_len >= 2 and self.p[arg_off] == self.p[arg_off + arg_len - 1] \
                     and (self.p[arg_off] == 39 or self.p[arg_off] == 34):
                 self.push_str(arg_off + 1, arg_len - 2, ENC_QUOTED)
+                self.maybe_nested_text(arg_off + 1, arg_len - 2, ENC_QUOTED)
                 if memchr(self.p + arg_off + 1, 92, <size_t>(arg_len - 2)) != NULL:
                     self.check_text(op, op_start, arg_off + 1, arg_len - 2)  # escapes may fail
             else:
@@ -1046,6 +1257,7 @@ cdef class Walker:
         """UNICODE: raw-unicode-escape text up to the newline (a \\r before it is part of the
         text, as for the loader); only a backslash escape can make the loader raise."""
         self.push_str(arg_off, arg_len, ENC_RAW_UNICODE)
+        self.maybe_nested_text(arg_off, arg_len, ENC_RAW_UNICODE)
         if has_backslash(self.p + arg_off, arg_len):
             self.check_text(OP_UNICODE, op_start, arg_off, arg_len)
 
@@ -1123,6 +1335,7 @@ cdef class Walker:
         self.pcounts[op] += 1
         if op == OP_BINUNICODE or op == OP_SHORT_BINUNICODE or op == OP_BINUNICODE8:
             self.push_str(arg_off, arg_len, ENC_UTF8)
+            self.maybe_nested_text(arg_off, arg_len, ENC_UTF8)
         elif op == OP_UNICODE:
             self.push_unicode(op_start, arg_off, arg_len)
         elif op == OP_INT or op == OP_LONG or op == OP_FLOAT:
@@ -1399,6 +1612,7 @@ cdef class Walker:
                 self.pcounts[op] += 1
                 if op == OP_SHORT_BINUNICODE:
                     self.push_str(arg_off, arg_len, ENC_UTF8)
+                    self.maybe_nested_text(arg_off, arg_len, ENC_UTF8)
                 else:
                     self.payload_bytes += arg_len
                     self.maybe_nested(arg_off, arg_len)

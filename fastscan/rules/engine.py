@@ -399,7 +399,9 @@ def _stream_findings(
             rule = R.NESTED_PICKLE if n.encoding == "raw" else R.ENCODED_PICKLE
         out.add(
             rule.finding(
-                f"{n.encoding} pickle of {n.length} bytes embedded at offset {n.offset}{where}",
+                f"{n.encoding} pickle of {n.length} bytes embedded at offset {n.offset}"
+                + (f" ({n.carrier})" if n.carrier else "")
+                + where,
                 member=member,
                 offset=outer,
                 subject=f"{n.encoding}@{n.offset}",
