@@ -250,6 +250,36 @@ cdef extern from *:
         }
         return 0;
     }
+    /* All of q[0:n] are ASCII digits; a word at a time (a carry or borrow across bytes only
+       ever reports "no", which sends the text to the exact check). */
+    static inline int fastscan_all_digits(const uint8_t* q, int64_t n) {
+        const uint64_t hi = 0x8080808080808080ULL;
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, q + i, 8);
+            if (((w + 0x4646464646464646ULL) | (w - 0x3030303030303030ULL)) & hi) return 0;
+        }
+        for (; i < n; i++) {
+            if (q[i] < '0' || q[i] > '9') return 0;
+        }
+        return 1;
+    }
+    /* Whether byte c occurs in q[0:n], a word at a time (short texts: no call to memchr). */
+    static inline int fastscan_has_byte(const uint8_t* q, int64_t n, uint8_t c) {
+        const uint64_t ones = 0x0101010101010101ULL, hi = 0x8080808080808080ULL;
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w, x;
+            memcpy(&w, q + i, 8);
+            x = w ^ (c * ones);
+            if ((x - ones) & ~x & hi) return 1;
+        }
+        for (; i < n; i++) {
+            if (q[i] == c) return 1;
+        }
+        return 0;
+    }
     static inline int fastscan_hex(uint8_t c) {
         if (c >= '0' && c <= '9') return c - '0';
         if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -340,6 +370,8 @@ cdef extern from *:
     }
     """
     bint fastscan_may_carry(const uint8_t* q, int64_t n, int escaped) noexcept nogil
+    bint fastscan_all_digits(const uint8_t* q, int64_t n) noexcept nogil
+    bint fastscan_has_byte(const uint8_t* q, int64_t n, uint8_t c) noexcept nogil
     int64_t fastscan_carried_bytes(const uint8_t* q, int64_t n, int enc, uint8_t* out,
                                    int64_t cap) noexcept nogil
 
@@ -426,22 +458,12 @@ cdef inline uint64_t read_le(const uint8_t* q, int n) noexcept nogil:
     return v
 
 
-cdef inline bint has_backslash(const uint8_t* q, int64_t n) noexcept nogil:
-    """Short protocol-0 texts are scanned inline (a call to memchr costs more than they do)."""
-    cdef int64_t i
-    if n > 32:
-        return memchr(q, 92, <size_t>n) != NULL
-    for i in range(n):
-        if q[i] == 92:
-            return True
-    return False
-
-
 cdef inline bint plain_number(uint8_t op, const uint8_t* q, int64_t n) noexcept nogil:
     """Number text every loader accepts, a subset checked in the walk: -?digits without a
     leading zero, at most 18 of them (INT also 00/01, its bools; LONG with its trailing L);
     FLOAT -?digits.digits in at most 30 characters. `loader_rejects_number` judges the rest."""
-    cdef int64_t i = 0, dot = -1, j
+    cdef int64_t i = 0
+    cdef const uint8_t* dot
     if op == OP_INT and n == 2 and q[0] == 48 and (q[1] == 48 or q[1] == 49):
         return True
     if op == OP_LONG and n > 0 and q[n - 1] == 76:
@@ -450,14 +472,12 @@ cdef inline bint plain_number(uint8_t op, const uint8_t* q, int64_t n) noexcept 
         i = 1
     if n - i < 1 or n > 30:
         return False
-    for j in range(i, n):
-        if q[j] == 46 and op == OP_FLOAT and dot < 0:
-            dot = j
-        elif q[j] < 48 or q[j] > 57:
-            return False
     if op == OP_FLOAT:
-        return i < dot < n - 1
-    return n - i <= 18 and (q[i] != 48 or n - i == 1)
+        dot = <const uint8_t*>memchr(q + i, 46, <size_t>(n - i))
+        return dot != NULL and dot > q + i and dot < q + n - 1 \
+            and fastscan_all_digits(q + i, dot - (q + i)) \
+            and fastscan_all_digits(dot + 1, q + n - dot - 1)
+    return n - i <= 18 and (q[i] != 48 or n - i == 1) and fastscan_all_digits(q + i, n - i)
 
 
 cdef inline bint is_ident_byte(uint8_t c) noexcept nogil:
@@ -1038,7 +1058,7 @@ cdef class Walker:
                     and (self.p[arg_off] == 39 or self.p[arg_off] == 34):
                 self.push_str(arg_off + 1, arg_len - 2, ENC_QUOTED)
                 self.maybe_nested_text(arg_off + 1, arg_len - 2, ENC_QUOTED)
-                if memchr(self.p + arg_off + 1, 92, <size_t>(arg_len - 2)) != NULL:
+                if fastscan_has_byte(self.p + arg_off + 1, arg_len - 2, 92):
                     self.check_text(op, op_start, arg_off + 1, arg_len - 2)  # escapes may fail
             else:
                 self.anomaly(A_BAD_TEXT_OPERAND, op_start, 0)
@@ -1258,7 +1278,7 @@ cdef class Walker:
         text, as for the loader); only a backslash escape can make the loader raise."""
         self.push_str(arg_off, arg_len, ENC_RAW_UNICODE)
         self.maybe_nested_text(arg_off, arg_len, ENC_RAW_UNICODE)
-        if has_backslash(self.p + arg_off, arg_len):
+        if fastscan_has_byte(self.p + arg_off, arg_len, 92):
             self.check_text(OP_UNICODE, op_start, arg_off, arg_len)
 
     cdef inline void push_number(self, uint8_t op, int64_t op_start, int64_t arg_off,
