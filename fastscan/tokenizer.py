@@ -263,7 +263,12 @@ def _nested(
         if off in frames:
             continue
         enc = why - _NEST_TEXT
-        inner = _carried_bytes(bytes(view[off : off + length]), enc)
+        # bytes are probed in place: a tensor's bytes can pass the walker's pre-filter
+        inner = (
+            view[off : off + length]
+            if enc == _ENC_BYTES
+            else _carried_bytes(view, off, length, enc)
+        )
         # a string that decodes to bytes importing a loadable name; one that imports
         # nothing runs nothing, and names or prose rarely parse that far
         if inner is not None and _probe(_as_view(inner), 20_000) == "import":
@@ -307,12 +312,11 @@ def _runs_something(buf: Any, facts: StreamFacts) -> bool:
 _LOADER_RAISES = frozenset({"stack_underflow", "mark_missing"})
 
 
-def _carried_bytes(raw: bytes, enc: int) -> bytes | None:
-    """The bytes a loader makes of an operand: itself, a STRING's escapes decoded, or a
-    string's text encoded to latin-1; None when that raises."""
+def _carried_bytes(view: memoryview, off: int, length: int, enc: int) -> bytes | None:
+    """The bytes a loader makes of a string operand: a STRING's escapes decoded, or the text
+    encoded to latin-1; None when that raises."""
+    raw = bytes(view[off : off + length])
     try:
-        if enc == _ENC_BYTES:
-            return raw
         if enc == _ENC_QUOTED:
             return _escape_decode(raw)
         text = raw.decode("utf-8") if enc == _ENC_UTF8 else raw.decode("raw_unicode_escape")

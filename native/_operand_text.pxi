@@ -159,10 +159,11 @@ cdef extern from *:
 
 cdef int imports_early(const uint8_t* q, int64_t n) noexcept nogil:
     """Whether `q` starts like a pickle that imports: valid opcodes up to a GLOBAL/INST with
-    identifier lines, a STACK_GLOBAL or an EXT within NEST_PROBE_OPS opcodes (a pre-filter:
-    `tokenizer.probe` judges what it lets through). 1 yes, 0 no, -1 the bytes ran out first."""
+    identifier lines or a STACK_GLOBAL right after two string pushes or memo reads, within
+    NEST_PROBE_OPS opcodes (a pre-filter: `tokenizer.probe` judges what it lets through, and
+    never counts an EXT code, so neither does this). 1 yes, 0 no, -1 the bytes ran out first."""
     cdef int64_t pos = 0, nl, nl2, length
-    cdef int _op_count
+    cdef int _op_count, strs = 0
     cdef uint8_t op, kind
     for _op_count in range(NEST_PROBE_OPS):
         if pos >= n:
@@ -171,8 +172,16 @@ cdef int imports_early(const uint8_t* q, int64_t n) noexcept nogil:
         kind = ARG_KIND[op]
         if kind == ARG_INVALID or op == OP_STOP:
             return 0
-        if op == OP_STACK_GLOBAL or op == OP_EXT1 or op == OP_EXT2 or op == OP_EXT4:
+        if op == OP_STACK_GLOBAL and strs >= 2:
             return 1
+        if op == OP_SHORT_BINUNICODE or op == OP_BINUNICODE or op == OP_BINUNICODE8 \
+                or op == OP_UNICODE or op == OP_STRING or op == OP_BINSTRING \
+                or op == OP_SHORT_BINSTRING or op == OP_BINGET or op == OP_LONG_BINGET \
+                or op == OP_GET:
+            strs += 1
+        elif not (op == OP_MEMOIZE or op == OP_BINPUT or op == OP_LONG_BINPUT or op == OP_PUT
+                  or op == OP_FRAME or op == OP_PROTO):
+            strs = 0
         pos += 1
         if op == OP_GLOBAL or op == OP_INST:
             nl = find_newline(q, n, pos)
