@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import random
 import zipfile
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ import pytest
 import fastscan
 from fastscan.tokenizer import tokenize
 from fastscan.train.opwriter import Call, G, Ops
+from fastscan.train.payload_kit import inner_pickle
 from tests.containers_helpers import payload_pickle, splice_after_array, zip_bytes
 
 WRAPPER = G("torch.utils.data.datapipes.datapipe", "_DataPipeSerializationWrapper")
@@ -39,6 +41,12 @@ def _state_codecs_latin1(ops: Ops) -> None:
     ops.call(Call(G("_codecs", "encode"), (lambda o: o.text(inner, pickle.BINUNICODE), "latin1")))
 
 
+def _state_protocol0_codecs(ops: Ops) -> None:
+    # how protocol 0 writes bytes: _codecs.encode over a raw-unicode-escape UNICODE line
+    inner = payload_pickle(2).decode("latin-1")
+    ops.call(Call(G("_codecs", "encode"), (lambda o: o.text(inner, pickle.UNICODE), "latin1")))
+
+
 def _state_headerless(ops: Ops) -> None:
     ops.blob(payload_pickle(4)[2:], kind=pickle.SHORT_BINBYTES)  # no PROTO: STACK_GLOBAL first
 
@@ -47,6 +55,7 @@ STATES: dict[str, tuple[Callable[[Ops], None], str]] = {
     "binbytes": (_state_binbytes, ""),
     "escaped_string": (_state_escaped_string, "escaped_string"),
     "codecs_latin1": (_state_codecs_latin1, "latin1_text"),
+    "protocol0_codecs": (_state_protocol0_codecs, "raw_unicode_text"),
     "no_proto_header": (_state_headerless, "bytes"),
 }
 
@@ -149,3 +158,37 @@ def test_escaped_string_in_py2_style_state_is_read() -> None:
     [nested] = facts.nested
     assert nested.carrier == "escaped_string"
     assert [g.qualname for g in nested.facts.globals] == ["os.system"]
+
+
+CARRY: dict[str, Callable[[bytes], bytes]] = {
+    "SHORT_BINBYTES": lambda b: b"C" + bytes([len(b)]) + b if len(b) < 256 else b"B" + _u4(b) + b,
+    "BINBYTES": lambda b: b"B" + _u4(b) + b,
+    "BYTEARRAY8": lambda b: b"\x96" + len(b).to_bytes(8, "little") + b,
+    "BINSTRING": lambda b: b"T" + _u4(b) + b,
+    "STRING": lambda b: b"S" + repr(b)[1:].encode() + b"\n",
+    "BINUNICODE": lambda b: b"X" + _u4(b.decode("latin-1").encode()) + b.decode("latin-1").encode(),
+    "UNICODE": lambda b: b"V" + _raw_unicode(b) + b"\n",
+}
+
+
+def _u4(b: bytes) -> bytes:
+    return len(b).to_bytes(4, "little")
+
+
+def _raw_unicode(b: bytes) -> bytes:
+    text = b.decode("latin-1").replace("\\", "\\u005c").replace("\n", "\\u000a")
+    return text.encode("raw-unicode-escape")
+
+
+@pytest.mark.parametrize("carry", sorted(CARRY))
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("strip_proto", [False, True])
+def test_random_inner_pickles_are_found_in_every_carrier(
+    carry: str, seed: int, strip_proto: bool
+) -> None:
+    inner, globals_ = inner_pickle(random.Random(f"{carry}{seed}"), "nested")
+    if strip_proto:
+        inner = inner[2:]  # the loader does not need the PROTO header
+    data = b"\x80\x02}(S'k'\n" + CARRY[carry](inner) + b"u."
+    found = [g.qualname for n in tokenize(data).nested for g in n.facts.globals]
+    assert found == globals_, (carry, inner)
