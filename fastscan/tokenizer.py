@@ -281,6 +281,9 @@ def _nested(
             encoded = _decode_encoded_pickle(strings[i])
             if encoded is not None:
                 candidates.append((spans[i][0], spans[i][1], encoded[0], encoded[1], ""))
+    over = walker.nested_dropped + max(0, len(candidates) - limits.max_nested)
+    if over:  # candidates left unread: the verdict must not rest on the ones read
+        anomalies.append(Anomaly("nested_budget", 0, 0, f"{over} candidates over max_nested"))
     if not candidates:
         return []
     if depth >= limits.max_nesting:

@@ -336,6 +336,7 @@ cdef class Walker:
     cdef public int64_t junk_bytes
     cdef public int64_t payload_bytes
     cdef public int64_t resync_ops
+    cdef public int64_t nested_dropped
     cdef public int status
     cdef public int64_t error_offset
     cdef public str budget
@@ -488,7 +489,7 @@ cdef class Walker:
         imports within its first opcodes (any protocol, no PROTO header needed)."""
         cdef const uint8_t* q
         cdef int64_t i
-        if length < 4 or <int64_t>self.nested.size() >= self.max_nested:
+        if length < 4:
             return
         q = self.p + off
         if (q[0] == 0x80 and q[1] <= 5) or (q[0] == 40 and (q[1] == 99 or q[1] == 105)):
@@ -511,7 +512,7 @@ cdef class Walker:
         of `_codecs.encode(text, "latin1")`, a STRING's escaped bytes (J1, H1). Most strings
         stop at the first test: a name or a sentence holds no newline and no byte >= 0x80."""
         cdef uint8_t c
-        if length < 6 or <int64_t>self.nested.size() >= self.max_nested:
+        if length < 6:
             return
         c = self.p[off]
         if c < 0x80 and c != 92 and ARG_KIND[c] == ARG_INVALID:
@@ -541,9 +542,13 @@ cdef class Walker:
             self.add_nested(off, length, NEST_TEXT + enc)
 
     cdef void add_nested(self, int64_t off, int64_t length, uint8_t why) noexcept nogil:
-        """Queue a region for a separate parse (why: 0 bytes operand, 1 frame divergence)."""
+        """Queue a region for a separate parse (why: a NEST_* code); past max_nested it is
+        counted in nested_dropped, which the Python layer reports (fail closed)."""
         cdef Span s
-        if length <= 0 or <int64_t>self.nested.size() >= self.max_nested:
+        if length <= 0:
+            return
+        if <int64_t>self.nested.size() >= self.max_nested:
+            self.nested_dropped += 1
             return
         s.offset = off
         s.length = length
@@ -1512,7 +1517,7 @@ cdef class Walker:
     cdef void run_nogil(self) noexcept nogil:
         cdef int64_t pos = 0, last_end = 0, cand, end = 0
         cdef size_t g0, c0, s0, n0, a0, t0
-        cdef int64_t ops0, nstr0, long0, pay0, puts0, gets0
+        cdef int64_t ops0, nstr0, long0, pay0, puts0, gets0, drop0
         cdef int r
         cdef bint first = True
         cdef bint accept
@@ -1539,6 +1544,7 @@ cdef class Walker:
             pay0 = self.payload_bytes
             puts0 = self.memo_puts
             gets0 = self.memo_gets
+            drop0 = self.nested_dropped
             self.cur_pickle = <int32_t>self.pickle_offsets.size()
             r = self.walk_one(cand, &end)
             if first:
@@ -1565,6 +1571,7 @@ cdef class Walker:
                 self.payload_bytes = pay0
                 self.memo_puts = puts0
                 self.memo_gets = gets0
+                self.nested_dropped = drop0
                 self.budget_hit = False
                 first = False
                 if self.resync_ops > self.max_resync_ops:

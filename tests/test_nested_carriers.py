@@ -192,3 +192,14 @@ def test_random_inner_pickles_are_found_in_every_carrier(
     data = b"\x80\x02}(S'k'\n" + CARRY[carry](inner) + b"u."
     found = [g.qualname for n in tokenize(data).nested for g in n.facts.globals]
     assert found == globals_, (carry, inner)
+
+
+def test_candidates_past_the_nested_budget_are_reported() -> None:
+    # 64 benign nested pickles first, the payload after them: unread, so never a silent pass
+    decoy = b"\x80\x02cbuiltins\nlist\n)R."
+    blobs = b"".join(CARRY["BINBYTES"](decoy) for _ in range(64))
+    data = b"\x80\x02(" + blobs + CARRY["BINBYTES"](payload_pickle(2)) + b"l."
+    facts = tokenize(data)
+    assert len(facts.nested) == 64
+    assert any(a.code == "nested_budget" for a in facts.anomalies)
+    assert fastscan.scan_bytes(data, "flood.pkl").verdict != "clean"
