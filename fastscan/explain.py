@@ -141,6 +141,7 @@ def _stream_section(
     for a in facts.anomalies:
         yield f"   anomaly @{a.offset}: {a.code} {a.detail}".rstrip()
     for nested in facts.nested:
-        yield f"   nested pickle ({nested.encoding}) @{nested.offset}, {nested.length} bytes:"
+        how = f"{nested.encoding}, {nested.carrier}" if nested.carrier else nested.encoding
+        yield f"   nested pickle ({how}) @{nested.offset}, {nested.length} bytes:"
         for g in nested.facts.globals:
             yield f"     imports {g.qualname} @{g.offset}"

@@ -45,6 +45,12 @@ ANOMALY_CODES = (
     "bad_memo_key",  # PUT/GET with a text key that is not a decimal number
     "resync_budget",  # the search for later pickles gave up (ScanLimits.max_resync_opcodes)
 )
+# Codes added after the model's feature contract was fixed: features count ANOMALY_CODES only
+# (FEATURE_NAMES must not move), rules judge every code.
+LATER_ANOMALY_CODES = (
+    "bad_text_operand",  # INT/LONG/FLOAT/STRING/UNICODE text the loader raises on (G1)
+)
+ALL_ANOMALY_CODES = ANOMALY_CODES + LATER_ANOMALY_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +105,7 @@ class CallSite(NamedTuple):
 
 
 class Anomaly(NamedTuple):
-    code: str  # one of ANOMALY_CODES
+    code: str  # one of ALL_ANOMALY_CODES
     offset: int
     pickle_index: int = 0
     detail: str = ""
@@ -113,6 +119,10 @@ class NestedPickle:
     length: int
     encoding: str  # raw | base64 | hex | frame_divergence (the bytes after a straddled frame end)
     facts: StreamFacts
+    # what held the bytes when they are not the operand's own (tokenizer.CARRIERS): "" for a
+    # bytes operand that starts like a pickle; bytes, latin1_text, escaped_string,
+    # raw_unicode_text for an operand a loader turns into importing pickle bytes
+    carrier: str = ""
 
 
 @dataclass(frozen=True, slots=True)

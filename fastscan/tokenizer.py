@@ -10,6 +10,8 @@ import base64
 import binascii
 import codecs
 import re
+import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +46,15 @@ DEFAULT_LIMITS = ScanLimits()
 _STATUS = (STATUS_OK, STATUS_TRUNCATED, STATUS_BAD_OPCODE, STATUS_BUDGET)
 _ANOMALY_NAMES: tuple[str, ...] = _native.ANOMALY_NAMES
 _ENC_UTF8, _ENC_BYTES, _ENC_QUOTED, _ENC_RAW_UNICODE = range(4)
+# Why the walker queued a region (its NEST_* codes): NEST_TEXT + ENC_* is an operand whose
+# loader-made bytes import within their first opcodes, checked here by `probe`.
+_NEST_RAW, _NEST_FRAME, _NEST_TEXT = range(3)
+CARRIERS = {
+    _ENC_BYTES: "bytes",  # BINBYTES/BINSTRING/BYTEARRAY8 ... without a pickle-like start
+    _ENC_UTF8: "latin1_text",  # BINUNICODE family: _codecs.encode(text, "latin1")
+    _ENC_QUOTED: "escaped_string",  # protocol-0 STRING: escape-decoded bytes
+    _ENC_RAW_UNICODE: "raw_unicode_text",  # protocol-0 UNICODE, then latin-1
+}
 
 # An encoded inner pickle: base64 of b"\x80\x0N" starts with "gA", hex with "800N".
 _IMPORTABLE = re.compile(rb"^[A-Za-z_][\w.]*\r?$")
@@ -59,15 +70,56 @@ def _as_view(data: Any) -> memoryview:
 
 
 def _decode(raw: bytes, enc: int) -> tuple[str, bool]:
-    """Decode a string operand the way the loader would; returns (text, decoded_cleanly)."""
+    """Decode a string operand the way the loader would; returns (text, decoded_cleanly).
+
+    A STRING's escapes decode to bytes the loader turns into str with its `encoding`: UTF-8
+    here, else latin-1 (what encoding="latin1" loaders, numpy's and py2 ports, build).
+    """
     try:
         if enc == _ENC_QUOTED:
-            return codecs.escape_decode(raw)[0].decode("utf-8"), True
+            data = _escape_decode(raw)
+            try:
+                return data.decode("utf-8"), True
+            except UnicodeDecodeError:
+                return data.decode("latin-1"), False
         if enc == _ENC_RAW_UNICODE:
             return raw.decode("raw_unicode_escape"), True
         return raw.decode("utf-8"), True
     except (UnicodeDecodeError, ValueError):
         return raw.decode("utf-8", errors="replace"), False
+
+
+def _escape_decode(raw: bytes) -> bytes:
+    """STRING's escapes, as _pickle decodes them (ValueError where it raises). Quietly: an
+    unknown escape is a DeprecationWarning the scanned file must not print."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return codecs.escape_decode(raw)[0]
+
+
+def _rejected_texts(view: memoryview, walker: Any) -> list[Anomaly]:
+    """The queued INT/LONG/FLOAT/STRING/UNICODE operands the loader raises on.
+
+    The walk checked the plain ones itself; these are judged by the functions CPython's
+    unpickler calls. Where _pickle and pickle.py differ (I010 is 8 for one and an error for the
+    other), _pickle decides. The walk goes on past them: the loader stops there, so what
+    follows is over-reported, never missed.
+    """
+    out = []
+    for op_start, pidx, op, off, length in walker.text_checks():
+        raw = bytes(view[off : off + length])
+        name = NAMES[op]
+        if name in ("STRING", "UNICODE"):
+            try:
+                _escape_decode(raw) if name == "STRING" else raw.decode("raw_unicode_escape")
+                rejected = False
+            except (UnicodeDecodeError, ValueError):
+                rejected = True
+        else:
+            rejected = _native.loader_rejects_number(op, raw)
+        if rejected:
+            out.append(Anomaly("bad_text_operand", op_start, pidx, name))
+    return out
 
 
 def _normalise_module(module: str) -> str:
@@ -96,12 +148,14 @@ def tokenize(data: Any, limits: ScanLimits | None = None, *, _depth: int = 0) ->
         max_string_len=limits.max_string_len,
         max_nested=limits.max_nested,
         max_resync_opcodes=limits.max_resync_opcodes,
+        max_str_digits=sys.get_int_max_str_digits(),
     ).run()
 
     anomalies = [
         Anomaly(_ANOMALY_NAMES[code], offset, pidx, str(detail) if detail else "")
         for code, offset, pidx, detail in walker.anomaly_list()
     ]
+    anomalies += _rejected_texts(view, walker)
     globals_: list[GlobalRef] = []
     for (
         offset,
@@ -196,30 +250,82 @@ def _nested(
     depth: int,
     anomalies: list[Anomaly],
 ) -> list[NestedPickle]:
-    """Tokenize operands that are themselves pickles: raw bytes, base64 or hex text (H1, H2)."""
-    candidates: list[tuple[int, int, str, Any]] = [
-        (off, length, "frame_divergence" if why else "raw", view[off : off + length])
-        for off, length, why in walker.nested_list()
-    ]
+    """Tokenize operands that are themselves pickles (H1, H2, J1): bytes, the latin-1 bytes of
+    a string (`_codecs.encode`), a STRING's escaped bytes, base64 or hex text."""
+    candidates: list[tuple[int, int, str, Any, str]] = []
+    queued = walker.nested_list()
+    frames = {off for off, _, why in queued if why == _NEST_FRAME}  # read there already
+    for off, length, why in queued:
+        if why < _NEST_TEXT:
+            kind = "frame_divergence" if why == _NEST_FRAME else "raw"
+            candidates.append((off, length, kind, view[off : off + length], ""))
+            continue
+        if off in frames:
+            continue
+        enc = why - _NEST_TEXT
+        # bytes are probed in place: a tensor's bytes can pass the walker's pre-filter
+        inner = (
+            view[off : off + length]
+            if enc == _ENC_BYTES
+            else _carried_bytes(view, off, length, enc)
+        )
+        # a string that decodes to bytes importing a loadable name; one that imports
+        # nothing runs nothing, and names or prose rarely parse that far
+        if inner is not None and _probe(_as_view(inner), 20_000) == "import":
+            candidates.append((off, length, "raw", inner, CARRIERS[enc]))
     # the walker pre-filters the kept strings (a superset of those the regexes can match)
     maybe_encoded = walker.encoded_candidates()
     if maybe_encoded:
         spans = walker.string_list()
         for i in maybe_encoded:
-            inner = _decode_encoded_pickle(strings[i])
-            if inner is not None:
-                candidates.append((spans[i][0], spans[i][1], inner[0], inner[1]))
+            encoded = _decode_encoded_pickle(strings[i])
+            if encoded is not None:
+                candidates.append((spans[i][0], spans[i][1], encoded[0], encoded[1], ""))
+    over = walker.nested_dropped + max(0, len(candidates) - limits.max_nested)
+    if over:  # candidates left unread: the verdict must not rest on the ones read
+        anomalies.append(Anomaly("nested_budget", 0, 0, f"{over} candidates over max_nested"))
     if not candidates:
         return []
     if depth >= limits.max_nesting:
         anomalies.append(Anomaly("nested_budget", candidates[0][0], 0, f"depth {depth}"))
         return []
     out = []
-    for off, length, encoding, buf in candidates[: limits.max_nested]:
+    for off, length, encoding, buf, carrier in candidates[: limits.max_nested]:
         facts = tokenize(buf, limits, _depth=depth + 1)
+        headed = len(buf) >= 2 and buf[0] == 0x80 and buf[1] <= 5
+        if (carrier or not headed) and encoding == "raw" and not _runs_something(buf, facts):
+            continue
         if facts.n_pickles and (facts.globals or facts.status == STATUS_OK):
-            out.append(NestedPickle(off, length, encoding, facts))
+            out.append(NestedPickle(off, length, encoding, facts, carrier))
     return out
+
+
+def _runs_something(buf: Any, facts: StreamFacts) -> bool:
+    r"""A headerless or carried candidate counts when the loader imports (no missing MARK or
+    stack underflow first) and then calls or reaches a STOP: text such as "cuda\ncpu\n" or
+    "intro\nnumpy\n" parses as an import, not as a pickle a loader would run."""
+    if not facts.globals:
+        return False
+    first = min(g.offset for g in facts.globals)
+    if any(a.code in _LOADER_RAISES and a.offset <= first for a in facts.anomalies):
+        return False
+    return any(c.callable_index >= 0 for c in facts.calls) or pickle_end(buf) is not None
+
+
+_LOADER_RAISES = frozenset({"stack_underflow", "mark_missing"})
+
+
+def _carried_bytes(view: memoryview, off: int, length: int, enc: int) -> bytes | None:
+    """The bytes a loader makes of a string operand: a STRING's escapes decoded, or the text
+    encoded to latin-1; None when that raises."""
+    raw = bytes(view[off : off + length])
+    try:
+        if enc == _ENC_QUOTED:
+            return _escape_decode(raw)
+        text = raw.decode("utf-8") if enc == _ENC_UTF8 else raw.decode("raw_unicode_escape")
+        return text.encode("latin-1")
+    except (UnicodeError, ValueError):
+        return None
 
 
 def _decode_encoded_pickle(text: str) -> tuple[str, bytes] | None:

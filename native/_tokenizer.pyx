@@ -11,7 +11,7 @@ buffer; `fastscan/tokenizer.py` decodes them and builds the typed records.
 cimport cython
 from cpython.ref cimport PyObject, Py_DECREF
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memset
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
@@ -67,13 +67,14 @@ cdef enum:
     A_NEGATIVE_LENGTH = 18
     A_BAD_MEMO_KEY = 19
     A_RESYNC_BUDGET = 20
+    A_BAD_TEXT_OPERAND = 21
 
 ANOMALY_NAMES = (
     "stack_underflow", "mark_missing", "bad_memo_get", "memo_type_confusion", "memo_budget",
     "misplaced_proto", "duplicate_proto", "frame_violation", "frame_in_old_protocol",
     "frame_overrun", "new_frame_inside_frame", "ext_code", "stack_global_non_string",
     "build_on_global", "setitem_on_global", "trailing_junk", "junk_between", "stop_with_stack",
-    "negative_length", "bad_memo_key", "resync_budget",
+    "negative_length", "bad_memo_key", "resync_budget", "bad_text_operand",
 )
 STATUS_NAMES = ("ok", "truncated", "bad_opcode", "budget")
 ENCODING_NAMES = ("utf8", "bytes", "quoted", "raw_unicode")
@@ -81,7 +82,19 @@ ENCODING_NAMES = ("utf8", "bytes", "quoted", "raw_unicode")
 cdef enum:
     # Anomalies that can repeat thousands of times are recorded at most this often per pickle.
     MAX_SAME_ANOMALY = 16
-    N_ANOMALY_CODES = 21
+    N_ANOMALY_CODES = 22
+    # protocol-0 number/string operands left for `loader_rejects` to check exactly, per buffer
+    MAX_TEXT_CHECKS = 256
+    # opcodes a nested candidate is walked for its first import, and the decoded bytes that walk
+    # may look at (a carrier's text is transcoded to the bytes a loader would get)
+    NEST_PROBE_OPS = 64
+    NEST_DECODE_MAX = 1 << 20
+
+# Why a region was queued for a separate parse (Span.enc of `nested`; see tokenizer._nested).
+cdef enum:
+    NEST_RAW = 0  # a bytes operand that starts like a pickle
+    NEST_FRAME = 1  # the bytes after a straddled frame end
+    NEST_TEXT = 2  # + ENC_*: an operand whose loader-made bytes import early (probe them)
 
 
 cdef struct Item:
@@ -175,6 +188,14 @@ cdef struct Span:
     uint8_t enc
 
 
+cdef struct TextRec:
+    int64_t op_start
+    int64_t off
+    int64_t length
+    int32_t pickle_index
+    uint8_t op
+
+
 cdef struct AnomRec:
     int64_t offset
     int64_t detail
@@ -211,6 +232,13 @@ cdef extern from "Python.h":
     PyObject* PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
     PyObject* PyUnicode_DecodeRawUnicodeEscape(const char* s, Py_ssize_t size, const char* errors)
     void PyErr_Clear()
+    PyObject* PyErr_Occurred()
+    PyObject* PyLong_FromString(const char* s, char** pend, int base)
+    double PyOS_string_to_double(const char* s, char** endptr, PyObject* overflow_exception)
+    PyObject* PyExc_OverflowError
+
+
+include "_operand_text.pxi"
 
 
 cdef inline bint is_ascii_space(uint8_t c) noexcept nogil:
@@ -270,6 +298,7 @@ cdef class Walker:
     cdef int64_t max_nested
     cdef int64_t max_resync_ops
     cdef int64_t max_pickles
+    cdef int64_t max_str_digits  # sys.get_int_max_str_digits(): int() refuses longer numbers
     # per-pickle state
     cdef Item* stk  # the symbolic stack: a growable C array, written in place
     cdef int64_t sp
@@ -294,6 +323,7 @@ cdef class Walker:
     cdef vector[Span] strings
     cdef vector[Span] nested
     cdef vector[AnomRec] anomalies
+    cdef vector[TextRec] texts  # operands only CPython's own parsers can judge (loader_rejects)
     cdef vector[int64_t] pickle_offsets
     cdef vector[int32_t] protocols
     cdef uint64_t counts[256]
@@ -306,6 +336,7 @@ cdef class Walker:
     cdef public int64_t junk_bytes
     cdef public int64_t payload_bytes
     cdef public int64_t resync_ops
+    cdef public int64_t nested_dropped
     cdef public int status
     cdef public int64_t error_offset
     cdef public str budget
@@ -315,7 +346,7 @@ cdef class Walker:
                  int64_t max_globals=100_000, int64_t max_calls=1_000_000,
                  int64_t max_strings=4096, int64_t max_string_len=4096,
                  int64_t max_nested=64, int64_t max_resync_opcodes=5_000_000,
-                 int64_t max_pickles=100_000):
+                 int64_t max_pickles=100_000, int64_t max_str_digits=4300):
         self.view = data
         self.n = data.shape[0]
         self.p = &data[0] if self.n > 0 else NULL
@@ -329,6 +360,7 @@ cdef class Walker:
         self.max_nested = max_nested
         self.max_resync_ops = max_resync_opcodes
         self.max_pickles = max_pickles
+        self.max_str_digits = max_str_digits
         memset(self.counts, 0, sizeof(self.counts))
         self.status = R_STOP
         self.error_offset = -1
@@ -453,10 +485,11 @@ cdef class Walker:
             self.strings.push_back(s)
 
     cdef void maybe_nested(self, int64_t off, int64_t length) noexcept nogil:
-        """Record a bytes operand whose first bytes look like the start of a pickle."""
+        """Record a bytes operand whose first bytes look like the start of a pickle, or that
+        imports within its first opcodes (any protocol, no PROTO header needed)."""
         cdef const uint8_t* q
         cdef int64_t i
-        if length < 4 or <int64_t>self.nested.size() >= self.max_nested:
+        if length < 4:
             return
         q = self.p + off
         if (q[0] == 0x80 and q[1] <= 5) or (q[0] == 40 and (q[1] == 99 or q[1] == 105)):
@@ -468,13 +501,54 @@ cdef class Walker:
             if i >= length or q[i] != 10 or i == 1:
                 return
         else:
+            if ARG_KIND[q[0]] != ARG_INVALID and imports_early(q, length) == 1:
+                self.add_nested(off, length, NEST_TEXT + ENC_BYTES)
             return
-        self.add_nested(off, length, 0)
+        self.add_nested(off, length, NEST_RAW)
+
+    cdef inline void maybe_nested_text(self, int64_t off, int64_t length,
+                                       uint8_t enc) noexcept nogil:
+        """Record a string operand whose loader-made bytes may be a pickle: the latin-1 bytes
+        of `_codecs.encode(text, "latin1")`, a STRING's escaped bytes (J1, H1). Most strings
+        stop at the first test: a name or a sentence holds no newline and no byte >= 0x80."""
+        cdef uint8_t c
+        if length < 6:
+            return
+        c = self.p[off]
+        if c < 0x80 and c != 92 and ARG_KIND[c] == ARG_INVALID:
+            return  # the first byte is no opcode (a backslash or >= 0x80 may decode to one)
+        if fastscan_may_carry(self.p + off, length, enc == ENC_QUOTED or enc == ENC_RAW_UNICODE):
+            self.nested_text(off, length, enc)
+
+    cdef void nested_text(self, int64_t off, int64_t length, uint8_t enc) noexcept nogil:
+        """Transcode a prefix (4 KiB, then up to NEST_DECODE_MAX when the first opcodes run
+        past it) and walk it for an early import."""
+        cdef const uint8_t* q = self.p + off
+        cdef uint8_t* buf
+        cdef int64_t m, cap = 4096
+        cdef int hit = -1
+        while hit == -1:
+            cap = min(cap, length, <int64_t>NEST_DECODE_MAX)
+            buf = <uint8_t*>malloc(<size_t>cap)
+            if buf == NULL:
+                return
+            m = fastscan_carried_bytes(q, length, enc, buf, cap)
+            hit = 1 if m >= 2 and buf[0] == 0x80 and buf[1] <= 5 else imports_early(buf, m)
+            free(buf)
+            if m < cap or cap >= length or cap >= NEST_DECODE_MAX:
+                break  # the transcoding stopped or nothing is left to decode
+            cap *= 16
+        if hit == 1:
+            self.add_nested(off, length, NEST_TEXT + enc)
 
     cdef void add_nested(self, int64_t off, int64_t length, uint8_t why) noexcept nogil:
-        """Queue a region for a separate parse (why: 0 bytes operand, 1 frame divergence)."""
+        """Queue a region for a separate parse (why: a NEST_* code); past max_nested it is
+        counted in nested_dropped, which the Python layer reports (fail closed)."""
         cdef Span s
-        if length <= 0 or <int64_t>self.nested.size() >= self.max_nested:
+        if length <= 0:
+            return
+        if <int64_t>self.nested.size() >= self.max_nested:
+            self.nested_dropped += 1
             return
         s.offset = off
         s.length = length
@@ -628,21 +702,68 @@ cdef class Walker:
             if v.kind == K_MARK:
                 self.link_mark(slot)
 
-    cdef int64_t decimal_key(self, int64_t off, int64_t length) noexcept nogil:
-        """Parse a protocol-0 memo key; -1 when it is not a plain decimal number."""
+    cdef inline int64_t decimal_key(self, int64_t off, int64_t length) noexcept nogil:
+        """The memo key of a PUT/GET line, or -1 when the loader raises on it (`exact_key`):
+        plain digits inline, anything else out of line."""
+        cdef const uint8_t* q = self.p + off
         cdef int64_t v = 0
         cdef int64_t i
-        cdef uint8_t c
-        if length > 0 and self.p[off + length - 1] == 13:  # tolerate \r\n
-            length -= 1
         if length <= 0 or length > 18:
-            return -1
+            return self.exact_key(off, length)
         for i in range(length):
-            c = self.p[off + i]
-            if c < 48 or c > 57:
-                return -1
-            v = v * 10 + (c - 48)
+            if q[i] < 48 or q[i] > 57:
+                return self.exact_key(off, length)
+            v = v * 10 + (q[i] - 48)
         return v
+
+    cdef int64_t exact_key(self, int64_t off, int64_t length) noexcept nogil:
+        """The memo key CPython's unpickler reads from a PUT/GET line, or -1 when it raises.
+
+        _pickle parses the line (with its newline, NUL-terminated) by PyLong_FromString(s, NULL,
+        10) then PyLong_AsSsize_t: whitespace around, a sign, single underscores between digits
+        and leading zeros are all accepted, an embedded NUL ends the text, more than
+        sys.get_int_max_str_digits() digits or a value past 2**63-1 raise. A negative key is
+        refused by PUT and found by no GET, so it is -1 too (pickle.py accepts a subset).
+        """
+        cdef const uint8_t* q = self.p + off
+        cdef const void* nul = memchr(q, 0, <size_t>length)
+        cdef int64_t i = 0, digits = 0
+        cdef uint64_t v = 0
+        cdef bint neg = False, overflow = False
+        cdef uint8_t c, prev = 0
+        if length <= 0:
+            return -1  # "pickle data was truncated": the line must hold more than its newline
+        if nul != NULL:
+            length = <const uint8_t*>nul - q
+        while i < length and is_py_space(q[i]):
+            i += 1
+        if i < length and (q[i] == 43 or q[i] == 45):  # + -
+            neg = q[i] == 45
+            i += 1
+        if i < length and q[i] == 95:  # may not start with '_'
+            return -1
+        while i < length and ((48 <= q[i] <= 57) or q[i] == 95):
+            c = q[i]
+            if c == 95:
+                if prev == 95:
+                    return -1
+            else:
+                digits += 1
+                if v > (<uint64_t>0x7FFFFFFFFFFFFFFF - (c - 48)) // 10:
+                    overflow = True
+                else:
+                    v = v * 10 + (c - 48)
+            prev = c
+            i += 1
+        if prev == 95 or digits == 0:
+            return -1
+        if self.max_str_digits > 0 and digits > self.max_str_digits:
+            return -1
+        while i < length and is_py_space(q[i]):
+            i += 1
+        if i < length or overflow or (neg and v != 0):
+            return -1
+        return <int64_t>v
 
     cdef inline int64_t find_nl(self, int64_t pos) noexcept nogil:
         return fastscan_find_nl(self.p, pos, self.n)
@@ -705,7 +826,7 @@ cdef class Walker:
         """Semantics of the opcodes that are rare in real pickles (imports, calls, frames,
         protocol-0/1 strings). Out of line so the hot loop stays small enough for gcc to inline
         the stack and memo fast paths into it."""
-        cdef int64_t k, key, nl, slen, idx
+        cdef int64_t k, key, nl, idx
         cdef uint64_t ulen
         cdef Item a, b, c, top
         cdef Item* tp
@@ -719,15 +840,15 @@ cdef class Walker:
                 top = self.stk[self.sp - 1]
                 self.push(top.kind, top.a, top.b, top.enc)
         elif op == OP_STRING:
-            # quoted repr: strip \r, then the quotes
-            slen = arg_len
-            if slen > 0 and self.p[arg_off + slen - 1] == 13:
-                slen -= 1
-            if slen >= 2 and self.p[arg_off] == self.p[arg_off + slen - 1] \
+            # _pickle strips the newline only (a \r stays), then needs matching outer quotes
+            if arg_len >= 2 and self.p[arg_off] == self.p[arg_off + arg_len - 1] \
                     and (self.p[arg_off] == 39 or self.p[arg_off] == 34):
-                self.push(K_STR, arg_off + 1, slen - 2, ENC_QUOTED)
-                self.add_string(arg_off + 1, slen - 2, ENC_QUOTED)
+                self.push_str(arg_off + 1, arg_len - 2, ENC_QUOTED)
+                self.maybe_nested_text(arg_off + 1, arg_len - 2, ENC_QUOTED)
+                if fastscan_has_byte(self.p + arg_off + 1, arg_len - 2, 92):
+                    self.check_text(op, op_start, arg_off + 1, arg_len - 2)  # escapes may fail
             else:
+                self.anomaly(A_BAD_TEXT_OPERAND, op_start, 0)
                 self.push(K_OTHER, -1, 0, 0)
         elif op == OP_BINSTRING or op == OP_SHORT_BINSTRING:
             self.push(K_STR, arg_off, arg_len, ENC_BYTES)
@@ -938,11 +1059,35 @@ cdef class Walker:
         else:
             self.memo_get(key, op_start)
 
-    cdef inline void push_unicode(self, int64_t arg_off, int64_t arg_len) noexcept nogil:
-        """UNICODE: raw-unicode-escape text up to the newline (a trailing \\r is dropped)."""
-        if arg_len > 0 and self.p[arg_off + arg_len - 1] == 13:
-            arg_len -= 1
+    cdef inline void push_unicode(self, int64_t op_start, int64_t arg_off,
+                                  int64_t arg_len) noexcept nogil:
+        """UNICODE: raw-unicode-escape text up to the newline (a \\r before it is part of the
+        text, as for the loader); only a backslash escape can make the loader raise."""
         self.push_str(arg_off, arg_len, ENC_RAW_UNICODE)
+        self.maybe_nested_text(arg_off, arg_len, ENC_RAW_UNICODE)
+        if fastscan_has_byte(self.p + arg_off, arg_len, 92):
+            self.check_text(OP_UNICODE, op_start, arg_off, arg_len)
+
+    cdef inline void push_number(self, uint8_t op, int64_t op_start, int64_t arg_off,
+                                 int64_t arg_len) noexcept nogil:
+        """INT, LONG, FLOAT: an opaque value. Text that is not plainly valid is queued for
+        `loader_rejects_number`, which asks CPython's own parsers whether the loader raises."""
+        if not plain_number(op, self.p + arg_off, arg_len):
+            self.check_text(op, op_start, arg_off, arg_len)
+        self.push_value()
+
+    cdef void check_text(self, uint8_t op, int64_t op_start, int64_t off,
+                         int64_t length) noexcept nogil:
+        """Queue an operand for the exact check after the walk (bounded per buffer)."""
+        cdef TextRec t
+        if <int64_t>self.texts.size() >= MAX_TEXT_CHECKS:
+            return
+        t.op = op
+        t.op_start = op_start
+        t.off = off
+        t.length = length
+        t.pickle_index = self.cur_pickle
+        self.texts.push_back(t)
 
     cdef inline void op_stop(self, int64_t op_start) noexcept nogil:
         if self.sp > 1:
@@ -997,8 +1142,11 @@ cdef class Walker:
         self.pcounts[op] += 1
         if op == OP_BINUNICODE or op == OP_SHORT_BINUNICODE or op == OP_BINUNICODE8:
             self.push_str(arg_off, arg_len, ENC_UTF8)
+            self.maybe_nested_text(arg_off, arg_len, ENC_UTF8)
         elif op == OP_UNICODE:
-            self.push_unicode(arg_off, arg_len)
+            self.push_unicode(op_start, arg_off, arg_len)
+        elif op == OP_INT or op == OP_LONG or op == OP_FLOAT:
+            self.push_number(op, op_start, arg_off, arg_len)
         elif op == OP_BINBYTES or op == OP_SHORT_BINBYTES or op == OP_BINBYTES8 \
                 or op == OP_BYTEARRAY8:
             self.payload_bytes += arg_len
@@ -1043,7 +1191,7 @@ cdef class Walker:
             self.rare_op(op, op_start, arg_off, arg_len, pos, ops)
         else:
             # every remaining opcode pushes one opaque value (ints, floats, None, bools,
-            # empty containers, LONG text ints, NEXT_BUFFER)
+            # empty containers, NEXT_BUFFER)
             self.push_value()
         res.pos = pos
         return res
@@ -1271,6 +1419,7 @@ cdef class Walker:
                 self.pcounts[op] += 1
                 if op == OP_SHORT_BINUNICODE:
                     self.push_str(arg_off, arg_len, ENC_UTF8)
+                    self.maybe_nested_text(arg_off, arg_len, ENC_UTF8)
                 else:
                     self.payload_bytes += arg_len
                     self.maybe_nested(arg_off, arg_len)
@@ -1294,9 +1443,9 @@ cdef class Walker:
                 if op == OP_GET or op == OP_PUT:
                     self.text_memo(op, op_start, arg_off, arg_len)
                 elif op == OP_UNICODE:
-                    self.push_unicode(arg_off, arg_len)
+                    self.push_unicode(op_start, arg_off, arg_len)
                 else:
-                    self.push_value()
+                    self.push_number(op, op_start, arg_off, arg_len)
             else:
                 res = self.generic_op(op, op_start, ops)
                 pos = res.pos
@@ -1367,8 +1516,8 @@ cdef class Walker:
 
     cdef void run_nogil(self) noexcept nogil:
         cdef int64_t pos = 0, last_end = 0, cand, end = 0
-        cdef size_t g0, c0, s0, n0, a0
-        cdef int64_t ops0, nstr0, long0, pay0, puts0, gets0
+        cdef size_t g0, c0, s0, n0, a0, t0
+        cdef int64_t ops0, nstr0, long0, pay0, puts0, gets0, drop0
         cdef int r
         cdef bint first = True
         cdef bint accept
@@ -1388,12 +1537,14 @@ cdef class Walker:
             s0 = self.strings.size()
             n0 = self.nested.size()
             a0 = self.anomalies.size()
+            t0 = self.texts.size()
             ops0 = self.n_ops
             nstr0 = self.n_strings
             long0 = self.long_strings
             pay0 = self.payload_bytes
             puts0 = self.memo_puts
             gets0 = self.memo_gets
+            drop0 = self.nested_dropped
             self.cur_pickle = <int32_t>self.pickle_offsets.size()
             r = self.walk_one(cand, &end)
             if first:
@@ -1412,6 +1563,7 @@ cdef class Walker:
                 self.strings.resize(s0)
                 self.nested.resize(n0)
                 self.anomalies.resize(a0)
+                self.texts.resize(t0)
                 self.resync_ops += self.n_ops - ops0
                 self.n_ops = ops0
                 self.n_strings = nstr0
@@ -1419,6 +1571,7 @@ cdef class Walker:
                 self.payload_bytes = pay0
                 self.memo_puts = puts0
                 self.memo_gets = gets0
+                self.nested_dropped = drop0
                 self.budget_hit = False
                 first = False
                 if self.resync_ops > self.max_resync_ops:
@@ -1584,6 +1737,12 @@ cdef class Walker:
                     continue
             out.append(i)
         return out
+
+    def text_checks(self):
+        """(op_start, pickle_index, opcode, offset, length) of the operands queued for an exact
+        check (see `loader_rejects_number`; strings are checked by the Python layer)."""
+        cdef TextRec t
+        return [(t.op_start, t.pickle_index, t.op, t.off, t.length) for t in self.texts]
 
     def nested_list(self):
         cdef Span s

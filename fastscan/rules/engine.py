@@ -35,6 +35,7 @@ MAX_FINDINGS_PER_RULE = 64  # per member; the rest is summarised so hostile file
 ANOMALY_RULES: dict[str, FindingRule] = {
     "stack_underflow": R.LOADER_WOULD_FAIL,
     "mark_missing": R.LOADER_WOULD_FAIL,
+    "bad_text_operand": R.LOADER_WOULD_FAIL,
     "bad_memo_get": R.MEMO_TRICK,
     "bad_memo_key": R.MEMO_TRICK,
     "memo_type_confusion": R.MEMO_TRICK,
@@ -405,7 +406,9 @@ def _stream_findings(
             rule = R.NESTED_PICKLE if n.encoding == "raw" else R.ENCODED_PICKLE
         out.add(
             rule.finding(
-                f"{n.encoding} pickle of {n.length} bytes embedded at offset {n.offset}{where}",
+                f"{n.encoding} pickle of {n.length} bytes embedded at offset {n.offset}"
+                + (f" ({n.carrier})" if n.carrier else "")
+                + where,
                 member=member,
                 offset=outer,
                 subject=f"{n.encoding}@{n.offset}",
