@@ -16,6 +16,7 @@ from .sinks import MODE_SINKS, direct_category, sink_category
 from .symbols import B_FROM, B_IMPORT, CALL_RO, ModuleInfo
 
 MAX_HOPS = 16
+_LATE_NODES = 64  # methods followed per hook when re-binding `self` to the subclass
 # The method the loader calls for each hook: REDUCE/NEWOBJ, BUILD, SETITEMS, APPENDS, ADDITEMS.
 HOOKS: tuple[tuple[str, str], ...] = (
     ("new", "__new__"),
@@ -150,8 +151,46 @@ class Graph:
                     if target[0].startswith("!"):
                         rows.append((hook, target[0][1:], (origin, target[1])))
                     else:
-                        rows += [(hook, cat, path) for cat, path in self.reach(target)]
+                        rows += [(hook, cat, path) for cat, path in self.late_bound(ref, target)]
         return sorted(set(rows))
+
+    def late_bound(self, cls: Ref, start: Node) -> list[tuple[str, tuple[str, ...]]]:
+        """Reach of a hook method with `self` bound to `cls`: a base's `self.open()` runs the
+        subclass's `open` (the global graph binds `self` to the defining class only)."""
+        in_mro = {(m, q) for k, m, q in self.r.mro(cls) if k == "class"}
+        parent: dict[Node, Node | None] = {start: None}
+        order = [start]
+        for node in order:
+            if len(order) >= _LATE_NODES:
+                break
+            f = self.mods[node[0]].functions.get(node[1]) if node[0] in self.mods else None
+            if f is None:
+                continue
+            nexts: list[Node] = []
+            for text, _ in f.calls:
+                if text.startswith("self.") and text.count(".") == 1:
+                    t = self.r.member(cls, (text[5:],), 0)
+                    if t is not None and t[0] == "function":
+                        nexts.append((t[1], t[2]))
+            for target in self.edges.get(node, ()):  # Base.method(self) / super().method()
+                if "." in target[1] and (target[0], target[1].rsplit(".", 1)[0]) in in_mro:
+                    nexts.append(target)
+            for nxt in nexts:
+                if nxt not in parent:
+                    parent[nxt] = node
+                    order.append(nxt)
+        best: dict[str, tuple[str, ...]] = {}
+        for node in order:
+            prefix: list[str] = []
+            cur: Node | None = parent[node]
+            while cur is not None:
+                prefix.append(label(*cur))
+                cur = parent[cur]
+            for cat, path in self.reach(node):
+                full = (*reversed(prefix), *path)
+                if cat not in best or (len(full), full) < (len(best[cat]), best[cat]):
+                    best[cat] = full
+        return sorted(best.items())
 
 
 def module_symbols(m: ModuleInfo, r: Resolver) -> tuple[dict[str, tuple[str, str, str]], list[str]]:

@@ -201,6 +201,11 @@ class Resolver:
             return None
         if head in ("self", "cls") and cls is not None:
             ref = cls
+            plain = head == "self" and rest and not rest[0].endswith("()")
+            if plain and self.member(cls, (rest[0],), depth) is None:
+                inst = self.instance_attribute(cls, rest[0], depth)
+                if inst is not None:
+                    ref, rest = inst, rest[1:]
         elif func is not None and head in func.locals:
             ref = None
             for value in func.locals[head]:
@@ -231,6 +236,14 @@ class Resolver:
         if called:
             ref = self._instance(ref)
         return self._walk(ref, rest, depth)
+
+    def instance_attribute(self, cls: Ref, name: str, depth: int) -> Ref | None:
+        """`self.name` assigned in a method of the class or a base (`self.f = open`)."""
+        for base in self.mro(cls):
+            owner = self.mods[base[1]].classes.get(base[2]) if base[1] in self.mods else None
+            if owner is not None and name in owner.inst:
+                return self.expr(base[1], owner.inst[name], None, base, depth + 1)
+        return None
 
     def _walk(self, ref: Ref | None, rest: list[str], depth: int) -> Ref | None:
         for seg in rest:

@@ -54,10 +54,11 @@ def _table() -> dict[str, str]:
             # processes and native code
             "_posixsubprocess.fork_exec": "process",
             "_winapi.CreateProcess": "process",
-            "_ctypes.dlopen": "process",
-            "_ctypes.LoadLibrary": "process",
-            "_xxsubinterpreters.create": "process",
-            "_interpreters.create": "process",
+            # native code and new interpreters run arbitrary code: the rule base's exec class
+            "_ctypes.dlopen": "exec_sink",
+            "_ctypes.LoadLibrary": "exec_sink",
+            "_xxsubinterpreters.create": "exec_sink",
+            "_interpreters.create": "exec_sink",
             # import resolution
             "builtins.__import__": "import_resolver",
             "_imp.exec_dynamic": "import_resolver",

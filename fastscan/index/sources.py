@@ -29,6 +29,9 @@ _EXT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\..*(?:so|pyd)$")
 # Test suites are large and never referenced by model files; `test.support` is (THREATS F).
 _SKIP_DIRS = {"tests", "test", "testing_data", "__pycache__", "site-packages", "idle_test"}
 _MAX_SOURCE = 8 << 20  # generated modules beyond this are skipped
+# C modules of other platforms' (or other versions') standard libraries that pickles can name;
+# indexed as opaque so their sink primitives (sinks.py) are known wherever the index is built.
+_OTHER_C_MODULES = ("nt", "_winapi", "msvcrt", "winreg", "_overlapped", "_interpreters")
 
 
 def module_name(rel: str) -> tuple[str, bool] | None:
@@ -89,7 +92,7 @@ def stdlib(root: str | None = None) -> Iterator[ModuleInfo]:
     if dynload.is_dir():
         files += [(p.name, p) for p in dynload.iterdir()]
     yield from _modules(files, STDLIB, version, _read_path)
-    for name in sorted(set(sys.builtin_module_names) | {"builtins"}):
+    for name in sorted(set(sys.builtin_module_names) | {"builtins", *_OTHER_C_MODULES}):
         yield opaque_module(name, STDLIB, version)
 
 

@@ -30,6 +30,7 @@ from .sinks import direct_category
 MAGIC = b"FSIDX\x01\n"
 FORMAT = 1
 _MAX_WALK = 32
+_MEMO_LIMIT = 200_000
 
 
 class IndexFormatError(ValueError):
@@ -85,6 +86,17 @@ class Index:
         return _Without(self, frozenset(packages))
 
     def lookup(self, module: str, qualname: str) -> Symbol | None:
+        memo: dict[tuple[str, str], Symbol | None] | None = self.__dict__.get("_lookups")
+        if memo is None:
+            memo = self.__dict__["_lookups"] = {}
+        key = (module, qualname)
+        if key not in memo:
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()  # a hostile corpus cannot grow it without bound
+            memo[key] = self._lookup(module, qualname)
+        return memo[key]
+
+    def _lookup(self, module: str, qualname: str) -> Symbol | None:
         parts = tuple(p for p in qualname.split(".") if p) if qualname else ()
         ref = self._resolve(module, parts, 0)
         if ref is None:

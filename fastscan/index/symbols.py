@@ -40,6 +40,8 @@ class FuncInfo:
 class ClassInfo:
     bases: list[str] = field(default_factory=list)
     members: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> binding
+    # `self.x = <dotted>` in its methods: instance attributes, for resolving `self.x(...)` only
+    inst: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -191,6 +193,7 @@ class _Reader:
             if text:
                 info.locals.setdefault(param.arg, []).append(text)
         local_bindings: dict[str, tuple[str, ...]] = {}
+        owner = self.mod.classes.get(qualname.rsplit(".", 1)[0]) if "." in qualname else None
         seen: set[tuple[str, int]] = set()
         for sub in ast.walk(node):
             if isinstance(sub, (ast.Import, ast.ImportFrom)):
@@ -198,6 +201,9 @@ class _Reader:
             elif isinstance(sub, ast.Assign) and len(sub.targets) == 1:
                 target = sub.targets[0]
                 text = dotted(sub.value)
+                on_self = isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                if owner is not None and text and on_self and target.value.id == "self":  # type: ignore[attr-defined]
+                    owner.inst.setdefault(target.attr, text)  # type: ignore[attr-defined]
                 if isinstance(target, ast.Name) and text and target.id != "self":
                     exprs = info.locals.setdefault(target.id, [])
                     if text not in exprs and len(exprs) < 4:
