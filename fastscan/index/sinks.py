@@ -68,6 +68,11 @@ def _table() -> dict[str, str]:
             "_pickle.loads": "nested_loader",
             "_pickle.load": "nested_loader",
             "_pickle.Unpickler": "nested_loader",
+            # pickle's pure-Python twin of _pickle: it runs REDUCE through a dispatch table of
+            # its own methods (`self.dispatch[op](self)`), which static analysis cannot follow
+            "pickle._Unpickler": "nested_loader",
+            "pickle._load": "nested_loader",
+            "pickle._loads": "nested_loader",
             "marshal.loads": "nested_loader",
             "marshal.load": "nested_loader",
             # files

@@ -15,6 +15,7 @@ Calls are kept as dotted expressions ("pickle.loads", "self._load", "super().__i
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 
 # Binding kinds (first element of a binding tuple).
@@ -25,6 +26,7 @@ B_CLASS = "class"  # ("class",)
 B_ALIAS = "alias"  # ("alias", dotted expression)
 B_CONST = "constant"  # ("constant",)
 
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CALL_RO = 1  # call passes a literal read-only mode (open/FileIO/os.open)
 _MAX_CALLS = 400  # per function: bounds fan-out of generated or enormous functions
 
@@ -145,17 +147,45 @@ class _Reader:
                 self.klass(node, prefix + node.name)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                 self.assign(node, table, prefix)
+                if not prefix and node.value is not None:
+                    self.clone(node.value)
+            elif isinstance(node, ast.Expr) and not prefix:
+                self.clone(node.value)
             elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
                 for part in ("body", "orelse", "finalbody"):
                     self.body(getattr(node, part, []), prefix, table)
                 for handler in getattr(node, "handlers", []):
                     self.body(handler.body, prefix, table)
 
+    def clone(self, value: ast.AST) -> None:
+        """`clone_module("torch", globals())`-style re-exports: a module-level call handed
+        `globals()` and a module name copies that module's names (sklearn's array_api_compat);
+        taken as `from torch import *`."""
+        if not isinstance(value, ast.Call):
+            return
+        args = [*value.args, *(kw.value for kw in value.keywords)]
+        if not any(isinstance(a, ast.Call) and dotted(a.func) == "globals" for a in args):
+            return
+        for a in args:
+            if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value:
+                names = a.value.split(".")
+                if a.value not in self.mod.stars and all(_IDENT_RE.match(p) for p in names):
+                    self.mod.stars.append(a.value)
+
     def assign(
         self, node: ast.Assign | ast.AnnAssign, table: dict[str, tuple[str, ...]], prefix: str
     ) -> None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         value = node.value
+        if (
+            len(targets) == 1
+            and isinstance(targets[0], ast.Tuple)
+            and isinstance(value, ast.Tuple)
+            and len(targets[0].elts) == len(value.elts)
+        ):  # `load, loads = pickle.load, pickle.loads`
+            for t, v in zip(targets[0].elts, value.elts, strict=True):
+                self.assign(ast.Assign(targets=[t], value=v), table, prefix)
+            return
         for target in targets:
             if not isinstance(target, ast.Name):
                 continue
@@ -208,6 +238,15 @@ class _Reader:
                     exprs = info.locals.setdefault(target.id, [])
                     if text not in exprs and len(exprs) < 4:
                         exprs.append(text)
+            elif isinstance(sub, ast.ClassDef) and sub.bases and sub is not node:
+                # a class defined in the function: constructing it constructs its first base
+                base = dotted(sub.bases[0])
+                if base:
+                    info.locals.setdefault(sub.name, []).append(base)
+            elif isinstance(sub, ast.withitem) and isinstance(sub.optional_vars, ast.Name):
+                text = dotted(sub.context_expr)
+                if text:
+                    info.locals.setdefault(sub.optional_vars.id, []).append(text)
             elif isinstance(sub, ast.Call) and len(info.calls) < _MAX_CALLS:
                 text = dotted(sub.func)
                 if text is None:
