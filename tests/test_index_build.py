@@ -66,6 +66,24 @@ PKG = {
 
         def writes(path, mode):
             return open(path, mode)
+
+        def load(f, pickle_module=None):
+            if pickle_module is None:
+                pickle_module = pickle
+            return _load(f, pickle_module)
+
+        def _load(f, pickle_module):
+            class UnpicklerWrapper(pickle_module.Unpickler):
+                pass
+            return UnpicklerWrapper(f).load()
+
+        class Holder:
+            def __setstate__(self, state):
+                self.model = load(state["buf"])
+
+        def probe():
+            import ctypes
+            return ctypes.CDLL("libfixed.so.1")
         """,
     "sub/__init__.py": """
         __all__ = ["Exported"]
@@ -172,6 +190,19 @@ def test_open_modes(index) -> None:
     assert index.lookup("gadgetpkg.core", "reads").reaches == ()
     assert "call:filesystem_write" in _cats(index.lookup("gadgetpkg.core", "writes"))
     assert "setitem:filesystem_write" in _cats(index.lookup("gadgetpkg", "Exported"))
+
+
+def test_module_handed_to_a_helper_is_followed(index) -> None:
+    # torch.load's shape: `pickle` reaches `_load` as an argument, subclassed in a nested class
+    path = _cats(index.lookup("gadgetpkg.core", "load"))["call:nested_loader"]
+    assert path == ("gadgetpkg.core.load", "gadgetpkg.core._load", "_pickle.Unpickler")
+    holder = _cats(index.lookup("gadgetpkg.core", "Holder"))
+    assert holder["setstate:nested_loader"][0] == "gadgetpkg.core.Holder.__setstate__"
+
+
+def test_literal_only_calls_are_not_followed(index) -> None:
+    assert index.lookup("gadgetpkg.core", "probe").reaches == ()  # CDLL("libfixed.so.1")
+    assert any(r.category == "exec_sink" for r in index.lookup("ctypes", "CDLL").reaches)
 
 
 def test_attribute_walk_through_module_alias(index) -> None:
