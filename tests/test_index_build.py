@@ -308,3 +308,18 @@ def test_cli_needs_an_input(tmp_path: Path) -> None:
 
     assert main(["index", "--out", str(tmp_path / "x")]) == 2
     assert main(["index", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_site_packages_directory_through_record(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    _write_pkg(site, "recpkg", {"__init__.py": "import os\ndef go(c):\n    os.system(c)\n"})
+    info = site / "recpkg-3.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: RecPkg\nVersion: 3.1\n")
+    (info / "RECORD").write_text("recpkg/__init__.py,,\nrecpkg-3.1.dist-info/METADATA,,\n")
+    out = tmp_path / "s.fsidx"
+    from fastscan.index.cli import main
+
+    assert main(["--site-packages", str(site), "--no-stdlib", "--out", str(out)]) == 0
+    sym = load_index(out).lookup("recpkg", "go")
+    assert (sym.package, sym.version, sym.kind) == ("recpkg", "3.1", "function")
