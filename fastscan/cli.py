@@ -18,7 +18,7 @@ from . import __version__
 from .exitcodes import EXIT_CLEAN, EXIT_ERROR, exit_code, outcomes
 
 _LEVELS = ("suspicious", "malicious")
-_PASSTHROUGH = ("corpus", "train", "eval")  # their own parsers take every argument
+_PASSTHROUGH = ("corpus", "train", "eval", "index")  # their own parsers take every argument
 
 
 def _add_scanner_options(p: argparse.ArgumentParser) -> None:
@@ -155,6 +155,7 @@ def _build_parser() -> argparse.ArgumentParser:
         ("corpus", "generate the labelled training corpus"),
         ("train", "fit the classifier and export it to ONNX"),
         ("eval", "precision/recall/F1 per family on a labelled corpus"),
+        ("index", "build an ecosystem index from package sources (see fastscan index -h)"),
     ):
         p = sub.add_parser(name, help=help_text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the command")
@@ -306,6 +307,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return _training("evaluate", args)
 
 
+def _cmd_index(args: argparse.Namespace) -> int:
+    from .index.cli import main as index_main
+
+    return index_main(list(args.rest))
+
+
 def _cmd_version(args: argparse.Namespace) -> int:
     import onnxruntime
     import pyarrow
@@ -330,6 +337,7 @@ _COMMANDS = {
     "corpus": _cmd_corpus,
     "train": _cmd_train,
     "eval": _cmd_eval,
+    "index": _cmd_index,
     "version": _cmd_version,
 }
 
