@@ -318,7 +318,9 @@ def test_50gb_sparse_file_stops_at_the_member_budget(tmp_path: Path) -> None:
     assert (result.verdict, result.status) == ("malicious", "partial")
     assert budget_reported(result, "member_bytes")
     assert result.bytes_read <= default_cap + MiB and touched < 4 * default_cap
-    assert seconds < 5, f"{seconds:.1f}s"
+    # a hang guard, not a speed target (speed lives in benchmarks/): the bounded read above is
+    # the real check, and a loaded 2-core box took 11 s where an idle one takes under 2
+    assert seconds < 120, f"{seconds:.1f}s"
 
 
 @pytest.mark.parametrize("head", [PAYLOAD, b""], ids=["payload_then_hole", "hole_only"])
