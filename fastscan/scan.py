@@ -64,11 +64,13 @@ class Scanner:
         container_limits: ContainerLimits | None = None,
         rules: RuleSet | None = None,
         strict_unknown: bool = False,
+        index: list[str] | tuple[str, ...] = (),
     ) -> None:
         # `strict_unknown`: the classifier never settles unlisted globals (no FS903).
         # `rules`: a ready RuleSet instead of `config` (the novel-family experiment withholds
         # denylist entries); unlike a user config it also classifies the model's features.
-        self.rules = rules if rules is not None else RuleSet.load(config)
+        # `index`: ecosystem index files (a user's own packages) added to the shipped index.
+        self.rules = rules if rules is not None else RuleSet.load(config, index)
         self._feature_rules = rules
         self.limits = limits or ScanLimits()
         self.container_limits = container_limits or ContainerLimits()
@@ -236,6 +238,7 @@ class Scanner:
             "fastscan_version": __version__,
             "opcode_table": table_hash(),
             "rules_hash": self.rules.digest(),
+            **self.rules.index_versions(),
             "model": "none",
             "model_hash": "",
         }

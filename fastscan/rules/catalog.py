@@ -64,6 +64,13 @@ DOTTED_THROUGH_ALLOWED = _rule(
 CODE_CONSTRUCTION = _rule("FS106", S.LOW, "function or code object constructed", "F")
 CALL_OF_CALL_RESULT = _rule("FS107", S.SUSPICIOUS, "call of a call result", "E6")
 REVIEWED_UNKNOWN = _rule("FS108", S.SUSPICIOUS, "reviewed global that is neither safe nor sink")
+# Judged through the ecosystem index (rules/indexed.py).
+UNDEFINED_IN_INDEX = _rule(
+    "FS109", S.SUSPICIOUS, "name its indexed module does not define (typo, shadow)", "E, I"
+)
+REACHES_SINK = _rule("FS110", S.MALICIOUS, "load-time code of the name reaches a sink", "E, F")
+# An indexed library name whose load-time hooks reach no sink: recorded, not suspicious.
+KNOWN_BY_INDEX = _rule("FS111", S.LOW, "library name known to the index, reaches no sink")
 
 # FS2xx: structure of the pickle stream.
 BROKEN_AFTER_CALL = _rule("FS201", S.SUSPICIOUS, "stream breaks after a call ran", "C1, G1, G2")

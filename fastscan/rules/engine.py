@@ -23,6 +23,7 @@ from ..facts import (
 )
 from ..verdict import Finding, Severity
 from . import catalog as R
+from . import indexed
 from .call_shapes import CallShapes
 from .catalog import FindingRule
 from .knowledge import UNKNOWN
@@ -302,6 +303,8 @@ def _stream_findings(
     lenient = facts.anomaly_count("memo_budget") > 0 or scope.cut_at_start
     categories: set[str] = set()
     shapes = CallShapes(facts, classes, rules)
+    # Hooks the loader runs per global: only worked out when the index knows a reach.
+    run = indexed.hooks(facts, classes) if any(c and c.reaches for c in classes) else None
 
     for index, (g, cls) in enumerate(zip(facts.globals, classes, strict=True)):
         call = first_call.get(index)
@@ -346,6 +349,15 @@ def _stream_findings(
                 )
             )
             continue
+        reach = indexed.fired(cls, run[index]) if run is not None else None
+        if reach is not None:
+            categories.add(reach.category)
+            msg = (
+                f"{g.qualname}{resolved} {verb} [{reach.category}]: its {reach.hook} hook reaches"
+                f" a sink: {' -> '.join(reach.path)} ({cls.package or 'index'}){where}"
+            )
+            out.add(R.REACHES_SINK.finding(msg, member=member, offset=offset, subject=g.qualname))
+            continue
         if cls.dotted and (cls.through_allowlisted or cls.is_safe):
             out.add(
                 R.DOTTED_THROUGH_ALLOWED.finding(
@@ -365,6 +377,11 @@ def _stream_findings(
                 severity = Severity.LOW
             elif cls.entry_id:
                 rule, reason = R.REVIEWED_UNKNOWN, f"[{cls.category}] {cls.reason}"
+            elif cls.index == indexed.UNDEFINED:
+                rule, reason = R.UNDEFINED_IN_INDEX, cls.reason
+            elif cls.index == indexed.KNOWN:
+                rule, reason = R.KNOWN_BY_INDEX, indexed.describe(cls) + ", reaches no sink"
+                severity = Severity.LOW if call is not None else Severity.INFO
             else:
                 rule, reason = R.UNKNOWN_GLOBAL, "not in the reviewed allowlist"
             msg = f"{g.qualname}{resolved} {verb}: {reason}{where}"

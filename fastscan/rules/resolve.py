@@ -30,6 +30,8 @@ import _compat_pickle  # CPython's own py2 -> py3 name table (data, not scanned 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from . import indexed
+from .indexed import Index, Reach
 from .knowledge import DANGEROUS, SAFE, UNKNOWN, KnowledgeBase, RuleEntry
 
 _CLASS_RANK = {DANGEROUS: 0, UNKNOWN: 1, SAFE: 2}
@@ -47,6 +49,13 @@ class Classification:
     resolved: str = ""  # module.qualname after aliases, e.g. "os.system" for random._os.system
     dotted: bool = False  # name is an attribute path that is not itself a reviewed entry
     through_allowlisted: bool = False  # … and it starts in a module with safe entries
+    pinned: bool = False  # an exact reviewed safe entry: index reach paths do not override it
+    # What the ecosystem index knows (indexed.py): "" (module not indexed), known, undefined.
+    index: str = ""
+    package: str = ""
+    kind: str = ""  # class | function | builtin | module | constant
+    origin: str = ""  # where an alias is defined
+    reaches: tuple[Reach, ...] = ()  # load-time hook -> sink paths
 
     @property
     def is_safe(self) -> bool:
@@ -90,8 +99,11 @@ def _looks_like_class(name: str) -> bool:
 class Resolver:
     """Indexes a KnowledgeBase once; `classify` is then dict lookups, memoised per pair."""
 
-    def __init__(self, kb: KnowledgeBase, withheld: Iterable[str] = ()) -> None:
+    def __init__(
+        self, kb: KnowledgeBase, withheld: Iterable[str] = (), index: Index | None = None
+    ) -> None:
         self.withheld = frozenset(withheld)
+        self.index = index
         self._module_aliases = dict(kb.module_aliases)
         self._attribute_aliases = {
             (self.normalise_module(m), a): t for (m, a), t in kb.attribute_aliases.items()
@@ -186,6 +198,13 @@ class Resolver:
     # -- internals ----------------------------------------------------------------------------
 
     def _judge(self, module: str, name: str) -> Classification:
+        hit = self._judge_origin(module, name)
+        if self.index is not None:
+            hit = indexed.judge(self.index, hit, module, name, self._judge_origin)
+        return hit
+
+    def _judge_origin(self, module: str, name: str) -> Classification:
+        """The rule base's answer for an alias's origin (withheld names stay withheld)."""
         hit = self._classify(module, name)
         if self.withheld and hit.is_dangerous and hit.resolved in self.withheld:
             hit = self._unlisted(module, name, hit.resolved)
@@ -244,6 +263,7 @@ class Resolver:
             resolved,
             dotted,
             through,
+            pinned=entry.verdict_class == SAFE and not entry.is_wildcard and not dotted,
         )
 
     def _module_attribute(self, module: str, attribute: str) -> str | None:

@@ -1,0 +1,258 @@
+"""Names judged through the ecosystem index (`fastscan.index`): what the loader runs at load time.
+
+The reviewed rule base stays the first authority; the index adds knowledge on top of it:
+- a reviewed dangerous name stays dangerous; a reviewed exact safe entry stays safe (the index's
+  reach paths are still shown by `explain`, so a reviewer can revisit it);
+- an alias is judged by its origin: `sklearn.callback._progressbar.Thread` is `threading.Thread`,
+  whatever the `sklearn` class rule says about the spelling;
+- a name the index resolves carries its kind, package and load-time reach (hook -> sink paths);
+  the engine grades it dangerous when a reach fires for the hook the pickle invokes (`hooks`);
+- a name in an indexed module that the module does not define is `undefined` (suspicious);
+- a module the index does not know keeps the rule base's answer unchanged.
+
+The index is used through the small protocol below, so this module imports nothing from
+`fastscan.index` (the index package is loaded lazily by `shipped_index`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Protocol
+
+from ..facts import StreamFacts
+from .knowledge import UNKNOWN
+
+if TYPE_CHECKING:
+    from .resolve import Classification
+
+KNOWN = "known"  # Classification.index: the index resolves the name
+UNDEFINED = "undefined"  # ... the module is indexed but does not define the name
+
+
+class Reach(Protocol):
+    hook: str  # call | new | init | setstate | setitem | append | extend | add
+    category: str  # one of knowledge.DANGEROUS_CATEGORIES
+    path: tuple[str, ...]  # shortest call path from the hook to the sink
+
+
+class Symbol(Protocol):
+    name: str
+    origin: str  # where the object is defined: "module.qualname" (or "module:qualname")
+    kind: str  # class | function | builtin | module | constant
+    package: str
+    version: str
+    reaches: tuple[Reach, ...]
+
+
+class Index(Protocol):
+    version: str
+    digest: str
+
+    def lookup(self, module: str, qualname: str) -> Symbol | None: ...
+
+    def has_module(self, module: str) -> bool: ...
+
+    def package_of(self, module: str) -> str | None: ...
+
+
+def shipped_index() -> Index | None:
+    """The index shipped in the package, or None when this build has none."""
+    try:
+        from ..index import shipped_index as load  # type: ignore[attr-defined,import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    try:
+        index: Index = load()
+    except FileNotFoundError:
+        return None
+    return index
+
+
+def load_user_indexes(paths: Sequence[str], base: Index | None) -> Index | None:
+    """`base` combined with the index files at `paths` (a user's own packages)."""
+    if not paths:
+        return base
+    try:
+        from ..index import combine, load_index  # type: ignore[attr-defined,import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise RuntimeError(f"--index needs the fastscan.index package: {exc}") from None
+    loaded = [load_index(p) for p in paths]
+    out: Index = combine(*([base] if base is not None else []), *loaded)
+    return out
+
+
+def split_origin(index: Index, origin: str) -> tuple[str, str]:
+    """`a.b.C.m` -> ("a.b", "C.m"): the longest prefix the index knows as a module."""
+    if ":" in origin:
+        module, _, qualname = origin.partition(":")
+        return module, qualname
+    parts = origin.split(".")
+    for k in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:k])
+        if index.has_module(module):
+            return module, ".".join(parts[k:])
+    module, _, qualname = origin.rpartition(".")
+    return module, qualname
+
+
+def judge(
+    index: Index,
+    ruled: Classification,
+    module: str,
+    name: str,
+    rules: Callable[[str, str], Classification],
+) -> Classification:
+    """`ruled` (the rule base's answer for module.name) with what the index knows added."""
+    spelled = module if index.has_module(module) else ""
+    if not spelled and ruled.resolved:  # e.g. `posix` normalised to `os` by the rule base
+        head, _, _tail = ruled.resolved.rpartition(".")
+        if head != module and index.has_module(head):
+            spelled, name = head, ruled.resolved[len(head) + 1 :]
+    if not spelled:
+        return ruled
+    symbol = index.lookup(spelled, name)
+    if symbol is None:
+        if ruled.is_dangerous or ruled.pinned:
+            return ruled
+        package = index.package_of(spelled) or spelled.split(".")[0]
+        return replace(
+            ruled,
+            verdict_class=UNKNOWN,
+            category="",
+            entry_id="",
+            reason=f"{spelled} is indexed ({package}) but defines no {name}",
+            ref="",
+            index=UNDEFINED,
+            package=package,
+        )
+    origin = symbol.origin or f"{spelled}.{name}"
+    known = {
+        "index": KNOWN,
+        "package": symbol.package,
+        "kind": symbol.kind,
+        "origin": origin,
+        "reaches": tuple(symbol.reaches),
+    }
+    if ruled.is_dangerous or ruled.pinned or origin in (f"{spelled}.{name}", ruled.resolved):
+        return replace(ruled, **known)  # type: ignore[arg-type]
+    # A re-export: the spelling's rules (a package-wide class rule) do not vouch for the origin.
+    judged = rules(*split_origin(index, origin))
+    if judged.is_dangerous or judged.entry_id:
+        return replace(judged, reason=f"alias of {origin}: {judged.reason}", **known)  # type: ignore[arg-type]
+    return replace(
+        ruled,
+        verdict_class=UNKNOWN,
+        category="",
+        entry_id="",
+        reason=f"alias of {origin}, which the reviewed rules do not list",
+        ref="",
+        **known,  # type: ignore[arg-type]
+    )
+
+
+# What each call opcode makes the loader run on its callable (pickle.py's load_* methods).
+# REDUCE calls the object: a class runs __new__ and __init__, anything else its own code.
+_OPCODE_HOOKS = {
+    "NEWOBJ": ("new",),
+    "NEWOBJ_EX": ("new",),
+    "OBJ": ("new", "init"),
+    "INST": ("new", "init"),
+    "BUILD": ("setstate",),
+}
+_CLASS_CALL = ("new", "init")
+# Reconstructors that instantiate their first argument: copyreg.__newobj__(cls, *args) runs
+# cls.__new__; copyreg._reconstructor(cls, base, state) runs base's; the pickle then BUILDs it.
+RECONSTRUCTORS = frozenset(
+    {"copyreg.__newobj__", "copyreg.__newobj_ex__", "copyreg._reconstructor"}
+)
+_CONTAINER_HOOKS = {
+    0x73: ("setitem",),  # SETITEM
+    0x75: ("setitem",),  # SETITEMS
+    0x61: ("append",),  # APPEND
+    0x65: ("append", "extend"),  # APPENDS: extend when the object has it, else append
+    0x90: ("add",),  # ADDITEMS
+}
+_ALL = frozenset({"call", "new", "init", "setstate", "setitem", "append", "extend", "add"})
+
+
+def hooks(facts: StreamFacts, classes: Sequence[Classification | None]) -> list[frozenset[str]]:
+    """Per global of `facts`, the hooks a load of the stream can make the loader run on it.
+
+    Container hooks (SETITEMS, APPENDS, ADDITEMS) are not attributed to an object by the
+    tokenizer: an instantiated class gets them whenever its stream holds those opcodes (fails
+    closed). A global never called nor reconstructed is passed to something that may call it:
+    every hook.
+    """
+    container = frozenset(
+        h for code, hs in _CONTAINER_HOOKS.items() if facts.opcode_counts[code] for h in hs
+    )
+    out: list[set[str]] = [set() for _ in facts.globals]
+    used = [False] * len(facts.globals)
+    reconstructor_builds: set[int] = set()
+    for c in facts.calls:
+        i = c.callable_index
+        if not 0 <= i < len(out):
+            continue
+        cls = classes[i]
+        used[i] = True
+        if c.opcode == "REDUCE":
+            out[i].update(_CLASS_CALL if cls is not None and cls.kind == "class" else ("call",))
+        else:
+            out[i].update(_OPCODE_HOOKS.get(c.opcode, ()))
+        if c.opcode != "BUILD":
+            out[i].update(container)
+        elif cls is not None and cls.resolved in RECONSTRUCTORS:
+            reconstructor_builds.add(i)
+    for c in facts.calls:
+        i, first = c.callable_index, c.first_arg_global
+        if not (0 <= i < len(out) and 0 <= first < len(out)):
+            continue
+        cls = classes[i]
+        if cls is not None and cls.resolved in RECONSTRUCTORS:
+            used[first] = True
+            out[first].update(("new",), container)
+            if i in reconstructor_builds:
+                out[first].add("setstate")
+    return [frozenset(h) if u else _ALL for h, u in zip(out, used, strict=True)]
+
+
+def fired(cls: Classification, hooks_run: frozenset[str]) -> Reach | None:
+    """The first reach of `cls` (shortest path first) whose hook the pickle runs."""
+    if cls.pinned or cls.is_dangerous:
+        return None
+    best: Reach | None = None
+    for r in cls.reaches:
+        if r.hook in hooks_run and (best is None or len(r.path) < len(best.path)):
+            best = r
+    return best
+
+
+def describe(cls: Classification) -> str:
+    """One line of what the index knows about a classified name (explain, messages)."""
+    if cls.index == UNDEFINED:
+        return f"index: {cls.reason}"
+    if cls.index != KNOWN:
+        return "index: module not indexed"
+    alias = f", alias of {cls.origin}" if cls.origin and cls.origin != cls.resolved else ""
+    text = f"index: {cls.kind or '?'} of {cls.package or '?'}{alias}"
+    if cls.pinned and cls.reaches:
+        text += " (reviewed safe entry wins over the reach below)"
+    return text
+
+
+__all__ = [
+    "KNOWN",
+    "RECONSTRUCTORS",
+    "UNDEFINED",
+    "Index",
+    "Reach",
+    "Symbol",
+    "describe",
+    "fired",
+    "hooks",
+    "judge",
+    "load_user_indexes",
+    "shipped_index",
+    "split_origin",
+]
