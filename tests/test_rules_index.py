@@ -199,3 +199,12 @@ def test_psutil_popen_is_a_reviewed_process_sink() -> None:
     for name in ("Popen", "Process.kill"):
         cls = plain.classify("psutil", name)
         assert (cls.verdict_class, cls.category) == (DANGEROUS, "process"), name
+
+
+def test_alias_out_of_the_index_is_not_knowledge() -> None:
+    ix = sample()
+    ix.add("wrapper", "thing", "unresolved", origin="elsewhere.thing")
+    cls = RuleSet(load_shipped(), index=ix).classify("wrapper", "thing")
+    assert (cls.verdict_class, cls.index, cls.origin) == (UNKNOWN, "", "elsewhere.thing")
+    found = _run(RuleSet(load_shipped(), index=ix), _g("wrapper", "thing") + b")R.")
+    assert R.UNKNOWN_GLOBAL.rule_id in found and R.KNOWN_BY_INDEX.rule_id not in found

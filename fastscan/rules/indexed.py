@@ -39,7 +39,7 @@ class Reach(Protocol):
 class Symbol(Protocol):
     name: str
     origin: str  # where the object is defined: "module.qualname" (or "module:qualname")
-    kind: str  # class | function | builtin | module | constant
+    kind: str  # class | function | builtin | module | constant | unresolved (origin not indexed)
     package: str
     version: str
     reaches: tuple[Reach, ...]
@@ -78,7 +78,7 @@ def load_user_indexes(paths: Sequence[str], base: Index | None) -> Index | None:
     except ImportError as exc:
         raise RuntimeError(f"--index needs the fastscan.index package: {exc}") from None
     loaded = [load_index(p) for p in paths]
-    out: Index = combine(*([base] if base is not None else []), *loaded)
+    out: Index = combine(*loaded, *([base] if base is not None else []))  # a user's file wins
     return out
 
 
@@ -128,7 +128,8 @@ def judge(
         )
     origin = symbol.origin or f"{spelled}.{name}"
     known = {
-        "index": KNOWN,
+        # an alias whose origin lies outside the index is not knowledge about what it runs
+        "index": "" if symbol.kind == "unresolved" else KNOWN,
         "package": symbol.package,
         "kind": symbol.kind,
         "origin": origin,
