@@ -94,6 +94,8 @@ def sample() -> FakeIndex:
         origin="multiprocessing.connection.Client",
     )
     ix.add("sklearn.linear_model._base", "LinearRegression", "class")
+    # torch/multiprocessing/__init__.py: `from multiprocessing import *`
+    ix.add("torch.multiprocessing", "Process", "class", origin="multiprocessing.context.Process")
     ix.add(
         "psutil",
         "Popen",
