@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .opcodes import BY_CODE
+from .rules.resolve import py3_spelling
 from .tokenizer import Op, iter_opcodes
 
 MAX_STR = 60  # characters of a string shown
@@ -46,6 +47,7 @@ class _V:
     var: str = ""  # assigned variable name
     klass: bool = False  # a global spelled like a class (rendered by its short name)
     value: Any = None  # const: the decoded value (STACK_GLOBAL reads its operands from it)
+    offset: int = -1  # global: offset of its importing opcode (GlobalRef.offset)
 
 
 _MARK = _V("text", "<mark>")
@@ -116,7 +118,7 @@ class _Renderer:
     def line(self, op: Op) -> str:
         return self.raw(op).rstrip(b"\r\n").decode("utf-8", "replace")
 
-    def global_(self, module: str, name: str) -> _V:
+    def global_(self, module: str, name: str, at: int) -> _V:
         qualified = f"{module}.{name}"
         short = name.rsplit(".", 1)[-1]
         klass = short.lstrip("_")[:1].isupper()
@@ -124,7 +126,8 @@ class _Renderer:
             taken = {r for _m, _n, r in self.names.values()}
             text = short if klass and "." not in name and short not in taken else qualified
             self.names[qualified] = (module, name, text)
-        return _V("global", self.names[qualified][2], klass=klass)
+        text = self.names[qualified][2]
+        return _V("global", text, klass=klass, value=(module, name), offset=at)
 
     # -- the walk -------------------------------------------------------------------------------
 
@@ -157,15 +160,19 @@ class _Renderer:
             self.push(self.memo.get(key) or _V("text", f"<memo {key} never stored>"))
         elif name in ("GLOBAL", "INST"):
             module, _, attr = self.raw(op).decode("utf-8", "replace").partition("\n")
-            g = self.global_(module.rstrip("\r"), attr.rstrip("\r\n"))
+            g = self.global_(module.rstrip("\r"), attr.rstrip("\r\n"), at)
             if name == "GLOBAL":
                 self.push(g)
             else:
                 self.call("INST", g, _V("tuple", items=self.pop_mark(at)))
         elif name == "STACK_GLOBAL":
             qual, mod = self.pop(at), self.pop(at)
-            if isinstance(mod.value, str) and isinstance(qual.value, str):
-                self.push(self.global_(mod.value, qual.value))
+            if (
+                mod.kind == qual.kind == "const"
+                and isinstance(mod.value, str)
+                and isinstance(qual.value, str)
+            ):
+                self.push(self.global_(mod.value, qual.value, at))
             else:
                 self.push(_V("text", f"getattr(import_module({self.expr(mod)}), …)"))
         elif name in ("EXT1", "EXT2", "EXT4"):
@@ -381,6 +388,48 @@ def render_pickles(data: Any, starts: list[int] | tuple[int, ...]) -> list[str]:
             out.append(f"# pickle {i} at offset {starts[i]}")
         out.extend(body)
     return out
+
+
+_CONTAINER_HOOKS = {
+    "SETITEM": ("setitem",),
+    "SETITEMS": ("setitem",),
+    "APPEND": ("append",),
+    "APPENDS": ("append", "extend"),  # the loader calls extend when the object has it
+    "ADDITEMS": ("add",),
+}
+
+
+def container_targets(
+    data: Any, starts: list[int] | tuple[int, ...], reconstructors: frozenset[str], max_ops: int
+) -> dict[int, frozenset[str]] | None:
+    """Which objects SETITEM(S)/APPEND(S)/ADDITEMS reach: the offset of the global whose call
+    made the object (or the class a reconstructor in `reconstructors` instantiated) -> the
+    hooks the loader runs on it. Literal dicts/lists/sets are not objects. None when the walk
+    stopped at `max_ops` opcodes (the caller then assumes every hook, failing closed)."""
+    view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
+    out: dict[int, set[str]] = {}
+    budget = max_ops
+    for start in starts:
+        r = _Renderer(view, {})
+        for op in iter_opcodes(view, start, budget + 1):
+            budget -= 1
+            if budget < 0:
+                return None
+            if not r.step(op):
+                break
+        for kind, target, _extra in r.statements:
+            hooks = _CONTAINER_HOOKS.get(kind)
+            if hooks is None or target.kind != "call" or not target.items:
+                continue
+            made_by = target.items[0]
+            if made_by.kind == "global" and made_by.offset >= 0:
+                out.setdefault(made_by.offset, set()).update(hooks)
+                args = target.items[1] if len(target.items) > 1 else None
+                if ".".join(py3_spelling(*made_by.value)) in reconstructors and args and args.items:
+                    first = args.items[0]
+                    if first.kind == "global" and first.offset >= 0:
+                        out.setdefault(first.offset, set()).update(hooks)
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 def _imports(names: Any) -> Iterator[str]:

@@ -18,6 +18,7 @@ from .facts import (
     StreamFacts,
 )
 from .rules import RuleSet, evaluate
+from .rules.indexed import Targets, attribute_containers
 from .tokenizer import tokenize
 from .verdict import FileResult, Finding, VerdictPolicy, combine, settle
 
@@ -92,6 +93,7 @@ class Scanner:
         with open_container(source, name=name, limits=self.container_limits) as container:
             # facts hold decoded values only, never views, so the maps can close after this
             streams = [(s, tokenize(s.data, self.limits)) for s in container.streams]
+            targets = [self._containers_filled(s.data, f) for s, f in streams]
             data = (
                 {s.member: bytes(memoryview(s.data)[:keep_data]) for s in container.streams}
                 if keep_data
@@ -99,9 +101,19 @@ class Scanner:
             )
         analysis = Analysis(container, streams, status=_file_status(container, streams), data=data)
         analysis.findings = evaluate(
-            [(s.member, f) for s, f in streams], container, self.rules, path=name
+            [(s.member, f) for s, f in streams], container, self.rules, path=name, targets=targets
         )
         return analysis
+
+    def _containers_filled(self, data: Any, facts: StreamFacts) -> Targets | None:
+        """Which objects the stream's SETITEMS/APPENDS/ADDITEMS fill, walked only when an
+        indexed name's container hook could reach a sink (rules.indexed)."""
+        if self.rules.index is None:
+            return None
+        classes = [
+            self.rules.classify(g.module, g.name) if g.resolved else None for g in facts.globals
+        ]
+        return attribute_containers(data, facts, classes)
 
     def scan_path(self, path: str | os.PathLike[str], *, ref: FileRef | None = None) -> FileResult:
         return self.scan_refs([ref] if ref is not None else [str(path)])[0][0]

@@ -209,3 +209,26 @@ def test_alias_out_of_the_index_is_not_knowledge() -> None:
     assert (cls.verdict_class, cls.index, cls.origin) == (UNKNOWN, "", "elsewhere.thing")
     found = _run(RuleSet(load_shipped(), index=ix), _g("wrapper", "thing") + b")R.")
     assert R.UNKNOWN_GLOBAL.rule_id in found and R.KNOWN_BY_INDEX.rule_id not in found
+
+
+def test_container_hooks_are_attributed_to_the_object_filled_when_bytes_are_walked() -> None:
+    from fastscan.scan import Scanner
+
+    scanner = Scanner(model=None, rules=RuleSet(load_shipped(), index=sample()))
+    dd = _g("diskdict", "DiskDict")
+    # the DiskDict is built, then a plain dict literal is filled: __setitem__ never runs on it
+    literal = b"\x80\x02(" + dd + b")\x81}(X\x01\x00\x00\x00aK\x01ut."
+    filled = b"\x80\x02" + dd + b")\x81(X\x01\x00\x00\x00aK\x01u."
+    # via copyreg._reconstructor: the class it instantiates is what SETITEMS fills
+    recon = (
+        _g("copy_reg", "_reconstructor")
+        + b"("
+        + dd
+        + _g("__builtin__", "object")
+        + b"NtR(S'a'\nI1\nu."
+    )
+    assert "FS110" not in scanner.scan_bytes(literal).rule_ids
+    assert "FS110" in scanner.scan_bytes(filled).rule_ids
+    assert "FS110" in scanner.scan_bytes(recon).rule_ids
+    # without the bytes (evaluate on facts alone) the literal case fails closed
+    assert R.REACHES_SINK.rule_id in _run(scanner.rules, literal)

@@ -149,17 +149,21 @@ def evaluate(
     ruleset: RuleSet | None = None,
     *,
     path: str = "",
+    targets: Sequence[indexed.Targets | None] = (),
 ) -> list[Finding]:
     """All findings for one file: container facts, then every stream and its nested pickles.
 
-    `path` is the scanned file's path, used only to match user suppressions.
+    `path` is the scanned file's path, used only to match user suppressions. `targets`, aligned
+    with `streams`, says which objects each stream's SETITEMS/APPENDS/ADDITEMS fill
+    (indexed.attribute_containers); without it those hooks are assumed on every object.
     """
     rules = ruleset or default_ruleset()
     out = _Collector()
     if container is not None:
         _container_findings(container, out)
-    for member, facts, scope in _scopes(streams, container):
-        _stream_findings(member, facts, rules, out, scope)
+    for i, (member, facts, scope) in enumerate(_scopes(streams, container)):
+        found = targets[i] if i < len(targets) else None
+        _stream_findings(member, facts, rules, out, scope, found)
     return rules.filter(out.findings, path)
 
 
@@ -281,8 +285,13 @@ def _prefix_rule(code: str) -> FindingRule:
     return CONTAINER_RULES[best] if best else R.CONTAINER_NOTE
 
 
-def _stream_findings(
-    member: str, facts: StreamFacts, rules: RuleSet, out: _Collector, scope: _Scope
+def _stream_findings(  # noqa: PLR0917
+    member: str,
+    facts: StreamFacts,
+    rules: RuleSet,
+    out: _Collector,
+    scope: _Scope,
+    targets: indexed.Targets | None = None,
 ) -> None:
     """Findings of one buffer; nested pickles are reported at their operand's outer offset."""
     at, where = scope.at, scope.where
@@ -304,7 +313,7 @@ def _stream_findings(
     categories: set[str] = set()
     shapes = CallShapes(facts, classes, rules)
     # Hooks the loader runs per global: only worked out when the index knows a reach.
-    run = indexed.hooks(facts, classes) if any(c and c.reaches for c in classes) else None
+    run = indexed.hooks(facts, classes, targets) if any(c and c.reaches for c in classes) else None
 
     for index, (g, cls) in enumerate(zip(facts.globals, classes, strict=True)):
         call = first_call.get(index)

@@ -16,9 +16,9 @@ The index is used through the small protocol below, so this module imports nothi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..facts import StreamFacts
 from .knowledge import UNKNOWN
@@ -175,19 +175,44 @@ _CONTAINER_HOOKS = {
     0x90: ("add",),  # ADDITEMS
 }
 _ALL = frozenset({"call", "new", "init", "setstate", "setitem", "append", "extend", "add"})
+_CONTAINER = frozenset({"setitem", "append", "extend", "add"})
+ATTRIBUTION_MAX_OPS = 2_000_000  # opcodes the attribution walk may spend on one stream
+
+Targets = Mapping[int, frozenset[str]]  # global's opcode offset -> container hooks run on it
 
 
-def hooks(facts: StreamFacts, classes: Sequence[Classification | None]) -> list[frozenset[str]]:
+def attribute_containers(
+    data: Any, facts: StreamFacts, classes: Sequence[Classification | None]
+) -> Targets | None:
+    """Which objects the stream's SETITEMS/APPENDS/ADDITEMS fill, found by a symbolic walk of
+    its bytes (render.container_targets), only when a container-hook reach could fire: the
+    tokenizer does not attribute those opcodes. None: not needed, or the walk gave up."""
+    if not any(facts.opcode_counts[code] for code in _CONTAINER_HOOKS):
+        return None
+    if not any(c and any(r.hook in _CONTAINER for r in c.reaches) for c in classes):
+        return None
+    from ..render import container_targets
+
+    return container_targets(data, facts.pickle_offsets, RECONSTRUCTORS, ATTRIBUTION_MAX_OPS)
+
+
+def hooks(
+    facts: StreamFacts,
+    classes: Sequence[Classification | None],
+    targets: Targets | None = None,
+) -> list[frozenset[str]]:
     """Per global of `facts`, the hooks a load of the stream can make the loader run on it.
 
-    Container hooks (SETITEMS, APPENDS, ADDITEMS) are not attributed to an object by the
-    tokenizer: an instantiated class gets them whenever its stream holds those opcodes (fails
-    closed). A global never called nor reconstructed is passed to something that may call it:
-    every hook.
+    Container hooks (SETITEMS, APPENDS, ADDITEMS) come from `targets` when the stream's bytes
+    were walked (attribute_containers); otherwise an instantiated class gets them whenever its
+    stream holds those opcodes (fails closed). A global never called nor reconstructed is
+    passed to something that may call it: every hook.
     """
-    container = frozenset(
-        h for code, hs in _CONTAINER_HOOKS.items() if facts.opcode_counts[code] for h in hs
-    )
+    container: frozenset[str] = frozenset()
+    if targets is None:
+        container = frozenset(
+            h for code, hs in _CONTAINER_HOOKS.items() if facts.opcode_counts[code] for h in hs
+        )
     out: list[set[str]] = [set() for _ in facts.globals]
     used = [False] * len(facts.globals)
     reconstructor_builds: set[int] = set()
@@ -215,6 +240,9 @@ def hooks(facts: StreamFacts, classes: Sequence[Classification | None]) -> list[
             out[first].update(("new",), container)
             if i in reconstructor_builds:
                 out[first].add("setstate")
+    if targets is not None:
+        for i, g in enumerate(facts.globals):
+            out[i].update(targets.get(g.offset, ()))
     return [frozenset(h) if u else _ALL for h, u in zip(out, used, strict=True)]
 
 
@@ -249,6 +277,7 @@ __all__ = [
     "Index",
     "Reach",
     "Symbol",
+    "attribute_containers",
     "describe",
     "fired",
     "hooks",
