@@ -108,6 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
         ("corpus", "generate the labelled training corpus"),
         ("train", "fit the classifier and export it to ONNX"),
         ("eval", "precision/recall/F1 per family on a labelled corpus"),
+        ("index", "build an ecosystem index from package sources (see fastscan index -h)"),
     ):
         p = sub.add_parser(name, help=help_text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -117,6 +118,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["index"]:  # its own parser: options may come before the inputs
+        from .index.cli import main as index_main
+
+        return index_main(list(argv[1:]))
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,238 @@
+"""Build an index: parse modules, resolve names, and find what each load-time hook can reach.
+
+Reachability is a reverse breadth-first search from the sink primitives (`sinks.py`) over the
+call graph, once per category, so every function gets its shortest path to each category it can
+reach, deterministically (nodes and edges are visited in sorted order). Paths are bounded by
+`MAX_HOPS`; a function contributes at most `symbols._MAX_CALLS` call sites.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from .resolve import Ref, Resolver, label
+from .sinks import MODE_SINKS, direct_category, sink_category
+from .symbols import B_FROM, B_IMPORT, CALL_RO, ModuleInfo
+
+MAX_HOPS = 16
+_LATE_NODES = 64  # methods followed per hook when re-binding `self` to the subclass
+# The method the loader calls for each hook: REDUCE/NEWOBJ, BUILD, SETITEMS, APPENDS, ADDITEMS.
+HOOKS: tuple[tuple[str, str], ...] = (
+    ("new", "__new__"),
+    ("init", "__init__"),
+    ("setstate", "__setstate__"),
+    ("setitem", "__setitem__"),
+    ("append", "append"),
+    ("extend", "extend"),
+    ("add", "add"),
+)
+
+Node = tuple[str, str]  # (module, qualname) of a function, or ("!category", origin) of a sink
+ReachRow = tuple[str, str, tuple[str, ...]]  # hook, category, path
+
+
+class Graph:
+    def __init__(self, mods: dict[str, ModuleInfo], resolver: Resolver) -> None:
+        self.mods = mods
+        self.r = resolver
+        self.edges: dict[Node, list[Node]] = {}
+        self.calls_param: set[Node] = set()
+        for name in sorted(mods):
+            m = mods[name]
+            for qual in sorted(m.functions):
+                self._function(m, qual)
+        self.paths = self._search()
+
+    def _function(self, m: ModuleInfo, qual: str) -> None:
+        f = m.functions[qual]
+        node = (m.name, qual)
+        cls: Ref | None = None
+        if "." in qual:
+            owner = qual.rsplit(".", 1)[0]
+            if owner in m.classes:
+                cls = ("class", m.name, owner)
+        out: list[Node] = []
+        for text, flags in f.calls:
+            ref = self.r.expr(m.name, text, f, cls, 0)
+            if ref is not None:
+                for target in self.targets(ref, flags):
+                    if target not in out and target != node:
+                        out.append(target)
+        self.edges[node] = out
+        if f.calls_param:
+            self.calls_param.add(node)
+
+    def targets(self, ref: Ref, flags: int = 0) -> list[Node]:
+        """Nodes a call of `ref` runs: a function, a class's constructor, or a sink."""
+        kind, module, qual = ref
+        origin = label(module, qual)
+        sink = sink_category(origin, methods=False)  # a method of a sink was constructed first
+        if sink is not None:
+            if origin in MODE_SINKS and flags & CALL_RO:
+                return []
+            return [("!" + sink, origin)]
+        if kind == "function":
+            return [(module, qual)]
+        if kind != "class":
+            return []
+        out: list[Node] = []
+        for _, method in HOOKS[:2]:
+            out += self.hook_targets(ref, method)
+        return out
+
+    def hook_targets(self, cls: Ref, method: str) -> list[Node]:
+        found = self.r.member(cls, (method,), 0)
+        if found is None:
+            return []
+        if found[0] == "builtin":
+            if method not in ("__init__", "__new__"):
+                return []
+            cat = sink_category(label(found[1], found[2]))
+            owner = label(found[1], found[2].rsplit(".", 1)[0])
+            return [("!" + cat, owner)] if cat else []
+        return self.targets(found) if found[0] == "function" else []
+
+    def _search(self) -> dict[str, dict[Node, Node | None]]:
+        """category -> {node: next hop towards the nearest sink of that category}."""
+        reverse: dict[Node, list[Node]] = {}
+        sinks: dict[str, list[Node]] = {}
+        for node, outs in self.edges.items():
+            for target in outs:
+                reverse.setdefault(target, []).append(node)
+                if target[0].startswith("!"):
+                    sinks.setdefault(target[0][1:], []).append(target)
+        result: dict[str, dict[Node, Node | None]] = {}
+        for cat in sorted(sinks):
+            nxt: dict[Node, Node | None] = dict.fromkeys(sorted(set(sinks[cat])))
+            hops = dict.fromkeys(nxt, 0)
+            queue = deque(nxt)
+            while queue:
+                node = queue.popleft()
+                if hops[node] >= MAX_HOPS:
+                    continue
+                for caller in reverse.get(node, ()):
+                    if caller not in nxt:
+                        nxt[caller] = node
+                        hops[caller] = hops[node] + 1
+                        queue.append(caller)
+            result[cat] = nxt
+        return result
+
+    def reach(self, node: Node) -> list[tuple[str, tuple[str, ...]]]:
+        """(category, shortest path of labels) for every category `node` reaches."""
+        out = []
+        for cat, nxt in self.paths.items():
+            if node not in nxt:
+                continue
+            path: list[str] = []
+            cur: Node | None = node
+            while cur is not None:
+                path.append(cur[1] if cur[0].startswith("!") else label(*cur))
+                cur = nxt[cur]
+            out.append((cat, tuple(path)))
+        return out
+
+    def symbol_reaches(self, ref: Ref) -> list[ReachRow]:
+        kind, module, qual = ref
+        origin = label(module, qual)
+        direct = direct_category(origin)
+        if direct is not None:
+            return [("new" if kind == "class" else "call", direct, (origin,))]
+        rows: list[ReachRow] = []
+        if kind == "function":
+            node = (module, qual)
+            rows = [("call", cat, path) for cat, path in self.reach(node)]
+            if node in self.calls_param and not any(r[1] == "callback_dispatch" for r in rows):
+                rows.append(("call", "callback_dispatch", (origin,)))
+        elif kind == "class":
+            for hook, method in HOOKS:
+                for target in self.hook_targets(ref, method):
+                    if target[0].startswith("!"):
+                        rows.append((hook, target[0][1:], (origin, target[1])))
+                    else:
+                        rows += [(hook, cat, path) for cat, path in self.late_bound(ref, target)]
+        return sorted(set(rows))
+
+    def late_bound(self, cls: Ref, start: Node) -> list[tuple[str, tuple[str, ...]]]:
+        """Reach of a hook method with `self` bound to `cls`: a base's `self.open()` runs the
+        subclass's `open` (the global graph binds `self` to the defining class only)."""
+        in_mro = {(m, q) for k, m, q in self.r.mro(cls) if k == "class"}
+        parent: dict[Node, Node | None] = {start: None}
+        order = [start]
+        for node in order:
+            if len(order) >= _LATE_NODES:
+                break
+            f = self.mods[node[0]].functions.get(node[1]) if node[0] in self.mods else None
+            if f is None:
+                continue
+            nexts: list[Node] = []
+            for text, _ in f.calls:
+                if text.startswith("self.") and text.count(".") == 1:
+                    t = self.r.member(cls, (text[5:],), 0)
+                    if t is not None and t[0] == "function":
+                        nexts.append((t[1], t[2]))
+            for target in self.edges.get(node, ()):  # Base.method(self) / super().method()
+                if "." in target[1] and (target[0], target[1].rsplit(".", 1)[0]) in in_mro:
+                    nexts.append(target)
+            for nxt in nexts:
+                if nxt not in parent:
+                    parent[nxt] = node
+                    order.append(nxt)
+        best: dict[str, tuple[str, ...]] = {}
+        for node in order:
+            prefix: list[str] = []
+            cur: Node | None = parent[node]
+            while cur is not None:
+                prefix.append(label(*cur))
+                cur = parent[cur]
+            for cat, path in self.reach(node):
+                full = (*reversed(prefix), *path)
+                if cat not in best or (len(full), full) < (len(best[cat]), best[cat]):
+                    best[cat] = full
+        return sorted(best.items())
+
+
+def module_symbols(m: ModuleInfo, r: Resolver) -> tuple[dict[str, tuple[str, str, str]], list[str]]:
+    """Every name the module binds (plus class members) -> (kind, origin module, origin qual)."""
+    names: dict[str, tuple[str, str, str]] = {}
+    opaque_stars: list[str] = []
+    for name in sorted(m.bindings):
+        ref = r.resolve(m.name, (name,))
+        if ref is None:
+            binding = m.bindings[name]
+            if binding[0] == B_FROM:  # origin outside this build: resolved at lookup time
+                ref = ("unresolved", binding[1], binding[2])
+            elif binding[0] == B_IMPORT:
+                ref = ("module", binding[1], "")
+            else:
+                continue
+        names[name] = ref
+    for qual in sorted(m.classes):
+        names.setdefault(qual, ("class", m.name, qual))
+        for member in sorted(m.classes[qual].members):
+            ref = r.member(("class", m.name, qual), (member,), 0)
+            if ref is not None:
+                names[f"{qual}.{member}"] = ref
+    for star in m.stars:
+        sm = r.mods.get(star)
+        if sm is None or sm.opaque:
+            opaque_stars.append(star)
+            continue
+        for name in sorted(r.exports(star)):
+            if name not in names:
+                ref = r.resolve(star, (name,))
+                if ref is not None:
+                    names[name] = ref
+    return names, opaque_stars
+
+
+def analyse(modules: Iterable[ModuleInfo], external: object = None) -> tuple[Resolver, Graph]:
+    mods: dict[str, ModuleInfo] = {}
+    for m in modules:
+        mods.setdefault(m.name, m)  # the first source providing a module wins
+    resolver = Resolver(mods)
+    return resolver, Graph(mods, resolver)
+
+
+__all__ = ["CALL_RO", "HOOKS", "MAX_HOPS", "Graph", "analyse", "module_symbols"]

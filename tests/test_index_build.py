@@ -1,0 +1,279 @@
+"""`fastscan index` builder: aliases, load-time reach paths, attribute walks, reproducibility,
+and that building never imports what it indexes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fastscan.index import IndexFormatError, combine, load_index
+from fastscan.index.sources import build_bytes, directory, stdlib, wheel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PKG = {
+    "__init__.py": """
+        from .core import Wrapper, run_cmd, Benign
+        from .sub import *
+        import gadgetpkg.sub.deep as deep
+        try:
+            from _pickle import loads as fast_loads
+        except ImportError:
+            from pickle import loads as fast_loads
+        Alias = Wrapper
+        """,
+    "core.py": """
+        import os
+        import pickle
+        import subprocess
+
+        class Wrapper:
+            def __init__(self, x):
+                self.x = x
+            def __setstate__(self, state):
+                self.obj = self._decode(state)
+            def _decode(self, state):
+                return pickle.loads(state["blob"])
+
+        class Benign:
+            def __init__(self, a=1):
+                self.a = a + helper()
+            def __setstate__(self, state):
+                self.__dict__.update(state)
+
+        def helper():
+            return 3
+
+        def run_cmd(cmd):
+            return subprocess.run(cmd, shell=True)
+
+        class MyPopen(subprocess.Popen):
+            pass
+
+        class Child(Wrapper):
+            def __setstate__(self, state):
+                super().__setstate__(state)
+
+        def reads(path):
+            with open(path, "rb") as fh:
+                return fh.read()
+
+        def writes(path, mode):
+            return open(path, mode)
+        """,
+    "sub/__init__.py": """
+        __all__ = ["Exported"]
+        class Exported(dict):
+            def __setitem__(self, key, value):
+                with open(key, "w") as fh:
+                    fh.write(value)
+        class Hidden:
+            pass
+        """,
+    "sub/deep.py": """
+        def f(code):
+            return eval(code)
+        """,
+}
+
+
+def _write_pkg(root: Path, name: str, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / name / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root / name
+
+
+@pytest.fixture(scope="module")
+def stdlib_mods() -> list:
+    return list(stdlib())  # parsed once for the module's tests (~10 s)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory, stdlib_mods: list):
+    root = tmp_path_factory.mktemp("src")
+    pkg = _write_pkg(root, "gadgetpkg", PKG)
+    data = build_bytes(itertools.chain(directory(pkg, "gadgetpkg", "1.0"), stdlib_mods))
+    out = root / "g.fsidx"
+    out.write_bytes(data)
+    return load_index(out)
+
+
+def _cats(sym) -> dict[str, tuple[str, ...]]:
+    return {f"{r.hook}:{r.category}": r.path for r in sym.reaches}
+
+
+def test_reexport_through_init_resolves_to_origin(index) -> None:
+    sym = index.lookup("gadgetpkg", "Wrapper")
+    assert sym.origin == "gadgetpkg.core.Wrapper" and sym.kind == "class"
+    assert sym.package == "gadgetpkg" and sym.version == "1.0"
+    assert index.lookup("gadgetpkg", "Alias").origin == "gadgetpkg.core.Wrapper"
+
+
+def test_star_import_honours_all(index) -> None:
+    assert index.lookup("gadgetpkg", "Exported").origin == "gadgetpkg.sub.Exported"
+    assert index.lookup("gadgetpkg", "Hidden") is None  # not in sub.__all__
+    assert index.lookup("gadgetpkg.sub", "Hidden").kind == "class"
+
+
+def test_try_except_import_takes_first_branch(index) -> None:
+    sym = index.lookup("gadgetpkg", "fast_loads")
+    assert sym.origin == "_pickle.loads" and sym.kind == "builtin"
+    assert _cats(sym) == {"call:nested_loader": ("_pickle.loads",)}
+
+
+def test_import_as_submodule(index) -> None:
+    assert index.lookup("gadgetpkg", "deep").kind == "module"
+    sym = index.lookup("gadgetpkg", "deep.f")
+    assert sym.origin == "gadgetpkg.sub.deep.f"
+    assert _cats(sym)["call:exec_sink"] == ("gadgetpkg.sub.deep.f", "builtins.eval")
+
+
+def test_setstate_nested_loader_path(index) -> None:
+    sym = index.lookup("gadgetpkg", "Wrapper")
+    assert _cats(sym) == {
+        "setstate:nested_loader": (
+            "gadgetpkg.core.Wrapper.__setstate__",
+            "gadgetpkg.core.Wrapper._decode",
+            "_pickle.loads",
+        )
+    }
+    # super().__setstate__ is followed to the base's hook
+    child = _cats(index.lookup("gadgetpkg.core", "Child"))
+    assert child["setstate:nested_loader"][:2] == (
+        "gadgetpkg.core.Child.__setstate__",
+        "gadgetpkg.core.Wrapper.__setstate__",
+    )
+
+
+def test_function_reaching_process_through_stdlib(index) -> None:
+    path = _cats(index.lookup("gadgetpkg", "run_cmd"))["call:process"]
+    assert path[0] == "gadgetpkg.core.run_cmd" and path[1] == "subprocess.run"
+    assert path[-1] == "_posixsubprocess.fork_exec"
+
+
+def test_subclass_of_sink_inherits_its_constructor(index) -> None:
+    assert "init:process" in _cats(index.lookup("gadgetpkg.core", "MyPopen"))
+
+
+def test_benign_class_reaches_nothing(index) -> None:
+    sym = index.lookup("gadgetpkg", "Benign")
+    assert sym.kind == "class" and sym.reaches == ()
+
+
+def test_open_modes(index) -> None:
+    assert index.lookup("gadgetpkg.core", "reads").reaches == ()
+    assert "call:filesystem_write" in _cats(index.lookup("gadgetpkg.core", "writes"))
+    assert "setitem:filesystem_write" in _cats(index.lookup("gadgetpkg", "Exported"))
+
+
+def test_attribute_walk_through_module_alias(index) -> None:
+    sym = index.lookup("gadgetpkg.core", "os.system")
+    assert sym.origin == "posix.system" and sym.kind == "builtin" and sym.package == "python"
+    assert _cats(sym) == {"call:process": ("posix.system",)}
+    assert index.lookup("gadgetpkg.core", "subprocess.Popen").origin == "subprocess.Popen"
+
+
+def test_undefined_attribute_of_indexed_module(index) -> None:
+    assert index.has_module("gadgetpkg.core")
+    assert index.lookup("gadgetpkg.core", "nothing_here") is None
+    assert index.lookup("gadgetpkg.core", "Wrapper.nothing") is None
+    assert index.package_of("gadgetpkg.sub.deep") == "gadgetpkg"
+    assert index.package_of("os") == "python"
+
+
+def test_without_hides_a_distribution(index) -> None:
+    view = index.without(["gadgetpkg"])
+    assert not view.has_module("gadgetpkg") and view.lookup("gadgetpkg", "Wrapper") is None
+
+
+def test_user_index_over_another_resolves_across(tmp_path: Path, index) -> None:
+    pkg = _write_pkg(tmp_path, "userpkg", {"__init__.py": "from gadgetpkg import Wrapper as W\n"})
+    user = tmp_path / "u.fsidx"
+    user.write_bytes(build_bytes(directory(pkg, "userpkg", "0.1")))
+    alone = load_index(user)
+    assert alone.lookup("userpkg", "W").kind == "unresolved"  # origin outside this index
+    both = combine(alone, index)
+    sym = both.lookup("userpkg", "W")
+    assert sym.origin == "gadgetpkg.core.Wrapper" and sym.reaches
+    assert both.digest != index.digest and both.version
+
+
+def test_builds_are_byte_reproducible(tmp_path: Path) -> None:
+    pkg = _write_pkg(tmp_path, "gadgetpkg", PKG)
+    first = build_bytes(directory(pkg, "gadgetpkg", "1.0"))
+    second = build_bytes(directory(pkg, "gadgetpkg", "1.0"))
+    assert first == second
+    assert load_index_bytes(tmp_path, first).digest == load_index_bytes(tmp_path, second).digest
+
+
+def load_index_bytes(tmp: Path, data: bytes):
+    path = tmp / f"i{len(list(tmp.iterdir()))}.fsidx"
+    path.write_bytes(data)
+    return load_index(path)
+
+
+def test_wheel_source_and_bad_files(tmp_path: Path, stdlib_mods: list) -> None:
+    import zipfile
+
+    whl = tmp_path / "demo_pkg-2.0-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as zf:
+        zf.writestr(
+            "demo_pkg/__init__.py", "import subprocess\ndef go(c):\n    subprocess.call(c)\n"
+        )
+        zf.writestr("demo_pkg/broken.py", "def (:\n")
+        zf.writestr("demo_pkg/fast.cpython-311-x86_64-linux-gnu.so", b"\x7fELF")
+        zf.writestr("demo_pkg-2.0.dist-info/METADATA", "Name: demo-pkg\n")
+    idx = load_index_bytes(tmp_path, build_bytes(wheel(whl), context=stdlib_mods))
+    assert not idx.has_module("subprocess")  # context is followed, not written
+    sym = idx.lookup("demo_pkg", "go")
+    assert sym.package == "demo-pkg" and sym.version == "2.0"
+    assert any(r.category == "process" for r in sym.reaches)
+    assert idx.has_module("demo_pkg.broken") and idx.lookup("demo_pkg.broken", "x") is None
+    assert idx.lookup("demo_pkg.fast", "anything").kind == "builtin"  # C extension: opaque
+    bad = tmp_path / "bad.fsidx"
+    bad.write_bytes(b"not an index")
+    with pytest.raises(IndexFormatError):
+        load_index(bad)
+
+
+MARKER_PKG = {
+    "__init__.py": "open({marker!r}, 'w').write('imported')\nfrom . import inner\n",
+    "inner.py": "import os\nos.system('touch ' + {marker!r} + '.sys')\nX = 1\n",
+}
+
+
+def test_building_never_imports_the_package(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    files = {k: v.format(marker=str(marker)) for k, v in MARKER_PKG.items()}
+    pkg = _write_pkg(tmp_path / "src", "markerpkg", files)
+    out = tmp_path / "m.fsidx"
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path / 'src'}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastscan", "index", str(pkg), "--out", str(out), "--no-stdlib"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists() and not Path(f"{marker}.sys").exists()
+    assert load_index(out).lookup("markerpkg", "inner.X").kind == "constant"
+    # in-process too: nothing lands in sys.modules
+    list(itertools.chain(directory(pkg)))
+    assert "markerpkg" not in sys.modules and not marker.exists()
+
+
+def test_cli_needs_an_input(tmp_path: Path) -> None:
+    from fastscan.cli import main
+
+    assert main(["index", "--out", str(tmp_path / "x")]) == 2
+    assert main(["index", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
