@@ -10,76 +10,47 @@ The reviewed rule base stays the first authority; the index adds knowledge on to
 - a name in an indexed module that the module does not define is `undefined` (suspicious);
 - a module the index does not know keeps the rule base's answer unchanged.
 
-The index is used through the small protocol below, so this module imports nothing from
-`fastscan.index` (the index package is loaded lazily by `shipped_index`).
+`fastscan.index` is imported lazily (`shipped_index`, `load_user_indexes`), so processes that
+scan without an index never load it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..facts import StreamFacts
 from .knowledge import UNKNOWN
 
 if TYPE_CHECKING:
+    from ..index import Index, Reach
     from .resolve import Classification
 
 KNOWN = "known"  # Classification.index: the index resolves the name
 UNDEFINED = "undefined"  # ... the module is indexed but does not define the name
 
 
-class Reach(Protocol):
-    hook: str  # call | new | init | setstate | setitem | append | extend | add
-    category: str  # one of knowledge.DANGEROUS_CATEGORIES
-    path: tuple[str, ...]  # shortest call path from the hook to the sink
-
-
-class Symbol(Protocol):
-    name: str
-    origin: str  # where the object is defined: "module.qualname" (or "module:qualname")
-    kind: str  # class | function | builtin | module | constant | unresolved (origin not indexed)
-    package: str
-    version: str
-    reaches: tuple[Reach, ...]
-
-
-class Index(Protocol):
-    version: str
-    digest: str
-
-    def lookup(self, module: str, qualname: str) -> Symbol | None: ...
-
-    def has_module(self, module: str) -> bool: ...
-
-    def package_of(self, module: str) -> str | None: ...
-
-
 def shipped_index() -> Index | None:
     """The index shipped in the package, or None when this build has none."""
     try:
-        from ..index import shipped_index as load  # type: ignore[attr-defined,import-not-found,unused-ignore]
+        from ..index import shipped_index as load
     except ImportError:
         return None
     try:
-        index: Index = load()
-    except FileNotFoundError:
+        return load()
+    except FileNotFoundError:  # a source checkout before `python -m fastscan.index.ship`
         return None
-    return index
 
 
 def load_user_indexes(paths: Sequence[str], base: Index | None) -> Index | None:
     """`base` combined with the index files at `paths` (a user's own packages)."""
     if not paths:
         return base
-    try:
-        from ..index import combine, load_index  # type: ignore[attr-defined,import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise RuntimeError(f"--index needs the fastscan.index package: {exc}") from None
+    from ..index import combine, load_index
+
     loaded = [load_index(p) for p in paths]
-    out: Index = combine(*loaded, *([base] if base is not None else []))  # a user's file wins
-    return out
+    return combine(*loaded, *([base] if base is not None else []))  # a user's file wins
 
 
 def split_origin(index: Index, origin: str) -> tuple[str, str]:
@@ -274,9 +245,6 @@ __all__ = [
     "KNOWN",
     "RECONSTRUCTORS",
     "UNDEFINED",
-    "Index",
-    "Reach",
-    "Symbol",
     "attribute_containers",
     "describe",
     "fired",

@@ -29,10 +29,13 @@ from __future__ import annotations
 import _compat_pickle  # CPython's own py2 -> py3 name table (data, not scanned code)
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from . import indexed
-from .indexed import Index, Reach
 from .knowledge import DANGEROUS, SAFE, UNKNOWN, KnowledgeBase, RuleEntry
+
+if TYPE_CHECKING:
+    from ..index import Index, Reach
 
 _CLASS_RANK = {DANGEROUS: 0, UNKNOWN: 1, SAFE: 2}
 # Distinct (module, name) pairs memoised; a hostile corpus cannot grow the cache forever.

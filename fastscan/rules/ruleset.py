@@ -37,11 +37,11 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..verdict import Finding
 from .catalog import REGISTRY
-from .indexed import Index, load_user_indexes, shipped_index
+from .indexed import load_user_indexes, shipped_index
 from .knowledge import (
     DANGEROUS,
     SAFE,
@@ -57,6 +57,9 @@ from .knowledge import (
     read_toml,
 )
 from .resolve import Classification, Resolver
+
+if TYPE_CHECKING:
+    from ..index import Index
 
 _SUPPRESS_KEYS = {"rule", "path", "subject", "member", "reason"}
 
