@@ -235,3 +235,9 @@ def test_container_hooks_are_attributed_to_the_object_filled_when_bytes_are_walk
     assert "FS110" in scanner.scan_bytes(recon).rule_ids
     # without the bytes (evaluate on facts alone) the literal case fails closed
     assert R.REACHES_SINK.rule_id in _run(scanner.rules, literal)
+
+
+def test_known_message_says_which_hooks_would_reach_a_sink(rules: RuleSet) -> None:
+    found = _run(rules, b"\x80\x02" + _g(*WRAPPER) + b")\x81.")
+    (known,) = found[R.KNOWN_BY_INDEX.rule_id]
+    assert "only by hooks this pickle does not run (setstate; runs new)" in known.message

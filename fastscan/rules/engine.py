@@ -389,7 +389,8 @@ def _stream_findings(  # noqa: PLR0917
             elif cls.index == indexed.UNDEFINED:
                 rule, reason = R.UNDEFINED_IN_INDEX, cls.reason
             elif cls.index == indexed.KNOWN:
-                rule, reason = R.KNOWN_BY_INDEX, indexed.describe(cls) + ", reaches no sink"
+                ran = run[index] if run is not None else frozenset()
+                rule, reason = R.KNOWN_BY_INDEX, indexed.describe(cls) + indexed.no_sink(cls, ran)
                 severity = Severity.LOW if call is not None else Severity.INFO
             else:
                 rule, reason = R.UNKNOWN_GLOBAL, "not in the reviewed allowlist"

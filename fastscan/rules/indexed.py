@@ -228,6 +228,15 @@ def fired(cls: Classification, hooks_run: frozenset[str]) -> Reach | None:
     return best
 
 
+def no_sink(cls: Classification, ran: frozenset[str]) -> str:
+    """Why a known name is not a sink here: it reaches none, or not by the hooks that run."""
+    if not cls.reaches:
+        return ", reaches no sink"
+    needs = ", ".join(sorted({r.hook for r in cls.reaches}))
+    runs = ", ".join(sorted(ran)) or "none"
+    return f", reaches sinks only by hooks this pickle does not run ({needs}; runs {runs})"
+
+
 def describe(cls: Classification) -> str:
     """One line of what the index knows about a classified name (explain, messages)."""
     if cls.index == UNDEFINED:
@@ -251,6 +260,7 @@ __all__ = [
     "hooks",
     "judge",
     "load_user_indexes",
+    "no_sink",
     "shipped_index",
     "split_origin",
 ]
