@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .opcodes import BY_CODE
-from .rules.resolve import py3_spelling
 from .tokenizer import Op, iter_opcodes
 
 MAX_STR = 60  # characters of a string shown
@@ -32,7 +31,9 @@ MAX_DEPTH = 5  # nesting shown
 MAX_STATEMENTS = 40  # statements per pickle
 MAX_OPS = 2_000_000  # opcodes walked per pickle
 
-_CALLS = ("REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "INST")
+# The literal each container opcode fills in place; on anything else it calls a method.
+_FILLS = {"APPEND": "list", "APPENDS": "list", "SETITEM": "dict", "SETITEMS": "dict"}
+_FILLS["ADDITEMS"] = "set"
 
 
 @dataclass(eq=False)
@@ -47,10 +48,6 @@ class _V:
     var: str = ""  # assigned variable name
     klass: bool = False  # a global spelled like a class (rendered by its short name)
     value: Any = None  # const: the decoded value (STACK_GLOBAL reads its operands from it)
-    offset: int = -1  # global: offset of its importing opcode (GlobalRef.offset)
-
-
-_MARK = _V("text", "<mark>")
 
 
 def _const(value: Any) -> _V:
@@ -66,12 +63,18 @@ def _text(raw: bytes) -> str | bytes:
 
 
 def _short(value: Any) -> str:
-    """repr, cut to about MAX_STR characters of text with the full length noted."""
-    text = repr(value)
+    """repr, cut to about MAX_STR characters of text with the full size noted."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits
+        return f"<int of {value.bit_length()} bits>"
     if len(text) <= MAX_STR + 2:
         return text
-    unit = "chars" if isinstance(value, str) else "bytes"
-    return f"{text[: MAX_STR + 1]}…({len(value)} {unit})"
+    if isinstance(value, (str, bytes)):
+        size = f"{len(value)} {'chars' if isinstance(value, str) else 'bytes'}"
+    else:
+        size = f"{len(text)} digits"
+    return f"{text[: MAX_STR + 1]}…({size})"
 
 
 class _Renderer:
@@ -83,6 +86,7 @@ class _Renderer:
         self.statements: list[tuple[str, _V, Any]] = []
         self.notes: list[str] = []
         self.names = names  # qualified -> (module, name, rendering), shared by a file's pickles
+        self.taken = {text for _m, _n, text in names.values()}
         self.vars = 0
 
     # -- stack ----------------------------------------------------------------------------------
@@ -95,8 +99,7 @@ class _Renderer:
             self.notes.append(f"# offset {at}: stack underflow (the loader raises here)")
             return _V("text", "<?>")
         v = self.stack.pop()
-        if v is not _MARK:
-            v.uses += 1
+        v.uses += 1
         return v
 
     def pop_mark(self, at: int) -> list[_V]:
@@ -105,7 +108,8 @@ class _Renderer:
             items, self.stack = self.stack, []
         else:
             k = self.marks.pop()
-            items, self.stack = self.stack[k:], self.stack[:k]
+            items = self.stack[k:]
+            del self.stack[k:]  # in place: a deep stack under the mark is not copied
         for v in items:
             v.uses += 1
         return items
@@ -118,16 +122,17 @@ class _Renderer:
     def line(self, op: Op) -> str:
         return self.raw(op).rstrip(b"\r\n").decode("utf-8", "replace")
 
-    def global_(self, module: str, name: str, at: int) -> _V:
+    def global_(self, module: str, name: str) -> _V:
         qualified = f"{module}.{name}"
         short = name.rsplit(".", 1)[-1]
         klass = short.lstrip("_")[:1].isupper()
         if qualified not in self.names:
-            taken = {r for _m, _n, r in self.names.values()}
+            taken = self.taken
             text = short if klass and "." not in name and short not in taken else qualified
             self.names[qualified] = (module, name, text)
+            taken.add(text)
         text = self.names[qualified][2]
-        return _V("global", text, klass=klass, value=(module, name), offset=at)
+        return _V("global", text, klass=klass, value=(module, name))
 
     # -- the walk -------------------------------------------------------------------------------
 
@@ -143,8 +148,8 @@ class _Renderer:
         elif name in ("PROTO", "FRAME", "READONLY_BUFFER"):
             pass
         elif name == "POP":
-            if self.stack and self.stack[-1] is _MARK:
-                self.stack.pop()
+            if self.marks and len(self.stack) == self.marks[-1]:
+                self.marks.pop()  # the loader's POP of an empty frame drops its MARK
             else:
                 self.pop(at)
         elif name == "POP_MARK":
@@ -160,7 +165,7 @@ class _Renderer:
             self.push(self.memo.get(key) or _V("text", f"<memo {key} never stored>"))
         elif name in ("GLOBAL", "INST"):
             module, _, attr = self.raw(op).decode("utf-8", "replace").partition("\n")
-            g = self.global_(module.rstrip("\r"), attr.rstrip("\r\n"), at)
+            g = self.global_(module.rstrip("\r"), attr.rstrip("\r\n"))
             if name == "GLOBAL":
                 self.push(g)
             else:
@@ -172,7 +177,7 @@ class _Renderer:
                 and isinstance(mod.value, str)
                 and isinstance(qual.value, str)
             ):
-                self.push(self.global_(mod.value, qual.value, at))
+                self.push(self.global_(mod.value, qual.value))
             else:
                 self.push(_V("text", f"getattr(import_module({self.expr(mod)}), …)"))
         elif name in ("EXT1", "EXT2", "EXT4"):
@@ -218,7 +223,7 @@ class _Renderer:
             pairs: list[Any] = items
             if name.startswith("SETITEM"):
                 pairs = list(zip(items[::2], items[1::2], strict=False))
-            if target.kind in ("list", "dict", "set"):
+            if target.kind == _FILLS[name]:
                 target.items.extend(pairs)
             else:
                 target.mutated = True
@@ -388,48 +393,6 @@ def render_pickles(data: Any, starts: list[int] | tuple[int, ...]) -> list[str]:
             out.append(f"# pickle {i} at offset {starts[i]}")
         out.extend(body)
     return out
-
-
-_CONTAINER_HOOKS = {
-    "SETITEM": ("setitem",),
-    "SETITEMS": ("setitem",),
-    "APPEND": ("append",),
-    "APPENDS": ("append", "extend"),  # the loader calls extend when the object has it
-    "ADDITEMS": ("add",),
-}
-
-
-def container_targets(
-    data: Any, starts: list[int] | tuple[int, ...], reconstructors: frozenset[str], max_ops: int
-) -> dict[int, frozenset[str]] | None:
-    """Which objects SETITEM(S)/APPEND(S)/ADDITEMS reach: the offset of the global whose call
-    made the object (or the class a reconstructor in `reconstructors` instantiated) -> the
-    hooks the loader runs on it. Literal dicts/lists/sets are not objects. None when the walk
-    stopped at `max_ops` opcodes (the caller then assumes every hook, failing closed)."""
-    view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
-    out: dict[int, set[str]] = {}
-    budget = max_ops
-    for start in starts:
-        r = _Renderer(view, {})
-        for op in iter_opcodes(view, start, budget + 1):
-            budget -= 1
-            if budget < 0:
-                return None
-            if not r.step(op):
-                break
-        for kind, target, _extra in r.statements:
-            hooks = _CONTAINER_HOOKS.get(kind)
-            if hooks is None or target.kind != "call" or not target.items:
-                continue
-            made_by = target.items[0]
-            if made_by.kind == "global" and made_by.offset >= 0:
-                out.setdefault(made_by.offset, set()).update(hooks)
-                args = target.items[1] if len(target.items) > 1 else None
-                if ".".join(py3_spelling(*made_by.value)) in reconstructors and args and args.items:
-                    first = args.items[0]
-                    if first.kind == "global" and first.offset >= 0:
-                        out.setdefault(first.offset, set()).update(hooks)
-    return {k: frozenset(v) for k, v in out.items()}
 
 
 def _imports(names: Any) -> Iterator[str]:

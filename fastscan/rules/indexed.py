@@ -156,13 +156,13 @@ def attribute_containers(
     data: Any, facts: StreamFacts, classes: Sequence[Classification | None]
 ) -> Targets | None:
     """Which objects the stream's SETITEMS/APPENDS/ADDITEMS fill, found by a symbolic walk of
-    its bytes (render.container_targets), only when a container-hook reach could fire: the
+    its bytes (fills.container_targets), only when a container-hook reach could fire: the
     tokenizer does not attribute those opcodes. None: not needed, or the walk gave up."""
     if not any(facts.opcode_counts[code] for code in _CONTAINER_HOOKS):
         return None
     if not any(c and any(r.hook in _CONTAINER for r in c.reaches) for c in classes):
         return None
-    from ..render import container_targets
+    from .fills import container_targets
 
     return container_targets(data, facts.pickle_offsets, RECONSTRUCTORS, ATTRIBUTION_MAX_OPS)
 
