@@ -29,7 +29,7 @@ MAX_BYTES = 16  # bytes of a bytes operand shown
 MAX_ITEMS = 6  # container items shown
 MAX_DEPTH = 5  # nesting shown
 MAX_STATEMENTS = 40  # statements per pickle
-MAX_OPS = 2_000_000  # opcodes walked per pickle
+MAX_OPS = 500_000  # opcodes walked per pickle (~5 s); the rest is not rendered
 
 # The literal each container opcode fills in place; on anything else it calls a method.
 _FILLS = {"APPEND": "list", "APPENDS": "list", "SETITEM": "dict", "SETITEMS": "dict"}
@@ -383,7 +383,9 @@ def render_pickles(data: Any, starts: list[int] | tuple[int, ...]) -> list[str]:
                 stopped = True
                 break
         body = list(r.lines())
-        if not stopped:
+        if not stopped and ops >= MAX_OPS:
+            body.append(f"# rendering stopped after {ops} opcodes; the pickle goes on")
+        elif not stopped:
             body.append(f"# the pickle ends without STOP after {ops} opcodes (the loader raises)")
         bodies.append(body)
     header = sorted(_imports(names.values()))

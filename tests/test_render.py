@@ -133,3 +133,11 @@ def test_explain_shows_python_and_what_the_index_knows(tmp_path) -> None:  # typ
         "_DataPipeSerializationWrapper.__setstate__ -> pickle.loads" in text
     )
     assert result.verdict == "malicious" and "FS110" in text
+
+
+def test_rendering_budget_is_said_not_mistaken_for_a_broken_stream(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import fastscan.render as render_module
+
+    monkeypatch.setattr(render_module, "MAX_OPS", 10)
+    lines = render_module.render_pickles(pickle.dumps(list(range(100)), protocol=2), [0])
+    assert lines[-1] == "# rendering stopped after 10 opcodes; the pickle goes on"
