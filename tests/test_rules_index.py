@@ -258,3 +258,14 @@ def test_features_count_a_known_name_without_reach_as_safe() -> None:
         rows[label] = {n: row[i] for i, n in enumerate(FEATURE_NAMES) if n.startswith("glob_")}
     assert rows["plain"]["glob_unknown"] == 1 and rows["plain"]["glob_safe"] == 0
     assert rows["index"]["glob_unknown"] == 0 and rows["index"]["glob_safe"] == 1
+
+
+def test_a_corrupt_index_section_falls_back_to_the_rules() -> None:
+    class Broken(FakeIndex):
+        def lookup(self, module: str, qualname: str):  # type: ignore[no-untyped-def]
+            raise ValueError("corrupt section")
+
+    ix = Broken()
+    ix.add("mylab", "Net", "class")
+    cls = RuleSet(load_shipped(), index=ix).classify("mylab", "Net")
+    assert (cls.verdict_class, cls.index) == (UNKNOWN, "")

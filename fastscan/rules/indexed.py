@@ -16,6 +16,7 @@ scan without an index never load it.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -82,7 +83,10 @@ def judge(
             spelled, name = head, ruled.resolved[len(head) + 1 :]
     if not spelled:
         return ruled
-    symbol = index.lookup(spelled, name)
+    try:
+        symbol = index.lookup(spelled, name)
+    except (ValueError, zlib.error):  # a corrupt section of a user's file: today's treatment
+        return ruled
     if symbol is None:
         if ruled.is_dangerous or ruled.pinned:
             return ruled
