@@ -12,8 +12,8 @@ from collections import deque
 from collections.abc import Iterable
 
 from .resolve import Ref, Resolver, label
-from .sinks import MODE_SINKS, direct_category, sink_category
-from .symbols import B_FROM, B_IMPORT, CALL_RO, ModuleInfo
+from .sinks import CUTS, MODE_SINKS, direct_category, sink_category
+from .symbols import B_FROM, B_IMPORT, CALL_CONST, CALL_RO, ModuleInfo
 
 MAX_HOPS = 16
 _LATE_NODES = 64  # methods followed per hook when re-binding `self` to the subclass
@@ -55,7 +55,7 @@ class Graph:
         out: list[Node] = []
         for text, flags in f.calls:
             ref = self.r.expr(m.name, text, f, cls, 0)
-            if ref is not None:
+            if ref is not None and label(ref[1], ref[2]) not in CUTS:
                 for target in self.targets(ref, flags):
                     if target not in out and target != node:
                         out.append(target)
@@ -69,8 +69,8 @@ class Graph:
         origin = label(module, qual)
         sink = sink_category(origin, methods=False)  # a method of a sink was constructed first
         if sink is not None:
-            if origin in MODE_SINKS and flags & CALL_RO:
-                return []
+            if flags & CALL_CONST or (origin in MODE_SINKS and flags & CALL_RO):
+                return []  # `CDLL("libnvidia-ml.so.1")`, `open(path, "rb")`: not steerable
             return [("!" + sink, origin)]
         if kind == "function":
             return [(module, qual)]

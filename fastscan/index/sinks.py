@@ -133,6 +133,22 @@ DIRECT_ONLY: MappingProxyType[str, str] = MappingProxyType(
 )
 
 
+# Reviewed cut points: Python functions whose sink use cannot be steered into running code the
+# loader supplies, and which sit on the paths of nearly every library's ordinary constructors.
+# Calls into them are not followed (the function itself keeps its own reach).
+CUTS = frozenset(
+    {
+        # evaluates the `__text_signature__` of a C function (numpy's dispatch decorators call
+        # inspect.signature on import-time objects); the text comes from the extension itself
+        "inspect._signature_fromstr",
+        # runs `file -b <path>` / `uname` with argument lists, no shell; used by
+        # platform.platform()/architecture() for environment reports (gensim lifecycle events)
+        "platform._syscmd_file",
+        "platform._syscmd_ver",
+    }
+)
+
+
 def sink_category(origin: str, *, methods: bool = True) -> str | None:
     """Category of a propagating sink primitive; with `methods`, also a listed class's methods
     (`_pickle.Unpickler.load`), else only its constructor (`_socket.socket.__init__`)."""

@@ -28,6 +28,7 @@ B_CONST = "constant"  # ("constant",)
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CALL_RO = 1  # call passes a literal read-only mode (open/FileIO/os.open)
+CALL_CONST = 2  # every argument is a literal: nothing the loader passes can steer the call
 _MAX_CALLS = 400  # per function: bounds fan-out of generated or enormous functions
 
 
@@ -254,6 +255,9 @@ class _Reader:
                 if text in params and text not in ("self", "cls"):
                     info.calls_param = True
                 flags = CALL_RO if _read_only_mode(sub) else 0
+                values = [*sub.args, *(kw.value for kw in sub.keywords)]
+                if values and all(isinstance(v, ast.Constant) for v in values):
+                    flags |= CALL_CONST
                 if (text, flags) not in seen:
                     seen.add((text, flags))
                     info.calls.append((text, flags))
