@@ -1,8 +1,9 @@
 """Names judged through the ecosystem index (`fastscan.index`): what the loader runs at load time.
 
 The reviewed rule base stays the first authority; the index adds knowledge on top of it:
-- a reviewed dangerous name stays dangerous; a reviewed exact safe entry stays safe (the index's
-  reach paths are still shown by `explain`, so a reviewer can revisit it);
+- a reviewed dangerous name stays dangerous; an exact safe entry stays safe, and a reviewed
+  neither-safe-nor-sink entry keeps its grading (the index's reach paths are still shown by
+  `explain`, so a reviewer can revisit them);
 - an alias is judged by its origin: `sklearn.callback._progressbar.Thread` is `threading.Thread`,
   whatever the `sklearn` class rule says about the spelling;
 - a name the index resolves carries its kind, package and load-time reach (hook -> sink paths);
@@ -102,7 +103,7 @@ def judge(
             package=package,
         )
     origin = symbol.origin or f"{spelled}.{name}"
-    known = {
+    known: dict[str, Any] = {
         # an alias whose origin lies outside the index is not knowledge about what it runs
         "index": "" if symbol.kind == "unresolved" else KNOWN,
         "package": symbol.package,
@@ -111,11 +112,17 @@ def judge(
         "reaches": tuple(symbol.reaches),
     }
     if ruled.is_dangerous or ruled.pinned or origin in (f"{spelled}.{name}", ruled.resolved):
-        return replace(ruled, **known)  # type: ignore[arg-type]
+        return replace(ruled, **known)
     # A re-export: the spelling's rules (a package-wide class rule) do not vouch for the origin.
     judged = rules(*split_origin(index, origin))
     if judged.is_dangerous or judged.entry_id:
-        return replace(judged, reason=f"alias of {origin}: {judged.reason}", **known)  # type: ignore[arg-type]
+        return replace(
+            judged,
+            reason=f"alias of {origin}: {judged.reason}",
+            dotted=ruled.dotted,  # how the pickle spelled it (FS105) still counts
+            through_allowlisted=ruled.through_allowlisted,
+            **known,
+        )
     return replace(
         ruled,
         verdict_class=UNKNOWN,
@@ -123,7 +130,7 @@ def judge(
         entry_id="",
         reason=f"alias of {origin}, which the reviewed rules do not list",
         ref="",
-        **known,  # type: ignore[arg-type]
+        **known,
     )
 
 

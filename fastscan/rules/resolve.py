@@ -52,7 +52,9 @@ class Classification:
     resolved: str = ""  # module.qualname after aliases, e.g. "os.system" for random._os.system
     dotted: bool = False  # name is an attribute path that is not itself a reviewed entry
     through_allowlisted: bool = False  # … and it starts in a module with safe entries
-    pinned: bool = False  # an exact reviewed safe entry: index reach paths do not override it
+    # A reviewed decision the index does not override: an exact safe entry, or a reviewed
+    # neither-safe-nor-sink entry (code construction, callback dispatch: graded by their shapes).
+    pinned: bool = False
     # What the ecosystem index knows (indexed.py): "" (module not indexed), known, undefined.
     index: str = ""
     package: str = ""
@@ -266,7 +268,8 @@ class Resolver:
             resolved,
             dotted,
             through,
-            pinned=entry.verdict_class == SAFE and not entry.is_wildcard and not dotted,
+            pinned=entry.verdict_class == UNKNOWN
+            or (entry.verdict_class == SAFE and not entry.is_wildcard and not dotted),
         )
 
     def _module_attribute(self, module: str, attribute: str) -> str | None:
