@@ -65,10 +65,12 @@ class FakeIndex:
 def sample() -> FakeIndex:
     """The issue's cases in miniature."""
     ix = FakeIndex()
-    wrapper = "torch.utils.data.datapipes.datapipe._DataPipeSerializationWrapper"
+    # shaped like torch's datapipe wrapper (now a reviewed denylist entry), under a name no rule
+    # lists, so the reach alone decides
+    wrapper = "acme.pipes.SerializationWrapper"
     ix.add(
-        "torch.utils.data.datapipes.datapipe",
-        "_DataPipeSerializationWrapper",
+        "acme.pipes",
+        "SerializationWrapper",
         "class",
         Reach("setstate", "nested_loader", (f"{wrapper}.__setstate__", "pickle.loads")),
     )

@@ -119,18 +119,16 @@ def test_rendering_imports_nothing() -> None:
 
 def test_explain_shows_python_and_what_the_index_knows(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "w.pkl"
-    path.write_bytes(
-        b"\x80\x02ctorch.utils.data.datapipes.datapipe\n_DataPipeSerializationWrapper\n)\x81}b."
-    )
+    path.write_bytes(b"\x80\x02cacme.pipes\nSerializationWrapper\n)\x81}b.")
     scanner = Scanner(model=None, rules=RuleSet(load_shipped(), index=sample()))
     analysis, result = scanner.explain_source(str(path), str(path), keep_data=1 << 20)
     text = "\n".join(render(analysis, result, analysis.data, scanner.rules))
-    assert "obj1 = _DataPipeSerializationWrapper.__new__(_DataPipeSerializationWrapper)" in text
+    assert "obj1 = SerializationWrapper.__new__(SerializationWrapper)" in text
     assert "obj1.__setstate__({})" in text
-    assert "index: class of torch" in text
+    assert "index: class of acme" in text
     assert (
-        "load-time setstate -> [nested_loader] torch.utils.data.datapipes.datapipe."
-        "_DataPipeSerializationWrapper.__setstate__ -> pickle.loads" in text
+        "load-time setstate -> [nested_loader] acme.pipes.SerializationWrapper.__setstate__"
+        " -> pickle.loads" in text
     )
     assert result.verdict == "malicious" and "FS110" in text
 

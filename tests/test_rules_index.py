@@ -33,7 +33,7 @@ def _g(module: str, name: str) -> bytes:
     return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
 
 
-WRAPPER = ("torch.utils.data.datapipes.datapipe", "_DataPipeSerializationWrapper")
+WRAPPER = ("acme.pipes", "SerializationWrapper")
 
 
 def test_setstate_reach_fires_on_build(rules: RuleSet) -> None:
@@ -42,7 +42,7 @@ def test_setstate_reach_fires_on_build(rules: RuleSet) -> None:
     (hit,) = found[R.REACHES_SINK.rule_id]
     assert hit.severity == Severity.MALICIOUS
     assert "[nested_loader]" in hit.message and "setstate hook" in hit.message
-    assert "_DataPipeSerializationWrapper.__setstate__ -> pickle.loads" in hit.message
+    assert "SerializationWrapper.__setstate__ -> pickle.loads" in hit.message
 
 
 def test_reach_only_fires_for_the_hook_the_pickle_runs(rules: RuleSet) -> None:

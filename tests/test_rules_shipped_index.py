@@ -32,8 +32,22 @@ def scanners() -> tuple[Scanner, Scanner]:
 
 
 def test_datapipe_wrapper_setstate_is_a_nested_loader(scanners: tuple[Scanner, Scanner]) -> None:
+    # reviewed into the denylist from the index's finding; the index's path stays attached
     indexed, _plain = scanners
     result = indexed.scan_bytes(WRAPPER, "w.pkl")
+    assert result.verdict == "malicious" and "FS102" in result.rule_ids
+    cls = default_ruleset().classify(
+        "torch.utils.data.datapipes.datapipe", "_IterDataPipeSerializationWrapper"
+    )
+    assert cls.category == "nested_loader"
+    assert any(r.hook == "setstate" and r.category == "nested_loader" for r in cls.reaches)
+
+
+def test_an_unlisted_setstate_nested_loader_is_found_by_the_index_alone() -> None:
+    rules = default_ruleset().withholding(
+        ["torch.utils.data.datapipes.datapipe._IterDataPipeSerializationWrapper"]
+    )
+    result = Scanner(model=None, rules=rules).scan_bytes(WRAPPER, "w.pkl")
     reach = [f for f in result.findings if f.rule_id == "FS110"]
     assert result.verdict == "malicious" and reach
     assert "[nested_loader]" in reach[0].message and "__setstate__" in reach[0].message
