@@ -386,8 +386,6 @@ def _global_and_call_block(
         if g.resolved and not is_ext:
             c = rules.classify(g.module, g.name)
             cls = c.verdict_class
-            if cls == "unknown" and c.index == "known" and not c.reaches and not c.entry_id:
-                cls = "safe"  # the index knows it and no load-time hook of it reaches a sink
             categories[_category_slot(c.category, cls)] += 1
             tally[0] += c.dotted
             tally[1] += c.through_allowlisted

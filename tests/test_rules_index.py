@@ -243,23 +243,6 @@ def test_known_message_says_which_hooks_would_reach_a_sink(rules: RuleSet) -> No
     assert "only by hooks this pickle does not run (setstate; runs new)" in known.message
 
 
-def test_features_count_a_known_name_without_reach_as_safe() -> None:
-    from fastscan.features import FEATURE_NAMES, extract
-    from fastscan.scan import Scanner
-
-    data = b"\x80\x02" + _g("gensim.models.word2vec", "Word2Vec") + b")\x81}b."
-    rows = {}
-    for label, ruleset in (
-        ("plain", RuleSet(load_shipped())),
-        ("index", RuleSet(load_shipped(), index=sample())),
-    ):
-        analysis = Scanner(model=None, rules=ruleset).analyse(data, "w.pkl")
-        row = extract(analysis.container, analysis.streams, ruleset)
-        rows[label] = {n: row[i] for i, n in enumerate(FEATURE_NAMES) if n.startswith("glob_")}
-    assert rows["plain"]["glob_unknown"] == 1 and rows["plain"]["glob_safe"] == 0
-    assert rows["index"]["glob_unknown"] == 0 and rows["index"]["glob_safe"] == 1
-
-
 def test_a_corrupt_index_section_falls_back_to_the_rules() -> None:
     class Broken(FakeIndex):
         def lookup(self, module: str, qualname: str):  # type: ignore[no-untyped-def]
