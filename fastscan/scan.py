@@ -18,7 +18,8 @@ from .facts import (
     StreamFacts,
 )
 from .rules import RuleSet, evaluate
-from .rules.indexed import Targets, attribute_containers
+from .rules.fills import attribute_containers
+from .rules.indexed import Targets
 from .tokenizer import tokenize
 from .verdict import FileResult, Finding, VerdictPolicy, combine, settle
 

@@ -12,12 +12,14 @@ this one is kept small because it runs on the scan path (only when a reach could
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..facts import StreamFacts
 from ..opcodes import BY_NAME
 from ..tokenizer import opcode_bounds
-from .resolve import py3_spelling
+from .indexed import ATTRIBUTION_MAX_OPS, CONTAINER_HOOKS, RECONSTRUCTORS, Targets
+from .resolve import Classification, py3_spelling
 
 
 def _codes(*names: str) -> frozenset[int]:
@@ -51,6 +53,19 @@ class _Call:
 
     def __init__(self, made_by: tuple[int, ...]) -> None:
         self.made_by = made_by  # offsets of the globals whose hooks a fill of this object runs
+
+
+def attribute_containers(
+    data: Any, facts: StreamFacts, classes: Sequence[Classification | None]
+) -> Targets | None:
+    """Which objects the stream's SETITEMS/APPENDS/ADDITEMS fill, found by a symbolic walk of
+    its bytes (container_targets), only when a container-hook reach could fire: the
+    tokenizer does not attribute those opcodes. None: not needed, or the walk gave up."""
+    if not any(facts.opcode_counts[BY_NAME[name].code] for name in _HOOKS):
+        return None
+    if not any(c and any(r.hook in CONTAINER_HOOKS for r in c.reaches) for c in classes):
+        return None
+    return container_targets(data, facts.pickle_offsets, RECONSTRUCTORS, ATTRIBUTION_MAX_OPS)
 
 
 def container_targets(

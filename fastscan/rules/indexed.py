@@ -157,25 +157,10 @@ _CONTAINER_HOOKS = {
     0x90: ("add",),  # ADDITEMS
 }
 _ALL = frozenset({"call", "new", "init", "setstate", "setitem", "append", "extend", "add"})
-_CONTAINER = frozenset({"setitem", "append", "extend", "add"})
+CONTAINER_HOOKS = frozenset({"setitem", "append", "extend", "add"})
 ATTRIBUTION_MAX_OPS = 2_000_000  # opcodes the attribution walk may spend on one stream
 
 Targets = Mapping[int, frozenset[str]]  # global's opcode offset -> container hooks run on it
-
-
-def attribute_containers(
-    data: Any, facts: StreamFacts, classes: Sequence[Classification | None]
-) -> Targets | None:
-    """Which objects the stream's SETITEMS/APPENDS/ADDITEMS fill, found by a symbolic walk of
-    its bytes (fills.container_targets), only when a container-hook reach could fire: the
-    tokenizer does not attribute those opcodes. None: not needed, or the walk gave up."""
-    if not any(facts.opcode_counts[code] for code in _CONTAINER_HOOKS):
-        return None
-    if not any(c and any(r.hook in _CONTAINER for r in c.reaches) for c in classes):
-        return None
-    from .fills import container_targets
-
-    return container_targets(data, facts.pickle_offsets, RECONSTRUCTORS, ATTRIBUTION_MAX_OPS)
 
 
 def hooks(
@@ -265,7 +250,6 @@ __all__ = [
     "KNOWN",
     "RECONSTRUCTORS",
     "UNDEFINED",
-    "attribute_containers",
     "describe",
     "fired",
     "hooks",

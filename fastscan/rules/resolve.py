@@ -20,8 +20,8 @@ The rules, each implemented here and tested in tests/test_rules.py:
    spelling as written, so the worse of the two readings is graded, where the written one counts
    only when a reviewed entry knows it (an unlisted py2 module does not exist on Python 3).
 6. `withheld` names (resolved module.qualname) that would classify as dangerous classify as
-   unknown instead, exactly as an unlisted callable does: the "novel family" experiment's way to
-   pretend the denylist does not know them yet. Everything else is unchanged.
+   unknown instead, exactly as an unlisted callable of a module nothing indexes does: the
+   "novel family" experiment's way to pretend nothing knows them yet. All else is unchanged.
 """
 
 from __future__ import annotations
@@ -203,7 +203,10 @@ class Resolver:
     # -- internals ----------------------------------------------------------------------------
 
     def _judge(self, module: str, name: str) -> Classification:
-        hit = self._judge_origin(module, name)
+        hit = self._classify(module, name)
+        if self.withheld and hit.is_dangerous and hit.resolved in self.withheld:
+            # a stand-in for a novel family: nothing knows it, the index included (rule 6)
+            return self._unlisted(module, name, hit.resolved)
         if self.index is not None:
             hit = indexed.judge(self.index, hit, module, name, self._judge_origin)
         return hit
