@@ -18,7 +18,7 @@ from typing import Any
 from ..facts import StreamFacts
 from ..opcodes import BY_NAME
 from ..tokenizer import opcode_bounds
-from .indexed import ATTRIBUTION_MAX_OPS, CONTAINER_HOOKS, RECONSTRUCTORS, Targets
+from .indexed import ATTRIBUTION_MAX_OPS, CONTAINER_HOOKS, FILL_HOOKS, RECONSTRUCTORS, Targets
 from .resolve import Classification, py3_spelling
 
 
@@ -36,15 +36,6 @@ _PUTS = _codes("PUT", "BINPUT", "LONG_BINPUT")
 _GETS = _codes("GET", "BINGET", "LONG_BINGET")
 _LITERAL = {BY_NAME["EMPTY_LIST"].code: "list", BY_NAME["EMPTY_DICT"].code: "dict"}
 _LITERAL[BY_NAME["EMPTY_SET"].code] = "set"
-_FILLS = {"APPEND": "list", "APPENDS": "list", "SETITEM": "dict", "SETITEMS": "dict"}
-_FILLS["ADDITEMS"] = "set"
-_HOOKS = {
-    "APPEND": ("append",),
-    "APPENDS": ("append", "extend"),  # the loader calls extend when the object has it
-    "SETITEM": ("setitem",),
-    "SETITEMS": ("setitem",),
-    "ADDITEMS": ("add",),
-}
 _NAMES = {info.code: info.name for info in BY_NAME.values()}
 
 
@@ -61,7 +52,7 @@ def attribute_containers(
     """Which objects the stream's SETITEMS/APPENDS/ADDITEMS fill, found by a symbolic walk of
     its bytes (container_targets), only when a container-hook reach could fire: the
     tokenizer does not attribute those opcodes. None: not needed, or the walk gave up."""
-    if not any(facts.opcode_counts[BY_NAME[name].code] for name in _HOOKS):
+    if not any(facts.opcode_counts[BY_NAME[name].code] for name in FILL_HOOKS):
         return None
     if not any(c and any(r.hook in CONTAINER_HOOKS for r in c.reaches) for c in classes):
         return None
@@ -182,7 +173,7 @@ def _walk(  # noqa: PLR0917
             stack.append(("t", items[0]))
         elif name == "EMPTY_TUPLE":
             stack.append(("t", None))
-        elif name in _HOOKS:
+        elif name in FILL_HOOKS:
             if name in ("APPEND", "SETITEM"):
                 for _ in range(1 if name == "APPEND" else 2):
                     pop()
@@ -191,7 +182,7 @@ def _walk(  # noqa: PLR0917
             target = stack[-1] if stack else None
             if isinstance(target, _Call):
                 for by in target.made_by:
-                    out.setdefault(by, set()).update(_HOOKS[name])
+                    out.setdefault(by, set()).update(FILL_HOOKS[name])
         elif name in ("POP", "BUILD", "BINPERSID"):
             if name == "POP" and marks and len(stack) == marks[-1]:
                 marks.pop()

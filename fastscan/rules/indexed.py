@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..facts import StreamFacts
+from ..opcodes import BY_NAME
 from .knowledge import UNKNOWN
 
 if TYPE_CHECKING:
@@ -145,17 +146,20 @@ _OPCODE_HOOKS = {
 }
 _CLASS_CALL = ("new", "init")
 # Reconstructors that instantiate their first argument: copyreg.__newobj__(cls, *args) runs
-# cls.__new__; copyreg._reconstructor(cls, base, state) runs base's; the pickle then BUILDs it.
+# cls.__new__; copyreg._reconstructor(cls, base, state) runs base's (counted as cls's, failing
+# closed); the pickle then BUILDs the object.
 RECONSTRUCTORS = frozenset(
     {"copyreg.__newobj__", "copyreg.__newobj_ex__", "copyreg._reconstructor"}
 )
-_CONTAINER_HOOKS = {
-    0x73: ("setitem",),  # SETITEM
-    0x75: ("setitem",),  # SETITEMS
-    0x61: ("append",),  # APPEND
-    0x65: ("append", "extend"),  # APPENDS: extend when the object has it, else append
-    0x90: ("add",),  # ADDITEMS
+# What the loader calls on an object (not a literal dict/list/set) each fill opcode targets.
+FILL_HOOKS: dict[str, tuple[str, ...]] = {
+    "SETITEM": ("setitem",),
+    "SETITEMS": ("setitem",),
+    "APPEND": ("append",),
+    "APPENDS": ("append", "extend"),  # extend when the object has it, else append per item
+    "ADDITEMS": ("add",),
 }
+_FILL_CODES = {BY_NAME[name].code: hooks for name, hooks in FILL_HOOKS.items()}
 _ALL = frozenset({"call", "new", "init", "setstate", "setitem", "append", "extend", "add"})
 CONTAINER_HOOKS = frozenset({"setitem", "append", "extend", "add"})
 ATTRIBUTION_MAX_OPS = 2_000_000  # opcodes the attribution walk may spend on one stream
@@ -178,7 +182,7 @@ def hooks(
     container: frozenset[str] = frozenset()
     if targets is None:
         container = frozenset(
-            h for code, hs in _CONTAINER_HOOKS.items() if facts.opcode_counts[code] for h in hs
+            h for code, hs in _FILL_CODES.items() if facts.opcode_counts[code] for h in hs
         )
     out: list[set[str]] = [set() for _ in facts.globals]
     used = [False] * len(facts.globals)
