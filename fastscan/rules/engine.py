@@ -155,7 +155,7 @@ def evaluate(
 
     `path` is the scanned file's path, used only to match user suppressions. `targets`, aligned
     with `streams`, says which objects each stream's SETITEMS/APPENDS/ADDITEMS fill
-    (indexed.attribute_containers); without it those hooks are assumed on every object.
+    (rules.fills.attribute_containers); without it those hooks are assumed on every object.
     """
     rules = ruleset or default_ruleset()
     out = _Collector()
