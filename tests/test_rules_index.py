@@ -252,3 +252,13 @@ def test_a_corrupt_index_section_falls_back_to_the_rules() -> None:
     ix.add("mylab", "Net", "class")
     cls = RuleSet(load_shipped(), index=ix).classify("mylab", "Net")
     assert (cls.verdict_class, cls.index) == (UNKNOWN, "")
+
+
+def test_a_called_constant_is_not_vouched_for() -> None:
+    ix = sample()
+    ix.add("acme.settings", "HANDLER", "constant")
+    rules = RuleSet(load_shipped(), index=ix)
+    called = _run(rules, _g("acme.settings", "HANDLER") + b"(S'x'\ntR.")
+    assert R.UNKNOWN_GLOBAL.rule_id in called and R.KNOWN_BY_INDEX.rule_id not in called
+    referenced = _run(rules, b"(" + _g("acme.settings", "HANDLER") + b"l.")
+    assert referenced[R.KNOWN_BY_INDEX.rule_id][0].severity == Severity.INFO

@@ -388,7 +388,7 @@ def _stream_findings(  # noqa: PLR0917
                 rule, reason = R.REVIEWED_UNKNOWN, f"[{cls.category}] {cls.reason}"
             elif cls.index == indexed.UNDEFINED:
                 rule, reason = R.UNDEFINED_IN_INDEX, cls.reason
-            elif cls.index == indexed.KNOWN:
+            elif cls.index == indexed.KNOWN and (call is None or cls.kind in indexed.CALLABLE):
                 ran = run[index] if run is not None else frozenset()
                 rule, reason = R.KNOWN_BY_INDEX, indexed.describe(cls) + indexed.no_sink(cls, ran)
                 severity = Severity.LOW if call is not None else Severity.INFO

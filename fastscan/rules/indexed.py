@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .resolve import Classification
 
 KNOWN = "known"  # Classification.index: the index resolves the name
+# Kinds whose code the index analysed: calling a module or a constant runs unknown code.
+CALLABLE = frozenset({"class", "function", "builtin"})
 UNDEFINED = "undefined"  # ... the module is indexed but does not define the name
 
 
