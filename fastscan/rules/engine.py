@@ -313,7 +313,8 @@ def _stream_findings(  # noqa: PLR0917
     categories: set[str] = set()
     shapes = CallShapes(facts, classes, rules)
     # Hooks the loader runs per global: only worked out when the index knows a reach.
-    run = indexed.hooks(facts, classes, targets) if any(c and c.reaches for c in classes) else None
+    live = any(c and c.reaches and not (c.pinned or c.is_dangerous) for c in classes)
+    run = indexed.hooks(facts, classes, targets) if live else None
 
     for index, (g, cls) in enumerate(zip(facts.globals, classes, strict=True)):
         call = first_call.get(index)

@@ -54,7 +54,10 @@ def attribute_containers(
     tokenizer does not attribute those opcodes. None: not needed, or the walk gave up."""
     if not any(facts.opcode_counts[BY_NAME[name].code] for name in FILL_HOOKS):
         return None
-    if not any(c and any(r.hook in CONTAINER_HOOKS for r in c.reaches) for c in classes):
+    if not any(
+        c and not (c.pinned or c.is_dangerous) and any(r.hook in CONTAINER_HOOKS for r in c.reaches)
+        for c in classes
+    ):
         return None
     return container_targets(data, facts.pickle_offsets, RECONSTRUCTORS, ATTRIBUTION_MAX_OPS)
 
