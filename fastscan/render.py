@@ -38,7 +38,7 @@ _FILLS["ADDITEMS"] = "set"
 
 @dataclass(eq=False)
 class _V:
-    """A symbolic value: `kind` says how to render `parts`."""
+    """A symbolic value: `kind` says how `text` and `items` render."""
 
     kind: str  # const | global | call | list | dict | tuple | set | frozenset | text
     text: str = ""  # const/global/text: the rendering; call: the call expression's head
@@ -46,7 +46,6 @@ class _V:
     uses: int = 0  # times consumed by another opcode (a call result used twice is a variable)
     mutated: bool = False  # BUILD/SETITEM(S)/APPENDS/ADDITEMS applied to a call result
     var: str = ""  # assigned variable name
-    klass: bool = False  # a global spelled like a class (rendered by its short name)
     value: Any = None  # const: the decoded value (STACK_GLOBAL reads its operands from it)
 
 
@@ -131,8 +130,7 @@ class _Renderer:
             text = short if klass and "." not in name and short not in taken else qualified
             self.names[qualified] = (module, name, text)
             taken.add(text)
-        text = self.names[qualified][2]
-        return _V("global", text, klass=klass, value=(module, name))
+        return _V("global", self.names[qualified][2])
 
     # -- the walk -------------------------------------------------------------------------------
 
