@@ -139,3 +139,35 @@ def test_rendering_budget_is_said_not_mistaken_for_a_broken_stream(monkeypatch) 
     monkeypatch.setattr(render_module, "MAX_OPS", 10)
     lines = render_module.render_pickles(pickle.dumps(list(range(100)), protocol=2), [0])
     assert lines[-1] == "# rendering stopped after 10 opcodes; the pickle goes on"
+
+
+def test_mutated_pickles_render_and_attribute_without_raising() -> None:
+    import random
+
+    from fastscan.rules.fills import container_targets
+    from fastscan.rules.indexed import RECONSTRUCTORS
+
+    seeds = [
+        pickle.dumps(obj, protocol=p)
+        for p in range(pickle.HIGHEST_PROTOCOL + 1)
+        for obj in (
+            {"a": [1, 2.5, "x" * 300, b"y" * 50, None, True], "b": (1, (2, (3,)))},
+            collections.OrderedDict(a={1, 2}, b=frozenset([3])),
+            [[]] * 3,
+            10**30,
+        )
+    ]
+    rng = random.Random(0)
+    for _ in range(3000):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            i = rng.randrange(len(data) + 1)
+            kind = rng.randrange(3)
+            if kind == 0 and i < len(data):
+                data[i] = rng.randrange(256)
+            elif kind == 1:
+                data[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+            else:
+                del data[i : i + rng.randint(1, 8)]
+        render_pickles(bytes(data), [0])
+        container_targets(bytes(data), [0], RECONSTRUCTORS, 10_000)
