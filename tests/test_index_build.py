@@ -66,6 +66,24 @@ PKG = {
 
         def writes(path, mode):
             return open(path, mode)
+
+        def load(f, pickle_module=None):
+            if pickle_module is None:
+                pickle_module = pickle
+            return _load(f, pickle_module)
+
+        def _load(f, pickle_module):
+            class UnpicklerWrapper(pickle_module.Unpickler):
+                pass
+            return UnpicklerWrapper(f).load()
+
+        class Holder:
+            def __setstate__(self, state):
+                self.model = load(state["buf"])
+
+        def probe():
+            import ctypes
+            return ctypes.CDLL("libfixed.so.1")
         """,
     "sub/__init__.py": """
         __all__ = ["Exported"]
@@ -174,6 +192,19 @@ def test_open_modes(index) -> None:
     assert "setitem:filesystem_write" in _cats(index.lookup("gadgetpkg", "Exported"))
 
 
+def test_module_handed_to_a_helper_is_followed(index) -> None:
+    # torch.load's shape: `pickle` reaches `_load` as an argument, subclassed in a nested class
+    path = _cats(index.lookup("gadgetpkg.core", "load"))["call:nested_loader"]
+    assert path == ("gadgetpkg.core.load", "gadgetpkg.core._load", "_pickle.Unpickler")
+    holder = _cats(index.lookup("gadgetpkg.core", "Holder"))
+    assert holder["setstate:nested_loader"][0] == "gadgetpkg.core.Holder.__setstate__"
+
+
+def test_literal_only_calls_are_not_followed(index) -> None:
+    assert index.lookup("gadgetpkg.core", "probe").reaches == ()  # CDLL("libfixed.so.1")
+    assert any(r.category == "exec_sink" for r in index.lookup("ctypes", "CDLL").reaches)
+
+
 def test_attribute_walk_through_module_alias(index) -> None:
     sym = index.lookup("gadgetpkg.core", "os.system")
     assert sym.origin == "posix.system" and sym.kind == "builtin" and sym.package == "python"
@@ -277,3 +308,18 @@ def test_cli_needs_an_input(tmp_path: Path) -> None:
 
     assert main(["index", "--out", str(tmp_path / "x")]) == 2
     assert main(["index", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_site_packages_directory_through_record(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    _write_pkg(site, "recpkg", {"__init__.py": "import os\ndef go(c):\n    os.system(c)\n"})
+    info = site / "recpkg-3.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: RecPkg\nVersion: 3.1\n")
+    (info / "RECORD").write_text("recpkg/__init__.py,,\nrecpkg-3.1.dist-info/METADATA,,\n")
+    out = tmp_path / "s.fsidx"
+    from fastscan.index.cli import main
+
+    assert main(["--site-packages", str(site), "--no-stdlib", "--out", str(out)]) == 0
+    sym = load_index(out).lookup("recpkg", "go")
+    assert (sym.package, sym.version, sym.kind) == ("recpkg", "3.1", "function")

@@ -50,8 +50,11 @@ def test_loads_once_and_fast() -> None:
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     best = min(
-        float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True).stdout)  # fmt: skip
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            ).stdout
+        )
         for _ in range(3)
     )
     assert best < 0.2  # ~10-30 ms measured (benchmarks/bench_index.py); slack for a busy CI

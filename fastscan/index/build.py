@@ -16,7 +16,9 @@ from .sinks import CUTS, MODE_SINKS, direct_category, sink_category
 from .symbols import B_FROM, B_IMPORT, CALL_CONST, CALL_RO, ModuleInfo
 
 MAX_HOPS = 16
+_RECEIVERS = frozenset({"self", "cls", "super()"})  # calls that carry the object's state
 _LATE_NODES = 64  # methods followed per hook when re-binding `self` to the subclass
+_BIND_ROUNDS = 2  # argument binding passes: a value handed on through two calls
 # The method the loader calls for each hook: REDUCE/NEWOBJ, BUILD, SETITEMS, APPENDS, ADDITEMS.
 HOOKS: tuple[tuple[str, str], ...] = (
     ("new", "__new__"),
@@ -38,22 +40,53 @@ class Graph:
         self.r = resolver
         self.edges: dict[Node, list[Node]] = {}
         self.calls_param: set[Node] = set()
+        for _ in range(_BIND_ROUNDS):
+            self.bind_arguments()
         for name in sorted(mods):
             m = mods[name]
             for qual in sorted(m.functions):
                 self._function(m, qual)
         self.paths = self._search()
 
+    def bind_arguments(self) -> None:
+        """Flow-insensitive argument binding: a module, class or function passed by name to a
+        function becomes a possible value of that parameter (torch.load hands `pickle` to
+        `_load(..., pickle_module)`, which subclasses `pickle_module.Unpickler`)."""
+        for name in sorted(self.mods):
+            m = self.mods[name]
+            for qual in sorted(m.functions):
+                f = m.functions[qual]
+                cls = _owner(m, qual)
+                for text, pos, kws in f.call_args:
+                    callee = self.r.expr(m.name, text, f, cls, 0)
+                    if callee is None or callee[0] != "function" or callee[1] not in self.mods:
+                        continue
+                    g = self.mods[callee[1]].functions.get(callee[2])
+                    if g is None:
+                        continue
+                    skip = 1 if g.params[:1] in (["self"], ["cls"]) and "." in callee[2] else 0
+                    pairs = list(zip(g.params[skip:], pos, strict=False)) + list(kws)
+                    for param, arg in pairs:
+                        if not arg or param in ("self", "cls"):
+                            continue
+                        ref = self.r.expr(m.name, arg, f, cls, 0)
+                        if ref is None or ref[0] not in ("module", "class", "function"):
+                            continue
+                        marker = "&" + "\x00".join(ref)
+                        values = g.locals.setdefault(param, [])
+                        if marker not in values and len(values) < 6:
+                            values.append(marker)
+
     def _function(self, m: ModuleInfo, qual: str) -> None:
         f = m.functions[qual]
         node = (m.name, qual)
-        cls: Ref | None = None
-        if "." in qual:
-            owner = qual.rsplit(".", 1)[0]
-            if owner in m.classes:
-                cls = ("class", m.name, owner)
+        cls = _owner(m, qual)
         out: list[Node] = []
         for text, flags in f.calls:
+            head = text.split(".", 1)[0]
+            stateful = head in _RECEIVERS or any(v[:1] != "@" for v in f.locals.get(head, ()))
+            if flags & CALL_CONST and not stateful:
+                continue  # literal arguments only, no object state: the loader cannot steer it
             ref = self.r.expr(m.name, text, f, cls, 0)
             if ref is not None and label(ref[1], ref[2]) not in CUTS:
                 for target in self.targets(ref, flags):
@@ -191,6 +224,12 @@ class Graph:
                 if cat not in best or (len(full), full) < (len(best[cat]), best[cat]):
                     best[cat] = full
         return sorted(best.items())
+
+
+def _owner(m: ModuleInfo, qual: str) -> Ref | None:
+    """The class a method is defined in (what `self`/`cls` and `super()` resolve against)."""
+    owner = qual.rsplit(".", 1)[0] if "." in qual else ""
+    return ("class", m.name, owner) if owner in m.classes else None
 
 
 def module_symbols(m: ModuleInfo, r: Resolver) -> tuple[dict[str, tuple[str, str, str]], list[str]]:

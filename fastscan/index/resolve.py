@@ -209,7 +209,10 @@ class Resolver:
         elif func is not None and head in func.locals:
             ref = None
             for value in func.locals[head]:
-                if value.startswith("@"):
+                if value.startswith("&"):  # bound by a caller (build.bind_arguments)
+                    kind, mod, qual = value[1:].split("\x00")
+                    ref = (kind, mod, qual)
+                elif value.startswith("@"):
                     spec = value[1:]
                     if ":" in spec:
                         src, attr = spec.split(":", 1)

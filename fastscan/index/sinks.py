@@ -141,6 +141,11 @@ CUTS = frozenset(
         # evaluates the `__text_signature__` of a C function (numpy's dispatch decorators call
         # inspect.signature on import-time objects); the text comes from the extension itself
         "inspect._signature_fromstr",
+        # evaluate string annotations only when the caller passes eval_str=True; every library
+        # decorator and dispatcher calls them on its own functions
+        "inspect.signature",
+        "inspect.Signature.from_callable",
+        "inspect._signature_from_callable",
         # runs `file -b <path>` / `uname` with argument lists, no shell; used by
         # platform.platform()/architecture() for environment reports (gensim lifecycle events)
         "platform._syscmd_file",

@@ -37,6 +37,12 @@ class FuncInfo:
     calls: list[tuple[str, int]] = field(default_factory=list)
     locals: dict[str, list[str]] = field(default_factory=dict)  # name -> dotted expressions
     calls_param: bool = False  # calls one of its own parameters (hands control to its caller)
+    params: list[str] = field(default_factory=list)  # positional parameters, in order
+    # calls passing plain names: (callee, positional arg names, ((keyword, name), ...)); used
+    # to bind a callee's parameters to modules/classes/functions (`_load(f, pickle_module)`)
+    call_args: list[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]] = field(
+        default_factory=list
+    )
 
 
 @dataclass(slots=True)
@@ -215,6 +221,7 @@ class _Reader:
         info = FuncInfo()
         self.mod.functions[qualname] = info
         a = node.args
+        info.params = [p.arg for p in a.posonlyargs + a.args]
         params = {p.arg for p in a.posonlyargs + a.args + a.kwonlyargs}
         params |= {p.arg for p in (a.vararg, a.kwarg) if p is not None}
         defaults = list(zip(reversed(a.posonlyargs + a.args), reversed(a.defaults), strict=False))
@@ -261,6 +268,10 @@ class _Reader:
                 if (text, flags) not in seen:
                     seen.add((text, flags))
                     info.calls.append((text, flags))
+                pos = tuple(dotted(v) or "" for v in sub.args)
+                kws = tuple((k.arg, dotted(k.value) or "") for k in sub.keywords if k.arg)
+                if len(info.call_args) < _MAX_CALLS and (any(pos) or any(v for _, v in kws)):
+                    info.call_args.append((text, pos, kws))
         for name, binding in local_bindings.items():
             if binding[0] == B_IMPORT:
                 info.locals.setdefault(name, []).insert(0, "@" + binding[1])
