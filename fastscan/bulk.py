@@ -400,7 +400,8 @@ def run_bulk(
     `out` is a path (or a text stream for jsonl/sarif/console). `workers=0` scans in-process.
     `resume=True` keeps rows already in `out` (Parquet) and scans only the missing paths;
     `since=PARQUET` carries forward rows of files whose (path, size, mtime|etag) did not change.
-    `metadata` None: the default scanner's versions (fastscan, rules, model) go into the output.
+    `metadata` None: the default scanner's versions (fastscan, rules, index, model) go in the
+    output.
     """
     if fail_on not in VERDICTS:
         raise ValueError(f"fail_on must be one of {VERDICTS}")
