@@ -411,7 +411,8 @@ def run_bulk(
     `since=PARQUET` carries forward rows of files whose (path, size, mtime|etag) did not change.
     Both reuse rows only from a file computed like this run (sources.PROVENANCE_KEYS), else
     every file is scanned again and `summary.stale` says why.
-    `metadata` None: the default scanner's versions (fastscan, rules, model, config, limits)
+    `metadata` None: the default scanner's versions (fastscan, rules, index, model, config,
+    limits)
     go into the output. A local `root` that does not exist raises FileNotFoundError.
     """
     if fail_on not in VERDICTS:

@@ -29,6 +29,14 @@ def _add_scanner_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--config", help="TOML with extra allow/deny entries and suppressions")
     p.add_argument(
+        "--index",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="ecosystem index of your own packages (`fastscan index`), added to the shipped one;"
+        " repeatable",
+    )
+    p.add_argument(
         "--strict-unknown",
         action="store_true",
         help="unlisted globals stay suspicious even when the classifier is sure (no FS903)",
@@ -46,6 +54,7 @@ def _scanner_options(args: argparse.Namespace) -> dict[str, Any]:
         "model": None if args.model == "none" else args.model,
         "config": args.config,
         "strict_unknown": args.strict_unknown,
+        "index": tuple(os.path.abspath(p) for p in args.index),  # workers may chdir
     }
 
 

@@ -14,7 +14,9 @@ from typing import Any
 from .containers import PickleStream
 from .facts import StreamFacts
 from .opcodes import ARG_FIXED, ARG_LEN1, ARG_LINE, ARG_LINE2, ARG_NONE, BY_CODE, BYTES_OPCODES
+from .render import render_pickles
 from .rules import RuleSet
+from .rules.indexed import describe
 from .scan import Analysis
 from .tokenizer import Op, list_opcodes
 from .verdict import FileResult
@@ -112,13 +114,17 @@ def _stream_section(
         yield f"   error: {facts.error}"
     if data is not None:
         view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
+        if facts.pickle_offsets:
+            yield "   as Python (what the loader runs; nothing here was executed):"
+            for line in render_pickles(view, facts.pickle_offsets):
+                yield f"     {line}"
         for index, start in enumerate(facts.pickle_offsets):
             ops, _end, status = list_opcodes(view, start, max_ops)
             state = status if len(ops) < max_ops else "listing cut"
             yield f"   -- pickle {index} at offset {start} ({state})"
             for op in ops:
                 yield f"   {op.offset:>10}  {op.name:<18} {describe_arg(view, op)}"
-    yield "   imports:"
+    yield "   imports:" + ("" if rules.index is not None else " (no ecosystem index loaded)")
     for g in facts.globals:
         cls = rules.classify(g.module, g.name)
         how = "" if g.resolved else " (unresolved operand)"
@@ -127,6 +133,12 @@ def _stream_section(
             f"     @{g.offset:<8} {g.opcode:<12} {g.qualname:<50} {cls.verdict_class}"
             f"{'/' + cls.category if cls.category else ''}{how}{memo}"
         )
+        if cls.resolved and cls.resolved != g.qualname:
+            yield f"               resolves to {cls.resolved}: {cls.reason}"
+        if rules.index is not None:
+            yield f"               {describe(cls)}"
+        for r in cls.reaches:
+            yield f"               load-time {r.hook} -> [{r.category}] {' -> '.join(r.path)}"
     yield "   calls:"
     for call in facts.calls:
         if call.opcode == "BUILD" and call.callable_index < 0:

@@ -20,6 +20,8 @@ from .facts import (
     StreamFacts,
 )
 from .rules import RuleSet, evaluate
+from .rules.fills import attribute_containers
+from .rules.indexed import Targets
 from .tokenizer import tokenize
 from .verdict import FileResult, Finding, VerdictPolicy, combine, settle
 
@@ -67,13 +69,15 @@ class Scanner:
         rules: RuleSet | None = None,
         strict_unknown: bool = False,
         hash_files: bool = False,
+        index: list[str] | tuple[str, ...] = (),
     ) -> None:
         # `strict_unknown`: the classifier never settles unlisted globals (no FS903).
         # `rules`: a ready RuleSet instead of `config` (the novel-family experiment withholds
         # denylist entries); unlike a user config it also classifies the model's features.
         # `hash_files`: fill FileResult.sha256 (baselines, dedup); costs a read of every byte.
         self.hash_files = hash_files
-        self.rules = rules if rules is not None else RuleSet.load(config)
+        # `index`: ecosystem index files (a user's own packages) added to the shipped index.
+        self.rules = rules if rules is not None else RuleSet.load(config, index)
         self._feature_rules = rules
         self.limits = limits or ScanLimits()
         self.container_limits = container_limits or ContainerLimits()
@@ -99,6 +103,7 @@ class Scanner:
         with open_container(source, name=name, limits=self.container_limits) as container:
             # facts hold decoded values only, never views, so the maps can close after this
             streams = [(s, tokenize(s.data, self.limits)) for s in container.streams]
+            targets = [self._containers_filled(s.data, f) for s, f in streams]
             data = (
                 {s.member: bytes(memoryview(s.data)[:keep_data]) for s in container.streams}
                 if keep_data
@@ -106,9 +111,24 @@ class Scanner:
             )
         analysis = Analysis(container, streams, status=_file_status(container, streams), data=data)
         analysis.findings = evaluate(
-            [(s.member, f) for s, f in streams], container, self.rules, path=name, rel=rel
+            [(s.member, f) for s, f in streams],
+            container,
+            self.rules,
+            path=name,
+            rel=rel,
+            targets=targets,
         )
         return analysis
+
+    def _containers_filled(self, data: Any, facts: StreamFacts) -> Targets | None:
+        """Which objects the stream's SETITEMS/APPENDS/ADDITEMS fill, walked only when an
+        indexed name's container hook could reach a sink (rules.indexed)."""
+        if self.rules.index is None:
+            return None
+        classes = [
+            self.rules.classify(g.module, g.name) if g.resolved else None for g in facts.globals
+        ]
+        return attribute_containers(data, facts, classes)
 
     def scan_path(self, path: str | os.PathLike[str], *, ref: FileRef | None = None) -> FileResult:
         return self.scan_refs([ref] if ref is not None else [str(path)])[0][0]
@@ -253,9 +273,9 @@ class Scanner:
             "fastscan_version": __version__,
             "opcode_table": table_hash(),
             "rules_hash": self.rules.digest(),
+            **self.rules.index_versions(),
             "model": "none",
             "model_hash": "",
-            "index": "",  # the ecosystem index's hash, once there is one
             **self.config,
         }
         if self.model is not None:

@@ -373,7 +373,7 @@ PROVENANCE_KEYS = (
     "rules_hash",
     "model_hash",
     "config_hash",
-    "index",
+    "index_hash",
 )
 
 

@@ -48,7 +48,7 @@ def test_metadata_says_how_rows_were_computed(tree: Path, tmp_path: Path) -> Non
     meta = read_provenance(str(out))
     for key in (*PROVENANCE_KEYS, "version", "limits", "model", "timeout", "memory_mb"):
         assert key in meta, key
-    assert meta["index"] == "" and len(meta["config_hash"]) == 64 and len(meta["rules_hash"]) == 64
+    assert len(meta["index_hash"]) == 64 and len(meta["config_hash"]) == 64 and len(meta["rules_hash"]) == 64
     assert '"max_opcodes"' in meta["limits"] and '"max_total_bytes"' in meta["limits"]
 
 
@@ -140,7 +140,7 @@ def test_cli_since_reports_stale(
 def test_stale_reason_names_every_difference() -> None:
     now = dict.fromkeys(PROVENANCE_KEYS, "x")
     assert stale_reason(now, now) == ""
-    assert stale_reason({**now, "model_hash": "y", "index": "z"}, now) == (
-        "computed under another model_hash, index"
+    assert stale_reason({**now, "model_hash": "y", "index_hash": "z"}, now) == (
+        "computed under another model_hash, index_hash"
     )
     assert "fastscan_version" in stale_reason({}, now)

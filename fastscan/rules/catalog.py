@@ -144,6 +144,35 @@ REVIEWED_UNKNOWN = _rule(
     why="The name was reviewed and is neither safe to import nor a known sink: its effect"
     " depends on the arguments the pickle passes.",
 )
+# Judged through the ecosystem index (rules/indexed.py).
+UNDEFINED_IN_INDEX = _rule(
+    "FS109",
+    S.SUSPICIOUS,
+    "name its indexed module does not define (typo, shadow)",
+    "E, I",
+    why="The module is in the ecosystem index but defines no such name: a typo, a shadowed or"
+    " runtime-created attribute, or a name made up to slip past a list.",
+    fix="Check the name against the library's source; add your own packages with"
+    " `fastscan index` and `--index`.",
+)
+REACHES_SINK = _rule(
+    "FS110",
+    S.MALICIOUS,
+    "load-time code of the name reaches a sink",
+    "E, F, J",
+    why="What the loader runs for this name (its __init__/__new__, __setstate__, item hooks, or"
+    " the function body) reaches a dangerous primitive; the message gives the shortest path.",
+    fix="Do not load the file; if the path is a false alarm, allow the name in your config.",
+)
+# An indexed library name whose load-time hooks reach no sink: recorded, not suspicious.
+KNOWN_BY_INDEX = _rule(
+    "FS111",
+    S.LOW,
+    "library name known to the index, reaches no sink",
+    why="The ecosystem index knows this name and its load-time code reaches no dangerous"
+    " primitive: an ordinary library object being restored.",
+    fix="Nothing to do.",
+)
 
 # FS2xx: structure of the pickle stream.
 BROKEN_AFTER_CALL = _rule(

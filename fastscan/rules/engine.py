@@ -23,6 +23,7 @@ from ..facts import (
 )
 from ..verdict import Finding, Severity
 from . import catalog as R
+from . import indexed
 from .call_shapes import CallShapes
 from .catalog import FindingRule
 from .knowledge import UNKNOWN
@@ -150,18 +151,22 @@ def evaluate(
     *,
     path: str = "",
     rel: str = "",
+    targets: Sequence[indexed.Targets | None] = (),
 ) -> list[Finding]:
     """All findings for one file: container facts, then every stream and its nested pickles.
 
     `path` (and `rel`, the path relative to the scan root) are used only to match user
-    suppressions; suppressed findings stay in the list, marked.
+    suppressions; suppressed findings stay in the list, marked. `targets`, aligned
+    with `streams`, says which objects each stream's SETITEMS/APPENDS/ADDITEMS fill
+    (rules.fills.attribute_containers); without it those hooks are assumed on every object.
     """
     rules = ruleset or default_ruleset()
     out = _Collector()
     if container is not None:
         _container_findings(container, out)
-    for member, facts, scope in _scopes(streams, container):
-        _stream_findings(member, facts, rules, out, scope)
+    for i, (member, facts, scope) in enumerate(_scopes(streams, container)):
+        found = targets[i] if i < len(targets) else None
+        _stream_findings(member, facts, rules, out, scope, found)
     return rules.suppress(out.findings, path, rel)
 
 
@@ -288,8 +293,13 @@ def _prefix_rule(code: str) -> FindingRule:
     return CONTAINER_RULES[best] if best else R.CONTAINER_NOTE
 
 
-def _stream_findings(
-    member: str, facts: StreamFacts, rules: RuleSet, out: _Collector, scope: _Scope
+def _stream_findings(  # noqa: PLR0917
+    member: str,
+    facts: StreamFacts,
+    rules: RuleSet,
+    out: _Collector,
+    scope: _Scope,
+    targets: indexed.Targets | None = None,
 ) -> None:
     """Findings of one buffer; nested pickles are reported at their operand's outer offset."""
     at, where = scope.at, scope.where
@@ -310,6 +320,9 @@ def _stream_findings(
     lenient = facts.anomaly_count("memo_budget") > 0 or scope.cut_at_start
     categories: set[str] = set()
     shapes = CallShapes(facts, classes, rules)
+    # Hooks the loader runs per global: only worked out when the index knows a reach.
+    live = any(c and c.reaches and not (c.pinned or c.is_dangerous) for c in classes)
+    run = indexed.hooks(facts, classes, targets) if live else None
 
     for index, (g, cls) in enumerate(zip(facts.globals, classes, strict=True)):
         call = first_call.get(index)
@@ -354,6 +367,15 @@ def _stream_findings(
                 )
             )
             continue
+        reach = indexed.fired(cls, run[index]) if run is not None else None
+        if reach is not None:
+            categories.add(reach.category)
+            msg = (
+                f"{g.qualname}{resolved} {verb} [{reach.category}]: its {reach.hook} hook reaches"
+                f" a sink: {' -> '.join(reach.path)} ({cls.package or 'index'}){where}"
+            )
+            out.add(R.REACHES_SINK.finding(msg, member=member, offset=offset, subject=g.qualname))
+            continue
         if cls.dotted and (cls.through_allowlisted or cls.is_safe):
             out.add(
                 R.DOTTED_THROUGH_ALLOWED.finding(
@@ -373,6 +395,12 @@ def _stream_findings(
                 severity = Severity.LOW
             elif cls.entry_id:
                 rule, reason = R.REVIEWED_UNKNOWN, f"[{cls.category}] {cls.reason}"
+            elif cls.index == indexed.UNDEFINED:
+                rule, reason = R.UNDEFINED_IN_INDEX, cls.reason
+            elif cls.index == indexed.KNOWN and (call is None or cls.kind in indexed.CALLABLE):
+                ran = run[index] if run is not None else frozenset()
+                rule, reason = R.KNOWN_BY_INDEX, indexed.describe(cls) + indexed.no_sink(cls, ran)
+                severity = Severity.LOW if call is not None else Severity.INFO
             else:
                 rule, reason = R.UNKNOWN_GLOBAL, "not in the reviewed allowlist"
             msg = f"{g.qualname}{resolved} {verb}: {reason}{where}"

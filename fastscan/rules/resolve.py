@@ -14,17 +14,28 @@ The rules, each implemented here and tested in tests/test_rules.py:
    Any segment in the dangerous-attribute table (`__globals__`, `__builtins__`…) is dangerous.
 4. A dotted name that is not itself a reviewed entry is `dotted`; when it starts in a module
    that has safe entries it is also `through_allowlisted` (benign pickles never do that).
-5. `withheld` names (resolved module.qualname) that would classify as dangerous classify as
-   unknown instead, exactly as an unlisted callable does: the "novel family" experiment's way to
-   pretend the denylist does not know them yet. Everything else is unchanged.
+5. Python-2 spellings pass through CPython's own `_compat_pickle` tables first, exactly as the
+   loader's `find_class` does for protocols < 3 (NAME_MAPPING on the pair, else IMPORT_MAPPING on
+   the module). The stream's protocol is not consulted: under protocol >= 3 the loader imports the
+   spelling as written, so the worse of the two readings is graded, where the written one counts
+   only when a reviewed entry knows it (an unlisted py2 module does not exist on Python 3).
+6. `withheld` names (resolved module.qualname) that would classify as dangerous classify as
+   unknown instead, exactly as an unlisted callable of a module nothing indexes does: the
+   "novel family" experiment's way to pretend nothing knows them yet. All else is unchanged.
 """
 
 from __future__ import annotations
 
+import _compat_pickle  # CPython's own py2 -> py3 name table (data, not scanned code)
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
+from . import indexed
 from .knowledge import DANGEROUS, SAFE, UNKNOWN, KnowledgeBase, RuleEntry
+
+if TYPE_CHECKING:
+    from ..index import Index, Reach
 
 _CLASS_RANK = {DANGEROUS: 0, UNKNOWN: 1, SAFE: 2}
 # Distinct (module, name) pairs memoised; a hostile corpus cannot grow the cache forever.
@@ -41,6 +52,15 @@ class Classification:
     resolved: str = ""  # module.qualname after aliases, e.g. "os.system" for random._os.system
     dotted: bool = False  # name is an attribute path that is not itself a reviewed entry
     through_allowlisted: bool = False  # … and it starts in a module with safe entries
+    # A reviewed decision the index does not override: an exact safe entry, or a reviewed
+    # neither-safe-nor-sink entry (code construction, callback dispatch: graded by their shapes).
+    pinned: bool = False
+    # What the ecosystem index knows (indexed.py): "" (module not indexed), known, undefined.
+    index: str = ""
+    package: str = ""
+    kind: str = ""  # class | function | builtin | module | constant
+    origin: str = ""  # where an alias is defined
+    reaches: tuple[Reach, ...] = ()  # load-time hook -> sink paths
 
     @property
     def is_safe(self) -> bool:
@@ -49,6 +69,22 @@ class Classification:
     @property
     def is_dangerous(self) -> bool:
         return self.verdict_class == DANGEROUS
+
+
+# The tokenizer already writes `__builtin__`/`copy_reg` as `builtins`/`copyreg`, so the pair
+# table is keyed under both spellings (`__builtin__.reduce` arrives as `builtins.reduce`).
+_PY2_NAMES: dict[tuple[str, str], tuple[str, str]] = dict(_compat_pickle.NAME_MAPPING)
+for (_m, _n), _target in _compat_pickle.NAME_MAPPING.items():
+    _PY2_NAMES.setdefault((_compat_pickle.IMPORT_MAPPING.get(_m, _m), _n), _target)
+_PY2_MODULES: dict[str, str] = dict(_compat_pickle.IMPORT_MAPPING)
+
+
+def py3_spelling(module: str, name: str) -> tuple[str, str]:
+    """What `pickle.Unpickler.find_class` imports for (module, name) under protocol < 3."""
+    pair = _PY2_NAMES.get((module, name))
+    if pair is not None:
+        return pair
+    return _PY2_MODULES.get(module, module), name
 
 
 def _parents(module: str) -> Iterable[str]:
@@ -68,8 +104,11 @@ def _looks_like_class(name: str) -> bool:
 class Resolver:
     """Indexes a KnowledgeBase once; `classify` is then dict lookups, memoised per pair."""
 
-    def __init__(self, kb: KnowledgeBase, withheld: Iterable[str] = ()) -> None:
+    def __init__(
+        self, kb: KnowledgeBase, withheld: Iterable[str] = (), index: Index | None = None
+    ) -> None:
         self.withheld = frozenset(withheld)
+        self.index = index
         self._module_aliases = dict(kb.module_aliases)
         self._attribute_aliases = {
             (self.normalise_module(m), a): t for (m, a), t in kb.attribute_aliases.items()
@@ -134,9 +173,18 @@ class Resolver:
         if hit is None:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            hit = self._classify(module.strip(), name.strip())
-            if self.withheld and hit.is_dangerous and hit.resolved in self.withheld:
-                hit = self._unlisted(module.strip(), name.strip(), hit.resolved)
+            module, name = module.strip(), name.strip()
+            py3 = py3_spelling(module, name)
+            hit = self._judge(*py3)
+            if py3 != (module, name):
+                written = self._judge(module, name)
+                if (
+                    written.entry_id
+                    and _CLASS_RANK[written.verdict_class] < _CLASS_RANK[hit.verdict_class]
+                ):
+                    hit = written
+                else:
+                    hit = replace(hit, reason=f"{hit.reason} (Python 2 name of {'.'.join(py3)})")
             self._cache[key] = hit
         return hit
 
@@ -153,6 +201,22 @@ class Resolver:
         return module in self._safe_modules or any(p in self._safe_wild for p in _parents(module))
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _judge(self, module: str, name: str) -> Classification:
+        hit = self._classify(module, name)
+        if self.withheld and hit.is_dangerous and hit.resolved in self.withheld:
+            # a stand-in for a novel family: nothing knows it, the index included (rule 6)
+            return self._unlisted(module, name, hit.resolved)
+        if self.index is not None:
+            hit = indexed.judge(self.index, hit, module, name, self._judge_origin)
+        return hit
+
+    def _judge_origin(self, module: str, name: str) -> Classification:
+        """The rule base's answer for an alias's origin (withheld names stay withheld)."""
+        hit = self._classify(module, name)
+        if self.withheld and hit.is_dangerous and hit.resolved in self.withheld:
+            hit = self._unlisted(module, name, hit.resolved)
+        return hit
 
     def _classify(self, module: str, name: str) -> Classification:
         if not module or not name:
@@ -207,6 +271,8 @@ class Resolver:
             resolved,
             dotted,
             through,
+            pinned=entry.verdict_class == UNKNOWN
+            or (entry.verdict_class == SAFE and not entry.is_wildcard and not dotted),
         )
 
     def _module_attribute(self, module: str, attribute: str) -> str | None:

@@ -15,6 +15,9 @@ User file format (TOML):
     category = "process"          # one of knowledge.DANGEROUS_CATEGORIES
     reason = "shells out"
 
+    index = ["ours.index"]        # ecosystem index files of our own packages (relative paths
+                                  # are read from this file's directory), added to the shipped one
+
     [[suppress]]                  # mark findings suppressed (kept in the row, not counted);
     rule = "FS103"                # every field but rule is an optional glob
     path = "legacy/*.pkl"         # the file's path relative to the scan root, as given, or absolute
@@ -34,10 +37,11 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..verdict import Finding
 from .catalog import REGISTRY
+from .indexed import load_user_indexes, shipped_index
 from .knowledge import (
     DANGEROUS,
     SAFE,
@@ -53,6 +57,9 @@ from .knowledge import (
     read_toml,
 )
 from .resolve import Classification, Resolver
+
+if TYPE_CHECKING:
+    from ..index import Index
 
 _SUPPRESS_KEYS = {"rule", "path", "subject", "member", "reason"}
 
@@ -84,9 +91,11 @@ class RuleSet:
         suppressions: Iterable[Suppression] = (),
         *,
         withheld: Iterable[str] = (),
+        index: Index | None = None,
     ) -> None:
         self.knowledge = kb
-        self.resolver = Resolver(kb, withheld)
+        self.index = index
+        self.resolver = Resolver(kb, withheld, index)
         self.suppressions: tuple[Suppression, ...] = tuple(suppressions)
         self._digest = kb.digest
         if self.resolver.withheld:  # a different classifier must never share a rules hash
@@ -98,22 +107,42 @@ class RuleSet:
         """sha256 over the shipped rule files and the user file: the "rules hash" in outputs."""
         return self._digest
 
+    def index_versions(self) -> dict[str, str]:
+        """The ecosystem index in use, for output metadata next to the rules hash."""
+        if self.index is None:
+            return {"index_version": "none", "index_hash": ""}
+        return {"index_version": str(self.index.version), "index_hash": str(self.index.digest)}
+
     @classmethod
-    def load(cls, config_path: str | os.PathLike[str] | None = None) -> RuleSet:
-        """Shipped rules, plus the user file at `config_path` when given."""
-        if config_path is None:
+    def load(
+        cls,
+        config_path: str | os.PathLike[str] | None = None,
+        index_paths: Iterable[str | os.PathLike[str]] = (),
+    ) -> RuleSet:
+        """Shipped rules, plus the user file at `config_path` when given; the shipped index
+        combined with the files at `index_paths` and those the user file names."""
+        extra = [os.fspath(p) for p in index_paths]
+        if config_path is None and not extra:
             return default_ruleset()
         kb = KnowledgeBase()
         kb.extend(load_shipped())
-        path = Path(config_path)
+        suppressions: list[Suppression] = []
+        if config_path is not None:
+            path = Path(config_path)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise RuleConfigError(f"{path}: cannot read rule configuration: {exc}") from None
+            doc = read_toml(data, str(path))
+            user_kb, suppressions = parse_user_config(doc, str(path), kb)
+            kb.extend(user_kb)
+            kb.digest_parts.append(b"user\0" + data)
+            extra += [os.fspath(path.parent / p) for p in _index_key(doc, str(path))]
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise RuleConfigError(f"{path}: cannot read rule configuration: {exc}") from None
-        user_kb, suppressions = parse_user_config(read_toml(data, str(path)), str(path), kb)
-        kb.extend(user_kb)
-        kb.digest_parts.append(b"user\0" + data)
-        return cls(kb, suppressions)
+            index = load_user_indexes(extra, shipped_index())
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise RuleConfigError(f"cannot load index: {exc}") from None
+        return cls(kb, suppressions, index=index)
 
     def withholding(self, names: Iterable[str]) -> RuleSet:
         """A copy in which the dangerous names `names` (resolved `module.qualname`, as
@@ -121,7 +150,7 @@ class RuleSet:
         like a callable the denylist does not list: a stand-in for a novel gadget family.
         Allowlist, aliases, other sinks and suppressions are unchanged."""
         withheld = self.resolver.withheld | frozenset(names)
-        return RuleSet(self.knowledge, self.suppressions, withheld=withheld)
+        return RuleSet(self.knowledge, self.suppressions, withheld=withheld, index=self.index)
 
     def dangerous_names(self, globals_: Iterable[tuple[str, str]]) -> set[str]:
         """Resolved names of the (module, name) pairs this ruleset classifies as dangerous:
@@ -164,19 +193,28 @@ def _path_forms(path: str, rel: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def default_ruleset() -> RuleSet:
-    """The shipped rules, parsed once per process."""
-    return RuleSet(load_shipped())
+    """The shipped rules and the shipped index, loaded once per process."""
+    return RuleSet(load_shipped(), index=shipped_index())
+
+
+def _index_key(doc: Mapping[str, Any], source: str) -> list[str]:
+    value = doc.get("index", [])
+    paths = [value] if isinstance(value, str) else value
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+        raise RuleConfigError(f"{source}: 'index' must be a path or a list of paths")
+    return paths
 
 
 def parse_user_config(
     doc: Mapping[str, Any], source: str, shipped: KnowledgeBase
 ) -> tuple[KnowledgeBase, list[Suppression]]:
-    extra = sorted(set(doc) - {"allow", "deny", "suppress"})
+    extra = sorted(set(doc) - {"allow", "deny", "suppress", "index"})
     if extra:
         raise RuleConfigError(
             f"{source}: unknown top-level table(s) {', '.join(extra)}; "
-            "expected [[allow]], [[deny]], [[suppress]]"
+            "expected [[allow]], [[deny]], [[suppress]], index"
         )
+    _index_key(doc, source)
     shipped_resolver = Resolver(shipped)
     kb = KnowledgeBase()
     for i, item in enumerate(_tables(doc, "allow", source)):

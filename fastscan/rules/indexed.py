@@ -1,0 +1,267 @@
+"""Names judged through the ecosystem index (`fastscan.index`): what the loader runs at load time.
+
+The reviewed rule base stays the first authority; the index adds knowledge on top of it:
+- a reviewed dangerous name stays dangerous; an exact safe entry stays safe, and a reviewed
+  neither-safe-nor-sink entry keeps its grading (the index's reach paths are still shown by
+  `explain`, so a reviewer can revisit them);
+- an alias is judged by its origin: `sklearn.callback._progressbar.Thread` is `threading.Thread`,
+  whatever the `sklearn` class rule says about the spelling;
+- a name the index resolves carries its kind, package and load-time reach (hook -> sink paths);
+  the engine grades it dangerous when a reach fires for the hook the pickle invokes (`hooks`);
+- a name in an indexed module that the module does not define is `undefined` (suspicious);
+- a module the index does not know keeps the rule base's answer unchanged.
+
+`fastscan.index` is imported lazily (`shipped_index`, `load_user_indexes`), so processes that
+scan without an index never load it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..facts import StreamFacts
+from ..opcodes import BY_NAME
+from .knowledge import UNKNOWN
+
+if TYPE_CHECKING:
+    from ..index import Index, Reach
+    from .resolve import Classification
+
+KNOWN = "known"  # Classification.index: the index resolves the name
+# Kinds whose code the index analysed: calling a module or a constant runs unknown code.
+CALLABLE = frozenset({"class", "function", "builtin"})
+UNDEFINED = "undefined"  # ... the module is indexed but does not define the name
+
+
+def shipped_index() -> Index | None:
+    """The index shipped in the package, or None when this build has none."""
+    try:
+        from ..index import shipped_index as load
+    except ImportError:
+        return None
+    try:
+        return load()
+    except FileNotFoundError:  # a source checkout before `python -m fastscan.index.ship`
+        return None
+
+
+def load_user_indexes(paths: Sequence[str], base: Index | None) -> Index | None:
+    """`base` combined with the index files at `paths` (a user's own packages)."""
+    if not paths:
+        return base
+    from ..index import combine, load_index
+
+    loaded = [load_index(p) for p in paths]
+    return combine(*loaded, *([base] if base is not None else []))  # a user's file wins
+
+
+def split_origin(index: Index, origin: str) -> tuple[str, str]:
+    """`a.b.C.m` -> ("a.b", "C.m"): the longest prefix the index knows as a module."""
+    if ":" in origin:
+        module, _, qualname = origin.partition(":")
+        return module, qualname
+    parts = origin.split(".")
+    for k in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:k])
+        if index.has_module(module):
+            return module, ".".join(parts[k:])
+    module, _, qualname = origin.rpartition(".")
+    return module, qualname
+
+
+def judge(
+    index: Index,
+    ruled: Classification,
+    module: str,
+    name: str,
+    rules: Callable[[str, str], Classification],
+) -> Classification:
+    """`ruled` (the rule base's answer for module.name) with what the index knows added."""
+    spelled = module if index.has_module(module) else ""
+    if not spelled and ruled.resolved:  # e.g. `posix` normalised to `os` by the rule base
+        head, _, _tail = ruled.resolved.rpartition(".")
+        if head != module and index.has_module(head):
+            spelled, name = head, ruled.resolved[len(head) + 1 :]
+    if not spelled:
+        return ruled
+    try:
+        symbol = index.lookup(spelled, name)
+    except (ValueError, zlib.error):  # a corrupt section of a user's file: today's treatment
+        return ruled
+    if symbol is None:
+        if ruled.is_dangerous or ruled.pinned:
+            return ruled
+        package = index.package_of(spelled) or spelled.split(".")[0]
+        return replace(
+            ruled,
+            verdict_class=UNKNOWN,
+            category="",
+            entry_id="",
+            reason=f"{spelled} is indexed ({package}) but defines no {name}",
+            ref="",
+            index=UNDEFINED,
+            package=package,
+        )
+    origin = symbol.origin or f"{spelled}.{name}"
+    known: dict[str, Any] = {
+        # an alias whose origin lies outside the index is not knowledge about what it runs
+        "index": "" if symbol.kind == "unresolved" else KNOWN,
+        "package": symbol.package,
+        "kind": symbol.kind,
+        "origin": origin,
+        "reaches": tuple(symbol.reaches),
+    }
+    if ruled.is_dangerous or ruled.pinned or origin in (f"{spelled}.{name}", ruled.resolved):
+        return replace(ruled, **known)
+    # A re-export: the spelling's rules (a package-wide class rule) do not vouch for the origin.
+    judged = rules(*split_origin(index, origin))
+    if judged.is_dangerous or judged.entry_id:
+        return replace(
+            judged,
+            reason=f"alias of {origin}: {judged.reason}",
+            dotted=ruled.dotted,  # how the pickle spelled it (FS105) still counts
+            through_allowlisted=ruled.through_allowlisted,
+            **known,
+        )
+    return replace(
+        ruled,
+        verdict_class=UNKNOWN,
+        category="",
+        entry_id="",
+        reason=f"alias of {origin}, which the reviewed rules do not list",
+        ref="",
+        **known,
+    )
+
+
+# What each call opcode makes the loader run on its callable (pickle.py's load_* methods).
+# REDUCE calls the object: a class runs __new__ and __init__, anything else its own code.
+_OPCODE_HOOKS = {
+    "NEWOBJ": ("new",),
+    "NEWOBJ_EX": ("new",),
+    "OBJ": ("new", "init"),
+    "INST": ("new", "init"),
+    "BUILD": ("setstate",),
+}
+_CLASS_CALL = ("new", "init")
+# Reconstructors that instantiate their first argument: copyreg.__newobj__(cls, *args) runs
+# cls.__new__; copyreg._reconstructor(cls, base, state) runs base's (counted as cls's, failing
+# closed); the pickle then BUILDs the object.
+RECONSTRUCTORS = frozenset(
+    {"copyreg.__newobj__", "copyreg.__newobj_ex__", "copyreg._reconstructor"}
+)
+# What the loader calls on an object (not a literal dict/list/set) each fill opcode targets.
+FILL_HOOKS: dict[str, tuple[str, ...]] = {
+    "SETITEM": ("setitem",),
+    "SETITEMS": ("setitem",),
+    "APPEND": ("append",),
+    "APPENDS": ("append", "extend"),  # extend when the object has it, else append per item
+    "ADDITEMS": ("add",),
+}
+_FILL_CODES = {BY_NAME[name].code: hooks for name, hooks in FILL_HOOKS.items()}
+_ALL = frozenset({"call", "new", "init", "setstate", "setitem", "append", "extend", "add"})
+CONTAINER_HOOKS = frozenset({"setitem", "append", "extend", "add"})
+ATTRIBUTION_MAX_OPS = 2_000_000  # opcodes the attribution walk may spend on one stream
+
+Targets = Mapping[int, frozenset[str]]  # global's opcode offset -> container hooks run on it
+
+
+def hooks(
+    facts: StreamFacts,
+    classes: Sequence[Classification | None],
+    targets: Targets | None = None,
+) -> list[frozenset[str]]:
+    """Per global of `facts`, the hooks a load of the stream can make the loader run on it.
+
+    Container hooks (SETITEMS, APPENDS, ADDITEMS) come from `targets` when the stream's bytes
+    were walked (attribute_containers); otherwise an instantiated class gets them whenever its
+    stream holds those opcodes (fails closed). A global never called nor reconstructed is
+    passed to something that may call it: every hook.
+    """
+    container: frozenset[str] = frozenset()
+    if targets is None:
+        container = frozenset(
+            h for code, hs in _FILL_CODES.items() if facts.opcode_counts[code] for h in hs
+        )
+    out: list[set[str]] = [set() for _ in facts.globals]
+    used = [False] * len(facts.globals)
+    reconstructor_builds: set[int] = set()
+    for c in facts.calls:
+        i = c.callable_index
+        if not 0 <= i < len(out):
+            continue
+        cls = classes[i]
+        used[i] = True
+        if c.opcode == "REDUCE":
+            out[i].update(_CLASS_CALL if cls is not None and cls.kind == "class" else ("call",))
+        else:
+            out[i].update(_OPCODE_HOOKS.get(c.opcode, ()))
+        if c.opcode != "BUILD":
+            out[i].update(container)
+        elif cls is not None and cls.resolved in RECONSTRUCTORS:
+            reconstructor_builds.add(i)
+    for c in facts.calls:
+        i, first = c.callable_index, c.first_arg_global
+        if not (0 <= i < len(out) and 0 <= first < len(out)):
+            continue
+        cls = classes[i]
+        if cls is not None and cls.resolved in RECONSTRUCTORS:
+            used[first] = True
+            out[first].update(("new",), container)
+            if i in reconstructor_builds:
+                out[first].add("setstate")
+    if targets is not None:
+        for i, g in enumerate(facts.globals):
+            out[i].update(targets.get(g.offset, ()))
+    return [frozenset(h) if u else _ALL for h, u in zip(out, used, strict=True)]
+
+
+def fired(cls: Classification, hooks_run: frozenset[str]) -> Reach | None:
+    """The first reach of `cls` (shortest path first) whose hook the pickle runs."""
+    if cls.pinned or cls.is_dangerous:
+        return None
+    best: Reach | None = None
+    for r in cls.reaches:
+        if r.hook in hooks_run and (best is None or len(r.path) < len(best.path)):
+            best = r
+    return best
+
+
+def no_sink(cls: Classification, ran: frozenset[str]) -> str:
+    """Why a known name is not a sink here: it reaches none, or not by the hooks that run."""
+    if not cls.reaches:
+        return ", reaches no sink"
+    needs = ", ".join(sorted({r.hook for r in cls.reaches}))
+    runs = ", ".join(sorted(ran)) or "none"
+    return f", reaches sinks only by hooks this pickle does not run ({needs}; runs {runs})"
+
+
+def describe(cls: Classification) -> str:
+    """One line of what the index knows about a classified name (explain, messages)."""
+    if cls.index == UNDEFINED:
+        return f"index: {cls.reason}"
+    if cls.index != KNOWN:
+        return "index: module not indexed"
+    alias = f", alias of {cls.origin}" if cls.origin and cls.origin != cls.resolved else ""
+    text = f"index: {cls.kind or '?'} of {cls.package or '?'}{alias}"
+    if cls.pinned and cls.reaches:
+        text += " (reviewed safe entry wins over the reach below)"
+    return text
+
+
+__all__ = [
+    "KNOWN",
+    "RECONSTRUCTORS",
+    "UNDEFINED",
+    "describe",
+    "fired",
+    "hooks",
+    "judge",
+    "load_user_indexes",
+    "no_sink",
+    "shipped_index",
+    "split_origin",
+]
