@@ -108,6 +108,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .isolation import harden
+
+    harden()  # before any lazy import: nothing from the current directory (see isolation)
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import multiprocessing as mp
 from multiprocessing import forkserver
 
+from .isolation import protect_children
+
 # Imported once in the server, so every worker forks with them loaded (missing ones are skipped
 # by multiprocessing).
 PRELOAD = ["fastscan", "fastscan.scan", "fastscan.worker", "numpy", "onnxruntime", "pyarrow"]
@@ -16,6 +18,7 @@ PRELOAD = ["fastscan", "fastscan.scan", "fastscan.worker", "numpy", "onnxruntime
 
 def context() -> mp.context.BaseContext:
     """The multiprocessing context of the worker pool, preloading `PRELOAD`."""
+    protect_children()  # the server is started with `-c`: without this, cwd is on its path
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     return ctx

@@ -31,7 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
+
+from .isolation import quiet_onnxruntime
+
+quiet_onnxruntime()
+import onnxruntime as ort  # noqa: E402
 import pyarrow as pa
 
 from . import features

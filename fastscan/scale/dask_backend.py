@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..bulk import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_SIZE, BulkError, make_chunks
+from ..isolation import protect_children
 from ..progress import Progress, make_progress
 from ..remote import MissingExtra, configure, storage_options_from_env
 from ..report import BulkSummary
@@ -103,6 +104,7 @@ def connect(
     scheduler: str | None, workers: int | None = None, local_directory: str | None = None
 ) -> Iterator[Any]:
     """A Client for `scheduler`, or for a LocalCluster on 127.0.0.1 when it is None."""
+    protect_children()  # the LocalCluster's processes: no cwd on their sys.path, no telemetry
     distributed = _distributed()
     if scheduler:
         client = distributed.Client(scheduler, timeout="30s")
