@@ -82,7 +82,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="previous verdicts Parquet: skip unchanged files")
     p.add_argument("--resume", action="store_true", help="complete an interrupted --out file")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per file")
-    p.add_argument("--memory-mb", type=int, default=4096, help="address-space budget per worker")
+    p.add_argument("--memory-mb", type=int, default=4096, help="allocation budget per worker")
     p.add_argument("--features", help="also write the feature batches to this Parquet file")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--strict-errors", action="store_true", help="exit 2 when any file errored")
