@@ -14,7 +14,8 @@
 - Storage: workers read objects themselves. The client sends its non-secret storage options
   (the S3 endpoint, `FASTSCAN_STORAGE_OPTIONS`); credentials come from each worker's environment.
 - No per-file alarm here (tasks run in worker threads; signals need the main thread), and no
-  address-space budget: use the workers' `--memory-limit`.
+  RLIMIT_DATA budget or worker recycling: use the workers' `--memory-limit` (the nanny restarts
+  a worker past it). Each task ends with a GC pass (`scan_batch`), so memory stays flat.
 """
 
 from __future__ import annotations
