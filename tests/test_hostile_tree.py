@@ -140,8 +140,9 @@ def test_dask_local_cluster_imports_nothing_from_the_tree(
 ) -> None:
     pytest.importorskip("distributed")
     out = tmp_path / "rows.parquet"
+    # the console script (no -P of its own): Dask's spawned processes start with `-c`
     proc = _run(
-        [sys.executable, "-P", "-m", "fastscan"], hostile, "bulk", ".", "--engine", "dask",
+        _console_script(tmp_path), hostile, "bulk", ".", "--engine", "dask",
         "--workers", "1", "--out", str(out), "--no-progress",
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
