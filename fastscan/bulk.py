@@ -253,6 +253,7 @@ class _Runner:
 
     def _pool_or_new(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            forkserver.start()  # with the workers' environment, if not running yet
             ctx = forkserver.context()
             self._heartbeat = ctx.Array("d", SLOT * self.workers, lock=False)
             counter = ctx.Value("i", 0)

@@ -33,7 +33,7 @@ MEMORY_ERROR = "memory budget exceeded ({} MB)"
 # Heartbeat slot: pid, task id, file index, start (0: idle), retire (1: replace this worker).
 SLOT = 5
 RECYCLE_RSS_MB = 384  # a worker past this resident size is replaced after its chunk
-GC_GROWTH_MB = 32  # RSS growth since the last full GC pass that triggers another
+GC_GROWTH_MB = 32  # data-size growth since the last full GC pass that triggers another
 
 
 def default_scanner_factory(**options: Any) -> Any:
@@ -50,7 +50,7 @@ _slot = -1
 _recycle_rss = 0  # bytes; 0: never
 _in_pool = False
 _retire = False  # set once this pool process should be replaced
-_rss_floor = 0  # RSS right after the last full GC pass
+_data_floor = 0  # data size (statm) right after the last full GC pass
 
 
 class WorkerRetired(Exception):
@@ -176,8 +176,30 @@ def _scan_one_file(
 ) -> tuple[FileResult, pa.RecordBatch | None, Any]:
     if ref.error:
         return error_result(ref, ref.error), None, None
-    use_alarm = _timeout > 0 and threading.current_thread() is threading.main_thread()
     started = time.perf_counter()
+    result, features, analysis = _attempt(ref, want_features, scanner)
+    if _ran_out(result):
+        # What filled the budget may be garbage that earlier files left: collect and try once
+        # more, so the row does not depend on what this process scanned before. Either way
+        # this worker is replaced after its chunk.
+        _ask_retire()
+        gc.collect()
+        result, features, analysis = _attempt(ref, want_features, scanner)
+    # The ref is authoritative for identity: incremental runs compare these exact values.
+    result.path, result.size, result.mtime = ref.path, ref.size, ref.mtime
+    result.etag = ref.etag
+    result.scan_seconds = time.perf_counter() - started
+    return result, features, analysis
+
+
+def _ran_out(result: FileResult) -> bool:
+    return bool(result.findings) and bool(_scan_module().out_of_memory(result))
+
+
+def _attempt(
+    ref: FileRef, want_features: bool, scanner: Any
+) -> tuple[FileResult, pa.RecordBatch | None, Any]:
+    use_alarm = _timeout > 0 and threading.current_thread() is threading.main_thread()
     features = None
     analysis = None
     try:
@@ -204,16 +226,11 @@ def _scan_one_file(
         result, features = error_result(ref, TIMEOUT_ERROR.format(_timeout), SUSPICIOUS), None
         analysis = None
     except MemoryError:
-        result, features, analysis = _out_of_memory(ref), None, None
+        result = _scan_module().budget_result(ref.path, detail=MEMORY_ERROR.format(_memory_mb))
+        features, analysis = None, None
     except Exception as exc:  # the scanner should never raise; one file must not sink a chunk
         result, features = error_result(ref, f"scanner raised {type(exc).__name__}: {exc}"), None
         analysis = None
-    if result.findings and _scan_module().out_of_memory(result):  # caught inside the scanner
-        _ask_retire()
-    # The ref is authoritative for identity: incremental runs compare these exact values.
-    result.path, result.size, result.mtime = ref.path, ref.size, ref.mtime
-    result.etag = ref.etag
-    result.scan_seconds = time.perf_counter() - started
     return result, features, analysis
 
 
@@ -221,14 +238,6 @@ def _scan_module() -> Any:
     from . import scan  # not at import time: bulk checks first that it imports at all
 
     return scan
-
-
-def _out_of_memory(ref: FileRef) -> FileResult:
-    result: FileResult = _scan_module().budget_result(
-        ref.path, detail=MEMORY_ERROR.format(_memory_mb)
-    )
-    _ask_retire()
-    return result
 
 
 def _ask_retire() -> None:
@@ -297,14 +306,15 @@ def scan_batch(
 
 def _collect_if_grown() -> None:
     """Readers leave reference cycles that own native buffers (py7zr: Folder <-> file list,
-    each holding its decompressor and buffers). The tuned thresholds make a full pass rare, so
-    they piled up (RSS +55 MB per 434-file pass). A full pass after every chunk kept RSS flat
-    but cost ~5% of scan time; one whenever RSS grew GC_GROWTH_MB since the last does the same
-    for free."""
-    global _rss_floor
-    if _statm(1) > _rss_floor + (GC_GROWTH_MB << 20):
+    each holding its decompressor, ~19 MB of mostly untouched buffers even for a 300-byte
+    archive). The tuned thresholds make a full pass rare, so they piled up: RSS +55 MB per
+    434-file pass, and the data size (what RLIMIT_DATA counts, untouched pages included) until
+    7z members hit MemoryError. A full pass after every chunk cost ~5% of scan time; one
+    whenever the data size grew GC_GROWTH_MB since the last keeps both flat for free."""
+    global _data_floor
+    if _statm(5) > _data_floor + (GC_GROWTH_MB << 20):
         gc.collect()
-        _rss_floor = _statm(1)
+        _data_floor = _statm(5)
 
 
 def to_ipc(data: pa.RecordBatch | pa.Table) -> bytes:
