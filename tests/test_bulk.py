@@ -33,6 +33,7 @@ class FakeScanner:
     def __init__(self, *, label: str = "fake", delay: float = 0.0, **_: Any) -> None:
         self.label = label
         self.delay = delay
+        self.ran_out: set[str] = set()
 
     def scan_path(self, path: str, *, ref: FileRef | None = None) -> FileResult:
         name = os.path.basename(path)
@@ -48,6 +49,9 @@ class FakeScanner:
         if name.startswith("bomb"):
             hog = bytearray(1 << 30)  # far past the test's memory budget
             del hog
+        if name.startswith("oom-once") and name not in self.ran_out:
+            self.ran_out.add(name)  # like garbage left by earlier files: gone on the retry
+            raise MemoryError
         if self.delay:
             time.sleep(self.delay)
         data = Path(path).read_bytes()
@@ -186,6 +190,21 @@ def test_memory_budget_is_a_named_finding_and_the_worker_is_replaced(tmp_path: P
     assert got["ok.pkl"]["status"] == "complete"
     assert summary.errors == 0
     # the files after the MemoryError ran in a fresh worker
+    assert got["a-pid.pkl"]["globals"] != got["z-pid.pkl"]["globals"]
+
+
+def test_a_file_that_ran_out_once_is_retried_and_its_worker_replaced(tmp_path: Path):
+    mirror = tmp_path / "m"
+    mirror.mkdir()
+    for name in ("a-pid.pkl", "oom-once.pkl", "z-pid.pkl"):
+        (mirror / name).write_bytes(b"fine")
+    out = tmp_path / "out.parquet"
+    run_bulk(
+        str(mirror), out=str(out), workers=1, chunk_size=1, scanner_factory=fake_factory,
+        progress=False,
+    )  # fmt: skip
+    got = by_path(out)
+    assert (got["oom-once.pkl"]["status"], got["oom-once.pkl"]["verdict"]) == ("complete", "clean")
     assert got["a-pid.pkl"]["globals"] != got["z-pid.pkl"]["globals"]
 
 
