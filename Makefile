@@ -25,15 +25,15 @@ bench:
 	$(PY) benchmarks/bench_bulk.py
 
 corpus:
-	$(PY) -m fastscan corpus out/corpus --seed 0 --scale medium
+	$(PY) -P -m fastscan corpus out/corpus --seed 0 --scale medium
 
 model: corpus
-	$(PY) -m fastscan train out/corpus --out models/fastscan-v1 --seed 0
+	$(PY) -P -m fastscan train out/corpus --out models/fastscan-v1 --seed 0
 
 example:
-	$(PY) -m fastscan corpus out/example --seed 1 --scale small
-	$(PY) -m fastscan bulk out/example --workers 2 --out out/example-verdicts.parquet; \
-	  $(PY) -m fastscan report out/example-verdicts.parquet || [ $$? -eq 1 ]  # 1: it holds attacks
+	$(PY) -P -m fastscan corpus out/example --seed 1 --scale small
+	$(PY) -P -m fastscan bulk out/example --workers 2 --out out/example-verdicts.parquet; \
+	  $(PY) -P -m fastscan report out/example-verdicts.parquet || [ $$? -eq 1 ]  # 1: it holds attacks
 
 # native tokenizer under AddressSanitizer + UBSan, in a scratch copy (the in-tree .so is untouched)
 sanitize:

@@ -14,7 +14,7 @@ Prints files/s, MB/s, CPU seconds, peak RSS (whole process tree, and the largest
 a worker's bound) for fastscan with 1 to all
 cores (median of --repeat runs each) and for each peer (one run), then fastscan -j1's ratio to
 the fastest peer. Peers that are not installed are skipped.
-fastscan runs as users run it (`python -m fastscan bulk ... --no-progress`); every tool runs with
+fastscan runs as users run it (`python -P -m fastscan bulk ... --no-progress`); every tool runs with
 Python's default bytecode cache (PYTHONDONTWRITEBYTECODE dropped) after one untimed fastscan
 warm-up, as the peers' pip-installed packages already have theirs.
 Malicious samples carry a harmless `echo` payload and are never loaded by anything here.
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def fastscan_cmd(workers: int) -> list[str]:
             out = str(tmp / "out.parquet")
-            return [sys.executable, "-m", "fastscan", "bulk", str(mirror), "--workers",
+            return [sys.executable, "-P", "-m", "fastscan", "bulk", str(mirror), "--workers",
                     str(workers), "--out", out, "--no-progress"]  # fmt: skip
 
         warm = [*fastscan_cmd(1), "--include", "*.json"]  # compiles the bytecode cache

@@ -115,7 +115,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="previous verdicts Parquet: skip unchanged files")
     p.add_argument("--resume", action="store_true", help="complete an interrupted --out file")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per file")
-    p.add_argument("--memory-mb", type=int, default=4096, help="address-space budget per worker")
+    p.add_argument("--memory-mb", type=int, default=4096, help="allocation budget per worker")
     p.add_argument("--features", help="also write the feature batches to this Parquet file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument(
@@ -174,6 +174,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .isolation import harden
+
+    harden()  # before any lazy import: nothing from the current directory (see isolation)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in _PASSTHROUGH:  # `corpus --help` reaches the corpus parser

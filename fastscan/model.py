@@ -31,11 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import pyarrow as pa
 
 from . import features
+from .isolation import quiet_onnxruntime
 from .opcodes import table_hash
+
+quiet_onnxruntime()  # before the import, which otherwise writes under ~/.cache
+import onnxruntime as ort  # noqa: E402
 
 DEFAULT_NAME = "fastscan-v1"
 MODELS_DIR = Path(__file__).parent / "models"

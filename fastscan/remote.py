@@ -17,10 +17,12 @@ Read policy (what `fetch_for_scan` reads of one object; `bytes_read` reports the
   - formats that cannot hold a pickle (safetensors, ONNX, images, text…): nothing more;
   - everything else (raw pickles, legacy torch, joblib, tar, 7z, compressed files): whole, up to
     `max_whole_bytes` (default 1 GiB); a bigger object becomes a fail-closed error row.
-The ranges fill a sparse buffer the size of the object (an anonymous, unreserved mmap: pages
-never written cost no memory) that is handed to the unchanged container readers. It does cost
-address space, so the local pool's `--memory-mb` budget (RLIMIT_AS) caps the object size there;
-Dask workers have no such cap. As a safety net, if a pickle
+The ranges fill a sparse buffer the size of the object (a shared map of an unlinked, sparse
+temp file: holes cost neither memory nor disk) that is handed to the unchanged container readers.
+A shared file mapping is outside the worker's `--memory-mb` budget (RLIMIT_DATA counts private
+writable maps: an anonymous buffer of a 20 GiB object would count in full), so objects of any
+size get their ranged reads; what is fetched lands in the temp directory's page cache (RAM where
+TMPDIR is a tmpfs). As a safety net, if a pickle
 stream was found in a member that was not read whole, the object is re-read whole and rescanned.
 """
 
@@ -32,7 +34,7 @@ import mmap
 import os
 import re
 import struct
-import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -249,15 +251,12 @@ def _hf_ranges(fs: Any, path: str, spans: list[list[int]]) -> list[bytes]:
         return out
 
 
-# Linux MAP_NORESERVE (the mmap module does not export it): without it a map larger than RAM +
-# swap is refused up front (ENOMEM for a 100 GiB checkpoint), although few pages are ever written.
-_MAP_NORESERVE = 0x4000 if sys.platform.startswith("linux") else 0
-
-
 def _sparse_map(size: int) -> mmap.mmap:
-    """Zero-filled, lazily backed memory of `size` bytes: only written pages cost memory."""
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
-    return mmap.mmap(-1, size, flags=flags)
+    """Zero-filled buffer of `size` bytes where only written pages cost anything (see the
+    module docstring for why a sparse file and not an anonymous map)."""
+    with tempfile.TemporaryFile(prefix="fastscan-ranges-") as fh:  # the map keeps its own fd
+        fh.truncate(size)
+        return mmap.mmap(fh.fileno(), size, flags=mmap.MAP_SHARED)
 
 
 def _fill(buf: Any, parts: list[tuple[int, bytes]]) -> None:
@@ -281,11 +280,8 @@ def fetch_for_scan(
         return SparseObject(len(data), data, reader.fetched, reader.requests, whole=True)
     try:
         buf = _sparse_map(size)
-    except (OSError, OverflowError) as exc:  # RLIMIT_AS: the local pool's --memory-mb budget
-        message = (
-            f"cannot map {size} bytes for ranged reads ({exc}): raise --memory-mb "
-            "or use --engine dask"
-        )
+    except (OSError, OverflowError) as exc:  # e.g. a TMPDIR that cannot hold the size
+        message = f"cannot map {size} bytes for ranged reads ({exc}): check TMPDIR"
         return SparseObject(size, b"", too_large=message)
     obj = SparseObject(size, buf)
     _fill(buf, reader.ranges([(0, HEAD_BYTES), (size - TAIL_BYTES, size)]))

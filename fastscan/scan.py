@@ -20,10 +20,11 @@ from .facts import (
     StreamFacts,
 )
 from .rules import RuleSet, evaluate
+from .rules.catalog import CONTAINER_BUDGET
 from .rules.fills import attribute_containers
 from .rules.indexed import Targets
 from .tokenizer import tokenize
-from .verdict import FileResult, Finding, VerdictPolicy, combine, settle
+from .verdict import SUSPICIOUS, FileResult, Finding, VerdictPolicy, combine, settle
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -181,6 +182,8 @@ class Scanner:
         path, size, mtime, etag = _ref_fields(ref)
         try:
             analysis = self.analyse(path, path, rel=getattr(ref, "rel", ""))
+        except MemoryError:
+            return budget_result(path, size, mtime, etag), None
         except Exception as exc:  # one bad file must never stop a batch
             error = FileResult(
                 path,
@@ -326,6 +329,29 @@ def _ref_fields(ref: Any) -> tuple[str, int, float, str]:
         except OSError:
             return path, -1, 0.0, ""
     return ref.path, ref.size, ref.mtime, getattr(ref, "etag", "")
+
+
+MEMORY_BUDGET = "memory budget exceeded"
+
+
+def budget_result(
+    path: str, size: int = -1, mtime: float = 0.0, etag: str = "", detail: str = MEMORY_BUDGET
+) -> FileResult:
+    """The row of a file whose scan ran out of memory: partial, suspicious, FS306 named (the
+    same finding a reader's MemoryError gets from `open_container`, where what was found is
+    kept)."""
+    finding = CONTAINER_BUDGET.finding(f"budget memory hit: {detail}", subject="memory")
+    return FileResult(
+        path, size, mtime, etag, status="partial", verdict=SUSPICIOUS, findings=[finding],
+        error=detail,
+    )  # fmt: skip
+
+
+def out_of_memory(result: FileResult) -> bool:
+    """Whether this file's scan hit the memory budget (its worker is then replaced)."""
+    return any(
+        f.rule_id == CONTAINER_BUDGET.rule_id and f.subject == "memory" for f in result.findings
+    )
 
 
 def _load_model(model: Any) -> Model | None:

@@ -33,6 +33,7 @@ class FakeScanner:
     def __init__(self, *, label: str = "fake", delay: float = 0.0, **_: Any) -> None:
         self.label = label
         self.delay = delay
+        self.ran_out: set[str] = set()
 
     def scan_path(self, path: str, *, ref: FileRef | None = None) -> FileResult:
         name = os.path.basename(path)
@@ -48,10 +49,15 @@ class FakeScanner:
         if name.startswith("bomb"):
             hog = bytearray(1 << 30)  # far past the test's memory budget
             del hog
+        if name.startswith("oom-once") and name not in self.ran_out:
+            self.ran_out.add(name)  # like garbage left by earlier files: gone on the retry
+            raise MemoryError
         if self.delay:
             time.sleep(self.delay)
         data = Path(path).read_bytes()
         result = FileResult(path=path, format=self.label, bytes_read=len(data), pickles=1)
+        if "pid" in name:  # which worker process scanned it
+            result.globals = [str(os.getpid())]
         if b"evil" in data:
             result.verdict = "malicious"
             result.findings = [
@@ -163,24 +169,56 @@ def test_in_process_matches_pool(tmp_path: Path):
     assert comparable(pq.read_table(a)).equals(comparable(pq.read_table(b)))
 
 
-def test_memory_budget_turns_into_error_row(tmp_path: Path):
+def test_memory_budget_is_a_named_finding_and_the_worker_is_replaced(tmp_path: Path):
     mirror = tmp_path / "m"
     mirror.mkdir()
-    (mirror / "bomb.pkl").write_bytes(b"x")
-    (mirror / "ok.pkl").write_bytes(b"fine")
+    for name in ("a-pid.pkl", "bomb.pkl", "ok.pkl", "z-pid.pkl"):
+        (mirror / name).write_bytes(b"fine")
     out = tmp_path / "out.parquet"
     summary = run_bulk(
         str(mirror),
         out=str(out),
         workers=1,
+        chunk_size=1,
         memory_mb=256,
         scanner_factory=fake_factory,
         progress=False,
     )
     got = by_path(out)
-    assert got["bomb.pkl"]["error"] == worker.MEMORY_ERROR.format(256)
+    bomb = got["bomb.pkl"]
+    assert (bomb["status"], bomb["verdict"]) == ("partial", "suspicious")
+    assert bomb["rule_ids"] == ["FS306"] and bomb["findings"][0]["subject"] == "memory"
+    assert bomb["error"] == worker.MEMORY_ERROR.format(256)
     assert got["ok.pkl"]["status"] == "complete"
-    assert summary.errors == 1
+    assert summary.errors == 0
+    # the files after the MemoryError ran in a fresh worker
+    assert got["a-pid.pkl"]["globals"] != got["z-pid.pkl"]["globals"]
+
+
+def test_a_file_that_ran_out_once_is_retried_and_its_worker_replaced(tmp_path: Path):
+    mirror = tmp_path / "m"
+    mirror.mkdir()
+    for name in ("a-pid.pkl", "oom-once.pkl", "z-pid.pkl"):
+        (mirror / name).write_bytes(b"fine")
+    out = tmp_path / "out.parquet"
+    run_bulk(
+        str(mirror), out=str(out), workers=1, chunk_size=1, scanner_factory=fake_factory,
+        progress=False,
+    )  # fmt: skip
+    got = by_path(out)
+    assert (got["oom-once.pkl"]["status"], got["oom-once.pkl"]["verdict"]) == ("complete", "clean")
+    assert got["a-pid.pkl"]["globals"] != got["z-pid.pkl"]["globals"]
+
+
+def test_recycling_workers_does_not_change_rows(tmp_path: Path):
+    mirror = make_mirror(tmp_path / "mirror", hostile=False)
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    for out, recycle in ((a, 0), (b, 1)):  # 1 MB: every worker retires after its first chunk
+        run_bulk(
+            str(mirror), out=str(out), workers=2, chunk_size=3, recycle_rss_mb=recycle,
+            scanner_factory=fake_factory, progress=False,
+        )  # fmt: skip
+    assert comparable(pq.read_table(a)).equals(comparable(pq.read_table(b)))
 
 
 def test_scanner_that_cannot_be_built_is_an_operational_error(tmp_path: Path):

@@ -168,6 +168,8 @@ def open_container(
         pass
     except RecursionError:
         state.hit_budget("depth", "", "recursion limit")
+    except MemoryError:  # the worker's memory budget (RLIMIT_DATA): keep what was found
+        state.hit_budget("memory", "", "ran out of memory while reading")
     except Exception as exc:  # a reader bug must not kill a batch: keep what was found
         state.anomaly("reader_error", "", f"{type(exc).__name__}: {exc}")
         if container.streams:

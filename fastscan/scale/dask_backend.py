@@ -14,7 +14,8 @@
 - Storage: workers read objects themselves. The client sends its non-secret storage options
   (the S3 endpoint, `FASTSCAN_STORAGE_OPTIONS`); credentials come from each worker's environment.
 - No per-file alarm here (tasks run in worker threads; signals need the main thread), and no
-  address-space budget: use the workers' `--memory-limit`.
+  RLIMIT_DATA budget or worker recycling: use the workers' `--memory-limit` (the nanny restarts
+  a worker past it). Each task ends with a GC pass (`scan_batch`), so memory stays flat.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..bulk import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_SIZE, BulkError, make_chunks
 from ..exitcodes import outcomes
+from ..isolation import protect_children
 from ..progress import Progress, make_progress
 from ..remote import MissingExtra, configure, storage_options_from_env
 from ..report import BulkSummary
@@ -112,6 +114,7 @@ def connect(
     scheduler: str | None, workers: int | None = None, local_directory: str | None = None
 ) -> Iterator[Any]:
     """A Client for `scheduler`, or for a LocalCluster on 127.0.0.1 when it is None."""
+    protect_children()  # the LocalCluster's processes: no cwd on their sys.path, no telemetry
     distributed = _distributed()
     if scheduler:
         client = distributed.Client(scheduler, timeout="30s")
