@@ -349,8 +349,10 @@ def budget_result(
 
 def out_of_memory(result: FileResult) -> bool:
     """Whether this file's scan hit the memory budget (its worker is then replaced)."""
+    # subject "memory" from budget_result, "budget_memory" from a reader's container anomaly
     return any(
-        f.rule_id == CONTAINER_BUDGET.rule_id and f.subject == "memory" for f in result.findings
+        f.rule_id == CONTAINER_BUDGET.rule_id and f.subject in ("memory", "budget_memory")
+        for f in result.findings
     )
 
 
