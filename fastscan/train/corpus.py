@@ -3,15 +3,15 @@ families from `payloads` in every applicable container of `matrix`, and a manife
 
     python -m fastscan.train.corpus OUT --seed 0 --scale small
 
-Layout: OUT/benign/<source>/…, OUT/benign/lib/<library>/<source>/…, OUT/benign/wrapped/<container>/…,
-OUT/benign/fixtures/…, OUT/malicious/<group>/<family>/…, OUT/manifest.jsonl (one object per
-file, sorted by path) and OUT/summary.json (files per library, sources skipped because their
-library is not installed, sources that failed). Every benign row names its `library` (the
-distribution whose objects it holds; `benign_libs` adds 50+ of them) for leave-one-library-out.
-The benign `custom_*` sources (group "custom", see benign_custom.py) reference user code outside
-every allowlist: rules call them suspicious (FS103), and the model must learn they are benign.
-Every file's bytes depend only on the seed: each one has its own `random.Random` seeded from a
-string naming it, so adding a family does not shift the others.
+Layout: OUT/benign/<source>/…, OUT/benign/lib/<library>/<source>/…,
+OUT/benign/wrapped/<container>/…, OUT/benign/fixtures/…, OUT/malicious/<group>/<family>/…,
+OUT/manifest.jsonl (one object per file, sorted by path) and OUT/summary.json (files per library,
+sources skipped because their library is not installed, sources that failed). Every benign row
+names its `library` (the distribution whose objects it holds; `benign_libs` adds 50+ of them) for
+leave- one-library-out. The benign `custom_*` sources (group "custom", see benign_custom.py)
+reference user code outside every allowlist: rules call them suspicious (FS103), and the model must
+learn they are benign. Every file's bytes depend only on the seed: each one has its own
+`random.Random` seeded from a string naming it, so adding a family does not shift the others.
 """
 
 from __future__ import annotations
@@ -219,13 +219,14 @@ def _benign(
             w.add(f"benign/fixtures/{name}-{index}{ext}", data, entry)
 
 
-def _benign_libs(
-    w: _Writer, plan: Plan, seed: int, scale: str, families: set[str] | None
-) -> None:
+def _benign_libs(w: _Writer, plan: Plan, seed: int, scale: str, families: set[str] | None) -> None:
     """benign_libs sources, grouped by library; a library that is not installed is skipped and
     a generator that raises is recorded (summary.json), neither stops the build."""
     for name, src in benign_libs.SOURCES.items():
-        if not _wanted(families, name, src.library, "benign", "benign_libs"):
+        if name in benign_libs.ENCRYPTED:  # opt-in, see benign_libs.ENCRYPTED
+            if families is None or not _wanted(families, name, "encrypted_archives"):
+                continue
+        elif not _wanted(families, name, src.library, "benign", "benign_libs"):
             continue
         if missing := src.missing():
             w.skipped[name] = missing
@@ -233,7 +234,7 @@ def _benign_libs(
         for index in range(plan.lib_per_source):
             try:
                 data, ext = src.fn(_rng(seed, "benign-lib", name, index), scale)
-            except Exception as exc:  # noqa: BLE001 - one library's breakage must not stop a build
+            except Exception as exc:
                 w.failed.setdefault(name, f"{type(exc).__name__}: {exc}"[:300])
                 continue
             expected = "encrypted" if name in benign_libs.ENCRYPTED else "clean"
@@ -322,11 +323,13 @@ def generate(
     """Write the corpus under `out_dir` and return the path of its manifest.jsonl.
 
     `families` filters by payload key ("C7", "F:os.system"), threat id ("C9"), coarse group
-    ("process"), benign source ("sklearn_joblib"), "benign" (all benign), "injected" or
-    "fixtures". Same seed, scale and families give byte-identical files in any process started
-    with the same PYTHONHASHSEED (`main` pins it to 0): TorchScript orders constants by set
-    iteration, and whole-module torch pickles memoize interned strings. In one process, a second
-    run differs only in those whole-module files (string interning remembers the first run).
+    ("process"), benign source ("sklearn_joblib"), "benign" (all benign), "injected" or "fixtures",
+    "benign_libs" (every benign_libs source), a library ("gensim"), or "encrypted_archives"
+    (benign_libs.ENCRYPTED, opt-in like "fixtures"). Same seed, scale and families give byte-
+    identical files in any process started with the same PYTHONHASHSEED (`main` pins it to 0):
+    TorchScript orders constants by set iteration, and whole-module torch pickles memoize interned
+    strings. In one process, a second run differs only in those whole-module files (string interning
+    remembers the first run).
     """
     if scale not in PLANS:
         raise ValueError(f"scale must be one of {sorted(PLANS)}")

@@ -15,8 +15,15 @@ def shapely_geometries(rng: random.Random, scale: str) -> tuple[bytes, str]:
     from shapely import geometry
 
     pts = [(rng.random() * 10, rng.random() * 10) for _ in range(size(rng, scale, 4, 30))]
-    obj = rng.choice([geometry.Point(pts[0]), geometry.LineString(pts), geometry.MultiPoint(pts),
-                      geometry.Polygon(pts[:3]).buffer(0.5), geometry.box(0, 0, 1, 2)])
+    obj = rng.choice(
+        [
+            geometry.Point(pts[0]),
+            geometry.LineString(pts),
+            geometry.MultiPoint(pts),
+            geometry.Polygon(pts[:3]).buffer(0.5),
+            geometry.box(0, 0, 1, 2),
+        ]
+    )
     return dump({"geom": obj, "id": rng.randrange(999)}, rng)
 
 
@@ -143,7 +150,9 @@ def sortedcontainers_objects(rng: random.Random, scale: str) -> tuple[bytes, str
     import sortedcontainers as sc
 
     keys = [rng.randrange(1000) for _ in range(size(rng, scale, 3, 80))]
-    obj = rng.choice([sc.SortedList(keys), sc.SortedSet(keys), sc.SortedDict(zip(keys, keys))])
+    obj = rng.choice(
+        [sc.SortedList(keys), sc.SortedSet(keys), sc.SortedDict(zip(keys, keys, strict=True))]
+    )
     return dump(obj, rng)
 
 

@@ -30,9 +30,22 @@ def _save(obj: Any, rng: random.Random) -> tuple[bytes, str]:
 def sklearn_breadth(rng: random.Random, scale: str) -> tuple[bytes, str]:
     """Estimators, pipelines, ColumnTransformer and text vectorizers users ship."""
     import pandas as pd
-    from sklearn import (cluster, compose, decomposition, ensemble, feature_extraction,
-                         impute, linear_model, naive_bayes, neighbors, neural_network, pipeline,
-                         preprocessing, svm, tree)  # fmt: skip
+    from sklearn import (
+        cluster,
+        compose,
+        decomposition,
+        ensemble,
+        feature_extraction,
+        impute,
+        linear_model,
+        naive_bayes,
+        neighbors,
+        neural_network,
+        pipeline,
+        preprocessing,  # fmt: skip
+        svm,
+        tree,
+    )
 
     X, y = _xy(rng, scale)
     kind = rng.choice(["tfidf", "column", "pipeline", "model", "cluster"])
@@ -40,9 +53,13 @@ def sklearn_breadth(rng: random.Random, scale: str) -> tuple[bytes, str]:
         warnings.simplefilter("ignore")
         if kind == "tfidf":
             docs = [" ".join(s) for s in sentences(rng, 30)]
-            vec = rng.choice([feature_extraction.text.TfidfVectorizer(ngram_range=(1, 2)),
-                              feature_extraction.text.CountVectorizer(),
-                              feature_extraction.text.HashingVectorizer(n_features=64)])
+            vec = rng.choice(
+                [
+                    feature_extraction.text.TfidfVectorizer(ngram_range=(1, 2)),
+                    feature_extraction.text.CountVectorizer(),
+                    feature_extraction.text.HashingVectorizer(n_features=64),
+                ]
+            )
             est: Any = pipeline.make_pipeline(vec, linear_model.LogisticRegression())
             est.fit(docs, [i % 2 for i in range(len(docs))])
         elif kind == "column":
@@ -54,8 +71,12 @@ def sklearn_breadth(rng: random.Random, scale: str) -> tuple[bytes, str]:
             est = pipeline.Pipeline([("prep", ct), ("clf", tree.DecisionTreeClassifier())])
             est.fit(frame, y)
         elif kind == "pipeline":
-            est = pipeline.make_pipeline(impute.SimpleImputer(), preprocessing.PolynomialFeatures(2),
-                                         decomposition.PCA(2), svm.SVC(probability=True))
+            est = pipeline.make_pipeline(
+                impute.SimpleImputer(),
+                preprocessing.PolynomialFeatures(2),
+                decomposition.PCA(2),
+                svm.SVC(probability=True),
+            )
             est.fit(X, y)
         elif kind == "model":
             est = rng.choice([
@@ -68,8 +89,9 @@ def sklearn_breadth(rng: random.Random, scale: str) -> tuple[bytes, str]:
             ])  # fmt: skip
             est.fit(X, y)
         else:
-            est = rng.choice([cluster.KMeans(3, n_init=1), cluster.DBSCAN(),
-                              cluster.AgglomerativeClustering(2)]).fit(X)
+            est = rng.choice(
+                [cluster.KMeans(3, n_init=1), cluster.DBSCAN(), cluster.AgglomerativeClustering(2)]
+            ).fit(X)
     return _save(est, rng)
 
 

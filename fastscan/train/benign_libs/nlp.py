@@ -3,6 +3,7 @@ sentence-transformers. Every model is trained or built locally; nothing is downl
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import random
 import tempfile
@@ -107,7 +108,7 @@ def thinc_objects(rng: random.Random, scale: str) -> tuple[bytes, str]:
     from thinc.api import Config, NumpyOps
 
     config = Config().from_str(
-        f"[model]\n@layers = \"Relu.v1\"\nnO = {rng.randint(2, 64)}\ndropout = {rng.random():.2f}\n"
+        f'[model]\n@layers = "Relu.v1"\nnO = {rng.randint(2, 64)}\ndropout = {rng.random():.2f}\n'
     )
     ops = NumpyOps()
     return dump({"config": config, "array": ops.alloc2f(2, rng.randint(1, 8))}, rng)
@@ -128,10 +129,12 @@ def _tiny_transformer(rng: random.Random) -> Any:
         return tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=64, n_embd=hidden, n_layer=1, n_head=2,
                                                 n_positions=32))  # fmt: skip
     if kind == "distilbert":
-        return tf.DistilBertModel(tf.DistilBertConfig(vocab_size=64, dim=hidden, n_layers=1,
-                                                      n_heads=2, hidden_dim=32))  # fmt: skip
-    return tf.T5ForConditionalGeneration(tf.T5Config(vocab_size=64, d_model=hidden, d_ff=32,
-                                                     num_layers=1, num_heads=2, d_kv=8))  # fmt: skip
+        config = tf.DistilBertConfig(
+            vocab_size=64, dim=hidden, n_layers=1, n_heads=2, hidden_dim=32
+        )
+        return tf.DistilBertModel(config)
+    t5 = tf.T5Config(vocab_size=64, d_model=hidden, d_ff=32, num_layers=1, num_heads=2, d_kv=8)
+    return tf.T5ForConditionalGeneration(t5)
 
 
 @source("transformers", "transformers", "torch")
@@ -148,10 +151,8 @@ def transformers_models(rng: random.Random, scale: str) -> tuple[bytes, str]:
             return torch_save({"model": model.state_dict(), "config": model.config,
                                "step": rng.randrange(10**5)}, rng)  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
-            try:
+            with contextlib.suppress(TypeError):  # releases without the flag
                 model.save_pretrained(tmp, safe_serialization=False)
-            except TypeError:  # releases without the flag
-                pass
             bins = sorted(Path(tmp).glob("*.bin"))
             if bins:
                 return bins[0].read_bytes(), ".bin"

@@ -25,7 +25,9 @@ def numpy_special_arrays(rng: random.Random, scale: str) -> tuple[bytes, str]:
     g, n = _np(rng), size(rng, scale, 5, 50)
     kind = rng.choice(["rec", "structured", "masked", "object", "matrix", "datetime", "mixed"])
     if kind == "rec":
-        obj: Any = np.rec.fromarrays([g.random(n), g.integers(0, 9, n)], names="x,y")
+        obj: Any = np.rec.fromarrays(
+            [g.random(n), g.integers(0, 9, n)], dtype=[("x", "f8"), ("y", "i8")]
+        )
     elif kind == "structured":
         dt = np.dtype([("name", "U8"), ("score", "f4"), ("pos", "i2", (2,))])
         obj = np.zeros(n, dtype=dt)

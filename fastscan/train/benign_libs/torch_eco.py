@@ -22,7 +22,9 @@ def torch_training_state(rng: random.Random, scale: str) -> tuple[bytes, str]:
     from ..benign import _torch_model
 
     model = _torch_model(rng, "small", rng.choice(["mlp", "embedding", "batchnorm"]))
-    opt_cls = rng.choice([torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop])
+    opt_cls = rng.choice(
+        [torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop]
+    )
     opt = opt_cls(model.parameters(), lr=1e-3)
     sched = rng.choice([
         torch.optim.lr_scheduler.StepLR(opt, 3), torch.optim.lr_scheduler.CosineAnnealingLR(opt, 9),
