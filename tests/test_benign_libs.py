@@ -7,7 +7,10 @@ generated benign files are our own, built from synthetic data; they are only sca
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +191,18 @@ def test_cli_lolo(
     assert "leave-one-library-out" in printed
     assert all(r["combined"]["fpr_suspicious"] >= 0 for r in report["libraries"].values())
     assert CLEAN == "clean"
+
+
+def _build(out: Path) -> dict[str, str]:
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(Path(__file__).parents[1])}
+    command = [sys.executable, "-m", "fastscan.train.corpus", str(out), "--families", "benign_libs"]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    return {r["path"]: r["sha256"] for r in rows if r["family"] not in benign_libs.STAMPED}
+
+
+@pytest.mark.slow
+def test_benign_libs_are_byte_identical_across_processes(tmp_path: Path) -> None:
+    """Outside STAMPED (wall-clock stamps, random salts), a seed fixes every file's bytes."""
+    first, second = _build(tmp_path / "a"), _build(tmp_path / "b")
+    assert first and first == second

@@ -326,10 +326,10 @@ def generate(
     ("process"), benign source ("sklearn_joblib"), "benign" (all benign), "injected" or "fixtures",
     "benign_libs" (every benign_libs source), a library ("gensim"), or "encrypted_archives"
     (benign_libs.ENCRYPTED, opt-in like "fixtures"). Same seed, scale and families give byte-
-    identical files in any process started with the same PYTHONHASHSEED (`main` pins it to 0):
-    TorchScript orders constants by set iteration, and whole-module torch pickles memoize interned
-    strings. In one process, a second run differs only in those whole-module files (string interning
-    remembers the first run).
+    identical files in any process started with the same PYTHONHASHSEED (except
+    benign_libs.STAMPED) (`main` pins it to 0): TorchScript orders constants by set iteration, and
+    whole-module torch pickles memoize interned strings. In one process, a second run differs only
+    in those whole-module files (string interning remembers the first run).
     """
     if scale not in PLANS:
         raise ValueError(f"scale must be one of {sorted(PLANS)}")

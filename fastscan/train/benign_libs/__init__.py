@@ -18,11 +18,19 @@ from .nlp import SOURCES as _NLP
 from .sci import SOURCES as _SCI
 from .torch_eco import SOURCES as _TORCH
 
-__all__ = ["ENCRYPTED", "SOURCES", "LibSource", "unavailable"]
+__all__ = ["ENCRYPTED", "SOURCES", "STAMPED", "LibSource", "unavailable"]
 
 SOURCES: dict[str, LibSource] = {
     s.name: s for s in (*_SCI, *_ML, *_NLP, *_TORCH, *_MISC, *_ARCHIVES)
 }
+
+
+# Sources whose files carry wall-clock stamps or timings, as the real ones do (gensim lifecycle
+# events, optuna trial times, skorch epoch durations, catboost/matplotlib/sentence-transformers
+# run metadata), or fresh random salts (AES archives): every other source's bytes are fixed by
+# the seed (tests/test_benign_libs.py builds twice in two processes).
+STAMPED = frozenset({"catboost_models", "gensim_models", "matplotlib_figures", "optuna_studies",
+                     "sentence_transformers_models", "skorch_nets", *ENCRYPTED})  # fmt: skip
 
 
 def unavailable() -> dict[str, list[str]]:

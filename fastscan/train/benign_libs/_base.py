@@ -77,13 +77,16 @@ def torch_save(obj: Any, rng: random.Random, legacy: bool | None = None) -> tupl
     """torch.save to the zip format or the legacy stacked-pickle format."""
     import torch
 
-    from ..benign import _fixed_clock
+    from ..benign import _fixed_clock, _legacy_bytes
 
     legacy = rng.random() < 0.25 if legacy is None else legacy
+    ext = rng.choice((".pt", ".pth", ".bin", ".ckpt"))
+    if legacy:  # storage keys renamed from memory addresses, see benign._legacy_bytes
+        return _legacy_bytes(obj), ext
     buf = io.BytesIO()
     with _fixed_clock():
-        torch.save(obj, buf, _use_new_zipfile_serialization=not legacy)
-    return buf.getvalue(), rng.choice((".pt", ".pth", ".bin", ".ckpt"))
+        torch.save(obj, buf)
+    return buf.getvalue(), ext
 
 
 def words(rng: random.Random, n: int) -> list[str]:

@@ -29,6 +29,7 @@ def _save(obj: Any, rng: random.Random) -> tuple[bytes, str]:
 @source("scikit-learn", "sklearn")
 def sklearn_breadth(rng: random.Random, scale: str) -> tuple[bytes, str]:
     """Estimators, pipelines, ColumnTransformer and text vectorizers users ship."""
+    import numpy as np
     import pandas as pd
     from sklearn import (
         cluster,
@@ -47,6 +48,7 @@ def sklearn_breadth(rng: random.Random, scale: str) -> tuple[bytes, str]:
         tree,
     )
 
+    np.random.seed(rng.randrange(2**32))  # estimators left at random_state=None draw from it
     X, y = _xy(rng, scale)
     kind = rng.choice(["tfidf", "column", "pipeline", "model", "cluster"])
     with warnings.catch_warnings():
@@ -162,8 +164,10 @@ def imblearn_pipelines(rng: random.Random, scale: str) -> tuple[bytes, str]:
     from sklearn.linear_model import LogisticRegression
 
     X, y = _xy(rng, scale)
-    sampler = rng.choice([over_sampling.RandomOverSampler(), over_sampling.SMOTE(k_neighbors=2),
-                          under_sampling.RandomUnderSampler()])  # fmt: skip
+    state = rng.randrange(1000)
+    sampler = rng.choice([over_sampling.RandomOverSampler(random_state=state),
+                          over_sampling.SMOTE(k_neighbors=2, random_state=state),
+                          under_sampling.RandomUnderSampler(random_state=state)])  # fmt: skip
     est = pipeline.make_pipeline(sampler, LogisticRegression()).fit(X, y)
     return _save(est, rng)
 

@@ -76,6 +76,7 @@ def scipy_objects(rng: random.Random, scale: str) -> tuple[bytes, str]:
         dist = rng.choice([stats.norm, stats.gamma, stats.beta, stats.poisson])
         shape = {stats.gamma: (2.0,), stats.beta: (2.0, 3.0), stats.poisson: (4.0,)}
         obj = dist(*shape.get(dist, ()), loc=rng.random())
+        obj.random_state = rng.randrange(2**32)  # else the global RandomState is pickled
     else:
         axis = np.arange(5.0)
         obj = interpolate.RegularGridInterpolator((axis, axis), g.random((5, 5)))
