@@ -365,7 +365,13 @@ def _lolo(scan: fit_mod.CorpusScan, args: argparse.Namespace) -> dict[str, Any]:
     except model_mod.ModelManifestError as exc:  # features changed since it was trained
         print(f"shipped model column left out: {exc}", file=sys.stderr)
         shipped = None
-    report = run_lolo(scan, manifest_thresholds(args.model), seed=args.seed, shipped=shipped)
+    report = run_lolo(
+        scan,
+        manifest_thresholds(args.model),
+        seed=args.seed,
+        shipped=shipped,
+        progress=lambda library: print(f"lolo: fitting without {library}", file=sys.stderr),
+    )
     print(format_lolo(report))
     return report
 

@@ -91,6 +91,7 @@ def run_lolo(
     shipped: Any | None = None,
     scanner_without: ScannerWithout | None = None,
     only: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Per library: files, and FPR (suspicious / malicious level) of rules alone, of the combined
     verdict with a model fit without the library, and of `shipped` (a model.Model) if given."""
@@ -99,6 +100,8 @@ def run_lolo(
     for library, rows in libraries(scan).items():
         if only is not None and library not in only:
             continue
+        if progress is not None:
+            progress(library)
         train = np.setdiff1d(everything, rows, assume_unique=True)
         X, findings, statuses, rule_verdicts = _held_out_view(scan, rows, library, scanner_without)
         with threadpool_limits(limits=1):  # see fit.fit
@@ -143,7 +146,7 @@ def _summary(per_library: dict[str, dict[str, Any]]) -> dict[str, Any]:
         out[mode] = {}
         for key in ("fpr_suspicious", "fpr_malicious"):
             values = {lib: c[key] for lib, c in cells.items()}
-            worst = max(values, key=lambda lib: (values[lib], lib))
+            worst = max(sorted(values), key=values.__getitem__)  # ties: first by name
             out[mode][key] = {"mean": float(np.mean(list(values.values()))),
                               "worst": values[worst], "worst_library": worst,
                               "above_10pct": sum(v > 0.10 for v in values.values())}  # fmt: skip
