@@ -370,6 +370,7 @@ def _lolo(scan: fit_mod.CorpusScan, args: argparse.Namespace) -> dict[str, Any]:
         manifest_thresholds(args.model),
         seed=args.seed,
         shipped=shipped,
+        only=args.libraries.split(",") if args.libraries else None,
         progress=lambda library: print(f"lolo: fitting without {library}", file=sys.stderr),
     )
     print(format_lolo(report))
@@ -395,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--lolo",
         action="store_true",
         help="leave-one-library-out benign FPR at --model's thresholds (fastscan.train.lolo)",
+    )
+    parser.add_argument(
+        "--libraries", default=None, help="with --lolo: only these (comma-separated) libraries"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.3)
