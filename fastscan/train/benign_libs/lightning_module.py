@@ -11,7 +11,7 @@ from torch import nn
 
 
 class TinyModule(L.LightningModule):
-    def __init__(self, width: int, lr: float, name: str) -> None:
+    def __init__(self, width: int, lr: float, name: str, cfg: Any = None) -> None:
         super().__init__()
         self.save_hyperparameters()  # goes into the checkpoint's "hyper_parameters"
         self.net = nn.Sequential(nn.Linear(width, 4), nn.ReLU(), nn.Linear(4, 1))

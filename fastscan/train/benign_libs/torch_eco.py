@@ -3,6 +3,7 @@ configs inside checkpoints, skorch nets, optimizer/scheduler/GradScaler state, T
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import random
 import tempfile
@@ -94,7 +95,12 @@ def lightning_checkpoints(rng: random.Random, scale: str) -> tuple[bytes, str]:
 
     torch.manual_seed(rng.randrange(2**31))
     width = rng.randint(2, 16)
-    module = TinyModule(width=width, lr=rng.random() / 10, name=rng.choice(["a", "b"]))
+    cfg = None
+    if rng.random() < 0.5 and importlib.util.find_spec("omegaconf"):  # hydra-style runs
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.create({"trainer": {"max_steps": 3}, "model": {"width": width}})
+    module = TinyModule(width=width, lr=rng.random() / 10, name=rng.choice(["a", "b"]), cfg=cfg)
     data = TensorDataset(torch.randn(16, width), torch.randn(16, 1))
     trainer = L.Trainer(max_steps=rng.randint(1, 3), logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,
