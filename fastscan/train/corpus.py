@@ -360,6 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     manifest = generate(args.out, seed=args.seed, scale=args.scale, families=families)
     count = sum(1 for _ in manifest.open())
     print(f"wrote {count} files; manifest {manifest}", file=sys.stderr)
+    summary = json.loads((manifest.parent / "summary.json").read_text(encoding="utf-8"))
+    libraries = summary["benign_files_per_library"]
+    print(f"benign files from {len(libraries)} libraries", file=sys.stderr)
+    for name, missing in summary["skipped_not_installed"].items():
+        print(f"skipped {name}: not installed: {', '.join(missing)}", file=sys.stderr)
+    for name, error in summary["failed"].items():
+        print(f"FAILED {name}: {error}", file=sys.stderr)
     return 0
 
 
