@@ -4,6 +4,7 @@ sentence-transformers. Every model is trained or built locally; nothing is downl
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import pickle
 import random
 import tempfile
@@ -20,7 +21,7 @@ def gensim_models(rng: random.Random, scale: str) -> tuple[bytes, str]:
     from gensim import corpora, models
 
     texts = sentences(rng, size(rng, scale, 20, 80))
-    kind = rng.choice(["w2v", "fasttext", "kv", "lda", "dictionary", "tfidf"])
+    kind = rng.choice(["w2v", "fasttext", "kv", "doc2vec", "lda", "dictionary", "tfidf"])
     common = {"vector_size": rng.randint(4, 16), "min_count": 1, "workers": 1, "epochs": 1,
               "seed": rng.randrange(1000)}  # fmt: skip
     if kind in ("w2v", "kv"):
@@ -28,6 +29,9 @@ def gensim_models(rng: random.Random, scale: str) -> tuple[bytes, str]:
         obj = obj.wv if kind == "kv" else obj
     elif kind == "fasttext":
         obj = models.FastText(texts, min_n=2, max_n=3, bucket=64, **common)
+    elif kind == "doc2vec":
+        tagged = [models.doc2vec.TaggedDocument(t, [i]) for i, t in enumerate(texts)]
+        obj = models.Doc2Vec(tagged, **common)
     else:
         dictionary = corpora.Dictionary(texts)
         bow = [dictionary.doc2bow(t) for t in texts]
@@ -140,11 +144,17 @@ def _tiny_transformer(rng: random.Random) -> Any:
 @source("transformers", "transformers", "torch")
 def transformers_models(rng: random.Random, scale: str) -> tuple[bytes, str]:
     """A tiny config-built model: torch.save of the whole model, pytorch_model.bin from
-    save_pretrained(safe_serialization=False), or a checkpoint with its config."""
+    save_pretrained(safe_serialization=False), a checkpoint with its config, or a pickled fast
+    tokenizer."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = _tiny_transformer(rng)
-        kind = rng.choice(["whole", "bin", "checkpoint"])
+        kind = rng.choice(["whole", "bin", "checkpoint", "tokenizer"])
+        if kind == "tokenizer" and importlib.util.find_spec("tokenizers"):
+            import transformers as tf
+
+            fast = tf.PreTrainedTokenizerFast(tokenizer_object=_tokenizer(rng), unk_token="[UNK]")
+            return dump(fast, rng, (".pkl", ".tokenizer.pkl"))
         if kind == "whole":
             return torch_save(model, rng)
         if kind == "checkpoint":
