@@ -205,3 +205,11 @@ def test_benign_libs_are_byte_identical_across_processes(tmp_path: Path) -> None
     """Outside STAMPED (wall-clock stamps, random salts), a seed fixes every file's bytes."""
     first, second = _build(tmp_path / "a"), _build(tmp_path / "b")
     assert first and first == second
+
+
+def test_lolo_in_parallel_equals_sequential(tiny: fit_mod.CorpusScan) -> None:
+    thresholds = {"suspicious": 0.5, "malicious": 0.9, "anomaly": 0.2, "unknown_benign": 0.5}
+    only = ["numpy", "user-code", "python-stdlib"]
+    one = lolo.run_lolo(tiny, thresholds, only=only)
+    two = lolo.run_lolo(tiny, thresholds, only=only, workers=2)
+    assert one == two and set(one["libraries"]) == set(only)

@@ -371,6 +371,7 @@ def _lolo(scan: fit_mod.CorpusScan, args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         shipped=shipped,
         only=args.libraries.split(",") if args.libraries else None,
+        workers=args.workers,
         progress=lambda library: print(f"lolo: fitting without {library}", file=sys.stderr),
     )
     print(format_lolo(report))

@@ -11,6 +11,7 @@ manifest, including `unknown_benign`. Reported per library: files, FPR of rules 
 the combined verdict at the suspicious and malicious levels; then the mean over libraries (each
 library weighs the same) and the worst. The shipped model's own FPR on the same files is shown
 beside (it was trained on the old closed-world corpus, so every library here is new to it).
+`--workers N` scans with N processes and fits N libraries at once (one thread each).
 
 Ecosystem index: the library should also be unknown to the index when its files are judged.
 `run_lolo(..., scanner_without=f)` takes `f(libraries) -> Scanner` (e.g.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -83,6 +85,28 @@ def _rates(verdict_list: list[str]) -> dict[str, float]:
     }
 
 
+_FIT_DATA: tuple[np.ndarray, np.ndarray, np.ndarray | None, int] | None = None
+
+
+def _init_fit(X: np.ndarray, y: np.ndarray, unlisted: np.ndarray | None, seed: int) -> None:
+    global _FIT_DATA
+    _FIT_DATA = (X, y, unlisted, seed)
+
+
+def _fit_without(job: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(probability, anomaly) of `X_held` from models fit on every row but `rows`."""
+    rows, X_held = job
+    assert _FIT_DATA is not None, "_init_fit first"
+    X, y, unlisted, seed = _FIT_DATA
+    train = np.setdiff1d(np.arange(len(y)), rows, assume_unique=True)
+    with threadpool_limits(limits=1):  # see fit.fit
+        extra = unlisted[train] if unlisted is not None else None
+        clf = fit_classifier(X[train], y[train], seed, extra)
+        benign = train[y[train] == 0]
+        iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
+        return clf.predict_proba(X_held)[:, 1], anomaly_scores(iso, X_held)
+
+
 def run_lolo(
     scan: CorpusScan,
     thresholds: dict[str, float],
@@ -92,25 +116,32 @@ def run_lolo(
     scanner_without: ScannerWithout | None = None,
     only: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Per library: files, and FPR (suspicious / malicious level) of rules alone, of the combined
-    verdict with a model fit without the library, and of `shipped` (a model.Model) if given."""
+    verdict with a model fit without the library, and of `shipped` (a model.Model) if given.
+    `workers` > 1 fits that many libraries at once (one thread each)."""
+    chosen = {lib: rows for lib, rows in libraries(scan).items() if only is None or lib in only}
+    views = {lib: _held_out_view(scan, rows, lib, scanner_without) for lib, rows in chosen.items()}
+    jobs = [(rows, views[lib][0]) for lib, rows in chosen.items()]
+    fit_args = (scan.X, scan.y, scan.X_unlisted, seed)
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers, initializer=_init_fit, initargs=fit_args) as pool:
+            scores = []
+            for library, result in zip(chosen, pool.map(_fit_without, jobs), strict=True):
+                if progress is not None:
+                    progress(library)
+                scores.append(result)
+    else:
+        _init_fit(*fit_args)
+        scores = []
+        for library, job in zip(chosen, jobs, strict=True):
+            if progress is not None:
+                progress(library)
+            scores.append(_fit_without(job))
     per_library: dict[str, dict[str, Any]] = {}
-    everything = np.arange(len(scan.y))
-    for library, rows in libraries(scan).items():
-        if only is not None and library not in only:
-            continue
-        if progress is not None:
-            progress(library)
-        train = np.setdiff1d(everything, rows, assume_unique=True)
-        X, findings, statuses, rule_verdicts = _held_out_view(scan, rows, library, scanner_without)
-        with threadpool_limits(limits=1):  # see fit.fit
-            unlisted = scan.X_unlisted[train] if scan.X_unlisted is not None else None
-            clf = fit_classifier(scan.X[train], scan.y[train], seed, unlisted)
-            benign = train[scan.y[train] == 0]
-            iso = make_anomaly_model(seed, len(benign)).fit(scan.X[benign])
-            prob = clf.predict_proba(X)[:, 1]
-            anomaly = anomaly_scores(iso, X)
+    for (library, rows), (prob, anomaly) in zip(chosen.items(), scores, strict=True):
+        X, findings, statuses, rule_verdicts = views[library]
         combined = [
             combine(f, s, float(p), float(a), thresholds)[0]
             for f, s, p, a in zip(findings, statuses, prob, anomaly, strict=True)
