@@ -3,12 +3,15 @@ families from `payloads` in every applicable container of `matrix`, and a manife
 
     python -m fastscan.train.corpus OUT --seed 0 --scale small
 
-Layout: OUT/benign/<source>/…, OUT/benign/wrapped/<container>/…, OUT/benign/fixtures/…,
-OUT/malicious/<group>/<family>/…, and OUT/manifest.jsonl (one object per file, sorted by path).
-The benign `custom_*` sources (group "custom", see benign_custom.py) reference user code outside
-every allowlist: rules call them suspicious (FS103), and the model must learn they are benign.
-Every file's bytes depend only on the seed: each one has its own `random.Random` seeded from a
-string naming it, so adding a family does not shift the others.
+Layout: OUT/benign/<source>/…, OUT/benign/lib/<library>/<source>/…,
+OUT/benign/wrapped/<container>/…, OUT/benign/fixtures/…, OUT/malicious/<group>/<family>/…,
+OUT/manifest.jsonl (one object per file, sorted by path) and OUT/summary.json (files per library,
+sources skipped because their library is not installed, sources that failed). Every benign row
+names its `library` (the distribution whose objects it holds; `benign_libs` adds 50+ of them) for
+leave- one-library-out. The benign `custom_*` sources (group "custom", see benign_custom.py)
+reference user code outside every allowlist: rules call them suspicious (FS103), and the model must
+learn they are benign. Every file's bytes depend only on the seed: each one has its own
+`random.Random` seeded from a string naming it, so adding a family does not shift the others.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastscan.train import benign, benign_custom, matrix, payloads, wrappers
+from fastscan.train import benign, benign_custom, benign_libs, matrix, payloads, wrappers
 
 __all__ = ["PLANS", "Plan", "generate", "main"]
 
@@ -39,12 +42,13 @@ class Plan:
     f_containers: int  # containers per section-F callable
     injected_per_position: int  # real benign torch models with a spliced payload, per position
     fixtures: int  # copies of each archive-abuse / non-pickle fixture
+    lib_per_source: int  # files per benign_libs.SOURCES entry
 
 
 PLANS = {
-    "small": Plan(4, 40, 1, 2, 1, 3, 1),
-    "medium": Plan(40, 400, 2, 0, 2, 40, 3),
-    "large": Plan(200, 2000, 6, 0, 4, 200, 10),
+    "small": Plan(4, 40, 1, 2, 1, 3, 1, 3),
+    "medium": Plan(40, 400, 2, 0, 2, 40, 3, 12),
+    "large": Plan(200, 2000, 6, 0, 4, 200, 10, 60),
 }
 POSITIONS = ("start", "middle", "end")
 
@@ -63,6 +67,8 @@ class _Writer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.entries: list[tuple[_Entry, str, int]] = []
+        self.skipped: dict[str, list[str]] = {}  # lib source -> modules not installed
+        self.failed: dict[str, str] = {}  # lib source -> first error
 
     def add(self, rel: str, data: bytes, entry: _Entry) -> None:
         path = self.root / rel
@@ -80,6 +86,13 @@ class _Writer:
                    "size": size, **entry.extra}  # fmt: skip
             rows.append(json.dumps(row, sort_keys=True))
         out.write_text("".join(line + "\n" for line in rows))
+        libraries: dict[str, int] = {}
+        for entry, _digest, _size in self.entries:
+            if library := entry.extra.get("library"):
+                libraries[library] = libraries.get(library, 0) + 1
+        summary = {"files": len(rows), "benign_files_per_library": dict(sorted(libraries.items())),
+                   "skipped_not_installed": self.skipped, "failed": self.failed}  # fmt: skip
+        (self.root / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
         return out
 
 
@@ -187,10 +200,10 @@ def _benign(
             data, ext = fn(_rng(seed, "benign", source, index), scale)
             expected = _benign_expected(source)
             group = "non_pickle" if source in benign.NON_PICKLE else source.split("_")[0]
-            entry = _Entry(
-                "", "benign", source, group, _benign_container(source, data), {"expected": expected}
-            )
+            extra = {"expected": expected, "library": library_of(source)}
+            entry = _Entry("", "benign", source, group, _benign_container(source, data), extra)
             w.add(f"benign/{source}/{source}-{index}{ext}", data, entry)
+    _benign_libs(w, plan, seed, scale, families)
     if _wanted(families, "benign", "benign_wrapped"):
         _benign_wrapped(w, plan, seed, has_torch)
     # Archive-abuse fixtures (B5/B6) are neither model files nor pickle attacks: a scanner must
@@ -204,6 +217,47 @@ def _benign(
             data = make(_rng(seed, "fixture", name, index))
             entry = _Entry("", "benign", name, "archive_abuse", name, {"expected": expected})
             w.add(f"benign/fixtures/{name}-{index}{ext}", data, entry)
+
+
+def _benign_libs(w: _Writer, plan: Plan, seed: int, scale: str, families: set[str] | None) -> None:
+    """benign_libs sources, grouped by library; a library that is not installed is skipped and
+    a generator that raises is recorded (summary.json), neither stops the build."""
+    for name, src in benign_libs.SOURCES.items():
+        if name in benign_libs.ENCRYPTED:  # opt-in, see benign_libs.ENCRYPTED
+            if families is None or not _wanted(families, name, "encrypted_archives"):
+                continue
+        elif not _wanted(families, name, src.library, "benign", "benign_libs"):
+            continue
+        if missing := src.missing():
+            w.skipped[name] = missing
+            continue
+        for index in range(plan.lib_per_source):
+            try:
+                data, ext = src.fn(_rng(seed, "benign-lib", name, index), scale)
+            except Exception as exc:
+                w.failed.setdefault(name, f"{type(exc).__name__}: {exc}"[:300])
+                continue
+            expected = "encrypted" if name in benign_libs.ENCRYPTED else "clean"
+            extra = {"expected": expected, "library": src.library}
+            entry = _Entry("", "benign", name, src.library, _benign_container(name, data), extra)
+            w.add(f"benign/lib/{src.library}/{name}-{index}{ext}", data, entry)
+
+
+_LIBRARY_PREFIXES = (("torch", "torch"), ("sklearn", "scikit-learn"), ("numpy", "numpy"),
+                     ("pandas", "pandas"), ("dill", "dill"), ("cloudpickle", "cloudpickle"),
+                     ("plain", "python-stdlib"), ("quirk", "python-stdlib"),
+                     ("custom", "user-code"))  # fmt: skip
+
+
+def library_of(source: str) -> str | None:
+    """The distribution whose objects a benign.SOURCES file holds (`custom_*`: the generated
+    user package); None for files that are not pickles (they have no library to leave out)."""
+    if source in benign.NON_PICKLE:
+        return None
+    for prefix, library in _LIBRARY_PREFIXES:
+        if source.startswith(prefix):
+            return library
+    return None
 
 
 def _benign_expected(source: str) -> str:
@@ -226,7 +280,8 @@ def _benign_wrapped(w: _Writer, plan: Plan, seed: int, has_torch: bool) -> None:
         data, _ = benign.SOURCES[source](rng, "small")
         container = containers[index % len(containers)]
         wrapped, ext = wrappers.wrap(container, data, rng)
-        entry = _Entry("", "benign", source, "wrapped", container, {"expected": "clean"})
+        extra = {"expected": "clean", "library": library_of(source)}
+        entry = _Entry("", "benign", source, "wrapped", container, extra)
         w.add(f"benign/wrapped/{container}/{source}-{index}{ext}", wrapped, entry)
 
 
@@ -237,6 +292,7 @@ _MAGIC = (
     (b"\x04\x22\x4d\x18", "lz4"),
     (b"\x78", "zlib"),
     (b"\x5d\x00\x00", "lzma"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
 )
 
 
@@ -267,11 +323,13 @@ def generate(
     """Write the corpus under `out_dir` and return the path of its manifest.jsonl.
 
     `families` filters by payload key ("C7", "F:os.system"), threat id ("C9"), coarse group
-    ("process"), benign source ("sklearn_joblib"), "benign" (all benign), "injected" or
-    "fixtures". Same seed, scale and families give byte-identical files in any process started
-    with the same PYTHONHASHSEED (`main` pins it to 0): TorchScript orders constants by set
-    iteration, and whole-module torch pickles memoize interned strings. In one process, a second
-    run differs only in those whole-module files (string interning remembers the first run).
+    ("process"), benign source ("sklearn_joblib"), "benign" (all benign), "injected" or "fixtures",
+    "benign_libs" (every benign_libs source), a library ("gensim"), or "encrypted_archives"
+    (benign_libs.ENCRYPTED, opt-in like "fixtures"). Same seed, scale and families give byte-
+    identical files in any process started with the same PYTHONHASHSEED (except
+    benign_libs.STAMPED) (`main` pins it to 0): TorchScript orders constants by set iteration, and
+    whole-module torch pickles memoize interned strings. In one process, a second run differs only
+    in those whole-module files (string interning remembers the first run).
     """
     if scale not in PLANS:
         raise ValueError(f"scale must be one of {sorted(PLANS)}")
@@ -302,6 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     manifest = generate(args.out, seed=args.seed, scale=args.scale, families=families)
     count = sum(1 for _ in manifest.open())
     print(f"wrote {count} files; manifest {manifest}", file=sys.stderr)
+    summary = json.loads((manifest.parent / "summary.json").read_text(encoding="utf-8"))
+    libraries = summary["benign_files_per_library"]
+    print(f"benign files from {len(libraries)} libraries", file=sys.stderr)
+    for name, missing in summary["skipped_not_installed"].items():
+        print(f"skipped {name}: not installed: {', '.join(missing)}", file=sys.stderr)
+    for name, error in summary["failed"].items():
+        print(f"FAILED {name}: {error}", file=sys.stderr)
     return 0
 
 

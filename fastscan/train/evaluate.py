@@ -2,6 +2,7 @@
 
     fastscan eval CORPUS [--model fastscan-v1] [--positive suspicious|malicious]
     fastscan eval CORPUS --experiments [--seed 0] [--test-fraction 0.3]
+    fastscan eval CORPUS --lolo [--model fastscan-v1] [--seed 0]   # see fastscan.train.lolo
 
 CORPUS is any folder with a `manifest.jsonl` (as `fastscan.train.corpus` writes it), one JSON
 object per line; other keys are ignored:
@@ -355,6 +356,28 @@ def _jsonable(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _lolo(scan: fit_mod.CorpusScan, args: argparse.Namespace) -> dict[str, Any]:
+    from .lolo import format_lolo, manifest_thresholds, run_lolo
+
+    add_unlisted_rows(scan, args.workers)  # the same training examples as `fastscan train`
+    try:
+        shipped: Any = model_mod.load(args.model)
+    except model_mod.ModelManifestError as exc:  # features changed since it was trained
+        print(f"shipped model column left out: {exc}", file=sys.stderr)
+        shipped = None
+    report = run_lolo(
+        scan,
+        manifest_thresholds(args.model),
+        seed=args.seed,
+        shipped=shipped,
+        only=args.libraries.split(",") if args.libraries else None,
+        workers=args.workers,
+        progress=lambda library: print(f"lolo: fitting without {library}", file=sys.stderr),
+    )
+    print(format_lolo(report))
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fastscan eval", description=__doc__.split("\n")[0])
     parser.add_argument("corpus", help="folder holding manifest.jsonl")
@@ -370,13 +393,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also the novel-family leave-one-out (denylist entries withheld; implies "
         "--experiments)",
     )
+    parser.add_argument(
+        "--lolo",
+        action="store_true",
+        help="leave-one-library-out benign FPR at --model's thresholds (fastscan.train.lolo)",
+    )
+    parser.add_argument(
+        "--libraries", default=None, help="with --lolo: only these (comma-separated) libraries"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--json", dest="json_out", help="also write the numbers to this file")
     args = parser.parse_args(argv)
 
     scan = fit_mod.scan_corpus(fit_mod.read_manifest(args.corpus), workers=args.workers)
-    if args.experiments or args.novel:
+    if args.lolo:
+        payload = _lolo(scan, args)
+    elif args.experiments or args.novel:
         add_unlisted_rows(scan, args.workers)  # the same training examples as `fastscan train`
         report = run_experiments(scan, args.seed, args.test_fraction, args.positive)
         report["benign_flagged_by_rules"] = benign_flagged_by_rules(scan)

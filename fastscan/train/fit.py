@@ -66,6 +66,8 @@ class CorpusEntry:
     family: str  # payload variant ("F:os.system", "C7") or benign source ("torch_state_dict")
     group: str  # coarse family ("process", "exec", …; benign: "torch", "numpy", …)
     container: str
+    library: str | None = None  # benign: the distribution whose objects the file holds
+    expected: str = ""  # the manifest's expected rules verdict (informational)
 
     @property
     def split_key(self) -> str:
@@ -94,6 +96,8 @@ def read_manifest(corpus: str | os.PathLike[str]) -> list[CorpusEntry]:
                 family=str(row.get("family") or row["path"]),
                 group=str(row.get("group") or ("benign" if label == "benign" else "unknown")),
                 container=str(row.get("container", "")),
+                library=row.get("library") or None,
+                expected=str(row.get("expected", "")),
             )
         )
     if not entries:
