@@ -64,6 +64,9 @@ DOTTED_THROUGH_ALLOWED = _rule(
 CODE_CONSTRUCTION = _rule("FS106", S.LOW, "function or code object constructed", "F")
 CALL_OF_CALL_RESULT = _rule("FS107", S.SUSPICIOUS, "call of a call result", "E6")
 REVIEWED_UNKNOWN = _rule("FS108", S.SUSPICIOUS, "reviewed global that is neither safe nor sink")
+# An unlisted callable applied like a function (rules/unknown_calls.py): never settled by the
+# classifier (verdict.JUDGEABLE_RULES), unlike FS103.
+UNKNOWN_APPLIED = _rule("FS109", S.SUSPICIOUS, "unlisted callable applied to arguments", "J6")
 
 # FS2xx: structure of the pickle stream.
 BROKEN_AFTER_CALL = _rule("FS201", S.SUSPICIOUS, "stream breaks after a call ran", "C1, G1, G2")

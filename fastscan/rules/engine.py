@@ -28,6 +28,7 @@ from .catalog import FindingRule
 from .knowledge import UNKNOWN
 from .resolve import Classification
 from .ruleset import RuleSet, default_ruleset
+from .unknown_calls import APPLICATION, KNOWN_INERT, Knowledge, StreamShapes, knowledge_of
 
 MAX_FINDINGS_PER_RULE = 64  # per member; the rest is summarised so hostile files stay small
 
@@ -148,17 +149,20 @@ def evaluate(
     ruleset: RuleSet | None = None,
     *,
     path: str = "",
+    knowledge: Knowledge | None = None,
 ) -> list[Finding]:
     """All findings for one file: container facts, then every stream and its nested pickles.
 
-    `path` is the scanned file's path, used only to match user suppressions.
+    `path` is the scanned file's path, used only to match user suppressions. `knowledge`: what
+    an ecosystem index knows about unlisted names (an application of a known-inert function
+    is no FS109); None = nothing.
     """
     rules = ruleset or default_ruleset()
     out = _Collector()
     if container is not None:
         _container_findings(container, out)
     for member, facts, scope in _scopes(streams, container):
-        _stream_findings(member, facts, rules, out, scope)
+        _stream_findings(member, facts, rules, out, scope, knowledge=knowledge)
     return rules.filter(out.findings, path)
 
 
@@ -281,7 +285,13 @@ def _prefix_rule(code: str) -> FindingRule:
 
 
 def _stream_findings(
-    member: str, facts: StreamFacts, rules: RuleSet, out: _Collector, scope: _Scope
+    member: str,
+    facts: StreamFacts,
+    rules: RuleSet,
+    out: _Collector,
+    scope: _Scope,
+    *,
+    knowledge: Knowledge | None = None,
 ) -> None:
     """Findings of one buffer; nested pickles are reported at their operand's outer offset."""
     at, where = scope.at, scope.where
@@ -302,6 +312,7 @@ def _stream_findings(
     lenient = facts.anomaly_count("memo_budget") > 0 or scope.cut_at_start
     categories: set[str] = set()
     shapes = CallShapes(facts, classes, rules)
+    unknown_shapes: StreamShapes | None = None  # built for the first unlisted call
 
     for index, (g, cls) in enumerate(zip(facts.globals, classes, strict=True)):
         call = first_call.get(index)
@@ -367,6 +378,14 @@ def _stream_findings(
                 rule, reason = R.REVIEWED_UNKNOWN, f"[{cls.category}] {cls.reason}"
             else:
                 rule, reason = R.UNKNOWN_GLOBAL, "not in the reviewed allowlist"
+                if call is not None:
+                    if unknown_shapes is None:
+                        names = [c.resolved if c is not None else "" for c in classes]
+                        unknown_shapes = StreamShapes(facts, names)
+                    applied = _application(unknown_shapes, index, g.module, g.name, knowledge)
+                    if applied:
+                        rule = R.UNKNOWN_APPLIED
+                        reason = f"not in the reviewed allowlist, {applied}"
             msg = f"{g.qualname}{resolved} {verb}: {reason}{where}"
             out.add(
                 rule.finding(
@@ -405,7 +424,17 @@ def _stream_findings(
             )
         )
         inner = _Scope(scope.fmt, "nested", "", outer)
-        _stream_findings(member, n.facts, rules, out, inner)
+        _stream_findings(member, n.facts, rules, out, inner, knowledge=knowledge)
+
+
+def _application(
+    shapes: StreamShapes, index: int, module: str, name: str, knowledge: Knowledge | None
+) -> str:
+    """How unlisted global `index` is applied like a function ("" when it never is)."""
+    applied = [s for s in shapes.of_callable(index) if s.shape == APPLICATION]
+    if not applied or knowledge_of(knowledge, module, name) == KNOWN_INERT:
+        return ""
+    return f"applied as a function ({shapes.describe(applied[0])})"
 
 
 # Globals dill writes around the functions and classes it rebuilds: setattr on what it just

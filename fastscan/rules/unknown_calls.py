@@ -1,0 +1,191 @@
+"""Call shapes of unlisted callables: object restoration versus function application.
+
+A name no rule reviewed can be a user's class being rebuilt, or a function of some package run
+on arguments the pickle chose (THREATS J6: a third-party helper that runs its string argument
+as a shell command). The loader tells the two apart by what it does with the name:
+
+- **restoration**: NEWOBJ/NEWOBJ_EX (`cls.__new__(cls, *args)`, never a plain function), or
+  REDUCE/INST/OBJ on a class-shaped name whose result then gets its state (BUILD) or its items
+  (SETITEM(S), APPEND(S), ADDITEMS); `copyreg._reconstructor`/`__newobj__` restore an unlisted
+  class that is only their argument (it is imported, not called).
+- **application**: the result is thrown away (POP) or called; or a function-shaped name (not
+  CamelCase) is applied to str or bytes (protocol <= 2 bytes are `_codecs.encode(text,
+  "latin1")` calls: seen through here) or its result is another call's first argument.
+- **construction**: anything else (a class-shaped name called on plain values and kept, a
+  function of numbers kept in a container) stays for the classifier to judge.
+
+`verdict.combine` lets a confident classifier settle unlisted globals (FS103, FS903); an
+application is reported as FS109 instead, which nothing settles. What a name is known to do can
+come from an index of package sources: `Knowledge` is the small interface this module needs
+(`fastscan.index`'s `shipped_index()` fits it); without one every name is `UNKNOWN_NAME`.
+
+Limits: only a call's first argument is linked to another call (`CallSite.first_arg_call`), so
+a result passed further down an argument tuple counts as kept, not as fed to a call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .. import facts as F
+from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
+from .call_shapes import looks_like_class
+
+RESTORATION = "restoration"
+APPLICATION = "application"
+CONSTRUCTION = "construction"
+
+# What later opcodes did with a call's result (CallShape.uses, a mask); none of them = kept
+# (stored in a container, memoised or returned, without state).
+USE_DISCARDED, USE_CALLED, USE_ARGUMENT, USE_BUILT, USE_FILLED = 1, 2, 4, 8, 16
+USES = (
+    ("discarded", USE_DISCARDED), ("called", USE_CALLED), ("argument", USE_ARGUMENT),
+    ("built", USE_BUILT), ("filled", USE_FILLED),
+)  # fmt: skip
+
+ARG_NAMES = (
+    ("str", F.ARG_STR), ("bytes", F.ARG_BYTES), ("number", F.ARG_NUMBER), ("none", F.ARG_NONE),
+    ("container", F.ARG_CONTAINER), ("global", F.ARG_GLOBAL), ("call", F.ARG_CALL),
+    ("opaque", F.ARG_OPAQUE),
+)  # fmt: skip
+
+# How a name is spelled (CallShape.name_shape): `Outer.method` is a dotted attribute walk.
+CLASS_NAME, FUNCTION_NAME, DOTTED_NAME = "class", "function", "dotted"
+
+# What an index knows about a name (Knowledge): no load-time path to a sink, a path to one, or
+# nothing (not indexed, or no index).
+KNOWN_INERT, KNOWN_GADGET, UNKNOWN_NAME = "inert", "gadget", "unknown"
+
+_NOT_CALLS = frozenset({"BUILD"})  # BUILD sets state; it calls no global
+_RESTORING_OPCODES = frozenset({"NEWOBJ", "NEWOBJ_EX"})
+# Helpers that rebuild an instance of the class given as their first argument.
+RESTORING_HELPERS = frozenset(
+    {"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"}
+)
+# Protocol <= 2 bytes: `_codecs.encode("\xff...", "latin1")`.
+_BYTES_MAKERS = frozenset({"_codecs.encode", "codecs.encode"})
+
+
+class Symbol(Protocol):
+    """A name an index knows: its kind (class, function, ...) and the sinks it reaches."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def reaches(self) -> Collection[object]: ...
+
+
+class Knowledge(Protocol):
+    """The part of an ecosystem index the call shapes use."""
+
+    def lookup(self, module: str, qualname: str) -> Symbol | None: ...
+
+
+def knowledge_of(index: Knowledge | None, module: str, name: str) -> str:
+    """KNOWN_INERT, KNOWN_GADGET or UNKNOWN_NAME for `module.name` (UNKNOWN_NAME without index)."""
+    if index is None:
+        return UNKNOWN_NAME
+    symbol = index.lookup(module, name)
+    if symbol is None:
+        return UNKNOWN_NAME
+    return KNOWN_GADGET if symbol.reaches else KNOWN_INERT
+
+
+@dataclass(frozen=True, slots=True)
+class CallShape:
+    """How one call of an unlisted callable looks to the loader."""
+
+    call: int  # index into StreamFacts.calls
+    callable_index: int  # index into StreamFacts.globals
+    opcode: str
+    name_shape: str  # CLASS_NAME | FUNCTION_NAME | DOTTED_NAME
+    arg_kinds: int  # facts.ARG_* mask, protocol <= 2 bytes counted as ARG_BYTES
+    uses: int  # USE_* mask; 0 = kept
+    shape: str  # RESTORATION | APPLICATION | CONSTRUCTION
+
+    @property
+    def text_args(self) -> bool:
+        return bool(self.arg_kinds & (ARG_STR | ARG_BYTES))
+
+
+def name_shape(name: str) -> str:
+    if "." in name:
+        return DOTTED_NAME
+    return CLASS_NAME if looks_like_class(name) else FUNCTION_NAME
+
+
+class StreamShapes:
+    """The shapes of the calls of one stream; per-stream sets are built once, on first use."""
+
+    def __init__(self, facts: StreamFacts, resolved: Sequence[str]) -> None:
+        # resolved[i]: what globals[i] resolves to ("" when unresolvable), for the helpers
+        self._facts = facts
+        self._resolved = resolved
+        calls = facts.calls
+        self._called = frozenset(c.callable_call_index for c in calls if c.callable_is_call)
+        self._fed = frozenset(c.first_arg_call for c in calls if c.first_arg_call >= 0)
+        self._by_callable: dict[int, list[int]] = {}
+        for k, c in enumerate(calls):
+            if c.callable_index >= 0 and c.opcode not in _NOT_CALLS:
+                self._by_callable.setdefault(c.callable_index, []).append(k)
+
+    def of(self, k: int) -> CallShape:
+        """The shape of call `k`, whose callable is the global `calls[k].callable_index`."""
+        c = self._facts.calls[k]
+        g = self._facts.globals[c.callable_index]
+        kinds = c.arg_kinds
+        if kinds & ARG_CALL and self._bytes_argument(c):
+            kinds |= ARG_BYTES
+        uses = self._uses(k, c)
+        classy = looks_like_class(g.name)  # `Outer.Inner` is a class; `Outer.method` is not
+        if uses & (USE_DISCARDED | USE_CALLED):
+            shape = APPLICATION  # an object nobody keeps, or a callable: not a restoration
+        elif c.opcode in _RESTORING_OPCODES or (classy and uses & (USE_BUILT | USE_FILLED)):
+            shape = RESTORATION
+        elif not classy and (uses & USE_ARGUMENT or kinds & (ARG_STR | ARG_BYTES)):
+            shape = APPLICATION
+        else:
+            shape = CONSTRUCTION
+        return CallShape(k, c.callable_index, c.opcode, name_shape(g.name), kinds, uses, shape)
+
+    def of_callable(self, index: int) -> list[CallShape]:
+        """Shapes of the calls (BUILD aside) of global `index`."""
+        return [self.of(k) for k in self._by_callable.get(index, ())]
+
+    @staticmethod
+    def describe(shape: CallShape) -> str:
+        """`REDUCE on str arguments, result discarded`: what a finding says about a call."""
+        kinds = [name for name, bit in ARG_NAMES if shape.arg_kinds & bit] or ["no arguments"]
+        uses = [name for name, bit in USES if shape.uses & bit] or ["kept"]
+        return f"{shape.opcode} on {'/'.join(kinds)}, result {'/'.join(uses)}"
+
+    def restored_by_helper(self, indexes: Collection[int]) -> list[GlobalRef]:
+        """Globals among `indexes` that a restoring helper (copyreg) rebuilds."""
+        out = []
+        globals_ = self._facts.globals
+        for c in self._facts.calls:
+            if c.first_arg_global in indexes and self._resolved_at(c.callable_index) in (
+                RESTORING_HELPERS
+            ):
+                out.append(globals_[c.first_arg_global])
+        return out
+
+    def _uses(self, k: int, c: CallSite) -> int:
+        uses = USE_DISCARDED if c.discarded else 0
+        uses |= USE_CALLED if k in self._called else 0
+        uses |= USE_ARGUMENT if k in self._fed else 0
+        uses |= USE_BUILT if c.result_use & F.USE_BUILT else 0
+        return uses | (USE_FILLED if c.result_use & F.USE_FILLED else 0)
+
+    def _bytes_argument(self, c: CallSite) -> bool:
+        """The first argument is protocol <= 2 bytes (a `_codecs.encode` call's result)."""
+        calls = self._facts.calls
+        if not 0 <= c.first_arg_call < len(calls):
+            return False
+        return self._resolved_at(calls[c.first_arg_call].callable_index) in _BYTES_MAKERS
+
+    def _resolved_at(self, index: int) -> str:
+        return self._resolved[index] if 0 <= index < len(self._resolved) else ""
