@@ -232,6 +232,8 @@ PADDING_SHIFTED = frozenset(
     + ["struct_opcodes_per_kb", "container_bytes_read_log", "struct_proto_max"]
     + ["struct_proto_distinct"]
     + [n for n in FEATURE_NAMES if n.startswith("proto_")]
+    # residual call shapes: wrapping the payload (a POP after it) moves its calls out of them
+    + ["shape_res_kept", "shape_restoration", "shape_construction"]
 )
 CATEGORICAL = frozenset(
     n

@@ -1,9 +1,12 @@
 """The `shape_*` and `know_*` feature blocks: how unlisted callables are called, and what an index
 knows about them (see fastscan.rules.unknown_calls for the shapes).
 
-Every feature is a count over the calls (or distinct names) of unlisted callables, so padding a
-file with benign content can only raise it: the classifier is monotone in all of them
-(features.PADDING_SHIFTED lists none of these).
+Every feature is a count over the calls (or distinct names) of unlisted callables. Padding a
+file with benign content only adds calls, and wrapping a payload only adds uses of its results
+(a POP after it), so most counts can only rise and the classifier is monotone in them. Three
+are residual classes a payload's call can leave when it gains a use (`shape_res_kept`,
+`shape_restoration`, `shape_construction`): features.PADDING_SHIFTED hides them from the
+classifier (the anomaly model still sees them).
 """
 
 from __future__ import annotations
