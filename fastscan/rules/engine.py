@@ -19,6 +19,7 @@ from ..facts import (
     STATUS_NOT_PICKLE,
     STATUS_TRUNCATED,
     CallSite,
+    GlobalRef,
     StreamFacts,
 )
 from ..verdict import Finding, Severity
@@ -382,7 +383,7 @@ def _stream_findings(
                     if unknown_shapes is None:
                         names = [c.resolved if c is not None else "" for c in classes]
                         unknown_shapes = StreamShapes(facts, names)
-                    applied = _application(unknown_shapes, index, g.module, g.name, knowledge)
+                    applied = _application(unknown_shapes, index, g, classes, knowledge)
                     if applied:
                         rule = R.UNKNOWN_APPLIED
                         reason = f"not in the reviewed allowlist, {applied}"
@@ -428,13 +429,38 @@ def _stream_findings(
 
 
 def _application(
-    shapes: StreamShapes, index: int, module: str, name: str, knowledge: Knowledge | None
+    shapes: StreamShapes,
+    index: int,
+    g: GlobalRef,
+    classes: Sequence[Classification | None],
+    knowledge: Knowledge | None,
 ) -> str:
-    """How unlisted global `index` is applied like a function ("" when it never is)."""
-    applied = [s for s in shapes.of_callable(index) if s.shape == APPLICATION]
-    if not applied or knowledge_of(knowledge, module, name) == KNOWN_INERT:
+    """How unlisted global `index` is applied like a function ("" when it never is). A call on
+    serialized code the stream builds itself (dill sets attributes of the functions it makes)
+    is that code's construction, as for the reviewed setters (`_serialized_code_helper`)."""
+    applied = [
+        s
+        for s in shapes.of_callable(index)
+        if s.shape == APPLICATION
+        and not _built_by_code_construction(
+            shapes.facts.calls[s.call].first_arg_call, shapes.facts, classes
+        )
+    ]
+    if not applied or knowledge_of(knowledge, g.module, g.name) == KNOWN_INERT:
         return ""
     return f"applied as a function ({shapes.describe(applied[0])})"
+
+
+def _built_by_code_construction(
+    call_index: int, facts: StreamFacts, classes: Sequence[Classification | None]
+) -> bool:
+    """Call `call_index` made an object with a code-construction global (a function, a code
+    object, a class: dill/cloudpickle serialized code)."""
+    if not 0 <= call_index < len(facts.calls):
+        return False
+    producer = facts.calls[call_index].callable_index
+    made_by = classes[producer] if 0 <= producer < len(classes) else None
+    return made_by is not None and made_by.category == "code_construction"
 
 
 # Globals dill writes around the functions and classes it rebuilds: setattr on what it just
@@ -457,11 +483,7 @@ def _serialized_code_helper(
     """
 
     def built_here(call_index: int) -> bool:
-        if not 0 <= call_index < len(facts.calls):
-            return False
-        producer = facts.calls[call_index].callable_index
-        made_by = classes[producer] if 0 <= producer < len(classes) else None
-        return made_by is not None and made_by.category == "code_construction"
+        return _built_by_code_construction(call_index, facts, classes)
 
     calls = [c for c in facts.calls if c.callable_index == index]
     if cls.resolved in _ATTRIBUTE_SETTERS:

@@ -122,7 +122,7 @@ class StreamShapes:
 
     def __init__(self, facts: StreamFacts, resolved: Sequence[str]) -> None:
         # resolved[i]: what globals[i] resolves to ("" when unresolvable), for the helpers
-        self._facts = facts
+        self.facts = facts
         self._resolved = resolved
         calls = facts.calls
         self._called = frozenset(c.callable_call_index for c in calls if c.callable_is_call)
@@ -134,8 +134,8 @@ class StreamShapes:
 
     def of(self, k: int) -> CallShape:
         """The shape of call `k`, whose callable is the global `calls[k].callable_index`."""
-        c = self._facts.calls[k]
-        g = self._facts.globals[c.callable_index]
+        c = self.facts.calls[k]
+        g = self.facts.globals[c.callable_index]
         kinds = c.arg_kinds
         if kinds & ARG_CALL and self._bytes_argument(c):
             kinds |= ARG_BYTES
@@ -165,8 +165,8 @@ class StreamShapes:
     def restored_by_helper(self, indexes: Collection[int]) -> list[GlobalRef]:
         """Globals among `indexes` that a restoring helper (copyreg) rebuilds."""
         out = []
-        globals_ = self._facts.globals
-        for c in self._facts.calls:
+        globals_ = self.facts.globals
+        for c in self.facts.calls:
             if c.first_arg_global in indexes and self._resolved_at(c.callable_index) in (
                 RESTORING_HELPERS
             ):
@@ -182,7 +182,7 @@ class StreamShapes:
 
     def _bytes_argument(self, c: CallSite) -> bool:
         """The first argument is protocol <= 2 bytes (a `_codecs.encode` call's result)."""
-        calls = self._facts.calls
+        calls = self.facts.calls
         if not 0 <= c.first_arg_call < len(calls):
             return False
         return self._resolved_at(calls[c.first_arg_call].callable_index) in _BYTES_MAKERS
