@@ -67,6 +67,21 @@ for _op in (OP_EMPTY_LIST, OP_EMPTY_DICT, OP_EMPTY_SET):
 for _op in (OP_BINBYTES, OP_SHORT_BINBYTES, OP_BINBYTES8, OP_BYTEARRAY8, OP_NEXT_BUFFER):
     VALUE_OF[_op] = V_BYTES
 
+# Item kind -> AK_* bit (K_OTHER goes by its V_* class through VALUE_BIT); a K_STR is a str,
+# BINSTRING too (a Python 2 str loads as str).
+cdef uint8_t KIND_BIT[8]
+cdef uint8_t VALUE_BIT[8]
+memset(KIND_BIT, AK_OPAQUE, sizeof(KIND_BIT))
+memset(VALUE_BIT, AK_OPAQUE, sizeof(VALUE_BIT))
+KIND_BIT[K_STR] = AK_STR
+KIND_BIT[K_GLOBAL] = AK_GLOBAL
+KIND_BIT[K_CALL] = AK_CALL
+KIND_BIT[K_TUPLE] = AK_CONTAINER
+VALUE_BIT[V_NUMBER] = AK_NUMBER
+VALUE_BIT[V_NONE] = AK_NONE
+VALUE_BIT[V_CONTAINER] = AK_CONTAINER
+VALUE_BIT[V_BYTES] = AK_BYTES
+
 # How Python must decode a string reference.
 cdef enum:
     ENC_UTF8 = 0  # BINUNICODE family and GLOBAL/INST lines
@@ -945,12 +960,30 @@ cdef class Walker:
     cdef inline void op_tuple_n(self, int64_t op_start, int count) noexcept nogil:
         cdef int _k
         cdef Item first
+        cdef Item* it
         cdef uint8_t mask = AK_OPAQUE
+        cdef int64_t base = self.sp - count
+        if base >= 0 and self.top_mark < base:
+            # the usual case (a tensor's size and stride): no MARK among the items, so the
+            # tuple replaces them in place, without a pop or a push per item
+            it = &self.stk[base]
+            mask = self.kinds_of(base, self.sp)
+            self.sp = base + 1
+            if (it.kind == K_GLOBAL or it.kind == K_CALL) and it.a >= 0:
+                it.b = it.a
+                it.a = it.kind | (<int64_t>mask << 8)
+            else:
+                it.a = K_OTHER | (<int64_t>mask << 8)
+                it.b = 0
+            it.kind = K_TUPLE
+            it.enc = 0
+            it.from_memo = 0
+            return
         first.kind = K_OTHER
         first.a = -1
-        if self.sp >= count:
-            first = self.stk[self.sp - count]
-            mask = self.kinds_of(self.sp - count, self.sp)
+        if base >= 0:
+            first = self.stk[base]
+            mask = self.kinds_of(base, self.sp)
         for _k in range(count):
             self.pop(op_start)
         self.push_tuple(&first, mask)
@@ -964,30 +997,17 @@ cdef class Walker:
             self.push(K_TUPLE, K_OTHER | (<int64_t>mask << 8), 0, 0)
 
     cdef inline uint8_t kinds_of(self, int64_t lo, int64_t hi) noexcept nogil:
-        """AK_* mask of the stack items lo..hi-1."""
+        """AK_* mask of the stack items lo..hi-1 (two table lookups per item: tuples are
+        built for every tensor)."""
         cdef uint8_t mask = 0
         cdef int64_t i
         cdef const Item* it
         for i in range(lo, hi):
             it = &self.stk[i]
-            if it.kind == K_STR:
-                mask |= AK_STR  # BINSTRING too: a Python 2 str loads as str
-            elif it.kind == K_GLOBAL:
-                mask |= AK_GLOBAL
-            elif it.kind == K_CALL:
-                mask |= AK_CALL
-            elif it.kind == K_TUPLE:
-                mask |= AK_CONTAINER
-            elif it.kind == K_OTHER and it.b == V_NUMBER:
-                mask |= AK_NUMBER
-            elif it.kind == K_OTHER and it.b == V_NONE:
-                mask |= AK_NONE
-            elif it.kind == K_OTHER and it.b == V_CONTAINER:
-                mask |= AK_CONTAINER
-            elif it.kind == K_OTHER and it.b == V_BYTES:
-                mask |= AK_BYTES
+            if it.kind == K_OTHER:
+                mask |= VALUE_BIT[it.b & 7]
             else:
-                mask |= AK_OPAQUE
+                mask |= KIND_BIT[it.kind & 7]
         return mask
 
     cdef inline void note_args(self, int64_t call, const Item* args) noexcept nogil:

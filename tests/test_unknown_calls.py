@@ -268,3 +268,55 @@ def test_shipped_model_score_does_not_drop_under_padding(thirdparty: types.Modul
         rows.append(_extract(wrappers.inject(padding, as_snippet(payload), "middle")))
     prob, _ = m.score_matrix(features.to_matrix(rows))
     assert (prob[1:] >= prob[0] - 1e-6).all(), prob
+
+
+# --- what the tokenizer records ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_tokenizer_records_argument_kinds_through_the_memo(
+    thirdparty: types.ModuleType, protocol: int
+) -> None:
+    from fastscan.facts import (
+        ARG_CALL,
+        ARG_CONTAINER,
+        ARG_GLOBAL,
+        ARG_NONE,
+        ARG_OPAQUE,
+    )
+
+    args = (1, 2.5, "s", b"b", None, True, [1], {"k": 1}, (1, 2), thirdparty.Model)
+    # the same argument tuple twice: the second call gets it from the memo
+    twice = [_Reduce((thirdparty.run_command, args)), _Reduce((thirdparty.run_command, args))]
+    data = pickle.dumps(twice, protocol=protocol)
+    facts = tokenizer.tokenize(data)
+    calls = [c for c in facts.calls if facts.globals[c.callable_index].name == "run_command"]
+    assert len(calls) == 2
+    # protocols <= 2 write bytes as a _codecs.encode call
+    text = ARG_BYTES if protocol >= 3 else ARG_CALL
+    expected = ARG_NUMBER | ARG_STR | text | ARG_NONE | ARG_CONTAINER | ARG_GLOBAL
+    assert [c.arg_kinds for c in calls] == [expected, expected]
+    assert not expected & ARG_OPAQUE
+    empty = tokenizer.tokenize(pickle.dumps(_Reduce((thirdparty.run_command, ())), protocol))
+    assert [c.arg_kinds for c in empty.calls] == [0]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_tokenizer_records_what_became_of_a_result(
+    thirdparty: types.ModuleType, protocol: int
+) -> None:
+    from collections import OrderedDict
+
+    from fastscan.facts import USE_BUILT, USE_FILLED
+
+    obj = thirdparty.Model("x")
+    data = pickle.dumps([obj, OrderedDict(a=1)], protocol=protocol)
+    facts = tokenizer.tokenize(data)
+    uses = {
+        facts.globals[c.callable_index].qualname: c.result_use
+        for c in facts.calls
+        if c.opcode != "BUILD" and c.callable_index >= 0
+    }
+    maker = f"{MODULE}.Model" if protocol >= 2 else "copyreg._reconstructor"
+    assert uses[maker] & USE_BUILT
+    assert uses["collections.OrderedDict"] & USE_FILLED
