@@ -27,8 +27,10 @@ bench:
 corpus:
 	$(PY) -m fastscan corpus out/corpus --seed 0 --scale medium
 
+# `train --out` is a folder; the package ships a copy (tests/test_model.py keeps them equal)
 model: corpus
-	$(PY) -m fastscan train out/corpus --out models/fastscan-v1 --seed 0
+	$(PY) -m fastscan train out/corpus --out models --seed 0
+	cp models/fastscan-v1.onnx models/fastscan-v1.json fastscan/models/
 
 example:
 	$(PY) -m fastscan corpus out/example --seed 1 --scale small
