@@ -27,8 +27,9 @@ cdef enum:
     K_STR = 2
     K_GLOBAL = 3
     K_CALL = 4
-    K_TUPLE = 5  # a tuple: a = kind of its first item | AK_* mask of its items << 8,
-                 # b = the first item's global/call index (0 when it is neither)
+    # a tuple: a = kind of its first item | AK_* mask of its items << 8,
+    # b = the first item's global/call index (0 when it is neither)
+    K_TUPLE = 5
     K_ABSENT = 7  # an empty dense memo slot (fits the 3 kind bits of MemoEntry)
 
 # What an opaque K_OTHER value is, kept in its Item.b (call shapes: facts.CallSite.arg_kinds).
