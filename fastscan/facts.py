@@ -94,10 +94,11 @@ ARG_CONTAINER = 16  # tuple, list, dict, set
 ARG_GLOBAL = 32  # an imported name
 ARG_CALL = 64  # another call's result
 ARG_OPAQUE = 128  # something the walk cannot see into (a persistent id, a bad memo GET)
-# CallSite.result_use bits (native/_tokenizer.pyx USE_*); `discarded` and being called or
-# passed on as a first argument are read from the other fields.
+# CallSite.result_use bits (native/_tokenizer.pyx USE_*); a POP is `discarded`.
 USE_BUILT = 1  # BUILD set the result's state
 USE_FILLED = 2  # SETITEM(S), APPEND(S) or ADDITEMS stored items into the result
+USE_CALLED = 4  # the result is a later call's callable
+USE_ARGUMENT = 8  # the result is a later REDUCE/NEWOBJ/NEWOBJ_EX's first argument
 
 
 class CallSite(NamedTuple):

@@ -73,7 +73,7 @@ def shape_block(
         unknown = {i for i, q in enumerate(names) if classes.get(q) == "unknown"}
         if not unknown or not facts.calls:
             continue
-        shapes = StreamShapes(facts, names)
+        shapes = StreamShapes.for_stream(facts)  # built by the rules already
         for i in sorted(unknown):
             calls = shapes.of_callable(i)
             if not calls:

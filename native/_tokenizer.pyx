@@ -55,6 +55,8 @@ cdef enum:
 cdef enum:
     USE_BUILT = 1  # BUILD set its state
     USE_FILLED = 2  # SETITEM(S), APPEND(S) or ADDITEMS stored items into it
+    USE_CALLED = 4  # a later call's callable
+    USE_ARGUMENT = 8  # a later REDUCE/NEWOBJ's first argument
 
 cdef uint8_t VALUE_OF[256]  # opcode -> V_* of the constant it pushes (see push_plain)
 memset(VALUE_OF, V_OPAQUE, sizeof(VALUE_OF))
@@ -586,6 +588,10 @@ cdef class Walker:
         if fn != NULL:
             if fn.kind == K_GLOBAL:
                 c.callable_index = fn.a
+            elif fn.kind == K_CALL and 0 <= fn.a < <int64_t>self.calls.size():
+                c.callable_is_call = 1
+                c.callable_call_index = fn.a
+                self.calls[fn.a].result_use |= USE_CALLED
             elif fn.kind == K_CALL and fn.a >= 0:
                 c.callable_is_call = 1
                 c.callable_call_index = fn.a
@@ -1019,6 +1025,8 @@ cdef class Walker:
             self.calls[call].first_arg_kind = <uint8_t>(args.a & 0xFF)
             self.calls[call].first_arg_index = args.b
             self.calls[call].arg_kinds = <uint8_t>((args.a >> 8) & 0xFF)
+            if (args.a & 0xFF) == K_CALL and 0 <= args.b < <int64_t>self.calls.size():
+                self.calls[args.b].result_use |= USE_ARGUMENT
         else:
             self.calls[call].arg_kinds = AK_OPAQUE
 

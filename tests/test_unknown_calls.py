@@ -98,7 +98,7 @@ def _row(data: bytes) -> dict[str, float]:
 def _shapes(data: bytes) -> list[tuple[str, str]]:
     facts = tokenizer.tokenize(data)
     names = [g.qualname for g in facts.globals]
-    shapes = StreamShapes(facts, names)
+    shapes = StreamShapes(facts)
     return [
         (names[s.callable_index], s.shape)
         for i, g in enumerate(facts.globals)

@@ -381,8 +381,7 @@ def _stream_findings(
                 rule, reason = R.UNKNOWN_GLOBAL, "not in the reviewed allowlist"
                 if call is not None:
                     if unknown_shapes is None:
-                        names = [c.resolved if c is not None else "" for c in classes]
-                        unknown_shapes = StreamShapes(facts, names)
+                        unknown_shapes = StreamShapes.for_stream(facts)
                     applied = _application(unknown_shapes, index, g, classes, knowledge)
                     if applied:
                         rule = R.UNKNOWN_APPLIED

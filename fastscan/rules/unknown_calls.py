@@ -25,9 +25,10 @@ a result passed further down an argument tuple counts as kept, not as fed to a c
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections import deque
+from collections.abc import Collection
+from operator import itemgetter
+from typing import NamedTuple, Protocol
 
 from .. import facts as F
 from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
@@ -59,6 +60,8 @@ CLASS_NAME, FUNCTION_NAME, DOTTED_NAME = "class", "function", "dotted"
 KNOWN_INERT, KNOWN_GADGET, UNKNOWN_NAME = "inert", "gadget", "unknown"
 
 _NOT_CALLS = frozenset({"BUILD"})  # BUILD sets state; it calls no global
+_RECENT: deque[StreamShapes] = deque(maxlen=4)  # StreamShapes.for_stream
+_CALLABLE = itemgetter(CallSite._fields.index("callable_index"))
 _RESTORING_OPCODES = frozenset({"NEWOBJ", "NEWOBJ_EX"})
 # Helpers that rebuild an instance of the class given as their first argument.
 RESTORING_HELPERS = frozenset(
@@ -94,9 +97,9 @@ def knowledge_of(index: Knowledge | None, module: str, name: str) -> str:
     return KNOWN_GADGET if symbol.reaches else KNOWN_INERT
 
 
-@dataclass(frozen=True, slots=True)
-class CallShape:
-    """How one call of an unlisted callable looks to the loader."""
+class CallShape(NamedTuple):
+    """How one call of an unlisted callable looks to the loader (a NamedTuple: one per call,
+    built fast)."""
 
     call: int  # index into StreamFacts.calls
     callable_index: int  # index into StreamFacts.globals
@@ -118,29 +121,48 @@ def name_shape(name: str) -> str:
 
 
 class StreamShapes:
-    """The shapes of the calls of one stream; per-stream sets are built once, on first use."""
+    """The shapes of the calls of one stream, each computed once, on first use. The rules and
+    the features both ask about a stream's unlisted calls: `for_stream` shares one instance."""
 
-    def __init__(self, facts: StreamFacts, resolved: Sequence[str]) -> None:
-        # resolved[i]: what globals[i] resolves to ("" when unresolvable), for the helpers
+    def __init__(self, facts: StreamFacts) -> None:
         self.facts = facts
-        self._resolved = resolved
-        calls = facts.calls
-        self._called = frozenset(c.callable_call_index for c in calls if c.callable_is_call)
-        self._fed = frozenset(c.first_arg_call for c in calls if c.first_arg_call >= 0)
+        self._resolved = [g.qualname for g in facts.globals]  # helpers are matched by name
+        # which calls call a global: one C-level pass, the rest is per call asked about
+        self._callables = list(map(_CALLABLE, facts.calls))
         self._by_callable: dict[int, list[int]] = {}
-        for k, c in enumerate(calls):
-            if c.callable_index >= 0 and c.opcode not in _NOT_CALLS:
-                self._by_callable.setdefault(c.callable_index, []).append(k)
+        self._shapes: dict[int, CallShape] = {}
+        self._names: dict[int, tuple[str, bool]] = {}  # global -> (name_shape, class-like)
+
+    @classmethod
+    def for_stream(cls, facts: StreamFacts) -> StreamShapes:
+        """The instance of `facts` (the same object): the rules build it, the features reuse
+        it. The last few are kept, and they keep their facts alive: a handful at most."""
+        for kept in _RECENT:
+            if kept.facts is facts:
+                return kept
+        shapes = cls(facts)
+        _RECENT.append(shapes)
+        return shapes
 
     def of(self, k: int) -> CallShape:
         """The shape of call `k`, whose callable is the global `calls[k].callable_index`."""
+        shape = self._shapes.get(k)
+        if shape is None:
+            shape = self._shapes[k] = self._shape(k)
+        return shape
+
+    def _shape(self, k: int) -> CallShape:
         c = self.facts.calls[k]
         g = self.facts.globals[c.callable_index]
         kinds = c.arg_kinds
         if kinds & ARG_CALL and self._bytes_argument(c):
             kinds |= ARG_BYTES
-        uses = self._uses(k, c)
-        classy = looks_like_class(g.name)  # `Outer.Inner` is a class; `Outer.method` is not
+        uses = self._uses(c)
+        spelled = self._names.get(c.callable_index)
+        if spelled is None:
+            # `Outer.Inner` is a class; `Outer.method` is not
+            spelled = self._names[c.callable_index] = (name_shape(g.name), looks_like_class(g.name))
+        shape_of_name, classy = spelled
         if uses & (USE_DISCARDED | USE_CALLED):
             shape = APPLICATION  # an object nobody keeps, or a callable: not a restoration
         elif c.opcode in _RESTORING_OPCODES or (classy and uses & (USE_BUILT | USE_FILLED)):
@@ -149,11 +171,16 @@ class StreamShapes:
             shape = APPLICATION
         else:
             shape = CONSTRUCTION
-        return CallShape(k, c.callable_index, c.opcode, name_shape(g.name), kinds, uses, shape)
+        return CallShape(k, c.callable_index, c.opcode, shape_of_name, kinds, uses, shape)
 
     def of_callable(self, index: int) -> list[CallShape]:
         """Shapes of the calls (BUILD aside) of global `index`."""
-        return [self.of(k) for k in self._by_callable.get(index, ())]
+        ks = self._by_callable.get(index)
+        if ks is None:
+            calls = self.facts.calls
+            ks = [k for k, i in enumerate(self._callables) if i == index]
+            ks = self._by_callable[index] = [k for k in ks if calls[k].opcode not in _NOT_CALLS]
+        return [self.of(k) for k in ks]
 
     @staticmethod
     def describe(shape: CallShape) -> str:
@@ -164,7 +191,9 @@ class StreamShapes:
 
     def restored_by_helper(self, indexes: Collection[int]) -> list[GlobalRef]:
         """Globals among `indexes` that a restoring helper (copyreg) rebuilds."""
-        out = []
+        out: list[GlobalRef] = []
+        if not RESTORING_HELPERS.intersection(self._resolved):
+            return out  # protocols >= 2 restore with NEWOBJ: no helper in the stream
         globals_ = self.facts.globals
         for c in self.facts.calls:
             if c.first_arg_global in indexes and self._resolved_at(c.callable_index) in (
@@ -173,12 +202,14 @@ class StreamShapes:
                 out.append(globals_[c.first_arg_global])
         return out
 
-    def _uses(self, k: int, c: CallSite) -> int:
+    @staticmethod
+    def _uses(c: CallSite) -> int:
+        used = c.result_use
         uses = USE_DISCARDED if c.discarded else 0
-        uses |= USE_CALLED if k in self._called else 0
-        uses |= USE_ARGUMENT if k in self._fed else 0
-        uses |= USE_BUILT if c.result_use & F.USE_BUILT else 0
-        return uses | (USE_FILLED if c.result_use & F.USE_FILLED else 0)
+        uses |= USE_CALLED if used & F.USE_CALLED else 0
+        uses |= USE_ARGUMENT if used & F.USE_ARGUMENT else 0
+        uses |= USE_BUILT if used & F.USE_BUILT else 0
+        return uses | (USE_FILLED if used & F.USE_FILLED else 0)
 
     def _bytes_argument(self, c: CallSite) -> bool:
         """The first argument is protocol <= 2 bytes (a `_codecs.encode` call's result)."""
