@@ -19,7 +19,6 @@ from ..facts import (
     STATUS_NOT_PICKLE,
     STATUS_TRUNCATED,
     CallSite,
-    GlobalRef,
     StreamFacts,
 )
 from ..verdict import Finding, Severity
@@ -29,7 +28,7 @@ from .catalog import FindingRule
 from .knowledge import UNKNOWN
 from .resolve import Classification
 from .ruleset import RuleSet, default_ruleset
-from .unknown_calls import APPLICATION, KNOWN_INERT, Knowledge, StreamShapes, knowledge_of
+from .unknown_calls import Knowledge, StreamShapes, application, built_by_code_construction
 
 MAX_FINDINGS_PER_RULE = 64  # per member; the rest is summarised so hostile files stay small
 
@@ -382,7 +381,7 @@ def _stream_findings(
                 if call is not None:
                     if unknown_shapes is None:
                         unknown_shapes = StreamShapes.for_stream(facts)
-                    applied = _application(unknown_shapes, index, g, classes, knowledge)
+                    applied = application(unknown_shapes, index, g, classes, knowledge)
                     if applied:
                         rule = R.UNKNOWN_APPLIED
                         reason = f"not in the reviewed allowlist, {applied}"
@@ -427,41 +426,6 @@ def _stream_findings(
         _stream_findings(member, n.facts, rules, out, inner, knowledge=knowledge)
 
 
-def _application(
-    shapes: StreamShapes,
-    index: int,
-    g: GlobalRef,
-    classes: Sequence[Classification | None],
-    knowledge: Knowledge | None,
-) -> str:
-    """How unlisted global `index` is applied like a function ("" when it never is). A call on
-    serialized code the stream builds itself (dill sets attributes of the functions it makes)
-    is that code's construction, as for the reviewed setters (`_serialized_code_helper`)."""
-    applied = [
-        s
-        for s in shapes.of_callable(index)
-        if s.shape == APPLICATION
-        and not _built_by_code_construction(
-            shapes.facts.calls[s.call].first_arg_call, shapes.facts, classes
-        )
-    ]
-    if not applied or knowledge_of(knowledge, g.module, g.name) == KNOWN_INERT:
-        return ""
-    return f"applied as a function ({shapes.describe(applied[0])})"
-
-
-def _built_by_code_construction(
-    call_index: int, facts: StreamFacts, classes: Sequence[Classification | None]
-) -> bool:
-    """Call `call_index` made an object with a code-construction global (a function, a code
-    object, a class: dill/cloudpickle serialized code)."""
-    if not 0 <= call_index < len(facts.calls):
-        return False
-    producer = facts.calls[call_index].callable_index
-    made_by = classes[producer] if 0 <= producer < len(classes) else None
-    return made_by is not None and made_by.category == "code_construction"
-
-
 # Globals dill writes around the functions and classes it rebuilds: setattr on what it just
 # built, and the builtins namespace it installs as a function's __builtins__.
 _ATTRIBUTE_SETTERS = frozenset({"builtins.setattr", "dill._dill._setattr"})
@@ -482,7 +446,7 @@ def _serialized_code_helper(
     """
 
     def built_here(call_index: int) -> bool:
-        return _built_by_code_construction(call_index, facts, classes)
+        return built_by_code_construction(call_index, facts, classes)
 
     calls = [c for c in facts.calls if c.callable_index == index]
     if cls.resolved in _ATTRIBUTE_SETTERS:

@@ -26,13 +26,14 @@ a result passed further down an argument tuple counts as kept, not as fed to a c
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from operator import itemgetter
 from typing import NamedTuple, Protocol
 
 from .. import facts as F
 from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
 from .call_shapes import looks_like_class
+from .resolve import Classification
 
 RESTORATION = "restoration"
 APPLICATION = "application"
@@ -220,3 +221,38 @@ class StreamShapes:
 
     def _resolved_at(self, index: int) -> str:
         return self._resolved[index] if 0 <= index < len(self._resolved) else ""
+
+
+def application(
+    shapes: StreamShapes,
+    index: int,
+    g: GlobalRef,
+    classes: Sequence[Classification | None],
+    knowledge: Knowledge | None,
+) -> str:
+    """How unlisted global `index` is applied like a function ("" when it never is). A call on
+    serialized code the stream builds itself (dill sets attributes of the functions it makes)
+    is that code's construction, as for the reviewed setters (engine._serialized_code_helper)."""
+    applied = [
+        s
+        for s in shapes.of_callable(index)
+        if s.shape == APPLICATION
+        and not built_by_code_construction(
+            shapes.facts.calls[s.call].first_arg_call, shapes.facts, classes
+        )
+    ]
+    if not applied or knowledge_of(knowledge, g.module, g.name) == KNOWN_INERT:
+        return ""
+    return f"applied as a function ({shapes.describe(applied[0])})"
+
+
+def built_by_code_construction(
+    call_index: int, facts: StreamFacts, classes: Sequence[Classification | None]
+) -> bool:
+    """Call `call_index` made an object with a code-construction global (a function, a code
+    object, a class: dill/cloudpickle serialized code)."""
+    if not 0 <= call_index < len(facts.calls):
+        return False
+    producer = facts.calls[call_index].callable_index
+    made_by = classes[producer] if 0 <= producer < len(classes) else None
+    return made_by is not None and made_by.category == "code_construction"
