@@ -17,7 +17,7 @@ lint:
 	ruff check fastscan tests benchmarks fuzz native/gen_opcodes.py
 	ruff format --check fastscan tests benchmarks fuzz native/gen_opcodes.py
 	mypy
-	cython-lint native/*.pyx native/_string_patterns.pxi native/_records.pxi native/_newline.pxi
+	cython-lint native/*.pyx native/_string_patterns.pxi native/_records.pxi native/_newline.pxi native/_operand_text.pxi
 
 bench:
 	$(PY) benchmarks/bench_tokenizer.py
@@ -27,8 +27,10 @@ bench:
 corpus:
 	$(PY) -P -m fastscan corpus out/corpus --seed 0 --scale medium
 
+# `train --out` is a folder; the package ships a copy (tests/test_model.py keeps them equal)
 model: corpus
-	$(PY) -P -m fastscan train out/corpus --out models/fastscan-v1 --seed 0
+	$(PY) -P -m fastscan train out/corpus --out models --seed 0
+	cp models/fastscan-v1.onnx models/fastscan-v1.json fastscan/models/
 
 example:
 	$(PY) -P -m fastscan corpus out/example --seed 1 --scale small

@@ -90,6 +90,23 @@ class GlobalRef(NamedTuple):
         return f"{self.module}.{self.name}"
 
 
+# CallSite.arg_kinds bits (native/_tokenizer.pyx AK_*). Protocol <= 2 writes bytes as a call
+# of `_codecs.encode`: that argument is ARG_CALL here (fastscan.shapes sees through it).
+ARG_STR = 1  # str (also a Python 2 BINSTRING)
+ARG_BYTES = 2  # bytes, bytearray, out-of-band buffer
+ARG_NUMBER = 4
+ARG_NONE = 8  # None, True, False
+ARG_CONTAINER = 16  # tuple, list, dict, set
+ARG_GLOBAL = 32  # an imported name
+ARG_CALL = 64  # another call's result
+ARG_OPAQUE = 128  # something the walk cannot see into (a persistent id, a bad memo GET)
+# CallSite.result_use bits (native/_tokenizer.pyx USE_*); a POP is `discarded`.
+USE_BUILT = 1  # BUILD set the result's state
+USE_FILLED = 2  # SETITEM(S), APPEND(S) or ADDITEMS stored items into the result
+USE_CALLED = 4  # the result is a later call's callable
+USE_ARGUMENT = 8  # the result is a later REDUCE/NEWOBJ/NEWOBJ_EX's first argument
+
+
 class CallSite(NamedTuple):
     """An opcode that calls or instantiates (REDUCE, OBJ, INST, NEWOBJ, NEWOBJ_EX, BUILD)."""
 
@@ -102,6 +119,8 @@ class CallSite(NamedTuple):
     callable_call_index: int = -1  # index into StreamFacts.calls of that producing call, or -1
     first_arg_global: int = -1  # the first argument is this global (index into globals), or -1
     first_arg_call: int = -1  # the first argument is this call's result (index into calls), or -1
+    arg_kinds: int = 0  # ARG_* mask of the kinds of all arguments (0: none; BUILD: 0)
+    result_use: int = 0  # USE_* mask: what later opcodes did with the result
 
 
 class Anomaly(NamedTuple):

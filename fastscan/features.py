@@ -26,6 +26,9 @@ Blocks (prefix: meaning):
   sizes: parse status, pickles, protocols, memo traffic, junk and payload bytes.
 - `fmt_*`, `cstat_*`, `wrap_*`, `canom_*`, `kind_*`, `ext_*`: container format, status,
   compression wrappers, container anomalies, stream kinds and the (untrusted) file extension.
+- `unk_stdlib_*`: unlisted standard-library callables; `shape_*` / `know_*`: how unlisted
+  callables are called (restoration or application, name shape, argument kinds, what became of
+  the result) and what an index knows about them (fastscan/shape_features.py).
 
 Speed: the hot loops (string statistics and patterns, the opcode histogram, call sites, the
 float32 conversion) run in the native helper `fastscan._features` (native/_features.pyx), which
@@ -51,11 +54,14 @@ from . import _features as _native  # type: ignore[attr-defined]  # compiled, no
 from .facts import ANOMALY_CODES, GlobalRef, StreamFacts
 from .opcodes import BY_NAME, TABLE
 from .rules import RuleSet, default_ruleset
+from .shape_features import SHAPE_NAMES, shape_block
 
 if TYPE_CHECKING:
     from .containers.base import Container, PickleStream
+    from .rules.unknown_calls import Knowledge
 
-FEATURE_SCHEMA_VERSION = 2  # 2: unk_stdlib_* (unlisted standard-library callables)
+# 2: unk_stdlib_* (unlisted standard-library callables); 3: shape_*/know_* (call shapes)
+FEATURE_SCHEMA_VERSION = 3
 
 # Opcodes grouped by role; each opcode belongs to exactly one group (checked at import).
 OPCODE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -202,6 +208,7 @@ def _names() -> tuple[str, ...]:
     out += [f"ext_{e}" for e in EXTENSION_CLASSES]
     out += [f"container_{n}" for n in _CONTAINER_NAMES]
     out += ["unk_stdlib_distinct", "unk_stdlib_calls"]
+    out += SHAPE_NAMES
     return tuple(out)
 
 
@@ -225,6 +232,8 @@ PADDING_SHIFTED = frozenset(
     + ["struct_opcodes_per_kb", "container_bytes_read_log", "struct_proto_max"]
     + ["struct_proto_distinct"]
     + [n for n in FEATURE_NAMES if n.startswith("proto_")]
+    # residual call shapes: wrapping the payload (a POP after it) moves its calls out of them
+    + ["shape_res_kept", "shape_restoration", "shape_construction"]
 )
 CATEGORICAL = frozenset(
     n
@@ -256,6 +265,7 @@ _FMT, _CSTAT = _block("fmt_raw_pickle"), _block("cstat_complete")
 _WRAP, _CANOM = _block(f"wrap_{WRAPPERS[0]}"), _block(f"canom_{CONTAINER_ANOMALIES[0]}")
 _KIND, _EXT, _CONT = _block("kind_pickle"), _block("ext_torch"), _block("container_members_total")
 _UNK_STDLIB = _block("unk_stdlib_distinct")
+_SHAPE = _block(SHAPE_NAMES[0])
 
 # Unlisted globals split by where they live: a user's own classes (what benign whole-model saves
 # are full of) versus standard-library callables outside the allowlist (the gadget space of a
@@ -339,8 +349,13 @@ def extract(
     container: Container | None,
     streams: Sequence[tuple[PickleStream, StreamFacts]],
     ruleset: RuleSet | None = None,
+    *,
+    knowledge: Knowledge | None = None,
 ) -> np.ndarray:
-    """One file's feature row: float32, shape (N_FEATURES,), order FEATURE_NAMES, no NaN/inf."""
+    """One file's feature row: float32, shape (N_FEATURES,), order FEATURE_NAMES, no NaN/inf.
+
+    `knowledge`: an ecosystem index for the know_* block (rules.unknown_calls.Knowledge);
+    None counts every unlisted name as unknown."""
     rules = ruleset or default_ruleset()
     # A list, not an array, while the blocks fill it: a numpy element or slice write costs
     # 0.2-2 us, a list write ~30 ns. Values are Python ints and float64s, so converting once at
@@ -350,7 +365,7 @@ def extract(
     walked = _walk(top)
 
     _opcode_block(row, walked)
-    _global_and_call_block(row, walked, rules)
+    _global_and_call_block(row, walked, rules, knowledge)
     _string_block(row, walked)
     _structure_block(row, top, walked)
     _container_block(row, container, [s for s, _ in streams])
@@ -367,7 +382,10 @@ def _opcode_block(row: list[float], walked: list[tuple[StreamFacts, int]]) -> No
 
 
 def _global_and_call_block(
-    row: list[float], walked: list[tuple[StreamFacts, int]], rules: RuleSet
+    row: list[float],
+    walked: list[tuple[StreamFacts, int]],
+    rules: RuleSet,
+    knowledge: Knowledge | None,
 ) -> None:
     if not any(facts.globals or facts.calls for facts, _ in walked):  # the block is zeros
         row[_CALL + 8] = row[_CALL + 9] = -1.0  # call_first_pos, call_last_pos: no call
@@ -441,6 +459,9 @@ def _global_and_call_block(
         *positions, before_fail, dangerous_before_fail,
     )  # fmt: skip
     _unknown_stdlib_block(row, walked, distinct)
+    if counts[1]:  # some unlisted global: the shapes of its calls
+        shapes = shape_block([facts for facts, _ in walked], distinct, knowledge)
+        row[_SHAPE : _SHAPE + len(SHAPE_NAMES)] = shapes
     if name_depths:
         row[_DEPTH : _DEPTH + 3] = (
             max(name_depths), sum(name_depths) / len(name_depths), module_depth,

@@ -3,7 +3,7 @@
     from fastscan import model
     m = model.load()                      # fastscan/models/fastscan-v1.onnx + .json, checked
     prob, anomaly = m.score(batch)        # batch: features.to_batch(...) (or score_matrix(X))
-    verdict.combine(findings, status, p, a, m.thresholds)   # thresholds: dict from the manifest
+    verdict.combine(findings, status, p, a, m.policy)   # the manifest's thresholds, every field
     prob, anomaly = model.score(batch)    # same, with a per-process cached default model
 
 `prob` is the classifier's probability that a file is malicious; `anomaly` is an unsupervised
@@ -14,7 +14,9 @@ One `.onnx` holds both models (one session run): input `features` (n, N_FEATURES
 outputs `p_malicious` (n,) and `anomaly` (n,). Next to it, `<name>.json` is the manifest:
 
     {"name", "format_version", "feature_schema_version", "feature_names": [...],
-     "opcode_table_hash", "onnx_sha256", "thresholds": {"malicious", "suspicious", "anomaly"},
+     "opcode_table_hash", "onnx_sha256",
+     "thresholds": {"malicious", "suspicious", "anomaly", "anomaly_needs_classifier",
+                    "unknown_benign", "incomplete_verdict"},
      "training": {"data_hash", "seed", "n_benign", "n_malicious", "families", ...},
      "metrics": {...}, "versions": {"sklearn", "skl2onnx", "onnx", "onnxruntime", "numpy", ...}}
 
@@ -36,6 +38,7 @@ import pyarrow as pa
 from . import features
 from .isolation import quiet_onnxruntime
 from .opcodes import table_hash
+from .verdict import VerdictPolicy
 
 quiet_onnxruntime()  # before the import, which otherwise writes under ~/.cache
 import onnxruntime as ort  # noqa: E402
@@ -52,10 +55,9 @@ class ModelManifestError(ValueError):
     """The model's manifest does not fit this code (features, schema, opcode table, digest)."""
 
 
-# Manifest thresholds, as read by `verdict.VerdictPolicy.from_mapping`:
-# malicious / suspicious: p_malicious at or above -> that verdict; anomaly: anomaly score at or
-# above -> unusual for a benign file (suspicious at most).
-THRESHOLD_KEYS = ("malicious", "suspicious", "anomaly")
+# Manifest thresholds: every field of the verdict policy (verdict.VerdictPolicy.MANIFEST_KEYS),
+# the only source of the policy that the CLI, the API, bulk, Dask and eval apply.
+THRESHOLD_KEYS = tuple(VerdictPolicy.MANIFEST_KEYS)
 
 
 def resolve_paths(model: str | Path | None = None) -> tuple[Path, Path]:
@@ -104,12 +106,26 @@ def check_manifest(manifest: dict[str, Any], onnx_path: Path | None = None) -> N
         raise ModelManifestError(
             f"model opcode table {manifest.get('opcode_table_hash')!r} != {table_hash()!r}"
         )
+    thresholds = manifest.get("thresholds", {})
     for key in THRESHOLD_KEYS:
-        value = manifest.get("thresholds", {}).get(key)
-        if not isinstance(value, (int, float)) or not np.isfinite(value):
+        value = thresholds.get(key)
+        if key == "incomplete_verdict":
+            if not isinstance(value, str):
+                raise ModelManifestError(f"manifest threshold {key!r} missing or not a verdict")
+        elif not isinstance(value, (int, float)) or not np.isfinite(value):
             raise ModelManifestError(f"manifest threshold {key!r} missing or not a number")
+    try:
+        manifest_policy(manifest)
+    except ValueError as exc:
+        raise ModelManifestError(f"manifest thresholds: {exc}") from None
     if onnx_path is not None and manifest.get("onnx_sha256") != file_sha256(onnx_path):
         raise ModelManifestError(f"{onnx_path.name} does not match the manifest's onnx_sha256")
+
+
+def manifest_policy(manifest: dict[str, Any]) -> VerdictPolicy:
+    """The verdict policy of a model: its manifest's thresholds, every field (the one place a
+    policy is built from a model; Model.policy holds it)."""
+    return VerdictPolicy.from_mapping(manifest["thresholds"])
 
 
 def session_options() -> ort.SessionOptions:
@@ -133,10 +149,8 @@ class Model:
         self.manifest = manifest
         self.name = str(manifest.get("name", onnx_path.stem))
         self.digest = str(manifest["onnx_sha256"])  # recorded in scan outputs
-        # A plain mapping: `verdict.combine(..., policy=model.thresholds)` accepts it as is.
-        self.thresholds: dict[str, float] = {
-            k: float(manifest["thresholds"][k]) for k in THRESHOLD_KEYS
-        }
+        self.policy = manifest_policy(manifest)
+        self.thresholds: dict[str, float | str] = self.policy.to_mapping()  # as in the manifest
         self._session = ort.InferenceSession(
             str(onnx_path), sess_options=session_options(), providers=["CPUExecutionProvider"]
         )

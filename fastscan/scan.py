@@ -7,7 +7,7 @@ import hashlib
 import os
 import stat
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,12 +84,12 @@ class Scanner:
         self.container_limits = container_limits or ContainerLimits()
         self.model = _load_model(model)
         self.strict_unknown = strict_unknown
+        # The model's manifest is the policy's only source; None = rules only (RULES_ONLY).
         self.policy: VerdictPolicy | None = None
         if self.model is not None:
-            thresholds = dict(self.model.thresholds)
+            self.policy = self.model.policy
             if strict_unknown:
-                thresholds["unknown_benign"] = 0.0
-            self.policy = VerdictPolicy.from_mapping(thresholds)
+                self.policy = replace(self.policy, unknown_benign=0.0)
 
     # -- one file ---------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import IntEnum
-from typing import Any
+from typing import Any, ClassVar
 
 CLEAN = "clean"
 SUSPICIOUS = "suspicious"
@@ -105,39 +105,54 @@ INCOMPLETE_STATUSES = ("partial", "encrypted", "error")
 
 @dataclass(frozen=True, slots=True)
 class VerdictPolicy:
-    """Thresholds and policy for `combine`; model thresholds normally come from its manifest.
+    """Thresholds and policy for `combine`. A model's policy has one source, its manifest's
+    `thresholds` (`model.Model.policy`, through `from_mapping`), written by `fastscan train`
+    (`train.fit.choose_thresholds`); without a model, `RULES_ONLY` (scores are NaN there).
 
     `incomplete_verdict` decides what a partial/encrypted/error scan WITHOUT findings becomes:
-    "suspicious" (default: fail closed, THREATS G1/G2) or "clean" for users who gate on the
-    `status` column separately. Findings always count, whatever the policy.
+    "suspicious" (fail closed, THREATS G1/G2) or "clean" for users who gate on the `status`
+    column separately. Findings always count, whatever the policy.
     """
 
-    classifier_suspicious: float = 0.5  # probability at or above -> FS901 suspicious
-    classifier_malicious: float = 0.9  # probability at or above -> FS901 malicious
-    anomaly_suspicious: float = float("nan")  # anomaly score at or above -> FS902; NaN = off
-    anomaly_needs_classifier: float = 0.1  # FS902 is suspicious only with p_malicious >= this
+    classifier_suspicious: float  # probability at or above -> FS901 suspicious
+    classifier_malicious: float  # probability at or above -> FS901 malicious
+    anomaly_suspicious: float  # anomaly score at or above -> FS902; NaN = off
+    anomaly_needs_classifier: float  # FS902 is suspicious only with p_malicious >= this
     # Below this probability, a complete scan whose only suspicion is unlisted globals (FS103,
     # FS108: user classes look like that) is judged benign: FS903, the globals become `low`.
     # 0 keeps every unlisted global suspicious (strict).
-    unknown_benign: float = 0.05
-    incomplete_verdict: str = SUSPICIOUS
+    unknown_benign: float
+    incomplete_verdict: str
+
+    # manifest key -> field; the manifest writes these short names
+    MANIFEST_KEYS: ClassVar[dict[str, str]] = {
+        "suspicious": "classifier_suspicious",
+        "malicious": "classifier_malicious",
+        "anomaly": "anomaly_suspicious",
+        "anomaly_needs_classifier": "anomaly_needs_classifier",
+        "unknown_benign": "unknown_benign",
+        "incomplete_verdict": "incomplete_verdict",
+    }
 
     @classmethod
-    def from_mapping(cls, thresholds: Mapping[str, float]) -> VerdictPolicy:
-        """From a manifest's thresholds: the field names, or `suspicious`/`malicious`/`anomaly`."""
-        short = {
-            "suspicious": "classifier_suspicious",
-            "malicious": "classifier_malicious",
-            "anomaly": "anomaly_suspicious",
-        }
+    def from_mapping(cls, thresholds: Mapping[str, float | str]) -> VerdictPolicy:
+        """From a manifest's thresholds (MANIFEST_KEYS, or the field names): every field must
+        be there, so no value silently falls back to a default."""
         known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, value in thresholds.items():
-            name = short.get(key, key)
+            name = cls.MANIFEST_KEYS.get(key, key)
             if name not in known:
                 raise ValueError(f"unknown threshold {key!r}; expected one of {sorted(known)}")
             values[name] = value if name == "incomplete_verdict" else float(value)
+        missing = sorted(known - set(values))
+        if missing:
+            raise ValueError(f"verdict policy lacks {', '.join(missing)}")
         return cls(**values)
+
+    def to_mapping(self) -> dict[str, float | str]:
+        """The manifest's `thresholds` for this policy (inverse of `from_mapping`)."""
+        return {key: getattr(self, name) for key, name in self.MANIFEST_KEYS.items()}
 
     def __post_init__(self) -> None:
         if self.incomplete_verdict not in (CLEAN, SUSPICIOUS):
@@ -148,7 +163,13 @@ class VerdictPolicy:
             raise ValueError("unknown_benign must not exceed classifier_suspicious")
 
 
+_OFF = float("nan")  # a threshold nothing reaches (comparisons with NaN are false)
+# No model: no score to judge, so only the incomplete-scan floor applies (fail closed).
+RULES_ONLY = VerdictPolicy(_OFF, _OFF, _OFF, _OFF, _OFF, SUSPICIOUS)
+
+
 # Findings a confident benign classifier score may settle (see VerdictPolicy.unknown_benign).
+# Not FS112: an unlisted callable applied like a function stays suspicious whatever the score.
 JUDGEABLE_RULES = frozenset({"FS103", "FS108"})
 
 
@@ -180,12 +201,15 @@ def combine(
       (FS101/FS102) as malicious, unknown globals (FS103) as suspicious; here an incomplete
       scan without such findings becomes `policy.incomplete_verdict` (suspicious by default).
     - `unsupported` (not a pickle container, e.g. a PNG or a Git-LFS pointer) is not incomplete.
-    `policy` may also be a model manifest's thresholds mapping (see `VerdictPolicy.from_mapping`).
+    `policy`: the model's (`Model.policy`, or its manifest's thresholds mapping); None means
+    no model (`RULES_ONLY`), which refuses a score: a score is judged by its own model's policy.
     """
     from .rules.catalog import ANOMALY_SCORE, CLASSIFIER_SCORE
 
     if policy is None:
-        policy = VerdictPolicy()
+        if not (math.isnan(score) and math.isnan(anomaly_score)):
+            raise ValueError("a model score needs that model's policy (Model.policy)")
+        policy = RULES_ONLY
     elif not isinstance(policy, VerdictPolicy):
         policy = VerdictPolicy.from_mapping(policy)
     if status not in STATUSES:
@@ -199,18 +223,26 @@ def combine(
         else:
             sev = None
         if sev is not None:
-            model.append(
-                CLASSIFIER_SCORE.finding(f"classifier probability {score:.3f}", severity=sev)
+            message = (
+                f"classifier probability {score:.3f} (suspicious at "
+                f"{policy.classifier_suspicious:.6g}, "
+                f"malicious at {policy.classifier_malicious:.6g})"
             )
+            model.append(CLASSIFIER_SCORE.finding(message, severity=sev))
     # NaN compares false, so a missing score or a disabled threshold never fires.
     if anomaly_score >= policy.anomaly_suspicious:
         # Unusual is not malicious: benign files of a kind the model never saw are unusual too.
         # The anomaly flags a file only when the classifier does not call it clearly benign.
         unsure = not math.isnan(score) and score >= policy.anomaly_needs_classifier
+        needs = policy.anomaly_needs_classifier
         model.append(
             ANOMALY_SCORE.finding(
-                f"anomaly score {anomaly_score:.3f} >= {policy.anomaly_suspicious:.3f}"
-                + ("" if unsure else f" (classifier {score:.3f}: recorded only)"),
+                f"anomaly score {anomaly_score:.3f} >= {policy.anomaly_suspicious:.6g}"
+                + (
+                    f", classifier {score:.3f} >= {needs:.6g}"
+                    if unsure
+                    else f" (classifier {score:.3f} < {needs:.6g}: recorded only)"
+                ),
                 severity=Severity.SUSPICIOUS if unsure else Severity.LOW,
             )
         )
@@ -223,7 +255,7 @@ def combine(
         model.append(
             UNKNOWN_JUDGED_BENIGN.finding(
                 f"{n} unlisted global(s) judged benign: classifier {score:.3f} "
-                f"< {policy.unknown_benign:.3f}"
+                f"< {policy.unknown_benign:.6g}"
             )
         )
         counted = [f for f in counted if f.rule_id not in JUDGEABLE_RULES]

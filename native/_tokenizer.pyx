@@ -27,8 +27,63 @@ cdef enum:
     K_STR = 2
     K_GLOBAL = 3
     K_CALL = 4
-    K_TUPLE = 5  # a tuple: a = kind of its first item (global/call), b = that item's index
+    # a tuple: a = kind of its first item | AK_* mask of its items << 8,
+    # b = the first item's global/call index (0 when it is neither)
+    K_TUPLE = 5
     K_ABSENT = 7  # an empty dense memo slot (fits the 3 kind bits of MemoEntry)
+
+# What an opaque K_OTHER value is, kept in its Item.b (call shapes: facts.CallSite.arg_kinds).
+cdef enum:
+    V_OPAQUE = 0  # unknown: PERSID, a bad memo GET, a stack underflow
+    V_NUMBER = 1
+    V_NONE = 2  # None, True, False
+    V_CONTAINER = 3  # list, dict, set, frozenset
+    V_BYTES = 4  # BINBYTES family, BYTEARRAY8, out-of-band buffers
+
+# Argument kinds of a call, as a bit mask (facts.ARG_* repeats these values).
+cdef enum:
+    AK_STR = 1
+    AK_BYTES = 2
+    AK_NUMBER = 4
+    AK_NONE = 8
+    AK_CONTAINER = 16
+    AK_GLOBAL = 32
+    AK_CALL = 64
+    AK_OPAQUE = 128  # an argument (or an argument tuple) the walk cannot see into
+
+# What happened to a call's result (facts.USE_* repeats these values).
+cdef enum:
+    USE_BUILT = 1  # BUILD set its state
+    USE_FILLED = 2  # SETITEM(S), APPEND(S) or ADDITEMS stored items into it
+    USE_CALLED = 4  # a later call's callable
+    USE_ARGUMENT = 8  # a later REDUCE/NEWOBJ's first argument
+
+cdef uint8_t VALUE_OF[256]  # opcode -> V_* of the constant it pushes (see push_plain)
+memset(VALUE_OF, V_OPAQUE, sizeof(VALUE_OF))
+for _op in (OP_INT, OP_BININT, OP_BININT1, OP_BININT2, OP_LONG, OP_LONG1, OP_LONG4, OP_FLOAT,
+            OP_BINFLOAT):
+    VALUE_OF[_op] = V_NUMBER
+for _op in (OP_NONE, OP_NEWTRUE, OP_NEWFALSE):
+    VALUE_OF[_op] = V_NONE
+for _op in (OP_EMPTY_LIST, OP_EMPTY_DICT, OP_EMPTY_SET):
+    VALUE_OF[_op] = V_CONTAINER
+for _op in (OP_BINBYTES, OP_SHORT_BINBYTES, OP_BINBYTES8, OP_BYTEARRAY8, OP_NEXT_BUFFER):
+    VALUE_OF[_op] = V_BYTES
+
+# Item kind -> AK_* bit (K_OTHER goes by its V_* class through VALUE_BIT); a K_STR is a str,
+# BINSTRING too (a Python 2 str loads as str).
+cdef uint8_t KIND_BIT[8]
+cdef uint8_t VALUE_BIT[8]
+memset(KIND_BIT, AK_OPAQUE, sizeof(KIND_BIT))
+memset(VALUE_BIT, AK_OPAQUE, sizeof(VALUE_BIT))
+KIND_BIT[K_STR] = AK_STR
+KIND_BIT[K_GLOBAL] = AK_GLOBAL
+KIND_BIT[K_CALL] = AK_CALL
+KIND_BIT[K_TUPLE] = AK_CONTAINER
+VALUE_BIT[V_NUMBER] = AK_NUMBER
+VALUE_BIT[V_NONE] = AK_NONE
+VALUE_BIT[V_CONTAINER] = AK_CONTAINER
+VALUE_BIT[V_BYTES] = AK_BYTES
 
 # How Python must decode a string reference.
 cdef enum:
@@ -180,6 +235,8 @@ cdef struct CallRec:
     uint8_t opcode
     uint8_t discarded
     uint8_t callable_is_call
+    uint8_t arg_kinds  # AK_* mask
+    uint8_t result_use  # USE_* mask
 
 
 cdef struct Span:
@@ -600,9 +657,15 @@ cdef class Walker:
         c.first_arg_kind = K_OTHER
         c.discarded = 0
         c.callable_is_call = 0
+        c.arg_kinds = 0
+        c.result_use = 0
         if fn != NULL:
             if fn.kind == K_GLOBAL:
                 c.callable_index = fn.a
+            elif fn.kind == K_CALL and 0 <= fn.a < <int64_t>self.calls.size():
+                c.callable_is_call = 1
+                c.callable_call_index = fn.a
+                self.calls[fn.a].result_use |= USE_CALLED
             elif fn.kind == K_CALL and fn.a >= 0:
                 c.callable_is_call = 1
                 c.callable_call_index = fn.a
@@ -827,6 +890,7 @@ cdef class Walker:
         protocol-0/1 strings). Out of line so the hot loop stays small enough for gcc to inline
         the stack and memo fast paths into it."""
         cdef int64_t k, key, nl, idx
+        cdef uint8_t mask
         cdef uint64_t ulen
         cdef Item a, b, c, top
         cdef Item* tp
@@ -868,6 +932,7 @@ cdef class Walker:
                     self.add_call(op_start, op, tp)
                 elif tp.kind == K_CALL and tp.a >= 0:
                     # BUILD finishes an object: attribute it to the class that made it
+                    self.calls[tp.a].result_use |= USE_BUILT
                     idx = self.add_call(op_start, op, NULL)
                     if idx >= 0:
                         self.calls[idx].callable_index = self.calls[tp.a].callable_index
@@ -877,25 +942,30 @@ cdef class Walker:
             b = self.pop(op_start)  # args
             a = self.pop(op_start)  # callable / class
             idx = self.add_call(op_start, op, &a)
-            self.note_first_arg(idx, &b)
+            self.note_args(idx, &b)
             self.push(K_CALL, idx, 0, 0)
         elif op == OP_NEWOBJ_EX:
             self.pop(op_start)  # kwargs
             b = self.pop(op_start)  # args
             a = self.pop(op_start)
             idx = self.add_call(op_start, op, &a)
-            self.note_first_arg(idx, &b)
+            self.note_args(idx, &b)
             self.push(K_CALL, idx, 0, 0)
         elif op == OP_OBJ:
             k = self.mark_index()
+            mask = 0
             if k < 0 or k + 1 >= <int64_t>self.sp:
                 self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
                 a.kind = K_OTHER
                 a.a = -1
             else:
                 a = self.stk[k + 1]
+                mask = self.kinds_of(k + 2, self.sp)
             self.pop_to_mark(op_start, False)
-            self.push(K_CALL, self.add_call(op_start, op, &a), 0, 0)
+            idx = self.add_call(op_start, op, &a)
+            if idx >= 0:
+                self.calls[idx].arg_kinds = mask
+            self.push(K_CALL, idx, 0, 0)
         elif op == OP_GLOBAL or op == OP_INST:
             nl = self.find_nl(arg_off)
             a.kind = K_STR
@@ -916,10 +986,15 @@ cdef class Walker:
             if op == OP_GLOBAL:
                 self.push(K_GLOBAL, idx, 0, 0)
             else:
+                k = self.mark_index()
+                mask = self.kinds_of(k + 1, self.sp) if k >= 0 else 0
                 self.pop_to_mark(op_start, False)
                 c.kind = K_GLOBAL
                 c.a = idx
-                self.push(K_CALL, self.add_call(op_start, op, &c if idx >= 0 else NULL), 0, 0)
+                k = self.add_call(op_start, op, &c if idx >= 0 else NULL)
+                if k >= 0:
+                    self.calls[k].arg_kinds = mask
+                self.push(K_CALL, k, 0, 0)
         elif op == OP_STACK_GLOBAL:
             b = self.pop(op_start)  # name
             a = self.pop(op_start)  # module
@@ -973,8 +1048,16 @@ cdef class Walker:
             self.frame_end = NO_FRAME
 
     cdef inline void push_value(self) noexcept nogil:
-        """An opaque value: ints, floats, None, bools, containers, payloads."""
-        self.push(K_OTHER, -1, 0, 0)
+        """A value the walk cannot see into (PERSID, a bad memo key)."""
+        self.push(K_OTHER, -1, V_OPAQUE, 0)
+
+    cdef inline void push_plain(self, uint8_t op) noexcept nogil:
+        """The value of an opcode that pushes a constant (numbers, None, bools, empty
+        containers, bytes): an opaque item tagged with what it is."""
+        if op == OP_EMPTY_TUPLE:
+            self.push(K_TUPLE, K_OTHER, 0, 0)  # an empty argument tuple: no arguments
+        else:
+            self.push(K_OTHER, -1, VALUE_OF[op], 0)
 
     cdef inline void push_str(self, int64_t off, int64_t length, uint8_t enc) noexcept nogil:
         self.push(K_STR, off, length, enc)
@@ -989,50 +1072,107 @@ cdef class Walker:
         """TUPLE, LIST, DICT, FROZENSET: the items above the MARK become one value."""
         cdef int64_t k = self.mark_index()
         cdef Item first
-        cdef bint has_first = op == OP_TUPLE and k >= 0 and k + 1 < self.sp
-        if has_first:
+        cdef uint8_t mask = 0
+        if op != OP_TUPLE:
+            self.pop_to_mark(op_start, False)
+            self.push(K_OTHER, -1, V_CONTAINER, 0)
+            return
+        first.kind = K_OTHER
+        first.a = -1
+        if k >= 0 and k + 1 < self.sp:
             first = self.stk[k + 1]
+            mask = self.kinds_of(k + 1, self.sp)
         self.pop_to_mark(op_start, False)
-        if has_first:
-            self.push_tuple(&first)
-        else:
-            self.push_value()
+        self.push_tuple(&first, mask)
 
     cdef inline void op_tuple_n(self, int64_t op_start, int count) noexcept nogil:
         cdef int _k
         cdef Item first
-        cdef bint has_first = self.sp >= count
-        if has_first:
-            first = self.stk[self.sp - count]
+        cdef Item* it
+        cdef uint8_t mask = AK_OPAQUE
+        cdef int64_t base = self.sp - count
+        if base >= 0 and self.top_mark < base:
+            # the usual case (a tensor's size and stride): no MARK among the items, so the
+            # tuple replaces them in place, without a pop or a push per item
+            it = &self.stk[base]
+            mask = self.kinds_of(base, self.sp)
+            self.sp = base + 1
+            if (it.kind == K_GLOBAL or it.kind == K_CALL) and it.a >= 0:
+                it.b = it.a
+                it.a = it.kind | (<int64_t>mask << 8)
+            else:
+                it.a = K_OTHER | (<int64_t>mask << 8)
+                it.b = 0
+            it.kind = K_TUPLE
+            it.enc = 0
+            it.from_memo = 0
+            return
+        first.kind = K_OTHER
+        first.a = -1
+        if base >= 0:
+            first = self.stk[base]
+            mask = self.kinds_of(base, self.sp)
         for _k in range(count):
             self.pop(op_start)
-        if has_first:
-            self.push_tuple(&first)
-        else:
-            self.push_value()
+        self.push_tuple(&first, mask)
 
-    cdef inline void push_tuple(self, const Item* first) noexcept nogil:
-        """Argument tuples remember their first item: setattr(target, ...) needs the target."""
+    cdef inline void push_tuple(self, const Item* first, uint8_t mask) noexcept nogil:
+        """Argument tuples remember their first item (setattr(target, ...) needs the target)
+        and the kinds of all their items (call shapes)."""
         if (first.kind == K_GLOBAL or first.kind == K_CALL) and first.a >= 0:
-            self.push(K_TUPLE, first.kind, first.a, 0)
+            self.push(K_TUPLE, first.kind | (<int64_t>mask << 8), first.a, 0)
         else:
-            self.push_value()
+            self.push(K_TUPLE, K_OTHER | (<int64_t>mask << 8), 0, 0)
 
-    cdef inline void note_first_arg(self, int64_t call, const Item* args) noexcept nogil:
-        if call >= 0 and args.kind == K_TUPLE:
-            self.calls[call].first_arg_kind = <uint8_t>args.a
+    cdef inline uint8_t kinds_of(self, int64_t lo, int64_t hi) noexcept nogil:
+        """AK_* mask of the stack items lo..hi-1 (two table lookups per item: tuples are
+        built for every tensor)."""
+        cdef uint8_t mask = 0
+        cdef int64_t i
+        cdef const Item* it
+        for i in range(lo, hi):
+            it = &self.stk[i]
+            if it.kind == K_OTHER:
+                mask |= VALUE_BIT[it.b & 7]
+            else:
+                mask |= KIND_BIT[it.kind & 7]
+        return mask
+
+    cdef inline void note_args(self, int64_t call, const Item* args) noexcept nogil:
+        """REDUCE/NEWOBJ/NEWOBJ_EX: the first argument and the kinds of all of them."""
+        if call < 0:
+            return
+        if args.kind == K_TUPLE:
+            self.calls[call].first_arg_kind = <uint8_t>(args.a & 0xFF)
             self.calls[call].first_arg_index = args.b
+            self.calls[call].arg_kinds = <uint8_t>((args.a >> 8) & 0xFF)
+            if (args.a & 0xFF) == K_CALL and 0 <= args.b < <int64_t>self.calls.size():
+                self.calls[args.b].result_use |= USE_ARGUMENT
+        else:
+            self.calls[call].arg_kinds = AK_OPAQUE
+
+    cdef inline void mark_filled(self) noexcept nogil:
+        """The item now on top received items (APPEND(S), ADDITEMS, SETITEM(S))."""
+        cdef const Item* it
+        if self.sp > 0:
+            it = &self.stk[self.sp - 1]
+            if it.kind == K_CALL and it.a >= 0:
+                self.calls[it.a].result_use |= USE_FILLED
 
     cdef inline void op_append(self, int64_t op_start) noexcept nogil:
         self.pop(op_start)
         if self.sp == 0:
             self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
+        else:
+            self.mark_filled()
 
     cdef inline void op_appends(self, int64_t op_start) noexcept nogil:
         """APPENDS, ADDITEMS."""
         self.pop_to_mark(op_start, False)
         if self.sp == 0:
             self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
+        else:
+            self.mark_filled()
 
     cdef inline void op_setitem(self, uint8_t op, int64_t op_start) noexcept nogil:
         """SETITEM, SETITEMS: flags a store into an imported object."""
@@ -1045,6 +1185,8 @@ cdef class Walker:
             self.anomaly(A_STACK_UNDERFLOW, op_start, 0)
         elif self.stk[self.sp - 1].kind == K_GLOBAL:
             self.anomaly(A_SETITEM_ON_GLOBAL, op_start, self.stk[self.sp - 1].a)
+        else:
+            self.mark_filled()
 
     cdef inline void text_memo(self, uint8_t op, int64_t op_start, int64_t arg_off,
                                int64_t arg_len) noexcept nogil:
@@ -1070,11 +1212,12 @@ cdef class Walker:
 
     cdef inline void push_number(self, uint8_t op, int64_t op_start, int64_t arg_off,
                                  int64_t arg_len) noexcept nogil:
-        """INT, LONG, FLOAT: an opaque value. Text that is not plainly valid is queued for
-        `loader_rejects_number`, which asks CPython's own parsers whether the loader raises."""
+        """INT, LONG, FLOAT: an opaque value tagged as a number. Text that is not plainly valid
+        is queued for `loader_rejects_number`, which asks CPython's own parsers whether the
+        loader raises."""
         if not plain_number(op, self.p + arg_off, arg_len):
             self.check_text(op, op_start, arg_off, arg_len)
-        self.push_value()
+        self.push(K_OTHER, -1, V_NUMBER, 0)
 
     cdef void check_text(self, uint8_t op, int64_t op_start, int64_t off,
                          int64_t length) noexcept nogil:
@@ -1151,7 +1294,7 @@ cdef class Walker:
                 or op == OP_BYTEARRAY8:
             self.payload_bytes += arg_len
             self.maybe_nested(arg_off, arg_len)
-            self.push_value()
+            self.push(K_OTHER, -1, V_BYTES, 0)
         elif op == OP_PUT or op == OP_GET:
             self.text_memo(op, op_start, arg_off, arg_len)
         elif op == OP_BINPUT:
@@ -1190,9 +1333,9 @@ cdef class Walker:
                 or op == OP_BINPERSID:
             self.rare_op(op, op_start, arg_off, arg_len, pos, ops)
         else:
-            # every remaining opcode pushes one opaque value (ints, floats, None, bools,
-            # empty containers, NEXT_BUFFER)
-            self.push_value()
+            # every remaining opcode pushes one constant (ints, floats, None, bools,
+            # empty containers, NEXT_BUFFER), tagged with its kind
+            self.push_plain(op)
         res.pos = pos
         return res
 
@@ -1273,7 +1416,7 @@ cdef class Walker:
                     self.frame_check(op_start, pos)
                     lim = min(self.n, self.frame_end)
                 self.pcounts[op] += 1
-                self.push_value()
+                self.push_plain(op)
             elif op == OP_APPENDS or op == OP_ADDITEMS:
                 if pos > lim:
                     self.frame_check(op_start, pos)
@@ -1358,7 +1501,7 @@ cdef class Walker:
                     self.frame_check(op_start, pos)
                     lim = min(self.n, self.frame_end)
                 self.pcounts[op] += 1
-                self.push_value()
+                self.push(K_OTHER, -1, V_NUMBER, 0)
             elif op == OP_BININT2:
                 pos += 2
                 if pos > lim:
@@ -1370,7 +1513,7 @@ cdef class Walker:
                     self.frame_check(op_start, pos)
                     lim = min(self.n, self.frame_end)
                 self.pcounts[op] += 1
-                self.push_value()
+                self.push(K_OTHER, -1, V_NUMBER, 0)
             elif op == OP_BININT:
                 pos += 4
                 if pos > lim:
@@ -1382,7 +1525,7 @@ cdef class Walker:
                     self.frame_check(op_start, pos)
                     lim = min(self.n, self.frame_end)
                 self.pcounts[op] += 1
-                self.push_value()
+                self.push(K_OTHER, -1, V_NUMBER, 0)
             elif op == OP_BINFLOAT:
                 pos += 8
                 if pos > lim:
@@ -1394,7 +1537,7 @@ cdef class Walker:
                     self.frame_check(op_start, pos)
                     lim = min(self.n, self.frame_end)
                 self.pcounts[op] += 1
-                self.push_value()
+                self.push(K_OTHER, -1, V_NUMBER, 0)
             elif op == OP_STOP:
                 if pos > lim:
                     self.frame_check(op_start, pos)
@@ -1423,7 +1566,7 @@ cdef class Walker:
                 else:
                     self.payload_bytes += arg_len
                     self.maybe_nested(arg_off, arg_len)
-                    self.push_value()
+                    self.push(K_OTHER, -1, V_BYTES, 0)
             elif op == OP_INT or op == OP_FLOAT or op == OP_LONG or op == OP_GET or op == OP_PUT \
                     or op == OP_UNICODE:
                 # protocol 0: a newline-terminated argument
@@ -1661,7 +1804,7 @@ cdef class Walker:
         check_record_type(cls)
         out = []
         for c in self.calls:
-            r = new_record(cls, 9)
+            r = new_record(cls, 11)
             set_field(r, 0, names[c.opcode])
             set_field(r, 1, c.offset)
             set_field(r, 2, c.pickle_index)
@@ -1671,6 +1814,8 @@ cdef class Walker:
             set_field(r, 6, c.callable_call_index)
             set_field(r, 7, c.first_arg_index if c.first_arg_kind == K_GLOBAL else -1)
             set_field(r, 8, c.first_arg_index if c.first_arg_kind == K_CALL else -1)
+            set_field(r, 9, c.arg_kinds)
+            set_field(r, 10, c.result_use)
             out.append(r)
         return out
 

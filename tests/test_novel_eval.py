@@ -63,7 +63,8 @@ def test_withheld_call_is_suspicious_not_malicious_for_rules_alone() -> None:
     withheld = default_ruleset().withholding({"os.system"})
     novel = Scanner(model=None, rules=withheld).scan_bytes(data, "x.pkl")
     assert novel.verdict == SUSPICIOUS
-    assert "FS103" in {f.rule_id for f in novel.findings}
+    # unlisted now, and applied to a string like a function: FS112, which nothing settles
+    assert "FS112" in {f.rule_id for f in novel.findings}
     assert not {"FS101", "FS102"} & {f.rule_id for f in novel.findings}
 
 

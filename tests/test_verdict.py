@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from fastscan.facts import STATUS_TRUNCATED, CallSite, GlobalRef, StreamFacts
@@ -19,6 +21,15 @@ from fastscan.verdict import (
 )
 
 NAN = float("nan")
+# A model's policy as its manifest would give it (tests spell every field: there are no defaults)
+POLICY = VerdictPolicy(
+    classifier_suspicious=0.5,
+    classifier_malicious=0.9,
+    anomaly_suspicious=NAN,
+    anomaly_needs_classifier=0.1,
+    unknown_benign=0.05,
+    incomplete_verdict=SUSPICIOUS,
+)
 
 
 def finding(severity: Severity, rule_id: str = "FS103") -> Finding:
@@ -53,7 +64,7 @@ def test_fail_closed_table(severities: tuple[Severity, ...], status: str, expect
 
 
 def test_incomplete_policy_is_configurable_but_findings_always_count() -> None:
-    lenient = VerdictPolicy(incomplete_verdict=CLEAN)
+    lenient = replace(POLICY, incomplete_verdict=CLEAN)
     assert combine([], "partial", policy=lenient)[0] == CLEAN
     assert combine([finding(Severity.SUSPICIOUS)], "partial", policy=lenient)[0] == SUSPICIOUS
     assert combine([finding(Severity.MALICIOUS)], "error", policy=lenient)[0] == MALICIOUS
@@ -73,7 +84,7 @@ def test_incomplete_policy_is_configurable_but_findings_always_count() -> None:
 def test_classifier_raises_a_clean_verdict(
     score: float, expected: str, model_severity: Severity | None
 ) -> None:
-    verdict, extra = combine([], "complete", score)
+    verdict, extra = combine([], "complete", score, policy=POLICY)
     assert verdict == expected
     if model_severity is None:
         assert extra == []
@@ -84,14 +95,17 @@ def test_classifier_raises_a_clean_verdict(
 @pytest.mark.parametrize("score", [0.0, 0.2, NAN])
 def test_model_never_lowers_a_rule_verdict(score: float) -> None:
     # G6: a benign-looking score (padding with tensors) must not soften a sink finding.
-    assert combine([finding(Severity.MALICIOUS, "FS102")], "complete", score, 0.0)[0] == MALICIOUS
-    assert combine([finding(Severity.SUSPICIOUS, "FS104")], "complete", score, 0.0)[0] == SUSPICIOUS
-    assert combine([], "partial", score)[0] == SUSPICIOUS
+    malicious = [finding(Severity.MALICIOUS, "FS102")]
+    assert combine(malicious, "complete", score, 0.0, POLICY)[0] == MALICIOUS
+    assert combine([finding(Severity.SUSPICIOUS, "FS104")], "complete", score, 0.0, POLICY)[0] == (
+        SUSPICIOUS
+    )
+    assert combine([], "partial", score, policy=POLICY)[0] == SUSPICIOUS
 
 
 def test_a_confident_benign_score_settles_unlisted_globals_only() -> None:
     unknown = [finding(Severity.SUSPICIOUS, "FS103"), finding(Severity.SUSPICIOUS, "FS108")]
-    verdict, extra = combine(unknown, "complete", 0.01)
+    verdict, extra = combine(unknown, "complete", 0.01, policy=POLICY)
     assert verdict == CLEAN
     assert [(f.rule_id, f.severity) for f in extra] == [("FS903", Severity.LOW)]
     settled = settle(unknown, extra)
@@ -101,25 +115,26 @@ def test_a_confident_benign_score_settles_unlisted_globals_only() -> None:
         ("FS903", Severity.LOW),
     ]
     # not sure enough, no score, an incomplete scan, or another reason: stays suspicious
-    assert combine(unknown, "complete", 0.2)[0] == SUSPICIOUS
-    assert combine(unknown, "complete", NAN)[0] == SUSPICIOUS
-    assert combine(unknown, "partial", 0.01)[0] == SUSPICIOUS
+    assert combine(unknown, "complete", 0.2, policy=POLICY)[0] == SUSPICIOUS
+    assert combine(unknown, "complete", NAN, policy=POLICY)[0] == SUSPICIOUS
+    assert combine(unknown, "partial", 0.01, policy=POLICY)[0] == SUSPICIOUS
     other = [*unknown, finding(Severity.SUSPICIOUS, "FS104")]
-    verdict, extra = combine(other, "complete", 0.01)
+    verdict, extra = combine(other, "complete", 0.01, policy=POLICY)
     assert verdict == SUSPICIOUS and extra == []
     assert settle(other, extra) == other
     assert (
-        combine([*unknown, finding(Severity.MALICIOUS, "FS102")], "complete", 0.0)[0] == MALICIOUS
+        combine([*unknown, finding(Severity.MALICIOUS, "FS102")], "complete", 0.0, policy=POLICY)[0]
+        == MALICIOUS
     )
     # strict policy: unlisted globals always count
-    assert combine(unknown, "complete", 0.0, policy=VerdictPolicy(unknown_benign=0.0))[0] == (
+    assert combine(unknown, "complete", 0.0, policy=replace(POLICY, unknown_benign=0.0))[0] == (
         SUSPICIOUS
     )
 
 
 def test_anomaly_score_needs_a_threshold() -> None:
-    assert combine([], "complete", NAN, 123.0) == (CLEAN, [])
-    policy = VerdictPolicy(anomaly_suspicious=0.7)
+    assert combine([], "complete", NAN, 123.0, POLICY) == (CLEAN, [])
+    policy = replace(POLICY, anomaly_suspicious=0.7)
     verdict, extra = combine([], "complete", 0.2, 0.8, policy)
     assert verdict == SUSPICIOUS
     assert [(f.rule_id, f.severity) for f in extra] == [("FS902", Severity.SUSPICIOUS)]
@@ -127,7 +142,7 @@ def test_anomaly_score_needs_a_threshold() -> None:
 
 
 def test_anomaly_alone_is_recorded_when_the_classifier_says_benign() -> None:
-    policy = VerdictPolicy(anomaly_suspicious=0.7)
+    policy = replace(POLICY, anomaly_suspicious=0.7)
     for score in (NAN, 0.01):
         verdict, extra = combine([], "complete", score, 0.8, policy)
         assert verdict == CLEAN
@@ -136,27 +151,42 @@ def test_anomaly_alone_is_recorded_when_the_classifier_says_benign() -> None:
 
 
 def test_thresholds_from_a_manifest_mapping() -> None:
-    verdict, extra = combine([], "complete", 0.3, 0.9, {"suspicious": 0.25, "anomaly": 0.5})
+    manifest = {**POLICY.to_mapping(), "suspicious": 0.25, "anomaly": 0.5}
+    verdict, extra = combine([], "complete", 0.3, 0.9, manifest)
     assert verdict == SUSPICIOUS
     assert sorted(f.rule_id for f in extra) == ["FS901", "FS902"]
-    policy = VerdictPolicy.from_mapping({"classifier_malicious": 0.95})
+    assert VerdictPolicy.from_mapping(POLICY.to_mapping()) == POLICY
+    policy = VerdictPolicy.from_mapping({**POLICY.to_mapping(), "classifier_malicious": 0.95})
     assert policy.classifier_malicious == 0.95 and policy.classifier_suspicious == 0.5
     with pytest.raises(ValueError, match="unknown threshold"):
-        VerdictPolicy.from_mapping({"bogus": 1.0})
+        VerdictPolicy.from_mapping({**POLICY.to_mapping(), "bogus": 1.0})
+    # every field comes from the manifest: a missing one is an error, never a default
+    for key in POLICY.to_mapping():
+        partial = {k: v for k, v in POLICY.to_mapping().items() if k != key}
+        with pytest.raises(ValueError, match="lacks"):
+            VerdictPolicy.from_mapping(partial)
+
+
+def test_a_score_needs_its_models_policy() -> None:
+    with pytest.raises(ValueError, match="policy"):
+        combine([], "complete", 0.3)
+    with pytest.raises(ValueError, match="policy"):
+        combine([], "complete", NAN, 0.3)
+    assert combine([], "encrypted")[0] == SUSPICIOUS  # rules only: fail closed
 
 
 def test_invalid_inputs_are_rejected() -> None:
     with pytest.raises(ValueError, match="status"):
         combine([], "fine")
     with pytest.raises(ValueError, match="incomplete_verdict"):
-        VerdictPolicy(incomplete_verdict=MALICIOUS)
+        replace(POLICY, incomplete_verdict=MALICIOUS)
     with pytest.raises(ValueError, match="exceed"):
-        VerdictPolicy(classifier_suspicious=0.9, classifier_malicious=0.5)
+        replace(POLICY, classifier_suspicious=0.9, classifier_malicious=0.5)
     assert set(STATUSES) >= {"complete", "partial", "unsupported", "encrypted", "error"}
 
 
 def test_model_findings_carry_the_score() -> None:
-    _, extra = combine([], "complete", 0.9731)
+    _, extra = combine([], "complete", 0.9731, policy=POLICY)
     assert "0.973" in extra[0].message
 
 
@@ -189,4 +219,4 @@ def test_call_before_parse_failure_is_malicious(
     facts = _stream(module, name, call_at=call_at, status=STATUS_TRUNCATED, error_offset=100)
     findings = evaluate([("", facts)])
     assert combine(findings, "partial")[0] == expected
-    assert combine(findings, "complete", 0.0)[0] == expected
+    assert combine(findings, "complete", 0.0, policy=POLICY)[0] == expected

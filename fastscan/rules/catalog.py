@@ -173,6 +173,18 @@ KNOWN_BY_INDEX = _rule(
     " primitive: an ordinary library object being restored.",
     fix="Nothing to do.",
 )
+# An unlisted callable applied like a function (rules/unknown_calls.py): never settled by the
+# classifier (verdict.JUDGEABLE_RULES), unlike FS103.
+UNKNOWN_APPLIED = _rule(
+    "FS112",
+    S.SUSPICIOUS,
+    "unlisted callable applied to arguments",
+    "J6",
+    why="A name no list or index knows is called like a function (on strings or bytes, its"
+    " result discarded, called or fed to another call), the shape of a command runner, not of"
+    " an object being restored; the classifier may not settle it.",
+    fix="Review what the function does; allow it in your config or index your package.",
+)
 
 # FS2xx: structure of the pickle stream.
 BROKEN_AFTER_CALL = _rule(

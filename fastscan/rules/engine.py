@@ -29,6 +29,7 @@ from .catalog import FindingRule
 from .knowledge import UNKNOWN
 from .resolve import Classification
 from .ruleset import RuleSet, default_ruleset
+from .unknown_calls import Knowledge, StreamShapes, application, built_by_code_construction
 
 MAX_FINDINGS_PER_RULE = 64  # per member; the rest is summarised so hostile files stay small
 
@@ -152,6 +153,7 @@ def evaluate(
     path: str = "",
     rel: str = "",
     targets: Sequence[indexed.Targets | None] = (),
+    knowledge: Knowledge | None = None,
 ) -> list[Finding]:
     """All findings for one file: container facts, then every stream and its nested pickles.
 
@@ -159,6 +161,8 @@ def evaluate(
     suppressions; suppressed findings stay in the list, marked. `targets`, aligned
     with `streams`, says which objects each stream's SETITEMS/APPENDS/ADDITEMS fill
     (rules.fills.attribute_containers); without it those hooks are assumed on every object.
+    `knowledge`: what an ecosystem index knows about unlisted names (an application of a
+    known-inert function is no FS112); None = nothing.
     """
     rules = ruleset or default_ruleset()
     out = _Collector()
@@ -166,7 +170,7 @@ def evaluate(
         _container_findings(container, out)
     for i, (member, facts, scope) in enumerate(_scopes(streams, container)):
         found = targets[i] if i < len(targets) else None
-        _stream_findings(member, facts, rules, out, scope, found)
+        _stream_findings(member, facts, rules, out, scope, found, knowledge=knowledge)
     return rules.suppress(out.findings, path, rel)
 
 
@@ -300,6 +304,8 @@ def _stream_findings(  # noqa: PLR0917
     out: _Collector,
     scope: _Scope,
     targets: indexed.Targets | None = None,
+    *,
+    knowledge: Knowledge | None = None,
 ) -> None:
     """Findings of one buffer; nested pickles are reported at their operand's outer offset."""
     at, where = scope.at, scope.where
@@ -323,6 +329,7 @@ def _stream_findings(  # noqa: PLR0917
     # Hooks the loader runs per global: only worked out when the index knows a reach.
     live = any(c and c.reaches and not (c.pinned or c.is_dangerous) for c in classes)
     run = indexed.hooks(facts, classes, targets) if live else None
+    unknown_shapes: StreamShapes | None = None  # built for the first unlisted call
 
     for index, (g, cls) in enumerate(zip(facts.globals, classes, strict=True)):
         call = first_call.get(index)
@@ -403,6 +410,13 @@ def _stream_findings(  # noqa: PLR0917
                 severity = Severity.LOW if call is not None else Severity.INFO
             else:
                 rule, reason = R.UNKNOWN_GLOBAL, "not in the reviewed allowlist"
+                if call is not None:
+                    if unknown_shapes is None:
+                        unknown_shapes = StreamShapes.for_stream(facts)
+                    applied = application(unknown_shapes, index, g, classes, knowledge)
+                    if applied:
+                        rule = R.UNKNOWN_APPLIED
+                        reason = f"not in the reviewed allowlist, {applied}"
             msg = f"{g.qualname}{resolved} {verb}: {reason}{where}"
             out.add(
                 rule.finding(
@@ -443,7 +457,7 @@ def _stream_findings(  # noqa: PLR0917
             )
         )
         inner = _Scope(scope.fmt, "nested", "", outer)
-        _stream_findings(member, n.facts, rules, out, inner)
+        _stream_findings(member, n.facts, rules, out, inner, knowledge=knowledge)
 
 
 # Globals dill writes around the functions and classes it rebuilds: setattr on what it just
@@ -466,11 +480,7 @@ def _serialized_code_helper(
     """
 
     def built_here(call_index: int) -> bool:
-        if not 0 <= call_index < len(facts.calls):
-            return False
-        producer = facts.calls[call_index].callable_index
-        made_by = classes[producer] if 0 <= producer < len(classes) else None
-        return made_by is not None and made_by.category == "code_construction"
+        return built_by_code_construction(call_index, facts, classes)
 
     calls = [c for c in facts.calls if c.callable_index == index]
     if cls.resolved in _ATTRIBUTE_SETTERS:

@@ -50,7 +50,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,12 +59,13 @@ from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
 from .. import model as model_mod
-from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, combine
+from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, VerdictPolicy, combine
 from . import fit as fit_mod
 from .fit import CorpusScan, anomaly_scores, fit_classifier, make_anomaly_model
 from .withhold import add_unlisted_rows, dangerous_names_per_file, rescan_withholding
 
 MODES = ("rules", "model", "combined")
+Policy = VerdictPolicy | Mapping[str, float | str]  # a policy, or a manifest's thresholds
 _RANK = {CLEAN: 0, SUSPICIOUS: 1, MALICIOUS: 2}
 
 
@@ -85,14 +86,30 @@ def verdicts(
     rows: np.ndarray,
     prob: np.ndarray,
     anomaly: np.ndarray,
-    thresholds: dict[str, float],
+    policy: Policy,
 ) -> dict[str, list[str]]:
-    """Per mode, the verdict of each selected row (same function as `fastscan scan`)."""
+    """Per mode, the verdict of each selected row (same function and policy as `fastscan scan`:
+    a model's manifest thresholds, or `fit.choose_thresholds` of the model fit here)."""
+    if not isinstance(policy, VerdictPolicy):
+        policy = VerdictPolicy.from_mapping(policy)
     out: dict[str, list[str]] = {m: [] for m in MODES}
     for i, p, a in zip(rows.tolist(), prob.tolist(), anomaly.tolist(), strict=True):
         out["rules"].append(scan.rule_verdicts[i])
-        out["model"].append(combine([], "complete", p, a, thresholds)[0])
-        out["combined"].append(combine(scan.findings[i], scan.statuses[i], p, a, thresholds)[0])
+        out["model"].append(combine([], "complete", p, a, policy)[0])
+    out["combined"] = [v for v, _ in combined(scan, rows, prob, anomaly, policy)]
+    return out
+
+
+def combined(
+    scan: CorpusScan, rows: np.ndarray, prob: np.ndarray, anomaly: np.ndarray, policy: Policy
+) -> list[tuple[str, list[str]]]:
+    """(verdict, model finding messages) of each selected row, as `fastscan scan` gives them."""
+    if not isinstance(policy, VerdictPolicy):
+        policy = VerdictPolicy.from_mapping(policy)
+    out = []
+    for i, p, a in zip(rows.tolist(), prob.tolist(), anomaly.tolist(), strict=True):
+        verdict, extra = combine(scan.findings[i], scan.statuses[i], p, a, policy)
+        out.append((verdict, [f"{f.rule_id} {f.message}" for f in extra]))
     return out
 
 
@@ -122,11 +139,11 @@ def evaluate_rows(
     rows: np.ndarray,
     prob: np.ndarray,
     anomaly: np.ndarray,
-    thresholds: dict[str, float],
+    policy: Policy,
     *,
     positive: str = SUSPICIOUS,
 ) -> list[ModeResult]:
-    per_mode = verdicts(scan, rows, prob, anomaly, thresholds)
+    per_mode = verdicts(scan, rows, prob, anomaly, policy)
     y, fams = scan.y[rows], scan.groups[rows]
     return [measure(m, per_mode[m], y, fams, positive) for m in MODES]
 
@@ -253,7 +270,7 @@ def _level_rates(verdict_list: Sequence[str], y: np.ndarray) -> dict[str, float]
 
 def run_novel(
     scan: CorpusScan,
-    thresholds: dict[str, float],
+    policy: Policy,
     seed: int = 0,
     test_fraction: float = 0.3,
     workers: int = 1,
@@ -271,7 +288,7 @@ def run_novel(
         fold_train = train[~in_group[train]]
         fold_test = np.concatenate([np.flatnonzero(in_group), benign_test])
         p, a = _fit_and_score(novel_scan, fold_train, fold_test, seed)
-        per_mode = verdicts(novel_scan, fold_test, p, a, thresholds)
+        per_mode = verdicts(novel_scan, fold_test, p, a, policy)
         y = novel_scan.y[fold_test]
         per_group[group] = {
             "n": int(in_group.sum()),
@@ -433,16 +450,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         m = model_mod.load(args.model)
         prob, anomaly = m.score_matrix(scan.X)
         rows = np.arange(len(scan.y))
-        results = evaluate_rows(scan, rows, prob, anomaly, m.thresholds, positive=args.positive)
+        results = evaluate_rows(scan, rows, prob, anomaly, m.policy, positive=args.positive)
         print(
             format_table(
                 results, f"{args.corpus} with {m.name} (flagged = verdict >= {args.positive})"
             )
         )
+        judged = combined(scan, rows, prob, anomaly, m.policy)
+        files = [
+            {"path": str(scan.entries[i].path), "verdict": v, "model_findings": notes}
+            for i, (v, notes) in zip(rows.tolist(), judged, strict=True)
+        ]
         payload = {
             "model": m.name,
             "thresholds": m.thresholds,
             "results": [r.__dict__ for r in results],
+            "files": files,
         }
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as fh:

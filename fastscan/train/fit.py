@@ -46,13 +46,16 @@ from threadpoolctl import threadpool_limits
 from .. import features, model
 from ..model import file_sha256
 from ..opcodes import table_hash
-from ..verdict import CLEAN, FileResult, Finding, settleable
+from ..verdict import CLEAN, SUSPICIOUS, FileResult, Finding, VerdictPolicy, settleable
 
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
 PARITY_TOLERANCE = 1e-5
 DEFAULT_TARGET_FPR = 0.005  # issue #4: false-positive rate <= 0.5% on benign files
 DEFAULT_ANOMALY_FPR = 0.001
 DEFAULT_UNKNOWN_BENIGN = 0.05  # the least a classifier must be sure to settle unlisted globals
+# The rest of the verdict policy the manifest carries (verdict.VerdictPolicy):
+ANOMALY_NEEDS_CLASSIFIER = 0.1  # an unusual file is suspicious only with p_malicious >= this
+INCOMPLETE_VERDICT = SUSPICIOUS  # fail closed (THREATS G1/G2)
 DEFAULT_FOLDS = 3
 
 
@@ -188,7 +191,7 @@ def scan_corpus(entries: Sequence[CorpusEntry], workers: int = 1, chunk: int = 6
 class Fitted:
     classifier: HistGradientBoostingClassifier
     anomaly: IsolationForest
-    thresholds: dict[str, float]
+    thresholds: dict[str, float | str]  # the manifest's: every verdict policy field
     metrics: dict[str, Any]
 
 
@@ -279,8 +282,9 @@ def choose_thresholds(
     anomaly_fpr: float = DEFAULT_ANOMALY_FPR,
     *,
     judgeable: np.ndarray | None = None,
-) -> dict[str, float]:
-    """Thresholds from held-out scores of benign rows (see the module docstring).
+) -> dict[str, float | str]:
+    """The verdict policy (verdict.VerdictPolicy.MANIFEST_KEYS, what the manifest carries) from
+    held-out scores of benign rows (see the module docstring).
 
     `judgeable` marks rows whose only suspicion is unlisted globals (`judgeable_rows`): the
     `unknown_benign` cut settles all but `target_fpr` of the benign ones (never below 0.05).
@@ -309,6 +313,8 @@ def choose_thresholds(
         "malicious": _round_up(max(0.9, suspicious)),
         "anomaly": _round_up(max(anomaly_cut, 0.0) + 1e-6),
         "unknown_benign": min(_round_up(unknown_benign), _round_up(suspicious)),
+        "anomaly_needs_classifier": ANOMALY_NEEDS_CLASSIFIER,
+        "incomplete_verdict": INCOMPLETE_VERDICT,
     }
 
 
@@ -391,9 +397,8 @@ def _fit(
     held = ~np.isnan(prob)
     metrics: dict[str, Any] = {"out_of_fold_rows": int(held.sum())}
     if held.any():
-        metrics["out_of_fold_at_suspicious"] = _rates(
-            prob[held] >= thresholds["suspicious"], y[held]
-        )
+        cut = VerdictPolicy.from_mapping(thresholds).classifier_suspicious
+        metrics["out_of_fold_at_suspicious"] = _rates(prob[held] >= cut, y[held])
     classifier = fit_classifier(X, y, seed, unlisted)
     benign = X[y == 0]
     iso = make_anomaly_model(seed, len(benign)).fit(benign)

@@ -124,7 +124,7 @@ def _tiny_transformer(rng: random.Random) -> Any:
 
     torch.manual_seed(rng.randrange(2**31))
     hidden = rng.choice([16, 32])
-    kw = {"vocab_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+    kw: dict[str, Any] = {"vocab_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
           "intermediate_size": 32, "max_position_embeddings": 32}  # fmt: skip
     kind = rng.choice(["bert", "gpt2", "distilbert", "t5"])
     if kind == "bert":
@@ -191,7 +191,7 @@ def tokenizers_objects(rng: random.Random, scale: str) -> tuple[bytes, str]:
 def sentence_transformers_models(rng: random.Random, scale: str) -> tuple[bytes, str]:
     """A SentenceTransformer of local modules (no hub): pooling head, dense, normalize."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer, models  # type: ignore[attr-defined]
 
     torch.manual_seed(rng.randrange(2**31))
     dim = rng.choice([8, 16, 32])

@@ -1,0 +1,258 @@
+"""Call shapes of unlisted callables: object restoration versus function application.
+
+A name no rule reviewed can be a user's class being rebuilt, or a function of some package run
+on arguments the pickle chose (THREATS J6: a third-party helper that runs its string argument
+as a shell command). The loader tells the two apart by what it does with the name:
+
+- **restoration**: NEWOBJ/NEWOBJ_EX (`cls.__new__(cls, *args)`, never a plain function), or
+  REDUCE/INST/OBJ on a class-shaped name whose result then gets its state (BUILD) or its items
+  (SETITEM(S), APPEND(S), ADDITEMS); `copyreg._reconstructor`/`__newobj__` restore an unlisted
+  class that is only their argument (it is imported, not called).
+- **application**: the result is thrown away (POP) or called; or a function-shaped name (not
+  CamelCase) is applied to str or bytes (protocol <= 2 bytes are `_codecs.encode(text,
+  "latin1")` calls: seen through here) or its result is another call's first argument.
+- **construction**: anything else (a class-shaped name called on plain values and kept, a
+  function of numbers kept in a container) stays for the classifier to judge.
+
+`verdict.combine` lets a confident classifier settle unlisted globals (FS103, FS903); an
+application is reported as FS112 instead, which nothing settles. What a name is known to do can
+come from an index of package sources: `Knowledge` is the small interface this module needs
+(`fastscan.index`'s `shipped_index()` fits it); without one every name is `UNKNOWN_NAME`.
+
+Limits: only a call's first argument is linked to another call (`CallSite.first_arg_call`), so
+a result passed further down an argument tuple counts as kept, not as fed to a call.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Collection, Sequence
+from operator import itemgetter
+from typing import NamedTuple, Protocol
+
+from .. import facts as F
+from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
+from .call_shapes import looks_like_class
+from .resolve import Classification
+
+RESTORATION = "restoration"
+APPLICATION = "application"
+CONSTRUCTION = "construction"
+
+# What later opcodes did with a call's result (CallShape.uses, a mask); none of them = kept
+# (stored in a container, memoised or returned, without state).
+USE_DISCARDED, USE_CALLED, USE_ARGUMENT, USE_BUILT, USE_FILLED = 1, 2, 4, 8, 16
+USES = (
+    ("discarded", USE_DISCARDED), ("called", USE_CALLED), ("argument", USE_ARGUMENT),
+    ("built", USE_BUILT), ("filled", USE_FILLED),
+)  # fmt: skip
+
+ARG_NAMES = (
+    ("str", F.ARG_STR), ("bytes", F.ARG_BYTES), ("number", F.ARG_NUMBER), ("none", F.ARG_NONE),
+    ("container", F.ARG_CONTAINER), ("global", F.ARG_GLOBAL), ("call", F.ARG_CALL),
+    ("opaque", F.ARG_OPAQUE),
+)  # fmt: skip
+
+# How a name is spelled (CallShape.name_shape): `Outer.method` is a dotted attribute walk.
+CLASS_NAME, FUNCTION_NAME, DOTTED_NAME = "class", "function", "dotted"
+
+# What an index knows about a name (Knowledge): no load-time path to a sink, a path to one, or
+# nothing (not indexed, or no index).
+KNOWN_INERT, KNOWN_GADGET, UNKNOWN_NAME = "inert", "gadget", "unknown"
+
+_NOT_CALLS = frozenset({"BUILD"})  # BUILD sets state; it calls no global
+_RECENT: deque[StreamShapes] = deque(maxlen=4)  # StreamShapes.for_stream
+_CALLABLE = itemgetter(CallSite._fields.index("callable_index"))
+_RESTORING_OPCODES = frozenset({"NEWOBJ", "NEWOBJ_EX"})
+# Helpers that rebuild an instance of the class given as their first argument.
+RESTORING_HELPERS = frozenset(
+    {"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"}
+)
+# Protocol <= 2 bytes: `_codecs.encode("\xff...", "latin1")`.
+_BYTES_MAKERS = frozenset({"_codecs.encode", "codecs.encode"})
+
+
+class Symbol(Protocol):
+    """A name an index knows: its kind (class, function, ...) and the sinks it reaches."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def reaches(self) -> Collection[object]: ...
+
+
+class Knowledge(Protocol):
+    """The part of an ecosystem index the call shapes use."""
+
+    def lookup(self, module: str, qualname: str) -> Symbol | None: ...
+
+
+def knowledge_of(index: Knowledge | None, module: str, name: str) -> str:
+    """KNOWN_INERT, KNOWN_GADGET or UNKNOWN_NAME for `module.name` (UNKNOWN_NAME without index)."""
+    if index is None:
+        return UNKNOWN_NAME
+    symbol = index.lookup(module, name)
+    if symbol is None:
+        return UNKNOWN_NAME
+    return KNOWN_GADGET if symbol.reaches else KNOWN_INERT
+
+
+class CallShape(NamedTuple):
+    """How one call of an unlisted callable looks to the loader (a NamedTuple: one per call,
+    built fast)."""
+
+    call: int  # index into StreamFacts.calls
+    callable_index: int  # index into StreamFacts.globals
+    opcode: str
+    name_shape: str  # CLASS_NAME | FUNCTION_NAME | DOTTED_NAME
+    arg_kinds: int  # facts.ARG_* mask, protocol <= 2 bytes counted as ARG_BYTES
+    uses: int  # USE_* mask; 0 = kept
+    shape: str  # RESTORATION | APPLICATION | CONSTRUCTION
+
+    @property
+    def text_args(self) -> bool:
+        return bool(self.arg_kinds & (ARG_STR | ARG_BYTES))
+
+
+def name_shape(name: str) -> str:
+    if "." in name:
+        return DOTTED_NAME
+    return CLASS_NAME if looks_like_class(name) else FUNCTION_NAME
+
+
+class StreamShapes:
+    """The shapes of the calls of one stream, each computed once, on first use. The rules and
+    the features both ask about a stream's unlisted calls: `for_stream` shares one instance."""
+
+    def __init__(self, facts: StreamFacts) -> None:
+        self.facts = facts
+        self._resolved = [g.qualname for g in facts.globals]  # helpers are matched by name
+        # which calls call a global: one C-level pass, the rest is per call asked about
+        self._callables = list(map(_CALLABLE, facts.calls))
+        self._by_callable: dict[int, list[int]] = {}
+        self._shapes: dict[int, CallShape] = {}
+        self._names: dict[int, tuple[str, bool]] = {}  # global -> (name_shape, class-like)
+
+    @classmethod
+    def for_stream(cls, facts: StreamFacts) -> StreamShapes:
+        """The instance of `facts` (the same object): the rules build it, the features reuse
+        it. The last few are kept, and they keep their facts alive: a handful at most."""
+        for kept in _RECENT:
+            if kept.facts is facts:
+                return kept
+        shapes = cls(facts)
+        _RECENT.append(shapes)
+        return shapes
+
+    def of(self, k: int) -> CallShape:
+        """The shape of call `k`, whose callable is the global `calls[k].callable_index`."""
+        shape = self._shapes.get(k)
+        if shape is None:
+            shape = self._shapes[k] = self._shape(k)
+        return shape
+
+    def _shape(self, k: int) -> CallShape:
+        c = self.facts.calls[k]
+        g = self.facts.globals[c.callable_index]
+        kinds = c.arg_kinds
+        if kinds & ARG_CALL and self._bytes_argument(c):
+            kinds |= ARG_BYTES
+        uses = self._uses(c)
+        spelled = self._names.get(c.callable_index)
+        if spelled is None:
+            # `Outer.Inner` is a class; `Outer.method` is not
+            spelled = self._names[c.callable_index] = (name_shape(g.name), looks_like_class(g.name))
+        shape_of_name, classy = spelled
+        if uses & (USE_DISCARDED | USE_CALLED):
+            shape = APPLICATION  # an object nobody keeps, or a callable: not a restoration
+        elif c.opcode in _RESTORING_OPCODES or (classy and uses & (USE_BUILT | USE_FILLED)):
+            shape = RESTORATION
+        elif not classy and (uses & USE_ARGUMENT or kinds & (ARG_STR | ARG_BYTES)):
+            shape = APPLICATION
+        else:
+            shape = CONSTRUCTION
+        return CallShape(k, c.callable_index, c.opcode, shape_of_name, kinds, uses, shape)
+
+    def of_callable(self, index: int) -> list[CallShape]:
+        """Shapes of the calls (BUILD aside) of global `index`."""
+        ks = self._by_callable.get(index)
+        if ks is None:
+            calls = self.facts.calls
+            ks = [k for k, i in enumerate(self._callables) if i == index]
+            ks = self._by_callable[index] = [k for k in ks if calls[k].opcode not in _NOT_CALLS]
+        return [self.of(k) for k in ks]
+
+    @staticmethod
+    def describe(shape: CallShape) -> str:
+        """`REDUCE on str arguments, result discarded`: what a finding says about a call."""
+        kinds = [name for name, bit in ARG_NAMES if shape.arg_kinds & bit] or ["no arguments"]
+        uses = [name for name, bit in USES if shape.uses & bit] or ["kept"]
+        return f"{shape.opcode} on {'/'.join(kinds)}, result {'/'.join(uses)}"
+
+    def restored_by_helper(self, indexes: Collection[int]) -> list[GlobalRef]:
+        """Globals among `indexes` that a restoring helper (copyreg) rebuilds."""
+        out: list[GlobalRef] = []
+        if not RESTORING_HELPERS.intersection(self._resolved):
+            return out  # protocols >= 2 restore with NEWOBJ: no helper in the stream
+        globals_ = self.facts.globals
+        for c in self.facts.calls:
+            if c.first_arg_global in indexes and self._resolved_at(c.callable_index) in (
+                RESTORING_HELPERS
+            ):
+                out.append(globals_[c.first_arg_global])
+        return out
+
+    @staticmethod
+    def _uses(c: CallSite) -> int:
+        used = c.result_use
+        uses = USE_DISCARDED if c.discarded else 0
+        uses |= USE_CALLED if used & F.USE_CALLED else 0
+        uses |= USE_ARGUMENT if used & F.USE_ARGUMENT else 0
+        uses |= USE_BUILT if used & F.USE_BUILT else 0
+        return uses | (USE_FILLED if used & F.USE_FILLED else 0)
+
+    def _bytes_argument(self, c: CallSite) -> bool:
+        """The first argument is protocol <= 2 bytes (a `_codecs.encode` call's result)."""
+        calls = self.facts.calls
+        if not 0 <= c.first_arg_call < len(calls):
+            return False
+        return self._resolved_at(calls[c.first_arg_call].callable_index) in _BYTES_MAKERS
+
+    def _resolved_at(self, index: int) -> str:
+        return self._resolved[index] if 0 <= index < len(self._resolved) else ""
+
+
+def application(
+    shapes: StreamShapes,
+    index: int,
+    g: GlobalRef,
+    classes: Sequence[Classification | None],
+    knowledge: Knowledge | None,
+) -> str:
+    """How unlisted global `index` is applied like a function ("" when it never is). A call on
+    serialized code the stream builds itself (dill sets attributes of the functions it makes)
+    is that code's construction, as for the reviewed setters (engine._serialized_code_helper)."""
+    applied = [
+        s
+        for s in shapes.of_callable(index)
+        if s.shape == APPLICATION
+        and not built_by_code_construction(
+            shapes.facts.calls[s.call].first_arg_call, shapes.facts, classes
+        )
+    ]
+    if not applied or knowledge_of(knowledge, g.module, g.name) == KNOWN_INERT:
+        return ""
+    return f"applied as a function ({shapes.describe(applied[0])})"
+
+
+def built_by_code_construction(
+    call_index: int, facts: StreamFacts, classes: Sequence[Classification | None]
+) -> bool:
+    """Call `call_index` made an object with a code-construction global (a function, a code
+    object, a class: dill/cloudpickle serialized code)."""
+    if not 0 <= call_index < len(facts.calls):
+        return False
+    producer = facts.calls[call_index].callable_index
+    made_by = classes[producer] if 0 <= producer < len(classes) else None
+    return made_by is not None and made_by.category == "code_construction"
