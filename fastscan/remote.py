@@ -537,7 +537,12 @@ def scan_ref(
         if want_features:
             from . import features as feature_stage
 
-            vector = feature_stage.extract(analysis.container, analysis.streams)
+            rules = getattr(scanner, "rules", None)
+            vector = feature_stage.extract(
+                analysis.container,
+                analysis.streams,
+                knowledge=rules.index_knowledge() if rules is not None else None,
+            )
             features = feature_stage.to_batch([vector], paths=[ref.path])
         result.bytes_read = obj.fetched
         # A Hub LFS object's ETag is its sha256: the content hash without reading every byte.

@@ -118,6 +118,7 @@ class Scanner:
             path=name,
             rel=rel,
             targets=targets,
+            knowledge=self.rules.index_knowledge(),
         )
         return analysis
 
@@ -246,9 +247,16 @@ class Scanner:
         if judged and (self.model is not None or with_features):
             from . import features
 
-            # the model sees the shipped rule classes, so user allow-lists cannot shift its inputs
+            # the model sees the shipped rule classes, so user allow-lists cannot shift its inputs;
+            # what the index knows (a user's index included) feeds the know_* block
+            knowledge = self.rules.index_knowledge()
             vectors = [
-                features.extract(scored[i][1].container, scored[i][1].streams, self._feature_rules)
+                features.extract(
+                    scored[i][1].container,
+                    scored[i][1].streams,
+                    self._feature_rules,
+                    knowledge=knowledge,
+                )
                 for i in judged
             ]
             if with_features:

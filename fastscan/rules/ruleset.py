@@ -107,6 +107,13 @@ class RuleSet:
         """sha256 over the shipped rule files and the user file: the "rules hash" in outputs."""
         return self._digest
 
+    def index_knowledge(self) -> _IndexKnowledge | None:
+        """What the index knows, for call shapes and the know_* features (None without an
+        index). Withheld names are unknown here too, as they are to `classify`."""
+        if self.index is None:
+            return None
+        return _IndexKnowledge(self.index, self.resolver.withheld)
+
     def index_versions(self) -> dict[str, str]:
         """The ecosystem index in use, for output metadata next to the rules hash."""
         if self.index is None:
@@ -281,3 +288,17 @@ def _shipped_sink_under(kb: KnowledgeBase, resolver: Resolver, entry: RuleEntry)
         if e.verdict_class == DANGEROUS and (module == scope or module.startswith(scope + ".")):
             return f"{module}.{e.name}"
     return ""
+
+
+class _IndexKnowledge:
+    """An index seen through a withholding: `lookup` answers None for withheld names (the
+    novel-family experiment pretends nothing knows them yet)."""
+
+    def __init__(self, index: Any, withheld: frozenset[str]) -> None:
+        self._index = index
+        self._withheld = withheld
+
+    def lookup(self, module: str, qualname: str) -> Any:
+        if self._withheld and f"{module}.{qualname}" in self._withheld:
+            return None
+        return self._index.lookup(module, qualname)
