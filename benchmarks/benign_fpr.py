@@ -1,0 +1,80 @@
+"""Rules-only (no model) false-positive rates per library on a corpus's benign side.
+
+    PYTHONPATH=$PWD python -P benchmarks/benign_fpr.py /tmp/fsb/medium2 [--rules]
+
+Reads CORPUS/manifest.jsonl (its `library` per row), scans every benign file in this process
+with `Scanner(model=None)` and prints, per library, the share of files whose rules-only verdict
+is malicious and the share at suspicious or above; `--rules` adds the rule ids behind them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from fastscan.scan import Scanner
+from fastscan.verdict import MALICIOUS, SUSPICIOUS, Severity
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--rules", action="store_true", help="list rule ids behind flagged files")
+    ap.add_argument("--library", action="append", default=[], help="only these libraries")
+    args = ap.parse_args(argv)
+    scanner = Scanner(model=None)
+    files: dict[str, int] = Counter()
+    mal: dict[str, int] = Counter()
+    sus: dict[str, int] = Counter()
+    why: dict[str, Counter[str]] = defaultdict(Counter)
+    with (args.corpus / "manifest.jsonl").open() as fh:
+        for line in fh:
+            row = json.loads(line)
+            lib = row.get("library") or ""
+            if row.get("label") != "benign" or not lib:
+                continue
+            if args.library and lib not in args.library:
+                continue
+            result = scanner.scan_path(str(args.corpus / row["path"]))
+            files[lib] += 1
+            if result.verdict in (MALICIOUS, SUSPICIOUS):
+                sus[lib] += 1
+                level = {MALICIOUS: "M", SUSPICIOUS: "S"}[result.verdict]
+                ids = sorted(
+                    {
+                        f.rule_id
+                        for f in result.findings
+                        if f.severity >= Severity.SUSPICIOUS and not f.suppressed
+                    }
+                )
+                why[lib][f"{level}:{','.join(ids)}"] += 1
+            if result.verdict == MALICIOUS:
+                mal[lib] += 1
+    print(f"{'library':28} {'files':>5} {'mal%':>6} {'sus+%':>6}")
+    for lib in sorted(files):
+        n = files[lib]
+        line = f"{lib:28} {n:5d} {100 * mal[lib] / n:6.1f} {100 * sus[lib] / n:6.1f}"
+        if args.rules and why[lib]:
+            line += "  " + "; ".join(f"{k} x{v}" for k, v in why[lib].most_common(4))
+        print(line)
+    rates = [(mal[lib] / files[lib], sus[lib] / files[lib]) for lib in files]
+    if rates:
+        mean_m = 100 * sum(r[0] for r in rates) / len(rates)
+        mean_s = 100 * sum(r[1] for r in rates) / len(rates)
+        worst = max(files, key=lambda lib: (mal[lib] / files[lib], sus[lib] / files[lib]))
+        print(
+            f"{'MEAN over ' + str(len(rates)) + ' libraries':28} {sum(files.values()):5d} "
+            f"{mean_m:6.1f} {mean_s:6.1f}"
+        )
+        print(
+            f"worst malicious: {worst} {100 * mal[worst] / files[worst]:.1f}%; "
+            f"files malicious {sum(mal.values())}, suspicious+ {sum(sus.values())}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
