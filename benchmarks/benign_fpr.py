@@ -5,12 +5,16 @@
 Reads CORPUS/manifest.jsonl (its `library` per row), scans every benign file in this process
 with `Scanner(model=None)` and prints, per library, the share of files whose rules-only verdict
 is malicious and the share at suspicious or above; `--rules` adds the rule ids behind them.
+`--reach-table` prints the trade-off behind indexed.REACH_STEPS_MAX: per bound K, the benign
+files with an FS110 reach of at most K steps against the THREATS section F callables whose
+shortest index reach is at most K steps (the index's malicious side, denylist withheld).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -24,7 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("corpus", type=Path)
     ap.add_argument("--rules", action="store_true", help="list rule ids behind flagged files")
     ap.add_argument("--library", action="append", default=[], help="only these libraries")
+    ap.add_argument("--reach-table", action="store_true", help="FS110 step-bound trade-off")
     args = ap.parse_args(argv)
+    if args.reach_table:
+        return reach_table(args.corpus)
     scanner = Scanner(model=None)
     files: dict[str, int] = Counter()
     mal: dict[str, int] = Counter()
@@ -73,6 +80,48 @@ def main(argv: list[str] | None = None) -> int:
             f"worst malicious: {worst} {100 * mal[worst] / files[worst]:.1f}%; "
             f"files malicious {sum(mal.values())}, suspicious+ {sum(sus.values())}"
         )
+    return 0
+
+
+_STEPS = re.compile(r"reaches a sink: (.*?) \(")
+
+
+def reach_table(corpus: Path) -> int:
+    """Benign files flagged by FS110 within K steps vs section F callables reached within K."""
+    from fastscan.index import shipped_index
+    from fastscan.train.matrix import F_CALLABLES
+
+    index = shipped_index()
+    assert index is not None, "no shipped index in this build"
+    shortest: list[int] = []
+    for module, name, *_ in F_CALLABLES:
+        symbol = index.lookup(module, name)
+        if symbol is not None and symbol.reaches:
+            shortest.append(min(len(r.path) for r in symbol.reaches))
+    scanner = Scanner(model=None)
+    benign: list[int] = []  # per benign file with an FS110: its shortest reach
+    with (corpus / "manifest.jsonl").open() as fh:
+        for line in fh:
+            row = json.loads(line)
+            if row.get("label") != "benign":
+                continue
+            steps = [
+                m.group(1).count(" -> ") + 1
+                for f in scanner.scan_path(str(corpus / row["path"])).findings
+                if f.rule_id == "FS110" and (m := _STEPS.search(f.message))
+            ]
+            if steps:
+                benign.append(min(steps))
+    n_f = len(F_CALLABLES)
+    print(
+        f"F callables {n_f}, reached by the index {len(shortest)}; benign files with FS110 "
+        f"{len(benign)}"
+    )
+    print(f"{'K':>3} {'F within K':>11} {'benign FS110 files within K':>28}")
+    for k in range(1, 11):
+        f_in = sum(s <= k for s in shortest)
+        b_in = sum(s <= k for s in benign)
+        print(f"{k:3d} {f_in:5d} ({100 * f_in / n_f:4.1f}%) {b_in:18d}")
     return 0
 
 

@@ -370,11 +370,22 @@ def _stream_findings(  # noqa: PLR0917
         reach = indexed.fired(cls, run[index]) if run is not None else None
         if reach is not None:
             categories.add(reach.category)
+            far = indexed.long_reach(reach)
             msg = (
                 f"{g.qualname}{resolved} {verb} [{reach.category}]: its {reach.hook} hook reaches"
-                f" a sink: {' -> '.join(reach.path)} ({cls.package or 'index'}){where}"
+                f" a sink: {' -> '.join(reach.path)} ({cls.package or 'index'})"
+                + (f" ({len(reach.path)} steps, past the malicious bound)" if far else "")
+                + where
             )
-            out.add(R.REACHES_SINK.finding(msg, member=member, offset=offset, subject=g.qualname))
+            out.add(
+                R.REACHES_SINK.finding(
+                    msg,
+                    member=member,
+                    offset=offset,
+                    subject=g.qualname,
+                    severity=Severity.SUSPICIOUS if far else None,
+                )
+            )
             continue
         if cls.dotted and (cls.through_allowlisted or cls.is_safe):
             out.add(
