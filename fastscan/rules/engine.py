@@ -570,12 +570,17 @@ def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _
         else:
             rule = ANOMALY_RULES.get(a.code, R.ODD_STRUCTURE)
         detail = f" ({a.detail})" if a.detail else ""
+        severity, note = None, ""
+        if a.code == "memo_budget" and not facts.anomaly_count("bad_memo_get"):
+            # PUTs past the budget are dropped; only a GET of one (bad_memo_get) loses a value
+            severity, note = Severity.LOW, ": no GET read a dropped entry, nothing hidden"
         out.add(
             rule.finding(
-                f"{a.code}{detail} in pickle #{a.pickle_index}{scope.where}",
+                f"{a.code}{detail} in pickle #{a.pickle_index}{note}{scope.where}",
                 member=member,
                 offset=scope.at(a.offset),
                 subject=a.code,
+                severity=severity,
             )
         )
     single = scope.fmt in _SINGLE_PICKLE_FORMATS or scope.kind in _SINGLE_PICKLE_KINDS

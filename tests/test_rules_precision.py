@@ -1,0 +1,75 @@
+"""Rule-level precision on real libraries (issue #15): long index reaches and the memo budget.
+
+Pickles are hand-written; nothing here is loaded."""
+
+from __future__ import annotations
+
+import pytest
+
+from fastscan.facts import ScanLimits
+from fastscan.rules import RuleSet, default_ruleset
+from fastscan.rules.engine import evaluate
+from fastscan.rules.indexed import REACH_STEPS_MAX
+from fastscan.rules.knowledge import load_shipped
+from fastscan.scan import Scanner
+from fastscan.tokenizer import tokenize
+from fastscan.verdict import Severity
+
+INDEX = default_ruleset().index
+needs_index = pytest.mark.skipif(INDEX is None, reason="no shipped index in this checkout")
+
+INNER = b"\x80\x02cposix\nsystem\nX\x07\x00\x00\x00echo hiq\x85R."
+WRAPPER = (
+    b"\x80\x02ctorch.utils.data.datapipes.datapipe\n_IterDataPipeSerializationWrapper\n)\x81}"
+    b"X\x09\x00\x00\x00_datapipeC" + bytes([len(INNER)]) + INNER + b"sb."
+)
+
+
+@needs_index
+def test_a_reach_past_the_bound_is_suspicious_not_malicious() -> None:
+    # sympy's Pow.__new__ reaches compile() only through sympify -> parse_expr (5+ steps)
+    assert INDEX is not None
+    pow_ = INDEX.lookup("sympy.core.power", "Pow")
+    assert pow_ is not None and pow_.reaches
+    assert min(len(r.path) for r in pow_.reaches if r.hook == "new") > REACH_STEPS_MAX
+    data = b"\x80\x02csympy.core.power\nPow\n)R."
+    result = Scanner(model=None).scan_bytes(data, "pow.pkl")
+    reach = [f for f in result.findings if f.rule_id == "FS110"]
+    assert reach and all(f.severity == Severity.SUSPICIOUS for f in reach)
+    assert "past the malicious bound" in reach[0].message
+    assert result.verdict == "suspicious"
+
+
+@needs_index
+def test_a_reach_within_the_bound_stays_malicious() -> None:
+    kb = load_shipped()  # denylist entry withheld: the index alone must find the nested loader
+    kb.entries = [e for e in kb.entries if e.module != "torch.utils.data.datapipes.datapipe"]
+    rules = RuleSet(kb, index=INDEX)
+    result = Scanner(model=None, rules=rules).scan_bytes(WRAPPER, "w.pkl")
+    reach = [f for f in result.findings if f.rule_id == "FS110"]
+    assert reach and reach[0].severity == Severity.MALICIOUS
+    assert result.verdict == "malicious"
+
+
+def _memo_findings(data: bytes, max_memo: int) -> list[tuple[str, Severity]]:
+    facts = tokenize(data, ScanLimits(max_memo=max_memo))
+    assert facts.anomaly_count("memo_budget") >= 1
+    return [(f.rule_id, f.severity) for f in evaluate([("", facts)]) if f.rule_id == "FS206"]
+
+
+def test_memo_budget_with_nothing_read_back_is_a_low_note() -> None:
+    # 20 memoised strings appended to a list, never read back: dropping PUTs loses nothing
+    data = b"\x80\x04]\x94" + b"\x8c\x01a\x94a" * 20 + b"."
+    found = _memo_findings(data, 10)
+    assert found and all(sev == Severity.LOW for _rule, sev in found)
+
+
+def test_memo_budget_with_a_dropped_entry_read_back_stays_suspicious() -> None:
+    # the 11th PUT (key 11) is dropped and then read back: its value is unknown to the scan
+    data = b"\x80\x04]\x94" + b"\x8c\x01a\x94a" * 20 + b"h\x0ba."
+    found = _memo_findings(data, 10)
+    assert (("FS206", Severity.SUSPICIOUS)) in found
+
+
+def test_default_memo_budget_covers_millions_of_entries() -> None:
+    assert ScanLimits().max_memo >= 8_000_000
