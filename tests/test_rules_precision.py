@@ -73,3 +73,48 @@ def test_memo_budget_with_a_dropped_entry_read_back_stays_suspicious() -> None:
 
 def test_default_memo_budget_covers_millions_of_entries() -> None:
     assert ScanLimits().max_memo >= 8_000_000
+
+
+LOADER = b"\x80\x02ctorch.storage\n_load_from_bytes\nq\x00"
+BENIGN_INNER = b"\x80\x02]q\x00(K\x01K\x02e."  # [1, 2]
+
+
+def _bytes_op(payload: bytes) -> bytes:
+    return b"C" + bytes([len(payload)]) + payload
+
+
+def _loader_verdict(data: bytes) -> tuple[str, Severity]:
+    result = Scanner(model=None).scan_bytes(data, "t.pkl")
+    loader = [f for f in result.findings if f.subject == "torch.storage._load_from_bytes"]
+    assert loader, result.findings
+    return result.verdict, loader[0].severity
+
+
+def test_nested_loader_over_visible_benign_bytes_is_low() -> None:
+    data = LOADER + _bytes_op(BENIGN_INNER) + b"q\x01\x85q\x02Rq\x03."
+    verdict, severity = _loader_verdict(data)
+    assert severity == Severity.LOW and verdict != "malicious"
+
+
+def test_nested_loader_over_visible_malicious_bytes_stays_malicious() -> None:
+    data = LOADER + _bytes_op(INNER) + b"\x85R."
+    assert _loader_verdict(data) == ("malicious", Severity.MALICIOUS)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # a second argument: the loader is not given just the literal
+        LOADER + _bytes_op(BENIGN_INNER) + b"K\x01\x86R.",
+        # bytes the tokenizer cannot read as pickles (a zip archive's magic): not visible
+        LOADER + _bytes_op(b"PK\x03\x04" + b"\x00" * 20) + b"\x85R.",
+        # the argument is another call's result
+        LOADER + b"c_codecs\nencode\nX\x02\x00\x00\x00abX\x06\x00\x00\x00latin1\x86R\x85R.",
+        # one visible call, and the loader also handed to map() over something else
+        LOADER + _bytes_op(BENIGN_INNER) + b"\x85R0cbuiltins\nmap\nh\x00]\x86R.",
+    ],
+    ids=["two-args", "zip", "computed", "also-passed"],
+)
+def test_nested_loader_without_visible_content_stays_malicious(data: bytes) -> None:
+    verdict, severity = _loader_verdict(data)
+    assert severity == Severity.MALICIOUS and verdict == "malicious"

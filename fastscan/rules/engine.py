@@ -27,6 +27,7 @@ from . import indexed
 from .call_shapes import CallShapes
 from .catalog import FindingRule
 from .knowledge import UNKNOWN
+from .nested_loaders import Visible, visible_loader_calls
 from .resolve import Classification
 from .ruleset import RuleSet, default_ruleset
 
@@ -152,6 +153,7 @@ def evaluate(
     path: str = "",
     rel: str = "",
     targets: Sequence[indexed.Targets | None] = (),
+    operands: Sequence[Visible] = (),
 ) -> list[Finding]:
     """All findings for one file: container facts, then every stream and its nested pickles.
 
@@ -159,6 +161,8 @@ def evaluate(
     suppressions; suppressed findings stay in the list, marked. `targets`, aligned
     with `streams`, says which objects each stream's SETITEMS/APPENDS/ADDITEMS fill
     (rules.fills.attribute_containers); without it those hooks are assumed on every object.
+    `operands`, aligned the same way, maps nested-loader calls to the literal bytes they load
+    (rules.nested_loaders.visible_operands); without it every nested loader stays malicious.
     """
     rules = ruleset or default_ruleset()
     out = _Collector()
@@ -166,7 +170,8 @@ def evaluate(
         _container_findings(container, out)
     for i, (member, facts, scope) in enumerate(_scopes(streams, container)):
         found = targets[i] if i < len(targets) else None
-        _stream_findings(member, facts, rules, out, scope, found)
+        visible = operands[i] if i < len(operands) else {}
+        _stream_findings(member, facts, rules, out, scope, found, visible)
     return rules.suppress(out.findings, path, rel)
 
 
@@ -300,6 +305,7 @@ def _stream_findings(  # noqa: PLR0917
     out: _Collector,
     scope: _Scope,
     targets: indexed.Targets | None = None,
+    visible: Visible | None = None,
 ) -> None:
     """Findings of one buffer; nested pickles are reported at their operand's outer offset."""
     at, where = scope.at, scope.where
@@ -352,6 +358,16 @@ def _stream_findings(  # noqa: PLR0917
                 R.CODE_CONSTRUCTION.finding(msg, member=member, offset=offset, subject=g.qualname)
             )
             continue
+        if cls.is_dangerous and cls.category == "nested_loader" and call is not None:
+            content = _benign_content(index, member, facts, classes, rules, scope, visible)
+            if content:
+                msg = f"{g.qualname}{resolved} called only on {content}{where}"
+                out.add(
+                    R.DANGEROUS_CALL.finding(
+                        msg, member=member, offset=offset, subject=g.qualname, severity=Severity.LOW
+                    )
+                )
+                continue
         if cls.is_dangerous:
             # getattr(<class>, "<name>"), partial(<safe function>): how stdlib values pickle
             shape = shapes.sink_call(index, cls) if call is not None else None
@@ -455,6 +471,32 @@ def _stream_findings(  # noqa: PLR0917
         )
         inner = _Scope(scope.fmt, "nested", "", outer)
         _stream_findings(member, n.facts, rules, out, inner)
+
+
+def _benign_content(  # noqa: PLR0917
+    index: int,
+    member: str,
+    facts: StreamFacts,
+    classes: Sequence[Classification | None],
+    rules: RuleSet,
+    scope: _Scope,
+    visible: Visible | None,
+) -> str:
+    """What nested loader `index` loads, when every call of it loads literal bytes whose
+    nested scan is complete and holds nothing malicious; "" otherwise (stays malicious)."""
+    if not visible:
+        return ""
+    sinks = [c.category if c is not None and c.is_dangerous else "" for c in classes]
+    held = visible_loader_calls(index, facts, sinks, visible)
+    if held is None:
+        return ""
+    for k in held:
+        n = facts.nested[k]
+        scratch = _Collector()
+        _stream_findings(member, n.facts, rules, scratch, _Scope(scope.fmt, "nested", "", 0))
+        if any(f.severity >= Severity.MALICIOUS for f in scratch.findings):
+            return ""
+    return f"{len(held)} visible operand(s) whose nested scan holds nothing malicious"
 
 
 # Globals dill writes around the functions and classes it rebuilds: setattr on what it just
