@@ -359,7 +359,7 @@ def _stream_findings(  # noqa: PLR0917
             )
             continue
         if cls.is_dangerous and cls.category == "nested_loader" and call is not None:
-            content = _benign_content(index, member, facts, classes, rules, scope, visible)
+            content = _benign_content(index, member, facts, classes, rules, scope, visible, shapes)
             if content:
                 msg = f"{g.qualname}{resolved} called only on {content}{where}"
                 out.add(
@@ -481,12 +481,17 @@ def _benign_content(  # noqa: PLR0917
     rules: RuleSet,
     scope: _Scope,
     visible: Visible | None,
+    shapes: CallShapes,
 ) -> str:
     """What nested loader `index` loads, when every call of it loads literal bytes whose
-    nested scan is complete and holds nothing malicious; "" otherwise (stays malicious)."""
+    nested scan is complete and holds nothing malicious; "" otherwise (stays malicious).
+    Other sinks of the stream count unless their calls have a benign shape (call_shapes)."""
     if not visible:
         return ""
-    sinks = [c.category if c is not None and c.is_dangerous else "" for c in classes]
+    sinks = [
+        c.category if c is not None and c.is_dangerous and not _benign_shape(shapes, i, c) else ""
+        for i, c in enumerate(classes)
+    ]
     held = visible_loader_calls(index, facts, sinks, visible)
     if held is None:
         return ""
@@ -497,6 +502,11 @@ def _benign_content(  # noqa: PLR0917
         if any(f.severity >= Severity.MALICIOUS for f in scratch.findings):
             return ""
     return f"{len(held)} visible operand(s) whose nested scan holds nothing malicious"
+
+
+def _benign_shape(shapes: CallShapes, index: int, cls: Classification) -> bool:
+    shape = shapes.sink_call(index, cls)
+    return shape is not None and shape.severity < Severity.MALICIOUS
 
 
 # Globals dill writes around the functions and classes it rebuilds: setattr on what it just
