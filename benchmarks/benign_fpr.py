@@ -29,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", action="store_true", help="list rule ids behind flagged files")
     ap.add_argument("--library", action="append", default=[], help="only these libraries")
     ap.add_argument("--reach-table", action="store_true", help="FS110 step-bound trade-off")
+    ap.add_argument("--malicious", action="store_true", help="verdicts of the malicious side")
     args = ap.parse_args(argv)
+    if args.malicious:
+        return malicious_side(args.corpus)
     if args.reach_table:
         return reach_table(args.corpus)
     scanner = Scanner(model=None)
@@ -80,6 +83,26 @@ def main(argv: list[str] | None = None) -> int:
             f"worst malicious: {worst} {100 * mal[worst] / files[worst]:.1f}%; "
             f"files malicious {sum(mal.values())}, suspicious+ {sum(sus.values())}"
         )
+    return 0
+
+
+def malicious_side(corpus: Path) -> int:
+    """Rules-only verdicts of the corpus's malicious files (none may fall below malicious)."""
+    scanner = Scanner(model=None)
+    verdicts: Counter[str] = Counter()
+    below: list[str] = []
+    with (corpus / "manifest.jsonl").open() as fh:
+        for line in fh:
+            row = json.loads(line)
+            if row.get("label") != "malicious":
+                continue
+            verdict = scanner.scan_path(str(corpus / row["path"])).verdict
+            verdicts[verdict] += 1
+            if verdict != MALICIOUS:
+                below.append(f"{row['path']} {verdict}")
+    print(f"malicious files {sum(verdicts.values())}: {dict(verdicts)}")
+    for text in below[:20]:
+        print("  ", text)
     return 0
 
 

@@ -118,3 +118,55 @@ def test_nested_loader_over_visible_malicious_bytes_stays_malicious() -> None:
 def test_nested_loader_without_visible_content_stays_malicious(data: bytes) -> None:
     verdict, severity = _loader_verdict(data)
     assert severity == Severity.MALICIOUS and verdict == "malicious"
+
+
+PARTIAL = b"\x80\x02cfunctools\npartial\n"
+
+
+def _sink_severity(data: bytes, subject: str) -> Severity:
+    result = Scanner(model=None).scan_bytes(data, "s.pkl")
+    found = [f.severity for f in result.findings if f.subject == subject]
+    assert found, result.findings
+    return max(found)
+
+
+def _getattr(module: str, name: str, attr: str) -> bytes:
+    text = attr.encode()
+    return (
+        b"cbuiltins\ngetattr\nc"
+        + f"{module}\n{name}\n".encode()
+        + b"X"
+        + len(text).to_bytes(4, "little")
+        + text
+        + b"\x86R"
+    )
+
+
+@needs_index
+@pytest.mark.parametrize(
+    ("data", "subject", "benign"),
+    [
+        # skorch pickles partial(skorch.setter.optimizer_setter): the index finds it inert
+        (PARTIAL + b"cskorch.setter\noptimizer_setter\n\x85R.", "functools.partial", True),
+        # sympify reaches compile() through parse_expr: a partial around it stays a sink
+        (PARTIAL + b"csympy.core.sympify\nsympify\n\x85R.", "functools.partial", False),
+        # sympy pickles partial(getattr(Symbol, "__new__"), ...): Symbol.__new__ is inert
+        (
+            PARTIAL + _getattr("sympy.core.symbol", "Symbol", "__new__") + b"\x85R.",
+            "functools.partial",
+            True,
+        ),
+        # the same shape naming a sink attribute stays malicious
+        (
+            PARTIAL + _getattr("sympy.core.symbol", "Symbol", "system") + b"\x85R.",
+            "functools.partial",
+            False,
+        ),
+        # a getattr result called: Symbol.xreplace is index-inert, so the call is no sink
+        (_getattr("sympy.core.symbol", "Symbol", "xreplace") + b")R.", "builtins.getattr", True),
+    ],
+    ids=["partial-inert", "partial-reaching", "partial-getattr", "partial-getattr-sink", "called"],
+)
+def test_call_shapes_graded_through_the_index(data: bytes, subject: str, benign: bool) -> None:
+    severity = _sink_severity(b"\x80\x02" + data.removeprefix(b"\x80\x02"), subject)
+    assert (severity < Severity.MALICIOUS) is benign
