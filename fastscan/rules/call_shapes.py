@@ -151,6 +151,14 @@ class CallShapes:
             return None
         return max(shapes, key=lambda s: s.severity)
 
+    def sink_left(self, index: int, cls: Classification | None) -> str:
+        """The category of global `index` when it is a sink whose calls have no benign shape
+        (what could hand a nested loader other bytes); "" otherwise."""
+        if cls is None or not cls.is_dangerous:
+            return ""
+        shape = self.sink_call(index, cls)
+        return "" if shape is not None and shape.severity < Severity.MALICIOUS else cls.category
+
     def call_of_call(self, call: CallSite, categories: set[str]) -> tuple[Severity | None, str]:
         """Grade of a call whose callable is another call's result (FS107), and what it calls.
 

@@ -23,11 +23,11 @@ from ..facts import (
 )
 from ..verdict import Finding, Severity
 from . import catalog as R
-from . import indexed
+from . import indexed, nested_loaders
 from .call_shapes import CallShapes
 from .catalog import FindingRule
 from .knowledge import UNKNOWN
-from .nested_loaders import Visible, visible_loader_calls
+from .nested_loaders import Visible
 from .resolve import Classification
 from .ruleset import RuleSet, default_ruleset
 
@@ -359,7 +359,13 @@ def _stream_findings(  # noqa: PLR0917
             )
             continue
         if cls.is_dangerous and cls.category == "nested_loader" and call is not None:
-            content = _benign_content(index, member, facts, classes, rules, scope, visible, shapes)
+            content = nested_loaders.benign_content(
+                index,
+                facts,
+                [shapes.sink_left(i, c) for i, c in enumerate(classes)],
+                visible,
+                lambda nested: _nested_clean(member, nested, rules, scope),
+            )
             if content:
                 msg = f"{g.qualname}{resolved} called only on {content}{where}"
                 out.add(
@@ -473,40 +479,11 @@ def _stream_findings(  # noqa: PLR0917
         _stream_findings(member, n.facts, rules, out, inner)
 
 
-def _benign_content(  # noqa: PLR0917
-    index: int,
-    member: str,
-    facts: StreamFacts,
-    classes: Sequence[Classification | None],
-    rules: RuleSet,
-    scope: _Scope,
-    visible: Visible | None,
-    shapes: CallShapes,
-) -> str:
-    """What nested loader `index` loads, when every call of it loads literal bytes whose
-    nested scan is complete and holds nothing malicious; "" otherwise (stays malicious).
-    Other sinks of the stream count unless their calls have a benign shape (call_shapes)."""
-    if not visible:
-        return ""
-    sinks = [
-        c.category if c is not None and c.is_dangerous and not _benign_shape(shapes, i, c) else ""
-        for i, c in enumerate(classes)
-    ]
-    held = visible_loader_calls(index, facts, sinks, visible)
-    if held is None:
-        return ""
-    for k in held:
-        n = facts.nested[k]
-        scratch = _Collector()
-        _stream_findings(member, n.facts, rules, scratch, _Scope(scope.fmt, "nested", "", 0))
-        if any(f.severity >= Severity.MALICIOUS for f in scratch.findings):
-            return ""
-    return f"{len(held)} visible operand(s) whose nested scan holds nothing malicious"
-
-
-def _benign_shape(shapes: CallShapes, index: int, cls: Classification) -> bool:
-    shape = shapes.sink_call(index, cls)
-    return shape is not None and shape.severity < Severity.MALICIOUS
+def _nested_clean(member: str, facts: StreamFacts, rules: RuleSet, scope: _Scope) -> bool:
+    """A nested buffer's findings (its own nesting included) hold nothing malicious."""
+    scratch = _Collector()
+    _stream_findings(member, facts, rules, scratch, _Scope(scope.fmt, "nested", "", 0))
+    return all(f.severity < Severity.MALICIOUS for f in scratch.findings)
 
 
 # Globals dill writes around the functions and classes it rebuilds: setattr on what it just

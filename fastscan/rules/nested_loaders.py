@@ -13,7 +13,7 @@ those calls.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..facts import STATUS_OK, StreamFacts
 
@@ -105,4 +105,21 @@ def visible_loader_calls(
     return held or None
 
 
-__all__ = ["Visible", "visible_loader_calls", "visible_operands"]
+def benign_content(
+    index: int,
+    facts: StreamFacts,
+    dangerous_categories: Sequence[str],
+    visible: Visible | None,
+    clean: Callable[[StreamFacts], bool],
+) -> str:
+    """Why nested loader `index` is benign here: every call of it loads literal bytes whose
+    nested scan (`clean`: complete, nothing malicious) passes; "" otherwise (stays malicious)."""
+    if not visible:
+        return ""
+    held = visible_loader_calls(index, facts, dangerous_categories, visible)
+    if held is None or not all(clean(facts.nested[k].facts) for k in held):
+        return ""
+    return f"{len(held)} visible operand(s) whose nested scan holds nothing malicious"
+
+
+__all__ = ["Visible", "benign_content", "visible_loader_calls", "visible_operands"]
