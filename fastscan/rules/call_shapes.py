@@ -30,7 +30,7 @@ from functools import cached_property
 
 from ..facts import CallSite, GlobalRef, StreamFacts
 from ..verdict import Severity
-from .indexed import CALLABLE, KNOWN
+from .indexed import KNOWN
 from .knowledge import UNKNOWN
 from .resolve import Classification
 from .ruleset import RuleSet
@@ -41,6 +41,7 @@ ITEM_GETTER = "operator.itemgetter"
 # Hold attribute/method names; calling what they return looks the name up on its argument.
 ATTRIBUTE_GETTERS = frozenset({"operator.attrgetter", "operator.methodcaller"})
 _SHAPED = frozenset({GETATTR, PARTIAL, ITEM_GETTER}) | ATTRIBUTE_GETTERS
+_READ_KINDS = frozenset({"class", "function"})  # index kinds whose Python source was analysed
 
 # Attribute names that are sinks on any object, whatever the class (defence in depth: the
 # resolver already knows sink attributes per class and the interpreter-internals table).
@@ -112,8 +113,9 @@ def looks_like_class(name: str) -> bool:
 
 
 def index_inert(cls: Classification) -> bool:
-    """A callable the ecosystem index resolves whose load-time code reaches no sink."""
-    return cls.index == KNOWN and cls.kind in CALLABLE and not cls.reaches and not cls.pinned
+    """A callable whose source the ecosystem index read and found reaching no sink. A builtin
+    (C code: `ZoneInfo.from_file` reads the file it is given) is no evidence either way."""
+    return cls.index == KNOWN and cls.kind in _READ_KINDS and not cls.reaches and not cls.pinned
 
 
 def _safe_or_inert(cls: Classification) -> bool:
