@@ -59,7 +59,10 @@ class ScanLimits:
 
     max_opcodes: int = 200_000_000
     max_stack: int = 1_000_000
-    max_memo: int = 2_000_000
+    # 16 bytes per dense entry (measured: 16M entries add ~245 MB, 8M ~125 MB), so 8M covers
+    # a real tokenizer vocabulary's pickle within the worker's memory; past it, a GET of a
+    # dropped entry is what can hide something (engine: FS206 only then).
+    max_memo: int = 8_000_000
     max_globals: int = 100_000
     max_calls: int = 1_000_000
     max_strings: int = 4096  # short strings kept for features

@@ -23,6 +23,7 @@ from .rules import RuleSet, evaluate
 from .rules.catalog import CONTAINER_BUDGET
 from .rules.fills import attribute_containers
 from .rules.indexed import Targets
+from .rules.nested_loaders import visible_operands
 from .tokenizer import tokenize
 from .verdict import SUSPICIOUS, FileResult, Finding, VerdictPolicy, combine, settle
 
@@ -105,6 +106,7 @@ class Scanner:
             # facts hold decoded values only, never views, so the maps can close after this
             streams = [(s, tokenize(s.data, self.limits)) for s in container.streams]
             targets = [self._containers_filled(s.data, f) for s, f in streams]
+            operands = [visible_operands(s.data, f) for s, f in streams]
             data = (
                 {s.member: bytes(memoryview(s.data)[:keep_data]) for s in container.streams}
                 if keep_data
@@ -118,6 +120,7 @@ class Scanner:
             path=name,
             rel=rel,
             targets=targets,
+            operands=operands,
             knowledge=self.rules.index_knowledge(),
         )
         return analysis

@@ -13,10 +13,12 @@ result unless `Class.attr` is itself allowlisted, a partial wrapping a sink or a
 The tokenizer records a call's first argument but not its second (the attribute name), so the
 attribute is judged through the stream's strings: every identifier string the stream holds
 (global operands aside) must be harmless on that class, and a called result needs some string
-that makes `Class.attr` allowlisted. A name could still be computed at load time (str.join,
-numpy str_), so a called result is graded low only when every call between the class import
-and the getattr provably returns no str; otherwise, or when the string budget dropped strings,
-it is graded suspicious. Recording the second argument in the tokenizer would remove the guess.
+that makes `Class.attr` allowlisted, or that the index resolves to a callable reaching no sink
+(issue #15: `getattr(Symbol, "__new__")`, `partial(optimizer_setter)`). A name could still be
+computed at load time (str.join, numpy str_), so a called result is graded low only when every
+call between the class import and the getattr provably returns no str; otherwise, or when the
+string budget dropped strings, it is graded suspicious. Recording the second argument in the
+tokenizer would remove the guess.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from functools import cached_property
 
 from ..facts import CallSite, GlobalRef, StreamFacts
 from ..verdict import Severity
+from .indexed import KNOWN
 from .knowledge import UNKNOWN
 from .resolve import Classification
 from .ruleset import RuleSet
@@ -38,6 +41,7 @@ ITEM_GETTER = "operator.itemgetter"
 # Hold attribute/method names; calling what they return looks the name up on its argument.
 ATTRIBUTE_GETTERS = frozenset({"operator.attrgetter", "operator.methodcaller"})
 _SHAPED = frozenset({GETATTR, PARTIAL, ITEM_GETTER}) | ATTRIBUTE_GETTERS
+_READ_KINDS = frozenset({"class", "function"})  # index kinds whose Python source was analysed
 
 # Attribute names that are sinks on any object, whatever the class (defence in depth: the
 # resolver already knows sink attributes per class and the interpreter-internals table).
@@ -108,6 +112,16 @@ def looks_like_class(name: str) -> bool:
     return name.rsplit(".", 1)[-1].lstrip("_")[:1].isupper()
 
 
+def index_inert(cls: Classification) -> bool:
+    """A callable whose source the ecosystem index read and found reaching no sink. A builtin
+    (C code: `ZoneInfo.from_file` reads the file it is given) is no evidence either way."""
+    return cls.index == KNOWN and cls.kind in _READ_KINDS and not cls.reaches and not cls.pinned
+
+
+def _safe_or_inert(cls: Classification) -> bool:
+    return cls.is_safe or (not cls.is_dangerous and index_inert(cls))
+
+
 class CallShapes:
     """Grades the sink calls of one stream by their shape; built once per stream."""
 
@@ -138,6 +152,14 @@ class CallShapes:
         if not shapes:
             return None
         return max(shapes, key=lambda s: s.severity)
+
+    def sink_left(self, index: int, cls: Classification | None) -> str:
+        """The category of global `index` when it is a sink whose calls have no benign shape
+        (what could hand a nested loader other bytes); "" otherwise."""
+        if cls is None or not cls.is_dangerous:
+            return ""
+        shape = self.sink_call(index, cls)
+        return "" if shape is not None and shape.severity < Severity.MALICIOUS else cls.category
 
     def call_of_call(self, call: CallSite, categories: set[str]) -> tuple[Severity | None, str]:
         """Grade of a call whose callable is another call's result (FS107), and what it calls.
@@ -220,6 +242,8 @@ class CallShapes:
 
     def _partial(self, call: CallSite) -> Shape | None:
         index = call.first_arg_global
+        if 0 <= call.first_arg_call < len(self._facts.calls):
+            return self._partial_of_getattr(call)
         if call.first_arg_call >= 0 or not 0 <= index < len(self._classes):
             return None  # wraps a computed callable (or nothing we can see)
         wrapped = self._classes[index]
@@ -230,7 +254,24 @@ class CallShapes:
             # a reviewed consumer (max, sorted) only calls what it is given, which is
             # classified where it is imported
             return Shape(Severity.LOW, f"wrapping {name}")
+        if index_inert(wrapped):
+            return Shape(Severity.LOW, f"wrapping {name}, which the index finds reaches no sink")
         return None  # a partial around an unreviewed callable stays a sink (novel sinks, E7)
+
+    def _partial_of_getattr(self, call: CallSite) -> Shape | None:
+        """partial(getattr(<class>, "<name>"), ...): graded as calling that getattr's result
+        (the partial is there to be called), so `Class.name` must be allowlisted or inert."""
+        producer = self._facts.calls[call.first_arg_call]
+        if self._resolved(producer.callable_index) != GETATTR:
+            return None
+        target = self._class_argument(producer)
+        if target is None or not self._strings_harmless(target):
+            return None
+        attrs = self._safe_attributes(target)
+        if attrs is None:
+            return None
+        note = f"wrapping getattr({target.qualname}, {attrs!r})"
+        return Shape(self._called_severity(target, producer), note)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -266,7 +307,7 @@ class CallShapes:
                 (
                     text
                     for text in self._attribute_strings
-                    if self._rules.classify(target.module, f"{target.name}.{text}").is_safe
+                    if _safe_or_inert(self._rules.classify(target.module, f"{target.name}.{text}"))
                 ),
                 None,
             )

@@ -92,7 +92,9 @@ DANGEROUS_CALL = _rule(
     "dangerous global called",
     "E, F, C8-C10",
     why="The pickle calls a denylisted sink (REDUCE, INST, OBJ, NEWOBJ): loading the file runs"
-    " it with arguments the file chose. This is how pickle payloads execute.",
+    " it with arguments the file chose. This is how pickle payloads execute. Benign shapes are"
+    " low: a nested loader over literal bytes whose nested scan is clean, partial/getattr of"
+    " names that reach no sink.",
 )
 UNKNOWN_GLOBAL = _rule(
     "FS103",
@@ -161,7 +163,8 @@ REACHES_SINK = _rule(
     "load-time code of the name reaches a sink",
     "E, F, J",
     why="What the loader runs for this name (its __init__/__new__, __setstate__, item hooks, or"
-    " the function body) reaches a dangerous primitive; the message gives the shortest path.",
+    " the function body) reaches a dangerous primitive; the message gives the shortest path. A"
+    " path longer than rules.indexed.REACH_STEPS_MAX calls is suspicious: too indirect alone.",
     fix="Do not load the file; if the path is a false alarm, allow the name in your config.",
 )
 # An indexed library name whose load-time hooks reach no sink: recorded, not suspicious.
@@ -232,7 +235,8 @@ MEMO_TRICK = _rule(
     "memo used in a way picklers never do",
     "D1-D4, G5",
     why="The memo is read before it is written, overwritten or indexed oddly: a way to make"
-    " a static reader see a different object than the loader.",
+    " a static reader see a different object than the loader. The memo budget alone is a low"
+    " note unless a later GET reads an entry the budget dropped.",
 )
 PROTO_TRICK = _rule(
     "FS207",

@@ -23,10 +23,11 @@ from ..facts import (
 )
 from ..verdict import Finding, Severity
 from . import catalog as R
-from . import indexed
+from . import indexed, nested_loaders
 from .call_shapes import CallShapes
 from .catalog import FindingRule
 from .knowledge import UNKNOWN
+from .nested_loaders import Visible
 from .resolve import Classification
 from .ruleset import RuleSet, default_ruleset
 from .unknown_calls import Knowledge, StreamShapes, application, built_by_code_construction
@@ -153,6 +154,7 @@ def evaluate(
     path: str = "",
     rel: str = "",
     targets: Sequence[indexed.Targets | None] = (),
+    operands: Sequence[Visible] = (),
     knowledge: Knowledge | None = None,
 ) -> list[Finding]:
     """All findings for one file: container facts, then every stream and its nested pickles.
@@ -161,6 +163,8 @@ def evaluate(
     suppressions; suppressed findings stay in the list, marked. `targets`, aligned
     with `streams`, says which objects each stream's SETITEMS/APPENDS/ADDITEMS fill
     (rules.fills.attribute_containers); without it those hooks are assumed on every object.
+    `operands`, aligned the same way, maps nested-loader calls to the literal bytes they load
+    (rules.nested_loaders.visible_operands); without it every nested loader stays malicious.
     `knowledge`: what an ecosystem index knows about unlisted names (an application of a
     known-inert function is no FS112); None = nothing.
     """
@@ -170,7 +174,8 @@ def evaluate(
         _container_findings(container, out)
     for i, (member, facts, scope) in enumerate(_scopes(streams, container)):
         found = targets[i] if i < len(targets) else None
-        _stream_findings(member, facts, rules, out, scope, found, knowledge=knowledge)
+        visible = operands[i] if i < len(operands) else {}
+        _stream_findings(member, facts, rules, out, scope, found, visible, knowledge=knowledge)
     return rules.suppress(out.findings, path, rel)
 
 
@@ -304,6 +309,7 @@ def _stream_findings(  # noqa: PLR0917
     out: _Collector,
     scope: _Scope,
     targets: indexed.Targets | None = None,
+    visible: Visible | None = None,
     *,
     knowledge: Knowledge | None = None,
 ) -> None:
@@ -359,6 +365,22 @@ def _stream_findings(  # noqa: PLR0917
                 R.CODE_CONSTRUCTION.finding(msg, member=member, offset=offset, subject=g.qualname)
             )
             continue
+        if cls.is_dangerous and cls.category == "nested_loader" and call is not None:
+            content = nested_loaders.benign_content(
+                index,
+                facts,
+                [shapes.sink_left(i, c) for i, c in enumerate(classes)],
+                visible,
+                lambda nested: _nested_clean(member, nested, rules, scope),
+            )
+            if content:
+                msg = f"{g.qualname}{resolved} called only on {content}{where}"
+                out.add(
+                    R.DANGEROUS_CALL.finding(
+                        msg, member=member, offset=offset, subject=g.qualname, severity=Severity.LOW
+                    )
+                )
+                continue
         if cls.is_dangerous:
             # getattr(<class>, "<name>"), partial(<safe function>): how stdlib values pickle
             shape = shapes.sink_call(index, cls) if call is not None else None
@@ -377,11 +399,22 @@ def _stream_findings(  # noqa: PLR0917
         reach = indexed.fired(cls, run[index]) if run is not None else None
         if reach is not None:
             categories.add(reach.category)
+            far = indexed.long_reach(reach)
             msg = (
                 f"{g.qualname}{resolved} {verb} [{reach.category}]: its {reach.hook} hook reaches"
-                f" a sink: {' -> '.join(reach.path)} ({cls.package or 'index'}){where}"
+                f" a sink: {' -> '.join(reach.path)} ({cls.package or 'index'})"
+                + (f" ({len(reach.path)} steps, past the malicious bound)" if far else "")
+                + where
             )
-            out.add(R.REACHES_SINK.finding(msg, member=member, offset=offset, subject=g.qualname))
+            out.add(
+                R.REACHES_SINK.finding(
+                    msg,
+                    member=member,
+                    offset=offset,
+                    subject=g.qualname,
+                    severity=Severity.SUSPICIOUS if far else None,
+                )
+            )
             continue
         if cls.dotted and (cls.through_allowlisted or cls.is_safe):
             out.add(
@@ -458,6 +491,13 @@ def _stream_findings(  # noqa: PLR0917
         )
         inner = _Scope(scope.fmt, "nested", "", outer)
         _stream_findings(member, n.facts, rules, out, inner, knowledge=knowledge)
+
+
+def _nested_clean(member: str, facts: StreamFacts, rules: RuleSet, scope: _Scope) -> bool:
+    """A nested buffer's findings (its own nesting included) hold nothing malicious."""
+    scratch = _Collector()
+    _stream_findings(member, facts, rules, scratch, _Scope(scope.fmt, "nested", "", 0))
+    return all(f.severity < Severity.MALICIOUS for f in scratch.findings)
 
 
 # Globals dill writes around the functions and classes it rebuilds: setattr on what it just
@@ -569,12 +609,17 @@ def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _
         else:
             rule = ANOMALY_RULES.get(a.code, R.ODD_STRUCTURE)
         detail = f" ({a.detail})" if a.detail else ""
+        severity, note = None, ""
+        if a.code == "memo_budget" and not facts.anomaly_count("bad_memo_get"):
+            # PUTs past the budget are dropped; only a GET of one (bad_memo_get) loses a value
+            severity, note = Severity.LOW, ": no GET read a dropped entry, nothing hidden"
         out.add(
             rule.finding(
-                f"{a.code}{detail} in pickle #{a.pickle_index}{scope.where}",
+                f"{a.code}{detail} in pickle #{a.pickle_index}{note}{scope.where}",
                 member=member,
                 offset=scope.at(a.offset),
                 subject=a.code,
+                severity=severity,
             )
         )
     single = scope.fmt in _SINGLE_PICKLE_FORMATS or scope.kind in _SINGLE_PICKLE_KINDS
