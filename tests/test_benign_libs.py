@@ -26,6 +26,16 @@ from fastscan.train.benign_libs._base import LibSource, dump
 
 NAMES = sorted(benign_libs.SOURCES)
 
+# every field a manifest's policy has (one verdict policy: nothing defaults)
+_POLICY = {
+    "suspicious": 0.5,
+    "malicious": 0.9,
+    "anomaly": 0.2,
+    "anomaly_needs_classifier": 0.1,
+    "unknown_benign": 0.5,
+    "incomplete_verdict": "suspicious",
+}
+
 
 def test_registry_spans_forty_libraries() -> None:
     libraries = {s.library for s in benign_libs.SOURCES.values()}
@@ -141,7 +151,7 @@ def test_lolo_withholds_exactly_the_library(
     groups = lolo.libraries(tiny)
     assert {"python-stdlib", "numpy", "scikit-learn", "user-code"} <= set(groups)
     assert all((tiny.y[rows] == 0).all() for rows in groups.values())
-    thresholds = {"suspicious": 0.5, "malicious": 0.9, "anomaly": 10.0, "unknown_benign": 0.5}
+    thresholds = {**_POLICY, "anomaly": 10.0}
     report = lolo.run_lolo(tiny, thresholds, only=["numpy", "user-code"])
     assert list(report["libraries"]) == ["numpy", "user-code"]
     assert seen == [len(tiny.y) - len(groups["numpy"]), len(tiny.y) - len(groups["user-code"])]
@@ -167,7 +177,7 @@ def test_lolo_rescans_with_the_scanner_that_lacks_the_library(tiny: fit_mod.Corp
         # stands in for an index without the library: a stricter scanner
         return Scanner(model=None, strict_unknown=True)
 
-    thresholds = {"suspicious": 0.5, "malicious": 0.9, "anomaly": 10.0}
+    thresholds = {**_POLICY, "anomaly": 10.0}
     report = lolo.run_lolo(tiny, thresholds, only=["numpy"], scanner_without=scanner_without)
     assert asked == [frozenset({"numpy"})]
     assert report["libraries"]["numpy"]["rules"]["fpr_suspicious"] == 0.0
@@ -208,7 +218,7 @@ def test_benign_libs_are_byte_identical_across_processes(tmp_path: Path) -> None
 
 
 def test_lolo_in_parallel_equals_sequential(tiny: fit_mod.CorpusScan) -> None:
-    thresholds = {"suspicious": 0.5, "malicious": 0.9, "anomaly": 0.2, "unknown_benign": 0.5}
+    thresholds = {**_POLICY, "anomaly": 0.2}
     only = ["numpy", "user-code", "python-stdlib"]
     one = lolo.run_lolo(tiny, thresholds, only=only)
     two = lolo.run_lolo(tiny, thresholds, only=only, workers=2)
