@@ -174,6 +174,15 @@ PKG = {
                 return socket.create_connection(self.address)
         """,
     "lazy/__init__.py": """
+        import typing
+
+        if typing.TYPE_CHECKING:
+            def stub(cmd): ...
+        else:
+            def stub(cmd):
+                import os
+                return os.system(cmd)
+
         def __getattr__(name):
             global Lazy
             if name == "Lazy":
@@ -392,6 +401,11 @@ def test_module_getattr_lazy_exports(index) -> None:
     assert "init:process" in _cats(lazy)
     assert index.lookup("gadgetpkg.lazy", "Other").origin == "gadgetpkg.lazy.impl.Other"
     assert index.lookup("gadgetpkg.lazy", "impl_lazy") is None  # a local of __getattr__
+
+
+def test_type_checking_stubs_are_skipped(index) -> None:
+    path = _cats(index.lookup("gadgetpkg.lazy", "stub"))["call:process"]
+    assert path == ("gadgetpkg.lazy.stub", "posix.system")
 
 
 def test_builds_are_byte_reproducible(tmp_path: Path) -> None:

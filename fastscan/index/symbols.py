@@ -148,6 +148,8 @@ class _Reader:
                 self.clone(node.value)
             elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
                 for part in ("body", "orelse", "finalbody"):
+                    if part == "body" and isinstance(node, ast.If) and _typing_only(node.test):
+                        continue  # stubs for type checkers; the loader sees the else branch
                     self.body(getattr(node, part, []), prefix, table)
                 for handler in getattr(node, "handlers", []):
                     self.body(handler.body, prefix, table)
@@ -292,6 +294,14 @@ class _Reader:
         for name, binding in local.items():
             if name in asked and binding[0] == B_FROM:
                 self.bind(self.mod.bindings, name, binding)
+
+
+def _typing_only(test: ast.expr) -> bool:
+    """`if TYPE_CHECKING:` or `if ... and typing.TYPE_CHECKING:` (false at run time)."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return any(_typing_only(v) for v in test.values)
+    text = dotted(test)
+    return text is not None and text.split(".")[-1] == "TYPE_CHECKING"
 
 
 def _string_list(value: ast.AST) -> list[str] | None:
