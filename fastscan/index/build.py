@@ -51,7 +51,8 @@ class Graph:
             for qual in sorted(m.functions):
                 self._function(m, qual)
         self.paths = self._search()
-        self.dispatch = dispatchers(self)
+        self.dispatch = dispatchers(self, subclasses=True)  # a method: its class family
+        self.dispatch_up = dispatchers(self, subclasses=False)  # a hook: the class and bases
 
     def bind_arguments(self) -> None:
         """Flow-insensitive argument binding: a module, class or function passed by name to a
@@ -193,8 +194,8 @@ class Graph:
                         rows.append((hook, target[0][1:], (origin, target[1])))
                         continue
                     rows += [(hook, cat, path) for cat, path in self.late_bound(ref, target)]
-                    if target in self.dispatch:
-                        rows.append((hook, "callback_dispatch", self.dispatch[target]))
+                    if target in self.dispatch_up:
+                        rows.append((hook, "callback_dispatch", self.dispatch_up[target]))
             if not any(r[1] == "network" for r in rows):
                 rows += self.lazy_network(ref)
         return sorted(set(rows))
@@ -257,11 +258,13 @@ class Graph:
         return sorted(best.items())
 
 
-def dispatchers(g: Graph) -> dict[Node, tuple[str, ...]]:
+def dispatchers(g: Graph, *, subclasses: bool) -> dict[Node, tuple[str, ...]]:
     """Functions that dispatch a callable they are handed, with a path ending in the method
     that calls it: they call their parameter, store it where their class's family calls it
     (`flows.py`), or hand it to such a function or constructor (`sched.scheduler.enter` ->
-    `enterabs` stores into `_queue`, `run` calls an element of `_queue`)."""
+    `enterabs` stores into `_queue`, `run` calls an element of `_queue`). The family is the
+    class and its bases, plus with `subclasses` the classes deriving from it (for a method;
+    a restored object's hooks only ever meet its own class and bases)."""
     own: dict[Node, dict[str, str]] = {}  # class -> stored key it calls -> calling method
     for name in sorted(g.mods):
         m = g.mods[name]
@@ -276,7 +279,7 @@ def dispatchers(g: Graph) -> dict[Node, tuple[str, ...]]:
         mro = [(b[1], b[2]) for b in g.r.mro(("class", *cls)) if b[0] == "class"]
         for base in mro:
             into = family.setdefault(base, {})
-            for key, caller in own[cls].items():
+            for key, caller in own[cls].items() if subclasses else ():
                 into.setdefault(key, caller)
             for key, caller in own.get(base, {}).items():
                 family.setdefault(cls, {}).setdefault(key, caller)

@@ -26,7 +26,20 @@ _RECEIVERS = ("self", "cls")
 
 
 def mentions(expr: ast.AST, names: set[str] | dict[str, Any]) -> bool:
-    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(expr))
+    return any(n.id in names for n in _names_in(expr))
+
+
+def _names_in(expr: ast.AST) -> list[ast.Name]:
+    """Names an expression reads, not looking into lambdas (their body runs later, if ever)."""
+    out: list[ast.Name] = []
+    todo = [expr]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name):
+            out.append(node)
+        elif not isinstance(node, ast.Lambda):
+            todo.extend(ast.iter_child_nodes(node))
+    return out
 
 
 def _names(target: ast.AST) -> list[str]:
@@ -53,14 +66,28 @@ def _self_attr(expr: ast.AST) -> str | None:
 
 
 def _source(expr: ast.AST, read: dict[str, str]) -> str | None:
-    """The instance attribute a value is read from, directly or through a local."""
-    for sub in ast.walk(expr):
-        attr = _self_attr(sub)
-        if attr is not None:
-            return attr
-        if isinstance(sub, ast.Name) and sub.id in read:
-            return read[sub.id]
-    return None
+    """The instance attribute a value is taken out of: `self.a`, `self.a[k]`, `self.a.pop()`,
+    `heappop(self.a)`, or the same on a local read from one. An attribute merely mentioned in
+    an argument (`Loss(ignore=self.config.x)`) is not a source."""
+    while True:
+        if isinstance(expr, (ast.Subscript, ast.Starred)):
+            expr = expr.value
+        elif isinstance(expr, ast.Call):
+            func = expr.func
+            if isinstance(func, ast.Attribute) and not isinstance(func.value, ast.Name):
+                expr = func.value  # a method of the container: `self.a.pop()`
+            elif isinstance(func, ast.Attribute) and func.value.id in read:  # type: ignore[attr-defined]
+                expr = func.value
+            elif expr.args:
+                expr = expr.args[0]  # `heappop(q)`, `list(self.a)`
+            else:
+                return None
+        elif isinstance(expr, ast.Attribute):
+            return _self_attr(expr)
+        elif isinstance(expr, ast.Name):
+            return read.get(expr.id)
+        else:
+            return None
 
 
 def _pairs(node: ast.AST) -> list[tuple[list[ast.expr], ast.expr]]:
@@ -77,9 +104,8 @@ def _pairs(node: ast.AST) -> list[tuple[list[ast.expr], ast.expr]]:
 
 def _origins(expr: ast.AST, tainted: dict[str, set[str]]) -> set[str]:
     out: set[str] = set()
-    for n in ast.walk(expr):
-        if isinstance(n, ast.Name) and n.id in tainted:
-            out |= tainted[n.id]
+    for n in _names_in(expr):
+        out |= tainted.get(n.id, set())
     return out
 
 
