@@ -98,6 +98,112 @@ PKG = {
         def f(code):
             return eval(code)
         """,
+    # stored-callable (callback dispatch), constructor-bound attributes, lazy connections
+    "cb.py": """
+        import heapq
+        import socket
+
+        class Scheduler:
+            def __init__(self):
+                self._queue = []
+            def enter(self, delay, action, argument=()):
+                return self.enterabs(delay, action, argument)
+            def enterabs(self, when, action, argument=()):
+                event = (when, action, argument)
+                heapq.heappush(self._queue, event)
+            def run(self):
+                q = self._queue
+                when, action, argument = heapq.heappop(q)
+                action(*argument)
+
+        class Info:
+            pass
+
+        class Finalizer:
+            _registry = {}
+            def __init__(self, obj, func):
+                info = Info()
+                info.func = func
+                self._registry[self] = info
+            def __call__(self):
+                info = self._registry.pop(self)
+                return info.func()
+
+        class Keeper:
+            def __init__(self, model):
+                self.model = model
+            def predict(self, x):
+                return self.model.predict(x)
+
+        class Item:
+            def __init__(self, fn):
+                self.fn = fn
+            def run(self):
+                return self.fn()
+
+        def submit(fn):
+            return Item(fn)
+
+        def apply(f, x):
+            return f(x)
+
+        def handed_on(cb):
+            return apply(cb, 1)
+
+        def not_handed_on(data):
+            return apply(len, data)
+
+        class Evaluator:
+            def go(self, code):
+                return eval(code)
+
+        class Runner:
+            def __init__(self, factory):
+                self.factory = factory
+            def run(self, code):
+                obj = self.factory()
+                return obj.go(code)
+
+        def run(code):
+            return Runner(Evaluator).run(code)
+
+        class Conn:
+            def __init__(self, host, port):
+                self.address = (host, port)
+            def connect(self):
+                return socket.create_connection(self.address)
+        """,
+    "lazy/__init__.py": """
+        import typing
+
+        if typing.TYPE_CHECKING:
+            def stub(cmd): ...
+        else:
+            def stub(cmd):
+                import os
+                return os.system(cmd)
+
+        def __getattr__(name):
+            global Lazy
+            if name == "Lazy":
+                from .impl import Lazy as impl_lazy
+                Lazy = impl_lazy
+                return impl_lazy
+            if name == "Other":
+                from .impl import Other
+                return Other
+            raise AttributeError(name)
+        """,
+    "lazy/impl.py": """
+        import os
+
+        class Lazy:
+            def __init__(self, cmd):
+                os.system(cmd)
+
+        class Other:
+            pass
+        """,
 }
 
 
@@ -235,6 +341,71 @@ def test_user_index_over_another_resolves_across(tmp_path: Path, index) -> None:
     sym = both.lookup("userpkg", "W")
     assert sym.origin == "gadgetpkg.core.Wrapper" and sym.reaches
     assert both.digest != index.digest and both.version
+
+
+def test_stored_callable_is_callback_dispatch(index) -> None:
+    # sched's shape: the action goes through a helper into `self._queue`, `run` calls an element
+    enter = _cats(index.lookup("gadgetpkg.cb", "Scheduler.enter"))
+    assert enter == {
+        "call:callback_dispatch": (
+            "gadgetpkg.cb.Scheduler.enter",
+            "gadgetpkg.cb.Scheduler.enterabs",
+            "gadgetpkg.cb.Scheduler.run",
+        )
+    }
+    assert index.lookup("gadgetpkg.cb", "Scheduler").reaches == ()  # its __init__ keeps nothing
+    # weakref.finalize's shape: a field of a stored record is what gets called
+    fin = _cats(index.lookup("gadgetpkg.cb", "Finalizer"))
+    assert fin == {
+        "init:callback_dispatch": (
+            "gadgetpkg.cb.Finalizer.__init__",
+            "gadgetpkg.cb.Finalizer.__call__",
+        )
+    }
+    # a stored model whose *method* is called is not dispatch
+    assert index.lookup("gadgetpkg.cb", "Keeper").reaches == ()
+
+
+def test_parameter_handed_to_a_dispatcher(index) -> None:
+    submit = _cats(index.lookup("gadgetpkg.cb", "submit"))["call:callback_dispatch"]
+    assert submit == ("gadgetpkg.cb.submit", "gadgetpkg.cb.Item.__init__", "gadgetpkg.cb.Item.run")
+    assert "init:callback_dispatch" in _cats(index.lookup("gadgetpkg.cb", "Item"))
+    assert _cats(index.lookup("gadgetpkg.cb", "handed_on"))["call:callback_dispatch"] == (
+        "gadgetpkg.cb.handed_on",
+        "gadgetpkg.cb.apply",
+    )
+    # the parameter lands in `apply`'s `x`, which is not called: per-parameter, not per-call
+    assert index.lookup("gadgetpkg.cb", "not_handed_on").reaches == ()
+
+
+def test_class_handed_to_a_constructor_binds_the_attribute(index) -> None:
+    # cProfile.run's shape: `_Utils(Profile).run(code)` -> `self.profiler()` -> `.run` -> exec
+    path = _cats(index.lookup("gadgetpkg.cb", "run"))["call:exec_sink"]
+    assert path == (
+        "gadgetpkg.cb.run",
+        "gadgetpkg.cb.Runner.run",
+        "gadgetpkg.cb.Evaluator.go",
+        "builtins.eval",
+    )
+
+
+def test_lazily_opened_connection_is_a_method_reach(index) -> None:
+    conn = _cats(index.lookup("gadgetpkg.cb", "Conn"))
+    assert list(conn) == ["method:network"]  # no load-time hook opens it
+    assert conn["method:network"][:2] == ("gadgetpkg.cb.Conn.connect", "socket.create_connection")
+
+
+def test_module_getattr_lazy_exports(index) -> None:
+    lazy = index.lookup("gadgetpkg.lazy", "Lazy")
+    assert lazy.origin == "gadgetpkg.lazy.impl.Lazy"
+    assert "init:process" in _cats(lazy)
+    assert index.lookup("gadgetpkg.lazy", "Other").origin == "gadgetpkg.lazy.impl.Other"
+    assert index.lookup("gadgetpkg.lazy", "impl_lazy") is None  # a local of __getattr__
+
+
+def test_type_checking_stubs_are_skipped(index) -> None:
+    path = _cats(index.lookup("gadgetpkg.lazy", "stub"))["call:process"]
+    assert path == ("gadgetpkg.lazy.stub", "posix.system")
 
 
 def test_builds_are_byte_reproducible(tmp_path: Path) -> None:

@@ -13,11 +13,14 @@ from collections.abc import Iterable
 
 from .resolve import Ref, Resolver, label
 from .sinks import CUTS, MODE_SINKS, direct_category, sink_category
-from .symbols import B_FROM, B_IMPORT, CALL_CONST, CALL_RO, ModuleInfo
+from .symbols import B_DEF, B_FROM, B_IMPORT, CALL_CONST, CALL_PARAM, CALL_RO, ModuleInfo
 
 MAX_HOPS = 16
 _RECEIVERS = frozenset({"self", "cls", "super()"})  # calls that carry the object's state
 _LATE_NODES = 64  # methods followed per hook when re-binding `self` to the subclass
+# a parameter handed on through more calls than this is nearly always incidental (a message
+# string reaching `warnings.warn_explicit`'s `category(message)`): dispatch paths stay short
+_DISPATCH_LEN = 4
 _BIND_ROUNDS = 2  # argument binding passes: a value handed on through two calls
 # The method the loader calls for each hook: REDUCE/NEWOBJ, BUILD, SETITEMS, APPENDS, ADDITEMS.
 HOOKS: tuple[tuple[str, str], ...] = (
@@ -39,7 +42,8 @@ class Graph:
         self.mods = mods
         self.r = resolver
         self.edges: dict[Node, list[Node]] = {}
-        self.calls_param: set[Node] = set()
+        # calls handed a parameter-derived value: (callee node, argument slot -> parameters)
+        self.param_edges: dict[Node, list[tuple[Node, dict[str, list[str]]]]] = {}
         for _ in range(_BIND_ROUNDS):
             self.bind_arguments()
         for name in sorted(mods):
@@ -47,6 +51,8 @@ class Graph:
             for qual in sorted(m.functions):
                 self._function(m, qual)
         self.paths = self._search()
+        self.dispatch = dispatchers(self, subclasses=True)  # a method: its class family
+        self.dispatch_up = dispatchers(self, subclasses=False)  # a hook: the class and bases
 
     def bind_arguments(self) -> None:
         """Flow-insensitive argument binding: a module, class or function passed by name to a
@@ -59,6 +65,8 @@ class Graph:
                 cls = _owner(m, qual)
                 for text, pos, kws in f.call_args:
                     callee = self.r.expr(m.name, text, f, cls, 0)
+                    if callee is not None and callee[0] == "class":  # `_Utils(Profile)`
+                        callee = self.r.member(callee, ("__init__",), 0)
                     if callee is None or callee[0] != "function" or callee[1] not in self.mods:
                         continue
                     g = self.mods[callee[1]].functions.get(callee[2])
@@ -92,9 +100,10 @@ class Graph:
                 for target in self.targets(ref, flags):
                     if target not in out and target != node:
                         out.append(target)
+                    if flags & CALL_PARAM and not target[0].startswith("!"):
+                        slots = f.param_slots.get(text, {})
+                        self.param_edges.setdefault(node, []).append((target, slots))
         self.edges[node] = out
-        if f.calls_param:
-            self.calls_param.add(node)
 
     def targets(self, ref: Ref, flags: int = 0) -> list[Node]:
         """Nodes a call of `ref` runs: a function, a class's constructor, or a sink."""
@@ -176,16 +185,39 @@ class Graph:
         if kind == "function":
             node = (module, qual)
             rows = [("call", cat, path) for cat, path in self.reach(node)]
-            if node in self.calls_param and not any(r[1] == "callback_dispatch" for r in rows):
-                rows.append(("call", "callback_dispatch", (origin,)))
+            if node in self.dispatch and not any(r[1] == "callback_dispatch" for r in rows):
+                rows.append(("call", "callback_dispatch", self.dispatch[node]))
         elif kind == "class":
             for hook, method in HOOKS:
                 for target in self.hook_targets(ref, method):
                     if target[0].startswith("!"):
                         rows.append((hook, target[0][1:], (origin, target[1])))
-                    else:
-                        rows += [(hook, cat, path) for cat, path in self.late_bound(ref, target)]
+                        continue
+                    rows += [(hook, cat, path) for cat, path in self.late_bound(ref, target)]
+                    if target in self.dispatch_up:
+                        rows.append((hook, "callback_dispatch", self.dispatch_up[target]))
+            if not any(r[1] == "network" for r in rows):
+                rows += self.lazy_network(ref)
         return sorted(set(rows))
+
+    def lazy_network(self, cls: Ref) -> list[ReachRow]:
+        """A connection opened by a public method (`HTTPConnection.connect`), not by a load-time
+        hook: kept as the weaker reach kind "method" — the application, not the loader, calls it
+        on the restored object."""
+        best: tuple[str, ...] | None = None
+        names = set()
+        for base in self.r.mro(cls):
+            c = self.mods[base[1]].classes.get(base[2]) if base[1] in self.mods else None
+            if c is not None:
+                names |= {n for n, b in c.members.items() if b[0] == B_DEF and n[:1] != "_"}
+        for name in sorted(names):
+            found = self.r.member(cls, (name,), 0)
+            if found is None or found[0] != "function":
+                continue
+            for cat, path in self.reach((found[1], found[2])):
+                if cat == "network" and (best is None or len(path) < len(best)):
+                    best = path
+        return [("method", "network", best)] if best else []
 
     def late_bound(self, cls: Ref, start: Node) -> list[tuple[str, tuple[str, ...]]]:
         """Reach of a hook method with `self` bound to `cls`: a base's `self.open()` runs the
@@ -224,6 +256,70 @@ class Graph:
                 if cat not in best or (len(full), full) < (len(best[cat]), best[cat]):
                     best[cat] = full
         return sorted(best.items())
+
+
+def dispatchers(g: Graph, *, subclasses: bool) -> dict[Node, tuple[str, ...]]:
+    """Functions that dispatch a callable they are handed, with a path ending in the method
+    that calls it: they call their parameter, store it where their class's family calls it
+    (`flows.py`), or hand it to such a function or constructor (`sched.scheduler.enter` ->
+    `enterabs` stores into `_queue`, `run` calls an element of `_queue`). The family is the
+    class and its bases, plus with `subclasses` the classes deriving from it (for a method;
+    a restored object's hooks only ever meet its own class and bases)."""
+    own: dict[Node, dict[str, str]] = {}  # class -> stored key it calls -> calling method
+    for name in sorted(g.mods):
+        m = g.mods[name]
+        for qual in sorted(m.functions):
+            owner = _owner(m, qual)
+            if owner is not None:
+                keys = own.setdefault((owner[1], owner[2]), {})
+                for key in m.functions[qual].calls_stored:
+                    keys.setdefault(key, label(m.name, qual))
+    family: dict[Node, dict[str, str]] = {}  # a class's own, its bases' and subclasses' calls
+    for cls in sorted(own):
+        mro = [(b[1], b[2]) for b in g.r.mro(("class", *cls)) if b[0] == "class"]
+        for base in mro:
+            into = family.setdefault(base, {})
+            for key, caller in own[cls].items() if subclasses else ():
+                into.setdefault(key, caller)
+            for key, caller in own.get(base, {}).items():
+                family.setdefault(cls, {}).setdefault(key, caller)
+    found: dict[Node, tuple[str, ...]] = {}
+    params: dict[Node, set[str]] = {}  # the parameters a node dispatches
+    for name in sorted(g.mods):
+        m = g.mods[name]
+        for qual in sorted(m.functions):
+            f, node = m.functions[qual], (m.name, qual)
+            owner = _owner(m, qual)
+            calls = family.get((owner[1], owner[2]), {}) if owner else {}
+            hit = sorted(k for k in f.stores if k in calls)
+            if f.params_called:
+                found[node] = (label(*node),)
+            elif hit:
+                found[node] = (label(*node), calls[hit[0]])
+            if f.params_called or hit:
+                params[node] = {*f.params_called, *(p for k in hit for p in f.stores[k])}
+    reverse: dict[Node, list[tuple[Node, dict[str, list[str]]]]] = {}
+    for node in sorted(g.param_edges):
+        for target, slots in g.param_edges[node]:
+            reverse.setdefault(target, []).append((node, slots))
+    queue = deque(sorted(found))
+    while queue:
+        node = queue.popleft()
+        callee = g.mods[node[0]].functions[node[1]]
+        skip = 1 if callee.params[:1] in (["self"], ["cls"]) and "." in node[1] else 0
+        for src, slots in reverse.get(node, ()):
+            got: set[str] = set()
+            for slot, origins in slots.items():
+                i = skip + int(slot) if slot.isdigit() else -1
+                param = callee.params[i] if 0 <= i < len(callee.params) else slot
+                if param in params[node]:
+                    got.update(origins)  # the argument for a dispatched parameter
+            if not got - params.get(src, set()) or len(found[node]) >= _DISPATCH_LEN:
+                continue
+            found.setdefault(src, (label(*src), *found[node]))
+            params.setdefault(src, set()).update(got)
+            queue.append(src)
+    return found
 
 
 def _owner(m: ModuleInfo, qual: str) -> Ref | None:

@@ -201,9 +201,11 @@ class Resolver:
             return None
         if head in ("self", "cls") and cls is not None:
             ref = cls
-            plain = head == "self" and rest and not rest[0].endswith("()")
-            if plain and self.member(cls, (rest[0],), depth) is None:
-                inst = self.instance_attribute(cls, rest[0], depth)
+            attr = rest[0].removesuffix("()") if head == "self" and rest else ""
+            if attr and self.member(cls, (attr,), depth) is None:
+                inst = self.instance_attribute(cls, attr, depth)
+                if inst is not None and rest[0].endswith("()"):
+                    inst = self._instance(inst)  # `self.factory()`: an instance of the class
                 if inst is not None:
                     ref, rest = inst, rest[1:]
         elif func is not None and head in func.locals:
@@ -245,7 +247,14 @@ class Resolver:
         for base in self.mro(cls):
             owner = self.mods[base[1]].classes.get(base[2]) if base[1] in self.mods else None
             if owner is not None and name in owner.inst:
-                return self.expr(base[1], owner.inst[name], None, base, depth + 1)
+                value = owner.inst[name]
+                if value.startswith("%"):  # a parameter: its default and caller-bound values
+                    qual, param = value[1:].rsplit(":", 1)
+                    f = self.mods[base[1]].functions.get(qual)
+                    if f is None or param not in f.locals:
+                        return None
+                    return self.expr(base[1], param, f, base, depth + 1)
+                return self.expr(base[1], value, None, base, depth + 1)
         return None
 
     def _walk(self, ref: Ref | None, rest: list[str], depth: int) -> Ref | None:

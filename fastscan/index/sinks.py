@@ -150,6 +150,10 @@ CUTS = frozenset(
         # platform.platform()/architecture() for environment reports (gensim lifecycle events)
         "platform._syscmd_file",
         "platform._syscmd_ver",
+        # build the warning by calling its category (`category(message)`); every library
+        # warns, and a message string handed on is not a callback
+        "warnings.warn",
+        "warnings.warn_explicit",
     }
 )
 

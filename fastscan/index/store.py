@@ -43,7 +43,7 @@ class IndexFormatError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Reach:
-    hook: str  # call | new | init | setstate | setitem | append | extend | add
+    hook: str  # call | new | init | setstate | setitem | append | extend | add | method (weaker)
     category: str  # a fastscan.rules.knowledge.DANGEROUS_CATEGORIES member
     path: tuple[str, ...]  # shortest path from the hook to the sink primitive
 

@@ -18,6 +18,8 @@ import ast
 import re
 from dataclasses import dataclass, field
 
+from .flows import dotted, mentions, param_flows
+
 # Binding kinds (first element of a binding tuple).
 B_IMPORT = "import"  # ("import", module)
 B_FROM = "from"  # ("from", module, attribute)
@@ -29,6 +31,7 @@ B_CONST = "constant"  # ("constant",)
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CALL_RO = 1  # call passes a literal read-only mode (open/FileIO/os.open)
 CALL_CONST = 2  # every argument is a literal: nothing the loader passes can steer the call
+CALL_PARAM = 4  # an argument is derived from one of the function's own parameters
 _MAX_CALLS = 400  # per function: bounds fan-out of generated or enormous functions
 
 
@@ -36,13 +39,19 @@ _MAX_CALLS = 400  # per function: bounds fan-out of generated or enormous functi
 class FuncInfo:
     calls: list[tuple[str, int]] = field(default_factory=list)
     locals: dict[str, list[str]] = field(default_factory=dict)  # name -> dotted expressions
-    calls_param: bool = False  # calls one of its own parameters (hands control to its caller)
     params: list[str] = field(default_factory=list)  # positional parameters, in order
     # calls passing plain names: (callee, positional arg names, ((keyword, name), ...)); used
     # to bind a callee's parameters to modules/classes/functions (`_load(f, pickle_module)`)
     call_args: list[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]] = field(
         default_factory=list
     )
+    # stored-callable facts (`flows.py`): `self.<attr>` keys that receive a parameter-derived
+    # value, and keys whose value or element this function calls ("attr" or "attr.field")
+    stores: dict[str, list[str]] = field(default_factory=dict)  # key -> parameters stored
+    calls_stored: list[str] = field(default_factory=list)
+    params_called: list[str] = field(default_factory=list)
+    param_slots: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # callee text ->
+    # argument slot ("0", "1", ... or a keyword) -> parameters the argument derives from
 
 
 @dataclass(slots=True)
@@ -66,27 +75,6 @@ class ModuleInfo:
     functions: dict[str, FuncInfo] = field(default_factory=dict)  # qualname -> info
     classes: dict[str, ClassInfo] = field(default_factory=dict)  # qualname -> info
     error: str = ""
-
-
-def dotted(node: ast.AST) -> str | None:
-    """`a.b.c` -> "a.b.c"; `super().m` -> "super().m"; `A().m` -> "A().m"; else None."""
-    parts: list[str] = []
-    while True:
-        if isinstance(node, ast.Attribute):
-            parts.append(node.attr)
-            node = node.value
-        elif isinstance(node, ast.Name):
-            parts.append(node.id)
-            break
-        elif isinstance(node, ast.Call):
-            inner = dotted(node.func)
-            if inner is None:
-                return None
-            parts.append(inner + "()")
-            break
-        else:
-            return None
-    return ".".join(reversed(parts))
 
 
 def _absolute(module: str, is_pkg: bool, level: int, target: str | None) -> str:
@@ -160,6 +148,8 @@ class _Reader:
                 self.clone(node.value)
             elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
                 for part in ("body", "orelse", "finalbody"):
+                    if part == "body" and isinstance(node, ast.If) and _typing_only(node.test):
+                        continue  # stubs for type checkers; the loader sees the else branch
                     self.body(getattr(node, part, []), prefix, table)
                 for handler in getattr(node, "handlers", []):
                     self.body(handler.body, prefix, table)
@@ -233,6 +223,7 @@ class _Reader:
         local_bindings: dict[str, tuple[str, ...]] = {}
         owner = self.mod.classes.get(qualname.rsplit(".", 1)[0]) if "." in qualname else None
         seen: set[tuple[str, int]] = set()
+        derived = param_flows(node, params, info)
         for sub in ast.walk(node):
             if isinstance(sub, (ast.Import, ast.ImportFrom)):
                 self.imports(sub, local_bindings)
@@ -241,6 +232,8 @@ class _Reader:
                 text = dotted(sub.value)
                 on_self = isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
                 if owner is not None and text and on_self and target.value.id == "self":  # type: ignore[attr-defined]
+                    if text in params:  # `self.x = x`: resolved through x's bound values
+                        text = f"%{qualname}:{text}"
                     owner.inst.setdefault(target.attr, text)  # type: ignore[attr-defined]
                 if isinstance(target, ast.Name) and text and target.id != "self":
                     exprs = info.locals.setdefault(target.id, [])
@@ -259,12 +252,12 @@ class _Reader:
                 text = dotted(sub.func)
                 if text is None:
                     continue
-                if text in params and text not in ("self", "cls"):
-                    info.calls_param = True
                 flags = CALL_RO if _read_only_mode(sub) else 0
                 values = [*sub.args, *(kw.value for kw in sub.keywords)]
                 if values and all(isinstance(v, ast.Constant) for v in values):
                     flags |= CALL_CONST
+                if any(mentions(v, derived) for v in values):
+                    flags |= CALL_PARAM
                 if (text, flags) not in seen:
                     seen.add((text, flags))
                     info.calls.append((text, flags))
@@ -272,11 +265,43 @@ class _Reader:
                 kws = tuple((k.arg, dotted(k.value) or "") for k in sub.keywords if k.arg)
                 if len(info.call_args) < _MAX_CALLS and (any(pos) or any(v for _, v in kws)):
                     info.call_args.append((text, pos, kws))
+        if qualname == "__getattr__":
+            self.lazy_exports(node, local_bindings)
         for name, binding in local_bindings.items():
             if binding[0] == B_IMPORT:
                 info.locals.setdefault(name, []).insert(0, "@" + binding[1])
             elif binding[0] == B_FROM:
                 info.locals.setdefault(name, []).insert(0, "@" + binding[1] + ":" + binding[2])
+
+    def lazy_exports(
+        self, node: ast.FunctionDef | ast.AsyncFunctionDef, local: dict[str, tuple[str, ...]]
+    ) -> None:
+        """PEP 562: a module `__getattr__` that imports a name when asked for it (`if name ==
+        "X": from .m import X`, or `global X; X = imported`) makes X a module attribute."""
+        asked = {
+            c.value
+            for sub in ast.walk(node)
+            if isinstance(sub, ast.Compare)
+            for c in (sub.left, *sub.comparators)
+            if isinstance(c, ast.Constant) and isinstance(c.value, str)
+        }
+        declared = {n for sub in ast.walk(node) if isinstance(sub, ast.Global) for n in sub.names}
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Name):
+                for t in sub.targets:
+                    if isinstance(t, ast.Name) and t.id in declared and sub.value.id in local:
+                        self.bind(self.mod.bindings, t.id, local[sub.value.id])
+        for name, binding in local.items():
+            if name in asked and binding[0] == B_FROM:
+                self.bind(self.mod.bindings, name, binding)
+
+
+def _typing_only(test: ast.expr) -> bool:
+    """`if TYPE_CHECKING:` or `if ... and typing.TYPE_CHECKING:` (false at run time)."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return any(_typing_only(v) for v in test.values)
+    text = dotted(test)
+    return text is not None and text.split(".")[-1] == "TYPE_CHECKING"
 
 
 def _string_list(value: ast.AST) -> list[str] | None:
