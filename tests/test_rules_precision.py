@@ -41,6 +41,18 @@ def test_a_reach_past_the_bound_is_suspicious_not_malicious() -> None:
 
 
 @needs_index
+def test_index_found_callback_dispatch_is_suspicious_not_malicious() -> None:
+    # optuna's _ParzenEstimator.__init__ calls a weights function it is given: a dispatcher,
+    # dangerous only with a callable the pickle supplies, as the rule base grades dispatchers
+    data = b"\x80\x02coptuna.samplers._tpe.parzen_estimator\n_ParzenEstimator\n)R."
+    result = Scanner(model=None).scan_bytes(data, "pe.pkl")
+    reach = [f for f in result.findings if f.rule_id == "FS110"]
+    assert reach and all(f.severity == Severity.SUSPICIOUS for f in reach)
+    assert "callback dispatch" in reach[0].message
+    assert result.verdict == "suspicious"
+
+
+@needs_index
 def test_a_reach_within_the_bound_stays_malicious() -> None:
     kb = load_shipped()  # denylist entry withheld: the index alone must find the nested loader
     kb.entries = [e for e in kb.entries if e.module != "torch.utils.data.datapipes.datapipe"]

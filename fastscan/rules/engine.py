@@ -403,7 +403,13 @@ def _stream_findings(  # noqa: PLR0917
             msg = (
                 f"{g.qualname}{resolved} {verb} [{reach.category}]: its {reach.hook} hook reaches"
                 f" a sink: {' -> '.join(reach.path)} ({cls.package or 'index'})"
-                + (f" ({len(reach.path)} steps, past the malicious bound)" if far else "")
+                + (
+                    ""
+                    if not far
+                    else " (callback dispatch: runs only a callable the pickle hands it)"
+                    if reach.category == "callback_dispatch"
+                    else f" ({len(reach.path)} steps, past the malicious bound)"
+                )
                 + where
             )
             out.add(

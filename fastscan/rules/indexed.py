@@ -236,8 +236,10 @@ def fired(cls: Classification, hooks_run: frozenset[str]) -> Reach | None:
 
 
 def long_reach(reach: Reach) -> bool:
-    """Whether `reach` is past REACH_STEPS_MAX: too indirect for a malicious verdict alone."""
-    return len(reach.path) > REACH_STEPS_MAX
+    """Whether `reach` is too weak for a malicious verdict alone: past REACH_STEPS_MAX, or
+    callback dispatch, which runs only a callable the pickle hands it (the index cannot tell
+    whether it does; the rule base grades reviewed dispatchers suspicious for the same reason)."""
+    return len(reach.path) > REACH_STEPS_MAX or reach.category == "callback_dispatch"
 
 
 def no_sink(cls: Classification, ran: frozenset[str]) -> str:
