@@ -48,6 +48,9 @@ class FakeIndex:
     def package_of(self, module: str) -> str | None:
         return self.modules.get(module)
 
+    def open_ended(self, module: str) -> bool:
+        return False  # every fake module shows all it defines
+
     def lookup(self, module: str, qualname: str) -> Symbol | None:
         self.lookups += 1
         parts = qualname.split(".")

@@ -86,6 +86,17 @@ class Index:
         pkg = self._package(module)
         return pkg[0] if pkg else None
 
+    def open_ended(self, module: str) -> bool:
+        """Whether `module` may define names its source does not show: a module-level
+        `__getattr__` (PEP 562), or a star import from a module this index cannot read (a C
+        extension, an unindexed package). A name missing there is not evidence of a typo."""
+        sec = self._section(module)
+        if sec is None:
+            return False
+        return "__getattr__" in sec["n"] or any(
+            self._section(star) is None for star in sec["s"]
+        )
+
     def without(self, packages: Iterable[str]) -> Index:
         return _Without(self, frozenset(packages))
 

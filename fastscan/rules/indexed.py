@@ -92,7 +92,7 @@ def judge(
     except (ValueError, zlib.error):  # a corrupt section of a user's file: today's treatment
         return ruled
     if symbol is None:
-        if ruled.is_dangerous or ruled.pinned:
+        if ruled.is_dangerous or ruled.pinned or index.open_ended(spelled):
             return ruled
         package = index.package_of(spelled) or spelled.split(".")[0]
         return replace(

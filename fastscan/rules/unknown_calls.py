@@ -166,13 +166,30 @@ class StreamShapes:
         shape_of_name, classy = spelled
         if uses & (USE_DISCARDED | USE_CALLED):
             shape = APPLICATION  # an object nobody keeps, or a callable: not a restoration
-        elif c.opcode in _RESTORING_OPCODES or (classy and uses & (USE_BUILT | USE_FILLED)):
+        elif (
+            c.opcode in _RESTORING_OPCODES
+            or (classy and uses & (USE_BUILT | USE_FILLED))
+            or self._hands_a_class(c)
+        ):
             shape = RESTORATION
         elif not classy and (uses & USE_ARGUMENT or kinds & (ARG_STR | ARG_BYTES)):
             shape = APPLICATION
         else:
             shape = CONSTRUCTION
         return CallShape(k, c.callable_index, c.opcode, shape_of_name, kinds, uses, shape)
+
+    def _hands_a_class(self, c: CallSite) -> bool:
+        """A helper handed the class it rebuilds as its first argument, its result kept: the
+        reconstructor shape (numpy's `_reconstruct(ndarray, ...)`, Cython's
+        `__pyx_unpickle_X(X, ...)`, bitarray's `_bitarray_reconstructor(bitarray, ...)`)."""
+        first = c.first_arg_global
+        if not 0 <= first < len(self.facts.globals):
+            return False
+        spelled = self._names.get(first)
+        if spelled is None:
+            name = self.facts.globals[first].name
+            spelled = self._names[first] = (name_shape(name), looks_like_class(name))
+        return spelled[1]
 
     def of_callable(self, index: int) -> list[CallShape]:
         """Shapes of the calls (BUILD aside) of global `index`."""
