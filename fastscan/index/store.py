@@ -93,9 +93,7 @@ class Index:
         sec = self._section(module)
         if sec is None:
             return False
-        return "__getattr__" in sec["n"] or any(
-            self._section(star) is None for star in sec["s"]
-        )
+        return "__getattr__" in sec["n"] or any(self._section(star) is None for star in sec["s"])
 
     def without(self, packages: Iterable[str]) -> Index:
         return _Without(self, frozenset(packages))
