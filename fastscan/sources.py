@@ -14,7 +14,7 @@ import fnmatch
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -22,7 +22,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 
 from .sinks import conform_table, read_parquet, read_provenance
-from .verdict import SUSPICIOUS, FileResult
+from .verdict import SUSPICIOUS, FileResult, Finding
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,11 +231,10 @@ def local_ref(path: str) -> FileRef:
     return _ref_for(path, follow_symlinks=True, rel=rel)
 
 
-def unreadable_result(ref: FileRef) -> FileResult:
-    """The row of a file discovery could not even open: status error, suspicious (FS316)."""
-    from .rules.catalog import UNREADABLE_FILE
-
-    finding = UNREADABLE_FILE.finding(ref.error)
+def error_row(
+    ref: FileRef, message: str, *, verdict: str = SUSPICIOUS, findings: Sequence[Finding] = ()
+) -> FileResult:
+    """The row of a file that could not be scanned (status error): never clean by default."""
     hf_repo, hf_revision = hf_coordinates(ref.path)
     return FileResult(
         path=ref.path,
@@ -244,12 +243,19 @@ def unreadable_result(ref: FileRef) -> FileResult:
         etag=ref.etag,
         extension=os.path.splitext(ref.path)[1].lower(),
         status="error",
-        verdict=SUSPICIOUS,
-        error=ref.error,
-        findings=[finding],
+        verdict=verdict,
+        error=message,
+        findings=list(findings),
         hf_repo=hf_repo,
         hf_revision=hf_revision,
     )
+
+
+def unreadable_result(ref: FileRef) -> FileResult:
+    """The row of a file discovery could not even open: status error, suspicious (FS316)."""
+    from .rules.catalog import UNREADABLE_FILE
+
+    return error_row(ref, ref.error, findings=[UNREADABLE_FILE.finding(ref.error)])
 
 
 def walk_local(

@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from .sinks import results_to_batch
-from .sources import FileRef, hf_coordinates, is_remote, unreadable_result
+from .sources import FileRef, error_row, hf_coordinates, is_remote, unreadable_result
 from .verdict import SUSPICIOUS, FileResult
 
 ScannerFactory = Callable[..., Any]  # (**scanner_options) -> object with scan_path / scan_refs
@@ -145,19 +145,7 @@ def _raise_timeout(signum: int, frame: Any) -> None:
 
 
 def error_result(ref: FileRef, message: str, verdict: str = SUSPICIOUS) -> FileResult:
-    hf_repo, hf_revision = hf_coordinates(ref.path)
-    return FileResult(
-        hf_repo=hf_repo,
-        hf_revision=hf_revision,
-        path=ref.path,
-        size=ref.size,
-        mtime=ref.mtime,
-        etag=ref.etag,
-        extension=os.path.splitext(ref.path)[1].lower(),
-        status="error",
-        verdict=verdict,
-        error=message,
-    )
+    return error_row(ref, message, verdict=verdict)
 
 
 def _scan_one(

@@ -144,10 +144,11 @@ def test_file_that_cannot_be_opened_is_fs316_whatever_the_policy(
     tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import builtins
+    from dataclasses import replace
 
     from fastscan import containers
     from fastscan.scan import Scanner
-    from fastscan.verdict import VerdictPolicy, combine
+    from fastscan.verdict import RULES_ONLY, combine
 
     (tree / "locked.pkl").write_bytes(BENIGN)
     real_open = builtins.open
@@ -171,7 +172,7 @@ def test_file_that_cannot_be_opened_is_fs316_whatever_the_policy(
     assert "permission denied" in locked["error"]
     # a policy that lets incomplete scans pass as clean still cannot clear an unopened file
     result = Scanner(model=None).scan_path(str(tree / "locked.pkl"))
-    lenient = VerdictPolicy(incomplete_verdict="clean")
+    lenient = replace(RULES_ONLY, incomplete_verdict="clean")
     assert combine(result.findings, "error", policy=lenient)[0] == "suspicious"
     partial = [f for f in result.findings if f.rule_id != "FS316"]
     assert combine(partial, "error", policy=lenient)[0] == "clean"  # the control
