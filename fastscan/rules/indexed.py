@@ -92,8 +92,11 @@ def judge(
     except (ValueError, zlib.error):  # a corrupt section of a user's file: today's treatment
         return ruled
     if symbol is None:
-        if ruled.is_dangerous or ruled.pinned or index.open_ended(spelled):
+        if ruled.is_dangerous or ruled.pinned:
             return ruled
+        head = name.partition(".")[0]
+        if index.open_ended(spelled) and (head == name or index.lookup(spelled, head) is None):
+            return ruled  # the module may define it at run time: unlisted, not a typo
         package = index.package_of(spelled) or spelled.split(".")[0]
         return replace(
             ruled,
