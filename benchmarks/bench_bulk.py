@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         if not mirror.exists() or not any(mirror.iterdir()):
             t = time.perf_counter()
             if args.profile == "hub":
+                sys.path.insert(0, str(HERE))  # a sibling script, also under `python -P`
                 from hub_mirror import build_hub_mirror
 
                 build_hub_mirror(mirror, args.files)
