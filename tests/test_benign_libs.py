@@ -223,3 +223,15 @@ def test_lolo_in_parallel_equals_sequential(tiny: fit_mod.CorpusScan) -> None:
     one = lolo.run_lolo(tiny, thresholds, only=only)
     two = lolo.run_lolo(tiny, thresholds, only=only, workers=2)
     assert one == two and set(one["libraries"]) == set(only)
+
+
+def test_lolo_judges_a_library_with_the_index_not_knowing_it() -> None:
+    from fastscan.rules.indexed import shipped_index
+
+    if shipped_index() is None:
+        pytest.skip("no shipped index")
+    scanner = lolo.scanner_without_index(frozenset({"scikit-learn", "python-stdlib"}))
+    index = scanner.rules.index
+    assert not index.has_module("sklearn.linear_model") and not index.has_module("json")
+    assert index.has_module("numpy")
+    assert scanner.model is None

@@ -374,7 +374,7 @@ def _jsonable(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lolo(scan: fit_mod.CorpusScan, args: argparse.Namespace) -> dict[str, Any]:
-    from .lolo import format_lolo, manifest_thresholds, run_lolo
+    from .lolo import format_lolo, manifest_thresholds, run_lolo, scanner_without_index
 
     add_unlisted_rows(scan, args.workers)  # the same training examples as `fastscan train`
     try:
@@ -387,6 +387,7 @@ def _lolo(scan: fit_mod.CorpusScan, args: argparse.Namespace) -> dict[str, Any]:
         manifest_thresholds(args.model),
         seed=args.seed,
         shipped=shipped,
+        scanner_without=scanner_without_index,  # the held-out library is unknown to the index
         only=args.libraries.split(",") if args.libraries else None,
         workers=args.workers,
         progress=lambda library: print(f"lolo: fitting without {library}", file=sys.stderr),

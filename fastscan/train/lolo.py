@@ -34,10 +34,28 @@ from threadpoolctl import threadpool_limits
 from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, combine
 from .fit import CorpusScan, anomaly_scores, fit_classifier, make_anomaly_model, scan_with_rows
 
-__all__ = ["format_lolo", "libraries", "manifest_thresholds", "run_lolo"]
+__all__ = ["format_lolo", "libraries", "manifest_thresholds", "run_lolo", "scanner_without_index"]
 
 _RANK = {CLEAN: 0, SUSPICIOUS: 1, MALICIOUS: 2}
 ScannerWithout = Callable[[frozenset[str]], Any]
+
+
+# Corpus library labels that are not distribution names in the ecosystem index.
+_INDEX_PACKAGE = {"python-stdlib": "python"}
+
+
+def scanner_without_index(libraries: frozenset[str]) -> Any:
+    """A rules-only Scanner whose ecosystem index does not know `libraries` (issue 15: a
+    library left out of training is judged with it left out of the index too)."""
+    from ..rules.indexed import shipped_index
+    from ..rules.knowledge import load_shipped
+    from ..rules.ruleset import RuleSet
+    from ..scan import Scanner
+
+    index = shipped_index()
+    hidden = {_INDEX_PACKAGE.get(lib, lib) for lib in libraries}
+    rules = RuleSet(load_shipped(), index=index.without(hidden) if index is not None else None)
+    return Scanner(model=None, rules=rules)
 
 
 def manifest_thresholds(model: str | None = None) -> dict[str, float]:
