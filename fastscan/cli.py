@@ -72,6 +72,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from .scancmd import add_arguments as add_scan_arguments
+    from .scancmd import add_walk_arguments
 
     p = sub.add_parser("scan", help="scan files, trees, URLs or stdin", formatter_class=_HELP)
     add_scan_arguments(p)
@@ -102,13 +103,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="processes (None: all cores or FASTSCAN_WORKERS; 0: in-process, no crash isolation)",
     )
     p.add_argument("--chunk-size", type=int, default=64, help="files sent to a worker at once")
-    p.add_argument("--include", action="append", default=[], help="glob on the relative path")
-    p.add_argument("--exclude", action="append", default=[], help="glob on the relative path")
-    p.add_argument(
-        "--with-safetensors",
-        action="store_true",
-        help="also read *.safetensors files of hf:// repositories (they hold no pickle)",
-    )
+    add_walk_arguments(p)
     p.add_argument(
         "--follow-symlinks", action="store_true", help="descend into symlinked directories"
     )
@@ -236,6 +231,10 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
     args.format = args.format or format_for_path(args.out)
     if args.hash:
         options["hash_files"] = True
+    from .scancmd import hf_excludes
+
+    # safetensors of hf:// repositories hold no pickle: skipped by either engine unless asked
+    args.exclude = hf_excludes(args.root, args.exclude, args.with_safetensors)
     if args.engine == "dask":
         from .scale.dask_backend import run_dask
 
@@ -246,7 +245,6 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
 
             forkserver.start()  # the workers' imports now overlap the ones below
         from .bulk import run_bulk
-        from .scancmd import hf_excludes
 
         out: Any = sys.stdout if args.out == "-" else args.out
         summary = run_bulk(
@@ -256,7 +254,7 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
             workers=args.workers,
             chunk_size=args.chunk_size,
             include=args.include,
-            exclude=hf_excludes(args.root, args.exclude, args.with_safetensors),
+            exclude=args.exclude,
             follow_symlinks=args.follow_symlinks,
             since=args.since,
             resume=args.resume,

@@ -49,6 +49,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="record the findings of every flagged file here (then exit 0)",
     )
+    add_walk_arguments(p)
+    p.add_argument(
+        "--sarif-root",
+        default=".",
+        help="directory SARIF locations are relative to (%%SRCROOT%%)",
+    )
+    p.add_argument(
+        "--sarif-all",
+        action="store_true",
+        help="SARIF results for clean files' findings and notes too",
+    )
+
+
+def add_walk_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that choose which files under a directory or URL are read (scan, bulk)."""
     p.add_argument(
         "--include", action="append", default=[], help="glob on paths inside a directory or URL"
     )
@@ -59,16 +74,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--with-safetensors",
         action="store_true",
         help="also read *.safetensors files of hf:// repositories (they hold no pickle)",
-    )
-    p.add_argument(
-        "--sarif-root",
-        default=".",
-        help="directory SARIF locations are relative to (%%SRCROOT%%)",
-    )
-    p.add_argument(
-        "--sarif-all",
-        action="store_true",
-        help="SARIF results for clean files' findings and notes too",
     )
 
 

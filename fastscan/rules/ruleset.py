@@ -97,6 +97,9 @@ class RuleSet:
         self.index = index
         self.resolver = Resolver(kb, withheld, index)
         self.suppressions: tuple[Suppression, ...] = tuple(suppressions)
+        self._knowledge = (
+            _IndexKnowledge(index, self.resolver.withheld) if index is not None else None
+        )
         self._digest = kb.digest
         if self.resolver.withheld:  # a different classifier must never share a rules hash
             h = hashlib.sha256(self._digest.encode())
@@ -110,9 +113,7 @@ class RuleSet:
     def index_knowledge(self) -> _IndexKnowledge | None:
         """What the index knows, for call shapes and the know_* features (None without an
         index). Withheld names are unknown here too, as they are to `classify`."""
-        if self.index is None:
-            return None
-        return _IndexKnowledge(self.index, self.resolver.withheld)
+        return self._knowledge
 
     def index_versions(self) -> dict[str, str]:
         """The ecosystem index in use, for output metadata next to the rules hash."""
