@@ -19,8 +19,9 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from fastscan.findings import Severity
 from fastscan.scan import Scanner
-from fastscan.verdict import MALICIOUS, SUSPICIOUS, Severity
+from fastscan.verdict import MALICIOUS, SUSPICIOUS
 
 
 def main(argv: list[str] | None = None) -> int:

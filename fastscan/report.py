@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .exitcodes import exit_code, outcomes
-from .sinks import comparable, conform_table, read_parquet, read_provenance
+from .findings import REGISTRY
+from .results import comparable, conform_table, read_parquet, read_provenance
 from .verdict import SUSPICIOUS, VERDICTS
 
 
@@ -145,8 +146,6 @@ _ROW_COLUMNS = ("path", "verdict", "status", "format", "score", "rule_ids", "rea
 
 
 def collect_report(parquet_path: str, top: int = 20) -> ReportData:
-    from .rules.catalog import REGISTRY
-
     # a file, or a Dask engine's dataset folder
     metadata = {f"fastscan.{k}": v for k, v in read_provenance(parquet_path).items()}
     table = conform_table(read_parquet(parquet_path))

@@ -19,13 +19,13 @@ from .facts import (
     ScanLimits,
     StreamFacts,
 )
+from .findings import CONTAINER_BUDGET, Finding
 from .rules import RuleSet, evaluate
-from .rules.catalog import CONTAINER_BUDGET
 from .rules.fills import attribute_containers
 from .rules.indexed import Targets
 from .rules.nested_loaders import visible_operands
 from .tokenizer import tokenize
-from .verdict import SUSPICIOUS, FileResult, Finding, VerdictPolicy, combine, settle
+from .verdict import SUSPICIOUS, FileResult, VerdictPolicy, combine, settle
 
 if TYPE_CHECKING:
     import pyarrow as pa

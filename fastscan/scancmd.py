@@ -153,8 +153,9 @@ def _scan_remote(scanner: Any, ref: FileRef) -> FileResult:
 
 def run_scan(args: argparse.Namespace, scanner_options: dict[str, Any]) -> list[FileResult]:
     from .baseline import is_accepted, load_baseline, write_baseline
+    from .results import results_to_batch
     from .scan import Scanner
-    from .sinks import ConsoleSink, open_sink, results_to_batch
+    from .sinks import ConsoleSink, open_sink
 
     accepted = load_baseline(args.baseline) if args.baseline else frozenset()
     hashing = bool(args.hash or args.baseline or args.write_baseline)

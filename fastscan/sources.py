@@ -21,8 +21,9 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 
-from .sinks import conform_table, read_parquet, read_provenance
-from .verdict import SUSPICIOUS, FileResult, Finding
+from .findings import UNREADABLE_FILE, Finding
+from .results import conform_table, read_parquet, read_provenance
+from .verdict import SUSPICIOUS, FileResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,8 +254,6 @@ def error_row(
 
 def unreadable_result(ref: FileRef) -> FileResult:
     """The row of a file discovery could not even open: status error, suspicious (FS316)."""
-    from .rules.catalog import UNREADABLE_FILE
-
     return error_row(ref, ref.error, findings=[UNREADABLE_FILE.finding(ref.error)])
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .sinks import results_to_batch
+from .results import results_to_batch
 from .sources import FileRef, error_row, hf_coordinates, is_remote, unreadable_result
 from .verdict import SUSPICIOUS, FileResult
 

@@ -23,10 +23,11 @@ import pytest
 
 from fastscan import bulk, worker
 from fastscan.bulk import BulkError, run_bulk
+from fastscan.findings import Finding, Severity
 from fastscan.report import BulkSummary
-from fastscan.sinks import RESULT_SCHEMA, comparable
+from fastscan.results import RESULT_SCHEMA, comparable
 from fastscan.sources import FileRef
-from fastscan.verdict import FileResult, Finding, Severity
+from fastscan.verdict import FileResult
 
 
 class FakeScanner:

@@ -130,7 +130,8 @@ def test_report_exit_code_is_the_runs(tree: Path, tmp_path: Path) -> None:
 
 
 def test_report_of_an_interrupted_run_exits_2(tmp_path: Path) -> None:
-    from fastscan.sinks import ParquetSink, results_to_batch
+    from fastscan.results import results_to_batch
+    from fastscan.sinks import ParquetSink
     from fastscan.verdict import FileResult
 
     out = tmp_path / "v.parquet"

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastscan.bulk import run_bulk
+from fastscan.results import conform_table
 from fastscan.scan import Scanner
-from fastscan.sinks import conform_table
 from fastscan.sources import discover, hf_coordinates
 
 EVIL = b"\x80\x02cos\nsystem\n(X\x12\x00\x00\x00echo fastscan-testtR."

@@ -20,7 +20,7 @@ from conftest import HF_SNAPSHOT, build_mirror, hostile_pickle, torch_zip_bytes
 
 from fastscan.bulk import run_bulk
 from fastscan.remote import MissingExtra, filesystem_for
-from fastscan.sinks import comparable
+from fastscan.results import comparable
 from fastscan.sources import FileRef, discover, hf_coordinates
 
 SOURCE_COLUMNS = ("mtime", "etag", "bytes_read")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fastscan import sources
-from fastscan.sinks import results_to_batch
+from fastscan.results import results_to_batch
 from fastscan.sources import FileRef, discover, load_previous, split_incremental, unchanged
 from fastscan.verdict import FileResult
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ..facts import CallSite, GlobalRef, StreamFacts
-from ..verdict import Severity
+from ..findings import Severity
 from .indexed import KNOWN
 from .knowledge import UNKNOWN
 from .resolve import Classification

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
+from .. import findings as R
 from ..containers.base import COMPLETE, ENCRYPTED, ERROR, PARTIAL, UNSUPPORTED, Container
 from ..facts import (
     STATUS_BAD_OPCODE,
@@ -21,11 +22,9 @@ from ..facts import (
     CallSite,
     StreamFacts,
 )
-from ..verdict import Finding, Severity
-from . import catalog as R
+from ..findings import Finding, FindingRule, Severity
 from . import indexed, nested_loaders
 from .call_shapes import CallShapes
-from .catalog import FindingRule
 from .knowledge import UNKNOWN
 from .nested_loaders import Visible
 from .resolve import Classification

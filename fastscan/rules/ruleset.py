@@ -39,8 +39,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..verdict import Finding
-from .catalog import REGISTRY
+from ..findings import REGISTRY, Finding
 from .indexed import load_user_indexes, shipped_index
 from .knowledge import (
     DANGEROUS,

@@ -43,7 +43,8 @@ from ..isolation import protect_children
 from ..progress import Progress, make_progress
 from ..remote import MissingExtra, configure, storage_options_from_env
 from ..report import BulkSummary
-from ..sinks import RESULT_SCHEMA, ParquetSink, conform_table, file_metadata, results_to_batch
+from ..results import RESULT_SCHEMA, conform_table, file_metadata, results_to_batch
+from ..sinks import ParquetSink
 from ..sources import (
     FileRef,
     alias_rows,

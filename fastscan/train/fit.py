@@ -44,9 +44,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
 from .. import features, model
+from ..findings import Finding
 from ..model import file_sha256
 from ..opcodes import table_hash
-from ..verdict import CLEAN, SUSPICIOUS, FileResult, Finding, VerdictPolicy, settleable
+from ..verdict import CLEAN, SUSPICIOUS, FileResult, VerdictPolicy, settleable
 
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
 PARITY_TOLERANCE = 1e-5
