@@ -14,10 +14,10 @@ from .knowledge import (
     DANGEROUS_CATEGORIES,
     SAFE,
     UNKNOWN,
+    Classification,
     RuleConfigError,
     RuleEntry,
 )
-from .resolve import Classification
 from .ruleset import RuleSet, Suppression, default_ruleset
 
 __all__ = [

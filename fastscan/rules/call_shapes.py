@@ -31,8 +31,7 @@ from functools import cached_property
 from ..facts import CallSite, GlobalRef, StreamFacts
 from ..findings import Severity
 from .indexed import KNOWN
-from .knowledge import UNKNOWN
-from .resolve import Classification
+from .knowledge import UNKNOWN, Classification
 from .ruleset import RuleSet
 
 GETATTR = "builtins.getattr"

@@ -25,9 +25,8 @@ from ..facts import (
 from ..findings import Finding, FindingRule, Severity
 from . import indexed, nested_loaders
 from .call_shapes import CallShapes
-from .knowledge import UNKNOWN
+from .knowledge import UNKNOWN, Classification
 from .nested_loaders import Visible
-from .resolve import Classification
 from .ruleset import RuleSet, default_ruleset
 from .unknown_calls import Knowledge, StreamShapes, application, built_by_code_construction
 

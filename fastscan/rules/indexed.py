@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..facts import StreamFacts
 from ..opcodes import BY_NAME
-from .knowledge import UNKNOWN
+from .knowledge import UNKNOWN, Classification
 
 if TYPE_CHECKING:
     from ..index import Index, Reach
-    from .resolve import Classification
 
 KNOWN = "known"  # Classification.index: the index resolves the name
 # Kinds whose code the index analysed: calling a module or a constant runs unknown code.

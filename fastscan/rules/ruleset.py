@@ -44,6 +44,7 @@ from .indexed import load_user_indexes, shipped_index
 from .knowledge import (
     DANGEROUS,
     SAFE,
+    Classification,
     KnowledgeBase,
     RuleConfigError,
     RuleEntry,
@@ -55,7 +56,7 @@ from .knowledge import (
     parse_entry,
     read_toml,
 )
-from .resolve import Classification, Resolver
+from .resolve import Resolver
 
 if TYPE_CHECKING:
     from ..index import Index

@@ -33,7 +33,7 @@ from typing import NamedTuple, Protocol
 from .. import facts as F
 from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
 from .call_shapes import looks_like_class
-from .resolve import Classification
+from .knowledge import Classification
 
 RESTORATION = "restoration"
 APPLICATION = "application"
