@@ -16,6 +16,7 @@ from typing import Any
 from .exitcodes import exit_code, outcomes
 from .findings import REGISTRY
 from .results import comparable, conform_table, read_parquet, read_provenance
+from .text import clip
 from .verdict import SUSPICIOUS, VERDICTS
 
 
@@ -321,13 +322,9 @@ def render_text(data: ReportData) -> str:
         ]
         lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
         for row in rows:
-            cells = [_clip(cell, w) for cell, w in zip(row, widths, strict=True)]
+            cells = [clip(cell, w) for cell, w in zip(row, widths, strict=True)]
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
     return "\n".join(lines) + "\n"
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def compare_outputs(a_path: str, b_path: str) -> list[str]:

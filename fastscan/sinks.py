@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .results import RESULT_SCHEMA, conform_batch, file_metadata
+from .text import clip
 
 
 class Sink(Protocol):
@@ -130,15 +131,10 @@ class ConsoleSink:
                     line += "  (accepted in baseline)"
             self._stream.write(line + "\n")
             for detail in details[: max(1, self._max_reasons)]:
-                self._stream.write(f"{'':<11} {_clip(detail, self._width)}\n")
+                self._stream.write(f"{'':<11} {clip(' '.join(detail.split()), self._width)}\n")
 
     def close(self) -> None:
         self._stream.flush()
-
-
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if width <= 0 or len(text) <= width else text[: width - 1] + "…"
 
 
 FORMATS = ("parquet", "jsonl", "sarif", "console")

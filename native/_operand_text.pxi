@@ -160,8 +160,9 @@ cdef extern from *:
 cdef int imports_early(const uint8_t* q, int64_t n) noexcept nogil:
     """Whether `q` starts like a pickle that imports: valid opcodes up to a GLOBAL/INST with
     identifier lines or a STACK_GLOBAL right after two string pushes or memo reads, within
-    NEST_PROBE_OPS opcodes (a pre-filter: `tokenizer.probe` judges what it lets through, and
-    never counts an EXT code, so neither does this). 1 yes, 0 no, -1 the bytes ran out first."""
+    NEST_PROBE_OPS opcodes (a pre-filter: `tokenizer.starts_like_pickle` judges what it lets
+    through, and never counts an EXT code, so neither does this). 1 yes, 0 no, -1 the bytes ran
+    out first."""
     cdef int64_t pos = 0, nl, nl2, length
     cdef int _op_count, strs = 0
     cdef uint8_t op, kind

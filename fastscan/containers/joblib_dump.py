@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import _joblibwalk  # type: ignore[attr-defined]  # compiled, no stub
-from ..tokenizer import find
+from ..tokenizer import byte_view, find
 from ._context import ScanState
 from .base import Buffer
 
@@ -53,15 +53,8 @@ def buffer_has_wrapper(buf: Buffer) -> bool:
 
 def split_dump(view: memoryview) -> tuple[list[_Segment], list[tuple[str, str]]]:
     """Cut a joblib dump into pickle segments around inline arrays; also return anomalies."""
-    raw_segments, anomalies = _joblibwalk.split(_as_bytes_view(view), MAX_WALK_OPCODES)
+    raw_segments, anomalies = _joblibwalk.split(byte_view(view), MAX_WALK_OPCODES)
     return [_Segment(start, end, kind) for start, end, kind in raw_segments], anomalies
-
-
-def _as_bytes_view(view: memoryview) -> memoryview:
-    view = memoryview(view)
-    if view.format != "B" or view.ndim != 1 or not view.c_contiguous:
-        view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
-    return view
 
 
 def read_joblib(state: ScanState, buf: Buffer, member: str) -> None:

@@ -14,7 +14,7 @@ import struct
 from typing import Any
 
 from ._context import ScanState
-from ._probe import probe
+from ._probe import prefix_is_pickle
 from .base import Buffer
 
 MAGIC = b"\x93NUMPY"
@@ -147,7 +147,7 @@ def read_npy(state: ScanState, buf: Buffer, member: str) -> None:
     if expected < len(view):
         tail = view[expected:]
         state.anomaly("trailing_data", member, f"{len(tail)} bytes after the array")
-        if probe(tail):
+        if prefix_is_pickle(tail):
             state.add_stream(member, expected, tail, "pickle")
     elif expected > len(view):
         state.anomaly("npy_truncated", member, f"{expected - len(view)} bytes missing")

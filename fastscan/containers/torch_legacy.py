@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from ..tokenizer import pickle_end
 from ._context import ScanState, join_member
-from ._probe import PROBE_PREFIX, iter_ops, parses_as_pickle, probe
+from ._probe import PROBE_PREFIX, iter_ops, parses_as_pickle, prefix_is_pickle
 from .base import Buffer
 from .sniff import LEGACY_MAGIC, LEGACY_MAGIC_PICKLE
 
@@ -71,7 +71,7 @@ def _extra_pickles(state: ScanState, view: memoryview, member: str, pos: int) ->
     element count, which never parses as a whole pickle, so benign files stop here at once."""
     for extra in range(MAX_EXTRA_PICKLES):
         window = view[pos : pos + PROBE_PREFIX]
-        if pos >= len(view) or not probe(window):
+        if pos >= len(view) or not prefix_is_pickle(window):
             break
         end = pickle_end(view, pos)
         if end is None and not parses_as_pickle(window):

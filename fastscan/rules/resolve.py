@@ -66,7 +66,7 @@ def _parents(module: str) -> Iterable[str]:
         module = module[:cut] if cut > 0 else ""
 
 
-def _looks_like_class(name: str) -> bool:
+def _class_or_pyx_unpickle(name: str) -> bool:
     """CamelCase names (also private `_BinMapper`), plus Cython's generated
     `__pyx_unpickle_<Class>` helpers (they only call `<Class>.__new__` and restore state)."""
     return name.lstrip("_")[:1].isupper() or name.startswith("__pyx_unpickle_")
@@ -271,7 +271,7 @@ class Resolver:
                 if e.verdict_class == SAFE:
                     if len(parts) > 1:
                         continue
-                    if e.classes_only and not _looks_like_class(parts[0]):
+                    if e.classes_only and not _class_or_pyx_unpickle(parts[0]):
                         continue
                 return e
         return None
