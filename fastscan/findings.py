@@ -49,7 +49,7 @@ class FindingRule:
     rule_id: str
     severity: Severity  # default severity; a rule may pass another one for a stronger case
     title: str
-    threats: str = ""  # THREATS.md ids this rule answers
+    threats: str = ""  # docs/threats.md ids this rule answers
     explanation: str = ""  # why it matters (SARIF fullDescription, docs/rules.md)
     remediation: str = ""  # what to do about it; "" = the family's default (see `fix`)
 

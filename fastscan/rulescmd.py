@@ -147,7 +147,7 @@ def markdown() -> str:
         "Generated from `fastscan/findings.py` by `fastscan rules --format markdown`;"
         " do not edit by hand.",
         "Severities: `malicious` and `suspicious` flag a file; `low` and `info` are recorded only.",
-        "Threat ids refer to the project's threat catalogue (THREATS.md).",
+        "Threat ids refer to the project's threat catalogue (docs/threats.md).",
         "",
     ]
     for r in REGISTRY.values():

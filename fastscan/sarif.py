@@ -54,7 +54,7 @@ def help_uri(rule_id: str) -> str:
 
 
 def sarif_rule(rule: FindingRule) -> dict[str, Any]:
-    threats = f"\n\nThreats (THREATS.md): {rule.threats}." if rule.threats else ""
+    threats = f"\n\nThreats (docs/threats.md): {rule.threats}." if rule.threats else ""
     return {
         "id": rule.rule_id,
         "name": "".join(w.capitalize() for w in re.findall(r"[A-Za-z0-9]+", rule.title)),

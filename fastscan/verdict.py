@@ -79,7 +79,7 @@ class VerdictPolicy:
     (`train.fit.choose_thresholds`); without a model, `RULES_ONLY` (scores are NaN there).
 
     `incomplete_verdict` decides what a partial/encrypted/error scan WITHOUT findings becomes:
-    "suspicious" (fail closed, THREATS G1/G2) or "clean" for users who gate on the `status`
+    "suspicious" (fail closed, docs/threats.md G1/G2) or "clean" for users who gate on the `status`
     column separately. Findings always count, whatever the policy.
     """
 

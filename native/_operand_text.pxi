@@ -1,6 +1,6 @@
 # Text operands as the loader reads them (included by _tokenizer.pyx): protocol-0 numbers
 # checked the way _pickle parses them, and the bytes a loader makes of a string operand, walked
-# for an early import (nested pickles carried by strings, THREATS.md J1/H1).
+# for an early import (nested pickles carried by strings, docs/threats.md J1/H1).
 
 cdef inline bint is_py_space(uint8_t c) noexcept nogil:
     """Py_ISSPACE: what CPython's number parsers skip (not \\x1c-\\x1f, unlike str.isspace)."""

@@ -152,7 +152,7 @@ def test_sniff_is_content_only() -> None:
     assert sniff(payload_pickle(0)) == "raw_pickle"
     assert sniff(b"PK\x03\x04rest") == "zip"
     assert sniff(gzip.compress(b"x")) == "gzip"
-    # A raw pickle starting with a 90-byte BINBYTES ("BZ") is not bzip2 (THREATS C16).
+    # A raw pickle starting with a 90-byte BINBYTES ("BZ") is not bzip2 (docs/threats.md C16).
     assert sniff(b"BZ\x00\x00\x00" + b"a" * 90 + b".") == "raw_pickle"
 
 

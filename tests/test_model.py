@@ -175,7 +175,8 @@ def test_shipped_model_loads_and_separates() -> None:
 
 @pytest.mark.parametrize("position", ["start", "middle", "end"])
 def test_benign_padding_does_not_lower_the_verdict(position: str) -> None:
-    """THREATS G6 / issue #4: wrapping a payload in benign tensors must not make it look safer."""
+    """docs/threats.md G6 / issue #4: wrapping a payload in benign tensors must not make it look
+    safer."""
     import pickle
     import random
 

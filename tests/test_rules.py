@@ -114,7 +114,7 @@ def test_every_allow_entry_classifies_safe(entry) -> None:  # type: ignore[no-un
         assert classify(entry.module, entry.name).verdict_class == SAFE
 
 
-# THREATS.md section F, E4-E8: every named callable, as the pickle would spell it.
+# docs/threats.md section F, E4-E8: every named callable, as the pickle would spell it.
 _THREAT_TEXT = """
 os:system posix:system nt:system subprocess:Popen subprocess:check_output pty:spawn
 multiprocessing.util:spawnv_passfds uuid:_get_command_stdout _osx_support:_read_output

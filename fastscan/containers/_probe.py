@@ -75,7 +75,7 @@ def may_be_cut_pickle(prefix: Buffer) -> bool:
     """A probe window that may have ended inside a pickle's first, oversized operand.
 
     A PROTO header, or a protocol-0 text opcode whose line does not end inside the window
-    (an 8 MiB UNICODE/STRING operand, THREATS G5): the prefix alone cannot decide, so the
+    (an 8 MiB UNICODE/STRING operand, docs/threats.md G5): the prefix alone cannot decide, so the
     caller reads the member whole and asks `parses_as_pickle`.
     """
     head = bytes(memoryview(prefix)[:2])
@@ -90,9 +90,9 @@ def parses_as_pickle(data: Buffer) -> bool:
     """Last resort for bytes the prefix probe rejected: walk the whole buffer natively.
 
     Catches pickles whose first opcode outruns the probe window (an 8 MiB protocol-0 string,
-    THREATS G5) and any other pickle at offset 0 that imports an importable-looking name. Only
-    a pickle starting at offset 0 counts, so text with words that look like GLOBAL lines is not
-    promoted by the tokenizer's resynchronisation.
+    docs/threats.md G5) and any other pickle at offset 0 that imports an importable-looking
+    name. Only a pickle starting at offset 0 counts, so text with words that look like GLOBAL
+    lines is not promoted by the tokenizer's resynchronisation.
     """
     view = memoryview(data)
     if len(view) == 0 or view[0] not in START_OPCODES:

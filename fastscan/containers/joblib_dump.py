@@ -4,9 +4,10 @@ joblib's NumpyPickler replaces each ndarray by a `NumpyArrayWrapper` object; rig
 wrapper's BUILD it writes the array: for joblib >= 1.2 one padding-length byte plus that many
 padding bytes (alignment), then `prod(shape) * itemsize` raw bytes; object arrays are instead
 written as a nested protocol-5 pickle. The loader's BUILD handler reads exactly that extent and
-resumes unpickling after it, so a payload can follow an array (THREATS A12). A pickle walker dies
-on the raw bytes; this module computes each extent from the wrapper's own state (shape, dtype,
-alignment) with a small symbolic stack, and cuts the dump into pickle segments around the arrays.
+resumes unpickling after it, so a payload can follow an array (docs/threats.md A12). A pickle
+walker dies on the raw bytes; this module computes each extent from the wrapper's own state
+(shape, dtype, alignment) with a small symbolic stack, and cuts the dump into pickle segments
+around the arrays.
 That walk is native (`fastscan._joblibwalk`, one C loop per dump); its Python specification lives in
 tests/joblib_walk_spec.py, and the two are tested equal.
 

@@ -1,7 +1,7 @@
 """numpy `.npy`: a short literal header, then either raw array bytes or (object dtype) a pickle.
 
 `np.load(allow_pickle=True)` unpickles everything after the header when the dtype holds objects
-(THREATS A10). Plain arrays are data: status complete, no streams. The header is parsed with
+(docs/threats.md A10). Plain arrays are data: status complete, no streams. The header is parsed with
 `ast.literal_eval` (literals only, never code) and the itemsize computed without numpy.
 """
 

@@ -1,7 +1,7 @@
 """Facts -> findings. One linear pass over each stream's globals, calls, anomalies and strings.
 
-Severity policy (THREATS.md "Lessons"): importing or calling a sink is malicious; a global outside
-the allowlist is suspicious, never a pass; structure that benign `torch.save`/`joblib.dump`/
+Severity policy (docs/threats.md, "Lessons"): importing or calling a sink is malicious; a global
+outside the allowlist is suspicious, never a pass; structure that benign `torch.save`/`joblib.dump`/
 `numpy.save` never produce is graded by how much it says about intent.
 """
 

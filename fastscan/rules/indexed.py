@@ -169,8 +169,9 @@ CONTAINER_HOOKS = frozenset({"setitem", "append", "extend", "add"})
 ATTRIBUTION_MAX_OPS = 2_000_000  # opcodes the attribution walk may spend on one stream
 # A reach longer than this many calls (hook ... sink) is a suspicious note, not a malicious
 # verdict: chosen on the corpus (README "Rule-level precision"): the index reaches 96 of the
-# 107 THREATS section F callables it resolves within 4 steps, while the benign libraries' longer
-# reaches run through generic dispatch (sympify -> parse_expr, DataLoader -> graph settings).
+# 107 docs/threats.md section F callables it resolves within 4 steps, while the benign
+# libraries' longer reaches run through generic dispatch (sympify -> parse_expr, DataLoader ->
+# graph settings).
 REACH_STEPS_MAX = 4
 
 Targets = Mapping[int, frozenset[str]]  # global's opcode offset -> container hooks run on it

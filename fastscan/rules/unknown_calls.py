@@ -1,8 +1,8 @@
 """Call shapes of unlisted callables: object restoration versus function application.
 
 A name no rule reviewed can be a user's class being rebuilt, or a function of some package run
-on arguments the pickle chose (THREATS J6: a third-party helper that runs its string argument
-as a shell command). The loader tells the two apart by what it does with the name:
+on arguments the pickle chose (docs/threats.md J6: a third-party helper that runs its string
+argument as a shell command). The loader tells the two apart by what it does with the name:
 
 - **restoration**: NEWOBJ/NEWOBJ_EX (`cls.__new__(cls, *args)`, never a plain function), or
   REDUCE/INST/OBJ on a class-shaped name whose result then gets its state (BUILD) or its items

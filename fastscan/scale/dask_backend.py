@@ -131,7 +131,8 @@ def connect(
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",  # the default binds 0.0.0.0:8787 (STACK.md §5)
+        # the default binds 0.0.0.0:8787 (docs/design.md#dask-loopback)
+        dashboard_address="127.0.0.1:0",
         local_directory=local_directory or tempfile.gettempdir(),
         silence_logs=logging.ERROR,
     )

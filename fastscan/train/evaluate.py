@@ -9,7 +9,7 @@ object per line; other keys are ignored:
 
     {"path": "malicious/process/F_os.system/raw-0.pkl",  # relative to the folder, or absolute
      "label": "malicious",        # benign | malicious
-     "family": "F:os.system",     # payload variant (THREATS.md row or callable) or benign source;
+     "family": "F:os.system",     # payload variant (docs/threats.md row, callable) or benign;
                                   # optional, defaults to the path
      "group": "process",          # coarse family: process, exec, network, … (benign: torch,
                                   # numpy, …); the unit of per-family recall and leave-one-out

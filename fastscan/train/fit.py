@@ -6,8 +6,9 @@ export both to one ONNX file, choose thresholds and write the manifest.
 The corpus is a folder with `manifest.jsonl` (format in `fastscan.train.evaluate`). Every file
 is scanned by the production pipeline (`fastscan.scan.Scanner(model=None)`), so the model sees
 exactly the features the scanner computes. Then:
-- a HistGradientBoostingClassifier (NaN-free input, fast in ONNX Runtime, STACK.md §3) learns
-  benign vs malicious; an IsolationForest is fit on benign rows only;
+- a HistGradientBoostingClassifier (NaN-free input, fast in ONNX Runtime,
+  docs/design.md#onnx-export) learns benign vs malicious; an IsolationForest is fit on benign
+  rows only;
 - thresholds come from out-of-fold probabilities (folds keep all files of one payload variant
   on one side, see `CorpusEntry.split_key`): `suspicious` is the lowest value >= 0.5 that keeps
   the benign false-positive rate under `--target-fpr`; `anomaly` is the benign out-of-fold
@@ -56,7 +57,7 @@ DEFAULT_ANOMALY_FPR = 0.001
 DEFAULT_UNKNOWN_BENIGN = 0.05  # the least a classifier must be sure to settle unlisted globals
 # The rest of the verdict policy the manifest carries (verdict.VerdictPolicy):
 ANOMALY_NEEDS_CLASSIFIER = 0.1  # an unusual file is suspicious only with p_malicious >= this
-INCOMPLETE_VERDICT = SUSPICIOUS  # fail closed (THREATS G1/G2)
+INCOMPLETE_VERDICT = SUSPICIOUS  # fail closed (docs/threats.md G1/G2)
 DEFAULT_FOLDS = 3
 
 
@@ -74,7 +75,7 @@ class Fitted:
 def classifier_constraints() -> tuple[np.ndarray, np.ndarray]:
     """(blind, monotonic_cst): the classifier never sees features.PADDING_SHIFTED (zeroed in
     training, so no tree splits on them) and may only rise with every count, so benign padding
-    around a payload can never lower its probability (THREATS G6)."""
+    around a payload can never lower its probability (docs/threats.md G6)."""
     blind = np.array([n in features.PADDING_SHIFTED for n in features.FEATURE_NAMES])
     free = blind | np.array([n in features.CATEGORICAL for n in features.FEATURE_NAMES])
     return blind, np.where(free, 0, 1)

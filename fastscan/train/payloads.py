@@ -1,4 +1,4 @@
-"""Hand-assembled MALICIOUS pickles, one builder per THREATS.md technique (sections C–I).
+"""Hand-assembled MALICIOUS pickles, one builder per docs/threats.md technique (sections C–I).
 
 Nothing here calls `pickle.dumps` on a hostile object: every stream is written opcode by opcode
 with `Ops`, so the bytes are exactly the technique under test and nothing is ever executed.
