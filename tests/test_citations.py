@@ -1,4 +1,4 @@
-"""Every document the code cites is in the repository: `docs/NAME.md`, its `#anchor` headings
+"""Every document the code cites is in the repository: a `docs/` page, its `#anchor` headings
 and the threat ids (`docs/threats.md G5`) it names."""
 
 from __future__ import annotations
