@@ -38,8 +38,8 @@ def main() -> None:
     from bench_bulk import build_mirror
 
     from fastscan.bulk import run_bulk
+    from fastscan.results import comparable
     from fastscan.scale.dask_backend import connect, scan_with_dask
-    from fastscan.sinks import comparable
 
     options = {"model": None if args.model == "none" else args.model}
     with tempfile.TemporaryDirectory(prefix="fastscan-bench-dask-") as tmp:

@@ -4,7 +4,7 @@
 
 Load = `load_index` of the file (read + header), measured in fresh interpreters after
 `import fastscan.index`. Lookups: cold (first lookup in a module: its section is inflated) and
-warm (cached sections), over every module's exported names plus THREATS F's callables.
+warm (cached sections), over every module's exported names plus docs/threats.md F's callables.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Reads CORPUS/manifest.jsonl (its `library` per row), scans every benign file in 
 with `Scanner(model=None)` and prints, per library, the share of files whose rules-only verdict
 is malicious and the share at suspicious or above; `--rules` adds the rule ids behind them.
 `--reach-table` prints the trade-off behind indexed.REACH_STEPS_MAX: per bound K, the benign
-files with an FS110 reach of at most K steps against the THREATS section F callables whose
+files with an FS110 reach of at most K steps against the docs/threats.md section F callables whose
 shortest index reach is at most K steps (the index's malicious side, denylist withheld).
 """
 
@@ -19,8 +19,9 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from fastscan.findings import Severity
 from fastscan.scan import Scanner
-from fastscan.verdict import MALICIOUS, SUSPICIOUS, Severity
+from fastscan.verdict import MALICIOUS, SUSPICIOUS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,8 @@ import json
 import os
 from collections.abc import Iterable
 
-from .verdict import CLEAN, FileResult, Severity
+from .findings import Severity
+from .verdict import CLEAN, FileResult
 
 FORMAT = "fastscan-baseline/1"
 Accepted = frozenset[tuple[str, str]]

@@ -41,14 +41,8 @@ import pyarrow.parquet as pq
 from . import __version__, forkserver
 from .progress import Progress, make_progress
 from .report import BulkSummary
-from .sinks import (
-    RESULT_SCHEMA,
-    ParquetSink,
-    conform_table,
-    open_sink,
-    read_parquet,
-    results_to_batch,
-)
+from .results import RESULT_SCHEMA, conform_table, read_parquet, results_to_batch
+from .sinks import ParquetSink, open_sink
 from .sources import (
     FileRef,
     alias_rows,

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
 from .exitcodes import EXIT_CLEAN, EXIT_ERROR, exit_code, outcomes
+from .version import __version__
 
 _LEVELS = ("suspicious", "malicious")
 _PASSTHROUGH = ("corpus", "train", "eval", "index")  # their own parsers take every argument
@@ -271,7 +271,7 @@ def _cmd_bulk(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import report
+    from .reportcmd import report
 
     text, code = report(
         args.parquet,

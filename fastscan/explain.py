@@ -18,6 +18,7 @@ from .render import render_pickles
 from .rules import RuleSet
 from .rules.indexed import describe
 from .scan import Analysis
+from .text import clip
 from .tokenizer import Op, list_opcodes
 from .verdict import FileResult
 
@@ -51,18 +52,14 @@ def describe_arg(view: memoryview, op: Op, width: int = 60) -> str:
         return raw.hex()
     if info.arg_kind in (ARG_LINE, ARG_LINE2):
         text = raw.rstrip(b"\r\n").decode("utf-8", "replace").replace("\n", " ")
-        return _clip(text, width)
+        return clip(text, width)
     if info.name in BYTES_OPCODES:
         return f"<{op.arg_length} bytes>"
     if info.arg_kind == ARG_LEN1 and info.name.startswith("LONG"):
         return f"<long, {op.arg_length} bytes>"
     text = raw.decode("utf-8", "replace")
     suffix = f" … ({op.arg_length} bytes)" if op.arg_length > len(raw) else ""
-    return _clip(repr(text), width) + suffix
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return clip(repr(text), width) + suffix
 
 
 def render(

@@ -689,7 +689,7 @@ def to_batch(
         raise ValueError(f"{len(paths)} paths for {n} feature rows")
     # sinks builds string columns from buffers: pa.array would import pandas (~0.25 s) here.
     # Imported here, not at the top, so importing features does not pull in pyarrow.parquet.
-    from .sinks import arrow_array
+    from .results import arrow_array
 
     path_column = arrow_array(list(paths), pa.string())
     return pa.RecordBatch.from_arrays([path_column, *columns], schema=ARROW_SCHEMA_WITH_PATH)

@@ -133,7 +133,7 @@ def session_options() -> ort.SessionOptions:
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # Spinning threads fight the other workers for the cores (STACK.md §3).
+    # Spinning threads fight the other workers for the cores (docs/design.md#onnx-threads).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.log_severity_level = 3

@@ -38,14 +38,15 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from .containers import ContainerLimits, sniff
 from .containers import npy as npy_reader
 from .containers.archive import NESTED_FORMATS, PICKLE_FORMATS
 from .containers.sniff import NO_PICKLE_FORMATS, is_tar
 from .containers.zipread import zip64_extra
-from .sources import FileRef
+from .fileref import FileRef, error_row
+from .verdict import FileResult
 
 WHOLE_READ_BYTES = 1 << 20
 HEAD_BYTES = 64 << 10  # the pickle probe looks at up to 64 KiB
@@ -500,54 +501,55 @@ def stream_outside_plan(obj: SparseObject, stream_members: list[str]) -> bool:
 # --- scanning ---------------------------------------------------------------------------------
 
 
-def scan_ref(
-    scanner: Any, ref: FileRef, want_features: bool, *, max_whole_bytes: int = DEFAULT_MAX_WHOLE
-) -> tuple[Any, Any]:
-    """Scan one remote object with `scanner`: (FileResult, feature batch or None).
+class Preparer(Protocol):
+    """What `prepare_remote` needs of the scanner (`scan.Scanner`)."""
 
-    Uses only the Scanner's public surface: `explain_source` on the sparse buffer, then the
-    features stage for `want_features`. `bytes_read` becomes the bytes actually transferred.
+    container_limits: ContainerLimits
+    hash_files: bool
+
+    def prepare(self, ref: FileRef, buffer: Any = None) -> tuple[FileResult, Any]: ...
+
+
+def prepare_remote(
+    scanner: Preparer, ref: FileRef, *, max_whole_bytes: int = DEFAULT_MAX_WHOLE
+) -> tuple[FileResult, Any]:
+    """Every stage but the model for one remote object: (FileResult, analysis or None).
+
+    The ranges are read into a sparse buffer that `scanner.prepare(ref, buffer)` judges exactly
+    like a local file; the caller then scores it with the rest of its batch (`Scanner.score`).
+    `bytes_read` becomes the bytes actually transferred. A read that fails is an error row.
     """
-    from .verdict import SUSPICIOUS, FileResult
-
-    fs, path = filesystem_for(ref.path)
-    limits = getattr(scanner, "container_limits", None)
-    obj = fetch_for_scan(fs, path, ref.size, limits=limits, max_whole_bytes=max_whole_bytes)
+    try:
+        fs, path = filesystem_for(ref.path)
+        obj = fetch_for_scan(
+            fs, path, ref.size, limits=scanner.container_limits, max_whole_bytes=max_whole_bytes
+        )
+    except MemoryError:
+        raise  # the budget's own row (Scanner.prepare), as for a local file
+    except Exception as exc:  # SDK and network errors are not OSErrors: one row, not a crash
+        return _unread(ref, f"cannot read {ref.path}: {type(exc).__name__}: {exc}", 0), None
     try:
         if obj.too_large:
-            result = FileResult(
-                path=ref.path,
-                status="error",
-                verdict=SUSPICIOUS,  # not looked at: never silently clean
-                error=obj.too_large,
-                extension=os.path.splitext(ref.path)[1].lower(),
-            )
-            result.bytes_read = obj.fetched
-            return result, None
-        analysis, result = scanner.explain_source(obj.buffer, ref.path, rel=ref.rel)
-        members = [s.member for s, _facts in analysis.streams]
+            return _unread(ref, obj.too_large, obj.fetched), None
+        result, analysis = scanner.prepare(ref, obj.buffer)
+        members = [s.member for s, _facts in analysis.streams] if analysis is not None else []
         if stream_outside_plan(obj, members):
             refetch_whole(fs, path, obj, max_whole_bytes)
-            if obj.too_large:
-                result.status, result.verdict, result.error = "error", SUSPICIOUS, obj.too_large
-                result.bytes_read = obj.fetched
-                return result, None
-            analysis, result = scanner.explain_source(obj.buffer, ref.path, rel=ref.rel)
-        features = None
-        if want_features:
-            from . import features as feature_stage
-
-            rules = getattr(scanner, "rules", None)
-            vector = feature_stage.extract(
-                analysis.container,
-                analysis.streams,
-                knowledge=rules.index_knowledge() if rules is not None else None,
-            )
-            features = feature_stage.to_batch([vector], paths=[ref.path])
+            if obj.too_large:  # what the partial read found stands; the rest was never read
+                result.status, result.error = "error", obj.too_large
+            else:
+                result, analysis = scanner.prepare(ref, obj.buffer)
         result.bytes_read = obj.fetched
         # A Hub LFS object's ETag is its sha256: the content hash without reading every byte.
-        if getattr(scanner, "hash_files", False) and _SHA256_HEX.fullmatch(ref.etag):
+        if scanner.hash_files and _SHA256_HEX.fullmatch(ref.etag):
             result.sha256 = ref.etag
-        return result, features
+        return result, analysis
     finally:
         obj.close()
+
+
+def _unread(ref: FileRef, error: str, fetched: int) -> FileResult:
+    """The row of an object that was not read: an error, never silently clean."""
+    row = error_row(ref, error)
+    row.bytes_read = fetched
+    return row

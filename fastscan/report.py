@@ -1,4 +1,5 @@
-"""Summaries of a scan: the end-of-run table, and a report over a verdicts Parquet (text or HTML).
+"""Summaries of a scan: the end-of-run table, and a report over a verdicts Parquet (text, CSV;
+the `report` command is reportcmd.py, its HTML page report_html.py).
 
 The exit code of a bulk run comes from `BulkSummary.exit_code` (fastscan.exitcodes).
 """
@@ -7,15 +8,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-import os
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from .exitcodes import exit_code, outcomes
-from .sinks import comparable, conform_table, read_parquet, read_provenance
+from .findings import REGISTRY
+from .results import comparable, conform_table, read_parquet, read_provenance
+from .text import clip
 from .verdict import SUSPICIOUS, VERDICTS
 
 
@@ -145,8 +146,6 @@ _ROW_COLUMNS = ("path", "verdict", "status", "format", "score", "rule_ids", "rea
 
 
 def collect_report(parquet_path: str, top: int = 20) -> ReportData:
-    from .rules.catalog import REGISTRY
-
     # a file, or a Dask engine's dataset folder
     metadata = {f"fastscan.{k}": v for k, v in read_provenance(parquet_path).items()}
     table = conform_table(read_parquet(parquet_path))
@@ -239,50 +238,6 @@ def _ordered(counts: Counter[str], order: tuple[str, ...]) -> list[tuple[str, in
     return known + sorted((k, n) for k, n in counts.items() if k not in order)
 
 
-def render_report(
-    parquet_path: str, *, html_path: str | None = None, top: int = 20, fmt: str = "text"
-) -> str:
-    """A report over a verdicts Parquet: text or JSON summary, or CSV of every row; with
-    `html_path`, also a standalone HTML page (report_html.py)."""
-    return report(parquet_path, html_path=html_path, top=top, fmt=fmt)[0]
-
-
-def report(
-    parquet_path: str,
-    *,
-    html_path: str | None = None,
-    top: int = 20,
-    fmt: str = "text",
-    fail_on: str = SUSPICIOUS,
-    strict_errors: bool = False,
-) -> tuple[str, int]:
-    """(report, exit code of the rows): the `report` command."""
-    data = collect_report(parquet_path, top)
-    if html_path:
-        from .report_html import render_html
-
-        tmp = f"{html_path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(render_html(data))
-        os.replace(tmp, html_path)
-    incomplete = "incomplete" if data.metadata.get("fastscan.complete") == "false" else ""
-    code = exit_code(data.outcomes, fail_on, strict_errors=strict_errors, stopped_by=incomplete)
-    if fmt == "json":
-        return json.dumps(_json_safe(asdict(data)), indent=1) + "\n", code
-    return (render_csv(parquet_path) if fmt == "csv" else render_text(data)), code
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        # (verdict, status) keys of `outcomes` read as "verdict/status"
-        return {"/".join(k) if isinstance(k, tuple) else k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 CSV_COLUMNS = (
     "path", "verdict", "status", "format", "score", "rule_ids", "size", "sha256", "error",
     "hf_repo", "hf_revision",
@@ -367,13 +322,9 @@ def render_text(data: ReportData) -> str:
         ]
         lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
         for row in rows:
-            cells = [_clip(cell, w) for cell, w in zip(row, widths, strict=True)]
+            cells = [clip(cell, w) for cell, w in zip(row, widths, strict=True)]
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
     return "\n".join(lines) + "\n"
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def compare_outputs(a_path: str, b_path: str) -> list[str]:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # the rules package loads the engine: not at parser-building time
-    from .rules.catalog import FindingRule
+from .findings import REGISTRY, FindingRule
 
 _ORIGIN = {"safe": "allowlist", "dangerous": "denylist", "unknown": "reviewed, neither"}
 
@@ -33,8 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_rules(args: argparse.Namespace) -> int:
-    from .rules.catalog import REGISTRY
-
     if args.lookup:
         from .rules import RuleSet
 
@@ -144,15 +141,13 @@ def render_lookup(info: dict[str, Any]) -> str:
 
 def markdown() -> str:
     """docs/rules.md: one section per rule; SARIF helpUri anchors point at the headings."""
-    from .rules.catalog import REGISTRY
-
     lines = [
         "# fastscan finding rules",
         "",
-        "Generated from `fastscan/rules/catalog.py` by `fastscan rules --format markdown`;"
+        "Generated from `fastscan/findings.py` by `fastscan rules --format markdown`;"
         " do not edit by hand.",
         "Severities: `malicious` and `suspicious` flag a file; `low` and `info` are recorded only.",
-        "Threat ids refer to the project's threat catalogue (THREATS.md).",
+        "Threat ids refer to the project's threat catalogue (docs/threats.md).",
         "",
     ]
     for r in REGISTRY.values():

@@ -1,6 +1,6 @@
 """SARIF 2.1.0 for code-scanning views (GitHub code scanning reads exactly this shape).
 
-Rules are described once, from the catalogue (`rules/catalog.py`): title, explanation,
+Rules are described once, from the catalogue (`findings.py`): title, explanation,
 remediation, severity. Results are one per finding of a flagged or errored file (clean files
 only with `include_clean`), each with a `ruleIndex`, a repository-relative location and a
 `partialFingerprints` entry that depends on the file's content and the finding only, so the
@@ -20,9 +20,8 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
-from .rules.catalog import REGISTRY, SCAN_ERROR, FindingRule
-from .sinks import conform_batch
-from .verdict import Severity
+from .findings import REGISTRY, SCAN_ERROR, FindingRule, Severity
+from .results import conform_batch
 
 PROJECT_URL = "https://github.com/fastscan/fastscan"
 RULES_DOC = "docs/rules.md"
@@ -55,7 +54,7 @@ def help_uri(rule_id: str) -> str:
 
 
 def sarif_rule(rule: FindingRule) -> dict[str, Any]:
-    threats = f"\n\nThreats (THREATS.md): {rule.threats}." if rule.threats else ""
+    threats = f"\n\nThreats (docs/threats.md): {rule.threats}." if rule.threats else ""
     return {
         "id": rule.rule_id,
         "name": "".join(w.capitalize() for w in re.findall(r"[A-Za-z0-9]+", rule.title)),

@@ -19,19 +19,19 @@ from .facts import (
     ScanLimits,
     StreamFacts,
 )
+from .fileref import FileRef, is_remote
+from .findings import CONTAINER_BUDGET, Finding
 from .rules import RuleSet, evaluate
-from .rules.catalog import CONTAINER_BUDGET
 from .rules.fills import attribute_containers
 from .rules.indexed import Targets
 from .rules.nested_loaders import visible_operands
 from .tokenizer import tokenize
-from .verdict import SUSPICIOUS, FileResult, Finding, VerdictPolicy, combine, settle
+from .verdict import SUSPICIOUS, FileResult, VerdictPolicy, combine, settle
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from .model import Model
-    from .sources import FileRef
 
 DEFAULT_MODEL = "default"
 
@@ -178,14 +178,25 @@ class Scanner:
             result.scan_seconds = end - t0
         return results, batch
 
-    def prepare(self, ref: FileRef | str) -> tuple[FileResult, Analysis | None]:
+    def prepare(self, ref: FileRef | str, buffer: Any = None) -> tuple[FileResult, Analysis | None]:
         """Every stage but the model, for one file: the per-file part a caller may time-limit.
 
-        `score` then judges many prepared files with one model call.
+        `score` then judges many prepared files with one model call. The row's identity (path,
+        size, mtime, etag) is the ref's. `buffer`: the file's bytes already in hand (a remote
+        object's sparse buffer, never hashed here: it may hold only the ranges read); without
+        one a local path is opened and a URL is read by ranges (`remote.prepare_remote`, which
+        comes back here with its buffer).
         """
         path, size, mtime, etag = _ref_fields(ref)
+        remote = ref if buffer is None and isinstance(ref, FileRef) and is_remote(path) else None
         try:
-            analysis = self.analyse(path, path, rel=getattr(ref, "rel", ""))
+            if remote is not None:
+                from .remote import prepare_remote
+
+                return prepare_remote(self, remote)
+            analysis = self.analyse(
+                path if buffer is None else buffer, path, rel=getattr(ref, "rel", "")
+            )
         except MemoryError:
             return budget_result(path, size, mtime, etag), None
         except Exception as exc:  # one bad file must never stop a batch
@@ -198,11 +209,12 @@ class Scanner:
                 verdict="suspicious",
                 error=f"internal error: {type(exc).__name__}: {exc}",
             )
-            return self._hashed(error, path), None
-        return self._hashed(self._result(path, analysis, size, mtime, etag), path), analysis
+            return (error if remote is not None else self._hashed(error, path, buffer)), None
+        result = self._result(path, analysis, size, mtime, etag)
+        return self._hashed(result, path, buffer), analysis
 
-    def _hashed(self, result: FileResult, path: str) -> FileResult:
-        if self.hash_files:
+    def _hashed(self, result: FileResult, path: str, buffer: Any = None) -> FileResult:
+        if self.hash_files and buffer is None:
             result.sha256 = file_sha256(path)
         return result
 
@@ -280,8 +292,8 @@ class Scanner:
     @property
     def versions(self) -> dict[str, str]:
         """Provenance recorded in every output (Parquet key-value metadata, SARIF, jsonl)."""
-        from . import __version__
         from .opcodes import table_hash
+        from .version import __version__
 
         out = {
             "fastscan_version": __version__,

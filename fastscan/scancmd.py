@@ -11,10 +11,10 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .verdict import CLEAN, SUSPICIOUS, FileResult
+from .verdict import CLEAN, FileResult
 
-if TYPE_CHECKING:  # sources imports pyarrow: not at parser-building time
-    from .sources import FileRef
+if TYPE_CHECKING:
+    from .fileref import FileRef
 
 CHUNK = 64  # files judged by one model call
 STDIN = "-"
@@ -89,7 +89,8 @@ def _targets(args: argparse.Namespace) -> Iterator[FileRef | str]:
     row, as in `bulk`); directories and URLs are walked like `bulk` walks them."""
     import os
 
-    from .sources import FileRef, discover, is_remote, local_ref
+    from .fileref import FileRef, is_remote
+    from .sources import discover, local_ref
 
     for target in args.files:
         if target != STDIN and (is_remote(target) or os.path.isdir(target)):
@@ -107,33 +108,22 @@ def _targets(args: argparse.Namespace) -> Iterator[FileRef | str]:
             yield local_ref(target)
 
 
-def _error(ref: FileRef, message: str) -> FileResult:
-    return FileResult(
-        ref.path, ref.size, ref.mtime, ref.etag, status="error", verdict=SUSPICIOUS, error=message
-    )
-
-
 def scan_all(scanner: Any, targets: list[FileRef | str]) -> list[FileResult]:
-    """Results for `targets`, in order: local files judged together, URLs by ranged reads."""
-    from .sources import hf_coordinates, is_remote, unreadable_result
+    """Results for `targets`, in order: local files and URLs (ranged reads) judged together."""
+    from .fileref import hf_coordinates, unreadable_result
 
     results: list[FileResult | None] = [None] * len(targets)
-    local: list[int] = []
+    batch: list[int] = []
     for i, ref in enumerate(targets):
-        if isinstance(ref, str):
-            if ref == STDIN:
-                results[i] = scanner.scan_bytes(sys.stdin.buffer.read(), "<stdin>")
-            else:
-                local.append(i)
-        elif ref.error:  # missing, dangling, a loop, a FIFO: the FS316 row, as in bulk
+        if ref == STDIN:
+            results[i] = scanner.scan_bytes(sys.stdin.buffer.read(), "<stdin>")
+        elif not isinstance(ref, str) and ref.error:  # missing, dangling, a loop, a FIFO: FS316
             results[i] = unreadable_result(ref)
-        elif is_remote(ref.path):
-            results[i] = _scan_remote(scanner, ref)
         else:
-            local.append(i)
-    if local:
-        scanned, _ = scanner.scan_refs([targets[i] for i in local])
-        for i, result in zip(local, scanned, strict=True):
+            batch.append(i)
+    if batch:
+        scanned, _ = scanner.scan_refs([targets[i] for i in batch])
+        for i, result in zip(batch, scanned, strict=True):
             results[i] = result
     out = [r for r in results if r is not None]
     for r in out:
@@ -141,20 +131,11 @@ def scan_all(scanner: Any, targets: list[FileRef | str]) -> list[FileResult]:
     return out
 
 
-def _scan_remote(scanner: Any, ref: FileRef) -> FileResult:
-    from .remote import scan_ref
-
-    try:
-        result, _ = scan_ref(scanner, ref, False)
-    except Exception as exc:  # SDK and network errors are not OSErrors: one row, not a crash
-        return _error(ref, f"cannot read {ref.path}: {type(exc).__name__}: {exc}")
-    return result
-
-
 def run_scan(args: argparse.Namespace, scanner_options: dict[str, Any]) -> list[FileResult]:
     from .baseline import is_accepted, load_baseline, write_baseline
+    from .results import results_to_batch
     from .scan import Scanner
-    from .sinks import ConsoleSink, open_sink, results_to_batch
+    from .sinks import ConsoleSink, open_sink
 
     accepted = load_baseline(args.baseline) if args.baseline else frozenset()
     hashing = bool(args.hash or args.baseline or args.write_baseline)

@@ -47,7 +47,7 @@ _STATUS = (STATUS_OK, STATUS_TRUNCATED, STATUS_BAD_OPCODE, STATUS_BUDGET)
 _ANOMALY_NAMES: tuple[str, ...] = _native.ANOMALY_NAMES
 _ENC_UTF8, _ENC_BYTES, _ENC_QUOTED, _ENC_RAW_UNICODE = range(4)
 # Why the walker queued a region (its NEST_* codes): NEST_TEXT + ENC_* is an operand whose
-# loader-made bytes import within their first opcodes, checked here by `probe`.
+# loader-made bytes import within their first opcodes, checked here by `starts_like_pickle`.
 _NEST_RAW, _NEST_FRAME, _NEST_TEXT = range(3)
 CARRIERS = {
     _ENC_BYTES: "bytes",  # BINBYTES/BINSTRING/BYTEARRAY8 ... without a pickle-like start
@@ -62,7 +62,9 @@ _B64_PICKLE = re.compile(r"^\s*gA[A-Z][A-Za-z0-9+/=\s]{8,}$")
 _HEX_PICKLE = re.compile(r"^\s*80(0[0-5])[0-9a-fA-F]{6,}\s*$")
 
 
-def _as_view(data: Any) -> memoryview:
+def byte_view(data: Any) -> memoryview:
+    """A flat unsigned-byte view of any buffer, what the native walkers take (a copy only for a
+    non-contiguous one)."""
     view = memoryview(data)
     if view.format != "B" or view.ndim != 1 or not view.c_contiguous:
         view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
@@ -134,7 +136,7 @@ def _normalise_module(module: str) -> str:
 def tokenize(data: Any, limits: ScanLimits | None = None, *, _depth: int = 0) -> StreamFacts:
     """Walk every pickle in `data` (bytes, memoryview or mmap) and return what was seen."""
     limits = limits or DEFAULT_LIMITS
-    view = _as_view(data)
+    view = byte_view(data)
     if len(view) == 0:
         return StreamFacts(status=STATUS_EMPTY, limits=limits)
     walker = _native.Walker(
@@ -271,7 +273,7 @@ def _nested(
         )
         # a string that decodes to bytes importing a loadable name; one that imports
         # nothing runs nothing, and names or prose rarely parse that far
-        if inner is not None and _probe(_as_view(inner), 20_000) == "import":
+        if inner is not None and _window_kind(byte_view(inner), 20_000) == "import":
             candidates.append((off, length, "raw", inner, CARRIERS[enc]))
     # the walker pre-filters the kept strings (a superset of those the regexes can match)
     maybe_encoded = walker.encoded_candidates()
@@ -343,23 +345,23 @@ def _decode_encoded_pickle(text: str) -> tuple[str, bytes] | None:
 
 def find(data: Any, needle: bytes, start: int = 0) -> int:
     """`bytes.find` over any buffer (bytes, memoryview, mmap) without copying it."""
-    return int(_native.find(_as_view(data), needle, start))
+    return int(_native.find(byte_view(data), needle, start))
 
 
 def pickle_end(data: Any, start: int = 0, max_ops: int = 200_000_000) -> int | None:
     """Offset just past the STOP of the pickle at `start`, or None when it breaks first."""
-    view = _as_view(data)
+    view = byte_view(data)
     *_lists, end, status = _native.list_opcodes(view, start, max_ops, False)
     return int(end) if status == "ok" else None
 
 
-def probe(data: Any, max_opcodes: int = 20_000) -> bool:
+def starts_like_pickle(data: Any, max_opcodes: int = 20_000) -> bool:
     """Whether `data` starts like a pickle a loader would run (used to sniff container members).
 
     True when the first pickle reaches STOP, imports something, or parses a long clean prefix
     (a member cut short by the caller's read window).
     """
-    view = _as_view(data)
+    view = byte_view(data)
     if _short_break(view):
         return False
     # Most real pickles import a class within their first bytes; that decision cannot change
@@ -369,15 +371,15 @@ def probe(data: Any, max_opcodes: int = 20_000) -> bool:
     # imports nothing): random bytes do not parse that long, and the tokenizer reports a
     # pickle that breaks further on. Bytes that break in the window before any import are
     # not a pickle however long the walk.
-    if len(view) > _FIRST_IMPORT_BYTES and _probe(view[:_FIRST_IMPORT_BYTES], 64) == "import":
+    if len(view) > _FIRST_IMPORT_BYTES and _window_kind(view[:_FIRST_IMPORT_BYTES], 64) == "import":
         return True  # a checkpoint's first bytes import its first class
     short = len(view) <= _QUICK_PROBE_BYTES
-    quick = _probe(view[:_QUICK_PROBE_BYTES], max_opcodes if short else 1024)
+    quick = _window_kind(view[:_QUICK_PROBE_BYTES], max_opcodes if short else 1024)
     if quick == "import" or (quick == "clean" and _has_proto_header(view)):
         return True
     if quick == _BROKEN or short:
         return quick not in ("", _BROKEN)
-    return _probe(view, max_opcodes) not in ("", _BROKEN)
+    return _window_kind(view, max_opcodes) not in ("", _BROKEN)
 
 
 _IMPORT_CODES = frozenset(code for code, name in enumerate(NAMES) if name in IMPORT_OPCODES)
@@ -388,12 +390,12 @@ def breaks_before_import(data: Any) -> bool:
     or (without a PROTO header) an invalid opcode or an operand running past their end within
     the first `_FIRST_PICKLE_MIN_OPS` opcodes.
 
-    Then no loader runs anything, `probe` says no, and the tokenizer rejects such a first
-    pickle, so a whole-buffer walk cannot take them for a pickle either (`parses_as_pickle`
+    Then no loader runs anything, `starts_like_pickle` says no, and the tokenizer rejects such a
+    first pickle, so a whole-buffer walk cannot take them for a pickle either (`parses_as_pickle`
     needs a pickle at offset 0): a cheap exit for the tensor storages that happen to start with
     an opcode byte.
     """
-    view = _as_view(data)
+    view = byte_view(data)
     if _short_break(view):
         return True
     codes, _offsets, _, _, _end, status = _native.list_opcodes(view[:_QUICK_PROBE_BYTES], 0, 1024)
@@ -401,7 +403,7 @@ def breaks_before_import(data: Any) -> bool:
 
 
 # The tokenizer keeps a broken first pickle only when it imported, had a PROTO header or ran
-# this many opcodes (`Walker.run_nogil`); `probe` needs as many for a cut-off prefix.
+# this many opcodes (`Walker.run_nogil`); `starts_like_pickle` needs as many for a cut-off prefix.
 _FIRST_PICKLE_MIN_OPS = 8
 
 
@@ -431,7 +433,7 @@ _QUICK_PROBE_BYTES = 4096
 _FIRST_IMPORT_BYTES = 256
 
 
-def _probe(view: memoryview, max_opcodes: int) -> str:
+def _window_kind(view: memoryview, max_opcodes: int) -> str:
     """ "import" (an importable name after a clean start), "clean" (parses cleanly), "broken"
     (an invalid opcode before any import: see `breaks_before_import`) or ""."""
     if len(view) < 2:
@@ -478,7 +480,7 @@ class Op:
 
 def iter_opcodes(data: Any, start: int = 0, max_ops: int = 10_000_000) -> Iterator[Op]:
     """Opcodes of the single pickle at `start`, up to its STOP or the first error."""
-    view = _as_view(data)
+    view = byte_view(data)
     codes, offsets, arg_offsets, arg_lengths, _end, _status = _native.list_opcodes(
         view, start, max_ops
     )
@@ -491,12 +493,12 @@ def opcode_bounds(
 ) -> tuple[bytes, list[int], list[int], list[int], int, str]:
     """The raw native listing behind `list_opcodes`: (codes, offsets, arg offsets, arg lengths,
     end, status), no per-opcode objects (for readers that decode only some operands)."""
-    return _native.list_opcodes(_as_view(data), start, max_ops)
+    return _native.list_opcodes(byte_view(data), start, max_ops)
 
 
 def list_opcodes(data: Any, start: int = 0, max_ops: int = 10_000_000) -> tuple[list[Op], int, str]:
     """Like iter_opcodes, plus the end offset and the status (ok/truncated/bad_opcode/budget)."""
-    view = _as_view(data)
+    view = byte_view(data)
     codes, offsets, arg_offsets, arg_lengths, end, status = _native.list_opcodes(
         view, start, max_ops
     )

@@ -1,4 +1,4 @@
-"""Severity, Finding and the per-file result every sink writes.
+"""The per-file result every sink writes, and the verdict it carries.
 
 `combine` turns findings, file status and model scores into one fail-closed verdict.
 """
@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from enum import IntEnum
 from typing import Any, ClassVar
+
+from .findings import ANOMALY_SCORE, CLASSIFIER_SCORE, UNKNOWN_JUDGED_BENIGN, Finding, Severity
 
 CLEAN = "clean"
 SUSPICIOUS = "suspicious"
@@ -17,38 +18,6 @@ MALICIOUS = "malicious"
 VERDICTS = (CLEAN, SUSPICIOUS, MALICIOUS)
 
 STATUSES = ("complete", "partial", "unsupported", "encrypted", "error")
-
-
-class Severity(IntEnum):
-    INFO = 0  # recorded, never changes the verdict
-    LOW = 1  # worth a look, clean verdict stays clean
-    SUSPICIOUS = 2  # verdict at least suspicious
-    MALICIOUS = 3  # verdict malicious
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        try:
-            return cls[text.strip().upper()]
-        except KeyError:
-            names = ", ".join(s.name.lower() for s in cls)
-            raise ValueError(f"unknown severity {text!r}; expected one of {names}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    rule_id: str  # stable: FS1xx imports, FS2xx structure, FS3xx containers, FS9xx model
-    severity: Severity
-    message: str
-    member: str = ""  # container member ("" for the file itself)
-    offset: int = -1  # byte offset inside the member's pickle buffer
-    subject: str = ""  # what triggered it, e.g. "os.system"
-    # "" or the user suppression that matched ("CONFIG: reason"): kept for the audit trail,
-    # never counted toward the verdict
-    suppressed: str = ""
-
-    def where(self) -> str:
-        loc = self.member or "<file>"
-        return f"{loc}@{self.offset}" if self.offset >= 0 else loc
 
 
 @dataclass(slots=True)
@@ -110,7 +79,7 @@ class VerdictPolicy:
     (`train.fit.choose_thresholds`); without a model, `RULES_ONLY` (scores are NaN there).
 
     `incomplete_verdict` decides what a partial/encrypted/error scan WITHOUT findings becomes:
-    "suspicious" (fail closed, THREATS G1/G2) or "clean" for users who gate on the `status`
+    "suspicious" (fail closed, docs/threats.md G1/G2) or "clean" for users who gate on the `status`
     column separately. Findings always count, whatever the policy.
     """
 
@@ -204,8 +173,6 @@ def combine(
     `policy`: the model's (`Model.policy`, or its manifest's thresholds mapping); None means
     no model (`RULES_ONLY`), which refuses a score: a score is judged by its own model's policy.
     """
-    from .rules.catalog import ANOMALY_SCORE, CLASSIFIER_SCORE
-
     if policy is None:
         if not (math.isnan(score) and math.isnan(anomaly_score)):
             raise ValueError("a model score needs that model's policy (Model.policy)")
@@ -249,8 +216,6 @@ def combine(
     counted: list[Finding] = [f for f in findings if not f.suppressed]
     sure = not math.isnan(score) and score < policy.unknown_benign
     if sure and settleable(findings, status):
-        from .rules.catalog import UNKNOWN_JUDGED_BENIGN
-
         n = sum(f.rule_id in JUDGEABLE_RULES and not f.suppressed for f in findings)
         model.append(
             UNKNOWN_JUDGED_BENIGN.finding(

@@ -18,15 +18,27 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
-from .sinks import results_to_batch
-from .sources import FileRef, error_row, hf_coordinates, is_remote, unreadable_result
+from .fileref import FileRef, error_row, hf_coordinates, unreadable_result
+from .results import results_to_batch
 from .verdict import SUSPICIOUS, FileResult
 
-ScannerFactory = Callable[..., Any]  # (**scanner_options) -> object with scan_path / scan_refs
+
+class BatchScanner(Protocol):
+    """What a worker needs of its scanner (`scan.Scanner`; tests pass fakes): every stage but
+    the model per file, under the alarm, then one model call per chunk."""
+
+    def prepare(self, ref: FileRef, buffer: Any = None) -> tuple[FileResult, Any]: ...
+
+    def score(
+        self, results: list[FileResult], analyses: list[Any], *, with_features: bool = False
+    ) -> pa.RecordBatch | None: ...
+
+
+ScannerFactory = Callable[..., BatchScanner]  # (**scanner_options) -> scanner
 
 TIMEOUT_ERROR = "timeout: scan took longer than {:g}s"
 MEMORY_ERROR = "memory budget exceeded ({} MB)"
@@ -57,8 +69,9 @@ class WorkerRetired(Exception):
     """A retiring pool worker refuses a chunk; the parent re-queues it, unchanged."""
 
 
-class _FileTimeout(Exception):
-    pass
+class _FileTimeout(BaseException):
+    """The per-file alarm: a BaseException, so no reader's or the scanner's `except Exception`
+    turns it into an anomaly or an "internal error" row and scans on."""
 
 
 @dataclass(frozen=True)
@@ -148,78 +161,57 @@ def error_result(ref: FileRef, message: str, verdict: str = SUSPICIOUS) -> FileR
     return error_row(ref, message, verdict=verdict)
 
 
-def _scan_one(
-    ref: FileRef, want_features: bool, scanner: Any = None
-) -> tuple[FileResult, pa.RecordBatch | None, Any]:
-    """(result, features, analysis): with a Scanner, local files come back prepared but not yet
-    scored (analysis set); the chunk scores them together."""
-    result, features, analysis = _scan_one_file(ref, want_features, scanner or _scanner)
+def _scan_one(ref: FileRef, scanner: BatchScanner) -> tuple[FileResult, Any]:
+    """(result, analysis): the file prepared but not yet scored (analysis None when there is
+    nothing to score, e.g. an error row); the chunk scores them together."""
+    result, analysis = _scan_one_file(ref, scanner)
     # Where the file sits in a Hugging Face cache/mirror, for local and remote refs alike.
     result.hf_repo, result.hf_revision = hf_coordinates(ref.path)
-    return result, features, analysis
+    return result, analysis
 
 
-def _scan_one_file(
-    ref: FileRef, want_features: bool, scanner: Any
-) -> tuple[FileResult, pa.RecordBatch | None, Any]:
+def _scan_one_file(ref: FileRef, scanner: BatchScanner) -> tuple[FileResult, Any]:
     if ref.error:  # discovery could not open it: suspicious, FS316
-        return unreadable_result(ref), None, None
+        return unreadable_result(ref), None
     started = time.perf_counter()
-    result, features, analysis = _attempt(ref, want_features, scanner)
+    result, analysis = _attempt(ref, scanner)
     if _ran_out(result):
         # What filled the budget may be garbage that earlier files left: collect and try once
         # more, so the row does not depend on what this process scanned before. Either way
         # this worker is replaced after its chunk.
         _ask_retire()
         gc.collect()
-        result, features, analysis = _attempt(ref, want_features, scanner)
-    # The ref is authoritative for identity: incremental runs compare these exact values.
-    result.path, result.size, result.mtime = ref.path, ref.size, ref.mtime
-    result.etag = ref.etag
+        result, analysis = _attempt(ref, scanner)
     result.scan_seconds = time.perf_counter() - started
-    return result, features, analysis
+    return result, analysis
 
 
 def _ran_out(result: FileResult) -> bool:
     return bool(result.findings) and bool(_scan_module().out_of_memory(result))
 
 
-def _attempt(
-    ref: FileRef, want_features: bool, scanner: Any
-) -> tuple[FileResult, pa.RecordBatch | None, Any]:
+def _attempt(ref: FileRef, scanner: BatchScanner) -> tuple[FileResult, Any]:
+    """`scanner.prepare(ref)` (local or remote alike) under the per-file alarm; every row it
+    returns carries the ref's identity (path, size, mtime, etag)."""
     use_alarm = _timeout > 0 and threading.current_thread() is threading.main_thread()
-    features = None
-    analysis = None
     try:
         if use_alarm:
             signal.signal(signal.SIGALRM, _raise_timeout)
             signal.setitimer(signal.ITIMER_REAL, _timeout)
         try:
-            if is_remote(ref.path):  # object stores: ranged reads, see fastscan.remote
-                from .remote import scan_ref
-
-                result, features = scan_ref(scanner, ref, want_features)
-            elif hasattr(scanner, "prepare"):
-                result, analysis = scanner.prepare(ref)
-            elif want_features:
-                results, features = scanner.scan_refs([ref])
-                result = results[0]
-            else:
-                result = scanner.scan_path(ref.path, ref=ref)
+            return scanner.prepare(ref)
         finally:
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
     except _FileTimeout:
         # A file that stalls the scanner is hostile to scanners: never report it as clean.
-        result, features = error_result(ref, TIMEOUT_ERROR.format(_timeout), SUSPICIOUS), None
-        analysis = None
+        return error_result(ref, TIMEOUT_ERROR.format(_timeout), SUSPICIOUS), None
     except MemoryError:
-        result = _scan_module().budget_result(ref.path, detail=MEMORY_ERROR.format(_memory_mb))
-        features, analysis = None, None
+        detail = MEMORY_ERROR.format(_memory_mb)
+        budget = _scan_module().budget_result(ref.path, ref.size, ref.mtime, ref.etag, detail)
+        return budget, None
     except Exception as exc:  # the scanner should never raise; one file must not sink a chunk
-        result, features = error_result(ref, f"scanner raised {type(exc).__name__}: {exc}"), None
-        analysis = None
-    return result, features, analysis
+        return error_result(ref, f"scanner raised {type(exc).__name__}: {exc}"), None
 
 
 def _scan_module() -> Any:
@@ -265,28 +257,20 @@ def scan_batch(
 
     Other engines (fastscan.scale.dask_backend) run exactly this function.
     """
+    scanner = scanner or _scanner
     results: list[FileResult] = []
-    feature_batches: list[pa.RecordBatch] = []
-    pending: list[tuple[FileResult, Any]] = []  # prepared local files, scored together below
+    analyses: list[Any] = []
     for index, ref in enumerate(refs):
         _beat(task_id, index, time.monotonic())
-        result, features, analysis = _scan_one(ref, want_features, scanner)
+        result, analysis = _scan_one(ref, scanner)
         results.append(result)
-        if analysis is not None:
-            pending.append((result, analysis))
-        if features is not None and features.num_rows:
-            feature_batches.append(features)
+        analyses.append(analysis)
     _beat(task_id, len(refs), 0.0)  # finished: innocent if the pool breaks before it returns
-    if pending:
-        # one model call per chunk instead of one per file
-        features = (scanner or _scanner).score(
-            [r for r, _ in pending], [a for _, a in pending], with_features=want_features
-        )
-        if features is not None and features.num_rows:
-            feature_batches.append(features)
+    # one model call per chunk instead of one per file
+    features = scanner.score(results, analyses, with_features=want_features)
     features_ipc = None
-    if feature_batches:
-        features_ipc = to_ipc(pa.Table.from_batches(feature_batches).combine_chunks())
+    if features is not None and features.num_rows:
+        features_ipc = to_ipc(pa.Table.from_batches([features]).combine_chunks())
     out = to_ipc(results_to_batch(results)), features_ipc
     _collect_if_grown()
     return out

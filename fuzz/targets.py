@@ -12,7 +12,7 @@ from collections.abc import Callable
 from fastscan.containers import ContainerLimits, open_container
 from fastscan.facts import STATUS_EMPTY, STATUS_NOT_PICKLE, ScanLimits
 from fastscan.scan import Scanner
-from fastscan.tokenizer import list_opcodes, probe, tokenize
+from fastscan.tokenizer import list_opcodes, starts_like_pickle, tokenize
 from fastscan.verdict import STATUSES, VERDICTS
 
 # Small budgets keep one execution in the millisecond range whatever the input declares.
@@ -32,7 +32,7 @@ def tokenizer_target(data: bytes) -> None:
     assert all(0 <= off < max(len(data), 1) for off in facts.pickle_offsets)
     assert all(0 <= g.offset < len(data) for g in facts.globals)
     assert sum(facts.opcode_counts) <= facts.n_opcodes + 1
-    assert isinstance(probe(data), bool)
+    assert isinstance(starts_like_pickle(data), bool)
     ops, end, status = list_opcodes(data, 0, 100_000)
     assert status in ("ok", "truncated", "bad_opcode", "budget"), status
     assert 0 <= end <= len(data)

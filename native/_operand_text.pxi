@@ -1,6 +1,6 @@
 # Text operands as the loader reads them (included by _tokenizer.pyx): protocol-0 numbers
 # checked the way _pickle parses them, and the bytes a loader makes of a string operand, walked
-# for an early import (nested pickles carried by strings, THREATS.md J1/H1).
+# for an early import (nested pickles carried by strings, docs/threats.md J1/H1).
 
 cdef inline bint is_py_space(uint8_t c) noexcept nogil:
     """Py_ISSPACE: what CPython's number parsers skip (not \\x1c-\\x1f, unlike str.isspace)."""
@@ -160,8 +160,9 @@ cdef extern from *:
 cdef int imports_early(const uint8_t* q, int64_t n) noexcept nogil:
     """Whether `q` starts like a pickle that imports: valid opcodes up to a GLOBAL/INST with
     identifier lines or a STACK_GLOBAL right after two string pushes or memo reads, within
-    NEST_PROBE_OPS opcodes (a pre-filter: `tokenizer.probe` judges what it lets through, and
-    never counts an EXT code, so neither does this). 1 yes, 0 no, -1 the bytes ran out first."""
+    NEST_PROBE_OPS opcodes (a pre-filter: `tokenizer.starts_like_pickle` judges what it lets
+    through, and never counts an EXT code, so neither does this). 1 yes, 0 no, -1 the bytes ran
+    out first."""
     cdef int64_t pos = 0, nl, nl2, length
     cdef int _op_count, strs = 0
     cdef uint8_t op, kind

@@ -1,6 +1,6 @@
 """Never executes: the whole test corpus is scanned under an audit hook in a fresh interpreter.
 
-Extends `test_never_executes.py` (the lead's hand-built rows) to every THREATS matrix cell
+Extends `test_never_executes.py` (the lead's hand-built rows) to every docs/threats.md matrix cell
 (all payloads x all containers, the archive fixtures) and, separately, a generated `small`
 corpus. The child warms up on one benign file per container family (so lazy imports such as
 py7zr and lz4 happen before the hook), then installs `sys.addaudithook` and scans. Any import,

@@ -20,8 +20,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from fastscan.scan import Scanner
-from fastscan.train import benign_libs, corpus, lolo
-from fastscan.train import fit as fit_mod
+from fastscan.train import benign_libs, corpus, corpus_scan, lolo
 from fastscan.train.benign_libs._base import LibSource, dump
 
 NAMES = sorted(benign_libs.SOURCES)
@@ -108,7 +107,7 @@ def test_every_benign_row_names_its_library(tmp_path: Path) -> None:
     assert libs["git_lfs_pointer"] is None  # not a pickle: nothing to leave out
     if not benign_libs.SOURCES["pyarrow_objects"].missing():
         assert libs["pyarrow_objects"] == "pyarrow"
-    entries = fit_mod.read_manifest(tmp_path)
+    entries = corpus_scan.read_manifest(tmp_path)
     assert {e.library for e in entries if e.family == "numpy_npy"} == {"numpy"}
 
 
@@ -131,14 +130,14 @@ _TINY = [
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> fit_mod.CorpusScan:
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> corpus_scan.CorpusScan:
     root = tmp_path_factory.mktemp("lolo")
     corpus.generate(root, seed=2, scale="small", families=_TINY)
-    return fit_mod.scan_corpus(fit_mod.read_manifest(root))
+    return corpus_scan.scan_corpus(corpus_scan.read_manifest(root))
 
 
 def test_lolo_withholds_exactly_the_library(
-    tiny: fit_mod.CorpusScan, monkeypatch: pytest.MonkeyPatch
+    tiny: corpus_scan.CorpusScan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[int] = []
     real_fit = lolo.fit_classifier
@@ -168,7 +167,7 @@ def test_lolo_withholds_exactly_the_library(
     assert "| numpy |" in table and "**mean**" in table and "**worst**" in table
 
 
-def test_lolo_rescans_with_the_scanner_that_lacks_the_library(tiny: fit_mod.CorpusScan) -> None:
+def test_lolo_rescans_with_the_scanner_that_lacks_the_library(tiny: corpus_scan.CorpusScan) -> None:
     """The index hook: held-out files are judged by `scanner_without({library})`."""
     asked: list[frozenset[str]] = []
 
@@ -184,7 +183,7 @@ def test_lolo_rescans_with_the_scanner_that_lacks_the_library(tiny: fit_mod.Corp
 
 
 def test_cli_lolo(
-    tiny: fit_mod.CorpusScan, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny: corpus_scan.CorpusScan, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from fastscan.train import evaluate
 
@@ -217,7 +216,7 @@ def test_benign_libs_are_byte_identical_across_processes(tmp_path: Path) -> None
     assert first and first == second
 
 
-def test_lolo_in_parallel_equals_sequential(tiny: fit_mod.CorpusScan) -> None:
+def test_lolo_in_parallel_equals_sequential(tiny: corpus_scan.CorpusScan) -> None:
     thresholds = {**_POLICY, "anomaly": 0.2}
     only = ["numpy", "user-code", "python-stdlib"]
     one = lolo.run_lolo(tiny, thresholds, only=only)

@@ -23,10 +23,11 @@ import pytest
 
 from fastscan import bulk, worker
 from fastscan.bulk import BulkError, run_bulk
+from fastscan.fileref import FileRef
+from fastscan.findings import Finding, Severity
 from fastscan.report import BulkSummary
-from fastscan.sinks import RESULT_SCHEMA, comparable
-from fastscan.sources import FileRef
-from fastscan.verdict import FileResult, Finding, Severity
+from fastscan.results import RESULT_SCHEMA, comparable
+from fastscan.verdict import FileResult
 
 
 class FakeScanner:
@@ -68,12 +69,21 @@ class FakeScanner:
             result.globals = ["os.system"]
         return result
 
-    def scan_refs(self, refs: list[FileRef]) -> tuple[list[FileResult], pa.RecordBatch]:
-        results = [self.scan_path(r.path, ref=r) for r in refs]
-        features = pa.RecordBatch.from_pydict(
-            {"path": [r.path for r in refs], "n_bytes": [r.bytes_read for r in results]}
+    def prepare(self, ref: FileRef, buffer: Any = None) -> tuple[FileResult, int]:
+        """The worker's per-file call: the row carries the ref's identity, as Scanner's does."""
+        result = self.scan_path(ref.path, ref=ref)
+        result.size, result.mtime, result.etag = ref.size, ref.mtime, ref.etag
+        return result, result.bytes_read
+
+    def score(
+        self, results: list[FileResult], analyses: list[Any], *, with_features: bool = False
+    ) -> pa.RecordBatch | None:
+        kept = [(r, a) for r, a in zip(results, analyses, strict=True) if a is not None]
+        if not with_features:
+            return None
+        return pa.RecordBatch.from_pydict(
+            {"path": [r.path for r, _ in kept], "n_bytes": [a for _, a in kept]}
         )
-        return results, features
 
 
 def fake_factory(**options: Any) -> FakeScanner:

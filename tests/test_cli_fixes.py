@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastscan.cli import main
-from fastscan.sinks import format_for_path, results_to_batch
+from fastscan.results import results_to_batch
+from fastscan.sinks import format_for_path
 from fastscan.verdict import FileResult
 
 REPO = Path(__file__).resolve().parents[1]

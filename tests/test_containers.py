@@ -152,7 +152,7 @@ def test_sniff_is_content_only() -> None:
     assert sniff(payload_pickle(0)) == "raw_pickle"
     assert sniff(b"PK\x03\x04rest") == "zip"
     assert sniff(gzip.compress(b"x")) == "gzip"
-    # A raw pickle starting with a 90-byte BINBYTES ("BZ") is not bzip2 (THREATS C16).
+    # A raw pickle starting with a 90-byte BINBYTES ("BZ") is not bzip2 (docs/threats.md C16).
     assert sniff(b"BZ\x00\x00\x00" + b"a" * 90 + b".") == "raw_pickle"
 
 
@@ -626,15 +626,15 @@ def test_mutated_containers_never_raise(seed_files: list[bytes]) -> None:
 
 
 def test_member_probe_accepts_pickles_and_rejects_source_and_data() -> None:
-    from fastscan.containers._probe import probe
+    from fastscan.containers._probe import prefix_is_pickle
 
     for protocol in (0, 1, 2, 4, 5):
-        assert probe(payload_pickle(protocol))
-    assert probe(payload_pickle(2)[:-3] + b"\xff\xfe junk")  # broken after payload
+        assert prefix_is_pickle(payload_pickle(protocol))
+    assert prefix_is_pickle(payload_pickle(2)[:-3] + b"\xff\xfe junk")  # broken after payload
     for not_pickle in (b"class Linear(Module):\n  x = 1\n", b"hello world", b"\0" * 64, b"{}"):
-        assert not probe(not_pickle)
+        assert not prefix_is_pickle(not_pickle)
     # float tensor bytes that parse up to a b"." but underflow before any import
-    assert not probe(bytes.fromhex("4ae629bdd07546bca66d64bc0a2e63be") + bytes(16))
+    assert not prefix_is_pickle(bytes.fromhex("4ae629bdd07546bca66d64bc0a2e63be") + bytes(16))
 
 
 @pytest.mark.parametrize("tail", [bytes(64), b"\xff" * 64, b"0x12 garbage" + bytes(40)])

@@ -1,7 +1,7 @@
 """The Dask engine on a real scheduler + two worker processes on 127.0.0.1.
 
 Local (in-process), multiprocess, Dask and Dask-over-S3 scans of one mirror must give the same
-rows, compared with `fastscan.sinks.comparable` after making paths relative and dropping the
+rows, compared with `fastscan.results.comparable` after making paths relative and dropping the
 columns that describe the source rather than the verdict: `mtime`, `etag`, `bytes_read`.
 """
 

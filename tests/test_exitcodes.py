@@ -12,7 +12,8 @@ import pytest
 
 from fastscan.cli import main
 from fastscan.exitcodes import exit_code, outcomes
-from fastscan.sources import discover, unreadable_result
+from fastscan.fileref import unreadable_result
+from fastscan.sources import discover
 
 MALICIOUS = b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x12echo fastscan-test\x85R."
 BENIGN = b"\x80\x04}\x94\x8c\x01a\x94K\x01s."
@@ -130,7 +131,8 @@ def test_report_exit_code_is_the_runs(tree: Path, tmp_path: Path) -> None:
 
 
 def test_report_of_an_interrupted_run_exits_2(tmp_path: Path) -> None:
-    from fastscan.sinks import ParquetSink, results_to_batch
+    from fastscan.results import results_to_batch
+    from fastscan.sinks import ParquetSink
     from fastscan.verdict import FileResult
 
     out = tmp_path / "v.parquet"

@@ -20,7 +20,7 @@ import pytest
 from conftest import torch_zip_bytes
 from hub_server import COMMIT, HubRepo, serve
 
-from fastscan.sources import hf_coordinates
+from fastscan.fileref import hf_coordinates
 
 pytest.importorskip("huggingface_hub")
 

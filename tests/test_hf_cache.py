@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastscan.bulk import run_bulk
+from fastscan.fileref import hf_coordinates
+from fastscan.results import conform_table
 from fastscan.scan import Scanner
-from fastscan.sinks import conform_table
-from fastscan.sources import discover, hf_coordinates
+from fastscan.sources import discover
 
 EVIL = b"\x80\x02cos\nsystem\n(X\x12\x00\x00\x00echo fastscan-testtR."
 BENIGN = pickle.dumps({"w": [1.0, 2.0]}, protocol=4)
@@ -51,9 +52,9 @@ SCANNED: list[str] = []
 
 
 class _Recording(Scanner):
-    def prepare(self, ref: Any) -> Any:
+    def prepare(self, ref: Any, buffer: Any = None) -> Any:
         SCANNED.append(ref.path)
-        return super().prepare(ref)
+        return super().prepare(ref, buffer)
 
 
 def _factory(**options: Any) -> Scanner:

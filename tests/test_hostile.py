@@ -1,4 +1,5 @@
-"""Resource attacks (THREATS G5, B6) end with a verdict inside budget, never a hang or an OOM.
+"""Resource attacks (docs/threats.md G5, B6) end with a verdict inside budget, never a hang or an
+OOM.
 
 Each test builds its hostile file in well under a second (byte-level writers, repeated deflate
 segments), scans it with `Scanner(model=None)`, and asserts the verdict, the status, that the

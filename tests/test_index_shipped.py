@@ -1,4 +1,4 @@
-"""The shipped ecosystem index: it loads fast, knows real gadgets, and places THREATS F."""
+"""The shipped ecosystem index: it loads fast, knows real gadgets, and places docs/threats.md F."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""THREATS.md as data-driven tests: every row x every container it can hide in, by row id.
+"""docs/threats.md as data-driven tests: every row x every container it can hide in, by row id.
 
 Cases come from `fastscan.train.matrix.ROWS` (expected outcome, containers, payload builders,
 fixtures, `not_applicable` reasons) and `wrappers.wrap`. Test ids read `C7-torch_zip`, plus the

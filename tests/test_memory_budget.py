@@ -142,7 +142,7 @@ def test_worker_memory_stays_flat_over_7z_archives(tmp_path: Path) -> None:
         f"""
         import os
         from fastscan import worker
-        from fastscan.sources import FileRef
+        from fastscan.fileref import FileRef
         config = worker.WorkerConfig(worker.default_scanner_factory, {{}}, 0, 0, in_pool=False)
         worker.init_worker(config)
         worker._tune_gc()  # what a pool worker runs with

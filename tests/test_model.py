@@ -32,15 +32,18 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object,
     """A small model fitted and exported by the training code, with its sklearn estimators."""
     pytest.importorskip("sklearn")
     pytest.importorskip("skl2onnx")
-    from fastscan.train import fit
+    from fastscan.train import corpus_scan, fit
 
     X, y = _synthetic(400, seed=1)
     split_keys = np.array([str(i) for i in range(len(y))])
     fitted = fit.fit(X, y, split_keys, seed=0, n_folds=2)
     entries = [
-        fit.CorpusEntry(Path(f"f{i}"), int(label), "fam", "grp", "raw") for i, label in enumerate(y)
+        corpus_scan.CorpusEntry(Path(f"f{i}"), int(label), "fam", "grp", "raw")
+        for i, label in enumerate(y)
     ]
-    scan = fit.CorpusScan(entries, X, ["complete"] * len(y), [[] for _ in y], ["clean"] * len(y))
+    scan = corpus_scan.CorpusScan(
+        entries, X, ["complete"] * len(y), [[] for _ in y], ["clean"] * len(y)
+    )
     out = tmp_path_factory.mktemp("model")
     fit.write_model(fitted, scan, out, name="tiny", seed=0)
     return out / "tiny.onnx", fitted, X
@@ -172,7 +175,8 @@ def test_shipped_model_loads_and_separates() -> None:
 
 @pytest.mark.parametrize("position", ["start", "middle", "end"])
 def test_benign_padding_does_not_lower_the_verdict(position: str) -> None:
-    """THREATS G6 / issue #4: wrapping a payload in benign tensors must not make it look safer."""
+    """docs/threats.md G6 / issue #4: wrapping a payload in benign tensors must not make it look
+    safer."""
     import pickle
     import random
 

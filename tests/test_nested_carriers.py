@@ -1,4 +1,4 @@
-"""Nested pickles in object state (THREATS.md J1, H1): whatever carries the inner pickle.
+"""Nested pickles in object state (docs/threats.md J1, H1): whatever carries the inner pickle.
 
 A torch-datapipe-style outer pickle restores `_DataPipeSerializationWrapper` and BUILDs it with a
 state that holds an inner `os.system('echo fastscan-test')` pickle: its `__setstate__` calls

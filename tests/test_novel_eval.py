@@ -9,7 +9,7 @@ import pytest
 
 from fastscan import features
 from fastscan.rules import DANGEROUS, UNKNOWN, RuleSet, default_ruleset
-from fastscan.train import corpus, evaluate, withhold
+from fastscan.train import corpus, corpus_scan, evaluate, withhold
 from fastscan.train import fit as fit_mod
 from fastscan.verdict import MALICIOUS, SUSPICIOUS
 
@@ -77,13 +77,13 @@ _TINY = [
 
 
 @pytest.fixture(scope="module")
-def tiny_scan(tmp_path_factory: pytest.TempPathFactory) -> fit_mod.CorpusScan:
+def tiny_scan(tmp_path_factory: pytest.TempPathFactory) -> corpus_scan.CorpusScan:
     root = tmp_path_factory.mktemp("novel")
     corpus.generate(root, seed=1, scale="small", families=_TINY)
-    return fit_mod.scan_corpus(fit_mod.read_manifest(root))
+    return corpus_scan.scan_corpus(corpus_scan.read_manifest(root))
 
 
-def test_rescan_reuses_only_unaffected_rows(tiny_scan: fit_mod.CorpusScan) -> None:
+def test_rescan_reuses_only_unaffected_rows(tiny_scan: corpus_scan.CorpusScan) -> None:
     names = withhold.dangerous_names_per_file(tiny_scan)
     withheld = frozenset({"os.system"})
     partial, rescanned = withhold.rescan_withholding(tiny_scan, names, withheld)
@@ -98,7 +98,7 @@ def test_rescan_reuses_only_unaffected_rows(tiny_scan: fit_mod.CorpusScan) -> No
 
 
 def test_novel_experiment_drops_rules_recall_on_the_withheld_group(
-    tiny_scan: fit_mod.CorpusScan,
+    tiny_scan: corpus_scan.CorpusScan,
 ) -> None:
     report = evaluate.run_experiments(tiny_scan, seed=0, test_fraction=0.3)
     novel = evaluate.run_novel(tiny_scan, report["thresholds"], seed=0, test_fraction=0.3)
@@ -119,13 +119,13 @@ def test_novel_experiment_drops_rules_recall_on_the_withheld_group(
     assert table.count("\n| process |") == 1 and "**mean**" in table
 
 
-def test_benign_flagged_counts_custom_code(tiny_scan: fit_mod.CorpusScan) -> None:
+def test_benign_flagged_counts_custom_code(tiny_scan: corpus_scan.CorpusScan) -> None:
     counts = evaluate.benign_flagged_by_rules(tiny_scan)
     assert counts["custom"]["flagged"] == counts["custom"]["files"] > 0
     assert counts["numpy"]["flagged"] == 0
 
 
-def test_cli_novel_flag(tiny_scan: fit_mod.CorpusScan, tmp_path: Path) -> None:
+def test_cli_novel_flag(tiny_scan: corpus_scan.CorpusScan, tmp_path: Path) -> None:
     root = tiny_scan.entries[0].path.parents[2]
     while not (root / "manifest.jsonl").exists():
         root = root.parent
@@ -135,9 +135,9 @@ def test_cli_novel_flag(tiny_scan: fit_mod.CorpusScan, tmp_path: Path) -> None:
 
 
 def test_unlisted_twins_are_malicious_rows_without_denylist_help(
-    tiny_scan: fit_mod.CorpusScan,
+    tiny_scan: corpus_scan.CorpusScan,
 ) -> None:
-    scan = fit_mod.CorpusScan(
+    scan = corpus_scan.CorpusScan(
         entries=tiny_scan.entries,
         X=tiny_scan.X.copy(),
         statuses=tiny_scan.statuses,

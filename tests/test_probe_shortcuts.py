@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from fastscan.containers._probe import START_OPCODES, parses_as_pickle
 from fastscan.containers.sniff import sniff
-from fastscan.tokenizer import _as_view, _probe, breaks_before_import, probe
+from fastscan.tokenizer import _window_kind, breaks_before_import, byte_view, starts_like_pickle
 
 
 def _full_walks_reject(data: bytes) -> bool:
-    return _probe(_as_view(data), 20_000) in ("", "broken") and not parses_as_pickle(data)
+    return _window_kind(byte_view(data), 20_000) in ("", "broken") and not parses_as_pickle(data)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64, np.int64, np.uint8])
@@ -58,7 +58,7 @@ def test_short_break_implies_full_rejection(first: int, ops: list[int], rest: by
     data = bytes([first, *ops]) + rest
     if breaks_before_import(data):
         assert _full_walks_reject(data)
-        assert not probe(data)
+        assert not starts_like_pickle(data)
 
 
 @pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
@@ -67,16 +67,16 @@ def test_real_pickles_never_take_the_short_cut(protocol: int) -> None:
     for obj in (vocab, list(range(5000)), {"a": [1.5, None, "x" * 70_000]}):
         data = pickle.dumps(obj, protocol=protocol)
         assert not breaks_before_import(data)
-        assert probe(data)
+        assert starts_like_pickle(data)
         assert sniff(data) == "raw_pickle"
 
 
 def test_proto_header_and_clean_window_is_a_pickle_without_imports() -> None:
     data = pickle.dumps({f"tok_{i}": i for i in range(50_000)}, protocol=4)
-    assert probe(data)
+    assert starts_like_pickle(data)
     broken = data[:6000] + b"\xff" * 64  # breaks after the window: still reported as a pickle
-    assert probe(broken)
-    assert not probe(b"\x80\x04" + b"\xff" * 6000)  # a header alone is not enough
+    assert starts_like_pickle(broken)
+    assert not starts_like_pickle(b"\x80\x04" + b"\xff" * 6000)  # a header alone is not enough
 
 
 @settings(max_examples=500, deadline=None)

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from fastscan.findings import Finding, Severity
 from fastscan.progress import LogProgress, NoProgress, make_progress
-from fastscan.report import compare_outputs, render_report
-from fastscan.sinks import ParquetSink, results_to_batch
-from fastscan.verdict import FileResult, Finding, Severity
+from fastscan.report import compare_outputs
+from fastscan.reportcmd import render_report
+from fastscan.results import results_to_batch
+from fastscan.sinks import ParquetSink
+from fastscan.verdict import FileResult
 
 
 def write(path: Path, results: list[FileResult]) -> str:

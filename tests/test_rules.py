@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fastscan import findings as R
 from fastscan.containers.base import Container, ContainerAnomaly, PickleStream
 from fastscan.facts import (
     ALL_ANOMALY_CODES,
@@ -25,6 +26,7 @@ from fastscan.facts import (
     NestedPickle,
     StreamFacts,
 )
+from fastscan.findings import Finding, Severity
 from fastscan.rules import (
     DANGEROUS,
     DANGEROUS_CATEGORIES,
@@ -37,14 +39,12 @@ from fastscan.rules import (
     default_ruleset,
     evaluate,
 )
-from fastscan.rules import catalog as R
 from fastscan.rules.engine import (
     ANOMALY_RULES,
     CONTAINER_RULES,
     MAX_FINDINGS_PER_RULE,
 )
 from fastscan.rules.knowledge import UNKNOWN_CATEGORIES, load_shipped, parse_shipped
-from fastscan.verdict import Finding, Severity
 
 SHIPPED = default_ruleset()
 RULES_ONLY = RuleSet(load_shipped())  # the reviewed rules without the ecosystem index
@@ -114,7 +114,7 @@ def test_every_allow_entry_classifies_safe(entry) -> None:  # type: ignore[no-un
         assert classify(entry.module, entry.name).verdict_class == SAFE
 
 
-# THREATS.md section F, E4-E8: every named callable, as the pickle would spell it.
+# docs/threats.md section F, E4-E8: every named callable, as the pickle would spell it.
 _THREAT_TEXT = """
 os:system posix:system nt:system subprocess:Popen subprocess:check_output pty:spawn
 multiprocessing.util:spawnv_passfds uuid:_get_command_stdout _osx_support:_read_output

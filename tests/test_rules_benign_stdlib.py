@@ -25,8 +25,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from fastscan.findings import Severity
 from fastscan.scan import Scanner
-from fastscan.verdict import FileResult, Severity
+from fastscan.verdict import FileResult
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 CMD = "echo fastscan-test"

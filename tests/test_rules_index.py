@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
+from fastscan import findings as R
+from fastscan.findings import Finding, Severity
 from fastscan.rules import DANGEROUS, SAFE, UNKNOWN, RuleSet, evaluate
-from fastscan.rules import catalog as R
 from fastscan.rules.indexed import KNOWN, UNDEFINED, describe
 from fastscan.rules.knowledge import load_shipped
 from fastscan.tokenizer import tokenize
-from fastscan.verdict import Finding, Severity
 from tests.index_fake import FakeIndex, Reach, sample
 
 

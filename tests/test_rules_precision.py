@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 
 from fastscan.facts import ScanLimits
+from fastscan.findings import Severity
 from fastscan.rules import RuleSet, default_ruleset
 from fastscan.rules.engine import evaluate
 from fastscan.rules.indexed import REACH_STEPS_MAX
 from fastscan.rules.knowledge import load_shipped
 from fastscan.scan import Scanner
 from fastscan.tokenizer import tokenize
-from fastscan.verdict import Severity
 
 INDEX = default_ruleset().index
 needs_index = pytest.mark.skipif(INDEX is None, reason="no shipped index in this checkout")

@@ -19,9 +19,10 @@ import pytest
 from conftest import HF_SNAPSHOT, build_mirror, hostile_pickle, torch_zip_bytes
 
 from fastscan.bulk import run_bulk
+from fastscan.fileref import FileRef, hf_coordinates
 from fastscan.remote import MissingExtra, filesystem_for
-from fastscan.sinks import comparable
-from fastscan.sources import FileRef, discover, hf_coordinates
+from fastscan.results import comparable
+from fastscan.sources import discover
 
 SOURCE_COLUMNS = ("mtime", "etag", "bytes_read")
 
@@ -158,7 +159,6 @@ class _CountingReads:
 def test_large_torch_zip_is_scanned_from_a_small_fraction(
     s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, hostile: bool
 ):
-    from fastscan.remote import scan_ref
     from fastscan.scan import Scanner
 
     data = torch_zip_bytes(8 << 20, hostile=hostile)  # 32 MiB of tensor data
@@ -169,7 +169,7 @@ def test_large_torch_zip_is_scanned_from_a_small_fraction(
     (ref,) = list(discover(f"s3://{bucket}/model.pt"))
     scanner = Scanner(model=None)
     counter = _CountingReads(monkeypatch)
-    result, _ = scan_ref(scanner, ref, want_features=False)
+    (result,), _ = scanner.scan_refs([ref])  # ranged reads, then the batch scoring
     local = scanner.scan_bytes(data, "model.pt")
     assert result.format == local.format == "torch_zip"
     assert (result.verdict, result.status) == (local.verdict, local.status)
@@ -186,7 +186,7 @@ def test_refs_without_extras_get_a_clear_message(monkeypatch: pytest.MonkeyPatch
 
 
 def test_oversized_object_needing_a_whole_read_fails_closed(s3_endpoint: str):
-    from fastscan.remote import scan_ref
+    from fastscan.remote import prepare_remote
     from fastscan.scan import Scanner
 
     bucket = f"raw-{uuid.uuid4().hex[:8]}"
@@ -195,7 +195,8 @@ def test_oversized_object_needing_a_whole_read_fails_closed(s3_endpoint: str):
     body = b"\x80\x04" + b"N0" * (1 << 20)  # a 2 MiB raw pickle: the policy reads those whole
     client.put_object(Bucket=bucket, Key="big.pkl", Body=body)
     ref = FileRef(f"s3://{bucket}/big.pkl", len(body), 0.0)
-    result, _ = scan_ref(Scanner(model=None), ref, False, max_whole_bytes=1 << 20)
+    result, analysis = prepare_remote(Scanner(model=None), ref, max_whole_bytes=1 << 20)
+    assert analysis is None  # nothing to score: never silently clean
     assert (result.status, result.verdict) == ("error", "suspicious")
     assert "budget" in result.error
     assert result.bytes_read < len(body) // 4
@@ -261,7 +262,6 @@ def _tricky_files() -> dict[str, bytes]:
 def test_range_plan_matches_whole_read(name: str):
     import fsspec
 
-    from fastscan.remote import scan_ref
     from fastscan.scan import Scanner
 
     data = _tricky_files()[name]
@@ -271,7 +271,7 @@ def test_range_plan_matches_whole_read(name: str):
     fs.pipe_file(url[len("memory://") :], data)
     try:
         scanner = Scanner(model=None)
-        result, _ = scan_ref(scanner, FileRef(url, len(data), 0.0), want_features=False)
+        (result,), _ = scanner.scan_refs([FileRef(url, len(data), 0.0)])
         local = scanner.scan_bytes(data, name)
     finally:
         fs.rm(url[len("memory://") :])

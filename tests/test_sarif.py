@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fastscan.cli import main
-from fastscan.rules.catalog import REGISTRY
+from fastscan.findings import REGISTRY
 from fastscan.rulescmd import markdown
 from fastscan.sarif import FINGERPRINT_KEY, PROJECT_URL, SECURITY_SEVERITY, SRCROOT
 

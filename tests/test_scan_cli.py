@@ -18,10 +18,11 @@ import pytest
 from fastscan import __version__
 from fastscan.cli import _build_parser, main
 from fastscan.containers import ContainerLimits
-from fastscan.rules.catalog import REGISTRY
+from fastscan.findings import REGISTRY, Finding, Severity
+from fastscan.results import results_to_batch
 from fastscan.scan import Scanner
-from fastscan.sinks import ConsoleSink, results_to_batch
-from fastscan.verdict import FileResult, Finding, Severity
+from fastscan.sinks import ConsoleSink
+from fastscan.verdict import FileResult
 
 REPO = Path(__file__).resolve().parent.parent
 MALICIOUS = b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x12echo fastscan-test\x85R."

@@ -11,20 +11,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fastscan.sinks import (
+from fastscan.findings import Finding, Severity
+from fastscan.results import (
     RESULT_SCHEMA,
-    ConsoleSink,
-    JsonLinesSink,
-    ParquetSink,
     SchemaMismatch,
     batch_to_results,
     comparable,
     conform_batch,
     conform_table,
-    open_sink,
     results_to_batch,
 )
-from fastscan.verdict import FileResult, Finding, Severity
+from fastscan.sinks import ConsoleSink, JsonLinesSink, ParquetSink, open_sink
+from fastscan.verdict import FileResult
 
 REQUIRED = [
     *("path", "size", "mtime", "etag", "format", "extension", "status", "verdict", "score"),

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from fastscan import sources
-from fastscan.sinks import results_to_batch
-from fastscan.sources import FileRef, discover, load_previous, split_incremental, unchanged
+from fastscan.fileref import FileRef
+from fastscan.results import results_to_batch
+from fastscan.sources import discover, load_previous, split_incremental, unchanged
 from fastscan.verdict import FileResult
 
 

@@ -6,7 +6,7 @@ batch builder, each held to the plain Python/pyarrow code it replaces.
   does and that the pre-filter hits whenever the engine's regexes can match);
 - `_features.string_stats` with its process-wide numpy.log2 cache against
   `features.string_stats_py`, bit for bit;
-- `sinks.results_to_batch` (numpy buffers, no pandas import) against pyarrow.array over the
+- `results.results_to_batch` (numpy buffers, no pandas import) against pyarrow.array over the
   same values;
 - a generated corpus: findings and feature rows equal with every shortcut swapped for its spec.
 """
@@ -29,9 +29,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastscan import _features as native  # type: ignore[attr-defined]
-from fastscan import features, sinks
+from fastscan import features
+from fastscan import results as result_rows
+from fastscan.findings import Finding, Severity
 from fastscan.rules import engine
-from fastscan.verdict import FileResult, Finding, Severity
+from fastscan.verdict import FileResult
 
 # -- the rules pre-filter ------------------------------------------------------------------------
 
@@ -178,14 +180,14 @@ def test_numpy_log2_does_not_depend_on_the_position_in_the_array() -> None:
 def _reference_batch(results: list[FileResult]) -> pa.RecordBatch:
     """The pyarrow.array construction results_to_batch replaced."""
     columns: dict[str, list[Any]] = {
-        n: [getattr(r, n) for r in results] for n in sinks._SCALAR_FIELDS
+        n: [getattr(r, n) for r in results] for n in result_rows._SCALAR_FIELDS
     }
     columns["rule_ids"] = [r.rule_ids for r in results]
     columns["reasons"] = [r.reasons for r in results]
     columns["globals"] = [list(r.globals) for r in results]
-    columns["findings"] = [[sinks._finding_to_dict(f) for f in r.findings] for r in results]
-    arrays = [pa.array(columns[f.name], type=f.type) for f in sinks.RESULT_SCHEMA]
-    return pa.RecordBatch.from_arrays(arrays, schema=sinks.RESULT_SCHEMA)
+    columns["findings"] = [[result_rows._finding_to_dict(f) for f in r.findings] for r in results]
+    arrays = [pa.array(columns[f.name], type=f.type) for f in result_rows.RESULT_SCHEMA]
+    return pa.RecordBatch.from_arrays(arrays, schema=result_rows.RESULT_SCHEMA)
 
 
 _text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
@@ -221,7 +223,7 @@ _results = st.builds(
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(st.lists(_results, max_size=6))
 def test_results_to_batch_equals_pyarrow_array(results: list[FileResult]) -> None:
-    got = sinks.results_to_batch(results)
+    got = result_rows.results_to_batch(results)
     want = _reference_batch(results)
     assert got.schema == want.schema
     assert _ipc(got) == _ipc(want)  # bit for bit, NaN scores included (equals says NaN != NaN)
@@ -256,10 +258,10 @@ def test_unexpected_values_go_through_pyarrow(odd: dict[str, Any]) -> None:
     except Exception as exc:
         want = type(exc)
     if isinstance(want, pa.RecordBatch):
-        assert _ipc(sinks.results_to_batch([result])) == _ipc(want)
+        assert _ipc(result_rows.results_to_batch([result])) == _ipc(want)
     else:
         with pytest.raises(want):
-            sinks.results_to_batch([result])
+            result_rows.results_to_batch([result])
 
 
 @pytest.mark.parametrize("field", ["path", "message"])
@@ -270,16 +272,17 @@ def test_unencodable_strings_raise_as_before(field: str) -> None:
     with pytest.raises(UnicodeEncodeError):
         _reference_batch([result])
     with pytest.raises(UnicodeEncodeError):
-        sinks.results_to_batch([result])
+        result_rows.results_to_batch([result])
 
 
 _NO_PANDAS_SNIPPETS = {
     "result batches": (
-        "from fastscan import sinks\n"
-        "from fastscan.verdict import FileResult, Finding, Severity\n"
+        "from fastscan import results\n"
+        "from fastscan.findings import Finding, Severity\n"
+        "from fastscan.verdict import FileResult\n"
         "r = FileResult('p', findings=[Finding('FS101', Severity.MALICIOUS, 'm')], globals=['a'])\n"
-        "sinks.results_to_batch([r, FileResult('q', hf_repo='o/n')])\n"
-        "sinks.empty_batch()\n"
+        "results.results_to_batch([r, FileResult('q', hf_repo='o/n')])\n"
+        "results.empty_batch()\n"
     ),
     "feature batches with paths": (
         "import numpy as np\n"

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastscan.cli import main
-from fastscan.sinks import conform_table
+from fastscan.results import conform_table
 
 UNKNOWN = b"\x80\x02cmylab.old\nThing\n)R."  # FS103: an unlisted global, called
 
@@ -89,7 +89,7 @@ def test_files_written_before_the_suppressed_field_still_read(tmp_path: Path) ->
     import pyarrow as pa
 
     from fastscan.report import collect_report
-    from fastscan.sinks import FINDING_TYPE, RESULT_SCHEMA, batch_to_results
+    from fastscan.results import FINDING_TYPE, RESULT_SCHEMA, batch_to_results
 
     old_finding = pa.struct([f for f in FINDING_TYPE if f.name != "suppressed"])
     old_schema = pa.schema(

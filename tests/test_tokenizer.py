@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from fastscan import _tokenizer, opcodes
 from fastscan.facts import ScanLimits
-from fastscan.tokenizer import list_opcodes, probe, tokenize
+from fastscan.tokenizer import list_opcodes, starts_like_pickle, tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,7 @@ def test_differential_on_generated_pickles(value: object, protocol: int) -> None
 def test_random_bytes_never_raise(data: bytes) -> None:
     facts = tokenize(data)
     assert facts.status in ("ok", "truncated", "bad_opcode", "budget", "not_pickle", "empty")
-    probe(data)
+    starts_like_pickle(data)
     list_opcodes(data)
 
 
@@ -188,12 +188,14 @@ def test_empty_and_non_pickles() -> None:
 
 
 def test_probe_accepts_pickles_and_rejects_text() -> None:
-    assert probe(pickle.dumps({"a": 1}, protocol=0))
-    assert probe(pickle.dumps({"a": 1}, protocol=5))
-    assert probe(pickle.dumps(list(range(1000)), protocol=2)[:200])  # cut by a read window
-    assert not probe(b"hello world, this is text\n")
-    assert not probe(b'{"json": true}')
-    assert not probe(b"")
+    assert starts_like_pickle(pickle.dumps({"a": 1}, protocol=0))
+    assert starts_like_pickle(pickle.dumps({"a": 1}, protocol=5))
+    assert starts_like_pickle(
+        pickle.dumps(list(range(1000)), protocol=2)[:200]
+    )  # cut by a read window
+    assert not starts_like_pickle(b"hello world, this is text\n")
+    assert not starts_like_pickle(b'{"json": true}')
+    assert not starts_like_pickle(b"")
 
 
 def test_mmap_input_is_not_copied(tmp_path: Path) -> None:
@@ -226,4 +228,4 @@ def test_quick_probe_window_never_changes_the_answer(
     data = pickle.dumps(collections.OrderedDict(a=obj), protocol=protocol) + noise
     data = data[: max(2, cut)] if cut < len(data) else data
     view = memoryview(data)
-    assert probe(view) == (tokenizer._probe(view, 20_000) not in ("", "broken"))
+    assert starts_like_pickle(view) == (tokenizer._window_kind(view, 20_000) not in ("", "broken"))

@@ -1,4 +1,4 @@
-"""THREATS.md sections C, D and E on raw pickles: what the tokenizer must resolve.
+"""docs/threats.md sections C, D and E on raw pickles: what the tokenizer must resolve.
 
 Each case is named after its row id and assembled opcode by opcode with a harmless payload.
 Nothing here is ever unpickled.

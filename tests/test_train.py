@@ -15,7 +15,7 @@ pytest.importorskip("sklearn")
 pytest.importorskip("skl2onnx")
 
 from fastscan import features, model
-from fastscan.train import evaluate, fit
+from fastscan.train import corpus_scan, evaluate, fit
 from fastscan.train.payloads import PAYLOADS
 from fastscan.verdict import CLEAN, MALICIOUS, SUSPICIOUS
 
@@ -77,7 +77,7 @@ def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_read_manifest(corpus: Path) -> None:
-    entries = fit.read_manifest(corpus)
+    entries = corpus_scan.read_manifest(corpus)
     assert len(entries) == 60 + 2 * len(MALICIOUS_KEYS)
     assert all(e.path.is_absolute() and e.path.is_file() for e in entries)
     mal = [e for e in entries if e.label]
@@ -87,12 +87,12 @@ def test_read_manifest(corpus: Path) -> None:
 def test_read_manifest_rejects_bad_labels(tmp_path: Path) -> None:
     (tmp_path / "manifest.jsonl").write_text(json.dumps({"path": "x", "label": "evil"}) + "\n")
     with pytest.raises(ValueError, match="label"):
-        fit.read_manifest(tmp_path)
+        corpus_scan.read_manifest(tmp_path)
 
 
 def test_scan_corpus_rows_align(corpus: Path) -> None:
-    entries = fit.read_manifest(corpus)[:5]
-    scan = fit.scan_corpus(entries)
+    entries = corpus_scan.read_manifest(corpus)[:5]
+    scan = corpus_scan.scan_corpus(entries)
     assert scan.X.shape == (5, features.N_FEATURES)
     assert np.isfinite(scan.X).all()
     assert len(scan.rule_verdicts) == len(scan.statuses) == len(scan.findings) == 5
@@ -163,7 +163,7 @@ def test_measure_counts_by_positive_level() -> None:
 
 @pytest.mark.slow
 def test_experiments_run(corpus: Path) -> None:
-    scan = fit.scan_corpus(fit.read_manifest(corpus))
+    scan = corpus_scan.scan_corpus(corpus_scan.read_manifest(corpus))
     report = evaluate.run_experiments(scan, seed=0, test_fraction=0.3)
     train_keys = set(scan.split_keys[np.setdiff1d(np.arange(len(scan.y)), _test_rows(scan))])
     assert not train_keys & set(scan.split_keys[_test_rows(scan)])
@@ -173,5 +173,5 @@ def test_experiments_run(corpus: Path) -> None:
     assert "mean" in text
 
 
-def _test_rows(scan: fit.CorpusScan) -> np.ndarray:
+def _test_rows(scan: corpus_scan.CorpusScan) -> np.ndarray:
     return evaluate.held_out_split(scan, seed=0, test_fraction=0.3)[1]

@@ -1,5 +1,5 @@
-"""Call shapes of unlisted callables (THREATS J6): a function applied to arguments stays at least
-suspicious whatever the classifier says (FS112); a class restored with its state stays
+"""Call shapes of unlisted callables (docs/threats.md J6): a function applied to arguments stays at
+least suspicious whatever the classifier says (FS112); a class restored with its state stays
 settleable (FS103, FS903). Every protocol, through the real tokenizer, rules and verdict."""
 
 from __future__ import annotations

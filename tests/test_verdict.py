@@ -7,18 +7,9 @@ from dataclasses import replace
 import pytest
 
 from fastscan.facts import STATUS_TRUNCATED, CallSite, GlobalRef, StreamFacts
+from fastscan.findings import Finding, Severity
 from fastscan.rules import evaluate
-from fastscan.verdict import (
-    CLEAN,
-    MALICIOUS,
-    STATUSES,
-    SUSPICIOUS,
-    Finding,
-    Severity,
-    VerdictPolicy,
-    combine,
-    settle,
-)
+from fastscan.verdict import CLEAN, MALICIOUS, STATUSES, SUSPICIOUS, VerdictPolicy, combine, settle
 
 NAN = float("nan")
 # A model's policy as its manifest would give it (tests spell every field: there are no defaults)

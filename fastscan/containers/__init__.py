@@ -59,7 +59,7 @@ def _scan(state: ScanState, buf: Buffer, member: str, depth: int, top: bool) -> 
     elif fmt in ("zip", "tar"):
         polyglot = (fmt == "tar" and has_zip_eocd(buf)) or (fmt == "zip" and is_tar(buf))
         if polyglot:
-            # Loaders disagree on which reading wins (THREATS A16): scan both.
+            # Loaders disagree on which reading wins (docs/threats.md A16): scan both.
             state.anomaly("polyglot_tar_zip", member)
         if fmt == "tar" or polyglot:
             found = archive.read_tar(state, buf, member, depth, _scan)

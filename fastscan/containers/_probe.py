@@ -1,7 +1,8 @@
 """Cheap "does this look like a pickle?" checks used while routing bytes.
 
-`probe` asks the native `fastscan.tokenizer.probe` about a bounded prefix, after a cheap check of
-the first byte; `pickle_end` (native too) finds where one well-formed pickle stops (legacy torch).
+`prefix_is_pickle` is the router's check: a first byte that can open a real pickle, then
+`fastscan.tokenizer.starts_like_pickle` on a bounded prefix; `pickle_end` (native too) finds
+where one well-formed pickle stops (legacy torch).
 `iter_ops` lists opcodes natively and decodes operands like `pickletools.genops`, for the readers
 that need operand values (joblib, legacy torch records).
 """
@@ -17,8 +18,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from fastscan.tokenizer import opcode_bounds, tokenize
-from fastscan.tokenizer import probe as native_probe
+from fastscan.tokenizer import opcode_bounds, starts_like_pickle, tokenize
 
 from .base import Buffer
 
@@ -63,19 +63,19 @@ def iter_ops(
         pos = end
 
 
-def probe(data: Buffer) -> bool:
+def prefix_is_pickle(data: Buffer) -> bool:
     """True when `data` starts like a parseable pickle (any protocol, PROTO header or not)."""
     view = memoryview(data)[:PROBE_PREFIX]
     if len(view) == 0 or view[0] not in START_OPCODES:
         return False  # the first opcode needs stack items: the loader raises before any call
-    return native_probe(view)
+    return starts_like_pickle(view)
 
 
 def may_be_cut_pickle(prefix: Buffer) -> bool:
     """A probe window that may have ended inside a pickle's first, oversized operand.
 
     A PROTO header, or a protocol-0 text opcode whose line does not end inside the window
-    (an 8 MiB UNICODE/STRING operand, THREATS G5): the prefix alone cannot decide, so the
+    (an 8 MiB UNICODE/STRING operand, docs/threats.md G5): the prefix alone cannot decide, so the
     caller reads the member whole and asks `parses_as_pickle`.
     """
     head = bytes(memoryview(prefix)[:2])
@@ -90,9 +90,9 @@ def parses_as_pickle(data: Buffer) -> bool:
     """Last resort for bytes the prefix probe rejected: walk the whole buffer natively.
 
     Catches pickles whose first opcode outruns the probe window (an 8 MiB protocol-0 string,
-    THREATS G5) and any other pickle at offset 0 that imports an importable-looking name. Only
-    a pickle starting at offset 0 counts, so text with words that look like GLOBAL lines is not
-    promoted by the tokenizer's resynchronisation.
+    docs/threats.md G5) and any other pickle at offset 0 that imports an importable-looking
+    name. Only a pickle starting at offset 0 counts, so text with words that look like GLOBAL
+    lines is not promoted by the tokenizer's resynchronisation.
     """
     view = memoryview(data)
     if len(view) == 0 or view[0] not in START_OPCODES:

@@ -99,7 +99,7 @@ def scan_member(
     named_pickle = path.lower().endswith(".pkl")
     try:
         if fmt == "unknown" and _cut_by_window(state, prefix):
-            # The window ended inside a huge first operand (THREATS G5): decide on the whole
+            # The window ended inside a huge first operand (docs/threats.md G5): decide on the whole
             # member, read once and handed on, so the payload after the padding is scanned.
             full = get_full()
             if parses_as_pickle(full):

@@ -4,9 +4,10 @@ joblib's NumpyPickler replaces each ndarray by a `NumpyArrayWrapper` object; rig
 wrapper's BUILD it writes the array: for joblib >= 1.2 one padding-length byte plus that many
 padding bytes (alignment), then `prod(shape) * itemsize` raw bytes; object arrays are instead
 written as a nested protocol-5 pickle. The loader's BUILD handler reads exactly that extent and
-resumes unpickling after it, so a payload can follow an array (THREATS A12). A pickle walker dies
-on the raw bytes; this module computes each extent from the wrapper's own state (shape, dtype,
-alignment) with a small symbolic stack, and cuts the dump into pickle segments around the arrays.
+resumes unpickling after it, so a payload can follow an array (docs/threats.md A12). A pickle
+walker dies on the raw bytes; this module computes each extent from the wrapper's own state
+(shape, dtype, alignment) with a small symbolic stack, and cuts the dump into pickle segments
+around the arrays.
 That walk is native (`fastscan._joblibwalk`, one C loop per dump); its Python specification lives in
 tests/joblib_walk_spec.py, and the two are tested equal.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import _joblibwalk  # type: ignore[attr-defined]  # compiled, no stub
-from ..tokenizer import find
+from ..tokenizer import byte_view, find
 from ._context import ScanState
 from .base import Buffer
 
@@ -53,15 +54,8 @@ def buffer_has_wrapper(buf: Buffer) -> bool:
 
 def split_dump(view: memoryview) -> tuple[list[_Segment], list[tuple[str, str]]]:
     """Cut a joblib dump into pickle segments around inline arrays; also return anomalies."""
-    raw_segments, anomalies = _joblibwalk.split(_as_bytes_view(view), MAX_WALK_OPCODES)
+    raw_segments, anomalies = _joblibwalk.split(byte_view(view), MAX_WALK_OPCODES)
     return [_Segment(start, end, kind) for start, end, kind in raw_segments], anomalies
-
-
-def _as_bytes_view(view: memoryview) -> memoryview:
-    view = memoryview(view)
-    if view.format != "B" or view.ndim != 1 or not view.c_contiguous:
-        view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
-    return view
 
 
 def read_joblib(state: ScanState, buf: Buffer, member: str) -> None:

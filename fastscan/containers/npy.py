@@ -1,7 +1,7 @@
 """numpy `.npy`: a short literal header, then either raw array bytes or (object dtype) a pickle.
 
 `np.load(allow_pickle=True)` unpickles everything after the header when the dtype holds objects
-(THREATS A10). Plain arrays are data: status complete, no streams. The header is parsed with
+(docs/threats.md A10). Plain arrays are data: status complete, no streams. The header is parsed with
 `ast.literal_eval` (literals only, never code) and the itemsize computed without numpy.
 """
 
@@ -14,7 +14,7 @@ import struct
 from typing import Any
 
 from ._context import ScanState
-from ._probe import probe
+from ._probe import prefix_is_pickle
 from .base import Buffer
 
 MAGIC = b"\x93NUMPY"
@@ -147,7 +147,7 @@ def read_npy(state: ScanState, buf: Buffer, member: str) -> None:
     if expected < len(view):
         tail = view[expected:]
         state.anomaly("trailing_data", member, f"{len(tail)} bytes after the array")
-        if probe(tail):
+        if prefix_is_pickle(tail):
             state.add_stream(member, expected, tail, "pickle")
     elif expected > len(view):
         state.anomaly("npy_truncated", member, f"{expected - len(view)} bytes missing")

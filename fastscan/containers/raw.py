@@ -4,7 +4,7 @@ The tokenizer itself handles concatenated pickles, junk between them and trailin
 raw reader does not cut anything (except at the `max_member_bytes` budget). Two pickle-based
 formats are told apart here by content: a joblib dump (it names `NumpyArrayWrapper`: arrays are
 inlined and must be cut out) and a legacy torch file whose magic number is computed instead of
-literal (THREATS A5).
+literal (docs/threats.md A5).
 """
 
 from __future__ import annotations

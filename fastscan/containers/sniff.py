@@ -12,7 +12,7 @@ import re
 import struct
 
 from ..tokenizer import breaks_before_import
-from ._probe import START_OPCODES, parses_as_pickle, probe
+from ._probe import START_OPCODES, parses_as_pickle, prefix_is_pickle
 from .base import Buffer
 
 # The legacy (pre-1.6) torch.save magic number, pickled as LONG1 by protocol 2.
@@ -142,7 +142,7 @@ def sniff(buf: Buffer) -> str:
         return "git_lfs_pointer"
     if is_tar(view):
         return "tar"
-    if probe(view):
+    if prefix_is_pickle(view):
         return "raw_pickle"
     # zlib / raw lzma have weak magics; the reader confirms them by decompressing.
     zlib_levels = (b"\x01", b"\x5e", b"\x9c", b"\xda")

@@ -2,10 +2,10 @@
 
 The legacy stream is five stacked pickles (magic number, protocol version, sys_info, the object,
 the storage keys) followed by raw storage bytes that torch.load never unpickles. A forged magic
-(THREATS A5: the first pickle computes the number, e.g. via eval) is still accepted by the loader,
-so then the whole file is handed over as raw pickles. The 0.1.x layout is a tar with `storages`
-(pickles interleaved with raw storage data), `tensors` (pickles interleaved with shape records)
-and `pickle`.
+(docs/threats.md A5: the first pickle computes the number, e.g. via eval) is still accepted by
+the loader, so then the whole file is handed over as raw pickles. The 0.1.x layout is a tar with
+`storages` (pickles interleaved with raw storage data), `tensors` (pickles interleaved with shape
+records) and `pickle`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from ..tokenizer import pickle_end
 from ._context import ScanState, join_member
-from ._probe import PROBE_PREFIX, iter_ops, parses_as_pickle, probe
+from ._probe import PROBE_PREFIX, iter_ops, parses_as_pickle, prefix_is_pickle
 from .base import Buffer
 from .sniff import LEGACY_MAGIC, LEGACY_MAGIC_PICKLE
 
@@ -66,12 +66,12 @@ def read_legacy(state: ScanState, buf: Buffer, member: str) -> None:
 
 
 def _extra_pickles(state: ScanState, view: memoryview, member: str, pos: int) -> int:
-    """Pickles stacked after the fifth one (THREATS C3): a loader that calls load() again runs
-    them, and torch.load itself then reads a shifted layout. Storage bytes start with an int64
+    """Pickles stacked after the fifth one (docs/threats.md C3): a loader that calls load() again
+    runs them, and torch.load itself then reads a shifted layout. Storage bytes start with an int64
     element count, which never parses as a whole pickle, so benign files stop here at once."""
     for extra in range(MAX_EXTRA_PICKLES):
         window = view[pos : pos + PROBE_PREFIX]
-        if pos >= len(view) or not probe(window):
+        if pos >= len(view) or not prefix_is_pickle(window):
             break
         end = pickle_end(view, pos)
         if end is None and not parses_as_pickle(window):

@@ -1,7 +1,8 @@
 """A lenient zip reader: accepts at least what PyTorch's miniz loader accepts, and says what it saw.
 
 Python's `zipfile` refuses flag bits 0x1/0x20/0x40, CRC mismatches and local/central name
-mismatches; torch.load ignores all of them, so an attacker hides payloads there (THREATS B1-B4).
+mismatches; torch.load ignores all of them, so an attacker hides payloads there
+(docs/threats.md B1-B4).
 This reader never raises on such files: it lists entries from the central directory (walking the
 local headers when that is missing or broken), reads members with a size cap, and records every
 oddity as a `ContainerAnomaly`.

@@ -1,6 +1,7 @@
 """Ecosystem index: what every importable name of real packages is and runs at load time.
 
-Built from package sources with the stdlib `ast` (never imported); see DESIGN.md stage 4b.
+Built from package sources with the stdlib `ast` (never imported); see the README's
+"Ecosystem index" section.
 
     idx = shipped_index()
     sym = idx.lookup("torch.serialization", "os.system")   # -> Symbol(origin="posix.system", ...)

@@ -1,4 +1,4 @@
-"""The issue's measurement: with the denylist withheld, does the index alone put THREATS.md
+"""The issue's measurement: with the denylist withheld, does the index alone put docs/threats.md
 section F's callables into the right dangerous class?
 
 The callables are `fastscan.train.matrix.F_CALLABLES` (one home for section F's list); the

@@ -26,7 +26,7 @@ from .symbols import ModuleInfo, opaque_module, read_module
 STDLIB = "python"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EXT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\..*(?:so|pyd)$")
-# Test suites are large and never referenced by model files; `test.support` is (THREATS F).
+# Test suites are large and never referenced by model files; `test.support` is (docs/threats.md F).
 _SKIP_DIRS = {"tests", "test", "testing_data", "__pycache__", "site-packages", "idle_test"}
 _MAX_SOURCE = 8 << 20  # generated modules beyond this are skipped
 # C modules of other platforms' (or other versions') standard libraries that pickles can name;

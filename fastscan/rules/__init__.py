@@ -6,7 +6,7 @@ Usage: `classify("posix", "system").verdict_class == "dangerous"`;
 
 from __future__ import annotations
 
-from .catalog import REGISTRY, FindingRule
+from ..findings import REGISTRY, FindingRule
 from .engine import evaluate
 from .knowledge import (
     CLASSES,
@@ -14,10 +14,10 @@ from .knowledge import (
     DANGEROUS_CATEGORIES,
     SAFE,
     UNKNOWN,
+    Classification,
     RuleConfigError,
     RuleEntry,
 )
-from .resolve import Classification
 from .ruleset import RuleSet, Suppression, default_ruleset
 
 __all__ = [

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ..facts import CallSite, GlobalRef, StreamFacts
-from ..verdict import Severity
+from ..findings import Severity
 from .indexed import KNOWN
-from .knowledge import UNKNOWN
-from .resolve import Classification
+from .knowledge import UNKNOWN, Classification
 from .ruleset import RuleSet
 
 GETATTR = "builtins.getattr"
@@ -107,7 +106,7 @@ class Shape:
     note: str
 
 
-def looks_like_class(name: str) -> bool:
+def last_segment_is_class(name: str) -> bool:
     """CamelCase last segment (`HTTPStatus`, `_ParameterKind`): a class, not a module."""
     return name.rsplit(".", 1)[-1].lstrip("_")[:1].isupper()
 
@@ -292,7 +291,7 @@ class CallShapes:
         if cls.is_safe and not cls.dotted and not cls.entry_id.endswith(":*"):
             return ref  # an exact allowlist entry: dict, int, datetime.datetime, ZoneInfo
         if cls.is_safe or cls.verdict_class == UNKNOWN:
-            return ref if not cls.dotted and looks_like_class(ref.name) else None
+            return ref if not cls.dotted and last_segment_is_class(ref.name) else None
         return None
 
     def _result_called(self, k: int) -> bool:
@@ -360,7 +359,7 @@ class CallShapes:
             return True
         if cls.resolved.rsplit(".", 1)[-1].startswith("__pyx_unpickle_"):
             return True  # Cython's helper returns an instance of its own extension class
-        return cls.resolved in _VALUE_TYPES or looks_like_class(cls.resolved)
+        return cls.resolved in _VALUE_TYPES or last_segment_is_class(cls.resolved)
 
     def _strings_harmless(self, target: GlobalRef | None) -> bool:
         """No attribute string of the stream is a sink name, generic or on `target`."""

@@ -1,7 +1,7 @@
 """Facts -> findings. One linear pass over each stream's globals, calls, anomalies and strings.
 
-Severity policy (THREATS.md "Lessons"): importing or calling a sink is malicious; a global outside
-the allowlist is suspicious, never a pass; structure that benign `torch.save`/`joblib.dump`/
+Severity policy (docs/threats.md, "Lessons"): importing or calling a sink is malicious; a global
+outside the allowlist is suspicious, never a pass; structure that benign `torch.save`/`joblib.dump`/
 `numpy.save` never produce is graded by how much it says about intent.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
+from .. import findings as R
 from ..containers.base import COMPLETE, ENCRYPTED, ERROR, PARTIAL, UNSUPPORTED, Container
 from ..facts import (
     STATUS_BAD_OPCODE,
@@ -21,14 +22,11 @@ from ..facts import (
     CallSite,
     StreamFacts,
 )
-from ..verdict import Finding, Severity
-from . import catalog as R
+from ..findings import Finding, FindingRule, Severity
 from . import indexed, nested_loaders
 from .call_shapes import CallShapes
-from .catalog import FindingRule
-from .knowledge import UNKNOWN
+from .knowledge import UNKNOWN, Classification
 from .nested_loaders import Visible
-from .resolve import Classification
 from .ruleset import RuleSet, default_ruleset
 from .unknown_calls import Knowledge, StreamShapes, application, built_by_code_construction
 

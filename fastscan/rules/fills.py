@@ -19,7 +19,8 @@ from ..facts import StreamFacts
 from ..opcodes import BY_NAME
 from ..tokenizer import opcode_bounds
 from .indexed import ATTRIBUTION_MAX_OPS, CONTAINER_HOOKS, FILL_HOOKS, RECONSTRUCTORS, Targets
-from .resolve import Classification, py3_spelling
+from .knowledge import Classification
+from .resolve import py3_spelling
 
 
 def _codes(*names: str) -> frozenset[int]:

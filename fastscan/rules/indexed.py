@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..facts import StreamFacts
 from ..opcodes import BY_NAME
-from .knowledge import UNKNOWN
+from .knowledge import UNKNOWN, Classification
 
 if TYPE_CHECKING:
     from ..index import Index, Reach
-    from .resolve import Classification
 
 KNOWN = "known"  # Classification.index: the index resolves the name
 # Kinds whose code the index analysed: calling a module or a constant runs unknown code.
@@ -170,8 +169,9 @@ CONTAINER_HOOKS = frozenset({"setitem", "append", "extend", "add"})
 ATTRIBUTION_MAX_OPS = 2_000_000  # opcodes the attribution walk may spend on one stream
 # A reach longer than this many calls (hook ... sink) is a suspicious note, not a malicious
 # verdict: chosen on the corpus (README "Rule-level precision"): the index reaches 96 of the
-# 107 THREATS section F callables it resolves within 4 steps, while the benign libraries' longer
-# reaches run through generic dispatch (sympify -> parse_expr, DataLoader -> graph settings).
+# 107 docs/threats.md section F callables it resolves within 4 steps, while the benign
+# libraries' longer reaches run through generic dispatch (sympify -> parse_expr, DataLoader ->
+# graph settings).
 REACH_STEPS_MAX = 4
 
 Targets = Mapping[int, frozenset[str]]  # global's opcode offset -> container hooks run on it

@@ -19,7 +19,10 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..index import Reach
 
 SAFE = "safe"
 UNKNOWN = "unknown"
@@ -73,6 +76,35 @@ class RuleEntry:
     @property
     def is_wildcard(self) -> bool:
         return self.name == "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    verdict_class: str  # safe | unknown | dangerous
+    category: str  # behaviour class (exec_sink, …) or "" when no entry matched
+    entry_id: str  # the deciding entry, "" when none
+    reason: str
+    ref: str
+    resolved: str = ""  # module.qualname after aliases, e.g. "os.system" for random._os.system
+    dotted: bool = False  # name is an attribute path that is not itself a reviewed entry
+    through_allowlisted: bool = False  # … and it starts in a module with safe entries
+    # A reviewed decision the index does not override: an exact safe entry, or a reviewed
+    # neither-safe-nor-sink entry (code construction, callback dispatch: graded by their shapes).
+    pinned: bool = False
+    # What the ecosystem index knows (indexed.py): "" (module not indexed), known, undefined.
+    index: str = ""
+    package: str = ""
+    kind: str = ""  # class | function | builtin | module | constant
+    origin: str = ""  # where an alias is defined
+    reaches: tuple[Reach, ...] = ()  # load-time hook -> sink paths
+
+    @property
+    def is_safe(self) -> bool:
+        return self.verdict_class == SAFE
+
+    @property
+    def is_dangerous(self) -> bool:
+        return self.verdict_class == DANGEROUS
 
 
 @dataclass(slots=True)

@@ -28,47 +28,18 @@ from __future__ import annotations
 
 import _compat_pickle  # CPython's own py2 -> py3 name table (data, not scanned code)
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from . import indexed
-from .knowledge import DANGEROUS, SAFE, UNKNOWN, KnowledgeBase, RuleEntry
+from .knowledge import DANGEROUS, SAFE, UNKNOWN, Classification, KnowledgeBase, RuleEntry
 
 if TYPE_CHECKING:
-    from ..index import Index, Reach
+    from ..index import Index
 
 _CLASS_RANK = {DANGEROUS: 0, UNKNOWN: 1, SAFE: 2}
 # Distinct (module, name) pairs memoised; a hostile corpus cannot grow the cache forever.
 _CACHE_LIMIT = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Classification:
-    verdict_class: str  # safe | unknown | dangerous
-    category: str  # behaviour class (exec_sink, …) or "" when no entry matched
-    entry_id: str  # the deciding entry, "" when none
-    reason: str
-    ref: str
-    resolved: str = ""  # module.qualname after aliases, e.g. "os.system" for random._os.system
-    dotted: bool = False  # name is an attribute path that is not itself a reviewed entry
-    through_allowlisted: bool = False  # … and it starts in a module with safe entries
-    # A reviewed decision the index does not override: an exact safe entry, or a reviewed
-    # neither-safe-nor-sink entry (code construction, callback dispatch: graded by their shapes).
-    pinned: bool = False
-    # What the ecosystem index knows (indexed.py): "" (module not indexed), known, undefined.
-    index: str = ""
-    package: str = ""
-    kind: str = ""  # class | function | builtin | module | constant
-    origin: str = ""  # where an alias is defined
-    reaches: tuple[Reach, ...] = ()  # load-time hook -> sink paths
-
-    @property
-    def is_safe(self) -> bool:
-        return self.verdict_class == SAFE
-
-    @property
-    def is_dangerous(self) -> bool:
-        return self.verdict_class == DANGEROUS
 
 
 # The tokenizer already writes `__builtin__`/`copy_reg` as `builtins`/`copyreg`, so the pair
@@ -95,7 +66,7 @@ def _parents(module: str) -> Iterable[str]:
         module = module[:cut] if cut > 0 else ""
 
 
-def _looks_like_class(name: str) -> bool:
+def _class_or_pyx_unpickle(name: str) -> bool:
     """CamelCase names (also private `_BinMapper`), plus Cython's generated
     `__pyx_unpickle_<Class>` helpers (they only call `<Class>.__new__` and restore state)."""
     return name.lstrip("_")[:1].isupper() or name.startswith("__pyx_unpickle_")
@@ -300,7 +271,7 @@ class Resolver:
                 if e.verdict_class == SAFE:
                     if len(parts) > 1:
                         continue
-                    if e.classes_only and not _looks_like_class(parts[0]):
+                    if e.classes_only and not _class_or_pyx_unpickle(parts[0]):
                         continue
                 return e
         return None

@@ -39,12 +39,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..verdict import Finding
-from .catalog import REGISTRY
+from ..findings import REGISTRY, Finding
 from .indexed import load_user_indexes, shipped_index
 from .knowledge import (
     DANGEROUS,
     SAFE,
+    Classification,
     KnowledgeBase,
     RuleConfigError,
     RuleEntry,
@@ -56,7 +56,7 @@ from .knowledge import (
     parse_entry,
     read_toml,
 )
-from .resolve import Classification, Resolver
+from .resolve import Resolver
 
 if TYPE_CHECKING:
     from ..index import Index

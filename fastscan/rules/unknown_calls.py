@@ -1,8 +1,8 @@
 """Call shapes of unlisted callables: object restoration versus function application.
 
 A name no rule reviewed can be a user's class being rebuilt, or a function of some package run
-on arguments the pickle chose (THREATS J6: a third-party helper that runs its string argument
-as a shell command). The loader tells the two apart by what it does with the name:
+on arguments the pickle chose (docs/threats.md J6: a third-party helper that runs its string
+argument as a shell command). The loader tells the two apart by what it does with the name:
 
 - **restoration**: NEWOBJ/NEWOBJ_EX (`cls.__new__(cls, *args)`, never a plain function), or
   REDUCE/INST/OBJ on a class-shaped name whose result then gets its state (BUILD) or its items
@@ -32,8 +32,8 @@ from typing import NamedTuple, Protocol
 
 from .. import facts as F
 from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
-from .call_shapes import looks_like_class
-from .resolve import Classification
+from .call_shapes import last_segment_is_class
+from .knowledge import Classification
 
 RESTORATION = "restoration"
 APPLICATION = "application"
@@ -118,7 +118,7 @@ class CallShape(NamedTuple):
 def name_shape(name: str) -> str:
     if "." in name:
         return DOTTED_NAME
-    return CLASS_NAME if looks_like_class(name) else FUNCTION_NAME
+    return CLASS_NAME if last_segment_is_class(name) else FUNCTION_NAME
 
 
 class StreamShapes:
@@ -162,7 +162,10 @@ class StreamShapes:
         spelled = self._names.get(c.callable_index)
         if spelled is None:
             # `Outer.Inner` is a class; `Outer.method` is not
-            spelled = self._names[c.callable_index] = (name_shape(g.name), looks_like_class(g.name))
+            spelled = self._names[c.callable_index] = (
+                name_shape(g.name),
+                last_segment_is_class(g.name),
+            )
         shape_of_name, classy = spelled
         if uses & (USE_DISCARDED | USE_CALLED):
             shape = APPLICATION  # an object nobody keeps, or a callable: not a restoration
@@ -188,7 +191,7 @@ class StreamShapes:
         spelled = self._names.get(first)
         if spelled is None:
             name = self.facts.globals[first].name
-            spelled = self._names[first] = (name_shape(name), looks_like_class(name))
+            spelled = self._names[first] = (name_shape(name), last_segment_is_class(name))
         return spelled[1]
 
     def of_callable(self, index: int) -> list[CallShape]:

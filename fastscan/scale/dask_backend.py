@@ -43,7 +43,8 @@ from ..isolation import protect_children
 from ..progress import Progress, make_progress
 from ..remote import MissingExtra, configure, storage_options_from_env
 from ..report import BulkSummary
-from ..sinks import RESULT_SCHEMA, ParquetSink, conform_table, file_metadata, results_to_batch
+from ..results import RESULT_SCHEMA, conform_table, file_metadata, results_to_batch
+from ..sinks import ParquetSink
 from ..sources import (
     FileRef,
     alias_rows,
@@ -130,7 +131,8 @@ def connect(
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",  # the default binds 0.0.0.0:8787 (STACK.md §5)
+        # the default binds 0.0.0.0:8787 (docs/design.md#dask-loopback)
+        dashboard_address="127.0.0.1:0",
         local_directory=local_directory or tempfile.gettempdir(),
         silence_logs=logging.ERROR,
     )

@@ -24,10 +24,10 @@ from typing import Any
 from unittest import mock
 
 from .benign_custom import CUSTOM_SOURCES, CUSTOM_TORCH_SOURCES
+from .scales import SCALES
 
-__all__ = ["SCALES", "SOURCES", "TORCH_ARCHS", "torch_available"]
+__all__ = ["SOURCES", "TORCH_ARCHS", "torch_available"]
 
-SCALES = {"small": 1, "medium": 4, "large": 32}  # width multipliers
 TORCH_ARCHS = ("mlp", "cnn", "transformer", "lstm", "gru", "embedding", "batchnorm")
 _EPOCH_1980 = 315532800.0
 

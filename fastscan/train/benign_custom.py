@@ -29,6 +29,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .scales import SCALES
+
 __all__ = ["CUSTOM_SOURCES", "CUSTOM_TORCH_SOURCES", "user_package"]
 
 _ORGS = ("acme_lab", "contoso_ml", "deepvision", "nlp_group", "my_project", "research_code",
@@ -201,8 +203,6 @@ def _torch_bytes(obj: Any) -> bytes:
 def _user_net(mods: dict[str, ModuleType], rng: random.Random, scale: str) -> Any:
     import torch
 
-    from .benign import SCALES
-
     torch.manual_seed(rng.randrange(2**31))
     cls = next(v for k, v in vars(mods["torch"]).items() if k in _CLASSES)
     width = rng.randint(4, 24) * SCALES[scale]
@@ -278,8 +278,6 @@ def custom_sklearn(rng: random.Random, scale: str) -> tuple[bytes, str]:
     import joblib
     import numpy as np
     from sklearn import ensemble, linear_model, pipeline, preprocessing
-
-    from .benign import SCALES
 
     with user_package(rng) as mods:
         user = mods["sklearn"]

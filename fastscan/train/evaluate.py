@@ -9,7 +9,7 @@ object per line; other keys are ignored:
 
     {"path": "malicious/process/F_os.system/raw-0.pkl",  # relative to the folder, or absolute
      "label": "malicious",        # benign | malicious
-     "family": "F:os.system",     # payload variant (THREATS.md row or callable) or benign source;
+     "family": "F:os.system",     # payload variant (docs/threats.md row, callable) or benign;
                                   # optional, defaults to the path
      "group": "process",          # coarse family: process, exec, network, … (benign: torch,
                                   # numpy, …); the unit of per-family recall and leave-one-out
@@ -60,8 +60,10 @@ from threadpoolctl import threadpool_limits
 
 from .. import model as model_mod
 from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, VerdictPolicy, combine
+from . import corpus_scan
 from . import fit as fit_mod
-from .fit import CorpusScan, anomaly_scores, fit_classifier, make_anomaly_model
+from .corpus_scan import CorpusScan
+from .fit import anomaly_scores, fit_classifier, make_anomaly_model
 from .withhold import add_unlisted_rows, dangerous_names_per_file, rescan_withholding
 
 MODES = ("rules", "model", "combined")
@@ -373,7 +375,7 @@ def _jsonable(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _lolo(scan: fit_mod.CorpusScan, args: argparse.Namespace) -> dict[str, Any]:
+def _lolo(scan: corpus_scan.CorpusScan, args: argparse.Namespace) -> dict[str, Any]:
     from .lolo import format_lolo, manifest_thresholds, run_lolo, scanner_without_index
 
     add_unlisted_rows(scan, args.workers)  # the same training examples as `fastscan train`
@@ -424,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", dest="json_out", help="also write the numbers to this file")
     args = parser.parse_args(argv)
 
-    scan = fit_mod.scan_corpus(fit_mod.read_manifest(args.corpus), workers=args.workers)
+    scan = corpus_scan.scan_corpus(corpus_scan.read_manifest(args.corpus), workers=args.workers)
     if args.lolo:
         payload = _lolo(scan, args)
     elif args.experiments or args.novel:

@@ -6,8 +6,9 @@ export both to one ONNX file, choose thresholds and write the manifest.
 The corpus is a folder with `manifest.jsonl` (format in `fastscan.train.evaluate`). Every file
 is scanned by the production pipeline (`fastscan.scan.Scanner(model=None)`), so the model sees
 exactly the features the scanner computes. Then:
-- a HistGradientBoostingClassifier (NaN-free input, fast in ONNX Runtime, STACK.md §3) learns
-  benign vs malicious; an IsolationForest is fit on benign rows only;
+- a HistGradientBoostingClassifier (NaN-free input, fast in ONNX Runtime,
+  docs/design.md#onnx-export) learns benign vs malicious; an IsolationForest is fit on benign
+  rows only;
 - thresholds come from out-of-fold probabilities (folds keep all files of one payload variant
   on one side, see `CorpusEntry.split_key`): `suspicious` is the lowest value >= 0.5 that keeps
   the benign false-positive rate under `--target-fpr`; `anomaly` is the benign out-of-fold
@@ -27,8 +28,7 @@ import os
 import platform
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,9 @@ from threadpoolctl import threadpool_limits
 from .. import features, model
 from ..model import file_sha256
 from ..opcodes import table_hash
-from ..verdict import CLEAN, SUSPICIOUS, FileResult, Finding, VerdictPolicy, settleable
+from ..verdict import CLEAN, SUSPICIOUS, VerdictPolicy, settleable
+from .corpus_scan import CorpusScan, read_manifest, scan_corpus
+from .withhold import add_unlisted_rows
 
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
 PARITY_TOLERANCE = 1e-5
@@ -55,133 +57,8 @@ DEFAULT_ANOMALY_FPR = 0.001
 DEFAULT_UNKNOWN_BENIGN = 0.05  # the least a classifier must be sure to settle unlisted globals
 # The rest of the verdict policy the manifest carries (verdict.VerdictPolicy):
 ANOMALY_NEEDS_CLASSIFIER = 0.1  # an unusual file is suspicious only with p_malicious >= this
-INCOMPLETE_VERDICT = SUSPICIOUS  # fail closed (THREATS G1/G2)
+INCOMPLETE_VERDICT = SUSPICIOUS  # fail closed (docs/threats.md G1/G2)
 DEFAULT_FOLDS = 3
-
-
-# -- the labelled corpus ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CorpusEntry:
-    path: Path  # absolute
-    label: int  # 1 malicious, 0 benign
-    family: str  # payload variant ("F:os.system", "C7") or benign source ("torch_state_dict")
-    group: str  # coarse family ("process", "exec", …; benign: "torch", "numpy", …)
-    container: str
-    library: str | None = None  # benign: the distribution whose objects the file holds
-    expected: str = ""  # the manifest's expected rules verdict (informational)
-
-    @property
-    def split_key(self) -> str:
-        """Rows sharing a key stay on one side of every split: all files of one payload variant
-        (whatever the container or seed); benign files are independent samples."""
-        return f"mal:{self.family}" if self.label else f"benign:{self.path}"
-
-
-def read_manifest(corpus: str | os.PathLike[str]) -> list[CorpusEntry]:
-    """Entries of `<corpus>/manifest.jsonl` (paths relative to the corpus folder)."""
-    root = Path(corpus)
-    entries = []
-    lines = (root / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        label = row.get("label")
-        if label not in ("benign", "malicious"):
-            raise ValueError(f"manifest.jsonl:{number}: label must be benign|malicious")
-        path = Path(row["path"])
-        entries.append(
-            CorpusEntry(
-                path=path if path.is_absolute() else root / path,
-                label=int(label == "malicious"),
-                family=str(row.get("family") or row["path"]),
-                group=str(row.get("group") or ("benign" if label == "benign" else "unknown")),
-                container=str(row.get("container", "")),
-                library=row.get("library") or None,
-                expected=str(row.get("expected", "")),
-            )
-        )
-    if not entries:
-        raise ValueError(f"{root / 'manifest.jsonl'} lists no files")
-    return entries
-
-
-@dataclass
-class CorpusScan:
-    """Features and rule results for every corpus entry, in manifest order."""
-
-    entries: list[CorpusEntry]
-    X: np.ndarray  # (n, N_FEATURES) float32
-    statuses: list[str]
-    findings: list[list[Finding]]
-    rule_verdicts: list[str]  # rules alone (Scanner without a model)
-    # rows with every dangerous name of the file withheld (withhold.add_unlisted_rows); training
-    # adds those of malicious files as extra examples
-    X_unlisted: np.ndarray | None = None
-    y: np.ndarray = field(init=False)
-    split_keys: np.ndarray = field(init=False)  # CorpusEntry.split_key
-    groups: np.ndarray = field(init=False)  # coarse family, the unit of leave-one-family-out
-
-    def __post_init__(self) -> None:
-        self.y = np.array([e.label for e in self.entries], dtype=np.int64)
-        self.split_keys = np.array([e.split_key for e in self.entries])
-        self.groups = np.array([e.group for e in self.entries])
-
-    def data_hash(self) -> str:
-        """Digest of what the model learns from: features, labels and groups."""
-        digest = hashlib.sha256()
-        digest.update(np.ascontiguousarray(self.X).tobytes())
-        digest.update(self.y.tobytes())
-        digest.update("\n".join(self.split_keys.tolist()).encode())
-        return digest.hexdigest()
-
-
-_WORKER_SCANNER: Any = None
-
-
-def _scan_chunk(paths: list[str]) -> tuple[list[FileResult], np.ndarray]:
-    """Worker: scan paths with a rules-only Scanner; rows are aligned with `paths`."""
-    global _WORKER_SCANNER
-    if _WORKER_SCANNER is None:
-        from ..scan import Scanner
-
-        _WORKER_SCANNER = Scanner(model=None)
-    return scan_with_rows(_WORKER_SCANNER, paths)
-
-
-def scan_with_rows(scanner: Any, paths: list[str]) -> tuple[list[FileResult], np.ndarray]:
-    """Results and feature rows aligned with `paths`."""
-    results, batch = scanner.scan_refs(paths, with_features=True)
-    rows = np.zeros((len(paths), features.N_FEATURES), dtype=np.float32)
-    if batch is not None and batch.num_rows:
-        # files whose scan raised have no feature row: they keep the all-zero (error) row
-        index = {p: i for i, p in enumerate(paths)}
-        matrix = features.batch_to_matrix(batch)
-        for j, p in enumerate(batch.column("path").to_pylist()):
-            rows[index[p]] = matrix[j]
-    return results, rows
-
-
-def scan_corpus(entries: Sequence[CorpusEntry], workers: int = 1, chunk: int = 64) -> CorpusScan:
-    """Scan every entry with the production pipeline (rules only) and keep its features."""
-    paths = [str(e.path) for e in entries]
-    chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(_scan_chunk, chunks))
-    else:
-        parts = [_scan_chunk(c) for c in chunks]
-    results = [r for rs, _ in parts for r in rs]
-    X = np.vstack([rows for _, rows in parts]) if parts else np.zeros((0, features.N_FEATURES))
-    return CorpusScan(
-        entries=list(entries),
-        X=np.ascontiguousarray(X, dtype=np.float32),
-        statuses=[r.status for r in results],
-        findings=[[f for f in r.findings if not f.rule_id.startswith("FS9")] for r in results],
-        rule_verdicts=[r.verdict for r in results],
-    )
 
 
 # -- fitting ------------------------------------------------------------------------------------
@@ -198,7 +75,7 @@ class Fitted:
 def classifier_constraints() -> tuple[np.ndarray, np.ndarray]:
     """(blind, monotonic_cst): the classifier never sees features.PADDING_SHIFTED (zeroed in
     training, so no tree splits on them) and may only rise with every count, so benign padding
-    around a payload can never lower its probability (THREATS G6)."""
+    around a payload can never lower its probability (docs/threats.md G6)."""
     blind = np.array([n in features.PADDING_SHIFTED for n in features.FEATURE_NAMES])
     free = blind | np.array([n in features.CATEGORICAL for n in features.FEATURE_NAMES])
     return blind, np.where(free, 0, 1)
@@ -630,8 +507,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     entries = read_manifest(args.corpus)
     print(f"scanning {len(entries)} files…", file=sys.stderr)
     scan = scan_corpus(entries, workers=args.workers)
-    from .withhold import add_unlisted_rows  # it builds on this module
-
     add_unlisted_rows(scan, args.workers)
     fitted = fit(
         scan.X,

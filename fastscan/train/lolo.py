@@ -32,7 +32,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, combine
-from .fit import CorpusScan, anomaly_scores, fit_classifier, make_anomaly_model, scan_with_rows
+from .corpus_scan import CorpusScan, scan_with_rows
+from .fit import anomaly_scores, fit_classifier, make_anomaly_model
 
 __all__ = ["format_lolo", "libraries", "manifest_thresholds", "run_lolo", "scanner_without_index"]
 

@@ -1,4 +1,4 @@
-"""THREATS.md as data: one `Row` per row id of sections A–I, plus the section-F callables.
+"""docs/threats.md as data: one `Row` per row id of sections A–I, plus the section-F callables.
 
 Tests of every stage parametrise over `ROWS`: which payload builders (keys of
 `payloads.PAYLOADS`) and fixtures to generate, which containers (`wrappers.CONTAINERS`) to put
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 __all__ = ["F_CALLABLES", "ROWS", "STREAM_CONTAINERS", "Row", "row"]
 
-# (module, name, family, argument kind) for every callable THREATS.md section F names.
+# (module, name, family, argument kind) for every callable docs/threats.md section F names.
 # The argument kinds are interpreted by threats_names._f_args (harmless values only).
 F_CALLABLES: tuple[tuple[str, str, str, str], ...] = (
     # process
@@ -196,7 +196,7 @@ _FEW = ("raw", "torch_zip", "gzip", "npy_object")
 
 @dataclass(frozen=True)
 class Row:
-    id: str  # THREATS.md row id
+    id: str  # docs/threats.md row id
     technique: str
     payloads: tuple[str, ...] = ()  # keys of payloads.PAYLOADS (a prefix ending in ":" or ".")
     containers: tuple[str, ...] = ()  # keys of wrappers.CONTAINERS
@@ -300,7 +300,7 @@ ROWS: tuple[Row, ...] = (
     _r(
         "C6",
         "C vs Python unpickler discrepancies",
-        not_applicable="THREATS.md names no byte patterns beyond C5/C13/C14, which are built",
+        not_applicable="docs/threats.md names no byte patterns beyond C5/C13/C14, which are built",
     ),
     _r("C7", "protocol-0 text pickles", ("C7",)),
     _r("C8", "INST opcode", ("C8",)),

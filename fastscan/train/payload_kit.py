@@ -37,7 +37,7 @@ FAMILIES = (
 @dataclass(frozen=True)
 class Sample:
     data: bytes
-    threat: str  # THREATS.md row id, e.g. "C7"
+    threat: str  # docs/threats.md row id, e.g. "C7"
     family: str  # one of FAMILIES
     globals: tuple[str, ...]  # literal imports a static reader must report
     hidden: tuple[str, ...] = ()  # dangerous targets reached only at load time (EXT, computed…)
@@ -49,7 +49,7 @@ Builder = Callable[[random.Random], Sample]
 
 
 def register(table: dict[str, Builder], key: str) -> Callable[[Builder], Builder]:
-    """File a builder under its registry key (THREATS row id plus variant) in `table`."""
+    """File a builder under its registry key (docs/threats.md row id plus variant) in `table`."""
 
     def deco(fn: Builder) -> Builder:
         table[key] = fn

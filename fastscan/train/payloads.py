@@ -1,4 +1,4 @@
-"""Hand-assembled MALICIOUS pickles, one builder per THREATS.md technique (sections C–I).
+"""Hand-assembled MALICIOUS pickles, one builder per docs/threats.md technique (sections C–I).
 
 Nothing here calls `pickle.dumps` on a hostile object: every stream is written opcode by opcode
 with `Ops`, so the bytes are exactly the technique under test and nothing is ever executed.
@@ -8,7 +8,7 @@ seeded `random.Random` and vary protocol, padding, position and argument strings
 This module is the public face and the registry; the code lives in
 - `opwriter`: the opcode writer `Ops`, `G`/`Call` expressions, `as_snippet`;
 - `payload_kit`: `Sample`, `FAMILIES`, harmless arguments and helpers shared by builders;
-- `threats_stream` (C, D), `threats_names` (E, F), `threats_load` (G, H, I): the builders.
+- `threats_stream` (C, D), `threats_names` (E, F), `threats_evasion` (G, H, I): the builders.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import random
 
 from fastscan.train.opwriter import Call, G, Ops, as_snippet
 from fastscan.train.payload_kit import FAMILIES, Builder, Sample, harmless_command
-from fastscan.train.threats_load import G_BUILDERS, H_BUILDERS, I_BUILDERS
+from fastscan.train.threats_evasion import G_BUILDERS, H_BUILDERS, I_BUILDERS
 from fastscan.train.threats_names import E_BUILDERS, F_BUILDERS
 from fastscan.train.threats_stream import C_BUILDERS, D_BUILDERS
 

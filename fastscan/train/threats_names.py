@@ -1,4 +1,4 @@
-"""Payload builders for THREATS.md section E (name-resolution indirection) and one builder per
+"""Payload builders for docs/threats.md section E (name-resolution indirection) and one builder per
 section-F dangerous callable (`matrix.F_CALLABLES`), each called with harmless arguments.
 """
 

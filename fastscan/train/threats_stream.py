@@ -1,4 +1,4 @@
-"""Payload builders for THREATS.md sections C (stream / parser differentials) and D (stack /
+"""Payload builders for docs/threats.md sections C (stream / parser differentials) and D (stack /
 memo resolution): streams a loader runs but a naive static reader misparses or misattributes.
 """
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..rules import default_ruleset
-from .fit import CorpusScan, scan_with_rows
+from .corpus_scan import CorpusScan, scan_with_rows
 
 
 def _names_chunk(paths: list[str]) -> list[frozenset[str]]:

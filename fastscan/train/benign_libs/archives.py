@@ -59,7 +59,7 @@ def sevenzip_aes_no_pickle(rng: random.Random, scale: str) -> tuple[bytes, str]:
 
 
 SOURCES = [big_memo_dict, zip_aes_no_pickle, sevenzip_aes_no_pickle]
-# A scanner cannot read inside these: it reports them encrypted (THREATS B5), so, like the
+# A scanner cannot read inside these: it reports them encrypted (docs/threats.md B5), so, like the
 # archive-abuse fixtures, they are generated only when asked for by name and stay out of the
 # benign false-positive rates.
 ENCRYPTED = frozenset({zip_aes_no_pickle.name, sevenzip_aes_no_pickle.name})

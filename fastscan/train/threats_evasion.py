@@ -1,5 +1,6 @@
-"""Payload builders for THREATS.md sections G (fail-open / exhaustion), H (nested / encoded
-payloads) and I (loader-level: tensor hooks, model patching).
+"""Payload builders for the evasions of threat sections G (fail-open / exhaustion), H (nested /
+encoded payloads) and I (loader-level: tensor hooks, model patching): payloads that count on the
+scanner giving up, not looking inside, or not knowing what the loader adds.
 """
 
 from __future__ import annotations

@@ -1,15 +1,47 @@
-"""The registry of finding rules: every id fastscan can emit, with its default severity.
+"""Findings and the registry of finding rules: every id fastscan can emit, with its severity.
 
 Ids are stable handles (FS1xx imports, FS2xx stream structure, FS3xx containers, FS9xx model).
 Code refers to the module-level constants below, never to an id typed by hand, so an id is
-written exactly once: here.
+written exactly once: here. This module imports nothing of the package, so every stage (rules,
+verdict, sinks, sources) can name a rule without importing another stage.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
-from ..verdict import Finding, Severity
+
+class Severity(IntEnum):
+    INFO = 0  # recorded, never changes the verdict
+    LOW = 1  # worth a look, clean verdict stays clean
+    SUSPICIOUS = 2  # verdict at least suspicious
+    MALICIOUS = 3  # verdict malicious
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.name.lower() for s in cls)
+            raise ValueError(f"unknown severity {text!r}; expected one of {names}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule_id: str  # stable: FS1xx imports, FS2xx structure, FS3xx containers, FS9xx model
+    severity: Severity
+    message: str
+    member: str = ""  # container member ("" for the file itself)
+    offset: int = -1  # byte offset inside the member's pickle buffer
+    subject: str = ""  # what triggered it, e.g. "os.system"
+    # "" or the user suppression that matched ("CONFIG: reason"): kept for the audit trail,
+    # never counted toward the verdict
+    suppressed: str = ""
+
+    def where(self) -> str:
+        loc = self.member or "<file>"
+        return f"{loc}@{self.offset}" if self.offset >= 0 else loc
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +49,7 @@ class FindingRule:
     rule_id: str
     severity: Severity  # default severity; a rule may pass another one for a stronger case
     title: str
-    threats: str = ""  # THREATS.md ids this rule answers
+    threats: str = ""  # docs/threats.md ids this rule answers
     explanation: str = ""  # why it matters (SARIF fullDescription, docs/rules.md)
     remediation: str = ""  # what to do about it; "" = the family's default (see `fix`)
 

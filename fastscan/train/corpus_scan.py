@@ -1,0 +1,144 @@
+"""The labelled corpus as the model sees it: the manifest's entries, and every file scanned by
+the production pipeline (`fastscan.scan.Scanner(model=None)`, rules only) into its feature row.
+
+Shared by training (fit.py), withholding (withhold.py), evaluation and leave-one-library-out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import features
+from ..findings import Finding
+from ..verdict import FileResult
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusEntry:
+    path: Path  # absolute
+    label: int  # 1 malicious, 0 benign
+    family: str  # payload variant ("F:os.system", "C7") or benign source ("torch_state_dict")
+    group: str  # coarse family ("process", "exec", …; benign: "torch", "numpy", …)
+    container: str
+    library: str | None = None  # benign: the distribution whose objects the file holds
+    expected: str = ""  # the manifest's expected rules verdict (informational)
+
+    @property
+    def split_key(self) -> str:
+        """Rows sharing a key stay on one side of every split: all files of one payload variant
+        (whatever the container or seed); benign files are independent samples."""
+        return f"mal:{self.family}" if self.label else f"benign:{self.path}"
+
+
+def read_manifest(corpus: str | os.PathLike[str]) -> list[CorpusEntry]:
+    """Entries of `<corpus>/manifest.jsonl` (paths relative to the corpus folder)."""
+    root = Path(corpus)
+    entries = []
+    lines = (root / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        label = row.get("label")
+        if label not in ("benign", "malicious"):
+            raise ValueError(f"manifest.jsonl:{number}: label must be benign|malicious")
+        path = Path(row["path"])
+        entries.append(
+            CorpusEntry(
+                path=path if path.is_absolute() else root / path,
+                label=int(label == "malicious"),
+                family=str(row.get("family") or row["path"]),
+                group=str(row.get("group") or ("benign" if label == "benign" else "unknown")),
+                container=str(row.get("container", "")),
+                library=row.get("library") or None,
+                expected=str(row.get("expected", "")),
+            )
+        )
+    if not entries:
+        raise ValueError(f"{root / 'manifest.jsonl'} lists no files")
+    return entries
+
+
+@dataclass
+class CorpusScan:
+    """Features and rule results for every corpus entry, in manifest order."""
+
+    entries: list[CorpusEntry]
+    X: np.ndarray  # (n, N_FEATURES) float32
+    statuses: list[str]
+    findings: list[list[Finding]]
+    rule_verdicts: list[str]  # rules alone (Scanner without a model)
+    # rows with every dangerous name of the file withheld (withhold.add_unlisted_rows); training
+    # adds those of malicious files as extra examples
+    X_unlisted: np.ndarray | None = None
+    y: np.ndarray = field(init=False)
+    split_keys: np.ndarray = field(init=False)  # CorpusEntry.split_key
+    groups: np.ndarray = field(init=False)  # coarse family, the unit of leave-one-family-out
+
+    def __post_init__(self) -> None:
+        self.y = np.array([e.label for e in self.entries], dtype=np.int64)
+        self.split_keys = np.array([e.split_key for e in self.entries])
+        self.groups = np.array([e.group for e in self.entries])
+
+    def data_hash(self) -> str:
+        """Digest of what the model learns from: features, labels and groups."""
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.X).tobytes())
+        digest.update(self.y.tobytes())
+        digest.update("\n".join(self.split_keys.tolist()).encode())
+        return digest.hexdigest()
+
+
+_WORKER_SCANNER: Any = None
+
+
+def _scan_chunk(paths: list[str]) -> tuple[list[FileResult], np.ndarray]:
+    """Worker: scan paths with a rules-only Scanner; rows are aligned with `paths`."""
+    global _WORKER_SCANNER
+    if _WORKER_SCANNER is None:
+        from ..scan import Scanner
+
+        _WORKER_SCANNER = Scanner(model=None)
+    return scan_with_rows(_WORKER_SCANNER, paths)
+
+
+def scan_with_rows(scanner: Any, paths: list[str]) -> tuple[list[FileResult], np.ndarray]:
+    """Results and feature rows aligned with `paths`."""
+    results, batch = scanner.scan_refs(paths, with_features=True)
+    rows = np.zeros((len(paths), features.N_FEATURES), dtype=np.float32)
+    if batch is not None and batch.num_rows:
+        # files whose scan raised have no feature row: they keep the all-zero (error) row
+        index = {p: i for i, p in enumerate(paths)}
+        matrix = features.batch_to_matrix(batch)
+        for j, p in enumerate(batch.column("path").to_pylist()):
+            rows[index[p]] = matrix[j]
+    return results, rows
+
+
+def scan_corpus(entries: Sequence[CorpusEntry], workers: int = 1, chunk: int = 64) -> CorpusScan:
+    """Scan every entry with the production pipeline (rules only) and keep its features."""
+    paths = [str(e.path) for e in entries]
+    chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(_scan_chunk, chunks))
+    else:
+        parts = [_scan_chunk(c) for c in chunks]
+    results = [r for rs, _ in parts for r in rs]
+    X = np.vstack([rows for _, rows in parts]) if parts else np.zeros((0, features.N_FEATURES))
+    return CorpusScan(
+        entries=list(entries),
+        X=np.ascontiguousarray(X, dtype=np.float32),
+        statuses=[r.status for r in results],
+        findings=[[f for f in r.findings if not f.rule_id.startswith("FS9")] for r in results],
+        rule_verdicts=[r.verdict for r in results],
+    )
