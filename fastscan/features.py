@@ -51,6 +51,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
+from .containers import anomalies as container_anomalies
 from .facts import ANOMALY_CODES, GlobalRef, StreamFacts
 from .opcodes import BY_NAME, TABLE
 from .rules import RuleSet, default_ruleset
@@ -143,16 +144,7 @@ FORMATS = (
 )  # fmt: skip
 CONTAINER_STATUSES = ("complete", "partial", "unsupported", "encrypted", "error")
 WRAPPERS = ("gzip", "bz2", "xz", "lzma", "lz4", "zlib", "joblib_zfile", "zip", "tar", "7z")
-CONTAINER_ANOMALIES = (
-    "zip_crc_mismatch", "zip_flag_encrypted", "zip_flag_patched", "zip_flag_strong_encryption",
-    "zip_encrypted_member", "zip_name_mismatch", "zip_duplicate_name", "zip_prefix_data",
-    "zip_no_central_directory", "zip_bad_local_header", "zip_unknown_method", "zip_path_traversal",
-    "zip_symlink_member", "zip_unreadable", "trailing_data", "polyglot_tar_zip",
-    "tar_duplicate_name", "tar_link_member", "tar_path_traversal", "tar_unreadable",
-    "7z_encrypted", "7z_unreadable", "legacy_magic_forged", "legacy_pickle_broken",
-    "legacy_tar_unparsed", "npy_bad_header", "npy_truncated", "decompress_error",
-    "member_unreadable", "reader_error", "budget", "other",
-)  # fmt: skip
+CONTAINER_ANOMALIES = container_anomalies.FEATURE_SLOTS  # containers/anomalies.py: one home
 STREAM_KINDS = ("pickle", "torchscript_constants", "npy_object", "joblib", "legacy_torch", "other")
 EXTENSION_GROUPS: dict[str, str] = {
     **dict.fromkeys(("pt", "pth", "bin", "ckpt", "tar", "mar"), "torch"),
@@ -305,6 +297,8 @@ _FMT_SLOT = {f: i for i, f in enumerate(FORMATS)}
 _CSTAT_SLOT = {s: i for i, s in enumerate(CONTAINER_STATUSES)}
 _WRAP_SLOT = {w: i for i, w in enumerate(WRAPPERS)}
 _CANOM_SLOT = {a: i for i, a in enumerate(CONTAINER_ANOMALIES)}
+_CANOM_SLOT_OF_CODE = {k.code: _CANOM_SLOT[k.slot] for k in container_anomalies.BY_CODE.values()}
+_CANOM_OTHER = _CANOM_SLOT[container_anomalies.OTHER_SLOT]
 _KIND_SLOT = {k: i for i, k in enumerate(STREAM_KINDS)}
 _ENC_SLOT = {e: i for i, e in enumerate(NESTED_ENCODINGS)}
 _PATTERNS = tuple((re.compile(p), needles) for _, p, needles in STRING_PATTERNS)
@@ -636,8 +630,7 @@ def _container_block(
         if slot is not None:
             row[_WRAP + slot] = 1
     for a in container.anomalies:
-        code = "budget" if a.code.startswith("budget") else a.code
-        row[_CANOM + _CANOM_SLOT.get(code, _CANOM_SLOT["other"])] += 1
+        row[_CANOM + _CANOM_SLOT_OF_CODE.get(a.code, _CANOM_OTHER)] += 1
     ext = container.extension.lower().lstrip(".")
     group = EXTENSION_GROUPS.get(ext, "other") if ext else "none"
     row[_EXT + EXTENSION_CLASSES.index(group)] = 1

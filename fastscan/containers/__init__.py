@@ -18,6 +18,7 @@ import os
 import stat
 from typing import Union
 
+from . import anomalies as A
 from . import archive, npy, torch_legacy
 from ._context import BudgetHit, ContainerLimits, ScanState
 from .base import (
@@ -60,7 +61,7 @@ def _scan(state: ScanState, buf: Buffer, member: str, depth: int, top: bool) -> 
         polyglot = (fmt == "tar" and has_zip_eocd(buf)) or (fmt == "zip" and is_tar(buf))
         if polyglot:
             # Loaders disagree on which reading wins (THREATS A16): scan both.
-            state.anomaly("polyglot_tar_zip", member)
+            state.anomaly(A.POLYGLOT_TAR_ZIP, member)
         if fmt == "tar" or polyglot:
             found = archive.read_tar(state, buf, member, depth, _scan)
         if fmt == "zip" or polyglot:
@@ -167,11 +168,11 @@ def open_container(
     except BudgetHit:
         pass
     except RecursionError:
-        state.hit_budget("depth", "", "recursion limit")
+        state.hit_budget(A.BUDGET_DEPTH, "", "recursion limit")
     except MemoryError:  # the worker's memory budget (RLIMIT_DATA): keep what was found
-        state.hit_budget("memory", "", "ran out of memory while reading")
+        state.hit_budget(A.BUDGET_MEMORY, "", "ran out of memory while reading")
     except Exception as exc:  # a reader bug must not kill a batch: keep what was found
-        state.anomaly("reader_error", "", f"{type(exc).__name__}: {exc}")
+        state.anomaly(A.READER_ERROR, "", f"{type(exc).__name__}: {exc}")
         if container.streams:
             state.partial(f"reader failed after finding streams: {type(exc).__name__}: {exc}")
         else:

@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from . import anomalies as A
 from . import npy, torch_legacy, torch_zip, zipread
 from ._context import BudgetHit, ScanState, join_member
 from ._probe import may_be_cut_pickle, parses_as_pickle
@@ -59,7 +60,9 @@ def read_compressed(
         start = 21 + (1 if bytes(view[21:22]) == b" " else 0)
         view = view[start:]
     if depth + 1 > state.limits.max_depth:
-        state.hit_budget("depth", member, f"{fmt} layer beyond depth {state.limits.max_depth}")
+        state.hit_budget(
+            A.BUDGET_DEPTH, member, f"{fmt} layer beyond depth {state.limits.max_depth}"
+        )
         return fmt
     limit = state.decompress_limit()
     try:
@@ -67,16 +70,18 @@ def read_compressed(
     except _DECODE_ERRORS as exc:
         if fmt in ("zlib", "lzma"):
             return "unknown"  # weak magic: it was not compressed after all
-        state.anomaly("decompress_error", member, f"{fmt}: {exc}")
+        state.anomaly(A.DECOMPRESS_ERROR, member, f"{fmt}: {exc}")
         state.partial(f"{fmt} stream of {member or 'file'} is corrupt: {exc}")
         return fmt
     state.count_decompressed(len(out))
     if stop == "ratio":
-        state.hit_budget("compression_ratio", member, f"{fmt}: {len(out)} bytes from {consumed}")
+        state.hit_budget(
+            A.BUDGET_COMPRESSION_RATIO, member, f"{fmt}: {len(out)} bytes from {consumed}"
+        )
     elif stop == "size":
         state.hit_budget(state.too_large_budget(), member, f"{fmt}: more than {limit} bytes")
     elif consumed < len(view):
-        state.anomaly("trailing_data", member, f"{len(view) - consumed} bytes after {fmt} data")
+        state.anomaly(A.TRAILING_DATA, member, f"{len(view) - consumed} bytes after {fmt} data")
     if top:
         state.container.wrappers.append(fmt)
     if not out:
@@ -113,7 +118,7 @@ def scan_member(
             recurse(state, get_full(), path, depth, False)
         elif fmt in NESTED_FORMATS:
             if depth + 1 > state.limits.max_depth:
-                state.hit_budget("depth", path, f"archive nested deeper than {depth}")
+                state.hit_budget(A.BUDGET_DEPTH, path, f"archive nested deeper than {depth}")
                 return fmt
             recurse(state, get_full(), path, depth + 1, False)
         elif fmt == "npy":
@@ -127,9 +132,9 @@ def scan_member(
     except zipread.MemberTooLarge as exc:
         state.hit_budget(state.too_large_budget(), path, str(exc))
     except zipread.RatioExceeded as exc:
-        state.hit_budget("compression_ratio", path, str(exc))
+        state.hit_budget(A.BUDGET_COMPRESSION_RATIO, path, str(exc))
     except _DECODE_ERRORS as exc:
-        state.anomaly("member_unreadable", path, str(exc))
+        state.anomaly(A.MEMBER_UNREADABLE, path, str(exc))
         state.partial(f"member {path} could not be read: {exc}")
     return fmt
 
@@ -150,11 +155,11 @@ def read_zip(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
     try:
         listing = zipread.list_zip(buf, state.limits.probe_bytes)
     except zipread.ZipError as exc:
-        state.anomaly("zip_unreadable", member, str(exc))
+        state.anomaly(A.ZIP_UNREADABLE, member, str(exc))
         state.partial(f"zip structure of {member or 'file'} unreadable: {exc}")
         return "zip"
     for a in listing.anomalies:
-        state.anomaly(a.code, join_member(member, a.member), a.detail)
+        state.anomaly(A.BY_CODE[a.code], join_member(member, a.member), a.detail)
     entries = [e for e in listing.entries if not e.is_dir] if listing.has_dirs else listing.entries
     fmt = torch_zip.classify([e.name for e in entries])
     if fmt in ("torch_zip", "torchscript"):
@@ -222,7 +227,7 @@ def _zip_member(
     except (*_DECODE_ERRORS, zipread.RatioExceeded) as exc:
         if e.encrypted_flag:
             return "locked"
-        state.anomaly("member_unreadable", path, str(exc))
+        state.anomaly(A.MEMBER_UNREADABLE, path, str(exc))
         state.partial(f"member {path} could not be read: {exc}")
         return "error"
     state.container.bytes_read += len(prefix)
@@ -237,7 +242,7 @@ def _zip_member(
         if e.method != zipread.METHOD_STORED:
             state.count_decompressed(len(data))
         if e.crc_known and not zipread.crc_ok(data, e):
-            state.anomaly("zip_crc_mismatch", path)
+            state.anomaly(A.ZIP_CRC_MISMATCH, path)
         return data
 
     return scan_member(
@@ -247,7 +252,7 @@ def _zip_member(
 
 def _report_locked(state: ScanState, locked: list[str], n_entries: int) -> None:
     for path in locked:
-        state.anomaly("zip_encrypted_member", path)
+        state.anomaly(A.ZIP_ENCRYPTED_MEMBER, path)
     if not state.container.streams and len(locked) == n_entries:
         state.container.status = ENCRYPTED
         state.container.message = "password-protected archive: members are encrypted"
@@ -301,17 +306,17 @@ def read_tar(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
                 path = join_member(member, info.name)
                 state.count_member(path)
                 if _unsafe_name(info.name):
-                    state.anomaly("tar_path_traversal", path)
+                    state.anomaly(A.TAR_PATH_TRAVERSAL, path)
                 if info.issym() or info.islnk():
-                    state.anomaly("tar_link_member", path, info.linkname)
+                    state.anomaly(A.TAR_LINK_MEMBER, path, info.linkname)
                 elif info.isfile():
                     if info.name in files:
-                        state.anomaly("tar_duplicate_name", path)
+                        state.anomaly(A.TAR_DUPLICATE_NAME, path)
                     files[info.name] = info
     except BudgetHit:
         pass
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        state.anomaly("tar_unreadable", member, str(exc))
+        state.anomaly(A.TAR_UNREADABLE, member, str(exc))
         state.partial(f"tar structure of {member or 'file'} is damaged: {exc}")
 
     def body(info: tarfile.TarInfo) -> memoryview:
@@ -358,7 +363,7 @@ def read_7z(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Rec
                 if not state.container.streams:
                     state.container.status = ENCRYPTED
                     state.container.message = "password-protected 7z archive"
-                state.anomaly("7z_encrypted", member)
+                state.anomaly(A.SEVENZ_ENCRYPTED, member)
                 return "7z"
             infos = [i for i in archive.list() if not i.is_directory]
             declared = sum(int(i.uncompressed or 0) for i in infos)
@@ -368,7 +373,7 @@ def read_7z(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Rec
             factory = _CappedFactory()
             archive.extractall(factory=factory)
     except Exception as exc:  # py7zr raises many types on hostile input
-        state.anomaly("7z_unreadable", member, f"{type(exc).__name__}: {exc}")
+        state.anomaly(A.SEVENZ_UNREADABLE, member, f"{type(exc).__name__}: {exc}")
         state.partial(f"7z archive {member or 'file'} could not be read: {exc}")
         return "7z"
     try:

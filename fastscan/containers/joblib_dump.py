@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from .. import _joblibwalk  # type: ignore[attr-defined]  # compiled, no stub
 from ..tokenizer import find
+from . import anomalies as A
 from ._context import ScanState
 from .base import Buffer
 
@@ -67,8 +68,8 @@ def _as_bytes_view(view: memoryview) -> memoryview:
 def read_joblib(state: ScanState, buf: Buffer, member: str) -> None:
     view = memoryview(buf)
     segments, anomalies = split_dump(view)
-    for code, detail in anomalies:
-        state.anomaly(code, member, detail)
+    for code, detail in anomalies:  # the walk's literals; tests check anomalies.BY_CODE has them
+        state.anomaly(A.BY_CODE[code], member, detail)
     # The main pickle is one stream interrupted by raw array bytes: tokenize it as one buffer with
     # the arrays cut out, so stack and memo carry across arrays exactly as in the loader.
     # Offsets after the first array are then offsets in the joined stream (noted below).
