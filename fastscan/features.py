@@ -52,6 +52,7 @@ import pyarrow as pa
 
 from . import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
 from .containers import anomalies as container_anomalies
+from .containers import formats
 from .facts import ANOMALY_CODES, GlobalRef, StreamFacts
 from .opcodes import BY_NAME, TABLE
 from .rules import RuleSet, default_ruleset
@@ -138,12 +139,9 @@ STRING_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 NESTED_ENCODINGS = ("raw", "base64", "hex", "frame_divergence")
 STREAM_STATUSES = ("ok", "truncated", "bad_opcode", "budget", "empty", "not_pickle")
 PROTOCOLS = (-1, 0, 1, 2, 3, 4, 5)
-FORMATS = (
-    "raw_pickle", "torch_zip", "torchscript", "torch_legacy", "joblib", "joblib_zfile", "npy",
-    "npz", "zip", "tar", "7z", "gzip", "bz2", "xz", "lzma", "lz4", "zlib", "empty", "other",
-)  # fmt: skip
+FORMATS = formats.FEATURE_FORMATS  # containers/formats.py: one home
 CONTAINER_STATUSES = ("complete", "partial", "unsupported", "encrypted", "error")
-WRAPPERS = ("gzip", "bz2", "xz", "lzma", "lz4", "zlib", "joblib_zfile", "zip", "tar", "7z")
+WRAPPERS = formats.FEATURE_WRAPPERS
 CONTAINER_ANOMALIES = container_anomalies.FEATURE_SLOTS  # containers/anomalies.py: one home
 STREAM_KINDS = ("pickle", "torchscript_constants", "npy_object", "joblib", "legacy_torch", "other")
 EXTENSION_GROUPS: dict[str, str] = {
@@ -619,11 +617,11 @@ def _container_block(
     for s in streams:
         row[_KIND + _KIND_SLOT.get(s.kind, len(STREAM_KINDS) - 1)] += 1
     if container is None:
-        row[_FMT + _FMT_SLOT["raw_pickle"]] = 1
+        row[_FMT + _FMT_SLOT[formats.RAW_PICKLE]] = 1
         row[_CSTAT] = 1
         row[_EXT + EXTENSION_CLASSES.index("none")] = 1
         return
-    row[_FMT + _FMT_SLOT.get(container.format, _FMT_SLOT["other"])] = 1
+    row[_FMT + _FMT_SLOT.get(container.format, _FMT_SLOT[formats.OTHER])] = 1
     row[_CSTAT + _CSTAT_SLOT.get(container.status, _CSTAT_SLOT["error"])] = 1
     for w in container.wrappers:
         slot = _WRAP_SLOT.get(w)

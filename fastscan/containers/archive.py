@@ -18,33 +18,32 @@ from collections.abc import Callable
 from typing import Any
 
 from . import anomalies as A
+from . import formats as F
 from . import npy, torch_legacy, torch_zip, zipread
 from ._context import BudgetHit, ScanState, join_member
 from ._probe import may_be_cut_pickle, parses_as_pickle
 from .base import ENCRYPTED, Buffer
+from .formats import NESTED_FORMATS, PICKLE_FORMATS
 from .raw import read_raw
 from .sniff import sniff
 
 # recurse(state, buf, member, depth, top) -> format found
 Recurse = Callable[[ScanState, Buffer, str, int, bool], str]
 
-PICKLE_FORMATS = frozenset({"raw_pickle", "torch_legacy"})
-COMPRESSED_FORMATS = frozenset({"gzip", "bz2", "xz", "lzma", "lz4", "zlib", "joblib_zfile"})
-NESTED_FORMATS = frozenset({"zip", "tar", "7z"}) | COMPRESSED_FORMATS
-_ROUTED_FORMATS = PICKLE_FORMATS | NESTED_FORMATS | {"npy", "empty"}  # own readers, not raw
+_ROUTED_FORMATS = PICKLE_FORMATS | NESTED_FORMATS | {F.NPY, F.EMPTY}  # own readers, not raw
 _DECODE_ERRORS = (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError, RuntimeError)
 
 
 def _decompressor(fmt: str) -> Any:
-    if fmt == "gzip":
+    if fmt == F.GZIP:
         return zlib.decompressobj(31)
-    if fmt in ("zlib", "joblib_zfile"):
+    if fmt in (F.ZLIB, F.JOBLIB_ZFILE):
         return zlib.decompressobj()
-    if fmt == "bz2":
+    if fmt == F.BZ2:
         return bz2.BZ2Decompressor()
-    if fmt == "xz":
+    if fmt == F.XZ:
         return lzma.LZMADecompressor(lzma.FORMAT_XZ)
-    if fmt == "lzma":
+    if fmt == F.LZMA:
         return lzma.LZMADecompressor(lzma.FORMAT_ALONE)
     import lz4.frame
 
@@ -56,7 +55,7 @@ def read_compressed(
 ) -> str:
     """Decompress one single-file layer (capped) and scan what comes out."""
     view = memoryview(buf)
-    if fmt == "joblib_zfile":  # "ZF" + 19-char hex length (+ optional space) + zlib data
+    if fmt == F.JOBLIB_ZFILE:  # "ZF" + 19-char hex length (+ optional space) + zlib data
         start = 21 + (1 if bytes(view[21:22]) == b" " else 0)
         view = view[start:]
     if depth + 1 > state.limits.max_depth:
@@ -68,8 +67,8 @@ def read_compressed(
     try:
         out, consumed, stop = zipread.inflate(view, _decompressor(fmt), limit, ratio=state.ratio())
     except _DECODE_ERRORS as exc:
-        if fmt in ("zlib", "lzma"):
-            return "unknown"  # weak magic: it was not compressed after all
+        if fmt in (F.ZLIB, F.LZMA):
+            return F.UNKNOWN  # weak magic: it was not compressed after all
         state.anomaly(A.DECOMPRESS_ERROR, member, f"{fmt}: {exc}")
         state.partial(f"{fmt} stream of {member or 'file'} is corrupt: {exc}")
         return fmt
@@ -85,7 +84,7 @@ def read_compressed(
     if top:
         state.container.wrappers.append(fmt)
     if not out:
-        return "empty" if top else fmt
+        return F.EMPTY if top else fmt
     return recurse(state, out, member, depth + 1, top)
 
 
@@ -103,25 +102,25 @@ def scan_member(
     fmt = sniff(prefix)
     named_pickle = path.lower().endswith(".pkl")
     try:
-        if fmt == "unknown" and _cut_by_window(state, prefix):
+        if fmt == F.UNKNOWN and _cut_by_window(state, prefix):
             # The window ended inside a huge first operand (THREATS G5): decide on the whole
             # member, read once and handed on, so the payload after the padding is scanned.
             full = get_full()
             if parses_as_pickle(full):
                 read_raw(state, full, path, pickle_kind)
-                return "raw_pickle"
+                return F.RAW_PICKLE
             get_full = _constant(full)
-        if fmt == "raw_pickle" or (named_pickle and fmt not in _ROUTED_FORMATS):
+        if fmt == F.RAW_PICKLE or (named_pickle and fmt not in _ROUTED_FORMATS):
             read_raw(state, get_full(), path, pickle_kind)
-            return "raw_pickle" if fmt != "unknown" else fmt
-        if fmt == "torch_legacy":
+            return F.RAW_PICKLE if fmt != F.UNKNOWN else fmt
+        if fmt == F.TORCH_LEGACY:
             recurse(state, get_full(), path, depth, False)
         elif fmt in NESTED_FORMATS:
             if depth + 1 > state.limits.max_depth:
                 state.hit_budget(A.BUDGET_DEPTH, path, f"archive nested deeper than {depth}")
                 return fmt
             recurse(state, get_full(), path, depth + 1, False)
-        elif fmt == "npy":
+        elif fmt == F.NPY:
             try:
                 header, _ = npy.parse_header(prefix)
                 _, has_object = npy.descr_info(header["descr"])
@@ -157,12 +156,12 @@ def read_zip(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
     except zipread.ZipError as exc:
         state.anomaly(A.ZIP_UNREADABLE, member, str(exc))
         state.partial(f"zip structure of {member or 'file'} unreadable: {exc}")
-        return "zip"
+        return F.ZIP
     for a in listing.anomalies:
         state.anomaly(A.BY_CODE[a.code], join_member(member, a.member), a.detail)
     entries = [e for e in listing.entries if not e.is_dir] if listing.has_dirs else listing.entries
     fmt = torch_zip.classify([e.name for e in entries])
-    if fmt in ("torch_zip", "torchscript"):
+    if fmt in (F.TORCH_ZIP, F.TORCHSCRIPT):
         torch_zip.note_records(state, buf, entries, member)
     flagged_ok = 0
     locked: list[str] = []
@@ -231,7 +230,7 @@ def _zip_member(
         state.partial(f"member {path} could not be read: {exc}")
         return "error"
     state.container.bytes_read += len(prefix)
-    if e.encrypted_flag and sniff(prefix) == "unknown" and not _cut_by_window(state, prefix):
+    if e.encrypted_flag and sniff(prefix) == F.UNKNOWN and not _cut_by_window(state, prefix):
         return "locked"  # really encrypted: reading it whole would only hand noise onward
 
     def get_full() -> Buffer:
@@ -325,14 +324,14 @@ def read_tar(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
     if torch_legacy.is_legacy_tar(set(files)):
         bodies = {k: body(files[k]) for k in ("pickle", "storages", "tensors")}
         torch_legacy.read_legacy_tar(state, bodies, member)
-        return "torch_legacy"
+        return F.TORCH_LEGACY
     for name, info in files.items():
         data = body(info)
         state.container.bytes_read += min(len(data), state.limits.probe_bytes)
         prefix = data[: state.limits.probe_bytes]
         path = join_member(member, name)
         scan_member(state, path, prefix, _constant(data), depth=depth, recurse=recurse)
-    return "tar"
+    return F.TAR
 
 
 # -- 7z ---------------------------------------------------------------------------------------
@@ -345,7 +344,7 @@ def read_7z(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Rec
     except ImportError:  # pragma: no cover - py7zr is a runtime dependency
         state.container.status = "unsupported"
         state.container.message = "7z archive: py7zr is not installed"
-        return "7z"
+        return F.SEVENZ
 
     limit = state.decompress_limit()
 
@@ -364,18 +363,18 @@ def read_7z(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Rec
                     state.container.status = ENCRYPTED
                     state.container.message = "password-protected 7z archive"
                 state.anomaly(A.SEVENZ_ENCRYPTED, member)
-                return "7z"
+                return F.SEVENZ
             infos = [i for i in archive.list() if not i.is_directory]
             declared = sum(int(i.uncompressed or 0) for i in infos)
             if declared > limit:
                 state.hit_budget(state.too_large_budget(), member, f"7z declares {declared} bytes")
-                return "7z"
+                return F.SEVENZ
             factory = _CappedFactory()
             archive.extractall(factory=factory)
     except Exception as exc:  # py7zr raises many types on hostile input
         state.anomaly(A.SEVENZ_UNREADABLE, member, f"{type(exc).__name__}: {exc}")
         state.partial(f"7z archive {member or 'file'} could not be read: {exc}")
-        return "7z"
+        return F.SEVENZ
     try:
         for name, product in factory.products.items():
             path = join_member(member, name)
@@ -387,4 +386,4 @@ def read_7z(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Rec
             scan_member(state, path, prefix, _constant(data), depth=depth, recurse=recurse)
     except BudgetHit:
         pass
-    return "7z"
+    return F.SEVENZ

@@ -10,6 +10,7 @@ literal (THREATS A5).
 from __future__ import annotations
 
 from . import anomalies as A
+from . import formats as F
 from . import joblib_dump, torch_legacy
 from ._context import ScanState
 from .base import Buffer
@@ -29,9 +30,9 @@ def read_raw(state: ScanState, buf: Buffer, member: str, kind: str = "pickle") -
     if torch_legacy.looks_forged(view):
         state.anomaly(A.LEGACY_MAGIC_FORGED, member, "first pickle computes the magic number")
         state.add_stream(member, 0, view, torch_legacy.KIND)
-        return "torch_legacy"
+        return F.TORCH_LEGACY
     if joblib_dump.buffer_has_wrapper(view):
         joblib_dump.read_joblib(state, view, member)
-        return "joblib"
+        return F.JOBLIB
     state.add_stream(member, 0, view, kind)
-    return "raw_pickle"
+    return F.RAW_PICKLE

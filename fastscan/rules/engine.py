@@ -16,6 +16,7 @@ from .. import _features as _native  # type: ignore[attr-defined]  # compiled, n
 # a module, not its names: the table imports rules.catalog, so it may still be loading here
 from ..containers import anomalies as container_anomalies
 from ..containers.base import COMPLETE, ENCRYPTED, ERROR, PARTIAL, UNSUPPORTED, Container
+from ..containers.formats import SINGLE_PICKLE_FORMATS, TORCH_FORMATS
 from ..facts import (
     STATUS_BAD_OPCODE,
     STATUS_BUDGET,
@@ -65,9 +66,8 @@ ANOMALY_RULES: dict[str, FindingRule] = {
     # persid and stack_global_non_string are handled with context below.
 }
 
-_TORCH_FORMATS = frozenset({"torch_zip", "torch_legacy", "torchscript"})
-# Formats and stream kinds whose pickle is a single object graph: a second pickle is a trick.
-_SINGLE_PICKLE_FORMATS = frozenset({"torch_zip", "torchscript", "npy", "npz"})
+# Stream kinds whose pickle is a single object graph (as formats.SINGLE_PICKLE_FORMATS): a second
+# pickle is a trick.
 _SINGLE_PICKLE_KINDS = frozenset({"npy_object", "torchscript_constants"})
 _CALL_OPCODES_NOT_CALLS = frozenset({"BUILD"})  # BUILD sets state, it calls no global
 # Strings that are commands or code, never tensor names or config values.
@@ -563,7 +563,7 @@ def _is_safe_call(call: CallSite, classes: Sequence[Classification | None], scop
 def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _Scope) -> None:
     for a in facts.anomalies:
         if a.code == "persid":
-            if scope.fmt in _TORCH_FORMATS or scope.kind == "legacy_torch":
+            if scope.fmt in TORCH_FORMATS or scope.kind == "legacy_torch":
                 continue  # torch stores every tensor as a persistent id
             rule = R.PERSID_OUTSIDE_TORCH
         elif a.code == "stack_global_non_string":
@@ -588,7 +588,7 @@ def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _
                 severity=severity,
             )
         )
-    single = scope.fmt in _SINGLE_PICKLE_FORMATS or scope.kind in _SINGLE_PICKLE_KINDS
+    single = scope.fmt in SINGLE_PICKLE_FORMATS or scope.kind in _SINGLE_PICKLE_KINDS
     if facts.n_pickles > 1 and single:
         second = facts.pickle_offsets[1] if len(facts.pickle_offsets) > 1 else -1
         out.add(
