@@ -53,7 +53,7 @@ import pyarrow as pa
 from . import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
 from .containers import anomalies as container_anomalies
 from .containers import formats
-from .facts import ANOMALY_CODES, GlobalRef, StreamFacts
+from .facts import ANOMALY_CODES, STATUS_OK, STREAM_STATUSES, GlobalRef, StreamFacts
 from .opcodes import BY_NAME, TABLE
 from .rules import RuleSet, default_ruleset
 from .shape_features import SHAPE_NAMES, shape_block
@@ -137,7 +137,6 @@ STRING_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("dunder", r"__\w+__", ("__",)),
 )
 NESTED_ENCODINGS = ("raw", "base64", "hex", "frame_divergence")
-STREAM_STATUSES = ("ok", "truncated", "bad_opcode", "budget", "empty", "not_pickle")
 PROTOCOLS = (-1, 0, 1, 2, 3, 4, 5)
 FORMATS = formats.FEATURE_FORMATS  # containers/formats.py: one home
 CONTAINER_STATUSES = ("complete", "partial", "unsupported", "encrypted", "error")
@@ -426,7 +425,9 @@ def _global_and_call_block(
         calls = facts.calls
         if not calls:
             continue
-        failed_at = facts.error_offset if facts.status != "ok" and facts.error_offset >= 0 else -1
+        failed_at = (
+            facts.error_offset if facts.status != STATUS_OK and facts.error_offset >= 0 else -1
+        )
         _native.call_counts(calls, classes, failed_at, _CALL_SLOT, call_ops, call_totals)
         calls_total += len(calls)
         length = max(facts.length, 1)
@@ -587,7 +588,7 @@ def _structure_block(
         pickles += facts.n_pickles
         pickles_max = max(pickles_max, facts.n_pickles)
         opcodes += facts.n_opcodes
-        if facts.status != "ok":
+        if facts.status != STATUS_OK:
             incomplete += 1
             if facts.error_offset >= 0 and facts.length:
                 first_error = min(first_error, facts.error_offset / facts.length)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
+from .. import facts as A  # tokenizer anomaly codes
 
 # a module, not its names: the table imports rules.catalog, so it may still be loading here
 from ..containers import anomalies as container_anomalies
@@ -38,32 +39,32 @@ from .unknown_calls import Knowledge, StreamShapes, application, built_by_code_c
 
 MAX_FINDINGS_PER_RULE = 64  # per member; the rest is summarised so hostile files stay small
 
-# Tokenizer anomaly code -> finding rule. Codes not listed fall back to ODD_STRUCTURE.
+# Tokenizer anomaly code (facts.ANOMALY_TABLE) -> finding rule; tests check every code is here.
 ANOMALY_RULES: dict[str, FindingRule] = {
-    "stack_underflow": R.LOADER_WOULD_FAIL,
-    "mark_missing": R.LOADER_WOULD_FAIL,
-    "bad_text_operand": R.LOADER_WOULD_FAIL,
-    "bad_memo_get": R.MEMO_TRICK,
-    "bad_memo_key": R.MEMO_TRICK,
-    "memo_type_confusion": R.MEMO_TRICK,
-    "memo_budget": R.MEMO_TRICK,
-    "misplaced_proto": R.PROTO_TRICK,
-    "duplicate_proto": R.PROTO_TRICK,
-    "frame_violation": R.FRAME_VIOLATION,
-    "frame_overrun": R.FRAME_VIOLATION,
-    "new_frame_inside_frame": R.FRAME_VIOLATION,
-    "frame_in_old_protocol": R.ODD_STRUCTURE,
-    "ext_code": R.EXT_CODE,
-    "build_on_global": R.MUTATES_GLOBAL,
-    "setitem_on_global": R.MUTATES_GLOBAL,
-    "trailing_junk": R.TRAILING_JUNK,
-    "junk_between": R.TRAILING_JUNK,
-    "stop_with_stack": R.ODD_STRUCTURE,
-    "negative_length": R.LOADER_WOULD_FAIL,
-    "non_utf8_name": R.NON_UTF8_NAME,
-    "nested_budget": R.NESTED_BUDGET,
-    "resync_budget": R.TOKENIZER_BUDGET,
-    # persid and stack_global_non_string are handled with context below.
+    A.STACK_UNDERFLOW: R.LOADER_WOULD_FAIL,
+    A.MARK_MISSING: R.LOADER_WOULD_FAIL,
+    A.BAD_TEXT_OPERAND: R.LOADER_WOULD_FAIL,
+    A.BAD_MEMO_GET: R.MEMO_TRICK,
+    A.BAD_MEMO_KEY: R.MEMO_TRICK,
+    A.MEMO_TYPE_CONFUSION: R.MEMO_TRICK,
+    A.MEMO_BUDGET: R.MEMO_TRICK,
+    A.MISPLACED_PROTO: R.PROTO_TRICK,
+    A.DUPLICATE_PROTO: R.PROTO_TRICK,
+    A.FRAME_VIOLATION: R.FRAME_VIOLATION,
+    A.FRAME_OVERRUN: R.FRAME_VIOLATION,
+    A.NEW_FRAME_INSIDE_FRAME: R.FRAME_VIOLATION,
+    A.FRAME_IN_OLD_PROTOCOL: R.ODD_STRUCTURE,
+    A.EXT_CODE: R.EXT_CODE,
+    A.BUILD_ON_GLOBAL: R.MUTATES_GLOBAL,
+    A.SETITEM_ON_GLOBAL: R.MUTATES_GLOBAL,
+    A.TRAILING_JUNK: R.TRAILING_JUNK,
+    A.JUNK_BETWEEN: R.TRAILING_JUNK,
+    A.STOP_WITH_STACK: R.ODD_STRUCTURE,
+    A.NEGATIVE_LENGTH: R.LOADER_WOULD_FAIL,
+    A.NON_UTF8_NAME: R.NON_UTF8_NAME,
+    A.NESTED_BUDGET: R.NESTED_BUDGET,
+    A.RESYNC_BUDGET: R.TOKENIZER_BUDGET,
+    # stack_global_non_string is handled with context below (reported per global as FS104).
 }
 
 # Stream kinds whose pickle is a single object graph (as formats.SINGLE_PICKLE_FORMATS): a second
@@ -107,7 +108,7 @@ _FOLD = str.maketrans(
 _JOBLIB_KIND = "joblib"
 # Anomalies that a segment starting mid-pickle shows by construction (see _Scope.fragment).
 _EXPECTED_AFTER_CUT = frozenset(
-    {"stack_underflow", "mark_missing", "bad_memo_get", "memo_type_confusion", "stop_with_stack"}
+    {A.STACK_UNDERFLOW, A.MARK_MISSING, A.BAD_MEMO_GET, A.MEMO_TYPE_CONFUSION, A.STOP_WITH_STACK}
 )
 
 
@@ -289,7 +290,7 @@ def _stream_findings(  # noqa: PLR0917
             calls_of_calls.append(c)
     # A called global whose operands hid from us is malicious, unless the memo budget or a
     # joblib cut (operands memoised in an earlier segment) explains the gap.
-    lenient = facts.anomaly_count("memo_budget") > 0 or scope.cut_at_start
+    lenient = facts.anomaly_count(A.MEMO_BUDGET) > 0 or scope.cut_at_start
     categories: set[str] = set()
     shapes = CallShapes(facts, classes, rules)
     # Hooks the loader runs per global: only worked out when the index knows a reach.
@@ -566,9 +567,9 @@ def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _
             if scope.fmt in TORCH_FORMATS or scope.kind == "legacy_torch":
                 continue  # torch stores every tensor as a persistent id
             rule = R.PERSID_OUTSIDE_TORCH
-        elif a.code == "stack_global_non_string":
+        elif a.code == A.STACK_GLOBAL_NON_STRING:
             continue  # reported per global as FS104
-        elif a.code == "frame_overrun" and facts.status == STATUS_TRUNCATED:
+        elif a.code == A.FRAME_OVERRUN and facts.status == STATUS_TRUNCATED:
             rule = R.ODD_STRUCTURE  # a FRAME longer than the bytes left: plain truncation
         elif scope.cut_at_start and a.code in _EXPECTED_AFTER_CUT:
             rule = R.ODD_STRUCTURE  # stack and memo live in the previous joblib segment
@@ -576,7 +577,7 @@ def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _
             rule = ANOMALY_RULES.get(a.code, R.ODD_STRUCTURE)
         detail = f" ({a.detail})" if a.detail else ""
         severity, note = None, ""
-        if a.code == "memo_budget" and not facts.anomaly_count("bad_memo_get"):
+        if a.code == A.MEMO_BUDGET and not facts.anomaly_count(A.BAD_MEMO_GET):
             # PUTs past the budget are dropped; only a GET of one (bad_memo_get) loses a value
             severity, note = Severity.LOW, ": no GET read a dropped entry, nothing hidden"
         out.add(
