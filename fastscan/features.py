@@ -54,8 +54,8 @@ from . import _features as _native  # type: ignore[attr-defined]  # compiled, no
 from .containers import anomalies as container_anomalies
 from .containers import formats
 from .facts import ANOMALY_CODES, STATUS_OK, STREAM_STATUSES, GlobalRef, StreamFacts
-from .opcodes import BY_NAME, TABLE
-from .rules import RuleSet, default_ruleset
+from .opcodes import BY_NAME, CALL_OPCODES, TABLE
+from .rules import RuleSet, default_ruleset, knowledge
 from .shape_features import SHAPE_NAMES, shape_block
 
 if TYPE_CHECKING:
@@ -104,14 +104,9 @@ OPCODE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("append", ("APPEND", "APPENDS")),
     ("setitem", ("SETITEM", "SETITEMS")),
 )
-CALL_OPCODES = ("REDUCE", "OBJ", "INST", "NEWOBJ", "NEWOBJ_EX", "BUILD")
 RULE_CLASSES = ("safe", "unknown", "dangerous")
-# Behaviour categories of the knowledge base (dangerous and unknown classes); others -> *_other.
-CATEGORIES = (
-    "exec_sink", "import_resolver", "process", "network", "filesystem_write", "nested_loader",
-    "callback_dispatch", "introspection", "scanner_tamper", "code_construction", "decoder",
-    "review",
-)  # fmt: skip
+# Behaviour categories of the knowledge base (rules/knowledge.py); others -> *_other.
+CATEGORIES = knowledge.CATEGORIES
 HASH_BUCKETS = 64
 # (len_sum, len_max, nonprintable, n_entropy, entropy_sum, entropy_max, n_high_entropy,
 #  match count per STRING_PATTERNS entry)

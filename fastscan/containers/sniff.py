@@ -11,9 +11,10 @@ import json
 import re
 import struct
 
+from ..opcodes import START_BYTES
 from ..tokenizer import breaks_before_import
 from . import formats as F
-from ._probe import START_OPCODES, parses_as_pickle, probe
+from ._probe import parses_as_pickle, probe
 from .base import Buffer
 
 # The legacy (pre-1.6) torch.save magic number, pickled as LONG1 by protocol 2.
@@ -150,7 +151,7 @@ def sniff(buf: Buffer) -> str:
 # First bytes of everything an archive member is read further for: a pickle's first opcode (the
 # legacy torch magic is one) and the magics of zip, npy, 7z, gzip, bz2, xz, lz4, joblib ZF, zlib
 # and raw lzma. Tar and a zip with prepended data have no leading magic; `may_route` checks them.
-_ROUTE_FIRST_BYTES = START_OPCODES | frozenset(b"P\x937\x1fB\xfd\x04Z\x78\x5d")
+_ROUTE_FIRST_BYTES = START_BYTES | frozenset(b"P\x937\x1fB\xfd\x04Z\x78\x5d")
 ROUTE_FIRST = bytes(int(b in _ROUTE_FIRST_BYTES) for b in range(256))
 
 

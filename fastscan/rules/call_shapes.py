@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ..facts import CallSite, GlobalRef, StreamFacts
+from ..opcodes import STATE_OPCODES  # BUILD sets state; it calls no global
 from ..verdict import Severity
 from .indexed import KNOWN
 from .knowledge import UNKNOWN
@@ -53,7 +54,6 @@ _SINK_ATTRIBUTES = frozenset(
         "modules", "os", "sys", "subprocess", "builtins",
     }
 )  # fmt: skip
-_NOT_CALLS = frozenset({"BUILD"})  # BUILD sets state; it calls no global
 _MAX_INERT_WINDOW = 256  # calls examined between a class import and its getattr
 # Calls that may sit between a class import and getattr(<class>, name) without computing the
 # name: lowercase value types (CamelCase allowlisted classes count too), never str makers.
@@ -330,7 +330,7 @@ class CallShapes:
         if last - first > _MAX_INERT_WINDOW:
             return False  # bounded work per getattr; a long window is not vouched for
         for c in calls[first:last]:
-            if c.opcode in _NOT_CALLS:
+            if c.opcode in STATE_OPCODES:
                 continue
             if c.callable_is_call:
                 k = c.callable_call_index
@@ -391,7 +391,7 @@ class CallShapes:
         """Global index -> indexes of the calls that call it (BUILD aside)."""
         out: dict[int, list[int]] = {}
         for k, c in enumerate(self._facts.calls):
-            if c.callable_index >= 0 and c.opcode not in _NOT_CALLS:
+            if c.callable_index >= 0 and c.opcode not in STATE_OPCODES:
                 out.setdefault(c.callable_index, []).append(k)
         return out
 

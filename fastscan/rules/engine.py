@@ -26,6 +26,7 @@ from ..facts import (
     CallSite,
     StreamFacts,
 )
+from ..opcodes import STATE_OPCODES  # BUILD sets state, it calls no global
 from ..verdict import Finding, Severity
 from . import catalog as R
 from . import indexed, nested_loaders
@@ -70,7 +71,6 @@ ANOMALY_RULES: dict[str, FindingRule] = {
 # Stream kinds whose pickle is a single object graph (as formats.SINGLE_PICKLE_FORMATS): a second
 # pickle is a trick.
 _SINGLE_PICKLE_KINDS = frozenset({"npy_object", "torchscript_constants"})
-_CALL_OPCODES_NOT_CALLS = frozenset({"BUILD"})  # BUILD sets state, it calls no global
 # Strings that are commands or code, never tensor names or config values.
 _SHELL = re.compile(
     r"(?:^|[\s;&|`(])(?:/bin/(?:ba|z|da)?sh|cmd(?:\.exe)?\s+/c|powershell|curl\s|wget\s|nc\s+-|"
@@ -282,7 +282,7 @@ def _stream_findings(  # noqa: PLR0917
     first_call: dict[int, CallSite] = {}
     calls_of_calls: list[CallSite] = []
     for c in facts.calls:
-        if c.opcode in _CALL_OPCODES_NOT_CALLS:
+        if c.opcode in STATE_OPCODES:
             continue
         if c.callable_index >= 0 and c.callable_index not in first_call:
             first_call[c.callable_index] = c
@@ -510,9 +510,7 @@ def _status_findings(
         if facts.status == STATUS_TRUNCATED and scope.cut_at_end:
             return  # the segment ends where joblib's raw array bytes begin
         limit = facts.error_offset if facts.error_offset >= 0 else facts.length
-        before = [
-            c for c in facts.calls if c.opcode not in _CALL_OPCODES_NOT_CALLS and c.offset < limit
-        ]
+        before = [c for c in facts.calls if c.opcode not in STATE_OPCODES and c.offset < limit]
         if before:
             # The loader already ran these when it hits the break (C1): fail closed.
             unsafe = [c for c in before if not _is_safe_call(c, classes, scope)]

@@ -26,22 +26,27 @@ UNKNOWN = "unknown"
 DANGEROUS = "dangerous"
 CLASSES = (SAFE, UNKNOWN, DANGEROUS)
 
-# Behaviour classes of sinks; features and messages use them, so the set is closed.
-DANGEROUS_CATEGORIES = frozenset(
-    {
-        "exec_sink",
-        "import_resolver",
-        "process",
-        "network",
-        "filesystem_write",
-        "nested_loader",
-        "callback_dispatch",
-        "introspection",
-        "scanner_tamper",
-    }
-)
-# Reviewed names that are neither allowed nor sinks: they still make a file suspicious.
-UNKNOWN_CATEGORIES = frozenset({"code_construction", "decoder", "callback_dispatch", "review"})
+# Every behaviour category -> the classes an entry of it may have, in the order of the `cat_*`
+# feature columns (the model's contract). Features and messages use them, so the set is closed:
+# dangerous ones are sinks; unknown ones are reviewed names that are neither allowed nor sinks
+# (they still make a file suspicious).
+_CATEGORY_CLASSES = {
+    "exec_sink": (DANGEROUS,),
+    "import_resolver": (DANGEROUS,),
+    "process": (DANGEROUS,),
+    "network": (DANGEROUS,),
+    "filesystem_write": (DANGEROUS,),
+    "nested_loader": (DANGEROUS,),
+    "callback_dispatch": (DANGEROUS, UNKNOWN),
+    "introspection": (DANGEROUS,),
+    "scanner_tamper": (DANGEROUS,),
+    "code_construction": (UNKNOWN,),
+    "decoder": (UNKNOWN,),
+    "review": (UNKNOWN,),
+}
+CATEGORIES = tuple(_CATEGORY_CLASSES)
+DANGEROUS_CATEGORIES = frozenset(c for c, cls in _CATEGORY_CLASSES.items() if DANGEROUS in cls)
+UNKNOWN_CATEGORIES = frozenset(c for c, cls in _CATEGORY_CLASSES.items() if UNKNOWN in cls)
 
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _NAME_RE = _MODULE_RE  # a name is an attribute path: same grammar as a dotted module

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from ..facts import STATUS_OK, StreamFacts
+from ..opcodes import STATE_OPCODES
 
 # Bytes opcodes whose operand the tokenizer reads as a nested pickle: opcode -> length size.
 _BYTES_HEADERS = {b"C"[0]: 1, b"B"[0]: 4, 0x8E: 8}  # SHORT_BINBYTES, BINBYTES, BINBYTES8
@@ -96,7 +97,7 @@ def visible_loader_calls(
     for c in facts.calls:
         if c.first_arg_global == index:
             return None
-        if c.callable_index != index or c.opcode == "BUILD":
+        if c.callable_index != index or c.opcode in STATE_OPCODES:
             continue
         k = visible.get(c.offset, -1) if c.opcode == _REDUCE else -1
         if k < 0:
