@@ -168,11 +168,6 @@ _OFF = float("nan")  # a threshold nothing reaches (comparisons with NaN are fal
 RULES_ONLY = VerdictPolicy(_OFF, _OFF, _OFF, _OFF, _OFF, SUSPICIOUS)
 
 
-# Findings a confident benign classifier score may settle (see VerdictPolicy.unknown_benign).
-# Not FS112: an unlisted callable applied like a function stays suspicious whatever the score.
-JUDGEABLE_RULES = frozenset({"FS103", "FS108"})
-
-
 _VERDICT_OF = {
     Severity.INFO: CLEAN,
     Severity.LOW: CLEAN,
@@ -204,7 +199,14 @@ def combine(
     `policy`: the model's (`Model.policy`, or its manifest's thresholds mapping); None means
     no model (`RULES_ONLY`), which refuses a score: a score is judged by its own model's policy.
     """
-    from .rules.catalog import ANOMALY_SCORE, CLASSIFIER_SCORE
+    # catalog imports this module: rule constants are read at call time (rules.catalog holds
+    # JUDGEABLE_RULES, the findings a confident benign score may settle)
+    from .rules.catalog import (
+        ANOMALY_SCORE,
+        CLASSIFIER_SCORE,
+        JUDGEABLE_RULES,
+        UNKNOWN_JUDGED_BENIGN,
+    )
 
     if policy is None:
         if not (math.isnan(score) and math.isnan(anomaly_score)):
@@ -249,8 +251,6 @@ def combine(
     counted: list[Finding] = [f for f in findings if not f.suppressed]
     sure = not math.isnan(score) and score < policy.unknown_benign
     if sure and settleable(findings, status):
-        from .rules.catalog import UNKNOWN_JUDGED_BENIGN
-
         n = sum(f.rule_id in JUDGEABLE_RULES and not f.suppressed for f in findings)
         model.append(
             UNKNOWN_JUDGED_BENIGN.finding(
@@ -268,7 +268,9 @@ def combine(
 
 def settleable(findings: list[Finding], status: str) -> bool:
     """A confident benign score may settle this file: the scan saw every byte and its only
-    findings at suspicious or above are unlisted globals (JUDGEABLE_RULES)."""
+    findings at suspicious or above are unlisted globals (catalog.JUDGEABLE_RULES)."""
+    from .rules.catalog import JUDGEABLE_RULES
+
     if status != "complete":
         return False
     flagged = [f for f in findings if f.severity >= Severity.SUSPICIOUS and not f.suppressed]
@@ -278,7 +280,9 @@ def settleable(findings: list[Finding], status: str) -> bool:
 def settle(findings: list[Finding], model_findings: list[Finding]) -> list[Finding]:
     """The file's final findings: rule findings (unlisted globals lowered to `low` when `combine`
     judged them benign, FS903) followed by the model's findings."""
-    if any(f.rule_id == "FS903" for f in model_findings):
+    from .rules.catalog import JUDGEABLE_RULES, UNKNOWN_JUDGED_BENIGN
+
+    if any(f.rule_id == UNKNOWN_JUDGED_BENIGN.rule_id for f in model_findings):
         findings = [
             replace(f, severity=Severity.LOW) if f.rule_id in JUDGEABLE_RULES else f
             for f in findings
