@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one home of the version: pyproject.toml reads it (dynamic)
 
 if TYPE_CHECKING:
     from .verdict import FileResult
