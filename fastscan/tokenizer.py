@@ -52,10 +52,10 @@ DEFAULT_LIMITS = ScanLimits()
 
 _STATUS = NATIVE_STATUSES  # native status value -> name
 _ANOMALY_NAMES = NATIVE_ANOMALY_CODES  # native anomaly value -> code
-# native anomaly values of the codes at which the loader raises
-_LOADER_RAISES = (
-    NATIVE_ANOMALY_CODES.index(STACK_UNDERFLOW),
-    NATIVE_ANOMALY_CODES.index(MARK_MISSING),
+# anomalies at which the loader raises, by code and by native anomaly value
+_LOADER_RAISES = frozenset({STACK_UNDERFLOW, MARK_MISSING})
+_NATIVE_LOADER_RAISES = tuple(
+    NATIVE_ANOMALY_CODES.index(code) for code in (STACK_UNDERFLOW, MARK_MISSING)
 )
 _ENC_UTF8, _ENC_BYTES, _ENC_QUOTED, _ENC_RAW_UNICODE = range(4)
 # Why the walker queued a region (its NEST_* codes): NEST_TEXT + ENC_* is an operand whose
@@ -324,9 +324,6 @@ def _runs_something(buf: Any, facts: StreamFacts) -> bool:
     return any(c.callable_index >= 0 for c in facts.calls) or pickle_end(buf) is not None
 
 
-_LOADER_RAISES = frozenset({"stack_underflow", "mark_missing"})
-
-
 def _carried_bytes(view: memoryview, off: int, length: int, enc: int) -> bytes | None:
     """The bytes a loader makes of a string operand: a STRING's escapes decoded, or the text
     encoded to latin-1; None when that raises."""
@@ -458,7 +455,7 @@ def _probe(view: memoryview, max_opcodes: int) -> str:
     # The loader raises at a stack underflow or missing MARK; before the first import nothing
     # can have run (float tensor bytes that happen to end in b"." parse as a "complete" pickle).
     first_import = min((g[0] for g in first_globals), default=None)
-    raises = [a[1] for a in walker.anomaly_list() if a[0] in _LOADER_RAISES and a[2] == 0]
+    raises = [a[1] for a in walker.anomaly_list() if a[0] in _NATIVE_LOADER_RAISES and a[2] == 0]
     if any(first_import is None or offset < first_import for offset in raises):
         return ""
     # An import counts only when a loader could resolve it: tensor bytes often decode as an EXT
