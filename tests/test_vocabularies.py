@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fastscan import _tokenizer, facts, features, opcodes
+from fastscan import _tokenizer, facts, features, opcodes, tokenizer
 from fastscan.containers import anomalies as A
 from fastscan.containers import formats as F
 from fastscan.containers.base import Container, ContainerAnomaly
@@ -138,6 +138,13 @@ def test_native_enums_match_facts() -> None:
     assert _tokenizer.ANOMALY_NAMES == facts.NATIVE_ANOMALY_CODES
     assert _tokenizer.STATUS_NAMES == facts.NATIVE_STATUSES
     assert set(facts.NATIVE_STATUSES) <= set(facts.STREAM_STATUSES)
+
+
+def test_probe_reads_native_anomaly_values_through_the_table() -> None:
+    # the loader raises at a stack underflow before the import: no pickle a loader would run
+    assert not tokenizer.probe(b"\x85cos\nsystem\n)R.")
+    assert not tokenizer.probe(b"\x80\x02\x85cos\nsystem\n)R.")
+    assert tokenizer.probe(b"cos\nsystem\n\x85.")  # the underflow after the import: it ran
 
 
 def test_python_side_tokenizer_codes_are_emitted_by_constant() -> None:
