@@ -172,6 +172,9 @@ def test_categories_are_one_closed_set() -> None:
     entries = knowledge.load_shipped().entries
     closed = {e.category for e in entries if e.verdict_class != knowledge.SAFE}  # safe: free text
     assert {"exec_sink", "decoder"} <= closed <= set(knowledge.CATEGORIES)
+    from fastscan.index.evaluate import PRIORITY
+
+    assert set(PRIORITY) == knowledge.DANGEROUS_CATEGORIES  # a triage order over the same set
 
 
 def test_opcode_roles_name_real_opcodes() -> None:
@@ -213,5 +216,7 @@ def test_tables_refuse_duplicates_and_undeclared_slots() -> None:
         facts._anomaly(facts.EXT_CODE, 11, "again")
     with pytest.raises(ValueError, match="native value 0 is taken"):
         facts._anomaly("vocabulary_test_code", 0, "clashes with stack_underflow")
+    with pytest.raises(ValueError, match="duplicate category"):
+        knowledge._closed_category(knowledge.REVIEW, knowledge.UNKNOWN)
     with pytest.raises(ValueError, match="duplicate finding rule"):
         R._rule("FS101", R.S.MALICIOUS, "again", why="again")

@@ -32,7 +32,7 @@ from ..facts import CallSite, GlobalRef, StreamFacts
 from ..opcodes import STATE_OPCODES  # BUILD sets state; it calls no global
 from ..verdict import Severity
 from .indexed import KNOWN
-from .knowledge import UNKNOWN
+from .knowledge import CALLBACK_DISPATCH, CODE_CONSTRUCTION, IMPORT_RESOLVER, INTROSPECTION, UNKNOWN
 from .resolve import Classification
 from .ruleset import RuleSet
 
@@ -86,7 +86,7 @@ _STRING_TYPES = frozenset({"builtins.str", "builtins.StrEnum", "enum.StrEnum", "
 # Protocols <= 2 write bytes as _codecs.encode(text, "latin1"): bytes are no attribute name.
 _CODECS_ENCODE = frozenset({"_codecs.encode", "codecs.encode"})
 _TEXT_CODECS = ("rot13", "rot_13", "rot-13")  # the only str -> str codecs
-_RESOLVER_CATEGORIES = frozenset({"introspection", "import_resolver"})
+_RESOLVER_CATEGORIES = frozenset({INTROSPECTION, IMPORT_RESOLVER})
 # Code-construction globals whose result is a callable function: calling it runs stream code.
 _FUNCTION_MAKERS = frozenset(
     {
@@ -185,7 +185,7 @@ class CallShapes:
             return Severity.MALICIOUS, f"the function built by {cls.resolved}"
         if cls.category in _RESOLVER_CATEGORIES or cls.resolved in ATTRIBUTE_GETTERS:
             return Severity.MALICIOUS, f"what {cls.resolved} returned"
-        if cls.category == "code_construction":
+        if cls.category == CODE_CONSTRUCTION:
             # cloudpickle/dill look a type up, then instantiate it (a code object, a cell)
             return Severity.LOW, f"the type returned by {cls.resolved}"
         return None, f"the result of {cls.resolved}"
@@ -250,7 +250,7 @@ class CallShapes:
         if wrapped is None or wrapped.is_dangerous:
             return None
         name = self._facts.globals[index].qualname
-        if wrapped.is_safe or wrapped.category == "callback_dispatch":
+        if wrapped.is_safe or wrapped.category == CALLBACK_DISPATCH:
             # a reviewed consumer (max, sorted) only calls what it is given, which is
             # classified where it is imported
             return Shape(Severity.LOW, f"wrapping {name}")

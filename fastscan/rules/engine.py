@@ -32,7 +32,7 @@ from . import catalog as R
 from . import indexed, nested_loaders
 from .call_shapes import CallShapes
 from .catalog import FindingRule
-from .knowledge import UNKNOWN
+from .knowledge import CALLBACK_DISPATCH, CODE_CONSTRUCTION, NESTED_LOADER, UNKNOWN
 from .nested_loaders import Visible
 from .resolve import Classification
 from .ruleset import RuleSet, default_ruleset
@@ -326,7 +326,7 @@ def _stream_findings(  # noqa: PLR0917
                 R.CODE_CONSTRUCTION.finding(msg, member=member, offset=offset, subject=g.qualname)
             )
             continue
-        if cls.is_dangerous and cls.category == "nested_loader" and call is not None:
+        if cls.is_dangerous and cls.category == NESTED_LOADER and call is not None:
             content = nested_loaders.benign_content(
                 index,
                 facts,
@@ -368,7 +368,7 @@ def _stream_findings(  # noqa: PLR0917
                     ""
                     if not far
                     else " (callback dispatch: runs only a callable the pickle hands it)"
-                    if reach.category == "callback_dispatch"
+                    if reach.category == CALLBACK_DISPATCH
                     else f" ({len(reach.path)} steps, past the malicious bound)"
                 )
                 + where
@@ -394,9 +394,9 @@ def _stream_findings(  # noqa: PLR0917
             )
         if cls.verdict_class == UNKNOWN:
             severity = None
-            if cls.category == "code_construction":
+            if cls.category == CODE_CONSTRUCTION:
                 rule, reason = R.CODE_CONSTRUCTION, cls.reason
-            elif cls.entry_id and cls.category == "callback_dispatch" and call is None:
+            elif cls.entry_id and cls.category == CALLBACK_DISPATCH and call is None:
                 # a consumer (max, sorted) referenced, never called: it runs nothing at load
                 rule, reason = R.REVIEWED_UNKNOWN, f"[{cls.category}] referenced, not called"
                 severity = Severity.LOW

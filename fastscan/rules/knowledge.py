@@ -30,20 +30,28 @@ CLASSES = (SAFE, UNKNOWN, DANGEROUS)
 # feature columns (the model's contract). Features and messages use them, so the set is closed:
 # dangerous ones are sinks; unknown ones are reviewed names that are neither allowed nor sinks
 # (they still make a file suspicious).
-_CATEGORY_CLASSES = {
-    "exec_sink": (DANGEROUS,),
-    "import_resolver": (DANGEROUS,),
-    "process": (DANGEROUS,),
-    "network": (DANGEROUS,),
-    "filesystem_write": (DANGEROUS,),
-    "nested_loader": (DANGEROUS,),
-    "callback_dispatch": (DANGEROUS, UNKNOWN),
-    "introspection": (DANGEROUS,),
-    "scanner_tamper": (DANGEROUS,),
-    "code_construction": (UNKNOWN,),
-    "decoder": (UNKNOWN,),
-    "review": (UNKNOWN,),
-}
+_CATEGORY_CLASSES: dict[str, tuple[str, ...]] = {}
+
+
+def _closed_category(name: str, *classes: str) -> str:
+    if name in _CATEGORY_CLASSES:
+        raise ValueError(f"duplicate category {name}")
+    _CATEGORY_CLASSES[name] = classes
+    return name
+
+
+EXEC_SINK = _closed_category("exec_sink", DANGEROUS)
+IMPORT_RESOLVER = _closed_category("import_resolver", DANGEROUS)
+PROCESS = _closed_category("process", DANGEROUS)
+NETWORK = _closed_category("network", DANGEROUS)
+FILESYSTEM_WRITE = _closed_category("filesystem_write", DANGEROUS)
+NESTED_LOADER = _closed_category("nested_loader", DANGEROUS)
+CALLBACK_DISPATCH = _closed_category("callback_dispatch", DANGEROUS, UNKNOWN)
+INTROSPECTION = _closed_category("introspection", DANGEROUS)
+SCANNER_TAMPER = _closed_category("scanner_tamper", DANGEROUS)
+CODE_CONSTRUCTION = _closed_category("code_construction", UNKNOWN)
+DECODER = _closed_category("decoder", UNKNOWN)
+REVIEW = _closed_category("review", UNKNOWN)
 CATEGORIES = tuple(_CATEGORY_CLASSES)
 DANGEROUS_CATEGORIES = frozenset(c for c, cls in _CATEGORY_CLASSES.items() if DANGEROUS in cls)
 UNKNOWN_CATEGORIES = frozenset(c for c, cls in _CATEGORY_CLASSES.items() if UNKNOWN in cls)

@@ -33,6 +33,7 @@ from typing import NamedTuple, Protocol
 from .. import facts as F
 from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
 from .call_shapes import looks_like_class
+from .knowledge import CODE_CONSTRUCTION
 from .resolve import Classification
 
 RESTORATION = "restoration"
@@ -272,4 +273,4 @@ def built_by_code_construction(
         return False
     producer = facts.calls[call_index].callable_index
     made_by = classes[producer] if 0 <= producer < len(classes) else None
-    return made_by is not None and made_by.category == "code_construction"
+    return made_by is not None and made_by.category == CODE_CONSTRUCTION
