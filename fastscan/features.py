@@ -137,7 +137,7 @@ FORMATS = formats.FEATURE_FORMATS  # containers/formats.py: one home
 CONTAINER_STATUSES = ("complete", "partial", "unsupported", "encrypted", "error")
 WRAPPERS = formats.FEATURE_WRAPPERS
 CONTAINER_ANOMALIES = container_anomalies.FEATURE_SLOTS  # containers/anomalies.py: one home
-STREAM_KINDS = ("pickle", "torchscript_constants", "npy_object", "joblib", "legacy_torch", "other")
+STREAM_KINDS = formats.FEATURE_STREAM_KINDS
 EXTENSION_GROUPS: dict[str, str] = {
     **dict.fromkeys(("pt", "pth", "bin", "ckpt", "tar", "mar"), "torch"),
     **dict.fromkeys(("pkl", "pickle", "p", "dat", "data"), "pickle"),

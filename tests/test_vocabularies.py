@@ -35,6 +35,7 @@ def test_feature_names_are_the_models_contract() -> None:
     assert features.CONTAINER_ANOMALIES is A.FEATURE_SLOTS
     assert features.FORMATS is F.FEATURE_FORMATS
     assert features.WRAPPERS is F.FEATURE_WRAPPERS
+    assert features.STREAM_KINDS is F.FEATURE_STREAM_KINDS
     assert features.STREAM_STATUSES is facts.STREAM_STATUSES
     assert features.CATEGORIES is knowledge.CATEGORIES
     assert features.CALL_OPCODES is opcodes.CALL_OPCODES
@@ -116,10 +117,13 @@ def test_container_sources_name_formats_by_constant(path: Path) -> None:
     text = _source(path)
     for name in re.findall(r"\bF\.([A-Z][A-Z0-9_]+)\b", text):
         value = getattr(F, name, None)
-        assert isinstance(value, str) and value in F.BY_NAME, f"{path.name}: F.{name}"
+        known = F.FEATURE_STREAM_KINDS if name.startswith("KIND_") else F.BY_NAME
+        assert isinstance(value, str) and value in known, f"{path.name}: F.{name}"
     if path.name != "formats.py":
         returned = re.findall(r'return "([a-z0-9_]+)"', text)
         assert not set(returned) & set(F.BY_NAME), f"{path.name} returns a format by hand"
+        kinds = set(F.FEATURE_STREAM_KINDS) - {F.OTHER}
+        assert not set(re.findall(r'"([a-z_]+)"', text)) & (kinds - {F.KIND_PICKLE}), path.name
 
 
 def test_format_sets_and_columns_come_from_the_table() -> None:

@@ -14,6 +14,7 @@ from .base import (
     ContainerAnomaly,
     PickleStream,
 )
+from .formats import KIND_PICKLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ class ScanState:
         self.readable_members = 0
 
     # -- results ---------------------------------------------------------------------------
-    def add_stream(self, member: str, offset: int, data: Buffer, kind: str = "pickle") -> None:
+    def add_stream(self, member: str, offset: int, data: Buffer, kind: str = KIND_PICKLE) -> None:
         self.container.streams.append(PickleStream(member, offset, self.track(data), kind))
         self.container.bytes_read += len(memoryview(data))
 

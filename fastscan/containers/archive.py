@@ -96,7 +96,7 @@ def scan_member(
     *,
     depth: int,
     recurse: Recurse,
-    pickle_kind: str = "pickle",
+    pickle_kind: str = F.KIND_PICKLE,
 ) -> str:
     """Route one archive member by its prefix; read it whole only if it may hold a pickle."""
     fmt = sniff(prefix)

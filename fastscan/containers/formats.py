@@ -1,4 +1,5 @@
-"""Every file format fastscan names (`Container.format`, wrapper layers) and what it implies.
+"""Every file format fastscan names (`Container.format`, wrapper layers) and what it implies,
+and the kinds of stream a container hands to the tokenizer (`PickleStream.kind`).
 
 Sniffing and the readers return the constants below; the sets that route a format (archive.py,
 remote.py), the engine's torch and single-pickle judgements and the feature one-hots are read
@@ -100,3 +101,16 @@ FEATURE_FORMATS = (
 )  # fmt: skip
 # The `wrap_*` columns: the layers a file can be wrapped in (Container.wrappers), frozen order.
 FEATURE_WRAPPERS = (GZIP, BZ2, XZ, LZMA, LZ4, ZLIB, JOBLIB_ZFILE, ZIP, TAR, SEVENZ)
+
+# Stream kinds: what one tokenized buffer is inside its container.
+KIND_PICKLE = "pickle"  # a whole pickle (or a region of one) read as itself
+KIND_TORCHSCRIPT_CONSTANTS = "torchscript_constants"  # a TorchScript archive's constants.pkl
+KIND_NPY_OBJECT = "npy_object"  # the pickled data of an object-dtype npy array
+KIND_JOBLIB = "joblib"  # a joblib dump's main pickle, inline arrays cut out (joblib_dump.py)
+KIND_LEGACY_TORCH = "legacy_torch"  # one of the pickles of a legacy torch file
+# Kinds whose pickle is a single object graph (as SINGLE_PICKLE_FORMATS): a second is a trick.
+SINGLE_PICKLE_KINDS = frozenset({KIND_NPY_OBJECT, KIND_TORCHSCRIPT_CONSTANTS})
+# The `kind_*` columns (frozen order); any other kind counts as `other`.
+FEATURE_STREAM_KINDS = (
+    KIND_PICKLE, KIND_TORCHSCRIPT_CONSTANTS, KIND_NPY_OBJECT, KIND_JOBLIB, KIND_LEGACY_TORCH, OTHER,
+)  # fmt: skip

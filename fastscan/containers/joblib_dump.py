@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from .. import _joblibwalk  # type: ignore[attr-defined]  # compiled, no stub
 from ..tokenizer import find
 from . import anomalies as A
+from . import formats as F
 from ._context import ScanState
 from .base import Buffer
 
-KIND = "joblib"
+KIND = F.KIND_JOBLIB
 WRAPPER_MARKERS = (b"NumpyArrayWrapper", b"NDArrayWrapper")
 # Every marker ends in this stem: one in-place search, then a look at the bytes before it.
 _WRAPPER_STEM = b"ArrayWrapper"

@@ -14,6 +14,7 @@ import struct
 from typing import Any
 
 from . import anomalies as A
+from . import formats as F
 from ._context import ScanState
 from ._probe import probe
 from .base import Buffer
@@ -137,7 +138,7 @@ def read_npy(state: ScanState, buf: Buffer, member: str) -> None:
         state.partial(f"unreadable .npy header in {member or 'file'}: {exc}")
         return
     if has_object:
-        state.add_stream(member, data_start, view[data_start:], "npy_object")
+        state.add_stream(member, data_start, view[data_start:], F.KIND_NPY_OBJECT)
         return
     shape = header.get("shape", ())
     try:
@@ -149,7 +150,7 @@ def read_npy(state: ScanState, buf: Buffer, member: str) -> None:
         tail = view[expected:]
         state.anomaly(A.TRAILING_DATA, member, f"{len(tail)} bytes after the array")
         if probe(tail):
-            state.add_stream(member, expected, tail, "pickle")
+            state.add_stream(member, expected, tail, F.KIND_PICKLE)
     elif expected > len(view):
         state.anomaly(A.NPY_TRUNCATED, member, f"{expected - len(view)} bytes missing")
     state.container.bytes_read += data_start

@@ -16,7 +16,7 @@ from ._context import ScanState
 from .base import Buffer
 
 
-def read_raw(state: ScanState, buf: Buffer, member: str, kind: str = "pickle") -> str:
+def read_raw(state: ScanState, buf: Buffer, member: str, kind: str = F.KIND_PICKLE) -> str:
     """Add the stream(s) of a pickle buffer; return the format recognised."""
     view = memoryview(buf)
     cap = state.limits.max_member_bytes

@@ -15,12 +15,13 @@ from collections.abc import Mapping
 
 from ..tokenizer import pickle_end
 from . import anomalies as A
+from . import formats as F
 from ._context import ScanState, join_member
 from ._probe import PROBE_PREFIX, iter_ops, parses_as_pickle, probe
 from .base import Buffer
 from .sniff import LEGACY_MAGIC, LEGACY_MAGIC_PICKLE
 
-KIND = "legacy_torch"
+KIND = F.KIND_LEGACY_TORCH
 N_PICKLES = 5
 MAX_EXTRA_PICKLES = 64  # pickles found where the raw storage bytes should begin
 

@@ -66,8 +66,8 @@ def _classify_by_sets(names: list[str]) -> str:
 
 def stream_kind(fmt: str, name: str) -> str:
     if fmt == F.TORCHSCRIPT and _tail(name) == "constants.pkl":
-        return "torchscript_constants"
-    return "pickle"
+        return F.KIND_TORCHSCRIPT_CONSTANTS
+    return F.KIND_PICKLE
 
 
 def _record_candidates(entries: list[ZipEntry]) -> list[ZipEntry]:

@@ -17,7 +17,13 @@ from .. import facts as A  # tokenizer anomaly codes
 # a module, not its names: the table imports rules.catalog, so it may still be loading here
 from ..containers import anomalies as container_anomalies
 from ..containers.base import COMPLETE, ENCRYPTED, ERROR, PARTIAL, UNSUPPORTED, Container
-from ..containers.formats import SINGLE_PICKLE_FORMATS, TORCH_FORMATS
+from ..containers.formats import (
+    KIND_JOBLIB,
+    KIND_LEGACY_TORCH,
+    SINGLE_PICKLE_FORMATS,
+    SINGLE_PICKLE_KINDS,
+    TORCH_FORMATS,
+)
 from ..facts import (
     STATUS_BAD_OPCODE,
     STATUS_BUDGET,
@@ -68,9 +74,6 @@ ANOMALY_RULES: dict[str, FindingRule] = {
     # stack_global_non_string is handled with context below (reported per global as FS104).
 }
 
-# Stream kinds whose pickle is a single object graph (as formats.SINGLE_PICKLE_FORMATS): a second
-# pickle is a trick.
-_SINGLE_PICKLE_KINDS = frozenset({"npy_object", "torchscript_constants"})
 # Strings that are commands or code, never tensor names or config values.
 _SHELL = re.compile(
     r"(?:^|[\s;&|`(])(?:/bin/(?:ba|z|da)?sh|cmd(?:\.exe)?\s+/c|powershell|curl\s|wget\s|nc\s+-|"
@@ -105,7 +108,6 @@ _FOLD = str.maketrans(
     }
 )  # fmt: skip
 
-_JOBLIB_KIND = "joblib"
 # Anomalies that a segment starting mid-pickle shows by construction (see _Scope.fragment).
 _EXPECTED_AFTER_CUT = frozenset(
     {A.STACK_UNDERFLOW, A.MARK_MISSING, A.BAD_MEMO_GET, A.MEMO_TYPE_CONFUSION, A.STOP_WITH_STACK}
@@ -190,13 +192,13 @@ def _scopes(
         return [(m, f, _Scope(fmt, kinds.get(m, ""))) for m, f in streams]
     segments: dict[str, list[int]] = {}
     for i, d in enumerate(described):
-        if d.kind == _JOBLIB_KIND:
+        if d.kind == KIND_JOBLIB:
             segments.setdefault(d.member, []).append(i)
     out = []
     for i, (d, (member, facts)) in enumerate(zip(described, streams, strict=True)):
         fragment = ""
         group = segments.get(member, [])
-        if d.kind == _JOBLIB_KIND and len(group) > 1:
+        if d.kind == KIND_JOBLIB and len(group) > 1:
             fragment = "first" if i == group[0] else "last" if i == group[-1] else "middle"
         out.append((member, facts, _Scope(fmt, d.kind, fragment, base=d.offset)))
     return out
@@ -562,7 +564,7 @@ def _is_safe_call(call: CallSite, classes: Sequence[Classification | None], scop
 def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _Scope) -> None:
     for a in facts.anomalies:
         if a.code == "persid":
-            if scope.fmt in TORCH_FORMATS or scope.kind == "legacy_torch":
+            if scope.fmt in TORCH_FORMATS or scope.kind == KIND_LEGACY_TORCH:
                 continue  # torch stores every tensor as a persistent id
             rule = R.PERSID_OUTSIDE_TORCH
         elif a.code == A.STACK_GLOBAL_NON_STRING:
@@ -587,7 +589,7 @@ def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _
                 severity=severity,
             )
         )
-    single = scope.fmt in SINGLE_PICKLE_FORMATS or scope.kind in _SINGLE_PICKLE_KINDS
+    single = scope.fmt in SINGLE_PICKLE_FORMATS or scope.kind in SINGLE_PICKLE_KINDS
     if facts.n_pickles > 1 and single:
         second = facts.pickle_offsets[1] if len(facts.pickle_offsets) > 1 else -1
         out.add(
