@@ -27,10 +27,9 @@ bench:
 corpus:
 	$(PY) -P -m fastscan corpus out/corpus --seed 0 --scale medium
 
-# `train --out` is a folder; the package ships a copy (tests/test_model.py keeps them equal)
+# the shipped model has one home, models/ (the package folder fastscan/models links to it)
 model: corpus
 	$(PY) -P -m fastscan train out/corpus --out models --seed 0
-	cp models/fastscan-v1.onnx models/fastscan-v1.json fastscan/models/
 
 example:
 	$(PY) -P -m fastscan corpus out/example --seed 1 --scale small

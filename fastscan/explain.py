@@ -13,7 +13,16 @@ from typing import Any
 
 from .containers import PickleStream
 from .facts import StreamFacts
-from .opcodes import ARG_FIXED, ARG_LEN1, ARG_LINE, ARG_LINE2, ARG_NONE, BY_CODE, BYTES_OPCODES
+from .opcodes import (
+    ARG_FIXED,
+    ARG_LEN1,
+    ARG_LINE,
+    ARG_LINE2,
+    ARG_NONE,
+    BY_CODE,
+    BYTES_OPCODES,
+    STATE_OPCODES,
+)
 from .render import render_pickles
 from .rules import RuleSet
 from .rules.indexed import describe
@@ -138,7 +147,7 @@ def _stream_section(
             yield f"               load-time {r.hook} -> [{r.category}] {' -> '.join(r.path)}"
     yield "   calls:"
     for call in facts.calls:
-        if call.opcode == "BUILD" and call.callable_index < 0:
+        if call.opcode in STATE_OPCODES and call.callable_index < 0:
             continue
         target = (
             facts.globals[call.callable_index].qualname

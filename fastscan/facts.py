@@ -11,46 +11,98 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-# Terminal state of one buffer.
+# Terminal state of one buffer. STREAM_STATUSES is the order of the `stat_*` feature columns;
+# NATIVE_STATUSES the native walker's status enum, by value (native/_tokenizer STATUS_NAMES).
 STATUS_OK = "ok"  # every pickle found ended with STOP
 STATUS_TRUNCATED = "truncated"  # ran out of bytes inside an opcode or before STOP
 STATUS_BAD_OPCODE = "bad_opcode"  # a byte that is no opcode, where an opcode was expected
 STATUS_BUDGET = "budget"  # a ScanLimits budget stopped the walk
 STATUS_EMPTY = "empty"  # zero bytes
 STATUS_NOT_PICKLE = "not_pickle"  # no pickle could be parsed at all
+NATIVE_STATUSES = (STATUS_OK, STATUS_TRUNCATED, STATUS_BAD_OPCODE, STATUS_BUDGET)
+STREAM_STATUSES = (*NATIVE_STATUSES, STATUS_EMPTY, STATUS_NOT_PICKLE)
 
-# Anomaly codes the tokenizer reports (each with the offset where it happened).
-ANOMALY_CODES = (
-    "stack_underflow",  # an opcode popped more than was pushed (loader raises here)
-    "mark_missing",  # an opcode needed a MARK that is not on the stack
-    "bad_memo_get",  # GET of a key never PUT (D3)
-    "memo_type_confusion",  # memo slot used as a string that holds something else (D4)
-    "memo_budget",  # memo budget hit: later GETs resolve to unknown
-    "misplaced_proto",  # PROTO not the first opcode of its pickle (C14)
-    "duplicate_proto",  # more than one PROTO in one pickle (C14)
-    "frame_violation",  # an opcode crosses the end of its FRAME (C5)
-    "frame_in_old_protocol",  # FRAME in a pickle declaring protocol < 4
-    "frame_overrun",  # a FRAME declares more bytes than the buffer holds
-    "new_frame_inside_frame",  # FRAME before the previous frame was consumed
-    "ext_code",  # EXT1/2/4: callable via the copyreg registry (C11)
-    "non_utf8_name",  # GLOBAL/INST/STACK_GLOBAL name bytes that do not decode (C13)
-    "stack_global_non_string",  # STACK_GLOBAL operand is not a literal string (D6)
-    "build_on_global",  # BUILD applied directly to an imported module/class (D7, D8)
-    "setitem_on_global",  # SETITEM(S) into an imported object (D9)
-    "trailing_junk",  # bytes after the last STOP that are no pickle (C2)
-    "junk_between",  # bytes skipped between two pickles (C4)
-    "stop_with_stack",  # STOP with more than one item left on the stack
-    "negative_length",  # a signed length operand that is negative
-    "nested_budget",  # nested pickle candidates beyond the depth budget were not read
-    "bad_memo_key",  # PUT/GET with a text key that is not a decimal number
-    "resync_budget",  # the search for later pickles gave up (ScanLimits.max_resync_opcodes)
+
+class AnomalyCode(NamedTuple):
+    code: str
+    native: int  # its value in the native tokenizer's anomaly enum; -1: reported by tokenizer.py
+    counted: bool  # has an `anom_*` feature column (ANOMALY_CODES); later codes do not
+    description: str
+
+
+# Anomaly codes the tokenizer reports (each with the offset where it happened), in the order of
+# the `anom_*` feature columns; the rule each raises is in rules/engine.ANOMALY_RULES.
+ANOMALY_TABLE: dict[str, AnomalyCode] = {}
+
+
+def _anomaly(code: str, native: int, description: str, *, counted: bool = True) -> str:
+    if code in ANOMALY_TABLE:
+        raise ValueError(f"duplicate tokenizer anomaly code {code}")
+    if native >= 0 and any(a.native == native for a in ANOMALY_TABLE.values()):
+        raise ValueError(f"tokenizer anomaly {code}: native value {native} is taken")
+    ANOMALY_TABLE[code] = AnomalyCode(code, native, counted, description)
+    return code
+
+
+STACK_UNDERFLOW = _anomaly("stack_underflow", 0, "an opcode popped more than was pushed")
+MARK_MISSING = _anomaly("mark_missing", 1, "an opcode needed a MARK that is not on the stack")
+BAD_MEMO_GET = _anomaly("bad_memo_get", 2, "GET of a key never PUT (D3)")
+MEMO_TYPE_CONFUSION = _anomaly(
+    "memo_type_confusion", 3, "memo slot used as a string that holds something else (D4)"
 )
-# Codes added after the model's feature contract was fixed: features count ANOMALY_CODES only
+MEMO_BUDGET = _anomaly("memo_budget", 4, "memo budget hit: later GETs resolve to unknown")
+MISPLACED_PROTO = _anomaly("misplaced_proto", 5, "PROTO not the first opcode of its pickle (C14)")
+DUPLICATE_PROTO = _anomaly("duplicate_proto", 6, "more than one PROTO in one pickle (C14)")
+FRAME_VIOLATION = _anomaly("frame_violation", 7, "an opcode crosses the end of its FRAME (C5)")
+FRAME_IN_OLD_PROTOCOL = _anomaly(
+    "frame_in_old_protocol", 8, "FRAME in a pickle declaring protocol < 4"
+)
+FRAME_OVERRUN = _anomaly("frame_overrun", 9, "a FRAME declares more bytes than the buffer holds")
+NEW_FRAME_INSIDE_FRAME = _anomaly(
+    "new_frame_inside_frame", 10, "FRAME before the previous frame was consumed"
+)
+EXT_CODE = _anomaly("ext_code", 11, "EXT1/2/4: callable via the copyreg registry (C11)")
+NON_UTF8_NAME = _anomaly(
+    "non_utf8_name", -1, "GLOBAL/INST/STACK_GLOBAL name bytes that do not decode (C13)"
+)
+STACK_GLOBAL_NON_STRING = _anomaly(
+    "stack_global_non_string", 12, "STACK_GLOBAL operand is not a literal string (D6)"
+)
+BUILD_ON_GLOBAL = _anomaly(
+    "build_on_global", 13, "BUILD applied directly to an imported module/class (D7, D8)"
+)
+SETITEM_ON_GLOBAL = _anomaly("setitem_on_global", 14, "SETITEM(S) into an imported object (D9)")
+TRAILING_JUNK = _anomaly("trailing_junk", 15, "bytes after the last STOP that are no pickle (C2)")
+JUNK_BETWEEN = _anomaly("junk_between", 16, "bytes skipped between two pickles (C4)")
+STOP_WITH_STACK = _anomaly("stop_with_stack", 17, "STOP with more than one item on the stack")
+NEGATIVE_LENGTH = _anomaly("negative_length", 18, "a signed length operand that is negative")
+NESTED_BUDGET = _anomaly(
+    "nested_budget", -1, "nested pickle candidates beyond the depth budget were not read"
+)
+BAD_MEMO_KEY = _anomaly("bad_memo_key", 19, "PUT/GET with a text key that is not a decimal")
+RESYNC_BUDGET = _anomaly(
+    "resync_budget", 20, "the search for later pickles gave up (ScanLimits.max_resync_opcodes)"
+)
+# Added after the model's feature contract was fixed: features count ANOMALY_CODES only
 # (FEATURE_NAMES must not move), rules judge every code.
-LATER_ANOMALY_CODES = (
-    "bad_text_operand",  # INT/LONG/FLOAT/STRING/UNICODE text the loader raises on (G1)
+BAD_TEXT_OPERAND = _anomaly(
+    "bad_text_operand",
+    21,
+    "INT/LONG/FLOAT/STRING/UNICODE text the loader raises on (G1)",
+    counted=False,
 )
+
+ANOMALY_CODES = tuple(a.code for a in ANOMALY_TABLE.values() if a.counted)
+LATER_ANOMALY_CODES = tuple(a.code for a in ANOMALY_TABLE.values() if not a.counted)
 ALL_ANOMALY_CODES = ANOMALY_CODES + LATER_ANOMALY_CODES
+# The native tokenizer's anomaly enum, by value (its ANOMALY_NAMES).
+NATIVE_ANOMALY_CODES = tuple(
+    a.code for a in sorted(ANOMALY_TABLE.values(), key=lambda a: a.native) if a.native >= 0
+)
+if [ANOMALY_TABLE[c].native for c in NATIVE_ANOMALY_CODES] != list(
+    range(len(NATIVE_ANOMALY_CODES))
+):
+    raise ValueError("native tokenizer anomaly values must be 0..n-1 without gaps")
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,9 +51,11 @@ import numpy as np
 import pyarrow as pa
 
 from . import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
-from .facts import ANOMALY_CODES, GlobalRef, StreamFacts
-from .opcodes import BY_NAME, TABLE
-from .rules import RuleSet, default_ruleset
+from .containers import anomalies as container_anomalies
+from .containers import formats
+from .facts import ANOMALY_CODES, STATUS_OK, STREAM_STATUSES, GlobalRef, StreamFacts
+from .opcodes import BY_NAME, CALL_OPCODES, TABLE
+from .rules import RuleSet, default_ruleset, knowledge
 from .shape_features import SHAPE_NAMES, shape_block
 
 if TYPE_CHECKING:
@@ -102,14 +104,9 @@ OPCODE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("append", ("APPEND", "APPENDS")),
     ("setitem", ("SETITEM", "SETITEMS")),
 )
-CALL_OPCODES = ("REDUCE", "OBJ", "INST", "NEWOBJ", "NEWOBJ_EX", "BUILD")
 RULE_CLASSES = ("safe", "unknown", "dangerous")
-# Behaviour categories of the knowledge base (dangerous and unknown classes); others -> *_other.
-CATEGORIES = (
-    "exec_sink", "import_resolver", "process", "network", "filesystem_write", "nested_loader",
-    "callback_dispatch", "introspection", "scanner_tamper", "code_construction", "decoder",
-    "review",
-)  # fmt: skip
+# Behaviour categories of the knowledge base (rules/knowledge.py); others -> *_other.
+CATEGORIES = knowledge.CATEGORIES
 HASH_BUCKETS = 64
 # (len_sum, len_max, nonprintable, n_entropy, entropy_sum, entropy_max, n_high_entropy,
 #  match count per STRING_PATTERNS entry)
@@ -135,25 +132,12 @@ STRING_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("dunder", r"__\w+__", ("__",)),
 )
 NESTED_ENCODINGS = ("raw", "base64", "hex", "frame_divergence")
-STREAM_STATUSES = ("ok", "truncated", "bad_opcode", "budget", "empty", "not_pickle")
 PROTOCOLS = (-1, 0, 1, 2, 3, 4, 5)
-FORMATS = (
-    "raw_pickle", "torch_zip", "torchscript", "torch_legacy", "joblib", "joblib_zfile", "npy",
-    "npz", "zip", "tar", "7z", "gzip", "bz2", "xz", "lzma", "lz4", "zlib", "empty", "other",
-)  # fmt: skip
+FORMATS = formats.FEATURE_FORMATS  # containers/formats.py: one home
 CONTAINER_STATUSES = ("complete", "partial", "unsupported", "encrypted", "error")
-WRAPPERS = ("gzip", "bz2", "xz", "lzma", "lz4", "zlib", "joblib_zfile", "zip", "tar", "7z")
-CONTAINER_ANOMALIES = (
-    "zip_crc_mismatch", "zip_flag_encrypted", "zip_flag_patched", "zip_flag_strong_encryption",
-    "zip_encrypted_member", "zip_name_mismatch", "zip_duplicate_name", "zip_prefix_data",
-    "zip_no_central_directory", "zip_bad_local_header", "zip_unknown_method", "zip_path_traversal",
-    "zip_symlink_member", "zip_unreadable", "trailing_data", "polyglot_tar_zip",
-    "tar_duplicate_name", "tar_link_member", "tar_path_traversal", "tar_unreadable",
-    "7z_encrypted", "7z_unreadable", "legacy_magic_forged", "legacy_pickle_broken",
-    "legacy_tar_unparsed", "npy_bad_header", "npy_truncated", "decompress_error",
-    "member_unreadable", "reader_error", "budget", "other",
-)  # fmt: skip
-STREAM_KINDS = ("pickle", "torchscript_constants", "npy_object", "joblib", "legacy_torch", "other")
+WRAPPERS = formats.FEATURE_WRAPPERS
+CONTAINER_ANOMALIES = container_anomalies.FEATURE_SLOTS  # containers/anomalies.py: one home
+STREAM_KINDS = formats.FEATURE_STREAM_KINDS
 EXTENSION_GROUPS: dict[str, str] = {
     **dict.fromkeys(("pt", "pth", "bin", "ckpt", "tar", "mar"), "torch"),
     **dict.fromkeys(("pkl", "pickle", "p", "dat", "data"), "pickle"),
@@ -305,6 +289,8 @@ _FMT_SLOT = {f: i for i, f in enumerate(FORMATS)}
 _CSTAT_SLOT = {s: i for i, s in enumerate(CONTAINER_STATUSES)}
 _WRAP_SLOT = {w: i for i, w in enumerate(WRAPPERS)}
 _CANOM_SLOT = {a: i for i, a in enumerate(CONTAINER_ANOMALIES)}
+_CANOM_SLOT_OF_CODE = {k.code: _CANOM_SLOT[k.slot] for k in container_anomalies.BY_CODE.values()}
+_CANOM_OTHER = _CANOM_SLOT[container_anomalies.OTHER_SLOT]
 _KIND_SLOT = {k: i for i, k in enumerate(STREAM_KINDS)}
 _ENC_SLOT = {e: i for i, e in enumerate(NESTED_ENCODINGS)}
 _PATTERNS = tuple((re.compile(p), needles) for _, p, needles in STRING_PATTERNS)
@@ -434,7 +420,9 @@ def _global_and_call_block(
         calls = facts.calls
         if not calls:
             continue
-        failed_at = facts.error_offset if facts.status != "ok" and facts.error_offset >= 0 else -1
+        failed_at = (
+            facts.error_offset if facts.status != STATUS_OK and facts.error_offset >= 0 else -1
+        )
         _native.call_counts(calls, classes, failed_at, _CALL_SLOT, call_ops, call_totals)
         calls_total += len(calls)
         length = max(facts.length, 1)
@@ -595,7 +583,7 @@ def _structure_block(
         pickles += facts.n_pickles
         pickles_max = max(pickles_max, facts.n_pickles)
         opcodes += facts.n_opcodes
-        if facts.status != "ok":
+        if facts.status != STATUS_OK:
             incomplete += 1
             if facts.error_offset >= 0 and facts.length:
                 first_error = min(first_error, facts.error_offset / facts.length)
@@ -625,19 +613,18 @@ def _container_block(
     for s in streams:
         row[_KIND + _KIND_SLOT.get(s.kind, len(STREAM_KINDS) - 1)] += 1
     if container is None:
-        row[_FMT + _FMT_SLOT["raw_pickle"]] = 1
+        row[_FMT + _FMT_SLOT[formats.RAW_PICKLE]] = 1
         row[_CSTAT] = 1
         row[_EXT + EXTENSION_CLASSES.index("none")] = 1
         return
-    row[_FMT + _FMT_SLOT.get(container.format, _FMT_SLOT["other"])] = 1
+    row[_FMT + _FMT_SLOT.get(container.format, _FMT_SLOT[formats.OTHER])] = 1
     row[_CSTAT + _CSTAT_SLOT.get(container.status, _CSTAT_SLOT["error"])] = 1
     for w in container.wrappers:
         slot = _WRAP_SLOT.get(w)
         if slot is not None:
             row[_WRAP + slot] = 1
     for a in container.anomalies:
-        code = "budget" if a.code.startswith("budget") else a.code
-        row[_CANOM + _CANOM_SLOT.get(code, _CANOM_SLOT["other"])] += 1
+        row[_CANOM + _CANOM_SLOT_OF_CODE.get(a.code, _CANOM_OTHER)] += 1
     ext = container.extension.lower().lstrip(".")
     group = EXTENSION_GROUPS.get(ext, "other") if ext else "none"
     row[_EXT + EXTENSION_CLASSES.index(group)] = 1

@@ -209,7 +209,7 @@ KNOWN_BY_INDEX = _rule(
     fix="Nothing to do.",
 )
 # An unlisted callable applied like a function (rules/unknown_calls.py): never settled by the
-# classifier (verdict.JUDGEABLE_RULES), unlike FS103.
+# classifier (JUDGEABLE_RULES), unlike FS103.
 UNKNOWN_APPLIED = _rule(
     "FS112",
     S.SUSPICIOUS,
@@ -547,3 +547,7 @@ UNKNOWN_JUDGED_BENIGN = _rule(
     fix="Allowlist your own classes in a --config file to make this explicit;"
     " --strict-unknown keeps such files suspicious.",
 )
+
+# Findings a confident benign classifier score may settle (verdict.combine, FS903).
+# Not FS112: an unlisted callable applied like a function stays suspicious whatever the score.
+JUDGEABLE_RULES = frozenset({UNKNOWN_GLOBAL.rule_id, REVIEWED_UNKNOWN.rule_id})

@@ -33,24 +33,27 @@ ARG_KIND_NAMES = {
     ARG_INVALID: "invalid",
 }
 
-# Opcodes whose argument the tokenizer treats as a string usable by STACK_GLOBAL.
-STRING_OPCODES = frozenset(
-    {
-        "STRING",
-        "BINSTRING",
-        "SHORT_BINSTRING",
-        "UNICODE",
-        "BINUNICODE",
-        "SHORT_BINUNICODE",
-        "BINUNICODE8",
-    }
-)
+# Opcode roles (sets of names; the tokenizer's own roles live in its native code).
 # Opcodes whose argument is raw payload (skipped, never copied; probed for nested pickles).
 BYTES_OPCODES = frozenset({"BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"})
-# Opcodes that call or instantiate something.
-CALL_OPCODES = frozenset({"REDUCE", "OBJ", "INST", "NEWOBJ", "NEWOBJ_EX", "BUILD"})
+# Opcodes the tokenizer records as call sites, in the order of the `call_op_*` feature columns.
+CALL_OPCODES = ("REDUCE", "OBJ", "INST", "NEWOBJ", "NEWOBJ_EX", "BUILD")
+# Call sites that call no global: BUILD sets the state of the object below it.
+STATE_OPCODES = frozenset({"BUILD"})
 # Opcodes that import a global.
 IMPORT_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "EXT1", "EXT2", "EXT4"})
+# Opcodes a real pickle can begin with (anything that pushes without needing a stack item).
+# EXT1/2/4 are left out: a stream opening with one needs a populated copyreg registry (empty in
+# CPython), and tensor bytes often start with 0x82-0x84 (an int64 element count of 130-1100).
+START_OPCODES = frozenset(
+    {
+        "PROTO", "MARK", "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "EMPTY_SET", "NONE",
+        "NEWTRUE", "NEWFALSE", "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4",
+        "FLOAT", "BINFLOAT", "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE",
+        "SHORT_BINUNICODE", "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
+        "BYTEARRAY8", "NEXT_BUFFER", "GLOBAL", "PERSID",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,7 @@ BY_CODE: dict[int, OpcodeInfo] = {op.code: op for op in TABLE}
 BY_NAME: dict[str, OpcodeInfo] = {op.name: op for op in TABLE}
 # Opcode name per byte value ("" for bytes that are no opcode); used for listings and features.
 NAMES: tuple[str, ...] = tuple(BY_CODE[b].name if b in BY_CODE else "" for b in range(256))
+START_BYTES = frozenset(BY_NAME[name].code for name in START_OPCODES)
 
 
 def arg_layout_by_byte() -> tuple[tuple[int, int], ...]:

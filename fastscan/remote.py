@@ -42,8 +42,8 @@ from typing import Any, Protocol
 
 from .containers import ContainerLimits, sniff
 from .containers import npy as npy_reader
-from .containers.archive import NESTED_FORMATS, PICKLE_FORMATS
-from .containers.sniff import NO_PICKLE_FORMATS, is_tar
+from .containers.formats import NESTED_FORMATS, NO_PICKLE_FORMATS, PICKLE_FORMATS
+from .containers.sniff import is_tar
 from .containers.zipread import zip64_extra
 from .fileref import FileRef, error_row
 from .verdict import FileResult

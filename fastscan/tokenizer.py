@@ -17,6 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .facts import (
+    BAD_TEXT_OPERAND,
+    MARK_MISSING,
+    NATIVE_ANOMALY_CODES,
+    NATIVE_STATUSES,
+    NESTED_BUDGET,
+    NON_UTF8_NAME,
+    STACK_UNDERFLOW,
     STATUS_BAD_OPCODE,
     STATUS_BUDGET,
     STATUS_EMPTY,
@@ -43,8 +50,13 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
 IMPLEMENTATION = "native"
 DEFAULT_LIMITS = ScanLimits()
 
-_STATUS = (STATUS_OK, STATUS_TRUNCATED, STATUS_BAD_OPCODE, STATUS_BUDGET)
-_ANOMALY_NAMES: tuple[str, ...] = _native.ANOMALY_NAMES
+_STATUS = NATIVE_STATUSES  # native status value -> name
+_ANOMALY_NAMES = NATIVE_ANOMALY_CODES  # native anomaly value -> code
+# anomalies at which the loader raises, by code and by native anomaly value
+_LOADER_RAISES = frozenset({STACK_UNDERFLOW, MARK_MISSING})
+_NATIVE_LOADER_RAISES = tuple(
+    NATIVE_ANOMALY_CODES.index(code) for code in (STACK_UNDERFLOW, MARK_MISSING)
+)
 _ENC_UTF8, _ENC_BYTES, _ENC_QUOTED, _ENC_RAW_UNICODE = range(4)
 # Why the walker queued a region (its NEST_* codes): NEST_TEXT + ENC_* is an operand whose
 # loader-made bytes import within their first opcodes, checked here by `starts_like_pickle`.
@@ -120,7 +132,7 @@ def _rejected_texts(view: memoryview, walker: Any) -> list[Anomaly]:
         else:
             rejected = _native.loader_rejects_number(op, raw)
         if rejected:
-            out.append(Anomaly("bad_text_operand", op_start, pidx, name))
+            out.append(Anomaly(BAD_TEXT_OPERAND, op_start, pidx, name))
     return out
 
 
@@ -186,7 +198,7 @@ def tokenize(data: Any, limits: ScanLimits | None = None, *, _depth: int = 0) ->
             walker.text(name_off, name_len, name_enc, _decode) if name_off >= 0 else ("?", True)
         )
         if not (ok_m and ok_n):
-            anomalies.append(Anomaly("non_utf8_name", offset, pidx, f"{module!r} {name!r}"))
+            anomalies.append(Anomaly(NON_UTF8_NAME, offset, pidx, f"{module!r} {name!r}"))
         globals_.append(
             GlobalRef(
                 _normalise_module(module),
@@ -285,11 +297,11 @@ def _nested(
                 candidates.append((spans[i][0], spans[i][1], encoded[0], encoded[1], ""))
     over = walker.nested_dropped + max(0, len(candidates) - limits.max_nested)
     if over:  # candidates left unread: the verdict must not rest on the ones read
-        anomalies.append(Anomaly("nested_budget", 0, 0, f"{over} candidates over max_nested"))
+        anomalies.append(Anomaly(NESTED_BUDGET, 0, 0, f"{over} candidates over max_nested"))
     if not candidates:
         return []
     if depth >= limits.max_nesting:
-        anomalies.append(Anomaly("nested_budget", candidates[0][0], 0, f"depth {depth}"))
+        anomalies.append(Anomaly(NESTED_BUDGET, candidates[0][0], 0, f"depth {depth}"))
         return []
     out = []
     for off, length, encoding, buf, carrier in candidates[: limits.max_nested]:
@@ -312,9 +324,6 @@ def _runs_something(buf: Any, facts: StreamFacts) -> bool:
     if any(a.code in _LOADER_RAISES and a.offset <= first for a in facts.anomalies):
         return False
     return any(c.callable_index >= 0 for c in facts.calls) or pickle_end(buf) is not None
-
-
-_LOADER_RAISES = frozenset({"stack_underflow", "mark_missing"})
 
 
 def _carried_bytes(view: memoryview, off: int, length: int, enc: int) -> bytes | None:
@@ -352,7 +361,7 @@ def pickle_end(data: Any, start: int = 0, max_ops: int = 200_000_000) -> int | N
     """Offset just past the STOP of the pickle at `start`, or None when it breaks first."""
     view = byte_view(data)
     *_lists, end, status = _native.list_opcodes(view, start, max_ops, False)
-    return int(end) if status == "ok" else None
+    return int(end) if status == STATUS_OK else None
 
 
 def starts_like_pickle(data: Any, max_opcodes: int = 20_000) -> bool:
@@ -412,14 +421,14 @@ def _short_break(view: memoryview) -> bool:
         return False
     codes, _offsets, _, _, _end, status = _native.list_opcodes(view, 0, _FIRST_PICKLE_MIN_OPS)
     return (
-        status in ("bad_opcode", "truncated")
+        status in (STATUS_BAD_OPCODE, STATUS_TRUNCATED)
         and len(codes) < _FIRST_PICKLE_MIN_OPS
         and _IMPORT_CODES.isdisjoint(codes)
     )
 
 
 def _breaks(codes: bytes, status: str) -> bool:
-    return status == "bad_opcode" and _IMPORT_CODES.isdisjoint(codes)
+    return status == STATUS_BAD_OPCODE and _IMPORT_CODES.isdisjoint(codes)
 
 
 _BROKEN = "broken"
@@ -448,7 +457,7 @@ def _window_kind(view: memoryview, max_opcodes: int) -> str:
     # The loader raises at a stack underflow or missing MARK; before the first import nothing
     # can have run (float tensor bytes that happen to end in b"." parse as a "complete" pickle).
     first_import = min((g[0] for g in first_globals), default=None)
-    raises = [a[1] for a in walker.anomaly_list() if a[0] in (0, 1) and a[2] == 0]
+    raises = [a[1] for a in walker.anomaly_list() if a[0] in _NATIVE_LOADER_RAISES and a[2] == 0]
     if any(first_import is None or offset < first_import for offset in raises):
         return ""
     # An import counts only when a loader could resolve it: tensor bytes often decode as an EXT
@@ -462,9 +471,11 @@ def _window_kind(view: memoryview, max_opcodes: int) -> str:
     # without an importable name, any stack underflow or missing MARK means the loader raises,
     # so random bytes that happen to parse are not taken for a pickle
     clean = not raises
-    if status == "ok":
+    if status == STATUS_OK:
         return "clean" if len(codes) >= 2 and clean else ""
-    return "clean" if status in ("truncated", "budget") and len(codes) >= 8 and clean else ""
+    return (
+        "clean" if status in (STATUS_TRUNCATED, STATUS_BUDGET) and len(codes) >= 8 and clean else ""
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
-from .findings import ANOMALY_SCORE, CLASSIFIER_SCORE, UNKNOWN_JUDGED_BENIGN, Finding, Severity
+from .findings import (
+    ANOMALY_SCORE,
+    CLASSIFIER_SCORE,
+    JUDGEABLE_RULES,
+    UNKNOWN_JUDGED_BENIGN,
+    Finding,
+    Severity,
+)
 
 CLEAN = "clean"
 SUSPICIOUS = "suspicious"
@@ -137,11 +144,6 @@ _OFF = float("nan")  # a threshold nothing reaches (comparisons with NaN are fal
 RULES_ONLY = VerdictPolicy(_OFF, _OFF, _OFF, _OFF, _OFF, SUSPICIOUS)
 
 
-# Findings a confident benign classifier score may settle (see VerdictPolicy.unknown_benign).
-# Not FS112: an unlisted callable applied like a function stays suspicious whatever the score.
-JUDGEABLE_RULES = frozenset({"FS103", "FS108"})
-
-
 _VERDICT_OF = {
     Severity.INFO: CLEAN,
     Severity.LOW: CLEAN,
@@ -233,7 +235,8 @@ def combine(
 
 def settleable(findings: list[Finding], status: str) -> bool:
     """A confident benign score may settle this file: the scan saw every byte and its only
-    findings at suspicious or above are unlisted globals (JUDGEABLE_RULES)."""
+    findings at suspicious or above are unlisted globals (findings.JUDGEABLE_RULES)."""
+
     if status != "complete":
         return False
     flagged = [f for f in findings if f.severity >= Severity.SUSPICIOUS and not f.suppressed]
@@ -243,7 +246,8 @@ def settleable(findings: list[Finding], status: str) -> bool:
 def settle(findings: list[Finding], model_findings: list[Finding]) -> list[Finding]:
     """The file's final findings: rule findings (unlisted globals lowered to `low` when `combine`
     judged them benign, FS903) followed by the model's findings."""
-    if any(f.rule_id == "FS903" for f in model_findings):
+
+    if any(f.rule_id == UNKNOWN_JUDGED_BENIGN.rule_id for f in model_findings):
         findings = [
             replace(f, severity=Severity.LOW) if f.rule_id in JUDGEABLE_RULES else f
             for f in findings

@@ -267,7 +267,9 @@ def _golden_cases() -> dict[str, tuple[Any, list[tuple[Any, StreamFacts]]]]:
     )  # fmt: skip
     container = SimpleNamespace(
         format="torch_zip", status="partial", wrappers=("gzip",), extension=".PT",
-        anomalies=(SimpleNamespace(code="zip_crc_mismatch"), SimpleNamespace(code="budget_x")),
+        anomalies=(
+            SimpleNamespace(code="zip_crc_mismatch"), SimpleNamespace(code="budget_members"),
+        ),
         members_total=3, budget="", bytes_read=12345,
     )  # fmt: skip
     stream = SimpleNamespace(kind="pickle")

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastscan.containers._probe import START_OPCODES, parses_as_pickle
+from fastscan.containers._probe import parses_as_pickle
 from fastscan.containers.sniff import sniff
+from fastscan.opcodes import START_BYTES as START_OPCODES
 from fastscan.tokenizer import _window_kind, breaks_before_import, byte_view, starts_like_pickle
 
 

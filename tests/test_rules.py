@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fastscan import findings as R
+from fastscan.containers import anomalies as container_anomalies
 from fastscan.containers.base import Container, ContainerAnomaly, PickleStream
 from fastscan.facts import (
     ALL_ANOMALY_CODES,
@@ -41,7 +42,6 @@ from fastscan.rules import (
 )
 from fastscan.rules.engine import (
     ANOMALY_RULES,
-    CONTAINER_RULES,
     MAX_FINDINGS_PER_RULE,
 )
 from fastscan.rules.knowledge import UNKNOWN_CATEGORIES, load_shipped, parse_shipped
@@ -649,7 +649,7 @@ def torch_zip(*members: str) -> Container:
 def test_registry_ids_are_unique_well_formed_and_used_by_the_engine() -> None:
     assert all(len(k) == 5 and k.startswith("FS") and k[2:].isdigit() for k in REGISTRY)
     assert all(REGISTRY[r.rule_id] is r for r in ANOMALY_RULES.values())
-    assert all(REGISTRY[r.rule_id] is r for r in CONTAINER_RULES.values())
+    assert all(REGISTRY[k.rule.rule_id] is k.rule for k in container_anomalies.BY_CODE.values())
     assert {k[2] for k in REGISTRY} == {"1", "2", "3", "9"}
 
 
@@ -882,7 +882,7 @@ def test_suspicious_strings() -> None:
         ("zip_symlink_member", R.ARCHIVE_PATH_ABUSE),
         ("legacy_magic_forged", R.LEGACY_TORCH_TRICK),
         ("trailing_data", R.TRAILING_DATA),
-        ("nested_bomb", R.CONTAINER_BUDGET),
+        ("joblib_walk_budget", R.CONTAINER_BUDGET),
         ("budget_members", R.CONTAINER_BUDGET),
         ("polyglot_tar_zip", R.POLYGLOT),
         ("zip_encrypted_member", R.ENCRYPTED),

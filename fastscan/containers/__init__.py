@@ -18,7 +18,9 @@ import os
 import stat
 from typing import Union
 
+from . import anomalies as A
 from . import archive, npy, torch_legacy
+from . import formats as F
 from ._context import BudgetHit, ContainerLimits, ScanState
 from .base import (
     COMPLETE,
@@ -31,8 +33,9 @@ from .base import (
     ContainerAnomaly,
     PickleStream,
 )
+from .formats import COMPRESSED_FORMATS, NO_PICKLE_FORMATS
 from .raw import read_raw
-from .sniff import NO_PICKLE_FORMATS, has_zip_eocd, is_tar, sniff
+from .sniff import has_zip_eocd, is_tar, sniff
 
 __all__ = [
     "Container",
@@ -50,29 +53,29 @@ def _scan(state: ScanState, buf: Buffer, member: str, depth: int, top: bool) -> 
     """Sniff `buf` and hand it to its reader; return the (refined) format name."""
     fmt = sniff(buf)
     found = fmt
-    if fmt == "raw_pickle":
+    if fmt == F.RAW_PICKLE:
         found = read_raw(state, buf, member)
-    elif fmt == "torch_legacy":
+    elif fmt == F.TORCH_LEGACY:
         torch_legacy.read_legacy(state, buf, member)
-    elif fmt == "npy":
+    elif fmt == F.NPY:
         npy.read_npy(state, buf, member)
-    elif fmt in ("zip", "tar"):
-        polyglot = (fmt == "tar" and has_zip_eocd(buf)) or (fmt == "zip" and is_tar(buf))
+    elif fmt in (F.ZIP, F.TAR):
+        polyglot = (fmt == F.TAR and has_zip_eocd(buf)) or (fmt == F.ZIP and is_tar(buf))
         if polyglot:
             # Loaders disagree on which reading wins (docs/threats.md A16): scan both.
-            state.anomaly("polyglot_tar_zip", member)
-        if fmt == "tar" or polyglot:
+            state.anomaly(A.POLYGLOT_TAR_ZIP, member)
+        if fmt == F.TAR or polyglot:
             found = archive.read_tar(state, buf, member, depth, _scan)
-        if fmt == "zip" or polyglot:
+        if fmt == F.ZIP or polyglot:
             zip_fmt = archive.read_zip(state, buf, member, depth, _scan)
-            found = zip_fmt if fmt == "zip" else found
-    elif fmt == "7z":
+            found = zip_fmt if fmt == F.ZIP else found
+    elif fmt == F.SEVENZ:
         found = archive.read_7z(state, buf, member, depth, _scan)
-    elif fmt in archive.COMPRESSED_FORMATS:
+    elif fmt in COMPRESSED_FORMATS:
         found = archive.read_compressed(
             state, buf, member, depth=depth, fmt=fmt, recurse=_scan, top=top
         )
-        if found == "unknown" and top:
+        if found == F.UNKNOWN and top:
             _unsupported(state, found)
     elif top:
         _unsupported(state, fmt)
@@ -91,7 +94,7 @@ def _unsupported(state: ScanState, fmt: str) -> None:
 def _fail(container: Container, message: str, *, unopened: bool = False) -> Container:
     container.status = ERROR
     container.message = message
-    container.format = container.format or "unknown"
+    container.format = container.format or F.UNKNOWN
     if unopened:  # not a byte read: FS316 (suspicious whatever the policy), not FS309
         container.notes["unopened"] = "true"
     return container
@@ -167,20 +170,20 @@ def open_container(
     except BudgetHit:
         pass
     except RecursionError:
-        state.hit_budget("depth", "", "recursion limit")
+        state.hit_budget(A.BUDGET_DEPTH, "", "recursion limit")
     except MemoryError:  # the worker's memory budget (RLIMIT_DATA): keep what was found
-        state.hit_budget("memory", "", "ran out of memory while reading")
+        state.hit_budget(A.BUDGET_MEMORY, "", "ran out of memory while reading")
     except Exception as exc:  # a reader bug must not kill a batch: keep what was found
-        state.anomaly("reader_error", "", f"{type(exc).__name__}: {exc}")
+        state.anomaly(A.READER_ERROR, "", f"{type(exc).__name__}: {exc}")
         if container.streams:
             state.partial(f"reader failed after finding streams: {type(exc).__name__}: {exc}")
         else:
             _fail(container, f"reader failed: {type(exc).__name__}: {exc}")
     if not container.format:  # a budget or reader error cut the top-level scan short
-        container.format = "unknown"
-    if container.format == "empty":
+        container.format = F.UNKNOWN
+    if container.format == F.EMPTY:
         container.status = UNSUPPORTED
-        container.message = NO_PICKLE_FORMATS["empty"]
+        container.message = NO_PICKLE_FORMATS[F.EMPTY]
     if container.status == COMPLETE and container.budget:
         container.status = PARTIAL
     if container.status == ENCRYPTED and container.streams:

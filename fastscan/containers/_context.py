@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import anomalies as A
+from .anomalies import AnomalyKind
 from .base import (
     ENCRYPTED,
     PARTIAL,
@@ -12,6 +14,7 @@ from .base import (
     ContainerAnomaly,
     PickleStream,
 )
+from .formats import KIND_PICKLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +56,12 @@ class ScanState:
         self.readable_members = 0
 
     # -- results ---------------------------------------------------------------------------
-    def add_stream(self, member: str, offset: int, data: Buffer, kind: str = "pickle") -> None:
+    def add_stream(self, member: str, offset: int, data: Buffer, kind: str = KIND_PICKLE) -> None:
         self.container.streams.append(PickleStream(member, offset, self.track(data), kind))
         self.container.bytes_read += len(memoryview(data))
 
-    def anomaly(self, code: str, member: str = "", detail: str = "") -> None:
-        self.container.anomalies.append(ContainerAnomaly(code, member, detail))
+    def anomaly(self, kind: AnomalyKind, member: str = "", detail: str = "") -> None:
+        self.container.anomalies.append(ContainerAnomaly(kind.code, member, detail))
 
     def partial(self, message: str) -> None:
         if self.container.status not in (PARTIAL, ENCRYPTED):
@@ -66,11 +69,12 @@ class ScanState:
         if not self.container.message:
             self.container.message = message
 
-    def hit_budget(self, budget: str, member: str, detail: str) -> None:
+    def hit_budget(self, kind: AnomalyKind, member: str, detail: str) -> None:
+        """Record a budget_* anomaly (anomalies.BUDGET_*); the first one names Container.budget."""
         if not self.container.budget:
-            self.container.budget = budget
-        self.anomaly("budget_" + budget, member, detail)
-        self.partial(f"budget {budget} reached at {member or 'file'}: {detail}")
+            self.container.budget = kind.budget
+        self.anomaly(kind, member, detail)
+        self.partial(f"budget {kind.budget} reached at {member or 'file'}: {detail}")
 
     def track(self, data: Buffer) -> Buffer:
         """Register memoryviews so Container.close can release them before closing the mmap."""
@@ -95,13 +99,17 @@ class ScanState:
     def count_member(self, member: str) -> None:
         self.container.members_total += 1
         if self.container.members_total > self.limits.max_members:
-            self.hit_budget("members", member, f"more than {self.limits.max_members} members")
+            self.hit_budget(
+                A.BUDGET_MEMBERS, member, f"more than {self.limits.max_members} members"
+            )
             raise BudgetHit
 
-    def too_large_budget(self) -> str:
+    def too_large_budget(self) -> AnomalyKind:
         """Which budget a MemberTooLarge came from."""
         left = self.limits.max_total_bytes - self.decompressed
-        return "total_bytes" if left < self.limits.max_member_bytes else "member_bytes"
+        return (
+            A.BUDGET_TOTAL_BYTES if left < self.limits.max_member_bytes else A.BUDGET_MEMBER_BYTES
+        )
 
 
 def join_member(parent: str, name: str) -> str:

@@ -18,16 +18,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from fastscan.opcodes import START_BYTES
 from fastscan.tokenizer import opcode_bounds, starts_like_pickle, tokenize
 
 from .base import Buffer
 
 PROBE_PREFIX = 64 * 1024  # bytes a probe may look at
 
-# Opcodes a real pickle can begin with (anything that pushes without needing a stack item).
-# EXT1/2/4 are left out: a stream opening with one needs a populated copyreg registry (empty in
-# CPython), and tensor bytes often start with 0x82-0x84 (an int64 element count of 130-1100).
-START_OPCODES = frozenset(b"\x80(}])NIJKLMFGSTUVXcB\x8c\x8d\x8e\x88\x89\x8a\x8bCP\x96\x97\x8f")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][\w.]*$")
 
 
@@ -66,7 +63,7 @@ def iter_ops(
 def prefix_is_pickle(data: Buffer) -> bool:
     """True when `data` starts like a parseable pickle (any protocol, PROTO header or not)."""
     view = memoryview(data)[:PROBE_PREFIX]
-    if len(view) == 0 or view[0] not in START_OPCODES:
+    if len(view) == 0 or view[0] not in START_BYTES:
         return False  # the first opcode needs stack items: the loader raises before any call
     return starts_like_pickle(view)
 
@@ -95,7 +92,7 @@ def parses_as_pickle(data: Buffer) -> bool:
     lines is not promoted by the tokenizer's resynchronisation.
     """
     view = memoryview(data)
-    if len(view) == 0 or view[0] not in START_OPCODES:
+    if len(view) == 0 or view[0] not in START_BYTES:
         return False  # only a pickle at offset 0 counts: skip the walk (a 50 GB hole of zeros)
     facts = tokenize(view)
     if not facts.pickle_offsets or facts.pickle_offsets[0] != 0:

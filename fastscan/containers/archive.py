@@ -17,33 +17,33 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from . import anomalies as A
+from . import formats as F
 from . import npy, torch_legacy, torch_zip, zipread
 from ._context import BudgetHit, ScanState, join_member
 from ._probe import may_be_cut_pickle, parses_as_pickle
 from .base import ENCRYPTED, Buffer
+from .formats import NESTED_FORMATS, PICKLE_FORMATS
 from .raw import read_raw
 from .sniff import sniff
 
 # recurse(state, buf, member, depth, top) -> format found
 Recurse = Callable[[ScanState, Buffer, str, int, bool], str]
 
-PICKLE_FORMATS = frozenset({"raw_pickle", "torch_legacy"})
-COMPRESSED_FORMATS = frozenset({"gzip", "bz2", "xz", "lzma", "lz4", "zlib", "joblib_zfile"})
-NESTED_FORMATS = frozenset({"zip", "tar", "7z"}) | COMPRESSED_FORMATS
-_ROUTED_FORMATS = PICKLE_FORMATS | NESTED_FORMATS | {"npy", "empty"}  # own readers, not raw
+_ROUTED_FORMATS = PICKLE_FORMATS | NESTED_FORMATS | {F.NPY, F.EMPTY}  # own readers, not raw
 _DECODE_ERRORS = (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError, RuntimeError)
 
 
 def _decompressor(fmt: str) -> Any:
-    if fmt == "gzip":
+    if fmt == F.GZIP:
         return zlib.decompressobj(31)
-    if fmt in ("zlib", "joblib_zfile"):
+    if fmt in (F.ZLIB, F.JOBLIB_ZFILE):
         return zlib.decompressobj()
-    if fmt == "bz2":
+    if fmt == F.BZ2:
         return bz2.BZ2Decompressor()
-    if fmt == "xz":
+    if fmt == F.XZ:
         return lzma.LZMADecompressor(lzma.FORMAT_XZ)
-    if fmt == "lzma":
+    if fmt == F.LZMA:
         return lzma.LZMADecompressor(lzma.FORMAT_ALONE)
     import lz4.frame
 
@@ -55,32 +55,36 @@ def read_compressed(
 ) -> str:
     """Decompress one single-file layer (capped) and scan what comes out."""
     view = memoryview(buf)
-    if fmt == "joblib_zfile":  # "ZF" + 19-char hex length (+ optional space) + zlib data
+    if fmt == F.JOBLIB_ZFILE:  # "ZF" + 19-char hex length (+ optional space) + zlib data
         start = 21 + (1 if bytes(view[21:22]) == b" " else 0)
         view = view[start:]
     if depth + 1 > state.limits.max_depth:
-        state.hit_budget("depth", member, f"{fmt} layer beyond depth {state.limits.max_depth}")
+        state.hit_budget(
+            A.BUDGET_DEPTH, member, f"{fmt} layer beyond depth {state.limits.max_depth}"
+        )
         return fmt
     limit = state.decompress_limit()
     try:
         out, consumed, stop = zipread.inflate(view, _decompressor(fmt), limit, ratio=state.ratio())
     except _DECODE_ERRORS as exc:
-        if fmt in ("zlib", "lzma"):
-            return "unknown"  # weak magic: it was not compressed after all
-        state.anomaly("decompress_error", member, f"{fmt}: {exc}")
+        if fmt in (F.ZLIB, F.LZMA):
+            return F.UNKNOWN  # weak magic: it was not compressed after all
+        state.anomaly(A.DECOMPRESS_ERROR, member, f"{fmt}: {exc}")
         state.partial(f"{fmt} stream of {member or 'file'} is corrupt: {exc}")
         return fmt
     state.count_decompressed(len(out))
     if stop == "ratio":
-        state.hit_budget("compression_ratio", member, f"{fmt}: {len(out)} bytes from {consumed}")
+        state.hit_budget(
+            A.BUDGET_COMPRESSION_RATIO, member, f"{fmt}: {len(out)} bytes from {consumed}"
+        )
     elif stop == "size":
         state.hit_budget(state.too_large_budget(), member, f"{fmt}: more than {limit} bytes")
     elif consumed < len(view):
-        state.anomaly("trailing_data", member, f"{len(view) - consumed} bytes after {fmt} data")
+        state.anomaly(A.TRAILING_DATA, member, f"{len(view) - consumed} bytes after {fmt} data")
     if top:
         state.container.wrappers.append(fmt)
     if not out:
-        return "empty" if top else fmt
+        return F.EMPTY if top else fmt
     return recurse(state, out, member, depth + 1, top)
 
 
@@ -92,31 +96,31 @@ def scan_member(
     *,
     depth: int,
     recurse: Recurse,
-    pickle_kind: str = "pickle",
+    pickle_kind: str = F.KIND_PICKLE,
 ) -> str:
     """Route one archive member by its prefix; read it whole only if it may hold a pickle."""
     fmt = sniff(prefix)
     named_pickle = path.lower().endswith(".pkl")
     try:
-        if fmt == "unknown" and _cut_by_window(state, prefix):
+        if fmt == F.UNKNOWN and _cut_by_window(state, prefix):
             # The window ended inside a huge first operand (docs/threats.md G5): decide on the whole
             # member, read once and handed on, so the payload after the padding is scanned.
             full = get_full()
             if parses_as_pickle(full):
                 read_raw(state, full, path, pickle_kind)
-                return "raw_pickle"
+                return F.RAW_PICKLE
             get_full = _constant(full)
-        if fmt == "raw_pickle" or (named_pickle and fmt not in _ROUTED_FORMATS):
+        if fmt == F.RAW_PICKLE or (named_pickle and fmt not in _ROUTED_FORMATS):
             read_raw(state, get_full(), path, pickle_kind)
-            return "raw_pickle" if fmt != "unknown" else fmt
-        if fmt == "torch_legacy":
+            return F.RAW_PICKLE if fmt != F.UNKNOWN else fmt
+        if fmt == F.TORCH_LEGACY:
             recurse(state, get_full(), path, depth, False)
         elif fmt in NESTED_FORMATS:
             if depth + 1 > state.limits.max_depth:
-                state.hit_budget("depth", path, f"archive nested deeper than {depth}")
+                state.hit_budget(A.BUDGET_DEPTH, path, f"archive nested deeper than {depth}")
                 return fmt
             recurse(state, get_full(), path, depth + 1, False)
-        elif fmt == "npy":
+        elif fmt == F.NPY:
             try:
                 header, _ = npy.parse_header(prefix)
                 _, has_object = npy.descr_info(header["descr"])
@@ -127,9 +131,9 @@ def scan_member(
     except zipread.MemberTooLarge as exc:
         state.hit_budget(state.too_large_budget(), path, str(exc))
     except zipread.RatioExceeded as exc:
-        state.hit_budget("compression_ratio", path, str(exc))
+        state.hit_budget(A.BUDGET_COMPRESSION_RATIO, path, str(exc))
     except _DECODE_ERRORS as exc:
-        state.anomaly("member_unreadable", path, str(exc))
+        state.anomaly(A.MEMBER_UNREADABLE, path, str(exc))
         state.partial(f"member {path} could not be read: {exc}")
     return fmt
 
@@ -150,14 +154,14 @@ def read_zip(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
     try:
         listing = zipread.list_zip(buf, state.limits.probe_bytes)
     except zipread.ZipError as exc:
-        state.anomaly("zip_unreadable", member, str(exc))
+        state.anomaly(A.ZIP_UNREADABLE, member, str(exc))
         state.partial(f"zip structure of {member or 'file'} unreadable: {exc}")
-        return "zip"
+        return F.ZIP
     for a in listing.anomalies:
-        state.anomaly(a.code, join_member(member, a.member), a.detail)
+        state.anomaly(A.BY_CODE[a.code], join_member(member, a.member), a.detail)
     entries = [e for e in listing.entries if not e.is_dir] if listing.has_dirs else listing.entries
     fmt = torch_zip.classify([e.name for e in entries])
-    if fmt in ("torch_zip", "torchscript"):
+    if fmt in (F.TORCH_ZIP, F.TORCHSCRIPT):
         torch_zip.note_records(state, buf, entries, member)
     flagged_ok = 0
     locked: list[str] = []
@@ -222,11 +226,11 @@ def _zip_member(
     except (*_DECODE_ERRORS, zipread.RatioExceeded) as exc:
         if e.encrypted_flag:
             return "locked"
-        state.anomaly("member_unreadable", path, str(exc))
+        state.anomaly(A.MEMBER_UNREADABLE, path, str(exc))
         state.partial(f"member {path} could not be read: {exc}")
         return "error"
     state.container.bytes_read += len(prefix)
-    if e.encrypted_flag and sniff(prefix) == "unknown" and not _cut_by_window(state, prefix):
+    if e.encrypted_flag and sniff(prefix) == F.UNKNOWN and not _cut_by_window(state, prefix):
         return "locked"  # really encrypted: reading it whole would only hand noise onward
 
     def get_full() -> Buffer:
@@ -237,7 +241,7 @@ def _zip_member(
         if e.method != zipread.METHOD_STORED:
             state.count_decompressed(len(data))
         if e.crc_known and not zipread.crc_ok(data, e):
-            state.anomaly("zip_crc_mismatch", path)
+            state.anomaly(A.ZIP_CRC_MISMATCH, path)
         return data
 
     return scan_member(
@@ -247,7 +251,7 @@ def _zip_member(
 
 def _report_locked(state: ScanState, locked: list[str], n_entries: int) -> None:
     for path in locked:
-        state.anomaly("zip_encrypted_member", path)
+        state.anomaly(A.ZIP_ENCRYPTED_MEMBER, path)
     if not state.container.streams and len(locked) == n_entries:
         state.container.status = ENCRYPTED
         state.container.message = "password-protected archive: members are encrypted"
@@ -301,17 +305,17 @@ def read_tar(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
                 path = join_member(member, info.name)
                 state.count_member(path)
                 if _unsafe_name(info.name):
-                    state.anomaly("tar_path_traversal", path)
+                    state.anomaly(A.TAR_PATH_TRAVERSAL, path)
                 if info.issym() or info.islnk():
-                    state.anomaly("tar_link_member", path, info.linkname)
+                    state.anomaly(A.TAR_LINK_MEMBER, path, info.linkname)
                 elif info.isfile():
                     if info.name in files:
-                        state.anomaly("tar_duplicate_name", path)
+                        state.anomaly(A.TAR_DUPLICATE_NAME, path)
                     files[info.name] = info
     except BudgetHit:
         pass
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        state.anomaly("tar_unreadable", member, str(exc))
+        state.anomaly(A.TAR_UNREADABLE, member, str(exc))
         state.partial(f"tar structure of {member or 'file'} is damaged: {exc}")
 
     def body(info: tarfile.TarInfo) -> memoryview:
@@ -320,14 +324,14 @@ def read_tar(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Re
     if torch_legacy.is_legacy_tar(set(files)):
         bodies = {k: body(files[k]) for k in ("pickle", "storages", "tensors")}
         torch_legacy.read_legacy_tar(state, bodies, member)
-        return "torch_legacy"
+        return F.TORCH_LEGACY
     for name, info in files.items():
         data = body(info)
         state.container.bytes_read += min(len(data), state.limits.probe_bytes)
         prefix = data[: state.limits.probe_bytes]
         path = join_member(member, name)
         scan_member(state, path, prefix, _constant(data), depth=depth, recurse=recurse)
-    return "tar"
+    return F.TAR
 
 
 # -- 7z ---------------------------------------------------------------------------------------
@@ -340,7 +344,7 @@ def read_7z(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Rec
     except ImportError:  # pragma: no cover - py7zr is a runtime dependency
         state.container.status = "unsupported"
         state.container.message = "7z archive: py7zr is not installed"
-        return "7z"
+        return F.SEVENZ
 
     limit = state.decompress_limit()
 
@@ -358,19 +362,19 @@ def read_7z(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Rec
                 if not state.container.streams:
                     state.container.status = ENCRYPTED
                     state.container.message = "password-protected 7z archive"
-                state.anomaly("7z_encrypted", member)
-                return "7z"
+                state.anomaly(A.SEVENZ_ENCRYPTED, member)
+                return F.SEVENZ
             infos = [i for i in archive.list() if not i.is_directory]
             declared = sum(int(i.uncompressed or 0) for i in infos)
             if declared > limit:
                 state.hit_budget(state.too_large_budget(), member, f"7z declares {declared} bytes")
-                return "7z"
+                return F.SEVENZ
             factory = _CappedFactory()
             archive.extractall(factory=factory)
     except Exception as exc:  # py7zr raises many types on hostile input
-        state.anomaly("7z_unreadable", member, f"{type(exc).__name__}: {exc}")
+        state.anomaly(A.SEVENZ_UNREADABLE, member, f"{type(exc).__name__}: {exc}")
         state.partial(f"7z archive {member or 'file'} could not be read: {exc}")
-        return "7z"
+        return F.SEVENZ
     try:
         for name, product in factory.products.items():
             path = join_member(member, name)
@@ -382,4 +386,4 @@ def read_7z(state: ScanState, buf: Buffer, member: str, depth: int, recurse: Rec
             scan_member(state, path, prefix, _constant(data), depth=depth, recurse=recurse)
     except BudgetHit:
         pass
-    return "7z"
+    return F.SEVENZ

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .formats import KIND_PICKLE
+
 # bytes-like: bytes, bytearray, memoryview or mmap; readers avoid copies.
 Buffer = bytes | bytearray | memoryview
 
@@ -23,7 +25,7 @@ class PickleStream:
     member: str  # path inside the container ("" for the file itself; "a.zip/b.tar/x.pkl" nested)
     offset: int  # offset of `data` inside that member (or inside the file)
     data: Buffer  # bytes, memoryview or mmap slice; never copied when avoidable
-    kind: str = "pickle"  # pickle | torchscript_constants | npy_object | joblib | legacy_torch
+    kind: str = KIND_PICKLE  # formats.KIND_*
 
 
 @dataclass(frozen=True, slots=True)

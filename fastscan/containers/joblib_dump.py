@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 from .. import _joblibwalk  # type: ignore[attr-defined]  # compiled, no stub
 from ..tokenizer import byte_view, find
+from . import anomalies as A
+from . import formats as F
 from ._context import ScanState
 from .base import Buffer
 
-KIND = "joblib"
+KIND = F.KIND_JOBLIB
 WRAPPER_MARKERS = (b"NumpyArrayWrapper", b"NDArrayWrapper")
 # Every marker ends in this stem: one in-place search, then a look at the bytes before it.
 _WRAPPER_STEM = b"ArrayWrapper"
@@ -61,8 +63,8 @@ def split_dump(view: memoryview) -> tuple[list[_Segment], list[tuple[str, str]]]
 def read_joblib(state: ScanState, buf: Buffer, member: str) -> None:
     view = memoryview(buf)
     segments, anomalies = split_dump(view)
-    for code, detail in anomalies:
-        state.anomaly(code, member, detail)
+    for code, detail in anomalies:  # the walk's literals; tests check anomalies.BY_CODE has them
+        state.anomaly(A.BY_CODE[code], member, detail)
     # The main pickle is one stream interrupted by raw array bytes: tokenize it as one buffer with
     # the arrays cut out, so stack and memo carry across arrays exactly as in the loader.
     # Offsets after the first array are then offsets in the joined stream (noted below).

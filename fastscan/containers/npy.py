@@ -13,6 +13,8 @@ import re
 import struct
 from typing import Any
 
+from . import anomalies as A
+from . import formats as F
 from ._context import ScanState
 from ._probe import prefix_is_pickle
 from .base import Buffer
@@ -132,11 +134,11 @@ def read_npy(state: ScanState, buf: Buffer, member: str) -> None:
         itemsize, has_object = descr_info(header["descr"])
     except NpyError as exc:
         # np.load would refuse it too; still hand any pickle-looking tail to the tokenizer.
-        state.anomaly("npy_bad_header", member, str(exc))
+        state.anomaly(A.NPY_BAD_HEADER, member, str(exc))
         state.partial(f"unreadable .npy header in {member or 'file'}: {exc}")
         return
     if has_object:
-        state.add_stream(member, data_start, view[data_start:], "npy_object")
+        state.add_stream(member, data_start, view[data_start:], F.KIND_NPY_OBJECT)
         return
     shape = header.get("shape", ())
     try:
@@ -146,9 +148,9 @@ def read_npy(state: ScanState, buf: Buffer, member: str) -> None:
     expected = data_start + count * itemsize if count >= 0 else len(view)
     if expected < len(view):
         tail = view[expected:]
-        state.anomaly("trailing_data", member, f"{len(tail)} bytes after the array")
+        state.anomaly(A.TRAILING_DATA, member, f"{len(tail)} bytes after the array")
         if prefix_is_pickle(tail):
-            state.add_stream(member, expected, tail, "pickle")
+            state.add_stream(member, expected, tail, F.KIND_PICKLE)
     elif expected > len(view):
-        state.anomaly("npy_truncated", member, f"{expected - len(view)} bytes missing")
+        state.anomaly(A.NPY_TRUNCATED, member, f"{expected - len(view)} bytes missing")
     state.container.bytes_read += data_start

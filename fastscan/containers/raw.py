@@ -9,26 +9,30 @@ literal (docs/threats.md A5).
 
 from __future__ import annotations
 
+from . import anomalies as A
+from . import formats as F
 from . import joblib_dump, torch_legacy
 from ._context import ScanState
 from .base import Buffer
 
 
-def read_raw(state: ScanState, buf: Buffer, member: str, kind: str = "pickle") -> str:
+def read_raw(state: ScanState, buf: Buffer, member: str, kind: str = F.KIND_PICKLE) -> str:
     """Add the stream(s) of a pickle buffer; return the format recognised."""
     view = memoryview(buf)
     cap = state.limits.max_member_bytes
     if len(view) > cap:
         # Every pass below (joblib marker search, tokenizer resync over junk) is linear in the
         # size: a 50 GB sparse file would be read whole. Scan the first `cap` bytes, say so.
-        state.hit_budget("member_bytes", member, f"{len(view)} bytes, scanned the first {cap}")
+        state.hit_budget(
+            A.BUDGET_MEMBER_BYTES, member, f"{len(view)} bytes, scanned the first {cap}"
+        )
         view = view[:cap]
     if torch_legacy.looks_forged(view):
-        state.anomaly("legacy_magic_forged", member, "first pickle computes the magic number")
+        state.anomaly(A.LEGACY_MAGIC_FORGED, member, "first pickle computes the magic number")
         state.add_stream(member, 0, view, torch_legacy.KIND)
-        return "torch_legacy"
+        return F.TORCH_LEGACY
     if joblib_dump.buffer_has_wrapper(view):
         joblib_dump.read_joblib(state, view, member)
-        return "joblib"
+        return F.JOBLIB
     state.add_stream(member, 0, view, kind)
-    return "raw_pickle"
+    return F.RAW_PICKLE

@@ -11,8 +11,10 @@ import json
 import re
 import struct
 
+from ..opcodes import START_BYTES
 from ..tokenizer import breaks_before_import
-from ._probe import START_OPCODES, parses_as_pickle, prefix_is_pickle
+from . import formats as F
+from ._probe import parses_as_pickle, prefix_is_pickle
 from .base import Buffer
 
 # The legacy (pre-1.6) torch.save magic number, pickled as LONG1 by protocol 2.
@@ -25,22 +27,6 @@ NPY_MAGIC = b"\x93NUMPY"
 LFS_PREFIX = b"version https://git-lfs.github.com/spec/"
 # Two letters alone are too weak: tensor bytes start with "ZF" often enough on a big mirror.
 _JOBLIB_ZFILE = re.compile(rb"ZF0x[0-9a-fA-F]{1,17}L? *\x78")
-
-# Formats that can never hold a pickle; the message explains why the file is unsupported.
-NO_PICKLE_FORMATS = {
-    "png": "PNG image",
-    "jpeg": "JPEG image",
-    "gif": "GIF image",
-    "pdf": "PDF document",
-    "json": "JSON text (no pickle)",
-    "text": "text file (no pickle)",
-    "safetensors": "safetensors file: tensors and a JSON header, contains no pickle",
-    "onnx": "ONNX protobuf model: contains no pickle",
-    "hdf5": "HDF5 file (e.g. Keras .h5): contains no pickle",
-    "git_lfs_pointer": "Git LFS pointer: the real file was never downloaded",
-    "empty": "empty file: nothing to scan",
-    "unknown": "unknown format: no pickle, archive or known container found",
-}
 
 
 def has_zip_eocd(buf: Buffer) -> bool:
@@ -96,76 +82,76 @@ def _text_kind(head: bytes) -> str:
     if stripped[:1] in ("{", "["):
         try:
             json.loads(head)
-            return "json"
+            return F.JSON
         except RecursionError:  # b"[[[[…": too deep for the json module, still JSON-like text
-            return "text"
+            return F.TEXT
         except ValueError:
-            return "json" if len(head) >= 4096 else "text"
-    return "text"
+            return F.JSON if len(head) >= 4096 else F.TEXT
+    return F.TEXT
 
 
 def sniff(buf: Buffer) -> str:
     """Format name of `buf` by content (see `Container.format` for the vocabulary)."""
     view = memoryview(buf)
     if len(view) == 0:
-        return "empty"
+        return F.EMPTY
     head = bytes(view[:4096])
     if head.startswith(ZIP_LOCAL) or head.startswith(b"PK\x05\x06"):
-        return "zip"
+        return F.ZIP
     if head.startswith(NPY_MAGIC):
-        return "npy"
+        return F.NPY
     if head.startswith(b"7z\xbc\xaf\x27\x1c"):
-        return "7z"
+        return F.SEVENZ
     if head.startswith(b"\x1f\x8b"):
-        return "gzip"
+        return F.GZIP
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
-        return "bz2"
+        return F.BZ2
     if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
+        return F.XZ
     if head.startswith(b"\x04\x22\x4d\x18"):
-        return "lz4"
+        return F.LZ4
     if _JOBLIB_ZFILE.match(head):
-        return "joblib_zfile"  # joblib < 0.9.3 zlib dump: "ZF", hex length padded to 19, zlib
+        return F.JOBLIB_ZFILE  # joblib < 0.9.3 zlib dump: "ZF", hex length padded to 19, zlib
     if head.startswith(LEGACY_MAGIC_PICKLE):
-        return "torch_legacy"
+        return F.TORCH_LEGACY
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
+        return F.PNG
     if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
+        return F.JPEG
     if head.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
+        return F.GIF
     if head.startswith(b"%PDF-"):
-        return "pdf"
+        return F.PDF
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
-        return "hdf5"
+        return F.HDF5
     if head.startswith(LFS_PREFIX):
-        return "git_lfs_pointer"
+        return F.GIT_LFS_POINTER
     if is_tar(view):
-        return "tar"
+        return F.TAR
     if prefix_is_pickle(view):
-        return "raw_pickle"
+        return F.RAW_PICKLE
     # zlib / raw lzma have weak magics; the reader confirms them by decompressing.
     zlib_levels = (b"\x01", b"\x5e", b"\x9c", b"\xda")
     if head[:1] == b"\x78" and head[1:2] in zlib_levels and (head[0] * 256 + head[1]) % 31 == 0:
-        return "zlib"
+        return F.ZLIB
     if head[:3] == b"\x5d\x00\x00":
-        return "lzma"
+        return F.LZMA
     if _is_safetensors(head):
-        return "safetensors"
+        return F.SAFETENSORS
     if _is_onnx(head):
-        return "onnx"
+        return F.ONNX
     if has_zip_eocd(view):
-        return "zip"  # data before the first local header (B7)
+        return F.ZIP  # data before the first local header (B7)
     if not breaks_before_import(view) and parses_as_pickle(view):
-        return "raw_pickle"
+        return F.RAW_PICKLE
     kind = _text_kind(head)
-    return kind or "unknown"
+    return kind or F.UNKNOWN
 
 
 # First bytes of everything an archive member is read further for: a pickle's first opcode (the
 # legacy torch magic is one) and the magics of zip, npy, 7z, gzip, bz2, xz, lz4, joblib ZF, zlib
 # and raw lzma. Tar and a zip with prepended data have no leading magic; `may_route` checks them.
-_ROUTE_FIRST_BYTES = START_OPCODES | frozenset(b"P\x937\x1fB\xfd\x04Z\x78\x5d")
+_ROUTE_FIRST_BYTES = START_BYTES | frozenset(b"P\x937\x1fB\xfd\x04Z\x78\x5d")
 ROUTE_FIRST = bytes(int(b in _ROUTE_FIRST_BYTES) for b in range(256))
 
 

@@ -14,12 +14,14 @@ import struct
 from collections.abc import Mapping
 
 from ..tokenizer import pickle_end
+from . import anomalies as A
+from . import formats as F
 from ._context import ScanState, join_member
 from ._probe import PROBE_PREFIX, iter_ops, parses_as_pickle, prefix_is_pickle
 from .base import Buffer
 from .sniff import LEGACY_MAGIC, LEGACY_MAGIC_PICKLE
 
-KIND = "legacy_torch"
+KIND = F.KIND_LEGACY_TORCH
 N_PICKLES = 5
 MAX_EXTRA_PICKLES = 64  # pickles found where the raw storage bytes should begin
 
@@ -48,7 +50,7 @@ def read_legacy(state: ScanState, buf: Buffer, member: str) -> None:
     """Yield the five stacked pickles of a legacy checkpoint (or the whole file if forged)."""
     view = memoryview(buf)
     if bytes(view[: len(LEGACY_MAGIC_PICKLE)]) != LEGACY_MAGIC_PICKLE:
-        state.anomaly("legacy_magic_forged", member, "magic number is not a LONG1 literal")
+        state.anomaly(A.LEGACY_MAGIC_FORGED, member, "magic number is not a LONG1 literal")
         state.add_stream(member, 0, view, KIND)
         return
     pos = 0
@@ -56,7 +58,7 @@ def read_legacy(state: ScanState, buf: Buffer, member: str) -> None:
         end = pickle_end(view, pos)
         if end is None:
             # The loader still runs whatever parses; give the tokenizer everything left.
-            state.anomaly("legacy_pickle_broken", member, f"pickle #{index} at offset {pos}")
+            state.anomaly(A.LEGACY_PICKLE_BROKEN, member, f"pickle #{index} at offset {pos}")
             state.add_stream(member, pos, view[pos:], KIND)
             return
         state.add_stream(member, pos, view[pos:end], KIND)
@@ -76,7 +78,7 @@ def _extra_pickles(state: ScanState, view: memoryview, member: str, pos: int) ->
         end = pickle_end(view, pos)
         if end is None and not parses_as_pickle(window):
             break  # neither a whole pickle nor one that imports before it breaks (C1)
-        state.anomaly("legacy_extra_pickle", member, f"pickle #{N_PICKLES + extra} at {pos}")
+        state.anomaly(A.LEGACY_EXTRA_PICKLE, member, f"pickle #{N_PICKLES + extra} at {pos}")
         state.add_stream(member, pos, view[pos : end or len(view)], KIND)
         if end is None:
             return len(view)
@@ -119,7 +121,7 @@ def _walk_records(state: ScanState, data: Buffer, member: str, which: str) -> No
     end = pickle_end(view, 0)
     count = _first_int(view) if end is not None else -1
     if end is None or count < 0:
-        state.anomaly("legacy_tar_unparsed", member)
+        state.anomaly(A.LEGACY_TAR_UNPARSED, member)
         state.add_stream(member, 0, view, KIND)
         return
     state.add_stream(member, 0, view[:end], KIND)
@@ -140,7 +142,7 @@ def _walk_records(state: ScanState, data: Buffer, member: str, which: str) -> No
             except (struct.error, ValueError):
                 raw = -1
         if stop is None or raw < 0 or stop + raw > len(view):
-            state.anomaly("legacy_tar_unparsed", member, f"record at {pos}")
+            state.anomaly(A.LEGACY_TAR_UNPARSED, member, f"record at {pos}")
             state.add_stream(member, pos, view[pos:], KIND)
             return
         end = stop + raw
@@ -149,7 +151,7 @@ def _walk_records(state: ScanState, data: Buffer, member: str, which: str) -> No
         state.add_stream(member, end, view[end : stop or len(view)], KIND)
         end = stop or len(view)
     if end < len(view):
-        state.anomaly("trailing_data", member, f"{len(view) - end} bytes")
+        state.anomaly(A.TRAILING_DATA, member, f"{len(view) - end} bytes")
         state.add_stream(member, end, view[end:], KIND)
 
 

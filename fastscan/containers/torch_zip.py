@@ -9,6 +9,7 @@ and records the small text records as notes.
 
 from __future__ import annotations
 
+from . import formats as F
 from ._context import ScanState
 from .base import Buffer
 from .zipread import ZipEntry, read_member
@@ -43,10 +44,10 @@ def classify(names: list[str]) -> str:
         return f"{folder}{t}\n" in lines
 
     if f"{folder}code/" in lines and (tail_is("constants.pkl") or tail_is("data.pkl")):
-        return "torchscript"
+        return F.TORCHSCRIPT
     if tail_is("data.pkl") or (tail_is("byteorder") and f"{folder}data/" in lines):
-        return "torch_zip"
-    return "npz" if lines.count(".npy\n") == len(names) else "zip"
+        return F.TORCH_ZIP
+    return F.NPZ if lines.count(".npy\n") == len(names) else F.ZIP
 
 
 def _classify_by_sets(names: list[str]) -> str:
@@ -55,18 +56,18 @@ def _classify_by_sets(names: list[str]) -> str:
     if any(t.startswith("code/") for t in tails) and (
         "constants.pkl" in tails or "data.pkl" in tails
     ):
-        return "torchscript"
+        return F.TORCHSCRIPT
     if "data.pkl" in tails or ("byteorder" in tails and any(t.startswith("data/") for t in tails)):
-        return "torch_zip"
+        return F.TORCH_ZIP
     if names and all(n.endswith(".npy") for n in names):
-        return "npz"
-    return "zip"
+        return F.NPZ
+    return F.ZIP
 
 
 def stream_kind(fmt: str, name: str) -> str:
-    if fmt == "torchscript" and _tail(name) == "constants.pkl":
-        return "torchscript_constants"
-    return "pickle"
+    if fmt == F.TORCHSCRIPT and _tail(name) == "constants.pkl":
+        return F.KIND_TORCHSCRIPT_CONSTANTS
+    return F.KIND_PICKLE
 
 
 def _record_candidates(entries: list[ZipEntry]) -> list[ZipEntry]:

@@ -20,6 +20,7 @@ from typing import NamedTuple
 from fastscan._zipdir import ODD_DECODE, ODD_DIR, ODD_DUPLICATE, ODD_NOT_PLAIN, central_entries
 
 from ..tokenizer import find
+from . import anomalies as A
 from .base import Buffer, ContainerAnomaly
 from .sniff import ROUTE_FIRST
 
@@ -149,7 +150,9 @@ def _central_listing(
     )
     if eocd + 22 + comment_len < len(view):
         listing.anomalies.append(
-            ContainerAnomaly("trailing_data", "", f"{len(view) - eocd - 22 - comment_len} bytes")
+            ContainerAnomaly(
+                A.TRAILING_DATA.code, "", f"{len(view) - eocd - 22 - comment_len} bytes"
+            )
         )
     if 0xFFFFFFFF in (cd_size, cd_offset) or n_total == 0xFFFF:
         loc = eocd - 20
@@ -181,7 +184,7 @@ def _central_listing(
     else:
         listing.entries = rows
     if listing.entries and first > 0:
-        listing.anomalies.append(ContainerAnomaly("zip_prefix_data", "", f"{first} bytes"))
+        listing.anomalies.append(ContainerAnomaly(A.ZIP_PREFIX_DATA.code, "", f"{first} bytes"))
     return bool(listing.entries) or n_total == 0
 
 
@@ -193,7 +196,7 @@ def _add_odd_entries(rows: list[ZipEntry], listing: ZipListing) -> None:
             name = _as_name(entry.name, entry.flags)
             entry = entry._replace(name=name, local_name=_as_name(entry.local_name, entry.flags))
         if entry.data_offset < 0:
-            listing.anomalies.append(ContainerAnomaly("zip_bad_local_header", entry.name))
+            listing.anomalies.append(ContainerAnomaly(A.ZIP_BAD_LOCAL_HEADER.code, entry.name))
             continue
         listing.entries.append(entry)
 
@@ -202,7 +205,7 @@ def _walk_local_headers(view: memoryview, listing: ZipListing) -> None:
     """No usable central directory: find local headers by signature, as a salvage reader."""
     pos = find(view, LOCAL_SIG)
     if pos > 0:
-        listing.anomalies.append(ContainerAnomaly("zip_prefix_data", "", f"{pos} bytes"))
+        listing.anomalies.append(ContainerAnomaly(A.ZIP_PREFIX_DATA.code, "", f"{pos} bytes"))
     while pos >= 0 and pos + 30 <= len(view):
         f = _LOCAL.unpack_from(view, pos)
         flags, method, crc, csize, size = f[2], f[3], f[6], f[7], f[8]
@@ -243,8 +246,8 @@ def list_zip(buf: Buffer, probe_window: int = 0) -> ZipListing:
     ok = eocd >= 0 and _central_listing(view, eocd, listing, probe_window)
     if not ok:
         listing = ZipListing(anomalies=listing.anomalies)  # nothing native holds any more
-        listing.anomalies = [a for a in listing.anomalies if a.code == "trailing_data"]
-        listing.anomalies.append(ContainerAnomaly("zip_no_central_directory"))
+        listing.anomalies = [a for a in listing.anomalies if a.code == A.TRAILING_DATA.code]
+        listing.anomalies.append(ContainerAnomaly(A.ZIP_NO_CENTRAL_DIRECTORY.code))
         _walk_local_headers(view, listing)
         if not listing.entries:
             raise ZipError("no zip central directory or local headers found")
@@ -268,26 +271,28 @@ def _entry_anomalies(e: ZipEntry, seen: set[str], out: list[ContainerAnomaly]) -
     name = e.name
     if e.flags & _FLAG_ANOMALIES:
         if e.flags & FLAG_ENCRYPTED:
-            out.append(ContainerAnomaly("zip_flag_encrypted", name))
+            out.append(ContainerAnomaly(A.ZIP_FLAG_ENCRYPTED.code, name))
         if e.flags & FLAG_PATCHED:
-            out.append(ContainerAnomaly("zip_flag_patched", name))
+            out.append(ContainerAnomaly(A.ZIP_FLAG_PATCHED.code, name))
         if e.flags & FLAG_STRONG_ENCRYPTION:
-            out.append(ContainerAnomaly("zip_flag_strong_encryption", name))
+            out.append(ContainerAnomaly(A.ZIP_FLAG_STRONG_ENCRYPTION.code, name))
     if e.local_name != name:
-        out.append(ContainerAnomaly("zip_name_mismatch", name, f"local header: {e.local_name}"))
+        out.append(
+            ContainerAnomaly(A.ZIP_NAME_MISMATCH.code, name, f"local header: {e.local_name}")
+        )
     if name in seen:
-        out.append(ContainerAnomaly("zip_duplicate_name", name))
+        out.append(ContainerAnomaly(A.ZIP_DUPLICATE_NAME.code, name))
     seen.add(name)
     if (
         name.startswith(("/", "\\"))
         or (len(name) > 1 and name[1] == ":")
         or (".." in name and ".." in name.replace("\\", "/").split("/"))
     ):
-        out.append(ContainerAnomaly("zip_path_traversal", name))
+        out.append(ContainerAnomaly(A.ZIP_PATH_TRAVERSAL.code, name))
     if e.is_symlink:
-        out.append(ContainerAnomaly("zip_symlink_member", name))
+        out.append(ContainerAnomaly(A.ZIP_SYMLINK_MEMBER.code, name))
     if e.method not in _KNOWN_METHODS:
-        out.append(ContainerAnomaly("zip_unknown_method", name, str(e.method)))
+        out.append(ContainerAnomaly(A.ZIP_UNKNOWN_METHOD.code, name, str(e.method)))
 
 
 def raw_member(buf: Buffer, e: ZipEntry) -> memoryview:

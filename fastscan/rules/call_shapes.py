@@ -30,8 +30,16 @@ from functools import cached_property
 
 from ..facts import CallSite, GlobalRef, StreamFacts
 from ..findings import Severity
+from ..opcodes import STATE_OPCODES  # BUILD sets state; it calls no global
 from .indexed import KNOWN
-from .knowledge import UNKNOWN, Classification
+from .knowledge import (
+    CALLBACK_DISPATCH,
+    CODE_CONSTRUCTION,
+    IMPORT_RESOLVER,
+    INTROSPECTION,
+    UNKNOWN,
+    Classification,
+)
 from .ruleset import RuleSet
 
 GETATTR = "builtins.getattr"
@@ -52,7 +60,6 @@ _SINK_ATTRIBUTES = frozenset(
         "modules", "os", "sys", "subprocess", "builtins",
     }
 )  # fmt: skip
-_NOT_CALLS = frozenset({"BUILD"})  # BUILD sets state; it calls no global
 _MAX_INERT_WINDOW = 256  # calls examined between a class import and its getattr
 # Calls that may sit between a class import and getattr(<class>, name) without computing the
 # name: lowercase value types (CamelCase allowlisted classes count too), never str makers.
@@ -85,7 +92,7 @@ _STRING_TYPES = frozenset({"builtins.str", "builtins.StrEnum", "enum.StrEnum", "
 # Protocols <= 2 write bytes as _codecs.encode(text, "latin1"): bytes are no attribute name.
 _CODECS_ENCODE = frozenset({"_codecs.encode", "codecs.encode"})
 _TEXT_CODECS = ("rot13", "rot_13", "rot-13")  # the only str -> str codecs
-_RESOLVER_CATEGORIES = frozenset({"introspection", "import_resolver"})
+_RESOLVER_CATEGORIES = frozenset({INTROSPECTION, IMPORT_RESOLVER})
 # Code-construction globals whose result is a callable function: calling it runs stream code.
 _FUNCTION_MAKERS = frozenset(
     {
@@ -184,7 +191,7 @@ class CallShapes:
             return Severity.MALICIOUS, f"the function built by {cls.resolved}"
         if cls.category in _RESOLVER_CATEGORIES or cls.resolved in ATTRIBUTE_GETTERS:
             return Severity.MALICIOUS, f"what {cls.resolved} returned"
-        if cls.category == "code_construction":
+        if cls.category == CODE_CONSTRUCTION:
             # cloudpickle/dill look a type up, then instantiate it (a code object, a cell)
             return Severity.LOW, f"the type returned by {cls.resolved}"
         return None, f"the result of {cls.resolved}"
@@ -249,7 +256,7 @@ class CallShapes:
         if wrapped is None or wrapped.is_dangerous:
             return None
         name = self._facts.globals[index].qualname
-        if wrapped.is_safe or wrapped.category == "callback_dispatch":
+        if wrapped.is_safe or wrapped.category == CALLBACK_DISPATCH:
             # a reviewed consumer (max, sorted) only calls what it is given, which is
             # classified where it is imported
             return Shape(Severity.LOW, f"wrapping {name}")
@@ -329,7 +336,7 @@ class CallShapes:
         if last - first > _MAX_INERT_WINDOW:
             return False  # bounded work per getattr; a long window is not vouched for
         for c in calls[first:last]:
-            if c.opcode in _NOT_CALLS:
+            if c.opcode in STATE_OPCODES:
                 continue
             if c.callable_is_call:
                 k = c.callable_call_index
@@ -390,7 +397,7 @@ class CallShapes:
         """Global index -> indexes of the calls that call it (BUILD aside)."""
         out: dict[int, list[int]] = {}
         for k, c in enumerate(self._facts.calls):
-            if c.callable_index >= 0 and c.opcode not in _NOT_CALLS:
+            if c.callable_index >= 0 and c.opcode not in STATE_OPCODES:
                 out.setdefault(c.callable_index, []).append(k)
         return out
 

@@ -12,8 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
+from .. import facts as A  # tokenizer anomaly codes
 from .. import findings as R
+from ..containers import anomalies as container_anomalies
 from ..containers.base import COMPLETE, ENCRYPTED, ERROR, PARTIAL, UNSUPPORTED, Container
+from ..containers.formats import (
+    KIND_JOBLIB,
+    KIND_LEGACY_TORCH,
+    SINGLE_PICKLE_FORMATS,
+    SINGLE_PICKLE_KINDS,
+    TORCH_FORMATS,
+)
 from ..facts import (
     STATUS_BAD_OPCODE,
     STATUS_BUDGET,
@@ -23,86 +32,44 @@ from ..facts import (
     StreamFacts,
 )
 from ..findings import Finding, FindingRule, Severity
+from ..opcodes import STATE_OPCODES  # BUILD sets state, it calls no global
 from . import indexed, nested_loaders
 from .call_shapes import CallShapes
-from .knowledge import UNKNOWN, Classification
+from .knowledge import CALLBACK_DISPATCH, CODE_CONSTRUCTION, NESTED_LOADER, UNKNOWN, Classification
 from .nested_loaders import Visible
 from .ruleset import RuleSet, default_ruleset
 from .unknown_calls import Knowledge, StreamShapes, application, built_by_code_construction
 
 MAX_FINDINGS_PER_RULE = 64  # per member; the rest is summarised so hostile files stay small
 
-# Tokenizer anomaly code -> finding rule. Codes not listed fall back to ODD_STRUCTURE.
+# Tokenizer anomaly code (facts.ANOMALY_TABLE) -> finding rule; tests check every code is here.
 ANOMALY_RULES: dict[str, FindingRule] = {
-    "stack_underflow": R.LOADER_WOULD_FAIL,
-    "mark_missing": R.LOADER_WOULD_FAIL,
-    "bad_text_operand": R.LOADER_WOULD_FAIL,
-    "bad_memo_get": R.MEMO_TRICK,
-    "bad_memo_key": R.MEMO_TRICK,
-    "memo_type_confusion": R.MEMO_TRICK,
-    "memo_budget": R.MEMO_TRICK,
-    "misplaced_proto": R.PROTO_TRICK,
-    "duplicate_proto": R.PROTO_TRICK,
-    "frame_violation": R.FRAME_VIOLATION,
-    "frame_overrun": R.FRAME_VIOLATION,
-    "new_frame_inside_frame": R.FRAME_VIOLATION,
-    "frame_in_old_protocol": R.ODD_STRUCTURE,
-    "ext_code": R.EXT_CODE,
-    "build_on_global": R.MUTATES_GLOBAL,
-    "setitem_on_global": R.MUTATES_GLOBAL,
-    "trailing_junk": R.TRAILING_JUNK,
-    "junk_between": R.TRAILING_JUNK,
-    "stop_with_stack": R.ODD_STRUCTURE,
-    "negative_length": R.LOADER_WOULD_FAIL,
-    "non_utf8_name": R.NON_UTF8_NAME,
-    "nested_budget": R.NESTED_BUDGET,
-    "resync_budget": R.TOKENIZER_BUDGET,
-    # persid and stack_global_non_string are handled with context below.
+    A.STACK_UNDERFLOW: R.LOADER_WOULD_FAIL,
+    A.MARK_MISSING: R.LOADER_WOULD_FAIL,
+    A.BAD_TEXT_OPERAND: R.LOADER_WOULD_FAIL,
+    A.BAD_MEMO_GET: R.MEMO_TRICK,
+    A.BAD_MEMO_KEY: R.MEMO_TRICK,
+    A.MEMO_TYPE_CONFUSION: R.MEMO_TRICK,
+    A.MEMO_BUDGET: R.MEMO_TRICK,
+    A.MISPLACED_PROTO: R.PROTO_TRICK,
+    A.DUPLICATE_PROTO: R.PROTO_TRICK,
+    A.FRAME_VIOLATION: R.FRAME_VIOLATION,
+    A.FRAME_OVERRUN: R.FRAME_VIOLATION,
+    A.NEW_FRAME_INSIDE_FRAME: R.FRAME_VIOLATION,
+    A.FRAME_IN_OLD_PROTOCOL: R.ODD_STRUCTURE,
+    A.EXT_CODE: R.EXT_CODE,
+    A.BUILD_ON_GLOBAL: R.MUTATES_GLOBAL,
+    A.SETITEM_ON_GLOBAL: R.MUTATES_GLOBAL,
+    A.TRAILING_JUNK: R.TRAILING_JUNK,
+    A.JUNK_BETWEEN: R.TRAILING_JUNK,
+    A.STOP_WITH_STACK: R.ODD_STRUCTURE,
+    A.NEGATIVE_LENGTH: R.LOADER_WOULD_FAIL,
+    A.NON_UTF8_NAME: R.NON_UTF8_NAME,
+    A.NESTED_BUDGET: R.NESTED_BUDGET,
+    A.RESYNC_BUDGET: R.TOKENIZER_BUDGET,
+    # stack_global_non_string is handled with context below (reported per global as FS104).
 }
 
-# Container anomaly code -> rule; exact codes first, then the longest matching prefix.
-CONTAINER_RULES: dict[str, FindingRule] = {
-    "zip_flag_": R.ZIP_FLAG,
-    "zip_name_mismatch": R.ZIP_NAME_MISMATCH,
-    "zip_crc_mismatch": R.ZIP_CRC_MISMATCH,
-    "zip_prefix_data": R.ZIP_PREFIX,
-    "zip_path_traversal": R.ARCHIVE_PATH_ABUSE,
-    "zip_symlink_member": R.ARCHIVE_PATH_ABUSE,
-    "tar_path_traversal": R.ARCHIVE_PATH_ABUSE,
-    "tar_symlink_member": R.ARCHIVE_PATH_ABUSE,
-    "tar_link_member": R.ARCHIVE_PATH_ABUSE,
-    "tar_duplicate_name": R.ZIP_STRUCTURE,
-    "zip_encrypted_member": R.ENCRYPTED,
-    "7z_encrypted": R.ENCRYPTED,
-    "zip_unreadable": R.PARTIAL_SCAN,
-    "tar_unreadable": R.PARTIAL_SCAN,
-    "7z_unreadable": R.PARTIAL_SCAN,
-    "member_unreadable": R.PARTIAL_SCAN,
-    "decompress_error": R.PARTIAL_SCAN,
-    "reader_error": R.PARTIAL_SCAN,
-    "npy_truncated": R.PARTIAL_SCAN,
-    "npy_bad_header": R.MALFORMED_HEADER,
-    "path_traversal": R.ARCHIVE_PATH_ABUSE,
-    "zip_duplicate_name": R.ZIP_STRUCTURE,
-    "zip_bad_local_header": R.ZIP_STRUCTURE,
-    "zip_no_central_directory": R.ZIP_STRUCTURE,
-    "zip_unknown_method": R.ZIP_STRUCTURE,
-    "legacy_magic_forged": R.LEGACY_TORCH_TRICK,
-    "legacy_pickle_broken": R.LEGACY_TORCH_TRICK,
-    "legacy_extra_pickle": R.LEGACY_TORCH_TRICK,
-    "legacy_tar_unparsed": R.LEGACY_TORCH_TRICK,
-    "trailing_data": R.TRAILING_DATA,
-    "polyglot": R.POLYGLOT,
-    "bomb": R.CONTAINER_BUDGET,
-    "budget": R.CONTAINER_BUDGET,
-    "budget_": R.CONTAINER_BUDGET,
-}
-
-_TORCH_FORMATS = frozenset({"torch_zip", "torch_legacy", "torchscript"})
-# Formats and stream kinds whose pickle is a single object graph: a second pickle is a trick.
-_SINGLE_PICKLE_FORMATS = frozenset({"torch_zip", "torchscript", "npy", "npz"})
-_SINGLE_PICKLE_KINDS = frozenset({"npy_object", "torchscript_constants"})
-_CALL_OPCODES_NOT_CALLS = frozenset({"BUILD"})  # BUILD sets state, it calls no global
 # Strings that are commands or code, never tensor names or config values.
 _SHELL = re.compile(
     r"(?:^|[\s;&|`(])(?:/bin/(?:ba|z|da)?sh|cmd(?:\.exe)?\s+/c|powershell|curl\s|wget\s|nc\s+-|"
@@ -137,10 +104,9 @@ _FOLD = str.maketrans(
     }
 )  # fmt: skip
 
-_JOBLIB_KIND = "joblib"
 # Anomalies that a segment starting mid-pickle shows by construction (see _Scope.fragment).
 _EXPECTED_AFTER_CUT = frozenset(
-    {"stack_underflow", "mark_missing", "bad_memo_get", "memo_type_confusion", "stop_with_stack"}
+    {A.STACK_UNDERFLOW, A.MARK_MISSING, A.BAD_MEMO_GET, A.MEMO_TYPE_CONFUSION, A.STOP_WITH_STACK}
 )
 
 
@@ -222,13 +188,13 @@ def _scopes(
         return [(m, f, _Scope(fmt, kinds.get(m, ""))) for m, f in streams]
     segments: dict[str, list[int]] = {}
     for i, d in enumerate(described):
-        if d.kind == _JOBLIB_KIND:
+        if d.kind == KIND_JOBLIB:
             segments.setdefault(d.member, []).append(i)
     out = []
     for i, (d, (member, facts)) in enumerate(zip(described, streams, strict=True)):
         fragment = ""
         group = segments.get(member, [])
-        if d.kind == _JOBLIB_KIND and len(group) > 1:
+        if d.kind == KIND_JOBLIB and len(group) > 1:
             fragment = "first" if i == group[0] else "last" if i == group[-1] else "middle"
         out.append((member, facts, _Scope(fmt, d.kind, fragment, base=d.offset)))
     return out
@@ -270,7 +236,10 @@ class _Collector:
 def _container_findings(container: Container, out: _Collector) -> None:
     budget_reported = False
     for a in container.anomalies:
-        rule = CONTAINER_RULES.get(a.code) or _prefix_rule(a.code)
+        # each code's rule is in containers/anomalies.py; an unlisted one (none is emitted,
+        # tests/test_vocabularies.py) is an FS399 note
+        kind = container_anomalies.BY_CODE.get(a.code)
+        rule = R.CONTAINER_NOTE if kind is None else kind.rule
         text = f"{a.code}: {a.detail}" if a.detail else a.code
         out.add(rule.finding(f"{rule.title} ({text})", member=a.member, subject=a.code))
         budget_reported |= rule is R.CONTAINER_BUDGET
@@ -292,14 +261,6 @@ def _container_findings(container: Container, out: _Collector) -> None:
         out.add(status_rule.finding(f"{status_rule.title}{detail}", subject=container.status))
 
 
-def _prefix_rule(code: str) -> FindingRule:
-    best = ""
-    for prefix in CONTAINER_RULES:
-        if len(prefix) > len(best) and (code.startswith(prefix) or prefix in code.split("_")):
-            best = prefix
-    return CONTAINER_RULES[best] if best else R.CONTAINER_NOTE
-
-
 def _stream_findings(  # noqa: PLR0917
     member: str,
     facts: StreamFacts,
@@ -319,7 +280,7 @@ def _stream_findings(  # noqa: PLR0917
     first_call: dict[int, CallSite] = {}
     calls_of_calls: list[CallSite] = []
     for c in facts.calls:
-        if c.opcode in _CALL_OPCODES_NOT_CALLS:
+        if c.opcode in STATE_OPCODES:
             continue
         if c.callable_index >= 0 and c.callable_index not in first_call:
             first_call[c.callable_index] = c
@@ -327,7 +288,7 @@ def _stream_findings(  # noqa: PLR0917
             calls_of_calls.append(c)
     # A called global whose operands hid from us is malicious, unless the memo budget or a
     # joblib cut (operands memoised in an earlier segment) explains the gap.
-    lenient = facts.anomaly_count("memo_budget") > 0 or scope.cut_at_start
+    lenient = facts.anomaly_count(A.MEMO_BUDGET) > 0 or scope.cut_at_start
     categories: set[str] = set()
     shapes = CallShapes(facts, classes, rules)
     # Hooks the loader runs per global: only worked out when the index knows a reach.
@@ -363,7 +324,7 @@ def _stream_findings(  # noqa: PLR0917
                 R.CODE_CONSTRUCTION.finding(msg, member=member, offset=offset, subject=g.qualname)
             )
             continue
-        if cls.is_dangerous and cls.category == "nested_loader" and call is not None:
+        if cls.is_dangerous and cls.category == NESTED_LOADER and call is not None:
             content = nested_loaders.benign_content(
                 index,
                 facts,
@@ -405,7 +366,7 @@ def _stream_findings(  # noqa: PLR0917
                     ""
                     if not far
                     else " (callback dispatch: runs only a callable the pickle hands it)"
-                    if reach.category == "callback_dispatch"
+                    if reach.category == CALLBACK_DISPATCH
                     else f" ({len(reach.path)} steps, past the malicious bound)"
                 )
                 + where
@@ -431,9 +392,9 @@ def _stream_findings(  # noqa: PLR0917
             )
         if cls.verdict_class == UNKNOWN:
             severity = None
-            if cls.category == "code_construction":
+            if cls.category == CODE_CONSTRUCTION:
                 rule, reason = R.CODE_CONSTRUCTION, cls.reason
-            elif cls.entry_id and cls.category == "callback_dispatch" and call is None:
+            elif cls.entry_id and cls.category == CALLBACK_DISPATCH and call is None:
                 # a consumer (max, sorted) referenced, never called: it runs nothing at load
                 rule, reason = R.REVIEWED_UNKNOWN, f"[{cls.category}] referenced, not called"
                 severity = Severity.LOW
@@ -547,9 +508,7 @@ def _status_findings(
         if facts.status == STATUS_TRUNCATED and scope.cut_at_end:
             return  # the segment ends where joblib's raw array bytes begin
         limit = facts.error_offset if facts.error_offset >= 0 else facts.length
-        before = [
-            c for c in facts.calls if c.opcode not in _CALL_OPCODES_NOT_CALLS and c.offset < limit
-        ]
+        before = [c for c in facts.calls if c.opcode not in STATE_OPCODES and c.offset < limit]
         if before:
             # The loader already ran these when it hits the break (C1): fail closed.
             unsafe = [c for c in before if not _is_safe_call(c, classes, scope)]
@@ -601,12 +560,12 @@ def _is_safe_call(call: CallSite, classes: Sequence[Classification | None], scop
 def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _Scope) -> None:
     for a in facts.anomalies:
         if a.code == "persid":
-            if scope.fmt in _TORCH_FORMATS or scope.kind == "legacy_torch":
+            if scope.fmt in TORCH_FORMATS or scope.kind == KIND_LEGACY_TORCH:
                 continue  # torch stores every tensor as a persistent id
             rule = R.PERSID_OUTSIDE_TORCH
-        elif a.code == "stack_global_non_string":
+        elif a.code == A.STACK_GLOBAL_NON_STRING:
             continue  # reported per global as FS104
-        elif a.code == "frame_overrun" and facts.status == STATUS_TRUNCATED:
+        elif a.code == A.FRAME_OVERRUN and facts.status == STATUS_TRUNCATED:
             rule = R.ODD_STRUCTURE  # a FRAME longer than the bytes left: plain truncation
         elif scope.cut_at_start and a.code in _EXPECTED_AFTER_CUT:
             rule = R.ODD_STRUCTURE  # stack and memo live in the previous joblib segment
@@ -614,7 +573,7 @@ def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _
             rule = ANOMALY_RULES.get(a.code, R.ODD_STRUCTURE)
         detail = f" ({a.detail})" if a.detail else ""
         severity, note = None, ""
-        if a.code == "memo_budget" and not facts.anomaly_count("bad_memo_get"):
+        if a.code == A.MEMO_BUDGET and not facts.anomaly_count(A.BAD_MEMO_GET):
             # PUTs past the budget are dropped; only a GET of one (bad_memo_get) loses a value
             severity, note = Severity.LOW, ": no GET read a dropped entry, nothing hidden"
         out.add(
@@ -626,7 +585,7 @@ def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _
                 severity=severity,
             )
         )
-    single = scope.fmt in _SINGLE_PICKLE_FORMATS or scope.kind in _SINGLE_PICKLE_KINDS
+    single = scope.fmt in SINGLE_PICKLE_FORMATS or scope.kind in SINGLE_PICKLE_KINDS
     if facts.n_pickles > 1 and single:
         second = facts.pickle_offsets[1] if len(facts.pickle_offsets) > 1 else -1
         out.add(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..facts import StreamFacts
 from ..opcodes import BY_NAME
-from .knowledge import UNKNOWN, Classification
+from .knowledge import CALLBACK_DISPATCH, UNKNOWN, Classification
 
 if TYPE_CHECKING:
     from ..index import Index, Reach
@@ -242,7 +242,7 @@ def long_reach(reach: Reach) -> bool:
     """Whether `reach` is too weak for a malicious verdict alone: past REACH_STEPS_MAX, or
     callback dispatch, which runs only a callable the pickle hands it (the index cannot tell
     whether it does; the rule base grades reviewed dispatchers suspicious for the same reason)."""
-    return len(reach.path) > REACH_STEPS_MAX or reach.category == "callback_dispatch"
+    return len(reach.path) > REACH_STEPS_MAX or reach.category == CALLBACK_DISPATCH
 
 
 def no_sink(cls: Classification, ran: frozenset[str]) -> str:

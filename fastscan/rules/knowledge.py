@@ -29,22 +29,35 @@ UNKNOWN = "unknown"
 DANGEROUS = "dangerous"
 CLASSES = (SAFE, UNKNOWN, DANGEROUS)
 
-# Behaviour classes of sinks; features and messages use them, so the set is closed.
-DANGEROUS_CATEGORIES = frozenset(
-    {
-        "exec_sink",
-        "import_resolver",
-        "process",
-        "network",
-        "filesystem_write",
-        "nested_loader",
-        "callback_dispatch",
-        "introspection",
-        "scanner_tamper",
-    }
-)
-# Reviewed names that are neither allowed nor sinks: they still make a file suspicious.
-UNKNOWN_CATEGORIES = frozenset({"code_construction", "decoder", "callback_dispatch", "review"})
+# Every behaviour category -> the classes an entry of it may have, in the order of the `cat_*`
+# feature columns (the model's contract). Features and messages use them, so the set is closed:
+# dangerous ones are sinks; unknown ones are reviewed names that are neither allowed nor sinks
+# (they still make a file suspicious).
+_CATEGORY_CLASSES: dict[str, tuple[str, ...]] = {}
+
+
+def _closed_category(name: str, *classes: str) -> str:
+    if name in _CATEGORY_CLASSES:
+        raise ValueError(f"duplicate category {name}")
+    _CATEGORY_CLASSES[name] = classes
+    return name
+
+
+EXEC_SINK = _closed_category("exec_sink", DANGEROUS)
+IMPORT_RESOLVER = _closed_category("import_resolver", DANGEROUS)
+PROCESS = _closed_category("process", DANGEROUS)
+NETWORK = _closed_category("network", DANGEROUS)
+FILESYSTEM_WRITE = _closed_category("filesystem_write", DANGEROUS)
+NESTED_LOADER = _closed_category("nested_loader", DANGEROUS)
+CALLBACK_DISPATCH = _closed_category("callback_dispatch", DANGEROUS, UNKNOWN)
+INTROSPECTION = _closed_category("introspection", DANGEROUS)
+SCANNER_TAMPER = _closed_category("scanner_tamper", DANGEROUS)
+CODE_CONSTRUCTION = _closed_category("code_construction", UNKNOWN)
+DECODER = _closed_category("decoder", UNKNOWN)
+REVIEW = _closed_category("review", UNKNOWN)
+CATEGORIES = tuple(_CATEGORY_CLASSES)
+DANGEROUS_CATEGORIES = frozenset(c for c, cls in _CATEGORY_CLASSES.items() if DANGEROUS in cls)
+UNKNOWN_CATEGORIES = frozenset(c for c, cls in _CATEGORY_CLASSES.items() if UNKNOWN in cls)
 
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _NAME_RE = _MODULE_RE  # a name is an attribute path: same grammar as a dotted module

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from ..facts import STATUS_OK, StreamFacts
+from ..opcodes import STATE_OPCODES
+from .knowledge import NESTED_LOADER
 
 # Bytes opcodes whose operand the tokenizer reads as a nested pickle: opcode -> length size.
 _BYTES_HEADERS = {b"C"[0]: 1, b"B"[0]: 4, 0x8E: 8}  # SHORT_BINBYTES, BINBYTES, BINBYTES8
@@ -90,13 +92,13 @@ def visible_loader_calls(
     closed when the stream also holds a non-loader sink that could hand the loader other
     bytes (a dispatcher, getattr); a reference to the loader other than as a callable (its
     use as a first argument) fails it too."""
-    if any(cat not in ("", "nested_loader") for cat in dangerous_categories):
+    if any(cat not in ("", NESTED_LOADER) for cat in dangerous_categories):
         return None
     held: list[int] = []
     for c in facts.calls:
         if c.first_arg_global == index:
             return None
-        if c.callable_index != index or c.opcode == "BUILD":
+        if c.callable_index != index or c.opcode in STATE_OPCODES:
             continue
         k = visible.get(c.offset, -1) if c.opcode == _REDUCE else -1
         if k < 0:

@@ -33,7 +33,7 @@ from typing import NamedTuple, Protocol
 from .. import facts as F
 from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
 from .call_shapes import last_segment_is_class
-from .knowledge import Classification
+from .knowledge import CODE_CONSTRUCTION, Classification
 
 RESTORATION = "restoration"
 APPLICATION = "application"
@@ -275,4 +275,4 @@ def built_by_code_construction(
         return False
     producer = facts.calls[call_index].callable_index
     made_by = classes[producer] if 0 <= producer < len(classes) else None
-    return made_by is not None and made_by.category == "code_construction"
+    return made_by is not None and made_by.category == CODE_CONSTRUCTION

@@ -185,14 +185,16 @@ def choose_thresholds(
         allowed = int(np.floor(target_fpr * len(judged)))
         if allowed < len(judged):
             unknown_benign = max(unknown_benign, float(np.nextafter(judged[allowed], np.inf)))
-    return {  # rounded up, so a rounded cut never flags more benign rows than the exact one
-        "suspicious": _round_up(suspicious),
-        "malicious": _round_up(max(0.9, suspicious)),
-        "anomaly": _round_up(max(anomaly_cut, 0.0) + 1e-6),
-        "unknown_benign": min(_round_up(unknown_benign), _round_up(suspicious)),
-        "anomaly_needs_classifier": ANOMALY_NEEDS_CLASSIFIER,
-        "incomplete_verdict": INCOMPLETE_VERDICT,
-    }
+    # rounded up, so a rounded cut never flags more benign rows than the exact one; the
+    # manifest's keys are VerdictPolicy's (one home), and it checks the cuts are ordered
+    return VerdictPolicy(
+        classifier_suspicious=_round_up(suspicious),
+        classifier_malicious=_round_up(max(0.9, suspicious)),
+        anomaly_suspicious=_round_up(max(anomaly_cut, 0.0) + 1e-6),
+        anomaly_needs_classifier=ANOMALY_NEEDS_CLASSIFIER,
+        unknown_benign=min(_round_up(unknown_benign), _round_up(suspicious)),
+        incomplete_verdict=INCOMPLETE_VERDICT,
+    ).to_mapping()
 
 
 def judgeable_rows(scan: CorpusScan) -> np.ndarray:

@@ -183,6 +183,7 @@ STREAM_CONTAINERS: tuple[str, ...] = (
 )
 # Containers that splice a stack-neutral snippet into a real benign stream.
 SNIPPET_CONTAINERS: tuple[str, ...] = ("joblib_after_array", "torch_zip_injected")
+# wrappers.CONTAINERS names; the last three are container anomaly codes they provoke
 ZIP_TRICKS: tuple[str, ...] = (
     "zip_flag_0x1",
     "zip_flag_0x20",

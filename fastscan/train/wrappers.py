@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from fastscan.containers import anomalies as A
 from fastscan.train import benign
 from fastscan.train.payloads import as_snippet
 
@@ -413,7 +414,7 @@ for _flag in (0x1, 0x20, 0x40):
         **_T,
     )
 _spec(
-    "zip_crc_mismatch",
+    A.ZIP_CRC_MISMATCH.code,  # named after the anomaly it shows the scanner
     True,
     "torch does not check CRCs (B4)",
     lambda p, r: _torch_zip(p, r, "replace", crc=zlib.crc32(p) ^ 0xA5A5A5A5),
@@ -421,7 +422,7 @@ _spec(
     **_T,
 )
 _spec(
-    "zip_name_mismatch",
+    A.ZIP_NAME_MISMATCH.code,  # named after the anomaly it shows the scanner
     True,
     "torch reads central-directory names (B3)",
     lambda p, r: _torch_zip(p, r, "replace", local_name="swap"),
@@ -429,7 +430,7 @@ _spec(
     **_T,
 )
 _spec(
-    "zip_prefix_data",
+    A.ZIP_PREFIX_DATA.code,  # named after the anomaly it shows the scanner
     True,
     "torch sees no PK magic and unpickles the prefix (B7)",
     lambda p, r: p + benign.torch_zip_base(r.randrange(16)),
