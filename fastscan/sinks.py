@@ -126,7 +126,8 @@ def results_to_batch(results: Iterable[FileResult]) -> pa.RecordBatch:
 # question imports pandas: ~0.25 s of CPU in every bulk worker that writes one result batch.
 # The builders below assemble the same arrays from numpy buffers (pa.Array.from_buffers never
 # asks); values they do not expect (a None size, a numpy scalar, an unencodable path) go to
-# pyarrow.array, so its result and errors stay the reference (tests/test_sinks_arrays.py).
+# pyarrow.array, so its result and errors stay the reference
+# (tests/bulk/test_sinks_batch_equals_spec.py).
 
 _EXACT_FLOAT_INT = 2**53  # ints up to this convert to float64 exactly, as pyarrow requires
 

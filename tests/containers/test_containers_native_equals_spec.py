@@ -1,9 +1,14 @@
-"""The native joblib walk (`fastscan._joblibwalk`) against its Python specification.
+"""Stage 2's native and fast paths against their specifications.
 
-`joblib_walk_spec.split_dump` is the pre-native implementation; the native walk must return the
-same segments and the same anomalies (codes and detail strings) on real dumps (numpy, object and
-sklearn arrays; compressed or not; protocols 0..5; aligned or not), on truncated and bit-flipped
-copies of them, on hostile hand-made streams and on hypothesis-generated opcode soups.
+- the native joblib walk (`fastscan._joblibwalk`) against tests/specs/joblib_walk.py, the
+  pre-native implementation: the same segments and the same anomalies (codes and detail strings)
+  on real dumps (numpy, object and sklearn arrays; compressed or not; protocols 0..5; aligned or
+  not), on truncated and bit-flipped copies of them, on hostile hand-made streams and on
+  hypothesis-generated opcode soups;
+- the zip listing's per-member `routable` bit (`fastscan._zipdir`) against tests/specs/may_route.py,
+  and that one against `sniff`; torch-zip name searches against a set; the npy header fast path
+  against ast.literal_eval;
+- the joblib wrapper search is the marker regex.
 """
 
 from __future__ import annotations
@@ -11,20 +16,23 @@ from __future__ import annotations
 import io
 import random
 import struct
+import zipfile
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastscan import _joblibwalk  # type: ignore[attr-defined]
-from fastscan.containers import joblib_dump, open_container
+from fastscan.containers import joblib_dump, npy, open_container, sniff
+from fastscan.containers.base import ContainerAnomaly
 from fastscan.train import benign, wrappers
-from tests import joblib_walk_spec as spec
 from tests.containers_helpers import splice_after_array, stack_call
+from tests.specs import joblib_walk as spec
+from tests.specs.may_route import may_route
 
 joblib = pytest.importorskip("joblib")
-hypothesis = pytest.importorskip("hypothesis")
-st = hypothesis.strategies
 
 Split = tuple[list[tuple[int, int, str]], list[tuple[str, str]]]
 
@@ -357,15 +365,15 @@ def _soup(draw: Callable[[object], object]) -> bytes:
     return b"\x80\x04" + b"".join(parts)  # type: ignore[arg-type]
 
 
-@hypothesis.settings(max_examples=400, deadline=None, derandomize=True)
-@hypothesis.given(st.composite(_soup)())
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.composite(_soup)())
 def test_generated_opcode_soups_match(data: bytes) -> None:
     assert_same(data)
     assert_same(data, 5)
 
 
-@hypothesis.settings(max_examples=150, deadline=None, derandomize=True)
-@hypothesis.given(
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
     index=st.integers(0, 15),
     edits=st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=4), st.integers(0, 3))),
 )
@@ -375,3 +383,147 @@ def test_edited_real_dumps_match(index: int, edits: list[tuple[int, bytes, int]]
         at = offset % (len(data) + 1)
         data[at : at + delete] = insert
     assert_same(bytes(data))
+
+
+# -- zip member routing, torch zip names, npy headers ---------------------------------------------
+
+_ROUTED = {"raw_pickle", "torch_legacy", "zip", "tar", "7z", "npy", "empty"} | {
+    "gzip",
+    "bz2",
+    "xz",
+    "lzma",
+    "lz4",
+    "zlib",
+    "joblib_zfile",
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=2048),
+        st.builds(
+            lambda b, t: b + t,
+            st.sampled_from([b"PK\x05\x06", b"ustar", b"\x80\x02"]),
+            st.binary(max_size=600),
+        ),
+        st.builds(
+            lambda t, b: t + b"PK\x05\x06" + b, st.binary(max_size=600), st.binary(max_size=64)
+        ),
+    )
+)
+def test_may_route_never_skips_what_sniff_would_route(data: bytes) -> None:
+    # the zip fast path skips members with may_route False: sniff must agree they go nowhere
+    if not may_route(data, 0, len(data)):
+        assert sniff(data) not in _ROUTED
+    if not may_route(memoryview(data), 0, len(data)):  # the copying branch
+        assert sniff(data) not in _ROUTED
+
+
+_MEMBER_BODIES = st.one_of(
+    st.binary(max_size=1200),
+    st.builds(
+        lambda h, t: h + t,
+        st.sampled_from([b"PK\x05\x06", b"\x80\x04", b"ZF0x"]),
+        st.binary(max_size=700),
+    ),
+    # old-style tar headers: a checksum field made of octal-ish characters at offset 148
+    st.builds(
+        lambda a, c, b: a[:148].ljust(148, b"a") + c + b,
+        st.binary(min_size=1, max_size=148),
+        st.text("01234567 +-_o\0", min_size=8, max_size=8).map(str.encode),
+        st.binary(min_size=356, max_size=600),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_MEMBER_BODIES, min_size=1, max_size=4), st.integers(16, 2048))
+def test_native_listing_routable_matches_may_route(bodies: list[bytes], window: int) -> None:
+    from fastscan.containers import zipread
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for i, body in enumerate(bodies):
+            zf.writestr(f"archive/data/{i}", body)
+    data = buf.getvalue()
+    listing = zipread.list_zip(data, window)
+    assert len(listing.entries) == len(bodies)
+    for e in listing.entries:  # the native `plain` bit skips exactly what reports nothing
+        found: list[ContainerAnomaly] = []
+        zipread._entry_anomalies(e, set(), found)
+        assert e.plain == (found == [])
+    for e, body in zip(listing.entries, bodies, strict=True):
+        end = min(len(data), e.data_offset + e.compressed_size, e.data_offset + window)
+        assert bytes(memoryview(data)[e.data_offset : e.data_offset + len(body)]) == body
+        # the native answer may say "routable" more often (conservative), never less
+        if not e.routable:
+            assert not may_route(data, e.data_offset, end)
+        if not may_route(data, e.data_offset, end) and end - e.data_offset < 512:
+            assert not e.routable  # below a tar header's size both answers are exact
+
+
+_NAME_PARTS = st.sampled_from(
+    ["a", "arch", "/", "code/", "data/", "data.pkl", "constants.pkl", "byteorder", "version",
+     ".data/version", ".npy", "x.npy", "\n", "", "0"]
+)  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.lists(_NAME_PARTS, max_size=5).map("".join), max_size=12))
+def test_torch_zip_name_searches_match_the_set_specification(names: list[str]) -> None:
+    from fastscan.containers import torch_zip
+    from fastscan.containers.zipread import ZipEntry
+
+    assert torch_zip.classify(names) == torch_zip._classify_by_sets(names)
+    entries = [ZipEntry(n, n, 0, 0, 0, 0, 0, 0, 0) for n in names]
+    endings = ("byteorder", "version")
+    expected = [e for e in entries if "code/" in e.name or e.name.endswith(endings)]
+    assert [id(e) for e in torch_zip._record_candidates(entries)] == [id(e) for e in expected]
+
+
+_HEADER_PARTS = st.sampled_from(
+    ["{'descr': '", "<f4", "|O", "<M8[s]", "', 'fortran_order': ", "True", "False", "Fals",
+     ", 'shape': (", ")", ", }", "3", "0", "07", "12", ",", ", ", " ", "\n", "'", "}", "\\'"]
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_HEADER_PARTS, max_size=14).map("".join))
+def test_npy_header_fast_path_is_literal_eval(text: str) -> None:
+    import ast
+
+    fast = npy._numpy_written(text)
+    if fast is not None:
+        assert fast == ast.literal_eval(text)
+        assert type(fast["shape"]) is tuple
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (5,), (3, 4), (2, 3, 4)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_npy_headers_numpy_writes_take_the_fast_path(shape: tuple[int, ...], order: str) -> None:
+    import ast
+
+    out = io.BytesIO()
+    np.save(out, np.zeros(shape, dtype="<f4", order=order))
+    data = out.getvalue()
+    hlen = int.from_bytes(data[8:10], "little")
+    text = data[10 : 10 + hlen].decode("latin-1")
+    assert npy._numpy_written(text) == ast.literal_eval(text)
+
+
+_WRAPPER_SOUP = st.lists(
+    st.sampled_from([b"Numpy", b"ND", b"ArrayWrapper", b"Array", b"Wrapper", b"x", b"\x80"]),
+    max_size=8,
+).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_WRAPPER_SOUP)
+def test_wrapper_search_matches_the_marker_regex(data: bytes) -> None:
+    import re
+
+    from fastscan.containers.joblib_dump import WRAPPER_MARKERS, buffer_has_wrapper
+
+    marker = re.compile(b"|".join(re.escape(m) for m in WRAPPER_MARKERS))
+    assert buffer_has_wrapper(data) == (marker.search(data) is not None)

@@ -1,11 +1,11 @@
 """The Python specification of the joblib split: `split_dump` as it was before the native walk.
 
-`fastscan.containers.joblib_dump.split_dump` now runs `fastscan._joblibwalk`; test_joblib_walk.py
-checks that it returns exactly what this code returns (segments, anomaly codes and details) on real
-dumps, mutated dumps and hostile streams. Kept verbatim except: the walk budget is a parameter; the
-MARK/UNKNOWN sentinels are the native module's, so details that print them match; and (session 3)
-symbolic values are only hashed, printed or str()-ed when `_bounded` (see there), shapes have at
-most MAX_DIMS dimensions.
+`fastscan.containers.joblib_dump.split_dump` now runs `fastscan._joblibwalk`;
+tests/containers/test_containers_native_equals_spec.py checks that it returns exactly what this
+code returns (segments, anomaly codes and details) on real dumps, mutated dumps and hostile
+streams. Kept verbatim except: the walk budget is a parameter; the MARK/UNKNOWN sentinels are the
+native module's, so details that print them match; and (session 3) symbolic values are only
+hashed, printed or str()-ed when `_bounded` (see there), shapes have at most MAX_DIMS dimensions.
 """
 
 from __future__ import annotations

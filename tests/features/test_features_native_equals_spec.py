@@ -2,14 +2,19 @@
 
 The shipped model was trained on rows from the pure-Python/numpy implementation, so every native
 shortcut must reproduce it bit for bit: pattern counts equal to re.findall over the same text,
-entropies summed in the same float64 order, and the same float32 conversion.
+string statistics equal to tests/specs/string_stats.py (entropies summed in the same float64
+order, also when served from the process-wide numpy.log2 cache), the same float32 conversion,
+digests of reference rows, and a generated corpus whose findings and feature rows stay the same
+with every shortcut (string pre-filter, string statistics) swapped for its specification.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import struct
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,6 +27,10 @@ from fastscan import _features as native  # type: ignore[attr-defined]
 from fastscan import features
 from fastscan.facts import Anomaly, CallSite, GlobalRef, NestedPickle, StreamFacts
 from fastscan.opcodes import BY_NAME
+from fastscan.rules import engine
+from fastscan.verdict import Finding
+from tests.specs import prefilter
+from tests.specs import string_stats as string_stats_spec
 
 # Pieces that make the patterns match, almost match, or match at awkward places: word
 # boundaries, Unicode digits/spaces/letters (re's \d, \s, \w are Unicode-aware), line breaks.
@@ -115,15 +124,19 @@ def _assert_stats_equal(got: tuple[Any, ...], want: tuple[Any, ...]) -> None:
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(string_lists)
 def test_string_stats_equal_python_spec(strings: list[str]) -> None:
-    _assert_stats_equal(native.string_stats(strings, np.log2), features.string_stats_py(strings))
+    _assert_stats_equal(
+        native.string_stats(strings, np.log2), string_stats_spec.string_stats(strings)
+    )
 
 
 @settings(max_examples=100, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 @given(st.lists(st.text(min_size=8, max_size=300), min_size=7, max_size=40))
 def test_entropy_numpy_path_is_bit_identical(strings: list[str]) -> None:
-    """More than _SMALL_ENTROPY long strings: numpy log2 and pairwise summation order."""
-    _assert_stats_equal(native.string_stats(strings, np.log2), features.string_stats_py(strings))
+    """More than SMALL_ENTROPY long strings: numpy log2 and pairwise summation order."""
+    _assert_stats_equal(
+        native.string_stats(strings, np.log2), string_stats_spec.string_stats(strings)
+    )
 
 
 @pytest.mark.parametrize("n_strings", [1, 6, 7, 50])
@@ -131,7 +144,7 @@ def test_entropy_edge_values(n_strings: int) -> None:
     # one repeated byte: entropy -0.0 on the small path, 0.0 on the numpy path
     for strings in (["aaaaaaaa"] * n_strings, ["\u00e9" * 9] * n_strings, ["ab" * 5000] * 2):
         got = native.string_stats(strings, np.log2)
-        _assert_stats_equal(got, features.string_stats_py(strings))
+        _assert_stats_equal(got, string_stats_spec.string_stats(strings))
         assert math.isfinite(got[4]) and got[5] >= 0.0
 
 
@@ -224,10 +237,9 @@ def test_global_counts_classifies_each_qualname_once() -> None:
     assert cache == {"posix": {"system": 2}, "?": {"?": 1}, "a": {"b.c": 1}, "a.b": {"c": 1}}
 
 
-def test_native_constants_match_features() -> None:
-    assert native.ENTROPY_CONSTANTS == (
-        features._ENTROPY_MIN_LEN, features._SMALL_ENTROPY, features._HIGH_ENTROPY,
-    )  # fmt: skip
+def test_native_constants_match_the_specification() -> None:
+    spec = string_stats_spec
+    assert native.ENTROPY_CONSTANTS == (spec.ENTROPY_MIN_LEN, spec.SMALL_ENTROPY, spec.HIGH_ENTROPY)
     assert tuple(p for _, p, _ in features.STRING_PATTERNS) == native.PATTERN_SOURCES
 
 
@@ -292,3 +304,107 @@ def test_rows_are_bit_identical_to_the_trained_implementation(case: str) -> None
     row = features.extract(container, streams)
     # schema 2 appended the unk_stdlib_* columns; the first 343 are schema 1, unchanged
     assert hashlib.sha256(row[:343].tobytes()).hexdigest() == GOLDEN_DIGESTS[case]
+
+
+# -- the entropy log cache -----------------------------------------------------------------------
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+def _assert_stats_equal(got: tuple[Any, ...], want: tuple[Any, ...]) -> None:
+    assert got[:4] == want[:4]
+    assert _bits(got[4]) == _bits(want[4]) and _bits(got[5]) == _bits(want[5])
+    assert got[6:] == want[6:]
+
+
+# Long strings cross the cache's reach (LOG_CACHE_TOTAL UTF-8 bytes), non-ASCII ones make the
+# byte total differ from the length.
+_entropy_strings = st.one_of(
+    st.text(min_size=8, max_size=40),
+    st.text(st.characters(max_codepoint=0x7F), min_size=400, max_size=700),
+    st.text(min_size=150, max_size=300),
+)
+
+
+@settings(max_examples=120, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+@given(st.lists(_entropy_strings, min_size=7, max_size=30))
+def test_cached_entropies_are_bit_identical(strings: list[str]) -> None:
+    want = string_stats_spec.string_stats(strings)
+    _assert_stats_equal(native.string_stats(strings, np.log2), want)  # may fill the cache
+    _assert_stats_equal(native.string_stats(strings, np.log2), want)  # reads it
+    # any other log2 takes the uncached path, with the same result
+    _assert_stats_equal(native.string_stats(strings, functools.partial(np.log2)), want)
+
+
+def test_cache_never_serves_another_log2() -> None:
+    strings = [f"string number {i:04d}" for i in range(20)]
+    native.string_stats(strings, np.log2)
+    doubled = native.string_stats(strings, lambda a: 2.0 * np.log2(a))
+    plain = native.string_stats(strings, np.log2)
+    assert doubled[4] == pytest.approx(2.0 * plain[4])
+
+
+def test_numpy_log2_does_not_depend_on_the_position_in_the_array() -> None:
+    """What makes the cache exact: log2 of a value is the same alone or anywhere in an array
+    (the SIMD loop and its tail compute alike)."""
+    probs = np.array([c / t for t in range(1, 200) for c in range(1, t + 1)])
+    whole = np.log2(probs)
+    rng = np.random.default_rng(0)
+    for size in (1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100):
+        pick = rng.integers(0, len(probs), size)
+        assert np.log2(probs[pick]).tobytes() == whole[pick].tobytes()
+    assert np.log2(probs[1::3]).tobytes() == whole[1::3].tobytes()
+
+
+# -- a generated corpus: same findings and feature rows as the specifications -------------------
+
+_FAMILIES = [
+    *("F:os.system", "F:builtins.eval", "F:builtins.exec", "F:subprocess.Popen", "C1", "C7"),
+    *("plain_python", "sklearn_pickle", "numpy_npy_object", "custom_config"),
+]
+
+
+@pytest.fixture(scope="module")
+def corpus_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from fastscan.train import corpus
+
+    root = tmp_path_factory.mktemp("string_costs")
+    corpus.generate(root, seed=5, families=_FAMILIES)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "manifest.jsonl")
+    assert len(files) > 20
+    return files
+
+
+def _python_string_stats(strings: list[str], _log2: Any) -> tuple[Any, ...]:
+    return string_stats_spec.string_stats(strings)
+
+
+def test_corpus_findings_and_rows_equal_the_specifications(
+    corpus_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastscan.scan import Scanner
+
+    scanner = Scanner()
+    analyses = [scanner.analyse(str(p), str(p)) for p in corpus_files]
+
+    def outputs() -> list[tuple[list[Finding], bytes]]:
+        out = []
+        for a in analyses:
+            streams = [(s.member, f) for s, f in a.streams]
+            found = engine.evaluate(streams, a.container)
+            out.append((found, features.extract(a.container, a.streams).tobytes()))
+        return out
+
+    fast = outputs()
+    monkeypatch.setattr(engine, "_maybe_command", lambda s: prefilter.maybe_command(list(s)))
+    spec_native = SimpleNamespace(**{k: getattr(native, k) for k in dir(native)})
+    spec_native.string_stats = _python_string_stats
+    monkeypatch.setattr(features, "_native", spec_native)
+    slow = outputs()
+    assert fast == slow
+    assert any(f.rule_id == engine.R.SHELL_STRING.rule_id for found, _ in fast for f in found)
+    assert sum(1 for a in analyses for _s, f in a.streams if len(f.strings) > 6) > 5
+    assert not math.isnan(float(np.frombuffer(fast[0][1], dtype=np.float32).sum()))

@@ -1,7 +1,10 @@
-"""The rules engine's string pre-filter is a superset of its regexes.
+"""The rules engine's string pre-filter (`engine._maybe_command`, natively
+`_features.contains_folded`) against its specification (tests/specs/prefilter.py), and a superset
+of the engine's regexes.
 
 `engine._string_findings` runs `_SHELL` / `_URL` only when `_maybe_command` says some needle of
-`_MAYBE` occurs. Three arguments that it can never hide a match:
+`_MAYBE` occurs. The native pass equals the Python spec for any needles (hypothesis and cases),
+and three arguments show it can never hide a match:
 
 - the fold (what each character counts as) equals what `re` itself does, over every code point:
   `\\s` -> " ", re.IGNORECASE variants of an ASCII character -> that character;
@@ -28,6 +31,7 @@ from hypothesis import strategies as st
 import fastscan
 from fastscan import _features as native  # type: ignore[attr-defined]
 from fastscan.rules import engine
+from tests.specs import prefilter
 
 _PATTERNS = (engine._SHELL, engine._URL)
 
@@ -69,7 +73,7 @@ def test_native_fold_is_what_re_sees_for_every_code_point() -> None:
 
 def test_python_fold_table_is_what_re_sees_for_every_code_point() -> None:
     want = _fold_by_re()
-    folded = "".join(map(chr, range(sys.maxunicode + 1))).translate(engine._FOLD)
+    folded = "".join(map(chr, range(sys.maxunicode + 1))).translate(prefilter.FOLD)
     # a character the table leaves alone stays itself: outside ASCII, it matches no needle
     got = [ord(ch) if ord(ch) < 128 else 0 for ch in folded]
     assert [hex(c) for c in range(len(want)) if got[c] != want[c]][:10] == []
@@ -186,7 +190,7 @@ _strings = st.lists(
 @given(_strings)
 def test_prefilter_says_yes_whenever_a_regex_matches(strings: list[str]) -> None:
     native_says = engine._maybe_command(strings)
-    assert native_says == engine._maybe_command_py(strings)
+    assert native_says == prefilter.maybe_command(strings)
     if _regexes_match(strings):
         assert native_says
 
@@ -212,7 +216,7 @@ def test_the_generator_reaches_the_regexes() -> None:
 )  # fmt: skip
 def test_whitespace_and_case_variants_pass_the_prefilter(text: str) -> None:
     assert _regexes_match([text])
-    assert engine._maybe_command(["weight", text]) and engine._maybe_command_py([text])
+    assert engine._maybe_command(["weight", text]) and prefilter.maybe_command([text])
 
 
 @pytest.mark.parametrize(
@@ -223,7 +227,7 @@ def test_whitespace_and_case_variants_pass_the_prefilter(text: str) -> None:
 )  # fmt: skip
 def test_tensor_names_skip_the_regex_pass(strings: list[str]) -> None:
     assert not engine._maybe_command(strings)
-    assert not engine._maybe_command_py(strings)
+    assert not prefilter.maybe_command(strings)
 
 
 # -- end to end ------------------------------------------------------------------------------------
@@ -243,3 +247,86 @@ def test_payload_string_with_odd_whitespace_gets_the_shell_finding(
     result = fastscan.scan_bytes(data)
     assert engine.R.SHELL_STRING.rule_id in [f.rule_id for f in result.findings]
     assert result.verdict != "clean"
+
+
+# -- the rules pre-filter ------------------------------------------------------------------------
+
+
+# Needle words in any case, cut short, glued to neighbours, blanks swapped for other whitespace;
+# characters that re.IGNORECASE equates with ASCII letters (dotted and dotless I, long s, Kelvin
+# sign) and ones that only look like them (fullwidth s, accented letters).
+_PIECES = [
+    *engine._MAYBE, "CURL ", "WgEt\t", "Nc\u00a0", "/BIN/", "__IMPORT__", "SubProcess.", "EVAL",
+    "ExEc", "://", ":/", "/bin", "nc", "ncat", "ba", "sh", " ", "\n", "\t", "\x85", "\u3000",
+    "\u2029", "\x00", "\u0130", "\u0130mport ", "\u0131", "\u212a", "\u017f", "\u017fh\t",
+    "\uff53", "\u00e9", "\u00c9", "\U0001f600", "\ud800", "\u03a3", "x", "S",
+]  # fmt: skip
+_texts = st.lists(st.one_of(st.sampled_from(_PIECES), st.characters()), max_size=12).map("".join)
+_string_lists = st.lists(st.one_of(_texts, st.text(max_size=20)), max_size=10)
+# Any needles the native pass accepts: ASCII, folded (lowercase, blanks as " "), no NUL.
+_needles = st.lists(
+    st.text(st.characters(min_codepoint=1, max_codepoint=127), min_size=1, max_size=6).map(
+        lambda w: w.translate(prefilter.FOLD)
+    ),
+    min_size=1,
+    max_size=64,
+).map(tuple)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(_string_lists)
+def test_prefilter_equals_python_spec(strings: list[str]) -> None:
+    got = native.contains_folded(strings, engine._MAYBE)
+    assert got in (0, 1)
+    assert bool(got) == prefilter.maybe_command(strings) == engine._maybe_command(strings)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(_string_lists, _needles)
+def test_prefilter_with_any_needles(strings: list[str], needles: tuple[str, ...]) -> None:
+    native_says = bool(native.contains_folded(strings, needles))
+    assert native_says == prefilter.maybe_command(strings, needles)
+
+
+@pytest.mark.parametrize(
+    ("strings", "expected"),
+    [
+        ([], 0),
+        ([""], 0),
+        (["tokenizer", "vocab", "merges"], 0),
+        (["CURL x"], 1),
+        (["xx", "rm-rf", "yy"], 0),  # "rm " needs a blank
+        (["xx", "RM -rf /", "yy"], 1),
+        (["xx", "rm\t-rf", "yy"], 1),  # any whitespace is a blank
+        (["nc\u00a0-e"], 1),
+        (["nc\n-e"], 1),
+        (["n", "c "], 0),  # never across two strings
+        (["nc", " "], 0),
+        (["nc"], 0),  # a needle cut by the end of its string
+        (["\u00e9valuate exec"], 1),
+        (["\u0130mport os"], 1),  # re.IGNORECASE: "\u0130" is an "i"
+        (["\u017fubprocess."], 1),  # and the long s an "s"
+        (["\uff53h -c"], 0),  # the fullwidth s is not
+        (["\u212a"], 0),
+    ],
+)
+def test_prefilter_cases(strings: list[str], expected: int) -> None:
+    assert native.contains_folded(strings, engine._MAYBE) == expected
+    assert prefilter.maybe_command(strings, engine._MAYBE) == bool(expected)
+
+
+def test_prefilter_rejects_what_join_rejects() -> None:
+    with pytest.raises(TypeError):
+        native.contains_folded(["curl ", b"bytes"], engine._MAYBE)  # str.join raises too
+    with pytest.raises(TypeError):
+        engine._maybe_command(["ok", 3])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        prefilter.maybe_command(["ok", 3])  # type: ignore[list-item]
+    for bad in (("",), ("Upper",), ("a\nb",), ("a\tb",), ("\u00e9",), ("a\x00",), tuple("x" * 65)):
+        with pytest.raises(ValueError):
+            native.contains_folded(["x"], bad)
+
+
+def test_prefilter_takes_tuples_and_lists_of_strings() -> None:
+    assert native.contains_folded(("a", "wget x"), engine._MAYBE) == 1
+    assert native.contains_folded(iter(["a", "b"]), engine._MAYBE) == 0
