@@ -27,7 +27,7 @@ bench:
 corpus:
 	$(PY) -P -m fastscan corpus out/corpus --seed 0 --scale medium
 
-# `train --out` is a folder; the package ships a copy (tests/test_model.py keeps them equal)
+# `train --out` is a folder; the package ships a copy (tests/model/test_model.py keeps them equal)
 model: corpus
 	$(PY) -P -m fastscan train out/corpus --out models --seed 0
 	cp models/fastscan-v1.onnx models/fastscan-v1.json fastscan/models/

@@ -337,7 +337,7 @@ def test_sigterm_leaves_valid_parquet_and_resume_completes_it(tmp_path: Path):
         (mirror / f"f{i:03d}.pkl").write_bytes(b"data %d" % i)
     out = tmp_path / "out.parquet"
     script = tmp_path / "runner.py"
-    paths = [str(Path(__file__).parent), str(Path(__file__).parent.parent)]
+    paths = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[2])]
     script.write_text(RUNNER.format(paths=paths, root=str(mirror), out=str(out)))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None

@@ -16,12 +16,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import build_mirror, hostile_pickle
 from test_s3 import relative_rows, upload_tree
 
 from fastscan.bulk import run_bulk
 from fastscan.remote import MissingExtra
 from fastscan.scale.dask_backend import connect, scan_with_dask
+from tests.mirror import build_mirror, hostile_pickle
 
 pytest.importorskip("distributed")
 

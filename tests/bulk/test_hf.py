@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import torch_zip_bytes
-from hub_server import COMMIT, HubRepo, serve
 
 from fastscan.sources import hf_coordinates
+from tests.hub_server import COMMIT, HubRepo, serve
+from tests.mirror import torch_zip_bytes
 
 pytest.importorskip("huggingface_hub")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hf_local_test_token"
 
 

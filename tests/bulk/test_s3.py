@@ -16,12 +16,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import HF_SNAPSHOT, build_mirror, hostile_pickle, torch_zip_bytes
 
 from fastscan.bulk import run_bulk
 from fastscan.remote import MissingExtra, filesystem_for
 from fastscan.sinks import comparable
 from fastscan.sources import FileRef, discover, hf_coordinates
+from tests.mirror import HF_SNAPSHOT, build_mirror, hostile_pickle, torch_zip_bytes
 
 SOURCE_COLUMNS = ("mtime", "etag", "bytes_read")
 

@@ -8,7 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "soak_bulk.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "soak_bulk.py"
 
 
 def _soak_module():  # type: ignore[no-untyped-def]

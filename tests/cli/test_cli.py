@@ -98,7 +98,7 @@ def test_readme_config_example_loads(tmp_path: Path) -> None:
 
     from fastscan.rules import RuleSet
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     block = re.search(r"```toml\n(.*?)```", readme, re.S)
     assert block is not None
     config = tmp_path / "fastscan.toml"

@@ -1,5 +1,5 @@
 """Small things a user hit (issue 12): missing extras, broken pipes, the output format implied by
---out, `report` on a Dask dataset folder. (`corpus|train|eval --help`: tests/test_cli.py.)"""
+--out, `report` on a Dask dataset folder. (`corpus|train|eval --help`: tests/cli/test_cli.py.)"""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from fastscan.cli import main
 from fastscan.sinks import format_for_path, results_to_batch
 from fastscan.verdict import FileResult
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 BENIGN = pickle.dumps({"w": [1.0, 2.0]}, protocol=4)
 

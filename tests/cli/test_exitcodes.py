@@ -16,7 +16,7 @@ from fastscan.sources import discover, unreadable_result
 
 MALICIOUS = b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x12echo fastscan-test\x85R."
 BENIGN = b"\x80\x04}\x94\x8c\x01a\x94K\x01s."
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_rule() -> None:

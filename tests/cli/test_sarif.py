@@ -18,7 +18,7 @@ from fastscan.rules.catalog import REGISTRY
 from fastscan.rulescmd import markdown
 from fastscan.sarif import FINGERPRINT_KEY, PROJECT_URL, SECURITY_SEVERITY, SRCROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MALICIOUS = b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x12echo fastscan-test\x85R."
 
 

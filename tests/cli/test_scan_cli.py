@@ -23,7 +23,7 @@ from fastscan.scan import Scanner
 from fastscan.sinks import ConsoleSink, results_to_batch
 from fastscan.verdict import FileResult, Finding, Severity
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MALICIOUS = b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x12echo fastscan-test\x85R."
 BENIGN = pickle.dumps({"weights": [1.0, 2.0], "epoch": 3}, protocol=4)
 

@@ -15,7 +15,7 @@ import pytest
 from fastscan.index import IndexFormatError, combine, load_index
 from fastscan.index.sources import build_bytes, directory, stdlib, wheel
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 PKG = {
     "__init__.py": """

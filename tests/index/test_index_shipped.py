@@ -15,7 +15,7 @@ from fastscan.index import SHIPPED, combine, load_index, shipped_index
 from fastscan.index.evaluate import ABSENT, WHY, f_rows
 from fastscan.index.ship import read_pins
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cats(sym) -> set[str]:

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("fastscan.index")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = {
     "__init__.py": (
         "import os\nimport pickle\n\nfrom .nets import Net\n\n"

@@ -14,7 +14,7 @@ import pytest
 
 from fastscan import features, model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ("fastscan-v1.onnx", "fastscan-v1.json")
 
 

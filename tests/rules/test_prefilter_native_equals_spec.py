@@ -153,7 +153,7 @@ def test_the_proof_notices_a_missing_needle() -> None:
 
 # -- hypothesis: around the alternatives ---------------------------------------------------------
 
-_SPACES = list(engine._WHITESPACE)  # all of `\s`: the fold tests above hold it to `re`
+_SPACES = list(prefilter.WHITESPACE)  # all of `\s`: the fold tests above hold it to `re`
 _CORES = [
     "/bin/sh", "/bin/bash", "/bin/zsh", "/bin/dash", "cmd /c", "cmd.exe /c", "powershell",
     "curl ", "wget ", "nc -", "ncat ", "bash -c", "bash -i", "sh -c", "rm -rf", "chmod +",

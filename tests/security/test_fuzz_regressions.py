@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-REGRESSIONS = Path(__file__).resolve().parent / "regressions"
+ROOT = Path(__file__).resolve().parents[2]
+REGRESSIONS = Path(__file__).resolve().parents[1] / "regressions"
 sys.path.insert(0, str(ROOT / "fuzz"))
 
 import targets  # noqa: E402 - fuzz/ is not a package

@@ -16,7 +16,7 @@ import pytest
 from fastscan import containers, scan
 from fastscan.scan import Scanner
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _malicious_pickle() -> bytes:

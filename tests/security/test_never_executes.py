@@ -13,7 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from test_tokenizer_threats import CASES
+from tests.tokenizer.test_tokenizer_threats import CASES
 
 PROBE = textwrap.dedent(
     """

@@ -17,7 +17,7 @@ from fastscan import _tokenizer, opcodes
 from fastscan.facts import ScanLimits
 from fastscan.tokenizer import list_opcodes, probe, tokenize
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # -- the opcode table -------------------------------------------------------------------------
 

@@ -203,7 +203,7 @@ def test_cli_lolo(
 
 
 def _build(out: Path) -> dict[str, str]:
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(Path(__file__).parents[2])}
     command = [sys.executable, "-m", "fastscan.train.corpus", str(out), "--families", "benign_libs"]
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
