@@ -14,7 +14,6 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .verdict import FileResult, Finding, Severity
 
@@ -287,6 +286,8 @@ def conform_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
 def read_provenance(path: str) -> dict[str, str]:
     """How the rows of a verdicts Parquet (file or Dask dataset folder) were computed: its
     `fastscan.*` key-value metadata, without the prefix."""
+    import pyarrow.parquet as pq  # here, not at import: `scan` never reads Parquet (~20 ms)
+
     if os.path.isdir(path):
         common = os.path.join(path, "_common_metadata")
         if not os.path.exists(common):
@@ -308,6 +309,8 @@ def read_parquet(path: str) -> pa.Table:
     """A Parquet file (or a Dask engine's dataset directory) as one table. A single file skips
     `pq.read_table`'s dataset layer: importing it costs ~0.25 s, more than reading a 100k-row
     verdicts file."""
+    import pyarrow.parquet as pq
+
     if os.path.isdir(path):
         return pq.read_table(path)
     with pq.ParquetFile(path) as fh:
@@ -381,6 +384,8 @@ class ParquetSink:
         *,
         row_group_rows: int = 65_536,
     ) -> None:
+        import pyarrow.parquet as pq
+
         schema = RESULT_SCHEMA.with_metadata(file_metadata(metadata or {}))
         self.path = path
         self.rows = 0

@@ -54,7 +54,7 @@ string_lists = st.lists(st.one_of(adversarial_text, st.text(max_size=30)), max_s
 
 
 def _regex_counts(text: str) -> tuple[int, ...]:
-    return tuple(len(pattern.findall(text)) for pattern, _ in features._PATTERNS)
+    return tuple(len(pattern.findall(text)) for pattern, _ in string_stats_spec.PATTERNS)
 
 
 def _bits(x: float) -> bytes:
