@@ -221,3 +221,26 @@ def test_rules_lookup_asks_an_index_when_the_build_has_one(
     monkeypatch.delitem(sys.modules, "fastscan.index")
     assert main(["rules", "--format", "json", "--lookup", "mylab.layers.Block"]) == 0
     assert "index" not in json.loads(capsys.readouterr().out)
+
+
+def test_scan_of_one_file_does_not_import_parquet(tmp_path: Path) -> None:
+    """A one-file scan stays under 0.3 s (benchmarks/bench_latency.py) partly because it never
+    loads pyarrow.parquet (~20 ms); `scan --format jsonl` must still print the row."""
+    target = tmp_path / "evil.pkl"
+    target.write_bytes(MALICIOUS)
+    code = (
+        "import sys\n"
+        "from fastscan.cli import main\n"
+        f"code = main(['scan', '--format', 'jsonl', {str(target)!r}])\n"
+        "print('parquet' if 'pyarrow.parquet' in sys.modules else 'no parquet', code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-P", "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    row, last = proc.stdout.splitlines()
+    assert json.loads(row)["verdict"] == "malicious"
+    assert last == "no parquet 1"
