@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -172,7 +173,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .isolation import harden
 
     harden()  # before any lazy import: nothing from the current directory (see isolation)
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        if argv is None:  # the process's own entry point: it exits next
+            # Objects frozen now are skipped by the collections of interpreter finalization
+            # (~30 ms of a one-file scan's ~0.3 s); atexit handlers, flushes and module
+            # teardown still run.
+            gc.freeze()
+
+
+def _run(argv: list[str]) -> int:
     try:
         if argv and argv[0] in _PASSTHROUGH:  # `corpus --help` reaches the corpus parser
             return int(_COMMANDS[argv[0]](argparse.Namespace(rest=argv[1:])))

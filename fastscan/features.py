@@ -33,17 +33,16 @@ Blocks (prefix: meaning):
 Speed: the hot loops (string statistics and patterns, the opcode histogram, call sites, the
 float32 conversion) run in the native helper `fastscan._features` (native/_features.pyx), which
 reproduces the original Python/numpy computation bit for bit, since the model was trained on its
-rows: `string_stats_py` below is that computation for the string block, and
-tests/test_features_native.py holds the native code to it and to digests of reference rows.
+rows: tests/specs/string_stats.py is that computation for the string block, and
+tests/features/test_features_native_equals_spec.py holds the native code to it and to digests of
+reference rows.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import sys
 import zlib
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -108,9 +107,6 @@ RULE_CLASSES = ("safe", "unknown", "dangerous")
 # Behaviour categories of the knowledge base (rules/knowledge.py); others -> *_other.
 CATEGORIES = knowledge.CATEGORIES
 HASH_BUCKETS = 64
-# (len_sum, len_max, nonprintable, n_entropy, entropy_sum, entropy_max, n_high_entropy,
-#  match count per STRING_PATTERNS entry)
-StringStats = tuple[int, int, int, int, float, float, int, tuple[int, ...]]
 # (name, regex, literals one of which must occur for the regex to be worth running)
 STRING_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
@@ -293,15 +289,8 @@ _CANOM_SLOT_OF_CODE = {k.code: _CANOM_SLOT[k.slot] for k in container_anomalies.
 _CANOM_OTHER = _CANOM_SLOT[container_anomalies.OTHER_SLOT]
 _KIND_SLOT = {k: i for i, k in enumerate(STREAM_KINDS)}
 _ENC_SLOT = {e: i for i, e in enumerate(NESTED_ENCODINGS)}
-_PATTERNS = tuple((re.compile(p), needles) for _, p, needles in STRING_PATTERNS)
 if tuple(p for _, p, _ in STRING_PATTERNS) != _native.PATTERN_SOURCES:
     raise RuntimeError("STRING_PATTERNS differ from the regexes fastscan._features implements")
-# control characters and U+FFFD (undecodable bytes); counted with str.translate, ~10x a regex
-_NONPRINTABLE_CHARS = [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, 0xFFFD]
-_DROP_NONPRINTABLE = dict.fromkeys(_NONPRINTABLE_CHARS)
-_ENTROPY_MIN_LEN = 8
-_HIGH_ENTROPY = 4.5  # bits per byte; English text is ~4, base64 ~6
-_SMALL_ENTROPY = 6  # up to this many strings, entropy is computed without numpy
 _FINITE_MAX = 3.0e38  # NaN -> 0 and +-inf -> +-_FINITE_MAX in the float32 row
 _HASH_CACHE: dict[str, int] = {}
 _HASH_CACHE_LIMIT = 200_000  # hostile corpora must not grow it without bound
@@ -510,47 +499,6 @@ def _string_block(row: list[float], walked: list[tuple[StreamFacts, int]]) -> No
         row[_STR + 6] = entropy_max
         row[_STR + 7] = n_high
     row[_PAT : _PAT + len(STRING_PATTERNS)] = patterns
-
-
-def string_stats_py(strings: list[str]) -> StringStats:
-    """What `_features.string_stats` computes, in plain Python: the spec the tests hold it to.
-
-    Entropy is summed like the native code (and the model's training data): for up to
-    _SMALL_ENTROPY strings with math.log2 in first-seen byte order, above that with numpy.
-    """
-    lengths = [len(s) for s in strings]
-    text = "\n".join(strings)
-    nonprintable = len(text) - len(text.translate(_DROP_NONPRINTABLE))
-    entropies = _entropies([s for s in strings if len(s) >= _ENTROPY_MIN_LEN])
-    patterns = tuple(
-        len(pattern.findall(text)) if not needles or any(n in text for n in needles) else 0
-        for pattern, needles in _PATTERNS
-    )
-    return (
-        sum(lengths), max(lengths, default=0), nonprintable, len(entropies), sum(entropies, 0.0),
-        max(entropies, default=0.0), sum(1 for e in entropies if e > _HIGH_ENTROPY), patterns,
-    )  # fmt: skip
-
-
-def _entropies(strings: list[str]) -> list[float]:
-    """Shannon entropy (bits per UTF-8 byte) of each string."""
-    if len(strings) <= _SMALL_ENTROPY:
-        # numpy's fixed cost (~35 us) dominates for a handful of strings
-        return [_entropy(s.encode("utf-8", "surrogatepass")) for s in strings]
-    encoded = [s.encode("utf-8", "surrogatepass") for s in strings]
-    lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
-    data = np.frombuffer(b"".join(encoded), dtype=np.uint8).astype(np.int64)
-    segment = np.repeat(np.arange(len(encoded)), lengths)
-    counts = np.bincount(segment * 256 + data, minlength=len(encoded) * 256)
-    p = counts.reshape(len(encoded), 256) / lengths[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, -p * np.log2(p), 0.0)
-    return [float(e) for e in terms.sum(axis=1)]
-
-
-def _entropy(data: bytes) -> float:
-    n = len(data)
-    return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
 
 
 def _structure_block(

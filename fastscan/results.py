@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .findings import Finding, Severity
 from .verdict import FileResult
@@ -126,7 +125,8 @@ def results_to_batch(results: Iterable[FileResult]) -> pa.RecordBatch:
 # question imports pandas: ~0.25 s of CPU in every bulk worker that writes one result batch.
 # The builders below assemble the same arrays from numpy buffers (pa.Array.from_buffers never
 # asks); values they do not expect (a None size, a numpy scalar, an unencodable path) go to
-# pyarrow.array, so its result and errors stay the reference (tests/test_sinks_arrays.py).
+# pyarrow.array, so its result and errors stay the reference
+# (tests/bulk/test_sinks_batch_equals_spec.py).
 
 _EXACT_FLOAT_INT = 2**53  # ints up to this convert to float64 exactly, as pyarrow requires
 
@@ -286,6 +286,8 @@ def conform_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
 def read_provenance(path: str) -> dict[str, str]:
     """How the rows of a verdicts Parquet (file or Dask dataset folder) were computed: its
     `fastscan.*` key-value metadata, without the prefix."""
+    import pyarrow.parquet as pq  # here, not at import: a one-file scan never reads Parquet
+
     if os.path.isdir(path):
         common = os.path.join(path, "_common_metadata")
         if not os.path.exists(common):
@@ -307,6 +309,8 @@ def read_parquet(path: str) -> pa.Table:
     """A Parquet file (or a Dask engine's dataset directory) as one table. A single file skips
     `pq.read_table`'s dataset layer: importing it costs ~0.25 s, more than reading a 100k-row
     verdicts file."""
+    import pyarrow.parquet as pq
+
     if os.path.isdir(path):
         return pq.read_table(path)
     with pq.ParquetFile(path) as fh:

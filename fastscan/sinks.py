@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import IO, Any, Protocol
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .results import RESULT_SCHEMA, conform_batch, file_metadata
 from .text import clip
@@ -35,6 +34,8 @@ class ParquetSink:
         *,
         row_group_rows: int = 65_536,
     ) -> None:
+        import pyarrow.parquet as pq
+
         schema = RESULT_SCHEMA.with_metadata(file_metadata(metadata or {}))
         self.path = path
         self.rows = 0

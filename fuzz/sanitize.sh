@@ -29,9 +29,10 @@ ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$BUILD/asan" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$BUILD/ubsan" \
 FASTSCAN_TEST_MODEL=none \
     "$PY" -m pytest -q -p no:cacheprovider -m "not slow" \
-    tests/test_tokenizer.py tests/test_tokenizer_threats.py tests/test_containers.py \
+    tests/tokenizer tests/containers \
     -k "not fuzz_campaign" \
-    tests/test_hostile.py tests/test_matrix.py tests/test_fuzz_regressions.py "$@" || status=$?
+    tests/security/test_hostile.py tests/security/test_matrix.py \
+    tests/security/test_fuzz_regressions.py "$@" || status=$?
 # Re-run what the coverage-guided campaign found (atheris itself cannot run on gcc's ASan).
 CORPUS=${FUZZ_CORPUS:-$ROOT/out/fuzz/corpus}
 if [ -d "$CORPUS" ]; then

@@ -1,8 +1,9 @@
 """Fuzz targets: one function per stage, each taking raw bytes and checking invariants.
 
-Importable without atheris, so `tests/test_fuzz_regressions.py` replays crash reproducers through
-exactly the code the fuzzer ran. A target fails only by raising: any exception escaping a stage
-(the stages promise never to raise on file content) or a broken invariant (AssertionError).
+Importable without atheris, so `tests/security/test_fuzz_regressions.py` replays crash
+reproducers through exactly the code the fuzzer ran. A target fails only by raising: any
+exception escaping a stage (the stages promise never to raise on file content) or a broken
+invariant (AssertionError).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 """Native helpers for `fastscan.features`: the loops that dominate feature extraction.
 
 The model was trained on rows from the plain Python/numpy code, so every helper reproduces it
-bit for bit, not approximately (tests/test_features_native.py checks each one):
+bit for bit, not approximately (tests/features/test_features_native_equals_spec.py checks each):
 
-- `string_stats` returns what `features.string_stats_py` (the executable spec) computes:
+- `string_stats` returns what tests/specs/string_stats.py (the executable spec) computes:
   lengths, control characters, Shannon entropy per string, and the number of non-overlapping
   matches of each `features.STRING_PATTERNS` regex over "\\n".join(strings), in one call
   instead of eight regex scans. Every pattern is a hand-written matcher that follows the regex

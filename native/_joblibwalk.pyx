@@ -8,7 +8,7 @@ interpreter) was the largest per-file cost on a hub mirror. Here one C loop find
 (the same rules as the tokenizer's `list_opcodes`), decodes binary operands inline and dispatches
 on the opcode byte. Symbolic values stay ordinary Python objects (ints, strs, tuples, dicts, the
 `_Global`/`_Obj` records below, the MARK/UNKNOWN sentinels), so every decision, and every
-anomaly detail string, is the one the Python specification (tests/joblib_walk_spec.py) makes.
+anomaly detail string, is the one the Python specification (tests/specs/joblib_walk.py) makes.
 Nothing here imports or calls anything named by the scanned data.
 
 Indexing Python lists and tuples keeps its Python meaning (negative indices, IndexError) as in the

@@ -417,8 +417,8 @@ def pattern_counts(str text) -> tuple:
 # it compares needles with each character's FOLD: " " for every character `\s` matches (tabs,
 # newlines, NBSP, the Unicode spaces), the ASCII letter for every character re.IGNORECASE equates
 # with one (ASCII capitals, and the four below), the character itself for the rest of ASCII, and
-# 0 (in no needle) for everything else. tests/test_prefilter_whitespace.py checks FOLD against
-# `re` over every code point, and engine._maybe_command_py spells the same fold in Python.
+# 0 (in no needle) for everything else. tests/rules/test_prefilter_native_equals_spec.py checks FOLD
+# against `re` over every code point; tests/specs/prefilter.py spells the same fold in Python.
 FOLDS_TO_ASCII_LETTER = ((0x130, "i"), (0x131, "i"), (0x17F, "s"), (0x212A, "k"))
 
 cdef unsigned char FOLD_LATIN1[256]

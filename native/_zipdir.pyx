@@ -60,7 +60,7 @@ cdef bint _maybe_v7_tar(const uint8_t* p) noexcept nogil:
 
 
 cdef bint _may_route(const uint8_t* p, int64_t n, const uint8_t[:] first) noexcept nogil:
-    """Mirror of `sniff.may_route` over one window (kept equal by a property test)."""
+    """Mirror of tests/specs/may_route.py over one window (kept equal by a property test)."""
     if n <= 0:
         return True
     if first[p[0]]:
@@ -138,9 +138,10 @@ def central_entries(const uint8_t[::1] buf, int64_t real_cd, int64_t delta,
     size, local header offset, data offset (-1: no local header), is_symlink, crc_known,
     routable, plain, quiet), zip64 placeholders resolved. Names are str when valid UTF-8, else
     raw bytes for Python to decode. `routable` is False only for a stored, unencrypted member
-    whose first `window` bytes `sniff.may_route` would reject. `plain`: no flag, name, method or
-    symlink oddity that `zipread._entry_anomalies` reports (duplicates aside). `quiet`: not
-    routable and an ASCII name not ending in ".pkl", so `read_zip` only counts its window.
+    whose first `window` bytes tests/specs/may_route.py would reject. `plain`: no flag,
+    name, method or symlink oddity that `zipread._entry_anomalies` reports (duplicates aside).
+    `quiet`: not routable and an ASCII name not ending in ".pkl", so `read_zip` only counts its
+    window.
     `oddities` ORs the ODD_* bits, `quiet_bytes` sums the quiet members' windows, and
     `first_header` is the lowest local header offset found (-1: none).
     """

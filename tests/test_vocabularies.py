@@ -148,7 +148,9 @@ def test_probe_reads_native_anomaly_values_through_the_table() -> None:
     # the loader raises at a stack underflow before the import: no pickle a loader would run
     assert not tokenizer.starts_like_pickle(b"\x85cos\nsystem\n)R.")
     assert not tokenizer.starts_like_pickle(b"\x80\x02\x85cos\nsystem\n)R.")
-    assert tokenizer.starts_like_pickle(b"cos\nsystem\n\x85.")  # the underflow after the import: it ran
+    assert tokenizer.starts_like_pickle(
+        b"cos\nsystem\n\x85."
+    )  # the underflow after the import: it ran
 
 
 def test_python_side_tokenizer_codes_are_emitted_by_constant() -> None:

@@ -9,7 +9,7 @@ walker dies on the raw bytes; this module computes each extent from the wrapper'
 (shape, dtype, alignment) with a small symbolic stack, and cuts the dump into pickle segments
 around the arrays.
 That walk is native (`fastscan._joblibwalk`, one C loop per dump); its Python specification lives in
-tests/joblib_walk_spec.py, and the two are tested equal.
+tests/specs/joblib_walk.py, and the two are tested equal.
 
 Compressed dumps (zlib, gzip, bz2, xz, lzma, lz4 prefixes) are decompressed by `archive` first and
 land here as plain bytes.

@@ -150,25 +150,7 @@ def sniff(buf: Buffer) -> str:
 
 # First bytes of everything an archive member is read further for: a pickle's first opcode (the
 # legacy torch magic is one) and the magics of zip, npy, 7z, gzip, bz2, xz, lz4, joblib ZF, zlib
-# and raw lzma. Tar and a zip with prepended data have no leading magic; `may_route` checks them.
+# and raw lzma. Tar and a zip with prepended data have no leading magic; the native zip listing
+# (`ZipEntry.routable`) checks them. Specification: tests/specs/may_route.py.
 _ROUTE_FIRST_BYTES = START_BYTES | frozenset(b"P\x937\x1fB\xfd\x04Z\x78\x5d")
 ROUTE_FIRST = bytes(int(b in _ROUTE_FIRST_BYTES) for b in range(256))
-
-
-def may_route(buf: Buffer, start: int, end: int) -> bool:
-    """False only when `sniff` of buf[start:end] cannot name a format a member is read further for.
-
-    The specification of the per-member fast path: `fastscan._zipdir` answers the same question
-    natively while listing a zip (`ZipEntry.routable`), and property tests hold the two equal and
-    both to `sniff`. `buf` is bytes or an mmap (searched in place); other buffers are copied.
-    """
-    if end <= start:
-        return True  # empty: let the full path record it
-    if ROUTE_FIRST[buf[start]]:
-        return True
-    if end - start >= 512 and is_tar(memoryview(buf)[start : start + 512]):
-        return True
-    find = getattr(buf, "find", None)
-    if find is None:
-        return bytes(memoryview(buf)[start:end]).find(ZIP_EOCD) >= 0
-    return bool(find(ZIP_EOCD, start, end) >= 0)

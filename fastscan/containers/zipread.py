@@ -238,7 +238,7 @@ def list_zip(buf: Buffer, probe_window: int = 0) -> ZipListing:
     """List every member with its anomalies. Raises ZipError only when no structure is found.
 
     `probe_window` > 0 also marks stored members whose first bytes start nothing a reader
-    routes further (`ZipEntry.routable` False; see `sniff.may_route`).
+    routes further (`ZipEntry.routable` False; specification: tests/specs/may_route.py).
     """
     view = memoryview(buf)
     listing = ZipListing()

@@ -81,27 +81,16 @@ _URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"]+", re.IGNORECASE)
 # Cheap pre-filter over all strings at once: does one of these needles occur in some string?
 # Only a hit pays for the per-string regexes above (an alternation over all strings costs
 # ~100 us per file). It must hit whenever a regex can match, so every alternative of _SHELL and
-# _URL holds a needle among the characters it always matches (tests/test_prefilter_whitespace.py
-# proves it from the parsed patterns), and needles are compared with each character folded the
-# way the regexes see it: " " stands for any `\s` ("nc\t-e", "sh\u00a0-c"), a letter for its
-# re.IGNORECASE variants ("\u017fh -c" is "sh -c" to `re`). Needles as long as that allows keep
-# tensor names ("layer_norm", "shape", "rms", "system_prompt") from paying for the regex pass.
+# _URL holds a needle among the characters it always matches (proved from the parsed patterns
+# by tests/rules/test_prefilter_native_equals_spec.py), and needles are compared with each
+# character folded the way the regexes see it: " " stands for any `\s` ("nc\t-e", "sh\u00a0-c"),
+# a letter for its re.IGNORECASE variants ("\u017fh -c" is "sh -c" to `re`). Needles as long as
+# that allows keep tensor names ("layer_norm", "shape", "rms", "system_prompt") from paying for
+# the regex pass.
 _MAYBE = (
     "/bin/", "cmd", "powershell", "curl ", "wget ", "nc ", "ncat ", "sh ", "rm ", "chmod ",
     "mkfifo", "/dev/tcp/", "base64 ", "__import__", "exec", "eval", "os.system", "subprocess.",
     "import ", "://",
-)  # fmt: skip
-# The fold of _features.contains_folded as a str.translate table, for _maybe_command_py.
-_WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
-    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)  # what `\s` matches in a str pattern: Py_UNICODE_ISSPACE
-_FOLD = str.maketrans(
-    {
-        **dict.fromkeys(_WHITESPACE, " "),
-        **{chr(c): chr(c + 32) for c in range(65, 91)},
-        "\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k",
-    }
 )  # fmt: skip
 
 # Anomalies that a segment starting mid-pickle shows by construction (see _Scope.fragment).
@@ -629,15 +618,8 @@ def _string_findings(member: str, strings: Sequence[str], out: _Collector, scope
 
 
 def _maybe_command(strings: Sequence[str]) -> bool:
-    """Whether a _MAYBE needle occurs in some string, folded (see _MAYBE); native, one pass."""
-    return bool(_native.contains_folded(strings, _MAYBE))
+    """Whether a _MAYBE needle occurs in some string, folded (see _MAYBE); native, one pass.
 
-
-def _maybe_command_py(strings: Sequence[str], needles: Sequence[str] = _MAYBE) -> bool:
-    """_maybe_command in plain Python: its executable specification (tests hold the native
-    pass to it, for any needles).
-
-    NUL joins the strings: no needle holds it, so no match spans two of them.
+    Its plain Python specification is tests/specs/prefilter.py.
     """
-    folded = "\0".join(strings).translate(_FOLD)
-    return any(word in folded for word in needles)
+    return bool(_native.contains_folded(strings, _MAYBE))

@@ -1,6 +1,6 @@
 """Name semantics: how a (module, name) pair from a pickle maps onto the knowledge base.
 
-The rules, each implemented here and tested in tests/test_rules.py:
+The rules, each implemented here and tested in tests/rules/test_rules_names.py:
 1. Module spellings are normalised first: `__builtin__` -> `builtins`, C-level modules to their
    public module (`posix` -> `os`, `_io` -> `io`, `_operator` -> `operator`), longest prefix wins.
 2. A rule on a module covers its sub-modules: `asyncio *` covers `asyncio.unix_events`.

@@ -29,7 +29,7 @@ SOURCES: dict[str, LibSource] = {
 # events, optuna trial times, skorch epoch durations, catboost/matplotlib/sentence-transformers
 # run metadata), or fresh random salts (AES archives), or (sklearn-crfsuite) a trained model file
 # whose bytes differed once between two processes of a full test run: every other source's bytes
-# are fixed by the seed (tests/test_benign_libs.py builds twice in two processes).
+# are fixed by the seed (tests/train/test_benign_libs.py builds twice in two processes).
 STAMPED = frozenset({"catboost_models", "crfsuite_taggers", "gensim_models", "matplotlib_figures",
                      "optuna_studies", "sentence_transformers_models", "skorch_nets",
                      *ENCRYPTED})  # fmt: skip
