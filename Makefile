@@ -17,7 +17,7 @@ lint:
 	ruff check fastscan tests benchmarks fuzz native/gen_opcodes.py
 	ruff format --check fastscan tests benchmarks fuzz native/gen_opcodes.py
 	mypy
-	cython-lint native/*.pyx native/_string_patterns.pxi native/_records.pxi native/_newline.pxi native/_operand_text.pxi
+	cython-lint native/*.pyx native/*.pxi
 
 bench:
 	$(PY) benchmarks/bench_tokenizer.py
