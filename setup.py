@@ -14,7 +14,7 @@ extensions = cythonize(
             extra_compile_args=os.environ.get("FASTSCAN_CFLAGS", "-O3 -g0").split(),
             extra_link_args=os.environ.get("FASTSCAN_LDFLAGS", "").split(),
         )
-        for name in ("_tokenizer", "_features", "_zipdir", "_joblibwalk")
+        for name in ("_tokenizer", "_bytescan", "_features", "_zipdir", "_joblibwalk")
     ],
     include_path=["native"],
     compiler_directives={

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from . import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
+from . import _features as _native
 from .facts import ANOMALY_CODES, GlobalRef, StreamFacts
 from .opcodes import BY_NAME, TABLE
 from .rules import RuleSet, default_ruleset

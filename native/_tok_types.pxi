@@ -72,52 +72,11 @@ cdef enum:
     ENC_QUOTED = 2  # STRING: a quoted, escaped repr
     ENC_RAW_UNICODE = 3  # UNICODE: raw-unicode-escape
 
-# Result of walking one pickle.
-cdef enum:
-    R_STOP = 0
-    R_TRUNCATED = 1
-    R_BAD_OPCODE = 2
-    R_BUDGET = 3
-
-# Anomaly codes, in the order of ANOMALY_NAMES.
-cdef enum:
-    A_STACK_UNDERFLOW = 0
-    A_MARK_MISSING = 1
-    A_BAD_MEMO_GET = 2
-    A_MEMO_TYPE_CONFUSION = 3
-    A_MEMO_BUDGET = 4
-    A_MISPLACED_PROTO = 5
-    A_DUPLICATE_PROTO = 6
-    A_FRAME_VIOLATION = 7
-    A_FRAME_IN_OLD_PROTOCOL = 8
-    A_FRAME_OVERRUN = 9
-    A_NEW_FRAME_INSIDE_FRAME = 10
-    A_EXT_CODE = 11
-    A_STACK_GLOBAL_NON_STRING = 12
-    A_BUILD_ON_GLOBAL = 13
-    A_SETITEM_ON_GLOBAL = 14
-    A_TRAILING_JUNK = 15
-    A_JUNK_BETWEEN = 16
-    A_STOP_WITH_STACK = 17
-    A_NEGATIVE_LENGTH = 18
-    A_BAD_MEMO_KEY = 19
-    A_RESYNC_BUDGET = 20
-    A_BAD_TEXT_OPERAND = 21
-
-ANOMALY_NAMES = (
-    "stack_underflow", "mark_missing", "bad_memo_get", "memo_type_confusion", "memo_budget",
-    "misplaced_proto", "duplicate_proto", "frame_violation", "frame_in_old_protocol",
-    "frame_overrun", "new_frame_inside_frame", "ext_code", "stack_global_non_string",
-    "build_on_global", "setitem_on_global", "trailing_junk", "junk_between", "stop_with_stack",
-    "negative_length", "bad_memo_key", "resync_budget", "bad_text_operand",
-)
-STATUS_NAMES = ("ok", "truncated", "bad_opcode", "budget")
 ENCODING_NAMES = ("utf8", "bytes", "quoted", "raw_unicode")
 
 cdef enum:
     # Anomalies that can repeat thousands of times are recorded at most this often per pickle.
     MAX_SAME_ANOMALY = 16
-    N_ANOMALY_CODES = 22
     # protocol-0 number/string operands left for `loader_rejects` to check exactly, per buffer
     MAX_TEXT_CHECKS = 256
     # opcodes a nested candidate is walked for its first import, and the decoded bytes that walk
@@ -177,11 +136,11 @@ cdef struct ArgSpan:
     int64_t off
     int64_t length
     int64_t end  # offset after the argument
-    int status  # R_STOP when the argument is whole
+    int status  # R_OK when the argument is whole
 
 
 # Result of Walker.generic_op: the offset after the opcode and G_NEXT, or the R_* code that ends
-# the pickle (R_STOP after STOP; R_TRUNCATED / R_BAD_OPCODE when the argument is cut or invalid).
+# the pickle (R_OK after STOP; R_TRUNCATED / R_BAD_OPCODE when the argument is cut or invalid).
 cdef struct OpResult:
     int64_t pos
     int status

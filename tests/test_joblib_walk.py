@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from fastscan import _joblibwalk  # type: ignore[attr-defined]
+from fastscan import _joblibwalk
 from fastscan.containers import joblib_dump, open_container
 from fastscan.train import benign, wrappers
 from tests import joblib_walk_spec as spec

@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastscan
-from fastscan import _features as native  # type: ignore[attr-defined]
+from fastscan import _features as native
 from fastscan.rules import engine
 
 _PATTERNS = (engine._SHELL, engine._URL)

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastscan import _features as native  # type: ignore[attr-defined]
+from fastscan import _features as native
 from fastscan import features, sinks
 from fastscan.rules import engine
 from fastscan.verdict import FileResult, Finding, Severity

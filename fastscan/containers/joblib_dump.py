@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import _joblibwalk  # type: ignore[attr-defined]  # compiled, no stub
+from .. import _joblibwalk
 from ..tokenizer import find
 from ._context import ScanState
 from .base import Buffer

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .. import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
+from .. import _features as _native
 from ..containers.base import COMPLETE, ENCRYPTED, ERROR, PARTIAL, UNSUPPORTED, Container
 from ..facts import (
     STATUS_BAD_OPCODE,
