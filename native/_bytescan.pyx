@@ -15,6 +15,13 @@ include "_newline.pxi"
 include "_tok_bytes.pxi"
 
 
+# The listing's status strings, looked up once (C globals: no module-dict lookup per call).
+cdef str S_OK = STATUS_NAMES[R_OK]
+cdef str S_TRUNCATED = STATUS_NAMES[R_TRUNCATED]
+cdef str S_BAD_OPCODE = STATUS_NAMES[R_BAD_OPCODE]
+cdef str S_BUDGET = STATUS_NAMES[R_BUDGET]
+
+
 cdef extern from "<string.h>" nogil:
     void* memmem(const void* haystack, size_t hlen, const void* needle, size_t nlen)
 
@@ -59,13 +66,13 @@ def list_opcodes(const uint8_t[::1] data, int64_t start=0, int64_t max_ops=10_00
     offsets = []
     arg_offsets = []
     arg_lengths = []
-    status = STATUS_NAMES[R_TRUNCATED]
+    status = S_TRUNCATED
     while pos < n and count < max_ops:
         op_start = pos
         op = p[pos]
         kind = ARG_KIND[op]
         if kind == ARG_INVALID:
-            status = STATUS_NAMES[R_BAD_OPCODE]
+            status = S_BAD_OPCODE
             break
         pos += 1
         arg_off = pos
@@ -102,7 +109,7 @@ def list_opcodes(const uint8_t[::1] data, int64_t start=0, int64_t max_ops=10_00
             ulen = read_le(p + pos, slen)
             arg_off = pos + slen
             if kind == ARG_LEN4S and <int32_t>(<uint32_t>ulen) < 0:
-                status = STATUS_NAMES[R_BAD_OPCODE]
+                status = S_BAD_OPCODE
                 pos = op_start
                 break
             if ulen > <uint64_t>(n - arg_off):
@@ -117,8 +124,8 @@ def list_opcodes(const uint8_t[::1] data, int64_t start=0, int64_t max_ops=10_00
             arg_lengths.append(arg_len)
         count += 1
         if op == OP_STOP:
-            status = STATUS_NAMES[R_OK]
+            status = S_OK
             break
-    if count >= max_ops and status != STATUS_NAMES[R_OK]:
-        status = STATUS_NAMES[R_BUDGET]
+    if count >= max_ops and status != S_OK:
+        status = S_BUDGET
     return bytes(codes), offsets, arg_offsets, arg_lengths, pos, status
