@@ -3,10 +3,13 @@ and the Walker's class chain keeps every walk method a direct C call."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import re
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 from fastscan import _bytescan, _tokenizer, facts
@@ -143,3 +146,31 @@ def test_every_walker_method_is_final() -> None:
                 assert in_final_class or lines[i - 1] == "    @cython.final", f"{pxi.name}: {line}"
     assert methods > 50
     assert [n for n in dir(_tokenizer) if "Walker" in n] == ["Walker"]  # the chain is internal
+
+
+def test_every_extension_has_a_stub_naming_its_public_api() -> None:
+    built = sorted({p.name.split(".")[0] for p in (ROOT / "fastscan").glob("_*.so")})
+    declared = set(
+        re.findall(r"for name in \(([^)]*)\)", (ROOT / "setup.py").read_text())[0]
+        .replace('"', "")
+        .replace(" ", "")
+        .split(",")
+    )
+    assert set(built) == declared
+    for name in built:
+        stub = ROOT / "fastscan" / f"{name}.pyi"
+        assert stub.exists(), name
+        tree = ast.parse(stub.read_text())
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+        names |= {
+            n.target.id
+            for n in tree.body
+            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+        }
+        module = importlib.import_module(f"fastscan.{name}")
+        public = {
+            n
+            for n, v in vars(module).items()
+            if not n.startswith("_") and not isinstance(v, types.ModuleType)
+        }
+        assert public <= names, (name, sorted(public - names))
