@@ -4,10 +4,10 @@
 
 A refactor of native/_tokenizer.pyx that should cost no speed (moving code between .pxi files,
 generating it) is checked here without a noisy wall-clock benchmark: each Cython-generated C
-function of the Walker (`__pyx_f_..._<Class>_<method>`, whatever class of the chain holds it) is
-disassembled with objdump and compared after blanking addresses and symbol names. Prints the
-functions whose instructions differ and those present in one build only; exit 1 if any differ.
-Needs binutils' objdump; reads the binaries only.
+function of the walk (a method, `__pyx_f_..._<Class>_<method>` whatever class of the chain holds
+it, or a module-level cdef function) is disassembled with objdump and compared after blanking
+addresses and symbol names. Prints the functions whose instructions differ and those present in
+one build only; exit 1 if any differ. Needs binutils' objdump; reads the binaries only.
 """
 
 from __future__ import annotations
@@ -17,24 +17,26 @@ import subprocess
 import sys
 
 _HEAD = re.compile(r"^[0-9a-f]+ <(.+)>:$")
-_FUNC = re.compile(r"__pyx_f_(?:\d+\w+?_)?\d+_tokenizer_(\d+)")
+_FUNC = re.compile(r"__pyx_f_(?:\d+\w+?_)?\d+_tokenizer_(\w+)\(")
 
 
 def method_name(symbol: str) -> str | None:
-    """`walk_one` (or `walk_one.cold`) for a Walker method's C symbol, else None."""
+    """`walk_one` (or `walk_one.cold`) for the demangled C symbol of a cdef function or method
+    of the walk (a method's name carries its class: `6Walker_walk_one`), else None."""
     m = _FUNC.search(symbol)
     if not m:
         return None
-    rest = symbol[m.end() :]
-    cls_len = int(m.group(1))  # Cython prefixes the class name with its length
-    meth = re.match(r"_(\w+?)P\d+__pyx_obj", rest[cls_len:])
-    suffix = re.search(r"(\.(?:cold|part\.\d+|constprop\.\d+|isra\.\d+))+$", symbol)
-    return (meth.group(1) if meth else rest[cls_len:]) + (suffix.group(0) if suffix else "")
+    name = m.group(1)
+    cls = re.match(r"(\d+)", name)
+    if cls:  # Cython prefixes the class name with its length
+        name = name[len(cls.group(1)) + int(cls.group(1)) + 1 :]
+    clones = "".join(re.findall(r"\[clone (\.[\w.]+)\]", symbol))
+    return name + clones
 
 
 def functions(path: str) -> dict[str, list[str]]:
     out = subprocess.run(
-        ["objdump", "-d", "--no-show-raw-insn", "-M", "intel", path],
+        ["objdump", "-d", "-C", "--no-show-raw-insn", "-M", "intel", path],
         capture_output=True,
         text=True,
         check=True,
