@@ -12,6 +12,8 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
+
 from fastscan import _bytescan, _tokenizer, facts
 from fastscan.tokenizer import tokenize
 
@@ -174,3 +176,17 @@ def test_every_extension_has_a_stub_naming_its_public_api() -> None:
             if not n.startswith("_") and not isinstance(v, types.ModuleType)
         }
         assert public <= names, (name, sorted(public - names))
+
+
+@pytest.mark.skipif(shutil.which("nm") is None, reason="needs binutils' nm")
+def test_the_hot_walk_starts_on_a_cache_line() -> None:
+    # setup.py builds the tokenizer with -falign-functions=64: the walk's speed must not depend
+    # on how much code precedes walk_one
+    (so,) = (ROOT / "fastscan").glob("_tokenizer.*.so")
+    symbols = subprocess.run(["nm", str(so)], capture_output=True, text=True, check=True).stdout
+    (address,) = [
+        line.split()[0]
+        for line in symbols.splitlines()
+        if "walk_one" in line and not line.rstrip().endswith(".cold")
+    ]
+    assert int(address, 16) % 64 == 0
