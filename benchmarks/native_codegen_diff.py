@@ -55,6 +55,9 @@ def functions(path: str) -> dict[str, list[str]]:
             ins = re.sub(r"<[^>]*>", "<sym>", ins)
             ins = re.sub(r"\b[0-9a-f]{3,}\b", "addr", ins)
             body.append(ins.strip())
+    for body in found.values():  # alignment padding after a function is not its code
+        while body and re.match(r"(nop|xchg\s+ax,ax|cs nop|data16|int3)", body[-1]):
+            body.pop()
     return found
 
 
