@@ -13,11 +13,11 @@ test-fast:
 	$(PY) -m pytest -q -m "not slow"
 
 lint:
-	$(PY) native/gen_opcodes.py --check
-	ruff check fastscan tests benchmarks fuzz native/gen_opcodes.py
-	ruff format --check fastscan tests benchmarks fuzz native/gen_opcodes.py
+	$(PY) native/gen_tables.py --check
+	ruff check fastscan tests benchmarks fuzz native/gen_tables.py
+	ruff format --check fastscan tests benchmarks fuzz native/gen_tables.py
 	mypy
-	cython-lint native/*.pyx native/_string_patterns.pxi native/_records.pxi native/_newline.pxi native/_operand_text.pxi
+	cython-lint native/*.pyx native/*.pxi
 
 bench:
 	$(PY) benchmarks/bench_tokenizer.py

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from . import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
+from . import _features as _native
 from .containers import anomalies as container_anomalies
 from .containers import formats
 from .facts import ANOMALY_CODES, STATUS_OK, STREAM_STATUSES, GlobalRef, StreamFacts

@@ -1,6 +1,6 @@
 """The pickle opcode table as data, derived once from CPython's `pickletools.opcodes`.
 
-`native/gen_opcodes.py` writes `native/_opcodes.pxi` from `TABLE`; a test checks that the committed
+`native/gen_tables.py` writes `native/_opcodes.pxi` from `TABLE`; a test checks that the committed
 file is fresh and that the compiled tokenizer reports the same argument layout for all 256 bytes.
 """
 

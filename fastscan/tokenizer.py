@@ -40,7 +40,8 @@ from .facts import (
 from .opcodes import IMPORT_OPCODES, NAMES
 
 try:
-    from . import _tokenizer as _native  # type: ignore[attr-defined]  # compiled, no stub
+    from . import _bytescan
+    from . import _tokenizer as _native
 except ImportError as exc:  # pragma: no cover - exercised only on a broken install
     raise ImportError(
         "fastscan's native tokenizer is not built; reinstall with `pip install .` "
@@ -354,13 +355,13 @@ def _decode_encoded_pickle(text: str) -> tuple[str, bytes] | None:
 
 def find(data: Any, needle: bytes, start: int = 0) -> int:
     """`bytes.find` over any buffer (bytes, memoryview, mmap) without copying it."""
-    return int(_native.find(byte_view(data), needle, start))
+    return int(_bytescan.find(byte_view(data), needle, start))
 
 
 def pickle_end(data: Any, start: int = 0, max_ops: int = 200_000_000) -> int | None:
     """Offset just past the STOP of the pickle at `start`, or None when it breaks first."""
     view = byte_view(data)
-    *_lists, end, status = _native.list_opcodes(view, start, max_ops, False)
+    *_lists, end, status = _bytescan.list_opcodes(view, start, max_ops, False)
     return int(end) if status == STATUS_OK else None
 
 
@@ -407,7 +408,7 @@ def breaks_before_import(data: Any) -> bool:
     view = byte_view(data)
     if _short_break(view):
         return True
-    codes, _offsets, _, _, _end, status = _native.list_opcodes(view[:_QUICK_PROBE_BYTES], 0, 1024)
+    codes, _offsets, _, _, _end, status = _bytescan.list_opcodes(view[:_QUICK_PROBE_BYTES], 0, 1024)
     return _breaks(codes, status)
 
 
@@ -419,7 +420,7 @@ _FIRST_PICKLE_MIN_OPS = 8
 def _short_break(view: memoryview) -> bool:
     if len(view) >= 2 and view[0] == 0x80 and view[1] <= 5:
         return False
-    codes, _offsets, _, _, _end, status = _native.list_opcodes(view, 0, _FIRST_PICKLE_MIN_OPS)
+    codes, _offsets, _, _, _end, status = _bytescan.list_opcodes(view, 0, _FIRST_PICKLE_MIN_OPS)
     return (
         status in (STATUS_BAD_OPCODE, STATUS_TRUNCATED)
         and len(codes) < _FIRST_PICKLE_MIN_OPS
@@ -447,7 +448,7 @@ def _window_kind(view: memoryview, max_opcodes: int) -> str:
     (an invalid opcode before any import: see `breaks_before_import`) or ""."""
     if len(view) < 2:
         return ""
-    codes, _offsets, _, _, _end, status = _native.list_opcodes(view, 0, max_opcodes)
+    codes, _offsets, _, _, _end, status = _bytescan.list_opcodes(view, 0, max_opcodes)
     if not codes:
         return ""
     if _breaks(codes, status):
@@ -492,7 +493,7 @@ class Op:
 def iter_opcodes(data: Any, start: int = 0, max_ops: int = 10_000_000) -> Iterator[Op]:
     """Opcodes of the single pickle at `start`, up to its STOP or the first error."""
     view = byte_view(data)
-    codes, offsets, arg_offsets, arg_lengths, _end, _status = _native.list_opcodes(
+    codes, offsets, arg_offsets, arg_lengths, _end, _status = _bytescan.list_opcodes(
         view, start, max_ops
     )
     for code, off, aoff, alen in zip(codes, offsets, arg_offsets, arg_lengths, strict=True):
@@ -504,13 +505,13 @@ def opcode_bounds(
 ) -> tuple[bytes, list[int], list[int], list[int], int, str]:
     """The raw native listing behind `list_opcodes`: (codes, offsets, arg offsets, arg lengths,
     end, status), no per-opcode objects (for readers that decode only some operands)."""
-    return _native.list_opcodes(byte_view(data), start, max_ops)
+    return _bytescan.list_opcodes(byte_view(data), start, max_ops)
 
 
 def list_opcodes(data: Any, start: int = 0, max_ops: int = 10_000_000) -> tuple[list[Op], int, str]:
     """Like iter_opcodes, plus the end offset and the status (ok/truncated/bad_opcode/budget)."""
     view = byte_view(data)
-    codes, offsets, arg_offsets, arg_lengths, end, status = _native.list_opcodes(
+    codes, offsets, arg_offsets, arg_lengths, end, status = _bytescan.list_opcodes(
         view, start, max_ops
     )
     ops = [

@@ -1,5 +1,5 @@
-# Shared by the opcode listing (_tokenizer.pyx) and the joblib walk (_joblibwalk.pyx): where a
-# protocol-0 text operand ends.
+# Shared by the tokenizer's text operands (_operand_text.pxi), the opcode listing (_bytescan.pyx)
+# and the joblib walk (_joblibwalk.pyx): where a protocol-0 text operand ends.
 
 from libc.stdint cimport int64_t, uint8_t
 from libc.string cimport memchr

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import _joblibwalk  # type: ignore[attr-defined]  # compiled, no stub
+from .. import _joblibwalk
 from ..tokenizer import byte_view, find
 from . import anomalies as A
 from . import formats as F

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .. import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
+from .. import _features as _native
 from .. import facts as A  # tokenizer anomaly codes
 from .. import findings as R
 from ..containers import anomalies as container_anomalies

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastscan import _joblibwalk  # type: ignore[attr-defined]
+from fastscan import _joblibwalk
 from fastscan.containers import joblib_dump, npy, open_container, sniff
 from fastscan.containers.base import ContainerAnomaly
 from fastscan.train import benign, wrappers

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastscan import _features as native  # type: ignore[attr-defined]
+from fastscan import _features as native
 from fastscan import features
 from fastscan.facts import Anomaly, CallSite, GlobalRef, NestedPickle, StreamFacts
 from fastscan.findings import Finding

@@ -29,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastscan
-from fastscan import _features as native  # type: ignore[attr-defined]
+from fastscan import _features as native
 from fastscan.rules import engine
 from tests.specs import prefilter
 

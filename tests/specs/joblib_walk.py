@@ -18,7 +18,6 @@ from typing import Any
 
 from fastscan._joblibwalk import MARK as _MARK
 from fastscan._joblibwalk import UNKNOWN as _UNKNOWN
-
 from fastscan.containers._probe import iter_ops
 
 KIND = "joblib"

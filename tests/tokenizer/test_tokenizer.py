@@ -28,7 +28,7 @@ def test_native_argument_layout_matches_the_table() -> None:
 
 def test_generated_pxi_is_fresh() -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "native/gen_opcodes.py"), "--check"], capture_output=True
+        [sys.executable, str(ROOT / "native/gen_tables.py"), "--check"], capture_output=True
     )
     assert proc.returncode == 0, proc.stderr.decode()
 
