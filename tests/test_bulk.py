@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fastscan import bulk, worker
-from fastscan.bulk import BulkError, run_bulk
+from fastscan import bulkplan, pool, worker
+from fastscan.bulk import run_bulk
+from fastscan.bulkplan import BulkError
 from fastscan.report import BulkSummary
 from fastscan.sinks import RESULT_SCHEMA, comparable
 from fastscan.sources import FileRef
@@ -111,7 +112,7 @@ def by_path(path: Path | str) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture
 def fast_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bulk, "HARD_KILL_GRACE", 1.0)
+    monkeypatch.setattr(pool, "HARD_KILL_GRACE", 1.0)
 
 
 def test_hostile_mirror_is_scanned_same_for_any_worker_count(tmp_path: Path, fast_grace: None):
@@ -141,8 +142,8 @@ def test_hostile_mirror_is_scanned_same_for_any_worker_count(tmp_path: Path, fas
 
     got = by_path(outs[0])
     assert got["crash.bin"]["status"] == "error"
-    assert got["crash.bin"]["error"] == bulk.CRASH_ERROR
-    assert got["sigkill.pt"]["error"] == bulk.CRASH_ERROR
+    assert got["crash.bin"]["error"] == pool.CRASH_ERROR
+    assert got["sigkill.pt"]["error"] == pool.CRASH_ERROR
     assert got["hang.pkl"]["error"] == worker.TIMEOUT_ERROR.format(1.0)
     assert got["stuck.ckpt"]["error"].endswith("(worker killed)")
     for name in ("crash.bin", "sigkill.pt", "hang.pkl", "stuck.ckpt"):
@@ -398,17 +399,17 @@ def test_summary_exit_codes():
 
 def test_workers_env(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("FASTSCAN_WORKERS", "3")
-    assert bulk._resolve_workers(None) == 3
+    assert bulkplan.resolve_workers(None) == 3
     monkeypatch.setenv("FASTSCAN_WORKERS", "many")
     with pytest.raises(ValueError, match="FASTSCAN_WORKERS"):
-        bulk._resolve_workers(None)
-    assert bulk._resolve_workers(0) == 0
+        bulkplan.resolve_workers(None)
+    assert bulkplan.resolve_workers(0) == 0
 
 
 def test_chunks_close_on_count_and_bytes():
     refs = [FileRef(f"f{i}", 100, 0.0) for i in range(10)]
-    assert [len(c) for c in bulk.make_chunks(refs, 4, 10_000)] == [4, 4, 2]
-    assert [len(c) for c in bulk.make_chunks(refs, 100, 250)] == [3, 3, 3, 1]
+    assert [len(c) for c in bulkplan.make_chunks(refs, 4, 10_000)] == [4, 4, 2]
+    assert [len(c) for c in bulkplan.make_chunks(refs, 100, 250)] == [3, 3, 3, 1]
 
 
 # --- the real scanner -------------------------------------------------------------------------

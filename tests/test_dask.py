@@ -21,7 +21,7 @@ from test_s3 import relative_rows, upload_tree
 
 from fastscan.bulk import run_bulk
 from fastscan.remote import MissingExtra
-from fastscan.scale.dask_backend import connect, scan_with_dask
+from fastscan.scale.dask_backend import connect
 
 pytest.importorskip("distributed")
 
@@ -48,8 +48,9 @@ def test_dask_dataset_matches_local_multiprocess_and_s3(
         tables[f"local{workers}"] = relative_rows(pq.read_table(out), str(root))
 
     dataset = tmp_path / "dataset"
-    summary = scan_with_dask(
+    summary = run_bulk(
         str(root),
+        engine="dask",
         out=str(dataset),
         scheduler=dask_scheduler,
         chunk_size=4,
@@ -70,8 +71,9 @@ def test_dask_dataset_matches_local_multiprocess_and_s3(
 
     url = upload_tree(s3_endpoint, root)
     single = tmp_path / "s3.parquet"
-    summary = scan_with_dask(
+    summary = run_bulk(
         url,
+        engine="dask",
         out=str(single),
         scheduler=dask_scheduler,
         chunk_size=3,
@@ -181,8 +183,9 @@ def test_killed_worker_loses_no_rows(tmp_path: Path, dask_scheduler: str):
         killed.append(pid)
 
     out = tmp_path / "killed.parquet"
-    summary = scan_with_dask(
+    summary = run_bulk(
         str(root),
+        engine="dask",
         out=str(out),
         scheduler=dask_scheduler,
         chunk_size=1,
@@ -232,8 +235,13 @@ def test_cluster_listens_on_loopback_only(dask_scheduler: str):
 def test_local_cluster_without_scheduler(tmp_path: Path, mirror: tuple[Path, dict[str, str]]):
     root, expected = mirror
     out = tmp_path / "local-cluster.parquet"
-    summary = scan_with_dask(
-        str(root), out=str(out), workers=2, progress=False, scanner_options=OPTIONS
+    summary = run_bulk(
+        str(root),
+        engine="dask",
+        out=str(out),
+        workers=2,
+        progress=False,
+        scanner_options=OPTIONS,
     )
     assert summary.rows == len(expected)
     reference = tmp_path / "ref.parquet"
