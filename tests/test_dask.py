@@ -22,6 +22,8 @@ from test_s3 import relative_rows, upload_tree
 from fastscan.bulk import run_bulk
 from fastscan.remote import MissingExtra
 from fastscan.scale.dask_backend import connect
+from fastscan.sinks import comparable, read_parquet, read_provenance
+from fastscan.sources import PROVENANCE_KEYS
 
 pytest.importorskip("distributed")
 
@@ -93,6 +95,50 @@ def test_dask_dataset_matches_local_multiprocess_and_s3(
     assert verdicts == expected
     for name, table in tables.items():
         assert table.equals(reference), name
+
+
+def test_dask_writes_what_the_local_pool_writes(
+    tmp_path: Path, dask_scheduler: str, mirror: tuple[Path, dict[str, str]]
+):
+    """One plan, one output: same rows (absolute paths, mtimes and bytes read included), same
+    features, same metadata keys; only the engine and its limits differ in the metadata."""
+    root, expected = mirror
+    common: dict[str, Any] = {"chunk_size": 3, "progress": False, "scanner_options": OPTIONS}
+    local = tmp_path / "local.parquet"
+    summaries = {
+        "local": run_bulk(
+            str(root), out=str(local), workers=2, features_out=str(tmp_path / "local.f"), **common
+        )
+    }
+    outs = {"dask file": tmp_path / "dask.parquet", "dask dataset": tmp_path / "dask-dataset"}
+    for name, out in outs.items():
+        summaries[name] = run_bulk(
+            str(root),
+            out=str(out),
+            engine="dask",
+            scheduler=dask_scheduler,
+            features_out=str(tmp_path / f"{out.name}.f"),
+            **common,
+        )
+    reference = comparable(pq.read_table(local))
+    expected_paths = reference["path"].to_pylist()
+    assert len(expected_paths) == len(expected)
+    meta = read_provenance(str(local))
+    assert (meta["engine"], meta["complete"], meta["timeout"]) == ("local", "true", "120")
+    features = pq.read_table(tmp_path / "local.f")
+    assert 0 < features.num_rows and set(features["path"].to_pylist()) <= set(expected_paths)
+    for name, out in outs.items():
+        table = comparable(read_parquet(str(out))).sort_by([("path", "ascending")])
+        assert table.equals(reference), name
+        got = read_provenance(str(out))
+        assert got.keys() == meta.keys(), name
+        assert (got["engine"], got["complete"], got["timeout"]) == ("dask", "true", "0"), name
+        assert {k: got[k] for k in PROVENANCE_KEYS} == {k: meta[k] for k in PROVENANCE_KEYS}
+        assert pq.read_table(tmp_path / f"{out.name}.f").equals(features), name
+    for name, summary in summaries.items():
+        assert (summary.rows, summary.scanned, summary.exit_code) == (len(expected),) * 2 + (1,)
+        assert summary.outcomes == summaries["local"].outcomes, name
+        assert summary.bytes == summaries["local"].bytes, name
 
 
 def test_cli_engine_dask_writes_dataset_and_exit_code(
