@@ -305,6 +305,35 @@ def test_resume_validation():
         run_bulk(".", out="x.jsonl", fmt="jsonl", resume=True)
     with pytest.raises(ValueError, match="fail_on"):
         run_bulk(".", out="x.parquet", fail_on="bad")
+    with pytest.raises(ValueError, match="engine must be"):
+        run_bulk(".", out="x.parquet", engine="spark")
+    with pytest.raises(ValueError, match="not supported with --engine dask"):
+        run_bulk(".", out="x.parquet", engine="dask", resume=True)
+    with pytest.raises(ValueError, match="Parquet only"):
+        run_bulk(".", out="x.jsonl", engine="dask")
+    with pytest.raises(ValueError, match="default scanner"):
+        run_bulk(".", out="x.parquet", engine="dask", scanner_factory=fake_factory)
+    with pytest.raises(TypeError, match="chunksize"):
+        run_bulk(".", out="x.parquet", chunksize=3)  # a typo is an error, not a default
+
+
+def test_cli_bulk_defaults_are_the_options_defaults():
+    from fastscan.bulkoptions import BulkOptions, option_default
+    from fastscan.cli import _build_parser
+
+    parser = _build_parser()
+    args = parser.parse_args(["bulk", ".", "--out", "x.parquet"])
+    names = ("workers", "chunk_size", "timeout", "memory_mb", "engine", "fail_on")
+    assert {n: getattr(args, n) for n in names} == {n: option_default(n) for n in names}
+    assert (option_default("timeout"), option_default("memory_mb")) == (120.0, 4096)
+    bulk_parser = parser._subparsers._group_actions[0].choices["bulk"]  # type: ignore[union-attr]
+    text = " ".join(bulk_parser.format_help().split())
+    assert "seconds per file (default: 120.0)" in text
+    assert "allocation budget per worker (default: 4096)" in text
+    options = BulkOptions(".", "x.parquet", include=["*.pt"])
+    assert options.include == ("*.pt",) and options.chunk_size == 64
+    with pytest.raises(AttributeError):
+        options.timeout = 1.0  # type: ignore[misc]
 
 
 RUNNER = textwrap.dedent(

@@ -126,7 +126,7 @@ def test_dask_writes_what_the_local_pool_writes(
     meta = read_provenance(str(local))
     assert (meta["engine"], meta["complete"], meta["timeout"]) == ("local", "true", "120")
     features = pq.read_table(tmp_path / "local.f")
-    assert 0 < features.num_rows and set(features["path"].to_pylist()) <= set(expected_paths)
+    assert features.num_rows > 0 and set(features["path"].to_pylist()) <= set(expected_paths)
     for name, out in outs.items():
         table = comparable(read_parquet(str(out))).sort_by([("path", "ascending")])
         assert table.equals(reference), name
@@ -251,6 +251,32 @@ def test_killed_worker_loses_no_rows(tmp_path: Path, dask_scheduler: str):
     with Client(dask_scheduler, timeout="30s") as client:
         client.wait_for_workers(2, timeout=60)
         assert killed[0] not in client.run(os.getpid).values()  # the nanny started a new one
+
+
+def test_a_signal_stops_dask_and_leaves_an_incomplete_output(tmp_path: Path, dask_scheduler: str):
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(30):
+        (root / f"f{i:03d}.pkl").write_bytes(pickle.dumps({"i": i}, protocol=4))
+
+    def interrupt(client: Any, rows: int) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # like Ctrl-C: bulk's Stop turns it into a flag
+
+    out = tmp_path / "stopped.parquet"
+    summary = run_bulk(
+        str(root),
+        out=str(out),
+        engine="dask",
+        scheduler=dask_scheduler,
+        chunk_size=1,
+        progress=False,
+        scanner_options=OPTIONS,
+        on_partition=interrupt,
+    )
+    assert summary.interrupted == "SIGINT" and summary.exit_code == 130
+    table = pq.read_table(out)
+    assert 0 < table.num_rows == summary.rows < 30
+    assert read_provenance(str(out))["complete"] == "false"
 
 
 def _listeners(pids: list[int]) -> list[tuple[int, str]]:

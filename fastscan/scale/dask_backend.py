@@ -199,6 +199,8 @@ class DaskRunner:
                     time.sleep(POLL)  # a signal only sets a flag (bulk.Stop): look again soon
                     continue
                 for future in done:
+                    if self.stop.count:
+                        break  # the rest of this batch is done, but the run is over
                     task_id, chunk = tasks.pop(future.key)
                     try:
                         results_ipc, features_ipc = future.result()
