@@ -95,8 +95,8 @@ def run(
     started = time.monotonic()
     stop = Stop()
     runner = _runner(options, stop, scanner_factory, on_partition)
-    runner.start()
     try:
+        runner.start()
         versions = dict(metadata) if metadata is not None else runner.versions()
         plan = make_plan(options, {"engine": options.engine, **versions, **runner.limits()})
         dataset = options.engine == "dask" and not str(options.out).endswith(".parquet")
