@@ -5,7 +5,7 @@ Run by hand, not in CI:
     python benchmarks/bench_dask.py --files 600 --workers 2
 
 Builds the bench_bulk mirror (benign files from real libraries, hand-made `echo` payloads that
-are never loaded), then scans it with `run_bulk(workers=N)` and with `scan_with_dask` on a
+are never loaded), then scans it with `run_bulk(workers=N)` and with `run_bulk(engine="dask")` on a
 LocalCluster of N single-threaded worker processes on 127.0.0.1. Cluster start-up is timed
 separately from the scan; every pass is also checked to produce the same rows. Rules only
 (`--model none` by default) so the numbers do not depend on a model being shipped.
@@ -39,7 +39,7 @@ def main() -> None:
 
     from fastscan.bulk import run_bulk
     from fastscan.results import comparable
-    from fastscan.scale.dask_backend import connect, scan_with_dask
+    from fastscan.scale.dask_backend import connect
 
     options = {"model": None if args.model == "none" else args.model}
     with tempfile.TemporaryDirectory(prefix="fastscan-bench-dask-") as tmp:
@@ -82,8 +82,9 @@ def main() -> None:
             for i in range(args.repeat):
                 out = Path(tmp) / f"dask{i}.parquet"
                 t0 = time.perf_counter()
-                summary = scan_with_dask(
+                summary = run_bulk(
                     str(root),
+                    engine="dask",
                     out=str(out),
                     scheduler=address,
                     chunk_size=args.chunk_size,

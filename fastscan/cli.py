@@ -86,6 +86,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-ops", type=int, default=400, help="opcodes listed per pickle")
     _add_scanner_options(p)
 
+    from .bulkoptions import ENGINES, option_default
+
     p = sub.add_parser(
         "bulk", help="scan every file under a root (or URL) into Parquet", formatter_class=_HELP
     )
@@ -100,18 +102,30 @@ def _build_parser() -> argparse.ArgumentParser:
         "-j",
         "--workers",
         type=int,
-        default=None,
+        default=option_default("workers"),
         help="processes (None: all cores or FASTSCAN_WORKERS; 0: in-process, no crash isolation)",
     )
-    p.add_argument("--chunk-size", type=int, default=64, help="files sent to a worker at once")
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=option_default("chunk_size"),
+        help="files sent to a worker at once",
+    )
     add_walk_arguments(p)
     p.add_argument(
         "--follow-symlinks", action="store_true", help="descend into symlinked directories"
     )
     p.add_argument("--since", help="previous verdicts Parquet: skip unchanged files")
     p.add_argument("--resume", action="store_true", help="complete an interrupted --out file")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per file")
-    p.add_argument("--memory-mb", type=int, default=4096, help="allocation budget per worker")
+    p.add_argument(
+        "--timeout", type=float, default=option_default("timeout"), help="seconds per file"
+    )
+    p.add_argument(
+        "--memory-mb",
+        type=int,
+        default=option_default("memory_mb"),
+        help="allocation budget per worker",
+    )
     p.add_argument("--features", help="also write the feature batches to this Parquet file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument(
@@ -123,7 +137,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "--hash", action="store_true", help="fill the sha256 column (reads every local byte)"
     )
     p.add_argument(
-        "--engine", choices=("local", "dask"), default="local", help="where files are scanned"
+        "--engine",
+        choices=ENGINES,
+        default=option_default("engine"),
+        help="where files are scanned",
     )
     p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port)")
     _add_scanner_options(p)
@@ -236,47 +253,39 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_bulk(args: argparse.Namespace) -> int:
-    from .sinks import format_for_path
+    from .bulkoptions import BulkOptions
 
-    options = _scanner_options(args)
-    args.format = args.format or format_for_path(args.out)
+    scanner_options = _scanner_options(args)
     if args.hash:
-        options["hash_files"] = True
-    from .scancmd import hf_excludes
+        scanner_options["hash_files"] = True
+    options = BulkOptions(
+        root=args.root,
+        out=sys.stdout if args.out == "-" else args.out,
+        fmt=args.format,
+        engine=args.engine,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        chunk_size=args.chunk_size,
+        include=args.include,
+        exclude=args.exclude,
+        with_safetensors=args.with_safetensors,
+        follow_symlinks=args.follow_symlinks,
+        since=args.since,
+        resume=args.resume,
+        timeout=args.timeout,
+        memory_mb=args.memory_mb,
+        features_out=args.features,
+        fail_on=args.fail_on,
+        strict_errors=args.strict_errors,
+        scanner_options=scanner_options,
+    )
+    if args.engine == "local" and (args.workers is None or args.workers > 0):
+        from . import forkserver
 
-    # safetensors of hf:// repositories hold no pickle: skipped by either engine unless asked
-    args.exclude = hf_excludes(args.root, args.exclude, args.with_safetensors)
-    if args.engine == "dask":
-        from .scale.dask_backend import run_dask
+        forkserver.start()  # the workers' imports now overlap the ones below
+    from .bulk import run
 
-        summary = run_dask(args, options)
-    else:
-        if args.workers is None or args.workers > 0:
-            from . import forkserver
-
-            forkserver.start()  # the workers' imports now overlap the ones below
-        from .bulk import run_bulk
-
-        out: Any = sys.stdout if args.out == "-" else args.out
-        summary = run_bulk(
-            args.root,
-            out=out,
-            fmt=args.format,
-            workers=args.workers,
-            chunk_size=args.chunk_size,
-            include=args.include,
-            exclude=args.exclude,
-            follow_symlinks=args.follow_symlinks,
-            since=args.since,
-            resume=args.resume,
-            timeout=args.timeout,
-            memory_mb=args.memory_mb,
-            features_out=args.features,
-            progress=False if args.no_progress else None,
-            scanner_options=options,
-            fail_on=args.fail_on,
-            strict_errors=args.strict_errors,
-        )
+    summary = run(options, progress=False if args.no_progress else None)
     print(summary.render(), file=sys.stderr)
     return int(summary.exit_code)
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from .bulkoptions import RECYCLE_RSS_MB
 from .fileref import FileRef, error_row, hf_coordinates, unreadable_result
 from .results import results_to_batch
 from .verdict import SUSPICIOUS, FileResult
@@ -44,7 +45,6 @@ TIMEOUT_ERROR = "timeout: scan took longer than {:g}s"
 MEMORY_ERROR = "memory budget exceeded ({} MB)"
 # Heartbeat slot: pid, task id, file index, start (0: idle), retire (1: replace this worker).
 SLOT = 5
-RECYCLE_RSS_MB = 384  # a worker past this resident size is replaced after its chunk
 GC_GROWTH_MB = 32  # data-size growth since the last full GC pass that triggers another
 
 

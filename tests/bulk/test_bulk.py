@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fastscan import bulk, worker
-from fastscan.bulk import BulkError, run_bulk
+from fastscan import bulkplan, pool, worker
+from fastscan.bulk import run_bulk
+from fastscan.bulkplan import BulkError
 from fastscan.fileref import FileRef
 from fastscan.findings import Finding, Severity
 from fastscan.report import BulkSummary
@@ -121,7 +122,7 @@ def by_path(path: Path | str) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture
 def fast_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bulk, "HARD_KILL_GRACE", 1.0)
+    monkeypatch.setattr(pool, "HARD_KILL_GRACE", 1.0)
 
 
 def test_hostile_mirror_is_scanned_same_for_any_worker_count(tmp_path: Path, fast_grace: None):
@@ -151,8 +152,8 @@ def test_hostile_mirror_is_scanned_same_for_any_worker_count(tmp_path: Path, fas
 
     got = by_path(outs[0])
     assert got["crash.bin"]["status"] == "error"
-    assert got["crash.bin"]["error"] == bulk.CRASH_ERROR
-    assert got["sigkill.pt"]["error"] == bulk.CRASH_ERROR
+    assert got["crash.bin"]["error"] == pool.CRASH_ERROR
+    assert got["sigkill.pt"]["error"] == pool.CRASH_ERROR
     assert got["hang.pkl"]["error"] == worker.TIMEOUT_ERROR.format(1.0)
     assert got["stuck.ckpt"]["error"].endswith("(worker killed)")
     for name in ("crash.bin", "sigkill.pt", "hang.pkl", "stuck.ckpt"):
@@ -314,6 +315,35 @@ def test_resume_validation():
         run_bulk(".", out="x.jsonl", fmt="jsonl", resume=True)
     with pytest.raises(ValueError, match="fail_on"):
         run_bulk(".", out="x.parquet", fail_on="bad")
+    with pytest.raises(ValueError, match="engine must be"):
+        run_bulk(".", out="x.parquet", engine="spark")
+    with pytest.raises(ValueError, match="not supported with --engine dask"):
+        run_bulk(".", out="x.parquet", engine="dask", resume=True)
+    with pytest.raises(ValueError, match="Parquet only"):
+        run_bulk(".", out="x.jsonl", engine="dask")
+    with pytest.raises(ValueError, match="default scanner"):
+        run_bulk(".", out="x.parquet", engine="dask", scanner_factory=fake_factory)
+    with pytest.raises(TypeError, match="chunksize"):
+        run_bulk(".", out="x.parquet", chunksize=3)  # a typo is an error, not a default
+
+
+def test_cli_bulk_defaults_are_the_options_defaults():
+    from fastscan.bulkoptions import BulkOptions, option_default
+    from fastscan.cli import _build_parser
+
+    parser = _build_parser()
+    args = parser.parse_args(["bulk", ".", "--out", "x.parquet"])
+    names = ("workers", "chunk_size", "timeout", "memory_mb", "engine", "fail_on")
+    assert {n: getattr(args, n) for n in names} == {n: option_default(n) for n in names}
+    assert (option_default("timeout"), option_default("memory_mb")) == (120.0, 4096)
+    bulk_parser = parser._subparsers._group_actions[0].choices["bulk"]  # type: ignore[union-attr]
+    text = " ".join(bulk_parser.format_help().split())
+    assert "seconds per file (default: 120.0)" in text
+    assert "allocation budget per worker (default: 4096)" in text
+    options = BulkOptions(".", "x.parquet", include=["*.pt"])
+    assert options.include == ("*.pt",) and options.chunk_size == 64
+    with pytest.raises(AttributeError):
+        options.timeout = 1.0  # type: ignore[misc]
 
 
 RUNNER = textwrap.dedent(
@@ -408,17 +438,17 @@ def test_summary_exit_codes():
 
 def test_workers_env(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("FASTSCAN_WORKERS", "3")
-    assert bulk._resolve_workers(None) == 3
+    assert bulkplan.resolve_workers(None) == 3
     monkeypatch.setenv("FASTSCAN_WORKERS", "many")
     with pytest.raises(ValueError, match="FASTSCAN_WORKERS"):
-        bulk._resolve_workers(None)
-    assert bulk._resolve_workers(0) == 0
+        bulkplan.resolve_workers(None)
+    assert bulkplan.resolve_workers(0) == 0
 
 
 def test_chunks_close_on_count_and_bytes():
     refs = [FileRef(f"f{i}", 100, 0.0) for i in range(10)]
-    assert [len(c) for c in bulk.make_chunks(refs, 4, 10_000)] == [4, 4, 2]
-    assert [len(c) for c in bulk.make_chunks(refs, 100, 250)] == [3, 3, 3, 1]
+    assert [len(c) for c in bulkplan.make_chunks(refs, 4, 10_000)] == [4, 4, 2]
+    assert [len(c) for c in bulkplan.make_chunks(refs, 100, 250)] == [3, 3, 3, 1]
 
 
 # --- the real scanner -------------------------------------------------------------------------

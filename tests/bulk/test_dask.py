@@ -20,7 +20,9 @@ from test_s3 import relative_rows, upload_tree
 
 from fastscan.bulk import run_bulk
 from fastscan.remote import MissingExtra
-from fastscan.scale.dask_backend import connect, scan_with_dask
+from fastscan.results import comparable, read_parquet, read_provenance
+from fastscan.scale.dask_backend import connect
+from fastscan.sources import PROVENANCE_KEYS
 from tests.mirror import build_mirror, hostile_pickle
 
 pytest.importorskip("distributed")
@@ -48,8 +50,9 @@ def test_dask_dataset_matches_local_multiprocess_and_s3(
         tables[f"local{workers}"] = relative_rows(pq.read_table(out), str(root))
 
     dataset = tmp_path / "dataset"
-    summary = scan_with_dask(
+    summary = run_bulk(
         str(root),
+        engine="dask",
         out=str(dataset),
         scheduler=dask_scheduler,
         chunk_size=4,
@@ -70,8 +73,9 @@ def test_dask_dataset_matches_local_multiprocess_and_s3(
 
     url = upload_tree(s3_endpoint, root)
     single = tmp_path / "s3.parquet"
-    summary = scan_with_dask(
+    summary = run_bulk(
         url,
+        engine="dask",
         out=str(single),
         scheduler=dask_scheduler,
         chunk_size=3,
@@ -91,6 +95,50 @@ def test_dask_dataset_matches_local_multiprocess_and_s3(
     assert verdicts == expected
     for name, table in tables.items():
         assert table.equals(reference), name
+
+
+def test_dask_writes_what_the_local_pool_writes(
+    tmp_path: Path, dask_scheduler: str, mirror: tuple[Path, dict[str, str]]
+):
+    """One plan, one output: same rows (absolute paths, mtimes and bytes read included), same
+    features, same metadata keys; only the engine and its limits differ in the metadata."""
+    root, expected = mirror
+    common: dict[str, Any] = {"chunk_size": 3, "progress": False, "scanner_options": OPTIONS}
+    local = tmp_path / "local.parquet"
+    summaries = {
+        "local": run_bulk(
+            str(root), out=str(local), workers=2, features_out=str(tmp_path / "local.f"), **common
+        )
+    }
+    outs = {"dask file": tmp_path / "dask.parquet", "dask dataset": tmp_path / "dask-dataset"}
+    for name, out in outs.items():
+        summaries[name] = run_bulk(
+            str(root),
+            out=str(out),
+            engine="dask",
+            scheduler=dask_scheduler,
+            features_out=str(tmp_path / f"{out.name}.f"),
+            **common,
+        )
+    reference = comparable(pq.read_table(local))
+    expected_paths = reference["path"].to_pylist()
+    assert len(expected_paths) == len(expected)
+    meta = read_provenance(str(local))
+    assert (meta["engine"], meta["complete"], meta["timeout"]) == ("local", "true", "120")
+    features = pq.read_table(tmp_path / "local.f")
+    assert features.num_rows > 0 and set(features["path"].to_pylist()) <= set(expected_paths)
+    for name, out in outs.items():
+        table = comparable(read_parquet(str(out))).sort_by([("path", "ascending")])
+        assert table.equals(reference), name
+        got = read_provenance(str(out))
+        assert got.keys() == meta.keys(), name
+        assert (got["engine"], got["complete"], got["timeout"]) == ("dask", "true", "0"), name
+        assert {k: got[k] for k in PROVENANCE_KEYS} == {k: meta[k] for k in PROVENANCE_KEYS}
+        assert pq.read_table(tmp_path / f"{out.name}.f").equals(features), name
+    for name, summary in summaries.items():
+        assert (summary.rows, summary.scanned, summary.exit_code) == (len(expected),) * 2 + (1,)
+        assert summary.outcomes == summaries["local"].outcomes, name
+        assert summary.bytes == summaries["local"].bytes, name
 
 
 def test_cli_engine_dask_writes_dataset_and_exit_code(
@@ -181,8 +229,9 @@ def test_killed_worker_loses_no_rows(tmp_path: Path, dask_scheduler: str):
         killed.append(pid)
 
     out = tmp_path / "killed.parquet"
-    summary = scan_with_dask(
+    summary = run_bulk(
         str(root),
+        engine="dask",
         out=str(out),
         scheduler=dask_scheduler,
         chunk_size=1,
@@ -202,6 +251,32 @@ def test_killed_worker_loses_no_rows(tmp_path: Path, dask_scheduler: str):
     with Client(dask_scheduler, timeout="30s") as client:
         client.wait_for_workers(2, timeout=60)
         assert killed[0] not in client.run(os.getpid).values()  # the nanny started a new one
+
+
+def test_a_signal_stops_dask_and_leaves_an_incomplete_output(tmp_path: Path, dask_scheduler: str):
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(30):
+        (root / f"f{i:03d}.pkl").write_bytes(pickle.dumps({"i": i}, protocol=4))
+
+    def interrupt(client: Any, rows: int) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # like Ctrl-C: bulk's Stop turns it into a flag
+
+    out = tmp_path / "stopped.parquet"
+    summary = run_bulk(
+        str(root),
+        out=str(out),
+        engine="dask",
+        scheduler=dask_scheduler,
+        chunk_size=1,
+        progress=False,
+        scanner_options=OPTIONS,
+        on_partition=interrupt,
+    )
+    assert summary.interrupted == "SIGINT" and summary.exit_code == 130
+    table = pq.read_table(out)
+    assert 0 < table.num_rows == summary.rows < 30
+    assert read_provenance(str(out))["complete"] == "false"
 
 
 def _listeners(pids: list[int]) -> list[tuple[int, str]]:
@@ -232,8 +307,13 @@ def test_cluster_listens_on_loopback_only(dask_scheduler: str):
 def test_local_cluster_without_scheduler(tmp_path: Path, mirror: tuple[Path, dict[str, str]]):
     root, expected = mirror
     out = tmp_path / "local-cluster.parquet"
-    summary = scan_with_dask(
-        str(root), out=str(out), workers=2, progress=False, scanner_options=OPTIONS
+    summary = run_bulk(
+        str(root),
+        engine="dask",
+        out=str(out),
+        workers=2,
+        progress=False,
+        scanner_options=OPTIONS,
     )
     assert summary.rows == len(expected)
     reference = tmp_path / "ref.parquet"

@@ -104,17 +104,17 @@ def test_report_reads_a_dask_dataset_folder(
 ) -> None:
     import pyarrow as pa
 
-    from fastscan.scale.dask_backend import _DatasetWriter
+    from fastscan.bulkout import DatasetOutput
 
     out = tmp_path / "verdicts"
-    writer = _DatasetWriter(str(out), {"version": "9.9", "engine": "dask", "complete": "true"})
+    writer = DatasetOutput(str(out), {"version": "9.9", "engine": "dask"})
     parts = [
         [FileResult("a.pkl"), FileResult("b.pkl", verdict="malicious")],
         [FileResult("c.pkl", status="error", verdict="suspicious", error="gone")],
     ]
     for i, rows in enumerate(parts, 1):
-        writer.write(f"part-{i:06d}.parquet", pa.Table.from_batches([results_to_batch(rows)]))
-    writer.close()
+        writer.write(i, [pa.Table.from_batches([results_to_batch(rows)])], None)
+    writer.close(complete=True)
     assert main(["report", f"{out}/"]) == 1  # b.pkl is malicious
     text = capsys.readouterr().out
     assert "(3 files)" in text and "fastscan.engine = dask" in text and "c.pkl" in text

@@ -137,12 +137,13 @@ def test_bulk_worker_processes(tree: Path, policy_model: tuple[Path, dict], tmp_
 def test_dask(
     tree: Path, policy_model: tuple[Path, dict], tmp_path: Path, dask_scheduler: str
 ) -> None:
-    from fastscan.scale.dask_backend import scan_with_dask
+    from fastscan.bulk import run_bulk
 
     onnx, thresholds = policy_model
     out = tmp_path / "dataset"
-    scan_with_dask(
+    run_bulk(
         str(tree),
+        engine="dask",
         out=str(out),
         scheduler=dask_scheduler,
         exclude=["manifest.jsonl"],
