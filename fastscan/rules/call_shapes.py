@@ -27,6 +27,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from ..facts import CallSite, GlobalRef, StreamFacts
 from ..verdict import Severity
@@ -34,6 +35,9 @@ from .indexed import KNOWN
 from .knowledge import UNKNOWN
 from .resolve import Classification
 from .ruleset import RuleSet
+
+if TYPE_CHECKING:
+    from .handed import AsGlobal, Handed
 
 GETATTR = "builtins.getattr"
 PARTIAL = "functools.partial"
@@ -105,6 +109,8 @@ class Shape:
 
     severity: Severity
     note: str
+    # getattr call sites judged as the globals they fetch (handed.py): reported beside it
+    fetched: tuple[AsGlobal, ...] = ()
 
 
 def looks_like_class(name: str) -> bool:
@@ -130,10 +136,12 @@ class CallShapes:
         facts: StreamFacts,
         classes: Sequence[Classification | None],
         rules: RuleSet,
+        handed: Handed | None = None,
     ) -> None:
         self._facts = facts
         self._classes = classes
         self._rules = rules
+        self._handed = handed
         self._harmless_memo: dict[tuple[str, str] | None, bool] = {}
         self._safe_attribute_memo: dict[tuple[str, str], str | None] = {}
 
@@ -151,7 +159,9 @@ class CallShapes:
             shapes.append(shape)
         if not shapes:
             return None
-        return max(shapes, key=lambda s: s.severity)
+        worst = max(shapes, key=lambda s: s.severity)
+        fetched = tuple(f for s in shapes for f in s.fetched)
+        return Shape(worst.severity, worst.note, fetched) if fetched else worst
 
     def sink_left(self, index: int, cls: Classification | None) -> str:
         """The category of global `index` when it is a sink whose calls have no benign shape
@@ -199,6 +209,11 @@ class CallShapes:
         producer = calls[k]
         if self._resolved(producer.callable_index) != GETATTR:
             return None
+        if self._handed is not None and self._handed.has(producer):
+            judged = self._handed.getattr_as_global(k)
+            if judged is None:
+                return None
+            return Shape(Severity.LOW, f"what getattr returned: {judged.name}, judged as a global")
         target = self._class_argument(producer)
         if target is None:
             return None
@@ -228,6 +243,12 @@ class CallShapes:
         return Shape(Severity.LOW, "holding attribute names that are no sinks")
 
     def _getattr(self, k: int, call: CallSite) -> Shape | None:
+        if self._handed is not None and self._handed.has(call):
+            judged = self._handed.getattr_as_global(k)
+            if judged is None:
+                return None  # a sink, or a name/owner not seen as a literal: stays a sink
+            note = f"as getattr fetching {judged.name}, judged as that global"
+            return Shape(Severity.LOW, note, (judged,))
         target = self._class_argument(call)
         if target is None or not self._strings_harmless(target):
             return None
@@ -241,6 +262,13 @@ class CallShapes:
         return Shape(severity, f"as getattr({target.qualname}, <name>) (enum member/classmethod)")
 
     def _partial(self, call: CallSite) -> Shape | None:
+        shape = self._partial_by_name(call)
+        if shape is None and self._handed is not None:
+            note = self._handed.partial(call)
+            shape = Shape(Severity.LOW, note) if note else None
+        return shape
+
+    def _partial_by_name(self, call: CallSite) -> Shape | None:
         index = call.first_arg_global
         if 0 <= call.first_arg_call < len(self._facts.calls):
             return self._partial_of_getattr(call)

@@ -24,8 +24,10 @@ from ..facts import (
 from ..verdict import Finding, Severity
 from . import catalog as R
 from . import indexed, nested_loaders
-from .call_shapes import CallShapes
+from .call_shapes import _SINK_ATTRIBUTES, CallShapes
+from .callsites import StreamSites
 from .catalog import FindingRule
+from .handed import Handed, dispatcher_only
 from .knowledge import UNKNOWN
 from .nested_loaders import Visible
 from .resolve import Classification
@@ -155,6 +157,7 @@ def evaluate(
     rel: str = "",
     targets: Sequence[indexed.Targets | None] = (),
     operands: Sequence[Visible] = (),
+    sites: Sequence[StreamSites] = (),
     knowledge: Knowledge | None = None,
 ) -> list[Finding]:
     """All findings for one file: container facts, then every stream and its nested pickles.
@@ -166,7 +169,9 @@ def evaluate(
     `operands`, aligned the same way, maps nested-loader calls to the literal bytes they load
     (rules.nested_loaders.visible_operands); without it every nested loader stays malicious.
     `knowledge`: what an ecosystem index knows about unlisted names (an application of a
-    known-inert function is no FS112); None = nothing.
+    known-inert function is no FS112); None = nothing. `sites`, aligned with `streams`: what
+    getattr/partial/dispatcher calls are handed (rules.callsites; without it they are judged
+    by the stream's strings, rules.call_shapes).
     """
     rules = ruleset or default_ruleset()
     out = _Collector()
@@ -175,7 +180,10 @@ def evaluate(
     for i, (member, facts, scope) in enumerate(_scopes(streams, container)):
         found = targets[i] if i < len(targets) else None
         visible = operands[i] if i < len(operands) else {}
-        _stream_findings(member, facts, rules, out, scope, found, visible, knowledge=knowledge)
+        handed = sites[i] if i < len(sites) else None
+        _stream_findings(
+            member, facts, rules, out, scope, found, visible, knowledge=knowledge, sites=handed
+        )
     return rules.suppress(out.findings, path, rel)
 
 
@@ -312,6 +320,7 @@ def _stream_findings(  # noqa: PLR0917
     visible: Visible | None = None,
     *,
     knowledge: Knowledge | None = None,
+    sites: StreamSites | None = None,
 ) -> None:
     """Findings of one buffer; nested pickles are reported at their operand's outer offset."""
     at, where = scope.at, scope.where
@@ -331,7 +340,11 @@ def _stream_findings(  # noqa: PLR0917
     # joblib cut (operands memoised in an earlier segment) explains the gap.
     lenient = facts.anomaly_count("memo_budget") > 0 or scope.cut_at_start
     categories: set[str] = set()
-    shapes = CallShapes(facts, classes, rules)
+    handed = None
+    if sites is not None and sites.sites:
+        sink_names = _SINK_ATTRIBUTES | frozenset(rules.knowledge.dangerous_attributes)
+        handed = Handed(facts, classes, rules, sites.sites, sink_names)
+    shapes = CallShapes(facts, classes, rules, handed)
     # Hooks the loader runs per global: only worked out when the index knows a reach.
     live = any(c and c.reaches and not (c.pinned or c.is_dangerous) for c in classes)
     run = indexed.hooks(facts, classes, targets) if live else None
@@ -395,8 +408,30 @@ def _stream_findings(  # noqa: PLR0917
                     msg, member=member, offset=offset, subject=g.qualname, severity=severity
                 )
             )
+            for f in shape.fetched if shape is not None else ():
+                # what getattr fetched, graded as if the pickle imported that name
+                out.add(
+                    f.rule.finding(
+                        f"{f.name} fetched by getattr: {f.reason}{where}",
+                        member=member,
+                        offset=offset,
+                        subject=f.name,
+                        severity=f.severity,
+                    )
+                )
             continue
         reach = indexed.fired(cls, run[index]) if run is not None else None
+        dispatch = ""
+        if reach is not None and handed is not None and dispatcher_only(cls):
+            dispatch = handed.dispatch(index)  # runs only what it is handed: judged by that
+        if dispatch:
+            msg = f"{g.qualname}{resolved} {verb}: a callback dispatcher, {dispatch}{where}"
+            out.add(
+                R.REACHES_SINK.finding(
+                    msg, member=member, offset=offset, subject=g.qualname, severity=Severity.LOW
+                )
+            )
+            continue
         if reach is not None:
             categories.add(reach.category)
             far = indexed.long_reach(reach)
@@ -479,24 +514,36 @@ def _stream_findings(  # noqa: PLR0917
     _anomaly_findings(member, facts, out, scope)
     _string_findings(member, facts.strings, out, scope)
 
-    for n in facts.nested:
+    for k, n in enumerate(facts.nested):
         outer = at(n.offset)
         if n.encoding == "frame_divergence":
             rule = R.FRAME_VIOLATION
         else:
             rule = R.NESTED_PICKLE if n.encoding == "raw" else R.ENCODED_PICKLE
+        # a raw nested pickle read whole says nothing alone: its own findings grade it
+        whole = rule is R.NESTED_PICKLE and _read_whole(n.facts)
         out.add(
             rule.finding(
                 f"{n.encoding} pickle of {n.length} bytes embedded at offset {n.offset}"
                 + (f" ({n.carrier})" if n.carrier else "")
+                + (", scanned whole: graded by its own findings" if whole else "")
                 + where,
                 member=member,
                 offset=outer,
                 subject=f"{n.encoding}@{n.offset}",
+                severity=Severity.LOW if whole else None,
             )
         )
         inner = _Scope(scope.fmt, "nested", "", outer)
-        _stream_findings(member, n.facts, rules, out, inner, knowledge=knowledge)
+        inner_sites = sites.nested.get(k) if sites is not None else None
+        _stream_findings(
+            member, n.facts, rules, out, inner, knowledge=knowledge, sites=inner_sites
+        )
+
+
+def _read_whole(facts: StreamFacts) -> bool:
+    """The tokenizer read this nested pickle, and every pickle nested in it, to the end."""
+    return all(f.status == "ok" and not f.anomaly_count("nested_budget") for f in facts.walk())
 
 
 def _nested_clean(member: str, facts: StreamFacts, rules: RuleSet, scope: _Scope) -> bool:

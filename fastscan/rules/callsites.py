@@ -1,0 +1,373 @@
+"""What each call of a stream is handed: its arguments and the state BUILD gives its result.
+
+The tokenizer links a call to its callable and its first argument only. Judging `getattr`,
+`functools.partial`, a callback dispatcher or a class whose `__setstate__` runs a nested loader
+by what the loader really passes needs every argument: `getattr(obj, "delaxes")` is a method of
+the object `obj` some NEWOBJ built, `partial(f)` followed by a BUILD hands `f` the callables in
+that state, and a loader reached through `__setstate__` loads only bytes found in the state.
+
+`call_sites` walks the stream's opcodes symbolically (as `fills.py` does) once per stream, only
+when it holds a global whose calls are judged that way (`wanted`), and records for those calls:
+- `Site.args`: the argument values, snapshotted when the call runs (what the callee receives);
+- `Site.states`: the state of each BUILD applied to the call's result (`__setstate__`'s input).
+Values are immutable: `Glob` (a global, by opcode offset), `Text` (a literal str), `Data` (a
+literal immutable bytes operand), `Call` (another call's result, by opcode offset), `Box`
+(tuple/list/dict/set items), `VALUE` (a number, None, a bool) and `OPAQUE` (anything the walk
+cannot see: a persistent id, a bad memo key, a mutable bytearray, a budget cut). Everything
+unknown is OPAQUE, so a judge that needs to see all of a value fails closed on it.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ..facts import StreamFacts
+from ..opcodes import BY_NAME
+from ..tokenizer import opcode_bounds
+
+MAX_OPS = 2_000_000  # opcodes walked per stream; past it the stream has no sites (fail closed)
+MAX_NODES = 200_000  # values snapshotted per stream; past it a snapshot is OPAQUE
+MAX_TEXT = 4096  # longer literal strings are Text(None): the content is not needed
+
+
+class Glob(NamedTuple):
+    offset: int  # offset of the importing opcode (GlobalRef.offset)
+
+
+class Text(NamedTuple):
+    text: str | None  # None when longer than MAX_TEXT
+    offset: int  # operand offset in the buffer (NestedPickle.offset of a carried pickle)
+
+
+class Data(NamedTuple):
+    offset: int  # operand offset (NestedPickle.offset when it was read as a nested pickle)
+    length: int
+
+
+class Call(NamedTuple):
+    offset: int  # offset of the call opcode (CallSite.offset)
+
+
+class Box(NamedTuple):
+    items: tuple[Any, ...]
+    kind: str = "tuple"  # tuple | list | dict | set | frozenset: the builtin type it is
+
+
+class _Mark(NamedTuple):
+    kind: str
+
+
+VALUE = _Mark("value")
+OPAQUE = _Mark("opaque")
+
+
+@dataclass(slots=True)
+class Site:
+    args: tuple[Any, ...] = ()
+    states: list[Any] = field(default_factory=list)
+
+
+Sites = dict[int, Site]  # call offset -> what it was handed
+
+
+def _codes(*names: str) -> frozenset[int]:
+    return frozenset(BY_NAME[n].code for n in names)
+
+
+_STRINGS = _codes(
+    "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
+    "BINUNICODE8",
+)  # fmt: skip
+_BYTES = _codes("SHORT_BINBYTES", "BINBYTES", "BINBYTES8")  # immutable bytes literals
+_VALUES = _codes(
+    "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
+    "NONE", "NEWTRUE", "NEWFALSE",
+)  # fmt: skip
+_SKIP = _codes("PROTO", "FRAME")
+_PUTS = _codes("PUT", "BINPUT", "LONG_BINPUT")
+_GETS = _codes("GET", "BINGET", "LONG_BINGET")
+_EMPTY = {BY_NAME[n].code: n[6:].lower() for n in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET")}
+_NAMES = {info.code: info.name for info in BY_NAME.values()}
+_QUOTED, _UNICODE = BY_NAME["STRING"].code, BY_NAME["UNICODE"].code
+_FILLS = frozenset({"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS"})
+
+
+def call_sites(data: Any, facts: StreamFacts, wanted: Callable[[int], bool]) -> Sites:
+    """Sites of the calls whose callable is a global `wanted(global offset)` accepts, and of
+    calls of a call result; empty when no global is wanted or the walk gave up."""
+    if not any(wanted(g.offset) for g in facts.globals):
+        return {}
+    view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
+    walk = _Walk(view, wanted)
+    budget = MAX_OPS
+    for start in facts.pickle_offsets:
+        codes, offsets, arg_offsets, arg_lengths, _end, _status = opcode_bounds(
+            view, start, budget + 1
+        )
+        budget -= len(codes)
+        if budget < 0:
+            return {}
+        walk.run(codes, offsets, arg_offsets, arg_lengths)
+    return walk.sites
+
+
+class _List:
+    """A mutable container on the symbolic stack (list, dict, set, or a call's result that
+    SETITEMS/APPENDS fill: only its items matter here)."""
+
+    __slots__ = ("items", "kind")
+
+    def __init__(self, kind: str) -> None:
+        self.items: list[Any] = []
+        self.kind = kind
+
+
+class _Walk:
+    def __init__(self, view: memoryview, wanted: Callable[[int], bool]) -> None:
+        self.view = view
+        self.wanted = wanted
+        self.sites: Sites = {}
+        self.nodes = MAX_NODES
+        self.memo: dict[Any, Any] = {}
+        self.made: dict[int, Site] = {}  # id of a call's result object -> its site
+
+    def snapshot(self, value: Any, depth: int = 0) -> Any:
+        """An immutable copy of `value` as the callee sees it now (budgeted; OPAQUE past it)."""
+        self.nodes -= 1
+        if self.nodes < 0 or depth > 64:
+            return OPAQUE
+        if isinstance(value, _List):
+            return Box(tuple(self.snapshot(v, depth + 1) for v in value.items), value.kind)
+        if isinstance(value, _Result):
+            return value.call
+        if _plain(value):
+            return Box(tuple(self.snapshot(v, depth + 1) for v in value))
+        return value
+
+    def text(self, offset: int, length: int, code: int) -> Text:
+        if length > MAX_TEXT * 4:
+            return Text(None, offset)
+        raw = bytes(self.view[offset : offset + length])
+        try:
+            if code == _QUOTED:
+                raw = codecs.escape_decode(raw.strip()[1:-1])[0]
+                text = raw.decode("latin-1")
+            elif code == _UNICODE:
+                text = raw.decode("raw_unicode_escape")
+            else:
+                text = raw.decode("utf-8", "replace") if code in _STRINGS else ""
+        except (ValueError, UnicodeError):
+            return Text(None, offset)
+        return Text(text if len(text) <= MAX_TEXT else None, offset)
+
+    def call(self, offset: int, callable_: Any, args: Iterable[Any]) -> _Result:
+        args = tuple(args)
+        first = args[0] if args else None
+        wanted = isinstance(callable_, _Result) or any(
+            isinstance(v, Glob) and self.wanted(v.offset) for v in (callable_, first)
+        )  # the first argument: the class a reconstructor or partial is handed
+        result = _Result(Call(offset))
+        if wanted:
+            site = Site(tuple(self.snapshot(a) for a in args))
+            self.sites[offset] = site
+            result.site = site
+        return result
+
+    def run(self, codes: bytes, offsets: Any, arg_offsets: Any, arg_lengths: Any) -> None:
+        stack: list[Any] = []
+        marks: list[int] = []
+        memo = self.memo
+        memo.clear()
+
+        def pop() -> Any:
+            return stack.pop() if stack else OPAQUE
+
+        def pop_mark() -> list[Any]:
+            k = marks.pop() if marks else 0
+            items = stack[k:]
+            del stack[k:]
+            return items
+
+        def key(i: int, name: str) -> Any:
+            raw = bytes(self.view[arg_offsets[i] : arg_offsets[i] + arg_lengths[i]])
+            if name in ("PUT", "GET"):
+                try:
+                    return int(raw.strip())
+                except ValueError:
+                    return None
+            return int.from_bytes(raw, "little")
+
+        for i, code in enumerate(codes):
+            name = _NAMES.get(code, "")
+            if code in _STRINGS:
+                stack.append(self.text(arg_offsets[i], arg_lengths[i], code))
+            elif code in _BYTES:
+                stack.append(Data(arg_offsets[i], arg_lengths[i]))
+            elif code in _VALUES:
+                stack.append(VALUE)
+            elif code in _EMPTY:
+                stack.append(_List(_EMPTY[code]))
+            elif name == "MARK":
+                marks.append(len(stack))
+            elif name == "STOP":
+                break
+            elif code in _SKIP:
+                continue
+            elif code in _PUTS or name == "MEMOIZE":
+                if stack:
+                    memo[len(memo) if name == "MEMOIZE" else key(i, name)] = stack[-1]
+            elif code in _GETS:
+                stack.append(memo.get(key(i, name), OPAQUE))
+            elif name == "GLOBAL":
+                stack.append(Glob(offsets[i]))
+            elif name == "STACK_GLOBAL":
+                pop(), pop()
+                stack.append(Glob(offsets[i]))
+            elif name == "INST":
+                stack.append(self.call(offsets[i], Glob(offsets[i]), pop_mark()))
+            elif name == "OBJ":
+                items = pop_mark()
+                stack.append(self.call(offsets[i], items[0] if items else OPAQUE, items[1:]))
+            elif name == "REDUCE":
+                args, f = pop(), pop()
+                stack.append(self.call(offsets[i], f, args if _plain(args) else (OPAQUE,)))
+            elif name in ("NEWOBJ", "NEWOBJ_EX"):
+                kwargs = pop() if name == "NEWOBJ_EX" else None
+                args, cls = pop(), pop()
+                items = args if _plain(args) else (OPAQUE,)
+                if kwargs is not None:
+                    items = (*items, kwargs)
+                stack.append(self.call(offsets[i], cls, items))
+            elif name == "BUILD":
+                state = pop()
+                target = stack[-1] if stack else None
+                if isinstance(target, _Result) and target.site is not None:
+                    target.site.states.append(self.snapshot(state))
+            elif name == "TUPLE":
+                stack.append(tuple(pop_mark()))
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                n = int(name[-1])
+                items = stack[-n:] if len(stack) >= n else [OPAQUE] * n
+                del stack[-n:]
+                stack.append(tuple(items))
+            elif name == "EMPTY_TUPLE":
+                stack.append(())
+            elif name in ("LIST", "DICT", "FROZENSET"):
+                box = _List(name.lower())
+                box.items = pop_mark()
+                stack.append(box)
+            elif name in _FILLS:
+                items = [pop() for _ in range({"APPEND": 1, "SETITEM": 2}.get(name, 0))]
+                if name not in ("APPEND", "SETITEM"):
+                    items = pop_mark()
+                target = stack[-1] if stack else None
+                if isinstance(target, _List):
+                    target.items.extend(items)
+            elif name == "POP":
+                if marks and len(stack) == marks[-1]:
+                    marks.pop()
+                else:
+                    pop()
+            elif name == "POP_MARK":
+                pop_mark()
+            elif name == "DUP":
+                stack.append(stack[-1] if stack else OPAQUE)
+            elif name in ("BINPERSID", "PERSID"):
+                if name == "BINPERSID":
+                    pop()
+                stack.append(OPAQUE)
+            else:  # EXT*, BYTEARRAY8, NEXT_BUFFER, READONLY_BUFFER, unknown: not seen into
+                if name == "READONLY_BUFFER":
+                    continue
+                stack.append(OPAQUE)
+
+
+def _plain(value: Any) -> bool:
+    """A tuple the pickle built (TUPLE*), not one of this module's value records."""
+    return isinstance(value, tuple) and not hasattr(value, "_fields")
+
+
+class _Result:
+    """A call's result on the symbolic stack; `site` is set when the call was recorded."""
+
+    __slots__ = ("call", "site")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.site: Site | None = None
+
+
+def walk_values(values: Iterable[Any], limit: int = 100_000) -> Iterable[Any]:
+    """Every leaf value inside `values` (Box items flattened), at most `limit` of them; an
+    OPAQUE is yielded when the limit cuts the walk."""
+    todo = list(values)
+    while todo:
+        v = todo.pop()
+        limit -= 1
+        if limit < 0:
+            yield OPAQUE
+            return
+        if isinstance(v, Box):
+            todo.extend(v.items)
+        else:
+            yield v
+
+
+
+
+class StreamSites(NamedTuple):
+    """A stream's sites and those of the nested pickles the walk could read (by index into
+    StreamFacts.nested)."""
+
+    sites: Sites
+    nested: dict[int, StreamSites]
+
+
+_READABLE_CARRIERS = frozenset({"", "bytes"})  # the nested buffer is the operand's own bytes
+
+
+def stream_sites(
+    data: Any, facts: StreamFacts, wanted_in: Callable[[StreamFacts], Callable[[int], bool]]
+) -> StreamSites:
+    """`call_sites` of a stream and, recursively, of its raw nested pickles (the bytes of a
+    `_codecs.encode` latin-1 text too); `wanted_in(facts)` gives each stream's predicate."""
+    sites = call_sites(data, facts, wanted_in(facts))
+    nested: dict[int, StreamSites] = {}
+    if facts.nested:
+        view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
+        for k, n in enumerate(facts.nested):
+            if n.encoding != "raw":
+                continue
+            buf: Any = None
+            if n.carrier in _READABLE_CARRIERS:
+                buf = view[n.offset : n.offset + n.length]
+            elif n.carrier == "latin1_text":
+                try:
+                    buf = bytes(view[n.offset : n.offset + n.length]).decode().encode("latin-1")
+                except UnicodeError:
+                    continue
+            if buf is not None:
+                inner = stream_sites(buf, n.facts, wanted_in)
+                if inner.sites or inner.nested:
+                    nested[k] = inner
+    return StreamSites(sites, nested)
+
+
+__all__ = [
+    "OPAQUE",
+    "VALUE",
+    "Box",
+    "Call",
+    "Data",
+    "Glob",
+    "Site",
+    "Sites",
+    "StreamSites",
+    "Text",
+    "call_sites",
+    "stream_sites",
+    "walk_values",
+]

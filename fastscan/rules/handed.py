@@ -1,0 +1,262 @@
+"""Sink calls judged by what this call site hands them (issue #15; arguments from callsites.py).
+
+- `getattr(owner, "name")` with a literal name is the global `<owner>.name`, as if the pickle
+  imported it: through the denylist and the index exactly like a GLOBAL of that name (a sink
+  stays malicious; a method reaching no sink is a low FS111; a name nobody lists is FS103, or
+  FS112 when the result is applied to text). The owner is a global (class or module) or an
+  object a call made from a class (`Figure.__new__(Figure)`), whose methods are the class's.
+- `partial(f, ...)` and a callback dispatcher (an index reach that only calls a callable the
+  pickle hands it) are judged by every callable handed at the call site: the call's arguments
+  and the state BUILD gives its result (`partial.__setstate__` replaces func/args). All of them
+  allowlisted or index-inert -> low; a sink, an unlisted name, a computed or unseen value -> as
+  before (the dispatcher may run it).
+Without a site (a carried nested pickle the walk does not read, a walk past its budget) nothing
+here applies and the callers keep their older, string-based grading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..facts import ARG_BYTES, ARG_STR, CallSite, StreamFacts
+from ..verdict import Severity
+from . import catalog as R
+from . import indexed
+from .callsites import VALUE, Box, Call, Data, Glob, Sites, Text, walk_values
+from .catalog import FindingRule
+from .resolve import Classification
+from .ruleset import RuleSet
+
+GETATTR = "builtins.getattr"
+PARTIAL = "functools.partial"
+_DISPATCH = "callback_dispatch"
+_INSTANTIATING = frozenset({"NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
+
+
+@dataclass(frozen=True, slots=True)
+class AsGlobal:
+    """What a getattr call site fetches, judged as the global `name`."""
+
+    name: str  # module.Owner.attr
+    rule: FindingRule  # the rule a GLOBAL of that name would raise
+    severity: Severity | None  # None: the rule's default
+    reason: str
+
+
+def dispatcher_only(cls: Classification | None) -> bool:
+    """An index-known callable whose every reach is callback dispatch."""
+    return (
+        cls is not None
+        and not cls.is_dangerous
+        and not cls.pinned
+        and bool(cls.reaches)
+        and all(r.category == _DISPATCH for r in cls.reaches)
+    )
+
+
+def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Callable[[int], bool]]:
+    """For `callsites.stream_sites`: per stream, the globals whose call sites are judged here
+    (getattr, partial, index dispatchers), by the offset of their import."""
+
+    def of(facts: StreamFacts) -> Callable[[int], bool]:
+        offsets = set()
+        for g in facts.globals:
+            if not g.resolved:
+                continue
+            cls = rules.classify(g.module, g.name)
+            if (cls.is_dangerous and cls.resolved in (GETATTR, PARTIAL)) or dispatcher_only(cls):
+                offsets.add(g.offset)
+        return offsets.__contains__
+
+    return of
+
+
+class Handed:
+    """Per-stream judge of sink call sites by their recorded arguments."""
+
+    def __init__(
+        self,
+        facts: StreamFacts,
+        classes: Sequence[Classification | None],
+        rules: RuleSet,
+        sites: Sites,
+        dangerous_attributes: frozenset[str] | Any = frozenset(),
+    ) -> None:
+        self.facts, self.classes, self.rules, self.sites = facts, classes, rules, sites
+        self._sink_names = dangerous_attributes
+        self._global_at = {g.offset: i for i, g in enumerate(facts.globals)}
+        self._call_at = {c.offset: k for k, c in enumerate(facts.calls) if c.opcode != "BUILD"}
+
+    def has(self, call: CallSite) -> bool:
+        return call.offset in self.sites
+
+    # -- getattr ------------------------------------------------------------------------------
+
+    def getattr_as_global(self, k: int) -> AsGlobal | None:
+        """Call `k` (a getattr) judged as the global it fetches; None when that is a sink, the
+        name or the owner is not a literal the walk saw, or the owner is no class/module."""
+        call = self.facts.calls[k]
+        site = self.sites.get(call.offset)
+        if site is None or len(site.args) not in (2, 3):
+            return None
+        owner, attr = site.args[0], site.args[1]
+        if not (isinstance(attr, Text) and attr.text and attr.text.isidentifier()):
+            return None
+        if attr.text in self._sink_names:
+            return None
+        target = self._owner(owner)
+        if target is None:
+            return None
+        module, qual = target
+        hit = self.rules.classify(module, f"{qual}.{attr.text}")
+        name = f"{module}.{qual}.{attr.text}"
+        return _as_global(name, hit, self._applied(k))
+
+    def _owner(self, value: Any) -> tuple[str, str] | None:
+        """(module, qualname) whose attribute getattr reads: a global, or the class of an
+        object a call instantiated (NEWOBJ/OBJ/INST, REDUCE of a class, a reconstructor)."""
+        if isinstance(value, Box):
+            return "builtins", value.kind  # a literal list/dict/set/tuple: the builtin's methods
+        if isinstance(value, Glob):
+            i = self._global_at.get(value.offset, -1)
+        elif isinstance(value, Call):
+            i = self._made_by(value.offset)
+        else:
+            return None
+        if i < 0 or not self.facts.globals[i].resolved:
+            return None
+        cls = self.classes[i]
+        if cls is None or cls.is_dangerous:
+            return None
+        g = self.facts.globals[i]
+        return g.module, g.name
+
+    def _made_by(self, offset: int) -> int:
+        k = self._call_at.get(offset, -1)
+        if k < 0:
+            return -1
+        c = self.facts.calls[k]
+        cls = self.classes[c.callable_index] if 0 <= c.callable_index < len(self.classes) else None
+        if cls is None:
+            return -1
+        if cls.resolved in indexed.RECONSTRUCTORS:
+            return c.first_arg_global
+        if c.opcode in _INSTANTIATING or (c.opcode == "REDUCE" and cls.kind == "class"):
+            return c.callable_index
+        return -1  # a function's result: its type is not known
+
+    def _applied(self, k: int) -> bool:
+        """The getattr's result is thrown away, or called on str/bytes (a command runner)."""
+        if self.facts.calls[k].discarded:
+            return True
+        return any(
+            c.callable_is_call and c.callable_call_index == k and c.arg_kinds & (ARG_STR | ARG_BYTES)
+            for c in self.facts.calls
+        )
+
+    # -- partial and dispatchers --------------------------------------------------------------
+
+    def partial(self, call: CallSite) -> str | None:
+        """Why partial call `call` is benign ("" never; None: not shown benign here)."""
+        site = self.sites.get(call.offset)
+        if site is None or not site.args:
+            return None
+        f = site.args[0]
+        if isinstance(f, Call):
+            k = self._call_at.get(f.offset, -1)
+            producer = self.facts.calls[k] if k >= 0 else None
+            if producer is None or self._resolved(producer.callable_index) != GETATTR:
+                return None
+            judged = self.getattr_as_global(k)
+            return None if judged is None else f"wrapping the method {judged.name}"
+        i = self._global_at.get(f.offset, -1) if isinstance(f, Glob) else -1
+        if i < 0 or not dispatcher_only(self.classes[i]):
+            return None
+        handed = self.inert_handed((*site.args[1:], *site.states), exclude=i)
+        if handed is None:
+            return None
+        name = self.facts.globals[i].qualname
+        return f"wrapping {name}, a dispatcher handed only {handed}"
+
+    def dispatch(self, index: int) -> str:
+        """Why dispatcher global `index` runs nothing dangerous here ("" when not shown): never
+        called by the pickle, or every call hands it only inert callables."""
+        calls = [
+            c for c in self.facts.calls if c.callable_index == index and c.opcode != "BUILD"
+        ]
+        if not calls:
+            return "referenced, never called by the pickle"
+        notes = []
+        for c in calls:
+            site = self.sites.get(c.offset)
+            if site is None:
+                return ""
+            handed = self.inert_handed((*site.args, *site.states), exclude=index)
+            if handed is None:
+                return ""
+            notes.append(handed)
+        return f"every call hands it only {notes[0]}"
+
+    def inert_handed(self, values: Sequence[Any], exclude: int = -1) -> str | None:
+        """Names of the callables among `values` when each is allowlisted or index-inert and
+        nothing else there could be called (a call result, an unseen value); None otherwise."""
+        names: list[str] = []
+        for leaf in walk_values(values):
+            if leaf is VALUE or isinstance(leaf, (Text, Data)):
+                continue
+            if not isinstance(leaf, Glob):
+                return None  # a computed or unseen value: it may be any callable
+            i = self._global_at.get(leaf.offset, -1)
+            if i == exclude and i >= 0:
+                continue
+            cls = self.classes[i] if i >= 0 else None
+            if cls is None or cls.is_dangerous or not (cls.is_safe or _index_inert(cls)):
+                return None
+            names.append(self.facts.globals[i].qualname)
+        uniq = sorted(set(names))
+        if not uniq:
+            return "data (no callable)"
+        shown = ", ".join(uniq[:3]) + (f" (+{len(uniq) - 3})" if len(uniq) > 3 else "")
+        return f"inert callables ({shown})"
+
+    def _resolved(self, index: int) -> str:
+        cls = self.classes[index] if 0 <= index < len(self.classes) else None
+        return cls.resolved if cls is not None else ""
+
+
+def _index_inert(cls: Classification) -> bool:
+    return (
+        cls.index == indexed.KNOWN
+        and cls.kind in ("class", "function")
+        and not cls.reaches
+        and not cls.pinned
+    )
+
+
+def _as_global(name: str, hit: Classification, applied: bool) -> AsGlobal | None:
+    """The finding a GLOBAL `name` classified as `hit` would raise (engine's per-global
+    grading, restated for a name no opcode imports); None for a sink (stays malicious)."""
+    if hit.is_dangerous:
+        return None
+    if hit.is_safe:
+        return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, "allowlisted")
+    if hit.index == indexed.UNDEFINED:
+        return AsGlobal(name, R.UNDEFINED_IN_INDEX, None, hit.reason)
+    if hit.index == indexed.KNOWN and not hit.pinned and hit.reaches:
+        reach = min(hit.reaches, key=lambda r: len(r.path))
+        if not indexed.long_reach(reach):
+            return None  # a method that reaches a sink: as malicious as the sink
+        path = " -> ".join(reach.path)
+        return AsGlobal(name, R.REACHES_SINK, Severity.SUSPICIOUS, f"[{reach.category}] {path}")
+    if hit.index == indexed.KNOWN and hit.kind in indexed.CALLABLE:
+        return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, indexed.describe(hit))
+    if hit.entry_id:
+        return AsGlobal(name, R.REVIEWED_UNKNOWN, None, f"[{hit.category}] {hit.reason}")
+    if applied:
+        return AsGlobal(name, R.UNKNOWN_APPLIED, None, "not in the reviewed allowlist, applied")
+    return AsGlobal(name, R.UNKNOWN_GLOBAL, None, "not in the reviewed allowlist")
+
+
+__all__ = ["AsGlobal", "Handed", "dispatcher_only", "wanted_in"]
