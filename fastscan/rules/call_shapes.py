@@ -150,7 +150,8 @@ class CallShapes:
     def sink_call(self, index: int, cls: Classification) -> Shape | None:
         """The grade of dangerous global `index` when every call of it has a benign shape."""
         if cls.resolved not in _SHAPED:
-            return None
+            note = self._handed.dispatcher_now(index, cls) if self._handed is not None else ""
+            return Shape(Severity.LOW, note) if note else None
         shapes: list[Shape] = []
         for k in self._calls_by_callable.get(index, ()):
             shape = self._one(cls.resolved, k, self._facts.calls[k])

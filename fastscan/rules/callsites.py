@@ -152,9 +152,13 @@ class _Walk:
             return Text(None, offset)
         raw = bytes(self.view[offset : offset + length])
         try:
+            if code in (_QUOTED, _UNICODE) and raw.endswith(b"\n"):
+                raw = raw[:-1]  # the loader reads the line without its newline
             if code == _QUOTED:
-                raw = codecs.escape_decode(raw.strip()[1:-1])[0]
-                text = raw.decode("latin-1")
+                raw = raw.strip()
+                if len(raw) >= 2 and raw[0] == raw[-1] and raw[:1] in (b"'", b'"'):
+                    raw = raw[1:-1]
+                text = codecs.escape_decode(raw)[0].decode("latin-1")
             elif code == _UNICODE:
                 text = raw.decode("raw_unicode_escape")
             else:

@@ -24,6 +24,7 @@ from ..facts import ARG_BYTES, ARG_STR, CallSite, StreamFacts
 from ..verdict import Severity
 from . import catalog as R
 from . import indexed
+from .call_shapes import _CODECS_ENCODE, _NON_STRING_HELPERS, _VALUE_TYPES
 from .callsites import VALUE, Box, Call, Data, Glob, Sites, Text, walk_values
 from .catalog import FindingRule
 from .resolve import Classification
@@ -33,6 +34,22 @@ GETATTR = "builtins.getattr"
 PARTIAL = "functools.partial"
 _DISPATCH = "callback_dispatch"
 _INSTANTIATING = frozenset({"NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
+# Reviewed dispatchers (callback_dispatch) that call only the callables handed to them, while
+# they run (itertools.* too): judged by those. Not here: what registers a callable for later
+# (threading, atexit, signal, weakref, sched, torch hooks), looks names up from text (operator
+# getters, string.Formatter, format, re.sub's templates), or ends the process (exit).
+DISPATCH_NOW = frozenset(
+    {
+        "functools.partial", "functools.reduce", "functools.cmp_to_key", "builtins.map",
+        "builtins.filter", "builtins.iter", "builtins.sorted", "builtins.min", "builtins.max",
+        "builtins.sum", "builtins.any", "builtins.all", "builtins.zip", "builtins.enumerate",
+        "builtins.reversed", "builtins.next",
+    }
+)  # fmt: skip
+# Makers whose results are plain values, never callables (their instances define no __call__).
+_PLAIN_MAKERS = (
+    _VALUE_TYPES | _NON_STRING_HELPERS | _CODECS_ENCODE | {"builtins.object", "builtins.str"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +75,7 @@ def dispatcher_only(cls: Classification | None) -> bool:
 
 def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Callable[[int], bool]]:
     """For `callsites.stream_sites`: per stream, the globals whose call sites are judged here
-    (getattr, partial, index dispatchers), by the offset of their import."""
+    (getattr, reviewed dispatchers such as partial, index dispatchers), by import offset."""
 
     def of(facts: StreamFacts) -> Callable[[int], bool]:
         offsets = set()
@@ -66,7 +83,8 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Callable[[int], bool]]:
             if not g.resolved:
                 continue
             cls = rules.classify(g.module, g.name)
-            if (cls.is_dangerous and cls.resolved in (GETATTR, PARTIAL)) or dispatcher_only(cls):
+            now = cls.category == _DISPATCH and _dispatches_now(cls.resolved)
+            if (cls.is_dangerous and (cls.resolved == GETATTR or now)) or dispatcher_only(cls):
                 offsets.add(g.offset)
         return offsets.__contains__
 
@@ -112,6 +130,10 @@ class Handed:
         module, qual = target
         hit = self.rules.classify(module, f"{qual}.{attr.text}")
         name = f"{module}.{qual}.{attr.text}"
+        if dispatcher_only(hit):
+            note = self._result_dispatch(k)
+            if note:
+                return AsGlobal(name, R.REACHES_SINK, Severity.LOW, f"a dispatcher, {note}")
         return _as_global(name, hit, self._applied(k))
 
     def _owner(self, value: Any) -> tuple[str, str] | None:
@@ -159,7 +181,7 @@ class Handed:
     # -- partial and dispatchers --------------------------------------------------------------
 
     def partial(self, call: CallSite) -> str | None:
-        """Why partial call `call` is benign ("" never; None: not shown benign here)."""
+        """Why partial call `call` is benign; None when it is not shown benign here."""
         site = self.sites.get(call.offset)
         if site is None or not site.args:
             return None
@@ -174,43 +196,86 @@ class Handed:
         i = self._global_at.get(f.offset, -1) if isinstance(f, Glob) else -1
         if i < 0 or not dispatcher_only(self.classes[i]):
             return None
-        handed = self.inert_handed((*site.args[1:], *site.states), exclude=i)
+        handed = self._handed_at(self._call_at[call.offset], 1, exclude=f)
         if handed is None:
             return None
-        name = self.facts.globals[i].qualname
-        return f"wrapping {name}, a dispatcher handed only {handed}"
+        return f"wrapping {self.facts.globals[i].qualname}, a dispatcher handed only {handed}"
 
     def dispatch(self, index: int) -> str:
-        """Why dispatcher global `index` runs nothing dangerous here ("" when not shown): never
-        called by the pickle, or every call hands it only inert callables."""
-        calls = [
-            c for c in self.facts.calls if c.callable_index == index and c.opcode != "BUILD"
-        ]
-        if not calls:
+        """Why dispatcher global `index` runs nothing dangerous here ("" when not shown): every
+        load-time use of it (called, rebuilt by a reconstructor, wrapped by a partial, then
+        BUILD) hands it only inert callables, or the pickle only references it."""
+        return self._consumers(
+            [k for k, c in enumerate(self.facts.calls) if c.callable_index == index],
+            [k for k, c in enumerate(self.facts.calls) if c.first_arg_global == index],
+            Glob(self.facts.globals[index].offset),
+        )
+
+    def dispatcher_now(self, index: int, cls: Classification) -> str:
+        """`dispatch` for a reviewed dispatcher that calls what it is handed while it runs and
+        nothing else (DISPATCH_NOW); "" for any other sink."""
+        if cls.category != _DISPATCH or not _dispatches_now(cls.resolved):
+            return ""
+        note = self.dispatch(index)
+        return f"handed only what it may call: {note}" if note else ""
+
+    def _result_dispatch(self, k: int) -> str:
+        """`dispatch` for the value call `k` returned (a dispatcher method getattr fetched)."""
+        calls = self.facts.calls
+        return self._consumers(
+            [j for j, c in enumerate(calls) if c.callable_is_call and c.callable_call_index == k],
+            [j for j, c in enumerate(calls) if c.first_arg_call == k],
+            Call(calls[k].offset),
+        )
+
+    def _consumers(self, called: list[int], first_of: list[int], itself: Any) -> str:
+        notes: list[str] = []
+        for k in called:
+            if self.facts.calls[k].opcode == "BUILD":
+                continue
+            notes.append(self._handed_at(k, 0, exclude=itself) or "")
+        for k in first_of:
+            c = self.facts.calls[k]
+            what = self._resolved(c.callable_index)
+            if c.opcode == "BUILD" or not (what == PARTIAL or what in indexed.RECONSTRUCTORS):
+                return ""  # handed to something else, which may call it with anything
+            notes.append(self._handed_at(k, 1, exclude=itself) or "")
+        if not notes:
             return "referenced, never called by the pickle"
-        notes = []
-        for c in calls:
-            site = self.sites.get(c.offset)
-            if site is None:
-                return ""
-            handed = self.inert_handed((*site.args, *site.states), exclude=index)
-            if handed is None:
-                return ""
-            notes.append(handed)
+        if not all(notes):
+            return ""
         return f"every call hands it only {notes[0]}"
 
-    def inert_handed(self, values: Sequence[Any], exclude: int = -1) -> str | None:
+    def _handed_at(self, k: int, skip: int, exclude: Any) -> str | None:
+        """`inert_handed` over what call `k` passes on: its arguments after the first `skip`,
+        the state BUILD gives its result, and the arguments of every call of that result (a
+        partial is there to be called)."""
+        calls = self.facts.calls
+        site = self.sites.get(calls[k].offset)
+        if site is None:
+            return None
+        values = [*site.args[skip:], *site.states]
+        for c in calls:
+            if c.callable_is_call and c.callable_call_index == k:
+                later = self.sites.get(c.offset)
+                if later is None:
+                    return None
+                values.extend((*later.args, *later.states))
+        return self.inert_handed(values, exclude)
+
+    def inert_handed(self, values: Sequence[Any], exclude: Any = None) -> str | None:
         """Names of the callables among `values` when each is allowlisted or index-inert and
-        nothing else there could be called (a call result, an unseen value); None otherwise."""
+        nothing else there could be called (a call result, an unseen value); None otherwise.
+        `exclude`: the dispatcher itself (a partial's state names its own func again)."""
         names: list[str] = []
         for leaf in walk_values(values):
-            if leaf is VALUE or isinstance(leaf, (Text, Data)):
+            if leaf is VALUE or isinstance(leaf, (Text, Data)) or leaf == exclude:
+                continue
+            if isinstance(leaf, Call) and self._plain_value(leaf):
                 continue
             if not isinstance(leaf, Glob):
                 return None  # a computed or unseen value: it may be any callable
             i = self._global_at.get(leaf.offset, -1)
-            if i == exclude and i >= 0:
-                continue
             cls = self.classes[i] if i >= 0 else None
             if cls is None or cls.is_dangerous or not (cls.is_safe or _index_inert(cls)):
                 return None
@@ -221,9 +286,22 @@ class Handed:
         shown = ", ".join(uniq[:3]) + (f" (+{len(uniq) - 3})" if len(uniq) > 3 else "")
         return f"inert callables ({shown})"
 
+    def _plain_value(self, value: Call) -> bool:
+        """A call result that is no callable: made by a reviewed value type (`object()`, a
+        datetime, an int) or array helper, or protocol <= 2 bytes (`_codecs.encode`)."""
+        k = self._call_at.get(value.offset, -1)
+        if k < 0 or self.facts.calls[k].callable_is_call:
+            return False
+        return self._resolved(self.facts.calls[k].callable_index) in _PLAIN_MAKERS
+
     def _resolved(self, index: int) -> str:
         cls = self.classes[index] if 0 <= index < len(self.classes) else None
         return cls.resolved if cls is not None else ""
+
+
+def _dispatches_now(resolved: str) -> bool:
+    module, _, name = resolved.rpartition(".")
+    return module == "itertools" or resolved in DISPATCH_NOW
 
 
 def _index_inert(cls: Classification) -> bool:
