@@ -26,7 +26,8 @@ from typing import Any, NamedTuple
 
 from ..facts import StreamFacts
 from ..opcodes import BY_NAME
-from ..tokenizer import opcode_bounds
+from ..tokenizer import CARRIERS, opcode_bounds
+from ..tokenizer import _carried_bytes as carried_bytes
 
 MAX_OPS = 2_000_000  # opcodes walked per stream; past it the stream has no sites (fail closed)
 MAX_NODES = 200_000  # values snapshotted per stream; past it a snapshot is OPAQUE
@@ -331,6 +332,7 @@ class StreamSites(NamedTuple):
 
 
 _READABLE_CARRIERS = frozenset({"", "bytes"})  # the nested buffer is the operand's own bytes
+_ENCODINGS = {name: enc for enc, name in CARRIERS.items() if name not in _READABLE_CARRIERS}
 
 
 def stream_sites(
@@ -348,11 +350,8 @@ def stream_sites(
             buf: Any = None
             if n.carrier in _READABLE_CARRIERS:
                 buf = view[n.offset : n.offset + n.length]
-            elif n.carrier == "latin1_text":
-                try:
-                    buf = bytes(view[n.offset : n.offset + n.length]).decode().encode("latin-1")
-                except UnicodeError:
-                    continue
+            elif n.carrier in _ENCODINGS:  # the bytes the tokenizer made of the text
+                buf = carried_bytes(view, n.offset, n.length, _ENCODINGS[n.carrier])
             if buf is not None:
                 inner = stream_sites(buf, n.facts, wanted_in)
                 if inner.sites or inner.nested:

@@ -276,6 +276,8 @@ class Handed:
             if not isinstance(leaf, Glob):
                 return None  # a computed or unseen value: it may be any callable
             i = self._global_at.get(leaf.offset, -1)
+            if isinstance(exclude, Glob) and i >= 0 and self._same(i, exclude):
+                continue  # the dispatcher imported again
             cls = self.classes[i] if i >= 0 else None
             if cls is None or cls.is_dangerous or not (cls.is_safe or _index_inert(cls)):
                 return None
@@ -285,6 +287,10 @@ class Handed:
             return "data (no callable)"
         shown = ", ".join(uniq[:3]) + (f" (+{len(uniq) - 3})" if len(uniq) > 3 else "")
         return f"inert callables ({shown})"
+
+    def _same(self, i: int, other: Glob) -> bool:
+        j = self._global_at.get(other.offset, -1)
+        return j >= 0 and self._resolved(i) == self._resolved(j) != ""
 
     def _plain_value(self, value: Call) -> bool:
         """A call result that is no callable: made by a reviewed value type (`object()`, a
