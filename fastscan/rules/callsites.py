@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..facts import StreamFacts
+from ..facts import STATUS_BUDGET, StreamFacts
 from ..opcodes import BY_NAME
-from ..tokenizer import CARRIERS, opcode_bounds
+from ..tokenizer import CARRIERS, opcode_bounds, tokenize
 from ..tokenizer import _carried_bytes as carried_bytes
 
 MAX_OPS = 2_000_000  # opcodes walked per stream; past it the stream has no sites (fail closed)
@@ -41,11 +41,13 @@ class Glob(NamedTuple):
 class Text(NamedTuple):
     text: str | None  # None when longer than MAX_TEXT
     offset: int  # operand offset in the buffer (NestedPickle.offset of a carried pickle)
+    loads: bool = False  # deep walks: its bytes could be something a loader runs (`loadable`)
 
 
 class Data(NamedTuple):
     offset: int  # operand offset (NestedPickle.offset when it was read as a nested pickle)
     length: int
+    loads: bool = False
 
 
 class Call(NamedTuple):
@@ -93,16 +95,45 @@ _GETS = _codes("GET", "BINGET", "LONG_BINGET")
 _EMPTY = {BY_NAME[n].code: n[6:].lower() for n in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET")}
 _NAMES = {info.code: info.name for info in BY_NAME.values()}
 _QUOTED, _UNICODE = BY_NAME["STRING"].code, BY_NAME["UNICODE"].code
+_UTF8_TEXT = _codes("BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8")
 _FILLS = frozenset({"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS"})
 
 
-def call_sites(data: Any, facts: StreamFacts, wanted: Callable[[int], bool]) -> Sites:
+def EVERY(offset: int) -> bool:
+    """`wanted` for a deep walk: every call's site, and which literals a loader could run."""
+    return True
+
+
+# What a loader opens besides a pickle: zip (torch, npz), compressed streams (joblib), npy.
+_ARCHIVE_MAGIC = (
+    b"PK", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18",
+    b"\x93NUMPY", b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda",
+)  # fmt: skip
+
+
+def loadable(buf: bytes) -> bool:
+    """Whether a loader handed `buf` could run something: it imports a name where the
+    tokenizer finds a pickle (anywhere, as `pickle.load` of a stream or a later segment would),
+    or it is an archive or compressed stream whose content the scan does not open."""
+    if len(buf) < 4:
+        return False
+    if buf.startswith(_ARCHIVE_MAGIC) or b"PK\x05\x06" in buf:
+        return True
+    facts = tokenize(buf)
+    return bool(facts.globals or facts.nested) or facts.status == STATUS_BUDGET
+
+
+def call_sites(
+    data: Any, facts: StreamFacts, wanted: Callable[[int], bool], deep: bool = False
+) -> Sites:
     """Sites of the calls whose callable is a global `wanted(global offset)` accepts, and of
-    calls of a call result; empty when no global is wanted or the walk gave up."""
-    if not any(wanted(g.offset) for g in facts.globals):
+    calls of a call result; empty when no global is wanted or the walk gave up. `deep`: every
+    call, and Text/Data.loads filled."""
+    if not deep and not any(wanted(g.offset) for g in facts.globals):
         return {}
     view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
-    walk = _Walk(view, wanted)
+    walk = _Walk(view, EVERY if deep else wanted)
+    walk.deep = deep
     budget = MAX_OPS
     for start in facts.pickle_offsets:
         codes, offsets, arg_offsets, arg_lengths, _end, _status = opcode_bounds(
@@ -133,7 +164,7 @@ class _Walk:
         self.sites: Sites = {}
         self.nodes = MAX_NODES
         self.memo: dict[Any, Any] = {}
-        self.made: dict[int, Site] = {}  # id of a call's result object -> its site
+        self.deep = False
 
     def snapshot(self, value: Any, depth: int = 0) -> Any:
         """An immutable copy of `value` as the callee sees it now (budgeted; OPAQUE past it)."""
@@ -149,9 +180,10 @@ class _Walk:
         return value
 
     def text(self, offset: int, length: int, code: int) -> Text:
-        if length > MAX_TEXT * 4:
-            return Text(None, offset)
         raw = bytes(self.view[offset : offset + length])
+        loads = self.deep and (loadable(raw) or _latin1_loadable(raw, code))
+        if length > MAX_TEXT * 4:
+            return Text(None, offset, loads)
         try:
             if code in (_QUOTED, _UNICODE) and raw.endswith(b"\n"):
                 raw = raw[:-1]  # the loader reads the line without its newline
@@ -165,8 +197,8 @@ class _Walk:
             else:
                 text = raw.decode("utf-8", "replace") if code in _STRINGS else ""
         except (ValueError, UnicodeError):
-            return Text(None, offset)
-        return Text(text if len(text) <= MAX_TEXT else None, offset)
+            return Text(None, offset, loads)
+        return Text(text if len(text) <= MAX_TEXT else None, offset, loads)
 
     def call(self, offset: int, callable_: Any, args: Iterable[Any]) -> _Result:
         args = tuple(args)
@@ -210,7 +242,9 @@ class _Walk:
             if code in _STRINGS:
                 stack.append(self.text(arg_offsets[i], arg_lengths[i], code))
             elif code in _BYTES:
-                stack.append(Data(arg_offsets[i], arg_lengths[i]))
+                off, n = arg_offsets[i], arg_lengths[i]
+                loads = self.deep and loadable(bytes(self.view[off : off + n]))
+                stack.append(Data(off, n, loads))
             elif code in _VALUES:
                 stack.append(VALUE)
             elif code in _EMPTY:
@@ -290,6 +324,16 @@ class _Walk:
                 stack.append(OPAQUE)
 
 
+def _latin1_loadable(raw: bytes, code: int) -> bool:
+    """The bytes `_codecs.encode(text, "latin1")` makes of a str operand are loadable."""
+    if code not in _UTF8_TEXT:
+        return False
+    try:
+        return loadable(raw.decode("utf-8").encode("latin-1"))
+    except UnicodeError:
+        return False  # not latin-1: encoding it raises, no bytes are made
+
+
 def _plain(value: Any) -> bool:
     """A tuple the pickle built (TUPLE*), not one of this module's value records."""
     return isinstance(value, tuple) and not hasattr(value, "_fields")
@@ -335,12 +379,15 @@ _READABLE_CARRIERS = frozenset({"", "bytes"})  # the nested buffer is the operan
 _ENCODINGS = {name: enc for enc, name in CARRIERS.items() if name not in _READABLE_CARRIERS}
 
 
+Wanted = tuple[Callable[[int], bool], bool]  # (which globals' calls, deep walk)
+
+
 def stream_sites(
-    data: Any, facts: StreamFacts, wanted_in: Callable[[StreamFacts], Callable[[int], bool]]
+    data: Any, facts: StreamFacts, wanted_in: Callable[[StreamFacts], Wanted]
 ) -> StreamSites:
     """`call_sites` of a stream and, recursively, of its raw nested pickles (the bytes of a
     `_codecs.encode` latin-1 text too); `wanted_in(facts)` gives each stream's predicate."""
-    sites = call_sites(data, facts, wanted_in(facts))
+    sites = call_sites(data, facts, *wanted_in(facts))
     nested: dict[int, StreamSites] = {}
     if facts.nested:
         view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
@@ -369,8 +416,11 @@ __all__ = [
     "Site",
     "Sites",
     "StreamSites",
+    "Wanted",
     "Text",
+    "EVERY",
     "call_sites",
+    "loadable",
     "stream_sites",
     "walk_values",
 ]

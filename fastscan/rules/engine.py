@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .. import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
 from ..containers.base import COMPLETE, ENCRYPTED, ERROR, PARTIAL, UNSUPPORTED, Container
@@ -344,6 +345,9 @@ def _stream_findings(  # noqa: PLR0917
     if sites is not None and sites.sites:
         sink_names = _SINK_ATTRIBUTES | frozenset(rules.knowledge.dangerous_attributes)
         handed = Handed(facts, classes, rules, sites.sites, sink_names)
+        names = [c.resolved if c is not None else "" for c in classes]
+        seen = nested_loaders.visible_sites(facts, sites.sites, names)
+        visible = {**(visible or {}), **seen} if seen else visible
     shapes = CallShapes(facts, classes, rules, handed)
     # Hooks the loader runs per global: only worked out when the index knows a reach.
     live = any(c and c.reaches and not (c.pinned or c.is_dangerous) for c in classes)
@@ -384,7 +388,9 @@ def _stream_findings(  # noqa: PLR0917
                 facts,
                 [shapes.sink_left(i, c) for i, c in enumerate(classes)],
                 visible,
-                lambda nested: _nested_clean(member, nested, rules, scope),
+                lambda nested: _nested_clean(
+                    member, nested, rules, scope, _sites_of(facts, sites, nested)
+                ),
             )
             if content:
                 msg = f"{g.qualname}{resolved} called only on {content}{where}"
@@ -423,9 +429,14 @@ def _stream_findings(  # noqa: PLR0917
         reach = indexed.fired(cls, run[index]) if run is not None else None
         dispatch = ""
         if reach is not None and handed is not None and dispatcher_only(cls):
-            dispatch = handed.dispatch(index)  # runs only what it is handed: judged by that
+            # runs only what it is handed: judged by that
+            note = handed.dispatch(index)
+            dispatch = f"a callback dispatcher, {note}" if note else ""
+        elif reach is not None and handed is not None and run is not None and sites is not None:
+            hooks_run = run[index]
+            dispatch = _loads_only_clean(index, cls, hooks_run, facts, classes, handed, scope, sites)
         if dispatch:
-            msg = f"{g.qualname}{resolved} {verb}: a callback dispatcher, {dispatch}{where}"
+            msg = f"{g.qualname}{resolved} {verb}: {dispatch}{where}"
             out.add(
                 R.REACHES_SINK.finding(
                     msg, member=member, offset=offset, subject=g.qualname, severity=Severity.LOW
@@ -541,15 +552,58 @@ def _stream_findings(  # noqa: PLR0917
         )
 
 
+def _loads_only_clean(  # noqa: PLR0917
+    index: int,
+    cls: Classification,
+    hooks_run: frozenset[str],
+    facts: StreamFacts,
+    classes: Sequence[Classification | None],
+    handed: Handed,
+    scope: _Scope,
+    sites: StreamSites,
+) -> str:
+    """Why a class whose hooks reach sinks only through a nested loader (skorch's
+    `NeuralNet.__setstate__ -> torch.load`) loads nothing malicious here ("" when not shown)."""
+    loader = nested_loaders.loads_through_hooks(handed.rules, cls, hooks_run)
+    if not loader:
+        return ""
+    content = nested_loaders.state_content(
+        index,
+        facts,
+        classes,
+        handed.sites,
+        lambda nested: _nested_clean(
+            "", nested, handed.rules, scope, _sites_of(facts, sites, nested)
+        ),
+    )
+    return f"its hooks reach sinks only through {loader}, handed {content}" if content else ""
+
+
+def _sites_of(outer: StreamFacts, sites: StreamSites | None, nested: StreamFacts) -> Any:
+    """The sites of `nested`, one of `outer`'s nested pickles (None when not walked)."""
+    if sites is None:
+        return None
+    k = next((k for k, n in enumerate(outer.nested) if n.facts is nested), -1)
+    return sites.nested.get(k)
+
+
 def _read_whole(facts: StreamFacts) -> bool:
     """The tokenizer read this nested pickle, and every pickle nested in it, to the end."""
     return all(f.status == "ok" and not f.anomaly_count("nested_budget") for f in facts.walk())
 
 
-def _nested_clean(member: str, facts: StreamFacts, rules: RuleSet, scope: _Scope) -> bool:
-    """A nested buffer's findings (its own nesting included) hold nothing malicious."""
+def _nested_clean(
+    member: str,
+    facts: StreamFacts,
+    rules: RuleSet,
+    scope: _Scope,
+    sites: StreamSites | None = None,
+) -> bool:
+    """A nested buffer's findings (its own nesting included, judged with its `sites`) hold
+    nothing malicious."""
     scratch = _Collector()
-    _stream_findings(member, facts, rules, scratch, _Scope(scope.fmt, "nested", "", 0))
+    inner = _Scope(scope.fmt, "nested", "", 0)
+    _stream_findings(member, facts, rules, scratch, inner, sites=sites)
     return all(f.severity < Severity.MALICIOUS for f in scratch.findings)
 
 

@@ -25,7 +25,8 @@ from ..verdict import Severity
 from . import catalog as R
 from . import indexed
 from .call_shapes import _CODECS_ENCODE, _NON_STRING_HELPERS, _VALUE_TYPES
-from .callsites import VALUE, Box, Call, Data, Glob, Sites, Text, walk_values
+from . import nested_loaders
+from .callsites import EVERY, VALUE, Box, Call, Data, Glob, Sites, Text, Wanted, walk_values
 from .catalog import FindingRule
 from .resolve import Classification
 from .ruleset import RuleSet
@@ -73,20 +74,40 @@ def dispatcher_only(cls: Classification | None) -> bool:
     )
 
 
-def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Callable[[int], bool]]:
-    """For `callsites.stream_sites`: per stream, the globals whose call sites are judged here
-    (getattr, reviewed dispatchers such as partial, index dispatchers), by import offset."""
+def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
+    """For `callsites.stream_sites`: per stream, the globals whose call sites are judged by
+    what they are handed (getattr, reviewed dispatchers such as partial, index dispatchers,
+    nested loaders and the `_codecs.encode` bytes they may load), by import offset; a deep
+    walk when a class's hooks reach a nested loader (its state decides: nested_loaders)."""
+    through: dict[tuple[str, ...], str] = {}
 
-    def of(facts: StreamFacts) -> Callable[[int], bool]:
-        offsets = set()
+    def via_loader(cls: Classification) -> bool:
+        for r in cls.reaches:
+            if r.path not in through:
+                through[r.path] = nested_loaders.loader_on_path(rules, r)
+            if through[r.path]:
+                return True
+        return False
+
+    def of(facts: StreamFacts) -> Wanted:
+        offsets, encoders, loaders = set(), set(), False
         for g in facts.globals:
             if not g.resolved:
                 continue
             cls = rules.classify(g.module, g.name)
+            if cls.reaches and not (cls.pinned or cls.is_dangerous) and via_loader(cls):
+                return EVERY, True
             now = cls.category == _DISPATCH and _dispatches_now(cls.resolved)
             if (cls.is_dangerous and (cls.resolved == GETATTR or now)) or dispatcher_only(cls):
                 offsets.add(g.offset)
-        return offsets.__contains__
+            elif cls.is_dangerous and cls.category == "nested_loader":
+                offsets.add(g.offset)
+                loaders = True
+            elif cls.resolved in _CODECS_ENCODE:
+                encoders.add(g.offset)
+        if loaders:
+            offsets |= encoders
+        return offsets.__contains__, False
 
     return of
 
