@@ -175,6 +175,8 @@ class _Walk:
             return Box(tuple(self.snapshot(v, depth + 1) for v in value.items), value.kind)
         if isinstance(value, _Result):
             return value.call
+        if isinstance(value, _Bytearray):  # its bytes, unless a fill changed them (extend)
+            return OPAQUE if value.changed else value.data
         if _plain(value):
             return Box(tuple(self.snapshot(v, depth + 1) for v in value))
         return value
@@ -305,6 +307,8 @@ class _Walk:
                 target = stack[-1] if stack else None
                 if isinstance(target, _List):
                     target.items.extend(items)
+                elif isinstance(target, _Bytearray):
+                    target.changed = True
             elif name == "POP":
                 if marks and len(stack) == marks[-1]:
                     marks.pop()
@@ -318,7 +322,11 @@ class _Walk:
                 if name == "BINPERSID":
                     pop()
                 stack.append(OPAQUE)
-            else:  # EXT*, BYTEARRAY8, NEXT_BUFFER, READONLY_BUFFER, unknown: not seen into
+            elif name == "BYTEARRAY8":
+                off, n = arg_offsets[i], arg_lengths[i]
+                loads = self.deep and loadable(bytes(self.view[off : off + n]))
+                stack.append(_Bytearray(Data(off, n, loads)))
+            else:  # EXT*, NEXT_BUFFER, READONLY_BUFFER, unknown: not seen into
                 if name == "READONLY_BUFFER":
                     continue
                 stack.append(OPAQUE)
@@ -337,6 +345,16 @@ def _latin1_loadable(raw: bytes, code: int) -> bool:
 def _plain(value: Any) -> bool:
     """A tuple the pickle built (TUPLE*), not one of this module's value records."""
     return isinstance(value, tuple) and not hasattr(value, "_fields")
+
+
+class _Bytearray:
+    """A BYTEARRAY8 literal: mutable, so SETITEMS/APPENDS on it (extend) change its bytes."""
+
+    __slots__ = ("changed", "data")
+
+    def __init__(self, data: Data) -> None:
+        self.data = data
+        self.changed = False
 
 
 class _Result:

@@ -161,9 +161,7 @@ def visible_sites(facts: StreamFacts, sites: Sites, resolved: Sequence[str]) -> 
 
 
 def _whole(n: Any) -> bool:
-    return n.encoding == "raw" and n.carrier in ("", "bytes", "latin1_text") and (
-        n.facts.status == STATUS_OK
-    )
+    return n.encoding == "raw" and n.facts.status == STATUS_OK  # any carrier: its loader bytes
 
 
 def _latin1_text(
