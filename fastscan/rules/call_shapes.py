@@ -194,6 +194,10 @@ class CallShapes:
             return None, "the result of an unresolved call"
         if cls.resolved in _FUNCTION_MAKERS:
             return Severity.MALICIOUS, f"the function built by {cls.resolved}"
+        if cls.resolved == PARTIAL and self._handed is not None and self._handed.has(producer):
+            shape = self._partial(producer)  # calling it runs what it wraps, judged there
+            if shape is not None and shape.severity < Severity.SUSPICIOUS:
+                return shape.severity, f"the partial {shape.note}"
         if cls.category in _RESOLVER_CATEGORIES or cls.resolved in ATTRIBUTE_GETTERS:
             return Severity.MALICIOUS, f"what {cls.resolved} returned"
         if cls.category == "code_construction":

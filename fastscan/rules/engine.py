@@ -435,6 +435,8 @@ def _stream_findings(  # noqa: PLR0917
         elif reach is not None and handed is not None and run is not None and sites is not None:
             hooks_run = run[index]
             dispatch = _loads_only_clean(index, cls, hooks_run, facts, classes, handed, scope, sites)
+            fired = [r for r in cls.reaches if r.hook in hooks_run]
+            dispatch = dispatch or handed.textless(index, fired)
         if dispatch:
             msg = f"{g.qualname}{resolved} {verb}: {dispatch}{where}"
             out.add(

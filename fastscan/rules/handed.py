@@ -32,8 +32,11 @@ from .resolve import Classification
 from .ruleset import RuleSet
 
 GETATTR = "builtins.getattr"
+# Sinks that run text as code or import it by name: without text they have nothing to run.
+TEXT_SINKS = frozenset({"exec_sink", "import_resolver"})
 PARTIAL = "functools.partial"
 _DISPATCH = "callback_dispatch"
+_MAX_FOLLOWED = 100_000  # calls followed through one global's arguments
 _INSTANTIATING = frozenset({"NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
 # Reviewed dispatchers (callback_dispatch) that call only the callables handed to them, while
 # they run (itertools.* too): judged by those. Not here: what registers a callable for later
@@ -90,13 +93,16 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
         return False
 
     def of(facts: StreamFacts) -> Wanted:
-        offsets, encoders, loaders = set(), set(), False
+        offsets, encoders, loaders, deep = set(), set(), False, False
         for g in facts.globals:
             if not g.resolved:
                 continue
             cls = rules.classify(g.module, g.name)
-            if cls.reaches and not (cls.pinned or cls.is_dangerous) and via_loader(cls):
-                return EVERY, True
+            if cls.reaches and not (cls.pinned or cls.is_dangerous):
+                if via_loader(cls):
+                    return EVERY, True
+                if any(r.category in TEXT_SINKS for r in cls.reaches):
+                    deep = True  # every site: what text reaches it (textless)
             now = cls.category == _DISPATCH and _dispatches_now(cls.resolved)
             if (cls.is_dangerous and (cls.resolved == GETATTR or now)) or dispatcher_only(cls):
                 offsets.add(g.offset)
@@ -105,6 +111,8 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
                 loaders = True
             elif cls.resolved in _CODECS_ENCODE:
                 encoders.add(g.offset)
+        if deep:
+            return EVERY, False
         if loaders:
             offsets |= encoders
         return offsets.__contains__, False
@@ -239,6 +247,50 @@ class Handed:
             return ""
         note = self.dispatch(index)
         return f"handed only what it may call: {note}" if note else ""
+
+    def textless(self, index: int, reaches: Sequence[Any]) -> str:
+        """Why global `index`, whose `reaches` (those its hooks run) end in sinks that run text
+        (sympy's `Rational.__new__ -> sympify -> parse_expr -> eval`), has no text to run: at
+        every call of it, its arguments and BUILD state, followed through every call that built
+        them (an object's str() may be its state's text), hold numbers, None and globals only.
+        "" when some text, bytes or unseen value reaches it, or a reach ends elsewhere."""
+        if not reaches or any(r.category not in TEXT_SINKS for r in reaches):
+            return ""
+        calls = self.facts.calls
+        values: list[Any] = []
+        for k, c in enumerate(calls):
+            if c.opcode == "BUILD":
+                continue
+            skip = 0 if c.callable_index == index else 1
+            if skip and (c.first_arg_global != index or self._resolved(c.callable_index) not in (
+                indexed.RECONSTRUCTORS
+            )):
+                if c.first_arg_global == index:
+                    return ""  # handed to something that may call it with anything
+                continue
+            site = self.sites.get(c.offset)
+            if site is None:
+                return ""
+            values.extend((*site.args[skip:], *site.states))
+        if not values:
+            return ""
+        seen: set[int] = set()
+        while values:
+            follow: list[Any] = []
+            for leaf in walk_values(values):
+                if leaf is VALUE or isinstance(leaf, Glob):
+                    continue
+                if not isinstance(leaf, Call) or len(seen) > _MAX_FOLLOWED:
+                    return ""  # text, bytes or an unseen value
+                if leaf.offset in seen:
+                    continue
+                seen.add(leaf.offset)
+                site = self.sites.get(leaf.offset)
+                if site is None:
+                    return ""
+                follow.extend((*site.args, *site.states))
+            values = follow
+        return f"every call hands it numbers and objects built from numbers ({len(seen)} calls)"
 
     def _result_dispatch(self, k: int) -> str:
         """`dispatch` for the value call `k` returned (a dispatcher method getattr fetched)."""
