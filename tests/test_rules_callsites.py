@@ -218,3 +218,115 @@ def test_a_malicious_nested_pickle_still_makes_the_file_malicious(carrier: bytes
 def test_a_truncated_nested_pickle_stays_suspicious() -> None:
     verdict, found = scan(b"}" + s("blob") + _bytes(INNER_EVIL[:-8]) + b"s")
     assert Severity.SUSPICIOUS in found.get("FS210", []) or verdict == "malicious"
+
+
+# -- loaders reached through a class's hooks: judged by the bytes its state can hand them ----
+
+RECON = g("copyreg", "_reconstructor")
+OBJECT = g("builtins", "object")
+NET = g("skorch.classifier", "NeuralNetClassifier")  # __setstate__ -> torch.load(state bytes)
+
+
+def latin1(data: bytes) -> bytes:
+    """Protocol <= 2 bytes: _codecs.encode(text, "latin1")."""
+    return call(g("_codecs", "encode"), s(data.decode("latin-1")), s("latin1"))
+
+
+def net_with(blob: bytes, prefix: bytes = b"") -> bytes:
+    return prefix + call(RECON, NET, OBJECT, b"N") + b"}" + s("blob") + blob + b"sb"
+
+
+def fs110(found: dict[str, list[Severity]]) -> Severity:
+    return max(found["FS110"])
+
+
+@needs_index
+def test_a_setstate_loader_fed_clean_nested_bytes_is_low() -> None:
+    for blob in (latin1(INNER_OK), _bytes(INNER_OK)):
+        verdict, found = scan(net_with(blob))
+        assert fs110(found) == Severity.LOW, blob
+        assert verdict != "malicious"
+
+
+@needs_index
+@pytest.mark.parametrize(
+    "blob, prefix",
+    [
+        (latin1(INNER_EVIL), b""),  # the nested scan is malicious
+        (_bytes(INNER_EVIL), b""),
+        (b"h\x07", _bytes(INNER_EVIL) + b"q\x070"),  # memoised bytes: still read, still evil
+        # computed bytes: bytes(list of ints) is no literal the tokenizer reads as a pickle
+        (call(g("builtins", "bytes"), b"]" + b"(" + b"K\x80K\x02" + b"e"), b""),
+        # a bytearray changed after it was written (APPENDS -> extend)
+        (b"\x96" + struct.pack("<Q", 2) + b"\x80\x02(K\x63e", b""),
+        # a zip archive (torch.load opens it; the scan does not here)
+        (_bytes(b"PK\x03\x04" + b"\x00" * 40), b""),
+        # a pickle past the nested-probe budget: imports only after 15,000 no-op opcodes
+        (latin1(b"\x80\x02" + b"N0" * 15000 + INNER_EVIL[2:]), b""),
+        # handed by an unreviewed function that may decode anything
+        (call(g("mylab.util", "unpack"), s("gAJjcG9zaXgKc3lzdGVtCg==")), b""),
+    ],
+)
+def test_a_setstate_loader_fed_other_bytes_stays_malicious(blob: bytes, prefix: bytes) -> None:
+    verdict, found = scan(net_with(blob, prefix))
+    assert verdict == "malicious"
+    assert fs110(found) == Severity.MALICIOUS
+
+
+@needs_index
+def test_load_from_bytes_over_codecs_latin1_bytes_is_judged_by_content() -> None:
+    loader = g("torch.storage", "_load_from_bytes")
+    verdict, found = scan(call(loader, latin1(INNER_OK)))
+    assert found["FS102"] == [Severity.LOW]
+    verdict, found = scan(call(loader, latin1(INNER_EVIL)))
+    assert verdict == "malicious"
+    # another codec makes other bytes than the ones scanned
+    rot = call(g("_codecs", "encode"), s(INNER_OK.decode("latin-1")), s("rot13"))
+    verdict, found = scan(call(loader, rot))
+    assert Severity.MALICIOUS in found["FS102"]
+
+
+# -- sinks that run text, reached with no text -------------------------------------------
+
+
+@needs_index
+def test_an_exec_reach_handed_only_numbers_is_low() -> None:
+    rational = g("sympy.core.numbers", "Rational")
+    verdict, found = scan(call(rational, b"K\x01", b"K\x03"))
+    assert fs110(found) == Severity.LOW
+    assert verdict == "clean"
+
+
+@needs_index
+@pytest.mark.parametrize(
+    "arg",
+    [
+        s("1/3"),  # text flows into sympify -> parse_expr
+        # an object whose str() is its state's text: sympify(obj) may parse str(obj)
+        call(g("pathlib", "PurePosixPath"), s("__import__('os').system('echo hi')")),
+        call(g("mylab.expr", "Expr")) + b"}" + s("text") + s("x") + b"sb",
+        _bytes(b"1/3"),
+    ],
+)
+def test_an_exec_reach_handed_text_keeps_its_grade(arg: bytes) -> None:
+    verdict, found = scan(call(g("sympy.core.numbers", "Rational"), arg))
+    assert fs110(found) == Severity.MALICIOUS  # within the reach bound: as before
+
+
+# -- a module's namespace as the globals of a function the pickle builds (dill) ------------
+
+FUNCTION = call(g("types", "FunctionType"), call(g("types", "CodeType")), g("nltk.tag.hmm", "__dict__"))
+
+
+def test_a_module_namespace_handed_to_function_construction_is_construction() -> None:
+    verdict, found = scan(FUNCTION)
+    assert "FS101" not in found
+    assert Severity.LOW in found["FS106"]
+
+
+def test_a_module_namespace_used_as_a_receiver_stays_malicious() -> None:
+    poison = call(g("builtins", "dict.update"), g("nltk.tag.hmm", "__dict__"), b"}")
+    verdict, found = scan(FUNCTION + b"0" + poison)
+    assert verdict == "malicious"
+    verdict, found = scan(g("nltk.tag.hmm", "__dict__"))  # no function built: a bare namespace
+    assert verdict == "malicious"

@@ -625,7 +625,9 @@ def _serialized_code_helper(
 
     setattr counts only when every call's target is the result of a code-construction call
     (never a module or class imported by name: that is attribute poisoning, D7); the builtins
-    namespace only when it is never called and the stream builds functions.
+    namespace (or a module's `__dict__`: dill's globals of a function defined in that module)
+    only when it is never called nor any call's first argument (a receiver it could mutate)
+    and the stream builds functions.
     """
 
     def built_here(call_index: int) -> bool:
@@ -634,9 +636,13 @@ def _serialized_code_helper(
     calls = [c for c in facts.calls if c.callable_index == index]
     if cls.resolved in _ATTRIBUTE_SETTERS:
         return bool(calls) and all(built_here(c.first_arg_call) for c in calls)
-    if cls.resolved == _BUILTINS_NAMESPACE:
-        builds_code = any(built_here(i) for i in range(len(facts.calls)))
-        return not calls and builds_code
+    namespace = cls.resolved == _BUILTINS_NAMESPACE or (
+        cls.resolved.endswith(".__dict__") and cls.category == "introspection"
+    )
+    if namespace:
+        if calls or any(c.first_arg_global == index for c in facts.calls):
+            return False
+        return any(built_here(i) for i in range(len(facts.calls)))
     return False
 
 
