@@ -20,11 +20,11 @@ from .facts import (
     StreamFacts,
 )
 from .rules import RuleSet, evaluate
+from .rules.callsites import stream_sites
 from .rules.catalog import CONTAINER_BUDGET
 from .rules.fills import attribute_containers
-from .rules.indexed import Targets
-from .rules.callsites import stream_sites
 from .rules.handed import wanted_in
+from .rules.indexed import Targets
 from .rules.nested_loaders import visible_operands
 from .tokenizer import tokenize
 from .verdict import SUSPICIOUS, FileResult, Finding, VerdictPolicy, combine, settle

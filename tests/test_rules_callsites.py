@@ -95,7 +95,7 @@ def test_getattr_of_a_sink_stays_malicious(owner: bytes, attr: str) -> None:
 def test_getattr_with_a_computed_name_stays_malicious() -> None:
     # the name is a call's result (str.join): which attribute it reads is not known
     name = call(g("builtins", "str.join"), s(""), b"]" + s("sys") + s("tem") + b"e")
-    verdict, found = scan(call(call(GETATTR, UNLISTED, name), s("echo hi")))
+    verdict, _found = scan(call(call(GETATTR, UNLISTED, name), s("echo hi")))
     assert verdict == "malicious"
 
 
@@ -119,7 +119,7 @@ def test_getattr_method_of_an_instance_is_the_class_method() -> None:
 @needs_index
 def test_getattr_of_an_indexed_method_that_reaches_a_sink_stays_malicious() -> None:
     owner = g("transformers.modeling_utils", "PreTrainedModel")
-    verdict, found = scan(call(call(GETATTR, owner, s("from_pretrained")), s("/tmp/x")))
+    verdict, _found = scan(call(call(GETATTR, owner, s("from_pretrained")), s("/tmp/x")))
     assert verdict == "malicious"
 
 
@@ -309,24 +309,26 @@ def test_an_exec_reach_handed_only_numbers_is_low() -> None:
     ],
 )
 def test_an_exec_reach_handed_text_keeps_its_grade(arg: bytes) -> None:
-    verdict, found = scan(call(g("sympy.core.numbers", "Rational"), arg))
+    _verdict, found = scan(call(g("sympy.core.numbers", "Rational"), arg))
     assert fs110(found) == Severity.MALICIOUS  # within the reach bound: as before
 
 
 # -- a module's namespace as the globals of a function the pickle builds (dill) ------------
 
-FUNCTION = call(g("types", "FunctionType"), call(g("types", "CodeType")), g("nltk.tag.hmm", "__dict__"))
+FUNCTION = call(
+    g("types", "FunctionType"), call(g("types", "CodeType")), g("nltk.tag.hmm", "__dict__")
+)
 
 
 def test_a_module_namespace_handed_to_function_construction_is_construction() -> None:
-    verdict, found = scan(FUNCTION)
+    _verdict, found = scan(FUNCTION)
     assert "FS101" not in found
     assert Severity.LOW in found["FS106"]
 
 
 def test_a_module_namespace_used_as_a_receiver_stays_malicious() -> None:
     poison = call(g("builtins", "dict.update"), g("nltk.tag.hmm", "__dict__"), b"}")
-    verdict, found = scan(FUNCTION + b"0" + poison)
+    verdict, _ = scan(FUNCTION + b"0" + poison)
     assert verdict == "malicious"
-    verdict, found = scan(g("nltk.tag.hmm", "__dict__"))  # no function built: a bare namespace
+    verdict, _found = scan(g("nltk.tag.hmm", "__dict__"))  # no function built: a bare namespace
     assert verdict == "malicious"

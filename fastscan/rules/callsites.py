@@ -278,10 +278,10 @@ class _Walk:
             elif name in ("NEWOBJ", "NEWOBJ_EX"):
                 kwargs = pop() if name == "NEWOBJ_EX" else None
                 args, cls = pop(), pop()
-                items = args if _plain(args) else (OPAQUE,)
+                passed: tuple[Any, ...] = args if _plain(args) else (OPAQUE,)
                 if kwargs is not None:
-                    items = (*items, kwargs)
-                stack.append(self.call(offsets[i], cls, items))
+                    passed = (*passed, kwargs)
+                stack.append(self.call(offsets[i], cls, passed))
             elif name == "BUILD":
                 state = pop()
                 target = stack[-1] if stack else None
@@ -383,8 +383,6 @@ def walk_values(values: Iterable[Any], limit: int = 100_000) -> Iterable[Any]:
             yield v
 
 
-
-
 class StreamSites(NamedTuple):
     """A stream's sites and those of the nested pickles the walk could read (by index into
     StreamFacts.nested)."""
@@ -425,6 +423,7 @@ def stream_sites(
 
 
 __all__ = [
+    "EVERY",
     "OPAQUE",
     "VALUE",
     "Box",
@@ -434,9 +433,8 @@ __all__ = [
     "Site",
     "Sites",
     "StreamSites",
-    "Wanted",
     "Text",
-    "EVERY",
+    "Wanted",
     "call_sites",
     "loadable",
     "stream_sites",

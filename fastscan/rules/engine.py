@@ -434,7 +434,9 @@ def _stream_findings(  # noqa: PLR0917
             dispatch = f"a callback dispatcher, {note}" if note else ""
         elif reach is not None and handed is not None and run is not None and sites is not None:
             hooks_run = run[index]
-            dispatch = _loads_only_clean(index, cls, hooks_run, facts, classes, handed, scope, sites)
+            dispatch = _loads_only_clean(
+                index, cls, hooks_run, facts, classes, handed, scope, sites
+            )
             fired = [r for r in cls.reaches if r.hook in hooks_run]
             dispatch = dispatch or handed.textless(index, fired)
         if dispatch:
@@ -549,9 +551,7 @@ def _stream_findings(  # noqa: PLR0917
         )
         inner = _Scope(scope.fmt, "nested", "", outer)
         inner_sites = sites.nested.get(k) if sites is not None else None
-        _stream_findings(
-            member, n.facts, rules, out, inner, knowledge=knowledge, sites=inner_sites
-        )
+        _stream_findings(member, n.facts, rules, out, inner, knowledge=knowledge, sites=inner_sites)
 
 
 def _loads_only_clean(  # noqa: PLR0917

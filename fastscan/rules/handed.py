@@ -23,9 +23,8 @@ from typing import Any
 from ..facts import ARG_BYTES, ARG_STR, CallSite, StreamFacts
 from ..verdict import Severity
 from . import catalog as R
-from . import indexed
+from . import indexed, nested_loaders
 from .call_shapes import _CODECS_ENCODE, _NON_STRING_HELPERS, _VALUE_TYPES
-from . import nested_loaders
 from .callsites import EVERY, VALUE, Box, Call, Data, Glob, Sites, Text, Wanted, walk_values
 from .catalog import FindingRule
 from .resolve import Classification
@@ -203,7 +202,9 @@ class Handed:
         if self.facts.calls[k].discarded:
             return True
         return any(
-            c.callable_is_call and c.callable_call_index == k and c.arg_kinds & (ARG_STR | ARG_BYTES)
+            c.callable_is_call
+            and c.callable_call_index == k
+            and c.arg_kinds & (ARG_STR | ARG_BYTES)
             for c in self.facts.calls
         )
 
@@ -258,13 +259,14 @@ class Handed:
             return ""
         calls = self.facts.calls
         values: list[Any] = []
-        for k, c in enumerate(calls):
+        for _k, c in enumerate(calls):
             if c.opcode == "BUILD":
                 continue
             skip = 0 if c.callable_index == index else 1
-            if skip and (c.first_arg_global != index or self._resolved(c.callable_index) not in (
-                indexed.RECONSTRUCTORS
-            )):
+            if skip and (
+                c.first_arg_global != index
+                or self._resolved(c.callable_index) not in (indexed.RECONSTRUCTORS)
+            ):
                 if c.first_arg_global == index:
                     return ""  # handed to something that may call it with anything
                 continue
@@ -379,7 +381,7 @@ class Handed:
 
 
 def _dispatches_now(resolved: str) -> bool:
-    module, _, name = resolved.rpartition(".")
+    module, _, _name = resolved.rpartition(".")
     return module == "itertools" or resolved in DISPATCH_NOW
 
 

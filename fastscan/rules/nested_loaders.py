@@ -181,9 +181,10 @@ def _latin1_text(
 
 
 # Allowlisted callables that make bytes or text out of other values (ints, other text).
-_BYTES_MAKERS = frozenset(
-    {"builtins.bytes", "builtins.bytearray", "builtins.str", "builtins.memoryview"}
-) | _CODECS_ENCODE
+_BYTES_MAKERS = (
+    frozenset({"builtins.bytes", "builtins.bytearray", "builtins.str", "builtins.memoryview"})
+    | _CODECS_ENCODE
+)
 _PARTIAL = "functools.partial"
 
 
@@ -210,8 +211,10 @@ def _keeps_bytes(
             return False
         i = global_at.get(base.offset, -1) if isinstance(base, Glob) else -1
         base_class = classes[i] if i >= 0 else None
-        return base_class is not None and base_class.is_safe and (
-            base_class.resolved not in _BYTES_MAKERS
+        return (
+            base_class is not None
+            and base_class.is_safe
+            and (base_class.resolved not in _BYTES_MAKERS)
         )
     if c.opcode in ("NEWOBJ", "NEWOBJ_EX") and not site.args:
         return True
@@ -304,10 +307,10 @@ def state_content(
                     continue
                 seen.add(leaf.offset)
                 site = sites.get(leaf.offset)
-                c = by_offset.get(leaf.offset)
-                if site is None or c is None or len(seen) > _MAX_STATE_CALLS:
+                maker = by_offset.get(leaf.offset)
+                if site is None or maker is None or len(seen) > _MAX_STATE_CALLS:
                     return ""
-                if not _keeps_bytes(c, site, classes, global_at):
+                if not _keeps_bytes(maker, site, classes, global_at):
                     return ""  # its result may be bytes made from something else
                 nxt.extend((*site.args, *site.states))
                 continue
