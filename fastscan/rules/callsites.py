@@ -390,6 +390,16 @@ class StreamSites(NamedTuple):
     sites: Sites
     nested: dict[int, StreamSites]
 
+    @staticmethod
+    def of(
+        sites: StreamSites | None, outer: StreamFacts, nested: StreamFacts
+    ) -> StreamSites | None:
+        """The sites of `nested`, one of `outer`'s nested pickles (None when not walked)."""
+        if sites is None:
+            return None
+        k = next((k for k, n in enumerate(outer.nested) if n.facts is nested), -1)
+        return sites.nested.get(k)
+
 
 _READABLE_CARRIERS = frozenset({"", "bytes"})  # the nested buffer is the operand's own bytes
 _ENCODINGS = {name: enc for enc, name in CARRIERS.items() if name not in _READABLE_CARRIERS}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from .. import _features as _native  # type: ignore[attr-defined]  # compiled, no stub
 from ..containers.base import COMPLETE, ENCRYPTED, ERROR, PARTIAL, UNSUPPORTED, Container
@@ -25,10 +24,10 @@ from ..facts import (
 from ..verdict import Finding, Severity
 from . import catalog as R
 from . import indexed, nested_loaders
-from .call_shapes import _SINK_ATTRIBUTES, CallShapes
+from .call_shapes import CallShapes
 from .callsites import StreamSites
 from .catalog import FindingRule
-from .handed import Handed, dispatcher_only
+from .handed import Handed
 from .knowledge import UNKNOWN
 from .nested_loaders import Visible
 from .resolve import Classification
@@ -341,13 +340,7 @@ def _stream_findings(  # noqa: PLR0917
     # joblib cut (operands memoised in an earlier segment) explains the gap.
     lenient = facts.anomaly_count("memo_budget") > 0 or scope.cut_at_start
     categories: set[str] = set()
-    handed = None
-    if sites is not None and sites.sites:
-        sink_names = _SINK_ATTRIBUTES | frozenset(rules.knowledge.dangerous_attributes)
-        handed = Handed(facts, classes, rules, sites.sites, sink_names)
-        names = [c.resolved if c is not None else "" for c in classes]
-        seen = nested_loaders.visible_sites(facts, sites.sites, names)
-        visible = {**(visible or {}), **seen} if seen else visible
+    handed, visible = Handed.for_stream(facts, classes, rules, sites, visible)
     shapes = CallShapes(facts, classes, rules, handed)
     # Hooks the loader runs per global: only worked out when the index knows a reach.
     live = any(c and c.reaches and not (c.pinned or c.is_dangerous) for c in classes)
@@ -389,7 +382,7 @@ def _stream_findings(  # noqa: PLR0917
                 [shapes.sink_left(i, c) for i, c in enumerate(classes)],
                 visible,
                 lambda nested: _nested_clean(
-                    member, nested, rules, scope, _sites_of(facts, sites, nested)
+                    member, nested, rules, scope, StreamSites.of(sites, facts, nested)
                 ),
             )
             if content:
@@ -427,20 +420,17 @@ def _stream_findings(  # noqa: PLR0917
                 )
             continue
         reach = indexed.fired(cls, run[index]) if run is not None else None
-        dispatch = ""
-        if reach is not None and handed is not None and dispatcher_only(cls):
-            # runs only what it is handed: judged by that
-            note = handed.dispatch(index)
-            dispatch = f"a callback dispatcher, {note}" if note else ""
-        elif reach is not None and handed is not None and run is not None and sites is not None:
-            hooks_run = run[index]
-            dispatch = _loads_only_clean(
-                index, cls, hooks_run, facts, classes, handed, scope, sites
+        benign = ""
+        if reach is not None and handed is not None and run is not None:
+            # a dispatcher, a nested loader or a text sink judged by what it is handed
+            benign = handed.reach_note(
+                index,
+                cls,
+                run[index],
+                lambda n: _nested_clean(member, n, rules, scope, StreamSites.of(sites, facts, n)),
             )
-            fired = [r for r in cls.reaches if r.hook in hooks_run]
-            dispatch = dispatch or handed.textless(index, fired)
-        if dispatch:
-            msg = f"{g.qualname}{resolved} {verb}: {dispatch}{where}"
+        if benign:
+            msg = f"{g.qualname}{resolved} {verb}: {benign}{where}"
             out.add(
                 R.REACHES_SINK.finding(
                     msg, member=member, offset=offset, subject=g.qualname, severity=Severity.LOW
@@ -536,7 +526,7 @@ def _stream_findings(  # noqa: PLR0917
         else:
             rule = R.NESTED_PICKLE if n.encoding == "raw" else R.ENCODED_PICKLE
         # a raw nested pickle read whole says nothing alone: its own findings grade it
-        whole = rule is R.NESTED_PICKLE and _read_whole(n.facts)
+        whole = rule is R.NESTED_PICKLE and nested_loaders.read_whole(n.facts)
         out.add(
             rule.finding(
                 f"{n.encoding} pickle of {n.length} bytes embedded at offset {n.offset}"
@@ -552,46 +542,6 @@ def _stream_findings(  # noqa: PLR0917
         inner = _Scope(scope.fmt, "nested", "", outer)
         inner_sites = sites.nested.get(k) if sites is not None else None
         _stream_findings(member, n.facts, rules, out, inner, knowledge=knowledge, sites=inner_sites)
-
-
-def _loads_only_clean(  # noqa: PLR0917
-    index: int,
-    cls: Classification,
-    hooks_run: frozenset[str],
-    facts: StreamFacts,
-    classes: Sequence[Classification | None],
-    handed: Handed,
-    scope: _Scope,
-    sites: StreamSites,
-) -> str:
-    """Why a class whose hooks reach sinks only through a nested loader (skorch's
-    `NeuralNet.__setstate__ -> torch.load`) loads nothing malicious here ("" when not shown)."""
-    loader = nested_loaders.loads_through_hooks(handed.rules, cls, hooks_run)
-    if not loader:
-        return ""
-    content = nested_loaders.state_content(
-        index,
-        facts,
-        classes,
-        handed.sites,
-        lambda nested: _nested_clean(
-            "", nested, handed.rules, scope, _sites_of(facts, sites, nested)
-        ),
-    )
-    return f"its hooks reach sinks only through {loader}, handed {content}" if content else ""
-
-
-def _sites_of(outer: StreamFacts, sites: StreamSites | None, nested: StreamFacts) -> Any:
-    """The sites of `nested`, one of `outer`'s nested pickles (None when not walked)."""
-    if sites is None:
-        return None
-    k = next((k for k, n in enumerate(outer.nested) if n.facts is nested), -1)
-    return sites.nested.get(k)
-
-
-def _read_whole(facts: StreamFacts) -> bool:
-    """The tokenizer read this nested pickle, and every pickle nested in it, to the end."""
-    return all(f.status == "ok" and not f.anomaly_count("nested_budget") for f in facts.walk())
 
 
 def _nested_clean(

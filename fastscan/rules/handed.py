@@ -24,9 +24,22 @@ from ..facts import ARG_BYTES, ARG_STR, CallSite, StreamFacts
 from ..verdict import Severity
 from . import catalog as R
 from . import indexed, nested_loaders
-from .call_shapes import _CODECS_ENCODE, _NON_STRING_HELPERS, _VALUE_TYPES
-from .callsites import EVERY, VALUE, Box, Call, Data, Glob, Sites, Text, Wanted, walk_values
+from .call_shapes import _CODECS_ENCODE, _NON_STRING_HELPERS, _SINK_ATTRIBUTES, _VALUE_TYPES
+from .callsites import (
+    EVERY,
+    VALUE,
+    Box,
+    Call,
+    Data,
+    Glob,
+    Sites,
+    StreamSites,
+    Text,
+    Wanted,
+    walk_values,
+)
 from .catalog import FindingRule
+from .nested_loaders import Visible
 from .resolve import Classification
 from .ruleset import RuleSet
 
@@ -128,12 +141,32 @@ class Handed:
         classes: Sequence[Classification | None],
         rules: RuleSet,
         sites: Sites,
-        dangerous_attributes: frozenset[str] | Any = frozenset(),
+        dangerous_attributes: frozenset[str] = frozenset(),
     ) -> None:
         self.facts, self.classes, self.rules, self.sites = facts, classes, rules, sites
         self._sink_names = dangerous_attributes
         self._global_at = {g.offset: i for i, g in enumerate(facts.globals)}
         self._call_at = {c.offset: k for k, c in enumerate(facts.calls) if c.opcode != "BUILD"}
+
+    @classmethod
+    def for_stream(
+        cls,
+        facts: StreamFacts,
+        classes: Sequence[Classification | None],
+        rules: RuleSet,
+        sites: StreamSites | None,
+        visible: Visible | None,
+    ) -> tuple[Handed | None, Visible | None]:
+        """The judge of a stream with walked sites (None without), and `visible` (the nested
+        loader calls over literal bytes) with the `_codecs.encode` ones those sites show."""
+        if sites is None or not sites.sites:
+            return None, visible
+        sink_names = _SINK_ATTRIBUTES | frozenset(rules.knowledge.dangerous_attributes)
+        names = [c.resolved if c is not None else "" for c in classes]
+        seen = nested_loaders.visible_sites(facts, sites.sites, names)
+        if seen:
+            visible = {**(visible or {}), **seen}
+        return cls(facts, classes, rules, sites.sites, sink_names), visible
 
     def has(self, call: CallSite) -> bool:
         return call.offset in self.sites
@@ -248,6 +281,30 @@ class Handed:
             return ""
         note = self.dispatch(index)
         return f"handed only what it may call: {note}" if note else ""
+
+    def reach_note(
+        self,
+        index: int,
+        cls: Classification,
+        hooks_run: frozenset[str],
+        clean: Callable[[StreamFacts], bool],
+    ) -> str:
+        """Why an index reach of global `index` runs nothing the pickle chose ("" when not
+        shown): a dispatcher handed only inert callables, a class whose hooks reach sinks only
+        through a nested loader handed only clean nested pickles (`clean` judges one), or a
+        text sink handed no text."""
+        if dispatcher_only(cls):
+            note = self.dispatch(index)
+            return f"a callback dispatcher, {note}" if note else ""
+        loader = nested_loaders.loads_through_hooks(self.rules, cls, hooks_run)
+        if loader:
+            content = nested_loaders.state_content(
+                index, self.facts, self.classes, self.sites, clean
+            )
+            return (
+                f"its hooks reach sinks only through {loader}, handed {content}" if content else ""
+            )
+        return self.textless(index, [r for r in cls.reaches if r.hook in hooks_run])
 
     def textless(self, index: int, reaches: Sequence[Any]) -> str:
         """Why global `index`, whose `reaches` (those its hooks run) end in sinks that run text

@@ -160,6 +160,11 @@ def visible_sites(facts: StreamFacts, sites: Sites, resolved: Sequence[str]) -> 
     return out
 
 
+def read_whole(facts: StreamFacts) -> bool:
+    """The tokenizer read this nested pickle, and every pickle nested in it, to the end."""
+    return all(f.status == STATUS_OK and not f.anomaly_count("nested_budget") for f in facts.walk())
+
+
 def _whole(n: Any) -> bool:
     return n.encoding == "raw" and n.facts.status == STATUS_OK  # any carrier: its loader bytes
 
@@ -324,6 +329,7 @@ __all__ = [
     "benign_content",
     "loader_on_path",
     "loads_through_hooks",
+    "read_whole",
     "state_content",
     "visible_loader_calls",
     "visible_operands",
