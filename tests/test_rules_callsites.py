@@ -332,3 +332,21 @@ def test_a_module_namespace_used_as_a_receiver_stays_malicious() -> None:
     assert verdict == "malicious"
     verdict, _found = scan(g("nltk.tag.hmm", "__dict__"))  # no function built: a bare namespace
     assert verdict == "malicious"
+
+
+@needs_index
+def test_getattr_of_an_instance_attribute_set_by_its_state_is_not_the_class_method() -> None:
+    # BUILD may give the object its own `delaxes` (an unlisted runner): not Figure.delaxes
+    fig = g("matplotlib.figure", "Figure") + b"q\x01)\x81q\x02"
+    state = b"}" + s("delaxes") + g("mylab.util", "runner") + b"sb"
+    body = fig + state + b"0" + GETATTR + b"h\x02" + s("delaxes") + b"\x86R" + s("echo") + b"\x85R"
+    verdict, found = scan(body)
+    assert verdict == "malicious"
+    assert Severity.MALICIOUS in found["FS102"]
+
+
+@needs_index
+def test_an_exec_reach_handed_a_module_constant_keeps_its_grade() -> None:
+    # a module-level string constant is text the sink could run
+    _, found = scan(call(g("sympy.core.numbers", "Rational"), g("this", "s")))
+    assert fs110(found) == Severity.MALICIOUS

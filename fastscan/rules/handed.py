@@ -24,9 +24,16 @@ from ..facts import ARG_BYTES, ARG_STR, CallSite, StreamFacts
 from ..verdict import Severity
 from . import catalog as R
 from . import indexed, nested_loaders
-from .call_shapes import _CODECS_ENCODE, _NON_STRING_HELPERS, _SINK_ATTRIBUTES, _VALUE_TYPES
+from .call_shapes import (
+    _CODECS_ENCODE,
+    _NON_STRING_HELPERS,
+    _SINK_ATTRIBUTES,
+    _VALUE_TYPES,
+    looks_like_class,
+)
 from .callsites import (
     EVERY,
+    OPAQUE,
     VALUE,
     Box,
     Call,
@@ -116,7 +123,9 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
                 if any(r.category in TEXT_SINKS for r in cls.reaches):
                     deep = True  # every site: what text reaches it (textless)
             now = cls.category == _DISPATCH and _dispatches_now(cls.resolved)
-            if (cls.is_dangerous and (cls.resolved == GETATTR or now)) or dispatcher_only(cls):
+            if cls.is_dangerous and cls.resolved == GETATTR:
+                deep = True  # the objects it reads from: their BUILD state too (_owner)
+            elif (cls.is_dangerous and now) or dispatcher_only(cls):
                 offsets.add(g.offset)
             elif cls.is_dangerous and cls.category == "nested_loader":
                 offsets.add(g.offset)
@@ -185,7 +194,7 @@ class Handed:
             return None
         if attr.text in self._sink_names:
             return None
-        target = self._owner(owner)
+        target = self._owner(owner, attr.text)
         if target is None:
             return None
         module, qual = target
@@ -197,15 +206,18 @@ class Handed:
                 return AsGlobal(name, R.REACHES_SINK, Severity.LOW, f"a dispatcher, {note}")
         return _as_global(name, hit, self._applied(k))
 
-    def _owner(self, value: Any) -> tuple[str, str] | None:
-        """(module, qualname) whose attribute getattr reads: a global, or the class of an
-        object a call instantiated (NEWOBJ/OBJ/INST, REDUCE of a class, a reconstructor)."""
+    def _owner(self, value: Any, attr: str) -> tuple[str, str] | None:
+        """(module, qualname) whose attribute `attr` getattr reads: a global, or the class of
+        an object a call instantiated (NEWOBJ/OBJ/INST, REDUCE of a class, a reconstructor)
+        whose state does not name `attr` (an instance attribute shadows the class's)."""
         if isinstance(value, Box):
             return "builtins", value.kind  # a literal list/dict/set/tuple: the builtin's methods
         if isinstance(value, Glob):
             i = self._global_at.get(value.offset, -1)
         elif isinstance(value, Call):
             i = self._made_by(value.offset)
+            if i >= 0 and self._may_shadow(value, attr):
+                return None  # its state may set that attribute: the instance's own value
         else:
             return None
         if i < 0 or not self.facts.globals[i].resolved:
@@ -215,6 +227,17 @@ class Handed:
             return None
         g = self.facts.globals[i]
         return g.module, g.name
+
+    def _may_shadow(self, value: Call, attr: str) -> bool:
+        """The state BUILD gave the object `value` (or what made it) names `attr`, or is not
+        seen: `obj.__dict__[attr]` would be what getattr returns."""
+        site = self.sites.get(value.offset)
+        if site is None:
+            return True
+        for leaf in walk_values((*site.args, *site.states)):
+            if leaf is OPAQUE or (isinstance(leaf, Text) and leaf.text in (attr, None)):
+                return True
+        return False
 
     def _made_by(self, offset: int) -> int:
         k = self._call_at.get(offset, -1)
@@ -337,7 +360,7 @@ class Handed:
         while values:
             follow: list[Any] = []
             for leaf in walk_values(values):
-                if leaf is VALUE or isinstance(leaf, Glob):
+                if leaf is VALUE or (isinstance(leaf, Glob) and self._code_global(leaf)):
                     continue
                 if not isinstance(leaf, Call) or len(seen) > _MAX_FOLLOWED:
                     return ""  # text, bytes or an unseen value
@@ -419,6 +442,14 @@ class Handed:
             return "data (no callable)"
         shown = ", ".join(uniq[:3]) + (f" (+{len(uniq) - 3})" if len(uniq) > 3 else "")
         return f"inert callables ({shown})"
+
+    def _code_global(self, value: Glob) -> bool:
+        """A class or function (its str() is its name), not a constant that may be text."""
+        i = self._global_at.get(value.offset, -1)
+        cls = self.classes[i] if i >= 0 else None
+        if cls is None or cls.is_dangerous:
+            return False
+        return cls.kind in indexed.CALLABLE or (cls.is_safe and looks_like_class(cls.resolved))
 
     def _same(self, i: int, other: Glob) -> bool:
         j = self._global_at.get(other.offset, -1)

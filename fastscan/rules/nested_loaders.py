@@ -296,8 +296,14 @@ def state_content(
         for leaf in walk_values(values):
             if leaf is OPAQUE:
                 return ""
-            if leaf is VALUE or isinstance(leaf, Glob):
-                continue  # a global is judged where it is imported
+            if isinstance(leaf, Glob):
+                i = global_at.get(leaf.offset, -1)
+                known = classes[i] if i >= 0 else None
+                if known is None or known.kind == "constant":
+                    return ""  # a module's bytes constant: not seen here
+                continue  # a class or function is judged where it is imported
+            if leaf is VALUE:
+                continue
             if isinstance(leaf, (Text, Data)):
                 n = nested.get(leaf.offset)
                 if n is not None:
