@@ -200,11 +200,42 @@ class Handed:
         module, qual = target
         hit = self.rules.classify(module, f"{qual}.{attr.text}")
         name = f"{module}.{qual}.{attr.text}"
+        if self._reviewed_class(module, qual):
+            return self._member_of_reviewed(name, hit, self._called(k))
         if dispatcher_only(hit):
             note = self._result_dispatch(k)
             if note:
                 return AsGlobal(name, R.REACHES_SINK, Severity.LOW, f"a dispatcher, {note}")
-        return _as_global(name, hit, self._applied(k))
+        return _as_global(name, hit, self._applied(k), self._called(k))
+
+    def _reviewed_class(self, module: str, qual: str) -> bool:
+        """An exact allowlist entry (dict, HTTPStatus, ZoneInfo), not a module wildcard."""
+        cls = self.rules.classify(module, qual)
+        return cls.is_safe and not cls.dotted and not cls.entry_id.endswith(":*")
+
+    @staticmethod
+    def _member_of_reviewed(name: str, hit: Classification, called: bool) -> AsGlobal | None:
+        """A member of a reviewed class: a value (an enum member) unless the member is a sink
+        itself (`Path.write_text`; the wildcard of the class's module does not count: the
+        class's own entry says its members are values); called, it must be allowlisted or
+        index-inert Python (`ZoneInfo.from_file` is C that reads any path: stays a sink)."""
+        if hit.is_dangerous and not hit.entry_id.endswith(":*"):
+            return None
+        if not called:
+            return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, "a member of a reviewed class")
+        if hit.is_safe and not hit.is_dangerous:
+            return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, "allowlisted")
+        if not hit.is_dangerous and _index_inert(hit):
+            return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, indexed.describe(hit))
+        return None
+
+    def _called(self, k: int) -> bool:
+        """The getattr's result is called, or wrapped by a partial (there to be called)."""
+        return any(
+            (c.callable_is_call and c.callable_call_index in (k, -1))
+            or (c.first_arg_call == k and self._resolved(c.callable_index) == PARTIAL)
+            for c in self.facts.calls
+        )
 
     def _owner(self, value: Any, attr: str) -> tuple[str, str] | None:
         """(module, qualname) whose attribute `attr` getattr reads: a global, or the class of
@@ -482,7 +513,7 @@ def _index_inert(cls: Classification) -> bool:
     )
 
 
-def _as_global(name: str, hit: Classification, applied: bool) -> AsGlobal | None:
+def _as_global(name: str, hit: Classification, applied: bool, called: bool) -> AsGlobal | None:
     """The finding a GLOBAL `name` classified as `hit` would raise (engine's per-global
     grading, restated for a name no opcode imports); None for a sink (stays malicious)."""
     if hit.is_dangerous:
@@ -497,7 +528,8 @@ def _as_global(name: str, hit: Classification, applied: bool) -> AsGlobal | None
             return None  # a method that reaches a sink: as malicious as the sink
         path = " -> ".join(reach.path)
         return AsGlobal(name, R.REACHES_SINK, Severity.SUSPICIOUS, f"[{reach.category}] {path}")
-    if hit.index == indexed.KNOWN and hit.kind in indexed.CALLABLE:
+    if hit.index == indexed.KNOWN and (_index_inert(hit) or (hit.kind == "builtin" and not called)):
+        # a called builtin is C the index cannot read (ZoneInfo.from_file): unlisted below
         return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, indexed.describe(hit))
     if hit.entry_id:
         return AsGlobal(name, R.REVIEWED_UNKNOWN, None, f"[{hit.category}] {hit.reason}")

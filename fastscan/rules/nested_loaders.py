@@ -327,6 +327,8 @@ def state_content(
                 continue
             return ""
         values = nxt
+    if not scanned:
+        return ""  # the loader's bytes are not in this state: they come from elsewhere
     return f"{scanned} nested pickle(s) read whole and clean, no other loadable bytes"
 
 
