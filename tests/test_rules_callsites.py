@@ -350,3 +350,12 @@ def test_an_exec_reach_handed_a_module_constant_keeps_its_grade() -> None:
     # a module-level string constant is text the sink could run
     _, found = scan(call(g("sympy.core.numbers", "Rational"), g("this", "s")))
     assert fs110(found) == Severity.MALICIOUS
+
+
+@needs_index
+def test_getattr_of_an_instance_built_with_a_callable_argument_is_not_the_class_method() -> None:
+    # Figure(runner): an __init__ may store the callable it is handed as `delaxes`
+    fig = call(g("matplotlib.figure", "Figure"), g("mylab.util", "runner")) + b"q\x02"
+    body = fig + b"0" + GETATTR + b"h\x02" + s("delaxes") + b"\x86R" + s("echo") + b"\x85R"
+    verdict, _ = scan(body)
+    assert verdict == "malicious"

@@ -74,6 +74,9 @@ class Site:
 
 
 Sites = dict[int, Site]  # call offset -> what it was handed
+# call offset -> the instance-dict names the BUILDs of its result set (None: a state that is no
+# dict, so any name); calls without a BUILD are absent. Kept for every call, recorded or not.
+Keys = dict[int, frozenset[str] | None]
 
 
 def _codes(*names: str) -> frozenset[int]:
@@ -96,7 +99,14 @@ _EMPTY = {BY_NAME[n].code: n[6:].lower() for n in ("EMPTY_LIST", "EMPTY_DICT", "
 _NAMES = {info.code: info.name for info in BY_NAME.values()}
 _QUOTED, _UNICODE = BY_NAME["STRING"].code, BY_NAME["UNICODE"].code
 _UTF8_TEXT = _codes("BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8")
-_FILLS = frozenset({"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS"})
+_BYTES_CODE = BY_NAME["BYTEARRAY8"].code
+_BYTES_LIKE = _BYTES | {_BYTES_CODE}
+_LITERALS = _STRINGS | _BYTES
+_MEMOIZE, _MARK = BY_NAME["MEMOIZE"].code, BY_NAME["MARK"].code
+_TEXT_KEYS = _codes("PUT", "GET")  # protocol 0 memo keys are decimal text
+_SMALL_TUPLES = {BY_NAME[f"TUPLE{n}"].code: n for n in (1, 2, 3)}
+_APPEND, _SETITEM = BY_NAME["APPEND"].code, BY_NAME["SETITEM"].code
+_FILL_CODES = _codes("APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS")
 
 
 def EVERY(offset: int) -> bool:
@@ -125,12 +135,12 @@ def loadable(buf: bytes) -> bool:
 
 def call_sites(
     data: Any, facts: StreamFacts, wanted: Callable[[int], bool], deep: bool = False
-) -> Sites:
+) -> tuple[Sites, Keys]:
     """Sites of the calls whose callable is a global `wanted(global offset)` accepts, and of
     calls of a call result; empty when no global is wanted or the walk gave up. `deep`: every
     call, and Text/Data.loads filled."""
     if not deep and not any(wanted(g.offset) for g in facts.globals):
-        return {}
+        return {}, {}
     view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
     walk = _Walk(view, EVERY if deep else wanted)
     walk.deep = deep
@@ -141,9 +151,9 @@ def call_sites(
         )
         budget -= len(codes)
         if budget < 0:
-            return {}
+            return {}, {}
         walk.run(codes, offsets, arg_offsets, arg_lengths)
-    return walk.sites
+    return walk.sites, walk.keys
 
 
 class _List:
@@ -157,29 +167,52 @@ class _List:
         self.kind = kind
 
 
+class _Lazy(NamedTuple):
+    """A str/bytes operand on the symbolic stack, decoded only when a snapshot needs it."""
+
+    offset: int
+    length: int
+    code: int
+
+
 class _Walk:
     def __init__(self, view: memoryview, wanted: Callable[[int], bool]) -> None:
         self.view = view
         self.wanted = wanted
         self.sites: Sites = {}
+        self.keys: dict[int, frozenset[str] | None] = {}  # call -> names its BUILDs set
         self.nodes = MAX_NODES
         self.memo: dict[Any, Any] = {}
         self.deep = False
+        self._decoded: dict[int, Any] = {}
 
     def snapshot(self, value: Any, depth: int = 0) -> Any:
         """An immutable copy of `value` as the callee sees it now (budgeted; OPAQUE past it)."""
         self.nodes -= 1
         if self.nodes < 0 or depth > 64:
             return OPAQUE
+        if isinstance(value, _Lazy):
+            return self.literal(value)
         if isinstance(value, _List):
             return Box(tuple(self.snapshot(v, depth + 1) for v in value.items), value.kind)
         if isinstance(value, _Result):
             return value.call
         if isinstance(value, _Bytearray):  # its bytes, unless a fill changed them (extend)
-            return OPAQUE if value.changed else value.data
+            return OPAQUE if value.changed else self.literal(value.data)
         if _plain(value):
             return Box(tuple(self.snapshot(v, depth + 1) for v in value))
         return value
+
+    def literal(self, lazy: _Lazy) -> Text | Data:
+        done = self._decoded.get(lazy.offset)
+        if done is None:
+            if lazy.code in _BYTES_LIKE:
+                raw = bytes(self.view[lazy.offset : lazy.offset + lazy.length])
+                done = Data(lazy.offset, lazy.length, self.deep and loadable(raw))
+            else:
+                done = self.text(lazy.offset, lazy.length, lazy.code)
+            self._decoded[lazy.offset] = done
+        return done
 
     def text(self, offset: int, length: int, code: int) -> Text:
         raw = bytes(self.view[offset : offset + length])
@@ -197,7 +230,7 @@ class _Walk:
             elif code == _UNICODE:
                 text = raw.decode("raw_unicode_escape")
             else:
-                text = raw.decode("utf-8", "replace") if code in _STRINGS else ""
+                text = raw.decode("utf-8", "replace")
         except (ValueError, UnicodeError):
             return Text(None, offset, loads)
         return Text(text if len(text) <= MAX_TEXT else None, offset, loads)
@@ -215,11 +248,37 @@ class _Walk:
             result.site = site
         return result
 
+    def build(self, target: Any, state: Any) -> None:
+        """BUILD: the state a recorded call's result gets, and the instance-dict names any
+        call's result gets (None when the state is no dict, or a tuple of dicts)."""
+        if not isinstance(target, _Result):
+            return
+        if target.site is not None:
+            target.site.states.append(self.snapshot(state))
+        parts = state if _plain(state) and len(state) == 2 else (state,)
+        names: set[str] = set()
+        for part in parts:
+            if part is VALUE:  # None: no dict part
+                continue
+            if not (isinstance(part, _List) and part.kind == "dict"):
+                self.keys[target.call.offset] = None
+                return
+            for k in part.items[::2]:
+                text = self.literal(k) if isinstance(k, _Lazy) else None
+                if not isinstance(text, Text) or text.text is None:
+                    self.keys[target.call.offset] = None
+                    return
+                names.add(text.text)
+        before = self.keys.get(target.call.offset, frozenset())
+        if before is not None:
+            self.keys[target.call.offset] = before | names
+
     def run(self, codes: bytes, offsets: Any, arg_offsets: Any, arg_lengths: Any) -> None:
         stack: list[Any] = []
         marks: list[int] = []
         memo = self.memo
         memo.clear()
+        view = self.view
 
         def pop() -> Any:
             return stack.pop() if stack else OPAQUE
@@ -230,106 +289,122 @@ class _Walk:
             del stack[k:]
             return items
 
-        def key(i: int, name: str) -> Any:
-            raw = bytes(self.view[arg_offsets[i] : arg_offsets[i] + arg_lengths[i]])
-            if name in ("PUT", "GET"):
+        def key(i: int, code: int) -> Any:
+            a, n = arg_offsets[i], arg_lengths[i]
+            if code in _TEXT_KEYS:
                 try:
-                    return int(raw.strip())
+                    return int(bytes(view[a : a + n]).strip())
                 except ValueError:
                     return None
-            return int.from_bytes(raw, "little")
+            return int.from_bytes(view[a : a + n], "little")
 
         for i, code in enumerate(codes):
-            name = _NAMES.get(code, "")
-            if code in _STRINGS:
-                stack.append(self.text(arg_offsets[i], arg_lengths[i], code))
-            elif code in _BYTES:
-                off, n = arg_offsets[i], arg_lengths[i]
-                loads = self.deep and loadable(bytes(self.view[off : off + n]))
-                stack.append(Data(off, n, loads))
+            if code == _MEMOIZE:
+                if stack:
+                    memo[len(memo)] = stack[-1]
+            elif code in _PUTS:
+                if stack:
+                    memo[key(i, code)] = stack[-1]
+            elif code in _LITERALS:
+                stack.append(_Lazy(arg_offsets[i], arg_lengths[i], code))
+            elif code in _GETS:
+                stack.append(memo.get(key(i, code), OPAQUE))
             elif code in _VALUES:
                 stack.append(VALUE)
+            elif code == _MARK:
+                marks.append(len(stack))
             elif code in _EMPTY:
                 stack.append(_List(_EMPTY[code]))
-            elif name == "MARK":
-                marks.append(len(stack))
-            elif name == "STOP":
-                break
             elif code in _SKIP:
                 continue
-            elif code in _PUTS or name == "MEMOIZE":
-                if stack:
-                    memo[len(memo) if name == "MEMOIZE" else key(i, name)] = stack[-1]
-            elif code in _GETS:
-                stack.append(memo.get(key(i, name), OPAQUE))
-            elif name == "GLOBAL":
-                stack.append(Glob(offsets[i]))
-            elif name == "STACK_GLOBAL":
-                pop(), pop()
-                stack.append(Glob(offsets[i]))
-            elif name == "INST":
-                stack.append(self.call(offsets[i], Glob(offsets[i]), pop_mark()))
-            elif name == "OBJ":
-                items = pop_mark()
-                stack.append(self.call(offsets[i], items[0] if items else OPAQUE, items[1:]))
-            elif name == "REDUCE":
-                args, f = pop(), pop()
-                stack.append(self.call(offsets[i], f, args if _plain(args) else (OPAQUE,)))
-            elif name in ("NEWOBJ", "NEWOBJ_EX"):
-                kwargs = pop() if name == "NEWOBJ_EX" else None
-                args, cls = pop(), pop()
-                passed: tuple[Any, ...] = args if _plain(args) else (OPAQUE,)
-                if kwargs is not None:
-                    passed = (*passed, kwargs)
-                stack.append(self.call(offsets[i], cls, passed))
-            elif name == "BUILD":
-                state = pop()
-                target = stack[-1] if stack else None
-                if isinstance(target, _Result) and target.site is not None:
-                    target.site.states.append(self.snapshot(state))
-            elif name == "TUPLE":
-                stack.append(tuple(pop_mark()))
-            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                n = int(name[-1])
+            elif code in _SMALL_TUPLES:
+                n = _SMALL_TUPLES[code]
                 items = stack[-n:] if len(stack) >= n else [OPAQUE] * n
                 del stack[-n:]
                 stack.append(tuple(items))
-            elif name == "EMPTY_TUPLE":
-                stack.append(())
-            elif name in ("LIST", "DICT", "FROZENSET"):
-                box = _List(name.lower())
-                box.items = pop_mark()
-                stack.append(box)
-            elif name in _FILLS:
-                items = [pop() for _ in range({"APPEND": 1, "SETITEM": 2}.get(name, 0))]
-                if name not in ("APPEND", "SETITEM"):
+            elif code in _FILL_CODES:
+                if code == _APPEND:
+                    items = [pop()]
+                elif code == _SETITEM:
+                    value = pop()
+                    items = [pop(), value]
+                else:
                     items = pop_mark()
                 target = stack[-1] if stack else None
                 if isinstance(target, _List):
                     target.items.extend(items)
                 elif isinstance(target, _Bytearray):
                     target.changed = True
-            elif name == "POP":
-                if marks and len(stack) == marks[-1]:
-                    marks.pop()
-                else:
-                    pop()
-            elif name == "POP_MARK":
-                pop_mark()
-            elif name == "DUP":
-                stack.append(stack[-1] if stack else OPAQUE)
-            elif name in ("BINPERSID", "PERSID"):
-                if name == "BINPERSID":
-                    pop()
-                stack.append(OPAQUE)
-            elif name == "BYTEARRAY8":
-                off, n = arg_offsets[i], arg_lengths[i]
-                loads = self.deep and loadable(bytes(self.view[off : off + n]))
-                stack.append(_Bytearray(Data(off, n, loads)))
-            else:  # EXT*, NEXT_BUFFER, READONLY_BUFFER, unknown: not seen into
-                if name == "READONLY_BUFFER":
-                    continue
-                stack.append(OPAQUE)
+            elif self._rare(
+                code, i, stack, marks, pop, pop_mark, offsets, arg_offsets, arg_lengths
+            ):
+                break
+
+    def _rare(  # noqa: PLR0917
+        self,
+        code: int,
+        i: int,
+        stack: list[Any],
+        marks: list[int],
+        pop: Callable[[], Any],
+        pop_mark: Callable[[], list[Any]],
+        offsets: Any,
+        arg_offsets: Any,
+        arg_lengths: Any,
+    ) -> bool:
+        """The less frequent opcodes; True at STOP."""
+        name = _NAMES.get(code, "")
+        if name == "STOP":
+            return True
+        if name == "GLOBAL":
+            stack.append(Glob(offsets[i]))
+        elif name == "STACK_GLOBAL":
+            pop(), pop()
+            stack.append(Glob(offsets[i]))
+        elif name == "INST":
+            stack.append(self.call(offsets[i], Glob(offsets[i]), pop_mark()))
+        elif name == "OBJ":
+            items = pop_mark()
+            stack.append(self.call(offsets[i], items[0] if items else OPAQUE, items[1:]))
+        elif name == "REDUCE":
+            args, f = pop(), pop()
+            stack.append(self.call(offsets[i], f, args if _plain(args) else (OPAQUE,)))
+        elif name in ("NEWOBJ", "NEWOBJ_EX"):
+            kwargs = pop() if name == "NEWOBJ_EX" else None
+            args, cls = pop(), pop()
+            passed: tuple[Any, ...] = args if _plain(args) else (OPAQUE,)
+            if kwargs is not None:
+                passed = (*passed, kwargs)
+            stack.append(self.call(offsets[i], cls, passed))
+        elif name == "BUILD":
+            state = pop()
+            self.build(stack[-1] if stack else None, state)
+        elif name == "TUPLE":
+            stack.append(tuple(pop_mark()))
+        elif name == "EMPTY_TUPLE":
+            stack.append(())
+        elif name in ("LIST", "DICT", "FROZENSET"):
+            box = _List(name.lower())
+            box.items = pop_mark()
+            stack.append(box)
+        elif name == "POP":
+            if marks and len(stack) == marks[-1]:
+                marks.pop()
+            else:
+                pop()
+        elif name == "POP_MARK":
+            pop_mark()
+        elif name == "DUP":
+            stack.append(stack[-1] if stack else OPAQUE)
+        elif name in ("BINPERSID", "PERSID"):
+            if name == "BINPERSID":
+                pop()
+            stack.append(OPAQUE)
+        elif name == "BYTEARRAY8":
+            stack.append(_Bytearray(_Lazy(arg_offsets[i], arg_lengths[i], _BYTES_CODE)))
+        elif name != "READONLY_BUFFER":  # EXT*, NEXT_BUFFER, unknown: not seen into
+            stack.append(OPAQUE)
+        return False
 
 
 def _latin1_loadable(raw: bytes, code: int) -> bool:
@@ -352,7 +427,7 @@ class _Bytearray:
 
     __slots__ = ("changed", "data")
 
-    def __init__(self, data: Data) -> None:
+    def __init__(self, data: _Lazy) -> None:
         self.data = data
         self.changed = False
 
@@ -389,6 +464,7 @@ class StreamSites(NamedTuple):
 
     sites: Sites
     nested: dict[int, StreamSites]
+    keys: Keys
 
     @staticmethod
     def of(
@@ -413,7 +489,7 @@ def stream_sites(
 ) -> StreamSites:
     """`call_sites` of a stream and, recursively, of its raw nested pickles (the bytes of a
     `_codecs.encode` latin-1 text too); `wanted_in(facts)` gives each stream's predicate."""
-    sites = call_sites(data, facts, *wanted_in(facts))
+    sites, keys = call_sites(data, facts, *wanted_in(facts))
     nested: dict[int, StreamSites] = {}
     if facts.nested:
         view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
@@ -427,9 +503,9 @@ def stream_sites(
                 buf = carried_bytes(view, n.offset, n.length, _ENCODINGS[n.carrier])
             if buf is not None:
                 inner = stream_sites(buf, n.facts, wanted_in)
-                if inner.sites or inner.nested:
+                if inner.sites or inner.nested:  # keys only matter beside sites
                     nested[k] = inner
-    return StreamSites(sites, nested)
+    return StreamSites(sites, nested, keys)
 
 
 __all__ = [
@@ -440,6 +516,7 @@ __all__ = [
     "Call",
     "Data",
     "Glob",
+    "Keys",
     "Site",
     "Sites",
     "StreamSites",

@@ -20,7 +20,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..facts import ARG_BYTES, ARG_STR, CallSite, StreamFacts
+from ..facts import (
+    ARG_BYTES,
+    ARG_CALL,
+    ARG_CONTAINER,
+    ARG_GLOBAL,
+    ARG_OPAQUE,
+    ARG_STR,
+    CallSite,
+    StreamFacts,
+)
 from ..verdict import Severity
 from . import catalog as R
 from . import indexed, nested_loaders
@@ -33,12 +42,12 @@ from .call_shapes import (
 )
 from .callsites import (
     EVERY,
-    OPAQUE,
     VALUE,
     Box,
     Call,
     Data,
     Glob,
+    Keys,
     Sites,
     StreamSites,
     Text,
@@ -55,6 +64,8 @@ GETATTR = "builtins.getattr"
 TEXT_SINKS = frozenset({"exec_sink", "import_resolver"})
 PARTIAL = "functools.partial"
 _DISPATCH = "callback_dispatch"
+# Argument kinds that may hold a callable an __init__ stores as an attribute.
+_MAY_BE_CALLABLE = ARG_CONTAINER | ARG_GLOBAL | ARG_CALL | ARG_OPAQUE
 _MAX_FOLLOWED = 100_000  # calls followed through one global's arguments
 _INSTANTIATING = frozenset({"NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
 # Reviewed dispatchers (callback_dispatch) that call only the callables handed to them, while
@@ -123,9 +134,7 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
                 if any(r.category in TEXT_SINKS for r in cls.reaches):
                     deep = True  # every site: what text reaches it (textless)
             now = cls.category == _DISPATCH and _dispatches_now(cls.resolved)
-            if cls.is_dangerous and cls.resolved == GETATTR:
-                deep = True  # the objects it reads from: their BUILD state too (_owner)
-            elif (cls.is_dangerous and now) or dispatcher_only(cls):
+            if (cls.is_dangerous and (cls.resolved == GETATTR or now)) or dispatcher_only(cls):
                 offsets.add(g.offset)
             elif cls.is_dangerous and cls.category == "nested_loader":
                 offsets.add(g.offset)
@@ -150,10 +159,13 @@ class Handed:
         classes: Sequence[Classification | None],
         rules: RuleSet,
         sites: Sites,
+        *,
         dangerous_attributes: frozenset[str] = frozenset(),
+        keys: Keys | None = None,
     ) -> None:
         self.facts, self.classes, self.rules, self.sites = facts, classes, rules, sites
         self._sink_names = dangerous_attributes
+        self._keys = keys if keys is not None else {}
         self._global_at = {g.offset: i for i, g in enumerate(facts.globals)}
         self._call_at = {c.offset: k for k, c in enumerate(facts.calls) if c.opcode != "BUILD"}
 
@@ -175,7 +187,10 @@ class Handed:
         seen = nested_loaders.visible_sites(facts, sites.sites, names)
         if seen:
             visible = {**(visible or {}), **seen}
-        return cls(facts, classes, rules, sites.sites, sink_names), visible
+        judge = cls(
+            facts, classes, rules, sites.sites, dangerous_attributes=sink_names, keys=sites.keys
+        )
+        return judge, visible
 
     def has(self, call: CallSite) -> bool:
         return call.offset in self.sites
@@ -260,15 +275,19 @@ class Handed:
         return g.module, g.name
 
     def _may_shadow(self, value: Call, attr: str) -> bool:
-        """The state BUILD gave the object `value` (or what made it) names `attr`, or is not
-        seen: `obj.__dict__[attr]` would be what getattr returns."""
-        site = self.sites.get(value.offset)
-        if site is None:
+        """The object `value` may hold its own `attr` (what getattr then returns): a BUILD
+        state names it or is no plain dict, or the call that made it passed arguments an
+        `__init__` could store (anything but text, numbers and None)."""
+        names = self._keys.get(value.offset, frozenset())
+        if names is None or attr in names:
             return True
-        for leaf in walk_values((*site.args, *site.states)):
-            if leaf is OPAQUE or (isinstance(leaf, Text) and leaf.text in (attr, None)):
-                return True
-        return False
+        made = self.facts.calls[self._call_at[value.offset]]
+        if made.opcode in ("NEWOBJ", "NEWOBJ_EX"):
+            return False  # __new__ alone: no __init__ stores its arguments
+        if self._resolved(made.callable_index) in indexed.RECONSTRUCTORS:
+            # (cls, base, state): base.__init__(obj, state) may store what `state` holds
+            return bool(made.arg_kinds & (_MAY_BE_CALLABLE & ~ARG_GLOBAL))
+        return bool(made.arg_kinds & _MAY_BE_CALLABLE)
 
     def _made_by(self, offset: int) -> int:
         k = self._call_at.get(offset, -1)
