@@ -502,9 +502,7 @@ def stream_sites(
             elif n.carrier in _ENCODINGS:  # the bytes the tokenizer made of the text
                 buf = carried_bytes(view, n.offset, n.length, _ENCODINGS[n.carrier])
             if buf is not None:
-                inner = stream_sites(buf, n.facts, wanted_in)
-                if inner.sites or inner.nested:  # keys only matter beside sites
-                    nested[k] = inner
+                nested[k] = stream_sites(buf, n.facts, wanted_in)
     return StreamSites(sites, nested, keys)
 
 

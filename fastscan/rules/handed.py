@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ..facts import (
@@ -124,23 +125,31 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
 
     def of(facts: StreamFacts) -> Wanted:
         offsets, encoders, loaders, deep = set(), set(), False, False
-        for g in facts.globals:
+        used: set[int] = set()  # globals some call calls or is first handed (filled lazily)
+        for i, g in enumerate(facts.globals):
             if not g.resolved:
                 continue
             cls = rules.classify(g.module, g.name)
-            if cls.reaches and not (cls.pinned or cls.is_dangerous):
-                if via_loader(cls):
-                    return EVERY, True
-                if any(r.category in TEXT_SINKS for r in cls.reaches):
-                    deep = True  # every site: what text reaches it (textless)
+            reaches = bool(cls.reaches) and not (cls.pinned or cls.is_dangerous)
             now = cls.category == _DISPATCH and _dispatches_now(cls.resolved)
-            if (cls.is_dangerous and (cls.resolved == GETATTR or now)) or dispatcher_only(cls):
-                offsets.add(g.offset)
-            elif cls.is_dangerous and cls.category == "nested_loader":
-                offsets.add(g.offset)
-                loaders = True
-            elif cls.resolved in _CODECS_ENCODE:
+            judged = cls.is_dangerous and (
+                cls.resolved == GETATTR or now or cls.category == "nested_loader"
+            )
+            if cls.resolved in _CODECS_ENCODE:
                 encoders.add(g.offset)
+            if not (reaches or judged):
+                continue
+            if not used:
+                used = _used(facts)
+            if i not in used:
+                continue  # only referenced: nothing here hands it anything
+            if reaches and via_loader(cls):
+                return EVERY, True
+            if reaches and any(r.category in TEXT_SINKS for r in cls.reaches):
+                deep = True  # every site: what text reaches it (textless)
+            if judged or dispatcher_only(cls):
+                offsets.add(g.offset)
+                loaders = loaders or cls.category == "nested_loader"
         if deep:
             return EVERY, False
         if loaders:
@@ -148,6 +157,15 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
         return offsets.__contains__, False
 
     return of
+
+
+def _used(facts: StreamFacts) -> set[int]:
+    out = {-1}  # never empty, so it is built once
+    for c in facts.calls:
+        if c.opcode != "BUILD":
+            out.add(c.callable_index)
+            out.add(c.first_arg_global)
+    return out
 
 
 class Handed:
@@ -166,8 +184,14 @@ class Handed:
         self.facts, self.classes, self.rules, self.sites = facts, classes, rules, sites
         self._sink_names = dangerous_attributes
         self._keys = keys if keys is not None else {}
-        self._global_at = {g.offset: i for i, g in enumerate(facts.globals)}
-        self._call_at = {c.offset: k for k, c in enumerate(facts.calls) if c.opcode != "BUILD"}
+
+    @cached_property
+    def _global_at(self) -> dict[int, int]:
+        return {g.offset: i for i, g in enumerate(self.facts.globals)}
+
+    @cached_property
+    def _call_at(self) -> dict[int, int]:
+        return {c.offset: k for k, c in enumerate(self.facts.calls) if c.opcode != "BUILD"}
 
     @classmethod
     def for_stream(
@@ -180,7 +204,7 @@ class Handed:
     ) -> tuple[Handed | None, Visible | None]:
         """The judge of a stream with walked sites (None without), and `visible` (the nested
         loader calls over literal bytes) with the `_codecs.encode` ones those sites show."""
-        if sites is None or not sites.sites:
+        if sites is None:
             return None, visible
         sink_names = _SINK_ATTRIBUTES | frozenset(rules.knowledge.dangerous_attributes)
         names = [c.resolved if c is not None else "" for c in classes]
