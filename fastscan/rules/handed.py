@@ -10,6 +10,9 @@
   and the state BUILD gives its result (`partial.__setstate__` replaces func/args). All of them
   allowlisted or index-inert -> low; a sink, an unlisted name, a computed or unseen value -> as
   before (the dispatcher may run it).
+- An index reach ending only in sinks that run text (exec, import) is low when no text reaches
+  the call; one running only through a nested loader is judged by the bytes its state holds
+  (`nested_loaders.state_content`).
 Without a site (a carried nested pickle the walk does not read, a walk past its budget) nothing
 here applies and the callers keep their older, string-based grading.
 """
