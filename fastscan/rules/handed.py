@@ -473,10 +473,26 @@ class Handed:
                 return ""  # handed to something else, which may call it with anything
             notes.append(self._handed_at(k, 1, exclude=itself) or "")
         if not notes:
+            if self._globals_to_unreviewed():
+                return ""  # an unlisted callable handed globals may be what calls it
             return "referenced, never called by the pickle"
         if not all(notes):
             return ""
         return f"every call hands it only {notes[0]}"
+
+    def _globals_to_unreviewed(self) -> bool:
+        """Some call hands a global to a callable nobody reviewed or indexed as inert."""
+        for c in self.facts.calls:
+            if c.opcode == "BUILD" or not c.arg_kinds & ARG_GLOBAL:
+                continue
+            made = (
+                self.classes[c.callable_index]
+                if 0 <= c.callable_index < len(self.classes)
+                else None
+            )
+            if made is None or not (made.is_safe or made.is_dangerous or _index_inert(made)):
+                return True
+        return False
 
     def _handed_at(self, k: int, skip: int, exclude: Any) -> str | None:
         """`inert_handed` over what call `k` passes on: its arguments after the first `skip`,
