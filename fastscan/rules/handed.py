@@ -554,7 +554,10 @@ class Handed:
         k = self._call_at.get(value.offset, -1)
         if k < 0 or self.facts.calls[k].callable_is_call:
             return False
-        return self._resolved(self.facts.calls[k].callable_index) in _PLAIN_MAKERS
+        c = self.facts.calls[k]
+        if self._resolved(c.callable_index) in indexed.RECONSTRUCTORS:
+            return self._resolved(c.first_arg_global) in _PLAIN_MAKERS  # object.__new__(object)
+        return self._resolved(c.callable_index) in _PLAIN_MAKERS
 
     def _resolved(self, index: int) -> str:
         cls = self.classes[index] if 0 <= index < len(self.classes) else None
