@@ -24,13 +24,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..facts import STATUS_BUDGET, StreamFacts
+from ..facts import STATUS_BUDGET, ScanLimits, StreamFacts
 from ..opcodes import BY_NAME
 from ..tokenizer import CARRIERS, opcode_bounds, tokenize
 from ..tokenizer import _carried_bytes as carried_bytes
 
-MAX_OPS = 2_000_000  # opcodes walked per stream; past it the stream has no sites (fail closed)
+MAX_OPS = 250_000  # opcodes walked per stream (~0.25 s at worst); past it no sites: as before
 MAX_NODES = 200_000  # values snapshotted per stream; past it a snapshot is OPAQUE
+_MAX_KEYS = 2 * 4096  # items of a BUILD dict whose names are listed (Keys)
 MAX_TEXT = 4096  # longer literal strings are Text(None): the content is not needed
 
 
@@ -121,6 +122,9 @@ _ARCHIVE_MAGIC = (
 )  # fmt: skip
 
 
+_LOADABLE_LIMITS = ScanLimits(max_opcodes=1_000_000, max_resync_opcodes=0)
+
+
 def loadable(buf: bytes) -> bool:
     """Whether a loader handed `buf` could run something: it imports a name where the
     tokenizer finds a pickle (anywhere, as `pickle.load` of a stream or a later segment would),
@@ -129,7 +133,9 @@ def loadable(buf: bytes) -> bool:
         return False
     if buf.startswith(_ARCHIVE_MAGIC) or b"PK\x05\x06" in buf:
         return True
-    facts = tokenize(buf)
+    # a loader reads from the first byte (torch's legacy format: pickles back to back), so
+    # no search for later pickles; a budget hit counts as loadable
+    facts = tokenize(buf, _LOADABLE_LIMITS)
     return bool(facts.globals or facts.nested) or facts.status == STATUS_BUDGET
 
 
@@ -260,8 +266,8 @@ class _Walk:
         for part in parts:
             if part is VALUE:  # None: no dict part
                 continue
-            if not (isinstance(part, _List) and part.kind == "dict"):
-                self.keys[target.call.offset] = None
+            if not (isinstance(part, _List) and part.kind == "dict") or len(part.items) > _MAX_KEYS:
+                self.keys[target.call.offset] = None  # unseen or too big to list: any name
                 return
             for k in part.items[::2]:
                 text = self.literal(k) if isinstance(k, _Lazy) else None
