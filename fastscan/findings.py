@@ -125,8 +125,9 @@ DANGEROUS_CALL = _rule(
     "E, F, C8-C10",
     why="The pickle calls a denylisted sink (REDUCE, INST, OBJ, NEWOBJ): loading the file runs"
     " it with arguments the file chose. This is how pickle payloads execute. Benign shapes are"
-    " low: a nested loader over literal bytes whose nested scan is clean, partial/getattr of"
-    " names that reach no sink.",
+    " low, judged by what the call site hands the sink: a nested loader over literal bytes"
+    " whose nested scan is clean; getattr(owner, 'name') graded as the global owner.name"
+    " (reported beside it); partial or a dispatcher handed only inert callables.",
 )
 UNKNOWN_GLOBAL = _rule(
     "FS103",
@@ -196,7 +197,10 @@ REACHES_SINK = _rule(
     "E, F, J",
     why="What the loader runs for this name (its __init__/__new__, __setstate__, item hooks, or"
     " the function body) reaches a dangerous primitive; the message gives the shortest path. A"
-    " path longer than rules.indexed.REACH_STEPS_MAX calls is suspicious: too indirect alone.",
+    " path longer than rules.indexed.REACH_STEPS_MAX calls is suspicious: too indirect alone."
+    " Low when the call sites show it runs nothing the pickle chose: a dispatcher handed only"
+    " inert callables, a nested loader reached through __setstate__ whose state holds only"
+    " clean nested pickles, a sink that runs text handed no text.",
     fix="Do not load the file; if the path is a false alarm, allow the name in your config.",
 )
 # An indexed library name whose load-time hooks reach no sink: recorded, not suspicious.
@@ -297,7 +301,8 @@ NESTED_PICKLE = _rule(
     S.SUSPICIOUS,
     "pickle embedded in a bytes operand",
     "H1",
-    why="A bytes value holds another pickle, which code in the outer one may load.",
+    why="A bytes value holds another pickle, which code in the outer one may load. Low when the"
+    " tokenizer read it whole: its own findings (reported inside it) grade what it holds.",
 )
 ENCODED_PICKLE = _rule(
     "FS211",

@@ -22,7 +22,9 @@ from .facts import (
 from .fileref import FileRef, is_remote
 from .findings import CONTAINER_BUDGET, Finding
 from .rules import RuleSet, evaluate
+from .rules.callsites import stream_sites
 from .rules.fills import attribute_containers
+from .rules.handed import wanted_in
 from .rules.indexed import Targets
 from .rules.nested_loaders import visible_operands
 from .tokenizer import tokenize
@@ -107,6 +109,8 @@ class Scanner:
             streams = [(s, tokenize(s.data, self.limits)) for s in container.streams]
             targets = [self._containers_filled(s.data, f) for s, f in streams]
             operands = [visible_operands(s.data, f) for s, f in streams]
+            wanted = wanted_in(self.rules)
+            sites = [stream_sites(s.data, f, wanted) for s, f in streams]
             data = (
                 {s.member: bytes(memoryview(s.data)[:keep_data]) for s in container.streams}
                 if keep_data
@@ -121,6 +125,7 @@ class Scanner:
             rel=rel,
             targets=targets,
             operands=operands,
+            sites=sites,
             knowledge=self.rules.index_knowledge(),
         )
         return analysis

@@ -454,11 +454,13 @@ def _window_kind(view: memoryview, max_opcodes: int) -> str:
     if _breaks(codes, status):
         return _BROKEN
     walker = _native.Walker(view, max_opcodes=max_opcodes, max_resync_opcodes=0).run()
-    first_globals = [g for g in walker.global_list() if g[1] == 0]
+    # Imports of any pickle of the buffer count: torch's legacy format (what
+    # `torch.storage._load_from_bytes` loads) is five pickles, and only the third imports.
+    first_globals = walker.global_list()
     # The loader raises at a stack underflow or missing MARK; before the first import nothing
     # can have run (float tensor bytes that happen to end in b"." parse as a "complete" pickle).
     first_import = min((g[0] for g in first_globals), default=None)
-    raises = [a[1] for a in walker.anomaly_list() if a[0] in _NATIVE_LOADER_RAISES and a[2] == 0]
+    raises = [a[1] for a in walker.anomaly_list() if a[0] in _NATIVE_LOADER_RAISES]
     if any(first_import is None or offset < first_import for offset in raises):
         return ""
     # An import counts only when a loader could resolve it: tensor bytes often decode as an EXT

@@ -27,9 +27,10 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol
 
 from ..facts import CallSite, GlobalRef, StreamFacts
-from ..findings import Severity
+from ..findings import FindingRule, Severity
 from ..opcodes import STATE_OPCODES  # BUILD sets state; it calls no global
 from .indexed import KNOWN
 from .knowledge import (
@@ -41,6 +42,27 @@ from .knowledge import (
     Classification,
 )
 from .ruleset import RuleSet
+
+
+@dataclass(frozen=True, slots=True)
+class AsGlobal:
+    """What a getattr call site fetches, judged as the global `name`."""
+
+    name: str  # module.Owner.attr
+    rule: FindingRule  # the rule a GLOBAL of that name would raise
+    severity: Severity | None  # None: the rule's default
+    reason: str
+
+
+class CallSiteJudge(Protocol):
+    """What the shapes ask of the per-call-site judge (handed.Handed), kept as a protocol so
+    this module does not import the judge that builds on its name sets."""
+
+    def has(self, call: CallSite) -> bool: ...
+    def getattr_as_global(self, k: int) -> AsGlobal | None: ...
+    def partial(self, call: CallSite) -> str | None: ...
+    def dispatcher_now(self, index: int, cls: Classification) -> str: ...
+
 
 GETATTR = "builtins.getattr"
 PARTIAL = "functools.partial"
@@ -111,6 +133,8 @@ class Shape:
 
     severity: Severity
     note: str
+    # getattr call sites judged as the globals they fetch (handed.py): reported beside it
+    fetched: tuple[AsGlobal, ...] = ()
 
 
 def last_segment_is_class(name: str) -> bool:
@@ -136,10 +160,12 @@ class CallShapes:
         facts: StreamFacts,
         classes: Sequence[Classification | None],
         rules: RuleSet,
+        handed: CallSiteJudge | None = None,
     ) -> None:
         self._facts = facts
         self._classes = classes
         self._rules = rules
+        self._handed = handed
         self._harmless_memo: dict[tuple[str, str] | None, bool] = {}
         self._safe_attribute_memo: dict[tuple[str, str], str | None] = {}
 
@@ -148,7 +174,8 @@ class CallShapes:
     def sink_call(self, index: int, cls: Classification) -> Shape | None:
         """The grade of dangerous global `index` when every call of it has a benign shape."""
         if cls.resolved not in _SHAPED:
-            return None
+            note = self._handed.dispatcher_now(index, cls) if self._handed is not None else ""
+            return Shape(Severity.LOW, note) if note else None
         shapes: list[Shape] = []
         for k in self._calls_by_callable.get(index, ()):
             shape = self._one(cls.resolved, k, self._facts.calls[k])
@@ -157,7 +184,9 @@ class CallShapes:
             shapes.append(shape)
         if not shapes:
             return None
-        return max(shapes, key=lambda s: s.severity)
+        worst = max(shapes, key=lambda s: s.severity)
+        fetched = tuple(f for s in shapes for f in s.fetched)
+        return Shape(worst.severity, worst.note, fetched) if fetched else worst
 
     def sink_left(self, index: int, cls: Classification | None) -> str:
         """The category of global `index` when it is a sink whose calls have no benign shape
@@ -189,6 +218,10 @@ class CallShapes:
             return None, "the result of an unresolved call"
         if cls.resolved in _FUNCTION_MAKERS:
             return Severity.MALICIOUS, f"the function built by {cls.resolved}"
+        if cls.resolved == PARTIAL and self._handed is not None and self._handed.has(producer):
+            shape = self._partial(producer)  # calling it runs what it wraps, judged there
+            if shape is not None and shape.severity < Severity.SUSPICIOUS:
+                return shape.severity, f"the partial {shape.note}"
         if cls.category in _RESOLVER_CATEGORIES or cls.resolved in ATTRIBUTE_GETTERS:
             return Severity.MALICIOUS, f"what {cls.resolved} returned"
         if cls.category == CODE_CONSTRUCTION:
@@ -205,6 +238,11 @@ class CallShapes:
         producer = calls[k]
         if self._resolved(producer.callable_index) != GETATTR:
             return None
+        if self._handed is not None and self._handed.has(producer):
+            judged = self._handed.getattr_as_global(k)
+            if judged is None:
+                return None
+            return Shape(Severity.LOW, f"what getattr returned: {judged.name}, judged as a global")
         target = self._class_argument(producer)
         if target is None:
             return None
@@ -234,6 +272,12 @@ class CallShapes:
         return Shape(Severity.LOW, "holding attribute names that are no sinks")
 
     def _getattr(self, k: int, call: CallSite) -> Shape | None:
+        if self._handed is not None and self._handed.has(call):
+            judged = self._handed.getattr_as_global(k)
+            if judged is None:
+                return None  # a sink, or a name/owner not seen as a literal: stays a sink
+            note = f"as getattr fetching {judged.name}, judged as that global"
+            return Shape(Severity.LOW, note, (judged,))
         target = self._class_argument(call)
         if target is None or not self._strings_harmless(target):
             return None
@@ -247,6 +291,13 @@ class CallShapes:
         return Shape(severity, f"as getattr({target.qualname}, <name>) (enum member/classmethod)")
 
     def _partial(self, call: CallSite) -> Shape | None:
+        shape = self._partial_by_name(call)
+        if shape is None and self._handed is not None:
+            note = self._handed.partial(call)
+            shape = Shape(Severity.LOW, note) if note else None
+        return shape
+
+    def _partial_by_name(self, call: CallSite) -> Shape | None:
         index = call.first_arg_global
         if 0 <= call.first_arg_call < len(self._facts.calls):
             return self._partial_of_getattr(call)

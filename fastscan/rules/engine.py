@@ -35,6 +35,8 @@ from ..findings import Finding, FindingRule, Severity
 from ..opcodes import STATE_OPCODES  # BUILD sets state, it calls no global
 from . import indexed, nested_loaders
 from .call_shapes import CallShapes
+from .callsites import StreamSites
+from .handed import Handed
 from .knowledge import CALLBACK_DISPATCH, CODE_CONSTRUCTION, NESTED_LOADER, UNKNOWN, Classification
 from .nested_loaders import Visible
 from .ruleset import RuleSet, default_ruleset
@@ -108,6 +110,7 @@ def evaluate(
     rel: str = "",
     targets: Sequence[indexed.Targets | None] = (),
     operands: Sequence[Visible] = (),
+    sites: Sequence[StreamSites] = (),
     knowledge: Knowledge | None = None,
 ) -> list[Finding]:
     """All findings for one file: container facts, then every stream and its nested pickles.
@@ -119,7 +122,9 @@ def evaluate(
     `operands`, aligned the same way, maps nested-loader calls to the literal bytes they load
     (rules.nested_loaders.visible_operands); without it every nested loader stays malicious.
     `knowledge`: what an ecosystem index knows about unlisted names (an application of a
-    known-inert function is no FS112); None = nothing.
+    known-inert function is no FS112); None = nothing. `sites`, aligned with `streams`: what
+    getattr/partial/dispatcher calls are handed (rules.callsites; without it they are judged
+    by the stream's strings, rules.call_shapes).
     """
     rules = ruleset or default_ruleset()
     out = _Collector()
@@ -128,7 +133,10 @@ def evaluate(
     for i, (member, facts, scope) in enumerate(_scopes(streams, container)):
         found = targets[i] if i < len(targets) else None
         visible = operands[i] if i < len(operands) else {}
-        _stream_findings(member, facts, rules, out, scope, found, visible, knowledge=knowledge)
+        handed = sites[i] if i < len(sites) else None
+        _stream_findings(
+            member, facts, rules, out, scope, found, visible, knowledge=knowledge, sites=handed
+        )
     return rules.suppress(out.findings, path, rel)
 
 
@@ -260,6 +268,7 @@ def _stream_findings(  # noqa: PLR0917
     visible: Visible | None = None,
     *,
     knowledge: Knowledge | None = None,
+    sites: StreamSites | None = None,
 ) -> None:
     """Findings of one buffer; nested pickles are reported at their operand's outer offset."""
     at, where = scope.at, scope.where
@@ -279,7 +288,8 @@ def _stream_findings(  # noqa: PLR0917
     # joblib cut (operands memoised in an earlier segment) explains the gap.
     lenient = facts.anomaly_count(A.MEMO_BUDGET) > 0 or scope.cut_at_start
     categories: set[str] = set()
-    shapes = CallShapes(facts, classes, rules)
+    handed, visible = Handed.for_stream(facts, classes, rules, sites, visible)
+    shapes = CallShapes(facts, classes, rules, handed)
     # Hooks the loader runs per global: only worked out when the index knows a reach.
     live = any(c and c.reaches and not (c.pinned or c.is_dangerous) for c in classes)
     run = indexed.hooks(facts, classes, targets) if live else None
@@ -319,7 +329,9 @@ def _stream_findings(  # noqa: PLR0917
                 facts,
                 [shapes.sink_left(i, c) for i, c in enumerate(classes)],
                 visible,
-                lambda nested: _nested_clean(member, nested, rules, scope),
+                lambda nested: _nested_clean(
+                    member, nested, rules, scope, StreamSites.of(sites, facts, nested)
+                ),
             )
             if content:
                 msg = f"{g.qualname}{resolved} called only on {content}{where}"
@@ -343,8 +355,36 @@ def _stream_findings(  # noqa: PLR0917
                     msg, member=member, offset=offset, subject=g.qualname, severity=severity
                 )
             )
+            for f in shape.fetched if shape is not None else ():
+                # what getattr fetched, graded as if the pickle imported that name
+                out.add(
+                    f.rule.finding(
+                        f"{f.name} fetched by getattr: {f.reason}{where}",
+                        member=member,
+                        offset=offset,
+                        subject=f.name,
+                        severity=f.severity,
+                    )
+                )
             continue
         reach = indexed.fired(cls, run[index]) if run is not None else None
+        benign = ""
+        if reach is not None and handed is not None and run is not None:
+            # a dispatcher, a nested loader or a text sink judged by what it is handed
+            benign = handed.reach_note(
+                index,
+                cls,
+                run[index],
+                lambda n: _nested_clean(member, n, rules, scope, StreamSites.of(sites, facts, n)),
+            )
+        if benign:
+            msg = f"{g.qualname}{resolved} {verb}: {benign}{where}"
+            out.add(
+                R.REACHES_SINK.finding(
+                    msg, member=member, offset=offset, subject=g.qualname, severity=Severity.LOW
+                )
+            )
+            continue
         if reach is not None:
             categories.add(reach.category)
             far = indexed.long_reach(reach)
@@ -427,30 +467,43 @@ def _stream_findings(  # noqa: PLR0917
     _anomaly_findings(member, facts, out, scope)
     _string_findings(member, facts.strings, out, scope)
 
-    for n in facts.nested:
+    for k, n in enumerate(facts.nested):
         outer = at(n.offset)
         if n.encoding == "frame_divergence":
             rule = R.FRAME_VIOLATION
         else:
             rule = R.NESTED_PICKLE if n.encoding == "raw" else R.ENCODED_PICKLE
+        # a raw nested pickle read whole says nothing alone: its own findings grade it
+        whole = rule is R.NESTED_PICKLE and nested_loaders.read_whole(n.facts)
         out.add(
             rule.finding(
                 f"{n.encoding} pickle of {n.length} bytes embedded at offset {n.offset}"
                 + (f" ({n.carrier})" if n.carrier else "")
+                + (", scanned whole: graded by its own findings" if whole else "")
                 + where,
                 member=member,
                 offset=outer,
                 subject=f"{n.encoding}@{n.offset}",
+                severity=Severity.LOW if whole else None,
             )
         )
         inner = _Scope(scope.fmt, "nested", "", outer)
-        _stream_findings(member, n.facts, rules, out, inner, knowledge=knowledge)
+        inner_sites = sites.nested.get(k) if sites is not None else None
+        _stream_findings(member, n.facts, rules, out, inner, knowledge=knowledge, sites=inner_sites)
 
 
-def _nested_clean(member: str, facts: StreamFacts, rules: RuleSet, scope: _Scope) -> bool:
-    """A nested buffer's findings (its own nesting included) hold nothing malicious."""
+def _nested_clean(
+    member: str,
+    facts: StreamFacts,
+    rules: RuleSet,
+    scope: _Scope,
+    sites: StreamSites | None = None,
+) -> bool:
+    """A nested buffer's findings (its own nesting included, judged with its `sites`) hold
+    nothing malicious."""
     scratch = _Collector()
-    _stream_findings(member, facts, rules, scratch, _Scope(scope.fmt, "nested", "", 0))
+    inner = _Scope(scope.fmt, "nested", "", 0)
+    _stream_findings(member, facts, rules, scratch, inner, sites=sites)
     return all(f.severity < Severity.MALICIOUS for f in scratch.findings)
 
 
@@ -470,7 +523,9 @@ def _serialized_code_helper(
 
     setattr counts only when every call's target is the result of a code-construction call
     (never a module or class imported by name: that is attribute poisoning, D7); the builtins
-    namespace only when it is never called and the stream builds functions.
+    namespace (or a module's `__dict__`: dill's globals of a function defined in that module)
+    only when it is never called nor any call's first argument (a receiver it could mutate)
+    and the stream builds functions.
     """
 
     def built_here(call_index: int) -> bool:
@@ -479,9 +534,13 @@ def _serialized_code_helper(
     calls = [c for c in facts.calls if c.callable_index == index]
     if cls.resolved in _ATTRIBUTE_SETTERS:
         return bool(calls) and all(built_here(c.first_arg_call) for c in calls)
-    if cls.resolved == _BUILTINS_NAMESPACE:
-        builds_code = any(built_here(i) for i in range(len(facts.calls)))
-        return not calls and builds_code
+    namespace = cls.resolved == _BUILTINS_NAMESPACE or (
+        cls.resolved.endswith(".__dict__") and cls.category == "introspection"
+    )
+    if namespace:
+        if calls or any(c.first_arg_global == index for c in facts.calls):
+            return False
+        return any(built_here(i) for i in range(len(facts.calls)))
     return False
 
 

@@ -14,10 +14,18 @@ those calls.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..facts import STATUS_OK, StreamFacts
 from ..opcodes import STATE_OPCODES
+from .callsites import OPAQUE, VALUE, Call, Data, Glob, Sites, Text, walk_values
+from .indexed import RECONSTRUCTORS, split_origin
 from .knowledge import NESTED_LOADER
+
+if TYPE_CHECKING:
+    from ..index import Reach
+    from .knowledge import Classification
+    from .ruleset import RuleSet
 
 # Bytes opcodes whose operand the tokenizer reads as a nested pickle: opcode -> length size.
 _BYTES_HEADERS = {b"C"[0]: 1, b"B"[0]: 4, 0x8E: 8}  # SHORT_BINBYTES, BINBYTES, BINBYTES8
@@ -124,4 +132,216 @@ def benign_content(
     return f"{len(held)} visible operand(s) whose nested scan holds nothing malicious"
 
 
-__all__ = ["Visible", "benign_content", "visible_loader_calls", "visible_operands"]
+# -- loaders reached through a class's hooks, and loaders over `_codecs.encode` bytes ---------
+
+_LATIN1 = frozenset({"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "l1"})
+_CODECS_ENCODE = frozenset({"_codecs.encode", "codecs.encode"})
+_NESTED_LOADER = "nested_loader"
+_MAX_STATE_CALLS = 100_000  # calls followed through one class's state before giving up
+
+
+def visible_sites(facts: StreamFacts, sites: Sites, resolved: Sequence[str]) -> dict[int, int]:
+    """`visible_operands` for loader calls whose sole argument is `_codecs.encode(<literal
+    text>, "latin1")` (protocol <= 2 bytes) or a memoised literal bytes operand, when the
+    tokenizer read those exact bytes as a nested pickle (`resolved`: per global, its name)."""
+    carried = {n.offset: k for k, n in enumerate(facts.nested) if _whole(n)}
+    if not carried:
+        return {}
+    by_offset = {c.offset: c for c in facts.calls}
+    out: dict[int, int] = {}
+    for offset, site in sites.items():
+        if len(site.args) != 1 or site.states:
+            continue
+        arg = site.args[0]
+        if isinstance(arg, Data) and arg.offset in carried:
+            out[offset] = carried[arg.offset]
+        elif isinstance(arg, Call):
+            text = _latin1_text(arg, by_offset, sites, resolved)
+            if text is not None and text.offset in carried:
+                out[offset] = carried[text.offset]
+    return out
+
+
+def read_whole(facts: StreamFacts) -> bool:
+    """The tokenizer read this nested pickle, and every pickle nested in it, to the end."""
+    return all(f.status == STATUS_OK and not f.anomaly_count("nested_budget") for f in facts.walk())
+
+
+def _whole(n: Any) -> bool:
+    return n.encoding == "raw" and n.facts.status == STATUS_OK  # any carrier: its loader bytes
+
+
+def _latin1_text(
+    value: Call, by_offset: Mapping[int, Any], sites: Sites, resolved: Sequence[str]
+) -> Text | None:
+    """The literal text of `_codecs.encode(text, "latin1")` when `value` is that call."""
+    c = by_offset.get(value.offset)
+    site = sites.get(value.offset)
+    if c is None or site is None or c.callable_is_call or not 0 <= c.callable_index < len(resolved):
+        return None
+    if resolved[c.callable_index] not in _CODECS_ENCODE or len(site.args) != 2:
+        return None
+    text, codec = site.args
+    if not (isinstance(codec, Text) and codec.text and codec.text.lower() in _LATIN1):
+        return None
+    return text if isinstance(text, Text) else None
+
+
+# Allowlisted callables that make bytes or text out of other values (ints, other text).
+_BYTES_MAKERS = (
+    frozenset({"builtins.bytes", "builtins.bytearray", "builtins.str", "builtins.memoryview"})
+    | _CODECS_ENCODE
+)
+_PARTIAL = "functools.partial"
+
+
+def _keeps_bytes(
+    c: Any, site: Any, classes: Sequence[Classification | None], global_at: Mapping[int, int]
+) -> bool:
+    """A call whose result holds no bytes but those among its own arguments and state (which
+    the caller checks in turn): `_codecs.encode(text, "latin1")` (the text's latin-1 bytes),
+    `copyreg._reconstructor(cls, object, ...)`, `cls.__new__(cls)` without arguments, a
+    partial, a nested loader (its input is followed), or an allowlisted callable that makes
+    no bytes from other values (numpy's `_reconstruct`). A function nobody reviewed, or a
+    bytes subclass built from ints, may decode anything."""
+    made = classes[c.callable_index] if 0 <= c.callable_index < len(classes) else None
+    if c.callable_is_call or made is None:
+        return False
+    if made.resolved in _CODECS_ENCODE:
+        codec = site.args[1] if len(site.args) == 2 else None
+        return isinstance(codec, Text) and (codec.text or "").lower() in _LATIN1
+    if made.resolved in RECONSTRUCTORS:
+        # _reconstructor(cls, base, state) is base.__new__(cls) (+ base.__init__(obj, state)):
+        # bytes only when base is a bytes/str type
+        base = site.args[1] if len(site.args) > 1 else None
+        if made.resolved != "copyreg._reconstructor":
+            return False
+        i = global_at.get(base.offset, -1) if isinstance(base, Glob) else -1
+        base_class = classes[i] if i >= 0 else None
+        return (
+            base_class is not None
+            and base_class.is_safe
+            and (base_class.resolved not in _BYTES_MAKERS)
+        )
+    if c.opcode in ("NEWOBJ", "NEWOBJ_EX") and not site.args:
+        return True
+    if made.resolved == _PARTIAL or made.category == _NESTED_LOADER:
+        # a partial object; what a loader loads comes from its own arguments, followed too
+        return True
+    return made.is_safe and made.resolved not in _BYTES_MAKERS
+
+
+def loader_on_path(rules: RuleSet, reach: Reach) -> str:
+    """The first step of `reach` that is a reviewed nested loader (torch.load, pickle.loads),
+    "" when the path runs through none."""
+    index = rules.index
+    if index is None:
+        return ""
+    for step in reach.path[1:]:
+        if rules.classify(*split_origin(index, step)).category == _NESTED_LOADER:
+            return step
+    return ""
+
+
+def loads_through_hooks(rules: RuleSet, cls: Classification, hooks_run: frozenset[str]) -> str:
+    """The nested loader every reach of `cls` that this pickle's hooks run passes through (a
+    class whose __setstate__ torch.loads its state); "" when some reach avoids loaders."""
+    found = ""
+    for r in cls.reaches:
+        if r.hook not in hooks_run:
+            continue
+        step = loader_on_path(rules, r)
+        if not step:
+            return ""
+        found = found or step
+    return found
+
+
+def state_content(
+    index: int,
+    facts: StreamFacts,
+    classes: Sequence[Classification | None],
+    sites: Sites,
+    clean: Callable[[StreamFacts], bool],
+) -> str:
+    """Why class global `index`, whose hooks reach a nested loader, loads nothing malicious:
+    every object of it is built (NEWOBJ, REDUCE, a reconstructor) from arguments and BUILD
+    state whose bytes, followed through every call that made them, are nested pickles the
+    tokenizer read whole and found clean, or literals no loader can run; "" otherwise."""
+    starts: list[tuple[int, int]] = []  # (call, arguments to skip)
+    for k, c in enumerate(facts.calls):
+        if c.opcode == "BUILD":
+            continue
+        if c.callable_index == index:
+            starts.append((k, 0))
+        elif c.first_arg_global == index:
+            made = classes[c.callable_index] if 0 <= c.callable_index < len(classes) else None
+            if made is None or made.resolved not in RECONSTRUCTORS:
+                return ""  # handed to something that may build it from anything
+            starts.append((k, 1))
+    if not starts:
+        return ""  # only referenced: whatever instantiates it is not visible here
+    nested = {n.offset: n for n in facts.nested}
+    by_offset = {c.offset: c for c in facts.calls if c.opcode != "BUILD"}
+    global_at = {g.offset: i for i, g in enumerate(facts.globals)}
+    todo: list[Any] = []
+    for k, skip in starts:
+        site = sites.get(facts.calls[k].offset)
+        if site is None:
+            return ""
+        todo.extend((*site.args[skip:], *site.states))
+    seen: set[int] = set()
+    scanned = 0
+    values = todo
+    while values:
+        nxt: list[Any] = []
+        for leaf in walk_values(values):
+            if leaf is OPAQUE:
+                return ""
+            if isinstance(leaf, Glob):
+                i = global_at.get(leaf.offset, -1)
+                known = classes[i] if i >= 0 else None
+                if known is None or known.kind == "constant":
+                    return ""  # a module's bytes constant: not seen here
+                continue  # a class or function is judged where it is imported
+            if leaf is VALUE:
+                continue
+            if isinstance(leaf, (Text, Data)):
+                n = nested.get(leaf.offset)
+                if n is not None:
+                    if not (_whole(n) and clean(n.facts)):
+                        return ""
+                    scanned += 1
+                elif leaf.loads:
+                    return ""  # bytes a loader could run that the scan did not read whole
+                continue
+            if isinstance(leaf, Call):
+                if leaf.offset in seen:
+                    continue
+                seen.add(leaf.offset)
+                site = sites.get(leaf.offset)
+                maker = by_offset.get(leaf.offset)
+                if site is None or maker is None or len(seen) > _MAX_STATE_CALLS:
+                    return ""
+                if not _keeps_bytes(maker, site, classes, global_at):
+                    return ""  # its result may be bytes made from something else
+                nxt.extend((*site.args, *site.states))
+                continue
+            return ""
+        values = nxt
+    if not scanned:
+        return ""  # the loader's bytes are not in this state: they come from elsewhere
+    return f"{scanned} nested pickle(s) read whole and clean, no other loadable bytes"
+
+
+__all__ = [
+    "Visible",
+    "benign_content",
+    "loader_on_path",
+    "loads_through_hooks",
+    "read_whole",
+    "state_content",
+    "visible_loader_calls",
+    "visible_operands",
+    "visible_sites",
+]

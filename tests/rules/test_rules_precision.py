@@ -43,8 +43,12 @@ def test_a_reach_past_the_bound_is_suspicious_not_malicious() -> None:
 @needs_index
 def test_index_found_callback_dispatch_is_suspicious_not_malicious() -> None:
     # optuna's _ParzenEstimator.__init__ calls a weights function it is given: a dispatcher,
-    # dangerous only with a callable the pickle supplies, as the rule base grades dispatchers
-    data = b"\x80\x02coptuna.samplers._tpe.parzen_estimator\n_ParzenEstimator\n)R."
+    # dangerous only with a callable the pickle supplies (here an unlisted one), as the rule
+    # base grades dispatchers; handed only data it is low (tests/test_rules_callsites.py)
+    data = (
+        b"\x80\x02coptuna.samplers._tpe.parzen_estimator\n_ParzenEstimator\n"
+        b"cmylab.util\nweights\n\x85R."
+    )
     result = Scanner(model=None).scan_bytes(data, "pe.pkl")
     reach = [f for f in result.findings if f.rule_id == "FS110"]
     assert reach and all(f.severity == Severity.SUSPICIOUS for f in reach)

@@ -1,0 +1,533 @@
+"""What each call of a stream is handed: its arguments and the state BUILD gives its result.
+
+The tokenizer links a call to its callable and its first argument only. Judging `getattr`,
+`functools.partial`, a callback dispatcher or a class whose `__setstate__` runs a nested loader
+by what the loader really passes needs every argument: `getattr(obj, "delaxes")` is a method of
+the object `obj` some NEWOBJ built, `partial(f)` followed by a BUILD hands `f` the callables in
+that state, and a loader reached through `__setstate__` loads only bytes found in the state.
+
+`call_sites` walks the stream's opcodes symbolically (as `fills.py` does) once per stream, only
+when it holds a global whose calls are judged that way (`wanted`), and records for those calls:
+- `Site.args`: the argument values, snapshotted when the call runs (what the callee receives);
+- `Site.states`: the state of each BUILD applied to the call's result (`__setstate__`'s input).
+Values are immutable: `Glob` (a global, by opcode offset), `Text` (a literal str), `Data` (a
+literal immutable bytes operand), `Call` (another call's result, by opcode offset), `Box`
+(tuple/list/dict/set items), `VALUE` (a number, None, a bool) and `OPAQUE` (anything the walk
+cannot see: a persistent id, a bad memo key, a mutable bytearray, a budget cut). Everything
+unknown is OPAQUE, so a judge that needs to see all of a value fails closed on it.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ..facts import STATUS_BUDGET, ScanLimits, StreamFacts
+from ..opcodes import BY_NAME
+from ..tokenizer import CARRIERS, opcode_bounds, tokenize
+from ..tokenizer import _carried_bytes as carried_bytes
+
+MAX_OPS = 250_000  # opcodes walked per stream (~0.25 s at worst); past it no sites: as before
+MAX_NODES = 200_000  # values snapshotted per stream; past it a snapshot is OPAQUE
+_MAX_KEYS = 2 * 4096  # items of a BUILD dict whose names are listed (Keys)
+MAX_TEXT = 4096  # longer literal strings are Text(None): the content is not needed
+
+
+class Glob(NamedTuple):
+    offset: int  # offset of the importing opcode (GlobalRef.offset)
+
+
+class Text(NamedTuple):
+    text: str | None  # None when longer than MAX_TEXT
+    offset: int  # operand offset in the buffer (NestedPickle.offset of a carried pickle)
+    loads: bool = False  # deep walks: its bytes could be something a loader runs (`loadable`)
+
+
+class Data(NamedTuple):
+    offset: int  # operand offset (NestedPickle.offset when it was read as a nested pickle)
+    length: int
+    loads: bool = False
+
+
+class Call(NamedTuple):
+    offset: int  # offset of the call opcode (CallSite.offset)
+
+
+class Box(NamedTuple):
+    items: tuple[Any, ...]
+    kind: str = "tuple"  # tuple | list | dict | set | frozenset: the builtin type it is
+
+
+class _Mark(NamedTuple):
+    kind: str
+
+
+VALUE = _Mark("value")
+OPAQUE = _Mark("opaque")
+
+
+@dataclass(slots=True)
+class Site:
+    args: tuple[Any, ...] = ()
+    states: list[Any] = field(default_factory=list)
+
+
+Sites = dict[int, Site]  # call offset -> what it was handed
+# call offset -> the instance-dict names the BUILDs of its result set (None: a state that is no
+# dict, so any name); calls without a BUILD are absent. Kept for every call, recorded or not.
+Keys = dict[int, frozenset[str] | None]
+
+
+def _codes(*names: str) -> frozenset[int]:
+    return frozenset(BY_NAME[n].code for n in names)
+
+
+_STRINGS = _codes(
+    "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
+    "BINUNICODE8",
+)  # fmt: skip
+_BYTES = _codes("SHORT_BINBYTES", "BINBYTES", "BINBYTES8")  # immutable bytes literals
+_VALUES = _codes(
+    "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
+    "NONE", "NEWTRUE", "NEWFALSE",
+)  # fmt: skip
+_SKIP = _codes("PROTO", "FRAME")
+_PUTS = _codes("PUT", "BINPUT", "LONG_BINPUT")
+_GETS = _codes("GET", "BINGET", "LONG_BINGET")
+_EMPTY = {BY_NAME[n].code: n[6:].lower() for n in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET")}
+_NAMES = {info.code: info.name for info in BY_NAME.values()}
+_QUOTED, _UNICODE = BY_NAME["STRING"].code, BY_NAME["UNICODE"].code
+_UTF8_TEXT = _codes("BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8")
+_BYTES_CODE = BY_NAME["BYTEARRAY8"].code
+_BYTES_LIKE = _BYTES | {_BYTES_CODE}
+_LITERALS = _STRINGS | _BYTES
+_MEMOIZE, _MARK = BY_NAME["MEMOIZE"].code, BY_NAME["MARK"].code
+_TEXT_KEYS = _codes("PUT", "GET")  # protocol 0 memo keys are decimal text
+_SMALL_TUPLES = {BY_NAME[f"TUPLE{n}"].code: n for n in (1, 2, 3)}
+_APPEND, _SETITEM = BY_NAME["APPEND"].code, BY_NAME["SETITEM"].code
+_FILL_CODES = _codes("APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS")
+
+
+def EVERY(offset: int) -> bool:
+    """`wanted` for a deep walk: every call's site, and which literals a loader could run."""
+    return True
+
+
+# What a loader opens besides a pickle: zip (torch, npz), compressed streams (joblib), npy.
+_ARCHIVE_MAGIC = (
+    b"PK", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18",
+    b"\x93NUMPY", b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda",
+)  # fmt: skip
+
+
+_LOADABLE_LIMITS = ScanLimits(max_opcodes=1_000_000, max_resync_opcodes=0)
+
+
+def loadable(buf: bytes) -> bool:
+    """Whether a loader handed `buf` could run something: it imports a name where the
+    tokenizer finds a pickle (anywhere, as `pickle.load` of a stream or a later segment would),
+    or it is an archive or compressed stream whose content the scan does not open."""
+    if len(buf) < 4:
+        return False
+    if buf.startswith(_ARCHIVE_MAGIC) or b"PK\x05\x06" in buf:
+        return True
+    # a loader reads from the first byte (torch's legacy format: pickles back to back), so
+    # no search for later pickles; a budget hit counts as loadable
+    facts = tokenize(buf, _LOADABLE_LIMITS)
+    return bool(facts.globals or facts.nested) or facts.status == STATUS_BUDGET
+
+
+def call_sites(
+    data: Any, facts: StreamFacts, wanted: Callable[[int], bool], deep: bool = False
+) -> tuple[Sites, Keys]:
+    """Sites of the calls whose callable is a global `wanted(global offset)` accepts, and of
+    calls of a call result; empty when no global is wanted or the walk gave up. `deep`: every
+    call, and Text/Data.loads filled."""
+    if not deep and not any(wanted(g.offset) for g in facts.globals):
+        return {}, {}
+    view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
+    walk = _Walk(view, EVERY if deep else wanted)
+    walk.deep = deep
+    budget = MAX_OPS
+    for start in facts.pickle_offsets:
+        codes, offsets, arg_offsets, arg_lengths, _end, _status = opcode_bounds(
+            view, start, budget + 1
+        )
+        budget -= len(codes)
+        if budget < 0:
+            return {}, {}
+        walk.run(codes, offsets, arg_offsets, arg_lengths)
+    return walk.sites, walk.keys
+
+
+class _List:
+    """A mutable container on the symbolic stack (list, dict, set, or a call's result that
+    SETITEMS/APPENDS fill: only its items matter here)."""
+
+    __slots__ = ("items", "kind")
+
+    def __init__(self, kind: str) -> None:
+        self.items: list[Any] = []
+        self.kind = kind
+
+
+class _Lazy(NamedTuple):
+    """A str/bytes operand on the symbolic stack, decoded only when a snapshot needs it."""
+
+    offset: int
+    length: int
+    code: int
+
+
+class _Walk:
+    def __init__(self, view: memoryview, wanted: Callable[[int], bool]) -> None:
+        self.view = view
+        self.wanted = wanted
+        self.sites: Sites = {}
+        self.keys: dict[int, frozenset[str] | None] = {}  # call -> names its BUILDs set
+        self.nodes = MAX_NODES
+        self.memo: dict[Any, Any] = {}
+        self.deep = False
+        self._decoded: dict[int, Any] = {}
+
+    def snapshot(self, value: Any, depth: int = 0) -> Any:
+        """An immutable copy of `value` as the callee sees it now (budgeted; OPAQUE past it)."""
+        self.nodes -= 1
+        if self.nodes < 0 or depth > 64:
+            return OPAQUE
+        if isinstance(value, _Lazy):
+            return self.literal(value)
+        if isinstance(value, _List):
+            return Box(tuple(self.snapshot(v, depth + 1) for v in value.items), value.kind)
+        if isinstance(value, _Result):
+            return value.call
+        if isinstance(value, _Bytearray):  # its bytes, unless a fill changed them (extend)
+            return OPAQUE if value.changed else self.literal(value.data)
+        if _plain(value):
+            return Box(tuple(self.snapshot(v, depth + 1) for v in value))
+        return value
+
+    def literal(self, lazy: _Lazy) -> Text | Data:
+        done = self._decoded.get(lazy.offset)
+        if done is None:
+            if lazy.code in _BYTES_LIKE:
+                raw = bytes(self.view[lazy.offset : lazy.offset + lazy.length])
+                done = Data(lazy.offset, lazy.length, self.deep and loadable(raw))
+            else:
+                done = self.text(lazy.offset, lazy.length, lazy.code)
+            self._decoded[lazy.offset] = done
+        return done
+
+    def text(self, offset: int, length: int, code: int) -> Text:
+        raw = bytes(self.view[offset : offset + length])
+        loads = self.deep and (loadable(raw) or _latin1_loadable(raw, code))
+        if length > MAX_TEXT * 4:
+            return Text(None, offset, loads)
+        try:
+            if code in (_QUOTED, _UNICODE) and raw.endswith(b"\n"):
+                raw = raw[:-1]  # the loader reads the line without its newline
+            if code == _QUOTED:
+                raw = raw.strip()
+                if len(raw) >= 2 and raw[0] == raw[-1] and raw[:1] in (b"'", b'"'):
+                    raw = raw[1:-1]
+                text = codecs.escape_decode(raw)[0].decode("latin-1")
+            elif code == _UNICODE:
+                text = raw.decode("raw_unicode_escape")
+            else:
+                text = raw.decode("utf-8", "replace")
+        except (ValueError, UnicodeError):
+            return Text(None, offset, loads)
+        return Text(text if len(text) <= MAX_TEXT else None, offset, loads)
+
+    def call(self, offset: int, callable_: Any, args: Iterable[Any]) -> _Result:
+        args = tuple(args)
+        first = args[0] if args else None
+        wanted = isinstance(callable_, _Result) or any(
+            isinstance(v, Glob) and self.wanted(v.offset) for v in (callable_, first)
+        )  # the first argument: the class a reconstructor or partial is handed
+        result = _Result(Call(offset))
+        if wanted:
+            site = Site(tuple(self.snapshot(a) for a in args))
+            self.sites[offset] = site
+            result.site = site
+        return result
+
+    def build(self, target: Any, state: Any) -> None:
+        """BUILD: the state a recorded call's result gets, and the instance-dict names any
+        call's result gets (None when the state is no dict, or a tuple of dicts)."""
+        if not isinstance(target, _Result):
+            return
+        if target.site is not None:
+            target.site.states.append(self.snapshot(state))
+        parts = state if _plain(state) and len(state) == 2 else (state,)
+        names: set[str] = set()
+        for part in parts:
+            if part is VALUE:  # None: no dict part
+                continue
+            if not (isinstance(part, _List) and part.kind == "dict") or len(part.items) > _MAX_KEYS:
+                self.keys[target.call.offset] = None  # unseen or too big to list: any name
+                return
+            for k in part.items[::2]:
+                text = self.literal(k) if isinstance(k, _Lazy) else None
+                if not isinstance(text, Text) or text.text is None:
+                    self.keys[target.call.offset] = None
+                    return
+                names.add(text.text)
+        before = self.keys.get(target.call.offset, frozenset())
+        if before is not None:
+            self.keys[target.call.offset] = before | names
+
+    def run(self, codes: bytes, offsets: Any, arg_offsets: Any, arg_lengths: Any) -> None:
+        stack: list[Any] = []
+        marks: list[int] = []
+        memo = self.memo
+        memo.clear()
+        view = self.view
+
+        def pop() -> Any:
+            return stack.pop() if stack else OPAQUE
+
+        def pop_mark() -> list[Any]:
+            k = marks.pop() if marks else 0
+            items = stack[k:]
+            del stack[k:]
+            return items
+
+        def key(i: int, code: int) -> Any:
+            a, n = arg_offsets[i], arg_lengths[i]
+            if code in _TEXT_KEYS:
+                try:
+                    return int(bytes(view[a : a + n]).strip())
+                except ValueError:
+                    return None
+            return int.from_bytes(view[a : a + n], "little")
+
+        for i, code in enumerate(codes):
+            if code == _MEMOIZE:
+                if stack:
+                    memo[len(memo)] = stack[-1]
+            elif code in _PUTS:
+                if stack:
+                    memo[key(i, code)] = stack[-1]
+            elif code in _LITERALS:
+                stack.append(_Lazy(arg_offsets[i], arg_lengths[i], code))
+            elif code in _GETS:
+                stack.append(memo.get(key(i, code), OPAQUE))
+            elif code in _VALUES:
+                stack.append(VALUE)
+            elif code == _MARK:
+                marks.append(len(stack))
+            elif code in _EMPTY:
+                stack.append(_List(_EMPTY[code]))
+            elif code in _SKIP:
+                continue
+            elif code in _SMALL_TUPLES:
+                n = _SMALL_TUPLES[code]
+                items = stack[-n:] if len(stack) >= n else [OPAQUE] * n
+                del stack[-n:]
+                stack.append(tuple(items))
+            elif code in _FILL_CODES:
+                if code == _APPEND:
+                    items = [pop()]
+                elif code == _SETITEM:
+                    value = pop()
+                    items = [pop(), value]
+                else:
+                    items = pop_mark()
+                target = stack[-1] if stack else None
+                if isinstance(target, _List):
+                    target.items.extend(items)
+                elif isinstance(target, _Bytearray):
+                    target.changed = True
+            elif self._rare(
+                code, i, stack, marks, pop, pop_mark, offsets, arg_offsets, arg_lengths
+            ):
+                break
+
+    def _rare(  # noqa: PLR0917
+        self,
+        code: int,
+        i: int,
+        stack: list[Any],
+        marks: list[int],
+        pop: Callable[[], Any],
+        pop_mark: Callable[[], list[Any]],
+        offsets: Any,
+        arg_offsets: Any,
+        arg_lengths: Any,
+    ) -> bool:
+        """The less frequent opcodes; True at STOP."""
+        name = _NAMES.get(code, "")
+        if name == "STOP":
+            return True
+        if name == "GLOBAL":
+            stack.append(Glob(offsets[i]))
+        elif name == "STACK_GLOBAL":
+            pop(), pop()
+            stack.append(Glob(offsets[i]))
+        elif name == "INST":
+            stack.append(self.call(offsets[i], Glob(offsets[i]), pop_mark()))
+        elif name == "OBJ":
+            items = pop_mark()
+            stack.append(self.call(offsets[i], items[0] if items else OPAQUE, items[1:]))
+        elif name == "REDUCE":
+            args, f = pop(), pop()
+            stack.append(self.call(offsets[i], f, args if _plain(args) else (OPAQUE,)))
+        elif name in ("NEWOBJ", "NEWOBJ_EX"):
+            kwargs = pop() if name == "NEWOBJ_EX" else None
+            args, cls = pop(), pop()
+            passed: tuple[Any, ...] = args if _plain(args) else (OPAQUE,)
+            if kwargs is not None:
+                passed = (*passed, kwargs)
+            stack.append(self.call(offsets[i], cls, passed))
+        elif name == "BUILD":
+            state = pop()
+            self.build(stack[-1] if stack else None, state)
+        elif name == "TUPLE":
+            stack.append(tuple(pop_mark()))
+        elif name == "EMPTY_TUPLE":
+            stack.append(())
+        elif name in ("LIST", "DICT", "FROZENSET"):
+            box = _List(name.lower())
+            box.items = pop_mark()
+            stack.append(box)
+        elif name == "POP":
+            if marks and len(stack) == marks[-1]:
+                marks.pop()
+            else:
+                pop()
+        elif name == "POP_MARK":
+            pop_mark()
+        elif name == "DUP":
+            stack.append(stack[-1] if stack else OPAQUE)
+        elif name in ("BINPERSID", "PERSID"):
+            if name == "BINPERSID":
+                pop()
+            stack.append(OPAQUE)
+        elif name == "BYTEARRAY8":
+            stack.append(_Bytearray(_Lazy(arg_offsets[i], arg_lengths[i], _BYTES_CODE)))
+        elif name != "READONLY_BUFFER":  # EXT*, NEXT_BUFFER, unknown: not seen into
+            stack.append(OPAQUE)
+        return False
+
+
+def _latin1_loadable(raw: bytes, code: int) -> bool:
+    """The bytes `_codecs.encode(text, "latin1")` makes of a str operand are loadable."""
+    if code not in _UTF8_TEXT:
+        return False
+    try:
+        return loadable(raw.decode("utf-8").encode("latin-1"))
+    except UnicodeError:
+        return False  # not latin-1: encoding it raises, no bytes are made
+
+
+def _plain(value: Any) -> bool:
+    """A tuple the pickle built (TUPLE*), not one of this module's value records."""
+    return isinstance(value, tuple) and not hasattr(value, "_fields")
+
+
+class _Bytearray:
+    """A BYTEARRAY8 literal: mutable, so SETITEMS/APPENDS on it (extend) change its bytes."""
+
+    __slots__ = ("changed", "data")
+
+    def __init__(self, data: _Lazy) -> None:
+        self.data = data
+        self.changed = False
+
+
+class _Result:
+    """A call's result on the symbolic stack; `site` is set when the call was recorded."""
+
+    __slots__ = ("call", "site")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.site: Site | None = None
+
+
+def walk_values(values: Iterable[Any], limit: int = 100_000) -> Iterable[Any]:
+    """Every leaf value inside `values` (Box items flattened), at most `limit` of them; an
+    OPAQUE is yielded when the limit cuts the walk."""
+    todo = list(values)
+    while todo:
+        v = todo.pop()
+        limit -= 1
+        if limit < 0:
+            yield OPAQUE
+            return
+        if isinstance(v, Box):
+            todo.extend(v.items)
+        else:
+            yield v
+
+
+class StreamSites(NamedTuple):
+    """A stream's sites and those of the nested pickles the walk could read (by index into
+    StreamFacts.nested)."""
+
+    sites: Sites
+    nested: dict[int, StreamSites]
+    keys: Keys
+
+    @staticmethod
+    def of(
+        sites: StreamSites | None, outer: StreamFacts, nested: StreamFacts
+    ) -> StreamSites | None:
+        """The sites of `nested`, one of `outer`'s nested pickles (None when not walked)."""
+        if sites is None:
+            return None
+        k = next((k for k, n in enumerate(outer.nested) if n.facts is nested), -1)
+        return sites.nested.get(k)
+
+
+_READABLE_CARRIERS = frozenset({"", "bytes"})  # the nested buffer is the operand's own bytes
+_ENCODINGS = {name: enc for enc, name in CARRIERS.items() if name not in _READABLE_CARRIERS}
+
+
+Wanted = tuple[Callable[[int], bool], bool]  # (which globals' calls, deep walk)
+
+
+def stream_sites(
+    data: Any, facts: StreamFacts, wanted_in: Callable[[StreamFacts], Wanted]
+) -> StreamSites:
+    """`call_sites` of a stream and, recursively, of its raw nested pickles (the bytes of a
+    `_codecs.encode` latin-1 text too); `wanted_in(facts)` gives each stream's predicate."""
+    sites, keys = call_sites(data, facts, *wanted_in(facts))
+    nested: dict[int, StreamSites] = {}
+    if facts.nested:
+        view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
+        for k, n in enumerate(facts.nested):
+            if n.encoding != "raw":
+                continue
+            buf: Any = None
+            if n.carrier in _READABLE_CARRIERS:
+                buf = view[n.offset : n.offset + n.length]
+            elif n.carrier in _ENCODINGS:  # the bytes the tokenizer made of the text
+                buf = carried_bytes(view, n.offset, n.length, _ENCODINGS[n.carrier])
+            if buf is not None:
+                nested[k] = stream_sites(buf, n.facts, wanted_in)
+    return StreamSites(sites, nested, keys)
+
+
+__all__ = [
+    "EVERY",
+    "OPAQUE",
+    "VALUE",
+    "Box",
+    "Call",
+    "Data",
+    "Glob",
+    "Keys",
+    "Site",
+    "Sites",
+    "StreamSites",
+    "Text",
+    "Wanted",
+    "call_sites",
+    "loadable",
+    "stream_sites",
+    "walk_values",
+]

@@ -1,0 +1,595 @@
+"""Sink calls judged by what this call site hands them (issue #15; arguments from callsites.py).
+
+- `getattr(owner, "name")` with a literal name is the global `<owner>.name`, as if the pickle
+  imported it: through the denylist and the index exactly like a GLOBAL of that name (a sink
+  stays malicious; a method reaching no sink is a low FS111; a name nobody lists is FS103, or
+  FS112 when the result is applied to text). The owner is a global (class or module) or an
+  object a call made from a class (`Figure.__new__(Figure)`), whose methods are the class's.
+- `partial(f, ...)` and a callback dispatcher (an index reach that only calls a callable the
+  pickle hands it) are judged by every callable handed at the call site: the call's arguments
+  and the state BUILD gives its result (`partial.__setstate__` replaces func/args). All of them
+  allowlisted or index-inert -> low; a sink, an unlisted name, a computed or unseen value -> as
+  before (the dispatcher may run it).
+- An index reach ending only in sinks that run text (exec, import) is low when no text reaches
+  the call; one running only through a nested loader is judged by the bytes its state holds
+  (`nested_loaders.state_content`).
+Without a site (a carried nested pickle the walk does not read, a walk past its budget) nothing
+here applies and the callers keep their older, string-based grading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import Any
+
+from .. import findings as R
+from ..facts import (
+    ARG_BYTES,
+    ARG_CALL,
+    ARG_CONTAINER,
+    ARG_GLOBAL,
+    ARG_OPAQUE,
+    ARG_STR,
+    CallSite,
+    StreamFacts,
+)
+from ..findings import Severity
+from . import indexed, nested_loaders
+from .call_shapes import (
+    _CODECS_ENCODE,
+    _NON_STRING_HELPERS,
+    _SINK_ATTRIBUTES,
+    _VALUE_TYPES,
+    AsGlobal,
+    last_segment_is_class,
+)
+from .callsites import (
+    EVERY,
+    VALUE,
+    Box,
+    Call,
+    Data,
+    Glob,
+    Keys,
+    Sites,
+    StreamSites,
+    Text,
+    Wanted,
+    walk_values,
+)
+from .knowledge import Classification
+from .nested_loaders import Visible
+from .ruleset import RuleSet
+
+GETATTR = "builtins.getattr"
+# Sinks that run text as code or import it by name: without text they have nothing to run.
+TEXT_SINKS = frozenset({"exec_sink", "import_resolver"})
+PARTIAL = "functools.partial"
+_DISPATCH = "callback_dispatch"
+# Argument kinds that may hold a callable an __init__ stores as an attribute.
+_MAY_BE_CALLABLE = ARG_CONTAINER | ARG_GLOBAL | ARG_CALL | ARG_OPAQUE
+_MAX_FOLLOWED = 100_000  # calls followed through one global's arguments
+_INSTANTIATING = frozenset({"NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
+# Reviewed dispatchers (callback_dispatch) that call only the callables handed to them, while
+# they run (itertools.* too): judged by those. Not here: what registers a callable for later
+# (threading, atexit, signal, weakref, sched, torch hooks), looks names up from text (operator
+# getters, string.Formatter, format, re.sub's templates), or ends the process (exit).
+DISPATCH_NOW = frozenset(
+    {
+        "functools.partial", "functools.reduce", "functools.cmp_to_key", "builtins.map",
+        "builtins.filter", "builtins.iter", "builtins.sorted", "builtins.min", "builtins.max",
+        "builtins.sum", "builtins.any", "builtins.all", "builtins.zip", "builtins.enumerate",
+        "builtins.reversed", "builtins.next",
+    }
+)  # fmt: skip
+# Makers whose results are plain values, never callables (their instances define no __call__).
+_PLAIN_MAKERS = (
+    _VALUE_TYPES | _NON_STRING_HELPERS | _CODECS_ENCODE | {"builtins.object", "builtins.str"}
+)
+
+
+def dispatcher_only(cls: Classification | None) -> bool:
+    """An index-known callable whose every reach is callback dispatch."""
+    return (
+        cls is not None
+        and not cls.is_dangerous
+        and not cls.pinned
+        and bool(cls.reaches)
+        and all(r.category == _DISPATCH for r in cls.reaches)
+    )
+
+
+def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
+    """For `callsites.stream_sites`: per stream, the globals whose call sites are judged by
+    what they are handed (getattr, reviewed dispatchers such as partial, index dispatchers,
+    nested loaders and the `_codecs.encode` bytes they may load), by import offset; a deep
+    walk when a class's hooks reach a nested loader (its state decides: nested_loaders)."""
+    through: dict[tuple[str, ...], str] = {}
+
+    def via_loader(cls: Classification) -> bool:
+        for r in cls.reaches:
+            if r.path not in through:
+                through[r.path] = nested_loaders.loader_on_path(rules, r)
+            if through[r.path]:
+                return True
+        return False
+
+    def of(facts: StreamFacts) -> Wanted:
+        offsets, encoders, loaders, deep = set(), set(), False, False
+        used: set[int] = set()  # globals some call calls or is first handed (filled lazily)
+        for i, g in enumerate(facts.globals):
+            if not g.resolved:
+                continue
+            cls = rules.classify(g.module, g.name)
+            reaches = bool(cls.reaches) and not (cls.pinned or cls.is_dangerous)
+            now = cls.category == _DISPATCH and _dispatches_now(cls.resolved)
+            judged = cls.is_dangerous and (
+                cls.resolved == GETATTR or now or cls.category == "nested_loader"
+            )
+            if cls.resolved in _CODECS_ENCODE:
+                encoders.add(g.offset)
+            if not (reaches or judged):
+                continue
+            if not used:
+                used = _used(facts)
+            if i not in used:
+                continue  # only referenced: nothing here hands it anything
+            if reaches and via_loader(cls):
+                return EVERY, True
+            if reaches and any(r.category in TEXT_SINKS for r in cls.reaches):
+                deep = True  # every site: what text reaches it (textless)
+            if judged or dispatcher_only(cls):
+                offsets.add(g.offset)
+                loaders = loaders or cls.category == "nested_loader"
+        if deep:
+            return EVERY, False
+        if loaders:
+            offsets |= encoders
+        return offsets.__contains__, False
+
+    return of
+
+
+def _used(facts: StreamFacts) -> set[int]:
+    out = {-1}  # never empty, so it is built once
+    for c in facts.calls:
+        if c.opcode != "BUILD":
+            out.add(c.callable_index)
+            out.add(c.first_arg_global)
+    return out
+
+
+class Handed:
+    """Per-stream judge of sink call sites by their recorded arguments."""
+
+    def __init__(
+        self,
+        facts: StreamFacts,
+        classes: Sequence[Classification | None],
+        rules: RuleSet,
+        sites: Sites,
+        *,
+        dangerous_attributes: frozenset[str] = frozenset(),
+        keys: Keys | None = None,
+    ) -> None:
+        self.facts, self.classes, self.rules, self.sites = facts, classes, rules, sites
+        self._sink_names = dangerous_attributes
+        self._keys = keys if keys is not None else {}
+
+    @cached_property
+    def _global_at(self) -> dict[int, int]:
+        return {g.offset: i for i, g in enumerate(self.facts.globals)}
+
+    @cached_property
+    def _call_at(self) -> dict[int, int]:
+        return {c.offset: k for k, c in enumerate(self.facts.calls) if c.opcode != "BUILD"}
+
+    @classmethod
+    def for_stream(
+        cls,
+        facts: StreamFacts,
+        classes: Sequence[Classification | None],
+        rules: RuleSet,
+        sites: StreamSites | None,
+        visible: Visible | None,
+    ) -> tuple[Handed | None, Visible | None]:
+        """The judge of a stream with walked sites (None without), and `visible` (the nested
+        loader calls over literal bytes) with the `_codecs.encode` ones those sites show."""
+        if sites is None:
+            return None, visible
+        sink_names = _SINK_ATTRIBUTES | frozenset(rules.knowledge.dangerous_attributes)
+        names = [c.resolved if c is not None else "" for c in classes]
+        seen = nested_loaders.visible_sites(facts, sites.sites, names)
+        if seen:
+            visible = {**(visible or {}), **seen}
+        judge = cls(
+            facts, classes, rules, sites.sites, dangerous_attributes=sink_names, keys=sites.keys
+        )
+        return judge, visible
+
+    def has(self, call: CallSite) -> bool:
+        return call.offset in self.sites
+
+    # -- getattr ------------------------------------------------------------------------------
+
+    def getattr_as_global(self, k: int) -> AsGlobal | None:
+        """Call `k` (a getattr) judged as the global it fetches; None when that is a sink, the
+        name or the owner is not a literal the walk saw, or the owner is no class/module."""
+        call = self.facts.calls[k]
+        site = self.sites.get(call.offset)
+        if site is None or len(site.args) not in (2, 3):
+            return None
+        owner, attr = site.args[0], site.args[1]
+        if not (isinstance(attr, Text) and attr.text and attr.text.isidentifier()):
+            return None
+        if attr.text in self._sink_names:
+            return None
+        target = self._owner(owner, attr.text)
+        if target is None:
+            return None
+        module, qual = target
+        hit = self.rules.classify(module, f"{qual}.{attr.text}")
+        name = f"{module}.{qual}.{attr.text}"
+        if self._reviewed_class(module, qual):
+            return self._member_of_reviewed(name, hit, self._called(k))
+        if dispatcher_only(hit):
+            note = self._result_dispatch(k)
+            if note:
+                return AsGlobal(name, R.REACHES_SINK, Severity.LOW, f"a dispatcher, {note}")
+        return _as_global(name, hit, self._applied(k), self._called(k))
+
+    def _reviewed_class(self, module: str, qual: str) -> bool:
+        """An exact allowlist entry (dict, HTTPStatus, ZoneInfo), not a module wildcard."""
+        cls = self.rules.classify(module, qual)
+        return cls.is_safe and not cls.dotted and not cls.entry_id.endswith(":*")
+
+    @staticmethod
+    def _member_of_reviewed(name: str, hit: Classification, called: bool) -> AsGlobal | None:
+        """A member of a reviewed class: a value (an enum member) unless the member is a sink
+        itself (`Path.write_text`; the wildcard of the class's module does not count: the
+        class's own entry says its members are values); called, it must be allowlisted or
+        index-inert Python (`ZoneInfo.from_file` is C that reads any path: stays a sink)."""
+        if hit.is_dangerous and not hit.entry_id.endswith(":*"):
+            return None
+        if not called:
+            return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, "a member of a reviewed class")
+        if hit.is_safe and not hit.is_dangerous:
+            return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, "allowlisted")
+        if not hit.is_dangerous and _index_inert(hit):
+            return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, indexed.describe(hit))
+        return None
+
+    def _called(self, k: int) -> bool:
+        """The getattr's result is called, or wrapped by a partial (there to be called)."""
+        return any(
+            (c.callable_is_call and c.callable_call_index in (k, -1))
+            or (c.first_arg_call == k and self._resolved(c.callable_index) == PARTIAL)
+            for c in self.facts.calls
+        )
+
+    def _owner(self, value: Any, attr: str) -> tuple[str, str] | None:
+        """(module, qualname) whose attribute `attr` getattr reads: a global, or the class of
+        an object a call instantiated (NEWOBJ/OBJ/INST, REDUCE of a class, a reconstructor)
+        whose state does not name `attr` (an instance attribute shadows the class's)."""
+        if isinstance(value, Box):
+            return "builtins", value.kind  # a literal list/dict/set/tuple: the builtin's methods
+        if isinstance(value, Glob):
+            i = self._global_at.get(value.offset, -1)
+        elif isinstance(value, Call):
+            i = self._made_by(value.offset)
+            if i >= 0 and self._may_shadow(value, attr):
+                return None  # its state may set that attribute: the instance's own value
+        else:
+            return None
+        if i < 0 or not self.facts.globals[i].resolved:
+            return None
+        cls = self.classes[i]
+        if cls is None or cls.is_dangerous:
+            return None
+        g = self.facts.globals[i]
+        return g.module, g.name
+
+    def _may_shadow(self, value: Call, attr: str) -> bool:
+        """The object `value` may hold its own `attr` (what getattr then returns): a BUILD
+        state names it or is no plain dict, or the call that made it passed arguments an
+        `__init__` could store (anything but text, numbers and None)."""
+        names = self._keys.get(value.offset, frozenset())
+        if names is None or attr in names:
+            return True
+        made = self.facts.calls[self._call_at[value.offset]]
+        if made.opcode in ("NEWOBJ", "NEWOBJ_EX"):
+            return False  # __new__ alone: no __init__ stores its arguments
+        if self._resolved(made.callable_index) in indexed.RECONSTRUCTORS:
+            # (cls, base, state): base.__init__(obj, state) may store what `state` holds
+            return bool(made.arg_kinds & (_MAY_BE_CALLABLE & ~ARG_GLOBAL))
+        return bool(made.arg_kinds & _MAY_BE_CALLABLE)
+
+    def _made_by(self, offset: int) -> int:
+        k = self._call_at.get(offset, -1)
+        if k < 0:
+            return -1
+        c = self.facts.calls[k]
+        cls = self.classes[c.callable_index] if 0 <= c.callable_index < len(self.classes) else None
+        if cls is None:
+            return -1
+        if cls.resolved in indexed.RECONSTRUCTORS:
+            return c.first_arg_global
+        if c.opcode in _INSTANTIATING or (c.opcode == "REDUCE" and cls.kind == "class"):
+            return c.callable_index
+        return -1  # a function's result: its type is not known
+
+    def _applied(self, k: int) -> bool:
+        """The getattr's result is thrown away, or called on str/bytes (a command runner)."""
+        if self.facts.calls[k].discarded:
+            return True
+        return any(
+            c.callable_is_call
+            and c.callable_call_index == k
+            and c.arg_kinds & (ARG_STR | ARG_BYTES)
+            for c in self.facts.calls
+        )
+
+    # -- partial and dispatchers --------------------------------------------------------------
+
+    def partial(self, call: CallSite) -> str | None:
+        """Why partial call `call` is benign; None when it is not shown benign here."""
+        site = self.sites.get(call.offset)
+        if site is None or not site.args:
+            return None
+        f = site.args[0]
+        if isinstance(f, Call):
+            k = self._call_at.get(f.offset, -1)
+            producer = self.facts.calls[k] if k >= 0 else None
+            if producer is None or self._resolved(producer.callable_index) != GETATTR:
+                return None
+            judged = self.getattr_as_global(k)
+            return None if judged is None else f"wrapping the method {judged.name}"
+        i = self._global_at.get(f.offset, -1) if isinstance(f, Glob) else -1
+        if i < 0 or not dispatcher_only(self.classes[i]):
+            return None
+        handed = self._handed_at(self._call_at[call.offset], 1, exclude=f)
+        if handed is None:
+            return None
+        return f"wrapping {self.facts.globals[i].qualname}, a dispatcher handed only {handed}"
+
+    def dispatch(self, index: int) -> str:
+        """Why dispatcher global `index` runs nothing dangerous here ("" when not shown): every
+        load-time use of it (called, rebuilt by a reconstructor, wrapped by a partial, then
+        BUILD) hands it only inert callables, or the pickle only references it."""
+        return self._consumers(
+            [k for k, c in enumerate(self.facts.calls) if c.callable_index == index],
+            [k for k, c in enumerate(self.facts.calls) if c.first_arg_global == index],
+            Glob(self.facts.globals[index].offset),
+        )
+
+    def dispatcher_now(self, index: int, cls: Classification) -> str:
+        """`dispatch` for a reviewed dispatcher that calls what it is handed while it runs and
+        nothing else (DISPATCH_NOW); "" for any other sink."""
+        if cls.category != _DISPATCH or not _dispatches_now(cls.resolved):
+            return ""
+        note = self.dispatch(index)
+        return f"handed only what it may call: {note}" if note else ""
+
+    def reach_note(
+        self,
+        index: int,
+        cls: Classification,
+        hooks_run: frozenset[str],
+        clean: Callable[[StreamFacts], bool],
+    ) -> str:
+        """Why an index reach of global `index` runs nothing the pickle chose ("" when not
+        shown): a dispatcher handed only inert callables, a class whose hooks reach sinks only
+        through a nested loader handed only clean nested pickles (`clean` judges one), or a
+        text sink handed no text."""
+        if dispatcher_only(cls):
+            note = self.dispatch(index)
+            return f"a callback dispatcher, {note}" if note else ""
+        loader = nested_loaders.loads_through_hooks(self.rules, cls, hooks_run)
+        if loader:
+            content = nested_loaders.state_content(
+                index, self.facts, self.classes, self.sites, clean
+            )
+            return (
+                f"its hooks reach sinks only through {loader}, handed {content}" if content else ""
+            )
+        return self.textless(index, [r for r in cls.reaches if r.hook in hooks_run])
+
+    def textless(self, index: int, reaches: Sequence[Any]) -> str:
+        """Why global `index`, whose `reaches` (those its hooks run) end in sinks that run text
+        (sympy's `Rational.__new__ -> sympify -> parse_expr -> eval`), has no text to run: at
+        every call of it, its arguments and BUILD state, followed through every call that built
+        them (an object's str() may be its state's text), hold numbers, None and globals only.
+        "" when some text, bytes or unseen value reaches it, or a reach ends elsewhere."""
+        if not reaches or any(r.category not in TEXT_SINKS for r in reaches):
+            return ""
+        calls = self.facts.calls
+        values: list[Any] = []
+        for _k, c in enumerate(calls):
+            if c.opcode == "BUILD":
+                continue
+            skip = 0 if c.callable_index == index else 1
+            if skip and (
+                c.first_arg_global != index
+                or self._resolved(c.callable_index) not in (indexed.RECONSTRUCTORS)
+            ):
+                if c.first_arg_global == index:
+                    return ""  # handed to something that may call it with anything
+                continue
+            site = self.sites.get(c.offset)
+            if site is None:
+                return ""
+            values.extend((*site.args[skip:], *site.states))
+        if not values:
+            return ""
+        seen: set[int] = set()
+        while values:
+            follow: list[Any] = []
+            for leaf in walk_values(values):
+                if leaf is VALUE or (isinstance(leaf, Glob) and self._code_global(leaf)):
+                    continue
+                if not isinstance(leaf, Call) or len(seen) > _MAX_FOLLOWED:
+                    return ""  # text, bytes or an unseen value
+                if leaf.offset in seen:
+                    continue
+                seen.add(leaf.offset)
+                site = self.sites.get(leaf.offset)
+                if site is None:
+                    return ""
+                follow.extend((*site.args, *site.states))
+            values = follow
+        return f"every call hands it numbers and objects built from numbers ({len(seen)} calls)"
+
+    def _result_dispatch(self, k: int) -> str:
+        """`dispatch` for the value call `k` returned (a dispatcher method getattr fetched)."""
+        calls = self.facts.calls
+        return self._consumers(
+            [j for j, c in enumerate(calls) if c.callable_is_call and c.callable_call_index == k],
+            [j for j, c in enumerate(calls) if c.first_arg_call == k],
+            Call(calls[k].offset),
+        )
+
+    def _consumers(self, called: list[int], first_of: list[int], itself: Any) -> str:
+        notes: list[str] = []
+        for k in called:
+            if self.facts.calls[k].opcode == "BUILD":
+                continue
+            notes.append(self._handed_at(k, 0, exclude=itself) or "")
+        for k in first_of:
+            c = self.facts.calls[k]
+            what = self._resolved(c.callable_index)
+            if c.opcode == "BUILD" or not (what == PARTIAL or what in indexed.RECONSTRUCTORS):
+                return ""  # handed to something else, which may call it with anything
+            notes.append(self._handed_at(k, 1, exclude=itself) or "")
+        if not notes:
+            if self._globals_to_unreviewed():
+                return ""  # an unlisted callable handed globals may be what calls it
+            return "referenced, never called by the pickle"
+        if not all(notes):
+            return ""
+        return f"every call hands it only {notes[0]}"
+
+    def _globals_to_unreviewed(self) -> bool:
+        """Some call hands a global to a callable nobody reviewed or indexed as inert."""
+        for c in self.facts.calls:
+            if c.opcode == "BUILD" or not c.arg_kinds & ARG_GLOBAL:
+                continue
+            made = (
+                self.classes[c.callable_index]
+                if 0 <= c.callable_index < len(self.classes)
+                else None
+            )
+            if made is None or not (made.is_safe or made.is_dangerous or _index_inert(made)):
+                return True
+        return False
+
+    def _handed_at(self, k: int, skip: int, exclude: Any) -> str | None:
+        """`inert_handed` over what call `k` passes on: its arguments after the first `skip`,
+        the state BUILD gives its result, and the arguments of every call of that result (a
+        partial is there to be called)."""
+        calls = self.facts.calls
+        site = self.sites.get(calls[k].offset)
+        if site is None:
+            return None
+        values = [*site.args[skip:], *site.states]
+        for c in calls:
+            if c.callable_is_call and c.callable_call_index == k:
+                later = self.sites.get(c.offset)
+                if later is None:
+                    return None
+                values.extend((*later.args, *later.states))
+        return self.inert_handed(values, exclude)
+
+    def inert_handed(self, values: Sequence[Any], exclude: Any = None) -> str | None:
+        """Names of the callables among `values` when each is allowlisted or index-inert and
+        nothing else there could be called (a call result, an unseen value); None otherwise.
+        `exclude`: the dispatcher itself (a partial's state names its own func again)."""
+        names: list[str] = []
+        for leaf in walk_values(values):
+            if leaf is VALUE or isinstance(leaf, (Text, Data)) or leaf == exclude:
+                continue
+            if isinstance(leaf, Call) and self._plain_value(leaf):
+                continue
+            if not isinstance(leaf, Glob):
+                return None  # a computed or unseen value: it may be any callable
+            i = self._global_at.get(leaf.offset, -1)
+            if isinstance(exclude, Glob) and i >= 0 and self._same(i, exclude):
+                continue  # the dispatcher imported again
+            cls = self.classes[i] if i >= 0 else None
+            if cls is None or cls.is_dangerous or not (cls.is_safe or _index_inert(cls)):
+                return None
+            names.append(self.facts.globals[i].qualname)
+        uniq = sorted(set(names))
+        if not uniq:
+            return "data (no callable)"
+        shown = ", ".join(uniq[:3]) + (f" (+{len(uniq) - 3})" if len(uniq) > 3 else "")
+        return f"inert callables ({shown})"
+
+    def _code_global(self, value: Glob) -> bool:
+        """A class or function (its str() is its name), not a constant that may be text."""
+        i = self._global_at.get(value.offset, -1)
+        cls = self.classes[i] if i >= 0 else None
+        if cls is None or cls.is_dangerous:
+            return False
+        return cls.kind in indexed.CALLABLE or (cls.is_safe and last_segment_is_class(cls.resolved))
+
+    def _same(self, i: int, other: Glob) -> bool:
+        j = self._global_at.get(other.offset, -1)
+        return j >= 0 and self._resolved(i) == self._resolved(j) != ""
+
+    def _plain_value(self, value: Call) -> bool:
+        """A call result that is no callable: made by a reviewed value type (`object()`, a
+        datetime, an int) or array helper, or protocol <= 2 bytes (`_codecs.encode`)."""
+        k = self._call_at.get(value.offset, -1)
+        if k < 0 or self.facts.calls[k].callable_is_call:
+            return False
+        c = self.facts.calls[k]
+        if self._resolved(c.callable_index) in indexed.RECONSTRUCTORS:
+            return self._resolved(c.first_arg_global) in _PLAIN_MAKERS  # object.__new__(object)
+        return self._resolved(c.callable_index) in _PLAIN_MAKERS
+
+    def _resolved(self, index: int) -> str:
+        cls = self.classes[index] if 0 <= index < len(self.classes) else None
+        return cls.resolved if cls is not None else ""
+
+
+def _dispatches_now(resolved: str) -> bool:
+    module, _, _name = resolved.rpartition(".")
+    return module == "itertools" or resolved in DISPATCH_NOW
+
+
+def _index_inert(cls: Classification) -> bool:
+    return (
+        cls.index == indexed.KNOWN
+        and cls.kind in ("class", "function")
+        and not cls.reaches
+        and not cls.pinned
+    )
+
+
+def _as_global(name: str, hit: Classification, applied: bool, called: bool) -> AsGlobal | None:
+    """The finding a GLOBAL `name` classified as `hit` would raise (engine's per-global
+    grading, restated for a name no opcode imports); None for a sink (stays malicious)."""
+    if hit.is_dangerous:
+        return None
+    if hit.is_safe:
+        return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, "allowlisted")
+    if hit.index == indexed.UNDEFINED:
+        return AsGlobal(name, R.UNDEFINED_IN_INDEX, None, hit.reason)
+    if hit.index == indexed.KNOWN and not hit.pinned and hit.reaches:
+        reach = min(hit.reaches, key=lambda r: len(r.path))
+        if not indexed.long_reach(reach):
+            return None  # a method that reaches a sink: as malicious as the sink
+        path = " -> ".join(reach.path)
+        return AsGlobal(name, R.REACHES_SINK, Severity.SUSPICIOUS, f"[{reach.category}] {path}")
+    if hit.index == indexed.KNOWN and (_index_inert(hit) or (hit.kind == "builtin" and not called)):
+        # a called builtin is C the index cannot read (ZoneInfo.from_file): unlisted below
+        return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, indexed.describe(hit))
+    if hit.entry_id:
+        return AsGlobal(name, R.REVIEWED_UNKNOWN, None, f"[{hit.category}] {hit.reason}")
+    if applied:
+        return AsGlobal(name, R.UNKNOWN_APPLIED, None, "not in the reviewed allowlist, applied")
+    return AsGlobal(name, R.UNKNOWN_GLOBAL, None, "not in the reviewed allowlist")
+
+
+__all__ = ["AsGlobal", "Handed", "dispatcher_only", "wanted_in"]

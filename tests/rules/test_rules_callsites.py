@@ -1,0 +1,373 @@
+"""Sink calls judged by what each call site hands them (issue #15: rules/callsites.py, handed.py).
+
+Each benign shape has attacker twins that must stay malicious (or at least unsettleable).
+Pickles are hand-written protocol-2 opcodes; nothing here is loaded or executed.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from fastscan.findings import Severity
+from fastscan.rules import default_ruleset
+from fastscan.scan import Scanner
+from fastscan.verdict import settleable
+
+INDEX = default_ruleset().index
+needs_index = pytest.mark.skipif(INDEX is None, reason="no shipped index in this checkout")
+SCANNER = Scanner(model=None)
+
+
+def g(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def s(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def t(*items: bytes) -> bytes:
+    return b"(" + b"".join(items) + b"t"
+
+
+def call(f: bytes, *args: bytes) -> bytes:
+    return f + t(*args) + b"R"
+
+
+def pkl(body: bytes) -> bytes:
+    return b"\x80\x02" + body + b"."
+
+
+def scan(body: bytes) -> tuple[str, dict[str, list[Severity]]]:
+    result = SCANNER.scan_bytes(pkl(body), "x.pkl")
+    found: dict[str, list[Severity]] = {}
+    for f in result.findings:
+        found.setdefault(f.rule_id, []).append(f.severity)
+    return result.verdict, found
+
+
+GETATTR = g("builtins", "getattr")
+PARTIAL = g("functools", "partial")
+UNLISTED = g("mylab.tables", "LabelTable")  # a user's class nobody indexed
+
+
+# -- getattr(owner, "name") is the global owner.name ---------------------------------------
+
+
+def test_getattr_classmethod_of_an_unlisted_class_is_an_unlisted_global() -> None:
+    # bidict pickles as getattr(bidict, "_from_other")({...}): as if it imported that name
+    body = call(call(GETATTR, UNLISTED, s("from_rows")), b"}" + s("a") + b"K\x01s")
+    result = SCANNER.scan_bytes(pkl(body), "x.pkl")
+    assert result.verdict == "suspicious"
+    fetched = [f for f in result.findings if f.subject == "mylab.tables.LabelTable.from_rows"]
+    assert [f.rule_id for f in fetched] == ["FS103"]
+    assert {f.rule_id: f.severity for f in result.findings}["FS102"] == Severity.LOW
+    assert settleable(result.findings, "complete")  # the classifier may settle it, as a GLOBAL
+
+
+def test_getattr_result_applied_to_text_is_fs112_not_settleable() -> None:
+    body = call(call(GETATTR, UNLISTED, s("apply_rows")), s("echo hi"))
+    result = SCANNER.scan_bytes(pkl(body), "x.pkl")
+    assert any(f.rule_id == "FS112" for f in result.findings)
+    assert result.verdict == "suspicious"
+    assert not settleable(result.findings, "complete")
+
+
+@pytest.mark.parametrize(
+    "owner, attr",
+    [
+        (g("os", "path"), "system"),  # a sink attribute name on any object
+        (g("posix", "stat_result"), "walk"),  # any attribute of a denylisted module
+        (g("subprocess", "Popen"), "communicate"),
+        (g("builtins", "object"), "eval"),
+        (UNLISTED, "__globals__"),  # interpreter internals
+        (UNLISTED, "system"),
+    ],
+)
+def test_getattr_of_a_sink_stays_malicious(owner: bytes, attr: str) -> None:
+    verdict, found = scan(call(call(GETATTR, owner, s(attr)), s("echo pwned")))
+    assert verdict == "malicious"
+    assert Severity.MALICIOUS in found["FS102"]
+
+
+def test_getattr_with_a_computed_name_stays_malicious() -> None:
+    # the name is a call's result (str.join): which attribute it reads is not known
+    name = call(g("builtins", "str.join"), s(""), b"]" + s("sys") + s("tem") + b"e")
+    verdict, _found = scan(call(call(GETATTR, UNLISTED, name), s("echo hi")))
+    assert verdict == "malicious"
+
+
+def test_getattr_on_a_function_result_stays_malicious() -> None:
+    # the object is what an unlisted function returned: its type (a module?) is unknown
+    owner = call(g("mylab.util", "load_module"), s("os"))
+    verdict, _ = scan(call(call(GETATTR, owner, s("listdir")), s("/tmp")))
+    assert verdict == "malicious"
+
+
+@needs_index
+def test_getattr_method_of_an_instance_is_the_class_method() -> None:
+    # matplotlib: getattr(<Figure made by NEWOBJ>, "delaxes") kept in a callback registry
+    fig = g("matplotlib.figure", "Figure") + b"q\x01)\x81q\x02"
+    body = fig + b"0" + GETATTR + b"h\x02" + s("delaxes") + b"\x86R"
+    verdict, found = scan(body)
+    assert found["FS102"] == [Severity.LOW]
+    assert "FS111" in found and verdict != "malicious"
+
+
+@needs_index
+def test_getattr_of_an_indexed_method_that_reaches_a_sink_stays_malicious() -> None:
+    owner = g("transformers.modeling_utils", "PreTrainedModel")
+    verdict, _found = scan(call(call(GETATTR, owner, s("from_pretrained")), s("/tmp/x")))
+    assert verdict == "malicious"
+
+
+# -- partial and dispatchers judged by what they are handed --------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        call(PARTIAL, g("os", "system"), s("echo hi")),
+        call(PARTIAL, g("posix", "system")) + b"" + t(g("posix", "system"), b")}N") + b"b",
+        call(g("functools", "reduce"), g("os", "system"), b"]" + s("echo hi") + b"a"),
+        call(g("builtins", "map"), g("mylab.util", "run"), b"]" + s("echo hi") + b"a"),
+        call(g("builtins", "filter"), call(g("mylab.util", "Key")), b"](" + s("echo") + b"e"),
+    ],
+)
+def test_dispatchers_handed_sinks_or_unknown_callables_stay_malicious(body: bytes) -> None:
+    verdict, _ = scan(body)
+    assert verdict == "malicious"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        call(g("itertools", "count"), b"K\x00"),  # matplotlib's CallbackRegistry counter
+        call(g("itertools", "repeat"), s("x"), b"K\x03"),
+        call(PARTIAL, g("builtins", "max"), b"K\x01"),
+    ],
+)
+def test_reviewed_dispatchers_handed_only_data_or_inert_callables_are_low(body: bytes) -> None:
+    verdict, found = scan(body)
+    assert found["FS102"] == [Severity.LOW]
+    assert verdict == "clean"
+
+
+@needs_index
+def test_partial_of_an_index_dispatcher_judged_by_its_state() -> None:
+    # spaCy: partial(_get_attr_unless_lookup) whose BUILD state hands it lex_attrs.lower
+    f = g("spacy.util", "_get_attr_unless_lookup")
+    lower = g("spacy.lang.lex_attrs", "lower")
+    state = t(f + b"q\x09", t(lower, b"}"), b"}N")
+    benign = PARTIAL + f + b"q\x09\x85R" + state + b"b"
+    verdict, found = scan(benign)
+    assert found["FS102"] == [Severity.LOW]
+    assert all(sev < Severity.SUSPICIOUS for sev in found.get("FS110", []))
+    # the same state handing an unlisted function: the dispatcher may run it
+    twin = PARTIAL + f + b"q\x09\x85R" + t(f, t(g("mylab.util", "run"), b"}"), b"}N") + b"b"
+    verdict, found = scan(twin)
+    assert verdict == "malicious"
+    # ... or a sink
+    twin = PARTIAL + f + b"q\x09\x85R" + t(f, t(g("posix", "system"), b"}"), b"}N") + b"b"
+    assert scan(twin)[0] == "malicious"
+
+
+@needs_index
+def test_an_index_dispatcher_called_with_an_unknown_callable_stays_flagged() -> None:
+    f = g("spacy.util", "_get_attr_unless_lookup")
+    verdict, found = scan(call(f, g("mylab.util", "run"), b"N", s("echo hi")))
+    assert verdict in ("suspicious", "malicious")
+    assert Severity.SUSPICIOUS in found["FS110"] or Severity.MALICIOUS in found["FS110"]
+    # called on data only, it runs nothing the pickle chose
+    verdict, found = scan(call(f, b"N", b"N", s("text")))
+    assert found["FS110"] == [Severity.LOW]
+
+
+# -- nested pickles: graded by their content -----------------------------------------------
+
+INNER_EVIL = b"\x80\x02cposix\nsystem\nX\x07\x00\x00\x00echo hiq\x85R."
+INNER_OK = b"\x80\x02ccollections\nOrderedDict\n)R."
+
+
+def _bytes(data: bytes) -> bytes:
+    return b"B" + struct.pack("<I", len(data)) + data
+
+
+def test_a_clean_nested_pickle_read_whole_is_a_low_note() -> None:
+    verdict, found = scan(b"}" + s("blob") + _bytes(INNER_OK) + b"s")
+    assert found["FS210"] == [Severity.LOW]
+    assert verdict == "clean"
+
+
+@pytest.mark.parametrize(
+    "carrier",
+    [
+        _bytes(INNER_EVIL),
+        # protocol <= 2 bytes: _codecs.encode(text, "latin1")
+        call(g("_codecs", "encode"), s(INNER_EVIL.decode("latin-1")), s("latin1")),
+    ],
+)
+def test_a_malicious_nested_pickle_still_makes_the_file_malicious(carrier: bytes) -> None:
+    verdict, found = scan(b"}" + s("blob") + carrier + b"s")
+    assert verdict == "malicious"
+    assert Severity.MALICIOUS in found["FS102"]
+
+
+def test_a_truncated_nested_pickle_stays_suspicious() -> None:
+    verdict, found = scan(b"}" + s("blob") + _bytes(INNER_EVIL[:-8]) + b"s")
+    assert Severity.SUSPICIOUS in found.get("FS210", []) or verdict == "malicious"
+
+
+# -- loaders reached through a class's hooks: judged by the bytes its state can hand them ----
+
+RECON = g("copyreg", "_reconstructor")
+OBJECT = g("builtins", "object")
+NET = g("skorch.classifier", "NeuralNetClassifier")  # __setstate__ -> torch.load(state bytes)
+
+
+def latin1(data: bytes) -> bytes:
+    """Protocol <= 2 bytes: _codecs.encode(text, "latin1")."""
+    return call(g("_codecs", "encode"), s(data.decode("latin-1")), s("latin1"))
+
+
+def net_with(blob: bytes, prefix: bytes = b"") -> bytes:
+    return prefix + call(RECON, NET, OBJECT, b"N") + b"}" + s("blob") + blob + b"sb"
+
+
+def fs110(found: dict[str, list[Severity]]) -> Severity:
+    return max(found["FS110"])
+
+
+@needs_index
+def test_a_setstate_loader_fed_clean_nested_bytes_is_low() -> None:
+    for blob in (latin1(INNER_OK), _bytes(INNER_OK)):
+        verdict, found = scan(net_with(blob))
+        assert fs110(found) == Severity.LOW, blob
+        assert verdict != "malicious"
+
+
+@needs_index
+@pytest.mark.parametrize(
+    "blob, prefix",
+    [
+        (latin1(INNER_EVIL), b""),  # the nested scan is malicious
+        (_bytes(INNER_EVIL), b""),
+        (b"h\x07", _bytes(INNER_EVIL) + b"q\x070"),  # memoised bytes: still read, still evil
+        # computed bytes: bytes(list of ints) is no literal the tokenizer reads as a pickle
+        (call(g("builtins", "bytes"), b"]" + b"(" + b"K\x80K\x02" + b"e"), b""),
+        # a bytearray changed after it was written (APPENDS -> extend)
+        (b"\x96" + struct.pack("<Q", 2) + b"\x80\x02(K\x63e", b""),
+        # a zip archive (torch.load opens it; the scan does not here)
+        (_bytes(b"PK\x03\x04" + b"\x00" * 40), b""),
+        # a pickle past the nested-probe budget: imports only after 15,000 no-op opcodes
+        (latin1(b"\x80\x02" + b"N0" * 15000 + INNER_EVIL[2:]), b""),
+        # handed by an unreviewed function that may decode anything
+        (call(g("mylab.util", "unpack"), s("gAJjcG9zaXgKc3lzdGVtCg==")), b""),
+    ],
+)
+def test_a_setstate_loader_fed_other_bytes_stays_malicious(blob: bytes, prefix: bytes) -> None:
+    verdict, found = scan(net_with(blob, prefix))
+    assert verdict == "malicious"
+    assert fs110(found) == Severity.MALICIOUS
+
+
+@needs_index
+def test_load_from_bytes_over_codecs_latin1_bytes_is_judged_by_content() -> None:
+    loader = g("torch.storage", "_load_from_bytes")
+    verdict, found = scan(call(loader, latin1(INNER_OK)))
+    assert found["FS102"] == [Severity.LOW]
+    verdict, found = scan(call(loader, latin1(INNER_EVIL)))
+    assert verdict == "malicious"
+    # another codec makes other bytes than the ones scanned
+    rot = call(g("_codecs", "encode"), s(INNER_OK.decode("latin-1")), s("rot13"))
+    verdict, found = scan(call(loader, rot))
+    assert Severity.MALICIOUS in found["FS102"]
+
+
+# -- sinks that run text, reached with no text -------------------------------------------
+
+
+@needs_index
+def test_an_exec_reach_handed_only_numbers_is_low() -> None:
+    rational = g("sympy.core.numbers", "Rational")
+    verdict, found = scan(call(rational, b"K\x01", b"K\x03"))
+    assert fs110(found) == Severity.LOW
+    assert verdict == "clean"
+
+
+@needs_index
+@pytest.mark.parametrize(
+    "arg",
+    [
+        s("1/3"),  # text flows into sympify -> parse_expr
+        # an object whose str() is its state's text: sympify(obj) may parse str(obj)
+        call(g("pathlib", "PurePosixPath"), s("__import__('os').system('echo hi')")),
+        call(g("mylab.expr", "Expr")) + b"}" + s("text") + s("x") + b"sb",
+        _bytes(b"1/3"),
+    ],
+)
+def test_an_exec_reach_handed_text_keeps_its_grade(arg: bytes) -> None:
+    _verdict, found = scan(call(g("sympy.core.numbers", "Rational"), arg))
+    assert fs110(found) == Severity.MALICIOUS  # within the reach bound: as before
+
+
+# -- a module's namespace as the globals of a function the pickle builds (dill) ------------
+
+FUNCTION = call(
+    g("types", "FunctionType"), call(g("types", "CodeType")), g("nltk.tag.hmm", "__dict__")
+)
+
+
+def test_a_module_namespace_handed_to_function_construction_is_construction() -> None:
+    _verdict, found = scan(FUNCTION)
+    assert "FS101" not in found
+    assert Severity.LOW in found["FS106"]
+
+
+def test_a_module_namespace_used_as_a_receiver_stays_malicious() -> None:
+    poison = call(g("builtins", "dict.update"), g("nltk.tag.hmm", "__dict__"), b"}")
+    verdict, _ = scan(FUNCTION + b"0" + poison)
+    assert verdict == "malicious"
+    verdict, _found = scan(g("nltk.tag.hmm", "__dict__"))  # no function built: a bare namespace
+    assert verdict == "malicious"
+
+
+@needs_index
+def test_getattr_of_an_instance_attribute_set_by_its_state_is_not_the_class_method() -> None:
+    # BUILD may give the object its own `delaxes` (an unlisted runner): not Figure.delaxes
+    fig = g("matplotlib.figure", "Figure") + b"q\x01)\x81q\x02"
+    state = b"}" + s("delaxes") + g("mylab.util", "runner") + b"sb"
+    body = fig + state + b"0" + GETATTR + b"h\x02" + s("delaxes") + b"\x86R" + s("echo") + b"\x85R"
+    verdict, found = scan(body)
+    assert verdict == "malicious"
+    assert Severity.MALICIOUS in found["FS102"]
+
+
+@needs_index
+def test_an_exec_reach_handed_a_module_constant_keeps_its_grade() -> None:
+    # a module-level string constant is text the sink could run
+    _, found = scan(call(g("sympy.core.numbers", "Rational"), g("this", "s")))
+    assert fs110(found) == Severity.MALICIOUS
+
+
+@needs_index
+def test_getattr_of_an_instance_built_with_a_callable_argument_is_not_the_class_method() -> None:
+    # Figure(runner): an __init__ may store the callable it is handed as `delaxes`
+    fig = call(g("matplotlib.figure", "Figure"), g("mylab.util", "runner")) + b"q\x02"
+    body = fig + b"0" + GETATTR + b"h\x02" + s("delaxes") + b"\x86R" + s("echo") + b"\x85R"
+    verdict, _ = scan(body)
+    assert verdict == "malicious"
+
+
+@needs_index
+def test_a_referenced_dispatcher_handed_to_an_unlisted_callable_stays_flagged() -> None:
+    f = g("spacy.util", "_get_attr_unless_lookup")
+    _, found = scan(b"]" + f + b"a")  # only referenced: runs nothing at load
+    assert found["FS110"] == [Severity.LOW]
+    # an unlisted helper handed it (and a runner) may call it with anything
+    body = call(g("mylab.util", "Builder"), s("x"), f, g("mylab.util", "runner"))
+    _, found = scan(body)
+    assert Severity.SUSPICIOUS in found["FS110"]
