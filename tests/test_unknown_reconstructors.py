@@ -33,7 +33,7 @@ def _never(*_args: object) -> None:
 def mod() -> Iterator[types.ModuleType]:
     module = types.ModuleType(MODULE)
 
-    class bitset:  # noqa: N801  (lowercase like bitarray's class: the name does not say class)
+    class bitset:  # lowercase like bitarray's class: the name does not say "class"
         pass
 
     def _bitset_reconstructor(*_args: object) -> None:
@@ -156,9 +156,7 @@ def test_text_too_long_to_keep_keeps_fs112(mod: types.ModuleType, protocol: int)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_bare_bytes_without_a_handed_class_keep_fs112(
-    mod: types.ModuleType, protocol: int
-) -> None:
+def test_bare_bytes_without_a_handed_class_keep_fs112(mod: types.ModuleType, protocol: int) -> None:
     twin = _Reduce((mod.run, (b"echo fastscan",)))
     _applied(pickle.dumps([twin], protocol=protocol), "run")
 
