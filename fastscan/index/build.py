@@ -294,12 +294,14 @@ def dispatchers(g: Graph, *, subclasses: bool) -> dict[Node, tuple[str, ...]]:
             calls = family.get((owner[1], owner[2]), {}) if owner else {}
             # state a BUILD restores is the object's own data: its item protocol forwarded
             # there is not a callable handed over (only calls count for __setstate__)
-            sub = "" if qual.rsplit(".", 1)[-1] == "__setstate__" else SUBSCRIPTED
-            hit = sorted(k for k in f.stores if k in calls or (sub and sub + k in calls))
+            setstate = qual.rsplit(".", 1)[-1] == "__setstate__"
+            hit = sorted(
+                k for k in f.stores if k in calls and not (setstate and k.startswith(SUBSCRIPTED))
+            )
             if f.params_called:
                 found[node] = (label(*node),)
             elif hit:
-                found[node] = (label(*node), calls.get(hit[0]) or calls[sub + hit[0]])
+                found[node] = (label(*node), calls[hit[0]])
             if f.params_called or hit:
                 params[node] = {*f.params_called, *(p for k in hit for p in f.stores[k])}
     reverse: dict[Node, list[tuple[Node, dict[str, list[str]]]]] = {}

@@ -11,7 +11,8 @@ shape, whatever the names:
 - a method **calls** what is stored: `self.a(...)`, `self.a[k](...)`, or a local read from
   `self.a` (`for cb in self.a: cb()`, `action = queue[0]` after `queue = self._queue`); an
   item method (`__getitem__`, `__setitem__`, `get`, ...) that subscripts what is stored with
-  its own key argument forwards the item protocol to it (`collections.ChainMap`), key "[]a";
+  its own key argument forwards the item protocol to it (`collections.ChainMap`), key "[]a",
+  which only a store of the value itself (`self.a = v`, not `self.a[k] = v`) matches;
   `info.func(...)` on such a local counts only for a field a store set (`info.func = func`), so
   `self.model.predict()` on a stored model is not dispatch.
 
@@ -131,9 +132,11 @@ def param_flows(node: ast.AST, params: set[str], info: Any) -> dict[str, set[str
     subs = list(ast.walk(node))
     keys = set(tainted) if getattr(node, "name", "") in _ITEM_METHODS else set()
 
-    def store(attr: str, value: ast.AST) -> None:
+    def store(attr: str, value: ast.AST, whole: bool = False) -> None:
         origins = _origins(value, tainted)
         stores.setdefault(attr, set()).update(origins)
+        if whole:  # `self.a = v`: `a` is the value itself, whose item protocol can be forwarded
+            stores.setdefault(SUBSCRIPTED + attr, set()).update(origins)
         for n in ast.walk(value):
             if isinstance(n, ast.Name):
                 for f in fields.get(n.id, ()):
@@ -154,7 +157,7 @@ def param_flows(node: ast.AST, params: set[str], info: Any) -> dict[str, set[str
                         continue
                     attr = _self_attr(target)
                     if attr is not None:
-                        store(attr, value)
+                        store(attr, value, whole=isinstance(target, ast.Attribute))
                     elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
                         tainted.setdefault(target.value.id, set()).update(hot)  # `info.func = f`
                         fields.setdefault(target.value.id, set()).add(target.attr)
