@@ -127,6 +127,9 @@ HOSTILE_TEXT = [
     "a=1",
     "C:\\fastscan\\x.bat",
     "tmp/fastscan-j6",  # a lowercase relative path is not a zone name
+    "tokenizer.bin",  # a file name: a loader handed a second stage (THREATS H3)
+    "127.0.0.1",  # an address
+    "Tmp/Evil.sh",  # zone-shaped, but a file name
 ]
 
 

@@ -75,13 +75,17 @@ _STATE_KINDS = (
     ARG_STR | ARG_BYTES | F.ARG_NUMBER | F.ARG_NONE | F.ARG_CONTAINER | F.ARG_GLOBAL | ARG_CALL
 )
 # Inert text: no character a command line, code, a path or a URL needs — whitespace (arguments),
-# shell and code punctuation, quotes, `=`, `/`, `\\`, `~`, a leading `.` or `-` — so words,
+# shell and code punctuation, quotes, `=`, `/`, `\\`, `~`, a leading `.` or `-`, a short final
+# `.ext` (file names, dotted addresses; dotted module names the stream imports are exempt) — so
 # dotted/dashed tokens (`little`, `utf-8`, `Content-Type`) and protocol <= 2 bytes carried as
 # latin-1 text without such characters; plus IANA zone names (`America/New_York`: `/` only between
 # capitalised segments). A bare word can still be a command without arguments (`reboot`): such a
 # call is settled only by a confident classifier, like any FS103.
-_HOSTILE_TEXT = re.compile(r"[\s;|&`$<>(){}\[\]'\"=/\\~*?!#%^]|^[.-]")
-_ZONE_NAME = re.compile(r"[A-Z][\w.+-]{0,39}(?:/[A-Z][\w.+-]{0,39}){1,2}")
+_HOSTILE_TEXT = re.compile(
+    r"[\s;|&`$<>(){}\[\]'\"=/\\~*?!#%^]|^[.-]"
+    r"|\.[A-Za-z0-9]{1,5}$"  # a file name (`tokenizer.bin`, `run.sh`), an address (`127.0.0.1`)
+)
+_ZONE_NAME = re.compile(r"[A-Z][\w+-]{0,39}(?:/[A-Z][\w+-]{0,39}){1,2}")
 _INERT_STRINGS_MAX = 100_000  # beyond this many strings the check is not worth its time: fail
 # Protocol <= 2 bytes: `_codecs.encode("\xff...", "latin1")`.
 _BYTES_MAKERS = frozenset({"_codecs.encode", "codecs.encode"})
@@ -212,10 +216,15 @@ class StreamShapes:
         (`_HOSTILE_TEXT`), and none was too long to have been kept."""
         if self._inert is None:
             strings = self.facts.strings
+            # STACK_GLOBAL's operands are strings too: a name the stream imports is not text
+            names = {part for g in self.facts.globals for part in (g.module, g.name)}
             self._inert = (
                 not self.facts.long_strings
                 and len(strings) <= _INERT_STRINGS_MAX
-                and all(not _HOSTILE_TEXT.search(t) or _ZONE_NAME.fullmatch(t) for t in strings)
+                and all(
+                    t in names or not _HOSTILE_TEXT.search(t) or _ZONE_NAME.fullmatch(t)
+                    for t in strings
+                )
             )
         return self._inert
 
