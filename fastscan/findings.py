@@ -185,8 +185,11 @@ UNDEFINED_IN_INDEX = _rule(
     S.SUSPICIOUS,
     "name its indexed module does not define (typo, shadow)",
     "E, I",
-    why="The module is in the ecosystem index but defines no such name: a typo, a shadowed or"
-    " runtime-created attribute, or a name made up to slip past a list.",
+    why="The module is in the ecosystem index, its namespace is closed (pure Python, no names"
+    " made at run time) and it defines no such name: a typo, an attribute path through a module"
+    " it imports, a class of another version, or a name made up to slip past a list. A name"
+    " missing from an open namespace (compiled, globals() writes, set from another module, PEP"
+    " 562) is unlisted (FS103) instead.",
     fix="Check the name against the library's source; add your own packages with"
     " `fastscan index` and `--index`.",
 )
@@ -219,9 +222,12 @@ UNKNOWN_APPLIED = _rule(
     S.SUSPICIOUS,
     "unlisted callable applied to arguments",
     "J6",
-    why="A name no list or index knows is called like a function (on strings or bytes, its"
-    " result discarded, called or fed to another call), the shape of a command runner, not of"
-    " an object being restored; the classifier may not settle it.",
+    why="A name no list or index knows is called like a function (its result discarded, called"
+    " or fed to another call, or handed strings or bytes that do not describe state: text that"
+    " reads as a command, code, a path or a URL, bytes without the class they rebuild), the"
+    " shape of a command runner, not of an object being restored; the classifier may not settle"
+    " it. A reconstructor (result kept as restored data, handed a class, numbers, inert text) is"
+    " FS103.",
     fix="Review what the function does; allow it in your config or index your package.",
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
+from .flows import SUBSCRIPTED
 from .resolve import Ref, Resolver, label
 from .sinks import CUTS, MODE_SINKS, direct_category, sink_category
 from .symbols import B_DEF, B_FROM, B_IMPORT, CALL_CONST, CALL_PARAM, CALL_RO, ModuleInfo
@@ -291,7 +292,12 @@ def dispatchers(g: Graph, *, subclasses: bool) -> dict[Node, tuple[str, ...]]:
             f, node = m.functions[qual], (m.name, qual)
             owner = _owner(m, qual)
             calls = family.get((owner[1], owner[2]), {}) if owner else {}
-            hit = sorted(k for k in f.stores if k in calls)
+            # state a BUILD restores is the object's own data: its item protocol forwarded
+            # there is not a callable handed over (only calls count for __setstate__)
+            setstate = qual.rsplit(".", 1)[-1] == "__setstate__"
+            hit = sorted(
+                k for k in f.stores if k in calls and not (setstate and k.startswith(SUBSCRIPTED))
+            )
             if f.params_called:
                 found[node] = (label(*node),)
             elif hit:
@@ -312,6 +318,8 @@ def dispatchers(g: Graph, *, subclasses: bool) -> dict[Node, tuple[str, ...]]:
             for slot, origins in slots.items():
                 i = skip + int(slot) if slot.isdigit() else -1
                 param = callee.params[i] if 0 <= i < len(callee.params) else slot
+                if i >= len(callee.params) and callee.vararg:
+                    param = callee.vararg  # `ChainMap(kws, mapping)` fills `*maps`
                 if param in params[node]:
                     got.update(origins)  # the argument for a dispatched parameter
             if not got - params.get(src, set()) or len(found[node]) >= _DISPATCH_LEN:

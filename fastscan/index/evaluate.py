@@ -33,8 +33,6 @@ PRIORITY = (
 # ABSENT names cannot be loaded on the indexed Python/torch at all: reported both with and
 # without them in the denominator.
 ABSENT = {
-    "_aix_support._read_cmd_output": "not in CPython 3.11 (the index's stdlib); 3.12+ only",
-    "_pyrepl.pager.pipe_pager": "_pyrepl is CPython 3.13+; the index has 3.11's stdlib",
     "torch._inductor.codecache.compile_file": "gone from torch 2.13 (the pinned version)",
     "torch.utils.bottleneck.__main__.run_cprofile": "torch.utils.bottleneck gone in torch 2.13",
     "torch.utils.bottleneck.__main__.run_autograd_prof": "torch.utils.bottleneck gone in 2.13",
@@ -42,6 +40,9 @@ ABSENT = {
 _WILDCARD = "; the rule base's module-wide `{}.*` entry carries one category for every name"
 WHY = {
     **ABSENT,
+    # indexed from the other supported Pythons' stdlib (`ship.py --other-stdlib`)
+    "_aix_support._read_cmd_output": "3.12+ only: an index built without --other-stdlib lacks it",
+    "_pyrepl.pager.pipe_pager": "_pyrepl is 3.13+: an index built without --other-stdlib lacks it",
     "lib2to3.pgen2.grammar.Grammar.loads": "the index says nested_loader (it calls"
     " pickle.loads)" + _WILDCARD.format("lib2to3") + " (exec_sink, for make_label's eval)",
     "distutils.file_util.write_file": "the index says filesystem_write (`open(name, 'w')`)"
@@ -67,8 +68,6 @@ WHY = {
     " executor's class family calls it",
     "re.sub": "the callable replacement runs inside the C pattern object's sub(), and the"
     " pattern object is the return value of `_compile()` (return types are not inferred)",
-    "string.Template.substitute": "the mapping's __getitem__ runs; its type is not known",
-    "collections.ChainMap": "lookups subscript the wrapped mappings (`mapping[key]`), no call",
 }
 
 

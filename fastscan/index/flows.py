@@ -9,7 +9,10 @@ shape, whatever the names:
   `self.a` and `v` (`heappush(self._queue, event)`); `v` is derived from a parameter when it
   mentions one or a local derived from one (`w = _WorkItem(f, fn)`, `info.func = func`);
 - a method **calls** what is stored: `self.a(...)`, `self.a[k](...)`, or a local read from
-  `self.a` (`for cb in self.a: cb()`, `action = queue[0]` after `queue = self._queue`);
+  `self.a` (`for cb in self.a: cb()`, `action = queue[0]` after `queue = self._queue`); an
+  item method (`__getitem__`, `__setitem__`, `get`, ...) that subscripts what is stored with
+  its own key argument forwards the item protocol to it (`collections.ChainMap`), key "[]a",
+  which only a store of the value itself (`self.a = v`, not `self.a[k] = v`) matches;
   `info.func(...)` on such a local counts only for a field a store set (`info.func = func`), so
   `self.model.predict()` on a stored model is not dispatch.
 
@@ -23,6 +26,13 @@ import ast
 from typing import Any
 
 _RECEIVERS = ("self", "cls")
+# Item-protocol methods: one that subscripts stored state with its own key argument forwards the
+# item protocol to that object, so the object's `__getitem__`/`__setitem__` runs (ChainMap's
+# `self.maps[0][key] = value` under SETITEMS). Recorded as the key "[]attr".
+_ITEM_METHODS = frozenset(
+    {"__getitem__", "__setitem__", "__delitem__", "__missing__", "__contains__", "get", "pop"}
+)
+SUBSCRIPTED = "[]"
 
 
 def mentions(expr: ast.AST, names: set[str] | dict[str, Any]) -> bool:
@@ -120,10 +130,13 @@ def param_flows(node: ast.AST, params: set[str], info: Any) -> dict[str, set[str
     called_params: set[str] = set()
     slots: dict[str, dict[str, set[str]]] = {}  # callee text -> argument slot -> parameters
     subs = list(ast.walk(node))
+    keys = set(tainted) if getattr(node, "name", "") in _ITEM_METHODS else set()
 
-    def store(attr: str, value: ast.AST) -> None:
+    def store(attr: str, value: ast.AST, whole: bool = False) -> None:
         origins = _origins(value, tainted)
         stores.setdefault(attr, set()).update(origins)
+        if whole:  # `self.a = v`: `a` is the value itself, whose item protocol can be forwarded
+            stores.setdefault(SUBSCRIPTED + attr, set()).update(origins)
         for n in ast.walk(value):
             if isinstance(n, ast.Name):
                 for f in fields.get(n.id, ()):
@@ -144,10 +157,15 @@ def param_flows(node: ast.AST, params: set[str], info: Any) -> dict[str, set[str
                         continue
                     attr = _self_attr(target)
                     if attr is not None:
-                        store(attr, value)
+                        store(attr, value, whole=isinstance(target, ast.Attribute))
                     elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
                         tainted.setdefault(target.value.id, set()).update(hot)  # `info.func = f`
                         fields.setdefault(target.value.id, set()).add(target.attr)
+            if keys and isinstance(sub, ast.Subscript) and mentions(sub.slice, keys):
+                value = sub.value
+                src = read.get(value.id) if isinstance(value, ast.Name) else _self_attr(value)
+                if src is not None:
+                    called.add(SUBSCRIPTED + src)  # `self.a[key]`, `for m in self.a: m[key]`
             if not isinstance(sub, ast.Call):
                 continue
             args = [*sub.args, *(kw.value for kw in sub.keywords)]

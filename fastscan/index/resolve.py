@@ -103,6 +103,12 @@ class Resolver:
             return self.external(target, ()) or ("module", target, "")
         if kind == B_FROM:
             src, attr = binding[1], binding[2]
+            own = self.mods[src].bindings if src in self.mods else {}
+            if f"{src}.{attr}" == module and attr in own:
+                # `from .. import models` inside pkg.models: the import system's getattr(pkg,
+                # "models") finds what pkg's __init__ bound (tokenizers binds its Rust
+                # submodule there); the submodule is set on pkg only once it has run
+                return self.resolve(src, (attr,), depth + 1)
             if f"{src}.{attr}" in self.mods:
                 return ("module", f"{src}.{attr}", "")
             if src == module and not scope:

@@ -1,6 +1,7 @@
 """Build the shipped ecosystem index from pinned wheels (`pins.txt`) and this Python's stdlib.
 
     python -m fastscan.index.ship --out fastscan/index/data/ecosystem.fsidx [--cache DIR]
+        [--other-stdlib /path/to/lib/python3.12 /path/to/lib/python3.13]
 
 Each pin `name==version` is read from an installed distribution of exactly that version when
 there is one (its files, through RECORD metadata), else from the wheel fetched with
@@ -20,7 +21,15 @@ from collections.abc import Iterator
 from importlib import metadata, resources
 from pathlib import Path
 
-from .sources import _canonical, build_bytes, distribution_files, stdlib, wheel
+from .sources import (
+    _canonical,
+    build_bytes,
+    distribution_files,
+    other_stdlib,
+    stdlib,
+    wheel,
+    with_other_stdlibs,
+)
 from .symbols import ModuleInfo
 
 
@@ -104,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-mb", type=int, default=50)
     ap.add_argument("--strict", action="store_true", help="fail when a pin cannot be fetched")
     ap.add_argument("--only", nargs="*", help="restrict to these pinned names (for testing)")
+    ap.add_argument("--other-stdlib", nargs="*", default=[], metavar="DIR",
+                    help="standard libraries of the other supported Pythons (.../lib/python3.13):"
+                    " their modules this Python lacks are added")  # fmt: skip
     args = ap.parse_args(argv)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -112,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         pins = [p for p in pins if p[0] in args.only]
     log: list[str] = []
     t0 = time.perf_counter()
-    data = build_bytes(itertools.chain(stdlib(), pinned_modules(pins, cache, args.keep_mb, log)))
+    python = with_other_stdlibs(stdlib(), [other_stdlib(d) for d in args.other_stdlib])
+    data = build_bytes(itertools.chain(python, pinned_modules(pins, cache, args.keep_mb, log)))
     Path(args.out).write_bytes(data)
     failed = [line for line in log if "failed" in line]
     print(f"wrote {args.out}: {len(data) / 1e6:.1f} MB, {len(pins) - len(failed)}/{len(pins)} pins,"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .build import analyse, module_symbols
+from .namespace import assigned_from_outside
 from .store import encode
 from .symbols import ModuleInfo, opaque_module, read_module
 
@@ -72,10 +73,7 @@ def _modules(
             yield opaque_module(name, package, version)
 
 
-def stdlib(root: str | None = None) -> Iterator[ModuleInfo]:
-    """The running interpreter's standard library (sources, built-in and extension modules)."""
-    base = Path(root or sysconfig.get_paths()["stdlib"])
-    version = platform.python_version()
+def _stdlib_files(base: Path) -> list[tuple[str, Path]]:
     files = [
         (p.relative_to(base).as_posix(), p)
         for p in base.rglob("*.py")
@@ -91,9 +89,63 @@ def stdlib(root: str | None = None) -> Iterator[ModuleInfo]:
     dynload = base / "lib-dynload"
     if dynload.is_dir():
         files += [(p.name, p) for p in dynload.iterdir()]
-    yield from _modules(files, STDLIB, version, _read_path)
+    return files
+
+
+def stdlib(root: str | None = None) -> Iterator[ModuleInfo]:
+    """The running interpreter's standard library (sources, built-in and extension modules)."""
+    base = Path(root or sysconfig.get_paths()["stdlib"])
+    version = platform.python_version()
+    yield from _modules(_stdlib_files(base), STDLIB, version, _read_path)
     for name in sorted(set(sys.builtin_module_names) | {"builtins", *_OTHER_C_MODULES}):
         yield opaque_module(name, STDLIB, version)
+
+
+def other_stdlib(root: str | os.PathLike[str], version: str = "") -> Iterator[ModuleInfo]:
+    """Another Python's standard library (`.../lib/python3.13`), sources only (its built-in
+    modules are not files); `with_other_stdlibs` merges it under the running one's."""
+    base = Path(root)
+    yield from _modules(
+        _stdlib_files(base), STDLIB, version or base.name.removeprefix("python"), _read_path
+    )
+
+
+def with_other_stdlibs(
+    main: Iterable[ModuleInfo], others: Iterable[Iterable[ModuleInfo]]
+) -> Iterator[ModuleInfo]:
+    """The running interpreter's stdlib plus what the other supported Pythons' add: modules it
+    lacks (`_pyrepl`), and names a shared module gained (`_aix_support._read_cmd_output`,
+    3.12+). Pickles written there can name them. Where both define a name, the running
+    interpreter's definition is kept (its calls are the ones followed)."""
+    extra: dict[str, ModuleInfo] = {}
+    for stream in others:
+        for m in stream:
+            if m.name in extra:
+                _merge(extra[m.name], m)
+            else:
+                extra[m.name] = m
+    for m in main:
+        newer = extra.pop(m.name, None)
+        if newer is not None:
+            _merge(m, newer)
+        yield m
+    yield from (extra[name] for name in sorted(extra))
+
+
+def _merge(into: ModuleInfo, other: ModuleInfo) -> None:
+    """Add `other`'s top-level names that `into` lacks, with their classes and functions."""
+    if into.opaque or other.opaque:
+        return
+    for name, binding in other.bindings.items():
+        if name in into.bindings:
+            continue
+        into.bindings[name] = binding
+        for table in ("functions", "classes"):
+            mine, theirs = getattr(into, table), getattr(other, table)
+            for qual in theirs:
+                if (qual == name or qual.startswith(name + ".")) and qual not in mine:
+                    mine[qual] = theirs[qual]
+    into.stars += [s for s in other.stars if s not in into.stars]
 
 
 def _read_path(path: Path) -> bytes | None:
@@ -190,9 +242,13 @@ def build_bytes(modules: Iterable[ModuleInfo], context: Iterable[ModuleInfo] = (
     packages = sorted({(m.package, m.version) for m in mods})
     pkg_index = {p: i for i, p in enumerate(packages)}
     sections: dict[str, tuple[int, dict[str, Any]]] = {}
+    outside = assigned_from_outside(resolver.mods)
     for name in sorted(written):
         m = resolver.mods[name]
         sec: dict[str, Any] = {"o": m.opaque, "n": {}, "b": {}, "r": {}, "s": []}
+        dynamic = sorted({*m.dynamic, *outside.get(name, ())})
+        if dynamic and not m.opaque:
+            sec["d"] = dynamic  # open namespace: why (namespace.py)
         if not m.opaque:
             names, stars = module_symbols(m, resolver)
             sec["n"] = {k: [v[0], "" if v[1] == name else v[1], v[2]] for k, v in names.items()}

@@ -6,7 +6,8 @@ Layout (no timestamps, everything sorted, so one input gives one byte string):
     | u16 package index per module | u32 section offsets (n + 1, little-endian) | sections
     section: zlib(JSON {"o": opaque, "n": {name: [kind, module, qual]},
                         "b": {class: [[kind, module, qual], ...]},     (bases, MRO order)
-                        "r": {qual: [[hook, category, [path...]], ...]}, "s": [star modules]})
+                        "r": {qual: [[hook, category, [path...]], ...]}, "s": [star modules],
+                        "d": [why the namespace is open] (only when it is; namespace.py)})
 Loading maps the file and splits the name table (a few ms for ~35k modules); a module's section
 is inflated on its first lookup. Chosen by measurement: a JSON header with one row per module
 took ~100 ms to parse at that size; one whole-file JSON blob is slower still; sqlite3 pages
@@ -87,13 +88,23 @@ class Index:
         return pkg[0] if pkg else None
 
     def open_ended(self, module: str) -> bool:
-        """Whether `module` may define names its source does not show: a module-level
-        `__getattr__` (PEP 562), or a star import from a module this index cannot read (a C
-        extension, an unindexed package). A name missing there is not evidence of a typo."""
+        """Whether `module` may define names its source does not show (an open namespace:
+        `open_reasons`). A name missing there is not evidence of a typo."""
+        return bool(self.open_reasons(module))
+
+    def open_reasons(self, module: str) -> list[str]:
+        """Why `module`'s namespace is open (`namespace.py`); empty when it is closed: every
+        name it has at run time is one the index read."""
         sec = self._section(module)
         if sec is None:
-            return False
-        return "__getattr__" in sec["n"] or any(self._section(star) is None for star in sec["s"])
+            return []
+        out = list(sec.get("d", ()))  # written by the build; older files have none
+        if "__getattr__" in sec["n"]:
+            out.append("module __getattr__ (PEP 562)")
+        out += [
+            f"star import from unread {star}" for star in sec["s"] if self._section(star) is None
+        ]
+        return out
 
     def without(self, packages: Iterable[str]) -> Index:
         return _Without(self, frozenset(packages))

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from .flows import dotted, mentions, param_flows
+from .namespace import attribute_store, dynamic_reasons
 
 # Binding kinds (first element of a binding tuple).
 B_IMPORT = "import"  # ("import", module)
@@ -40,6 +41,7 @@ class FuncInfo:
     calls: list[tuple[str, int]] = field(default_factory=list)
     locals: dict[str, list[str]] = field(default_factory=dict)  # name -> dotted expressions
     params: list[str] = field(default_factory=list)  # positional parameters, in order
+    vararg: str = ""  # `*args`: takes the positional arguments past `params`
     # calls passing plain names: (callee, positional arg names, ((keyword, name), ...)); used
     # to bind a callee's parameters to modules/classes/functions (`_load(f, pickle_module)`)
     call_args: list[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]] = field(
@@ -75,6 +77,14 @@ class ModuleInfo:
     functions: dict[str, FuncInfo] = field(default_factory=dict)  # qualname -> info
     classes: dict[str, ClassInfo] = field(default_factory=dict)  # qualname -> info
     error: str = ""
+    # Why names may exist that no statement shows (`namespace.py`): its own `globals()` writes,
+    # exec into its globals, `sys.modules[__name__]`; the build adds "assigned from <module>".
+    dynamic: list[str] = field(default_factory=list)
+    # module-level `X.y = v` / `setattr(X, ...)` / `X.__dict__.update(...)`: the dotted `X`s
+    attr_stores: list[str] = field(default_factory=list)
+    # module-level import bindings that lost to an earlier branch (`if sage: import a as m /
+    # else: from . import b as m`): other modules a dotted `X` may name
+    alternatives: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
 
 
 def _absolute(module: str, is_pkg: bool, level: int, target: str | None) -> str:
@@ -111,6 +121,10 @@ class _Reader:
         old = table.get(name)
         if old is None or (old[0] == B_CONST and binding[0] != B_CONST):
             table[name] = binding
+        elif table is self.mod.bindings and binding[0] in (B_IMPORT, B_FROM) and old != binding:
+            alts = self.mod.alternatives.setdefault(name, [])
+            if binding not in alts and len(alts) < 4:
+                alts.append(binding)
 
     def imports(self, node: ast.AST, table: dict[str, tuple[str, ...]]) -> None:
         mod = self.mod
@@ -212,6 +226,7 @@ class _Reader:
         self.mod.functions[qualname] = info
         a = node.args
         info.params = [p.arg for p in a.posonlyargs + a.args]
+        info.vararg = a.vararg.arg if a.vararg is not None else ""
         params = {p.arg for p in a.posonlyargs + a.args + a.kwonlyargs}
         params |= {p.arg for p in (a.vararg, a.kwarg) if p is not None}
         defaults = list(zip(reversed(a.posonlyargs + a.args), reversed(a.defaults), strict=False))
@@ -323,6 +338,8 @@ def read_module(name: str, source: bytes, package: str, version: str, is_pkg: bo
         mod.error = f"{type(exc).__name__}: {exc}"[:200]
         return mod
     _Reader(mod).body(tree.body, "", mod.bindings)
+    mod.dynamic = dynamic_reasons(tree)
+    mod.attr_stores = sorted({t for node in tree.body for t in attribute_store(node)})
     return mod
 
 

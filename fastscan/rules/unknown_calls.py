@@ -25,6 +25,7 @@ a result passed further down an argument tuple counts as kept, not as fed to a c
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Collection, Sequence
 from operator import itemgetter
@@ -68,6 +69,24 @@ _RESTORING_OPCODES = frozenset({"NEWOBJ", "NEWOBJ_EX"})
 RESTORING_HELPERS = frozenset(
     {"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"}
 )
+# Argument kinds that can describe an object's state (`_reconstructs`); ARG_CALL is there for
+# protocol <= 2 bytes and nested restored objects, whose own calls are judged on their own.
+_STATE_KINDS = (
+    ARG_STR | ARG_BYTES | F.ARG_NUMBER | F.ARG_NONE | F.ARG_CONTAINER | F.ARG_GLOBAL | ARG_CALL
+)
+# Inert text: no character a command line, code, a path or a URL needs — whitespace (arguments),
+# shell and code punctuation, quotes, `=`, `/`, `\\`, `~`, a leading `.` or `-`, a short final
+# `.ext` (file names, dotted addresses; dotted module names the stream imports are exempt) — so
+# dotted/dashed tokens (`little`, `utf-8`, `Content-Type`) and protocol <= 2 bytes carried as
+# latin-1 text without such characters; plus IANA zone names (`America/New_York`: `/` only between
+# capitalised segments). A bare word can still be a command without arguments (`reboot`): such a
+# call is settled only by a confident classifier, like any FS103.
+_HOSTILE_TEXT = re.compile(
+    r"[\s;|&`$<>(){}\[\]'\"=/\\~*?!#%^]|^[.-]"
+    r"|\.[A-Za-z0-9]{1,5}$"  # a file name (`tokenizer.bin`, `run.sh`), an address (`127.0.0.1`)
+)
+_ZONE_NAME = re.compile(r"[A-Z][\w+-]{0,39}(?:/[A-Z][\w+-]{0,39}){1,2}")
+_INERT_STRINGS_MAX = 100_000  # beyond this many strings the check is not worth its time: fail
 # Protocol <= 2 bytes: `_codecs.encode("\xff...", "latin1")`.
 _BYTES_MAKERS = frozenset({"_codecs.encode", "codecs.encode"})
 
@@ -133,6 +152,7 @@ class StreamShapes:
         self._by_callable: dict[int, list[int]] = {}
         self._shapes: dict[int, CallShape] = {}
         self._names: dict[int, tuple[str, bool]] = {}  # global -> (name_shape, class-like)
+        self._inert: bool | None = None  # inert_text(), computed on first need
 
     @classmethod
     def for_stream(cls, facts: StreamFacts) -> StreamShapes:
@@ -176,10 +196,40 @@ class StreamShapes:
         ):
             shape = RESTORATION
         elif not classy and (uses & USE_ARGUMENT or kinds & (ARG_STR | ARG_BYTES)):
-            shape = APPLICATION
+            shape = RESTORATION if self._reconstructs(c, kinds, uses) else APPLICATION
         else:
             shape = CONSTRUCTION
         return CallShape(k, c.callable_index, c.opcode, shape_of_name, kinds, uses, shape)
+
+    def _reconstructs(self, c: CallSite, kinds: int, uses: int) -> bool:
+        """A function-shaped reconstructor: its result is kept as restored data (stored, given
+        state or items, returned), never fed to another call, and its arguments describe state
+        (a handed global such as bitarray's `_bitarray_reconstructor(bitarray, b"..", "little")`,
+        numbers, tuples, inert text). Bytes count only beside a handed global (bytes of the
+        object it rebuilds): the tokenizer does not keep bytes, so a bare `f(b"...")` might be a
+        command. Text counts only when every string of the stream is inert (`inert_text`)."""
+        if uses & USE_ARGUMENT or kinds & ~_STATE_KINDS:
+            return False
+        if kinds & ARG_BYTES and not 0 <= c.first_arg_global < len(self.facts.globals):
+            return False
+        return not kinds & ARG_STR or self.inert_text()
+
+    def inert_text(self) -> bool:
+        """No string operand of the stream reads as a command, code, a path or a URL
+        (`_HOSTILE_TEXT`), and none was too long to have been kept."""
+        if self._inert is None:
+            strings = self.facts.strings
+            # STACK_GLOBAL's operands are strings too: a name the stream imports is not text
+            names = {part for g in self.facts.globals for part in (g.module, g.name)}
+            self._inert = (
+                not self.facts.long_strings
+                and len(strings) <= _INERT_STRINGS_MAX
+                and all(
+                    t in names or not _HOSTILE_TEXT.search(t) or _ZONE_NAME.fullmatch(t)
+                    for t in strings
+                )
+            )
+        return self._inert
 
     def _hands_a_class(self, c: CallSite) -> bool:
         """A helper handed the class it rebuilds as its first argument, its result kept: the
