@@ -62,6 +62,7 @@ from .. import model as model_mod
 from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, VerdictPolicy, combine
 from . import fit as fit_mod
 from .fit import CorpusScan, anomaly_scores, fit_classifier, make_anomaly_model
+from .twins import add_benign_twins
 from .withhold import add_unlisted_rows, dangerous_names_per_file, rescan_withholding
 
 MODES = ("rules", "model", "combined")
@@ -189,7 +190,8 @@ def _fit_and_score(
     X, y = scan.X, scan.y
     with threadpool_limits(limits=1):  # see fit.fit
         unlisted = scan.X_unlisted[train] if scan.X_unlisted is not None else None
-        clf = fit_classifier(X[train], y[train], seed, unlisted)
+        twins = scan.X_twin[train] if scan.X_twin is not None else None
+        clf = fit_classifier(X[train], y[train], seed, unlisted, twins=twins)
         benign = train[y[train] == 0]
         iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
     return clf.predict_proba(X[test])[:, 1], anomaly_scores(iso, X[test])
@@ -207,6 +209,7 @@ def run_experiments(
         scan.split_keys[train],
         seed=seed,
         unlisted=unlisted,
+        twins=scan.X_twin[train] if scan.X_twin is not None else None,
         judgeable=fit_mod.judgeable_rows(scan)[train],
     )
     thresholds = fitted.thresholds
@@ -373,10 +376,17 @@ def _jsonable(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _training_rows(scan: fit_mod.CorpusScan, args: argparse.Namespace) -> None:
+    """The same extra training examples as `fastscan train` (unless --no-twins)."""
+    add_unlisted_rows(scan, args.workers)
+    if not args.no_twins:
+        add_benign_twins(scan, args.workers)
+
+
 def _lolo(scan: fit_mod.CorpusScan, args: argparse.Namespace) -> dict[str, Any]:
     from .lolo import format_lolo, manifest_thresholds, run_lolo, scanner_without_index
 
-    add_unlisted_rows(scan, args.workers)  # the same training examples as `fastscan train`
+    _training_rows(scan, args)
     try:
         shipped: Any = model_mod.load(args.model)
     except model_mod.ModelManifestError as exc:  # features changed since it was trained
@@ -419,6 +429,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--libraries", default=None, help="with --lolo: only these (comma-separated) libraries"
     )
+    parser.add_argument(
+        "--no-twins",
+        action="store_true",
+        help="train without the benign unknown twins (fastscan.train.twins), for comparison",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--json", dest="json_out", help="also write the numbers to this file")
@@ -428,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.lolo:
         payload = _lolo(scan, args)
     elif args.experiments or args.novel:
-        add_unlisted_rows(scan, args.workers)  # the same training examples as `fastscan train`
+        _training_rows(scan, args)
         report = run_experiments(scan, args.seed, args.test_fraction, args.positive)
         report["benign_flagged_by_rules"] = benign_flagged_by_rules(scan)
         title = (

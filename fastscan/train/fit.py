@@ -120,6 +120,10 @@ class CorpusScan:
     # rows with every dangerous name of the file withheld (withhold.add_unlisted_rows); training
     # adds those of malicious files as extra examples
     X_unlisted: np.ndarray | None = None
+    # rows with each benign file's library withheld from the index (twins.add_benign_twins);
+    # training adds those of benign files as extra benign examples
+    X_twin: np.ndarray | None = None
+    library_views: dict[str, Any] = field(default_factory=dict)  # twins.LibraryView by library
     y: np.ndarray = field(init=False)
     split_keys: np.ndarray = field(init=False)  # CorpusEntry.split_key
     groups: np.ndarray = field(init=False)  # coarse family, the unit of leave-one-family-out
@@ -219,18 +223,37 @@ def make_classifier(seed: int) -> HistGradientBoostingClassifier:
 
 
 def fit_classifier(
-    X: np.ndarray, y: np.ndarray, seed: int, unlisted: np.ndarray | None = None
+    X: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    unlisted: np.ndarray | None = None,
+    *,
+    twins: np.ndarray | None = None,
 ) -> HistGradientBoostingClassifier:
     """`unlisted`: rows aligned with X with the denylist's names withheld; those of malicious
-    files that differ from their row are added as extra malicious examples."""
-    if unlisted is not None:
-        extra = (y == 1) & (unlisted != X).any(axis=1)
-        X = np.vstack([X, unlisted[extra]])
-        y = np.concatenate([y, np.ones(int(extra.sum()), dtype=y.dtype)])
+    files that differ from their row are added as extra malicious examples. `twins`: rows
+    aligned with X with each benign file's library withheld from the index; those of benign
+    files that differ are added as extra benign examples (twins.py)."""
+    X, y = with_twins(X, y, unlisted, twins)
     blind = classifier_constraints()[0]
     X = X.copy()
     X[:, blind] = 0.0
     return make_classifier(seed).fit(X, y)
+
+
+def with_twins(
+    X: np.ndarray, y: np.ndarray, unlisted: np.ndarray | None, twins: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """X and y with the differing unlisted (malicious) and twin (benign) rows appended."""
+    blocks, labels = [X], [y]
+    for alt, label in ((unlisted, 1), (twins, 0)):
+        if alt is not None:
+            extra = (y == label) & (alt != X).any(axis=1)
+            blocks.append(alt[extra])
+            labels.append(np.full(int(extra.sum()), label, dtype=y.dtype))
+    if len(blocks) == 1:
+        return X, y
+    return np.vstack(blocks), np.concatenate(labels)
 
 
 def make_anomaly_model(seed: int, n_benign: int) -> IsolationForest:
@@ -260,13 +283,15 @@ def out_of_fold(
     n_folds: int = DEFAULT_FOLDS,
     *,
     unlisted: np.ndarray | None = None,
+    twins: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold (probability, anomaly) for every row; NaN where a row was never held out."""
     prob = np.full(len(y), np.nan)
     anomaly = np.full(len(y), np.nan)
     for train, test in _folds(y, groups, seed, n_folds):
         extra = unlisted[train] if unlisted is not None else None
-        clf = fit_classifier(X[train], y[train], seed, extra)
+        twin = twins[train] if twins is not None else None
+        clf = fit_classifier(X[train], y[train], seed, extra, twins=twin)
         prob[test] = clf.predict_proba(X[test])[:, 1]
         benign = train[y[train] == 0]
         iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
@@ -356,10 +381,12 @@ def fit(
     target_fpr: float = DEFAULT_TARGET_FPR,
     anomaly_fpr: float = DEFAULT_ANOMALY_FPR,
     unlisted: np.ndarray | None = None,
+    twins: np.ndarray | None = None,
     judgeable: np.ndarray | None = None,
 ) -> Fitted:
     """Fit both models on all rows; thresholds and metrics from out-of-fold scores.
-    `unlisted`: see `fit_classifier` (CorpusScan.X_unlisted rows aligned with X);
+    `unlisted`, `twins`: see `fit_classifier` (CorpusScan.X_unlisted / X_twin rows aligned
+    with X);
     `judgeable`: see `choose_thresholds`."""
     if not np.isfinite(X).all():
         raise ValueError("features contain NaN or inf")
@@ -376,6 +403,7 @@ def fit(
             target_fpr=target_fpr,
             anomaly_fpr=anomaly_fpr,
             unlisted=unlisted,
+            twins=twins,
             judgeable=judgeable,
         )
 
@@ -390,16 +418,17 @@ def _fit(
     target_fpr: float,
     anomaly_fpr: float,
     unlisted: np.ndarray | None,
+    twins: np.ndarray | None,
     judgeable: np.ndarray | None,
 ) -> Fitted:
-    prob, anomaly = out_of_fold(X, y, groups, seed, n_folds, unlisted=unlisted)
+    prob, anomaly = out_of_fold(X, y, groups, seed, n_folds, unlisted=unlisted, twins=twins)
     thresholds = choose_thresholds(prob, anomaly, y, target_fpr, anomaly_fpr, judgeable=judgeable)
     held = ~np.isnan(prob)
     metrics: dict[str, Any] = {"out_of_fold_rows": int(held.sum())}
     if held.any():
         cut = VerdictPolicy.from_mapping(thresholds).classifier_suspicious
         metrics["out_of_fold_at_suspicious"] = _rates(prob[held] >= cut, y[held])
-    classifier = fit_classifier(X, y, seed, unlisted)
+    classifier = fit_classifier(X, y, seed, unlisted, twins=twins)
     benign = X[y == 0]
     iso = make_anomaly_model(seed, len(benign)).fit(benign)
     return Fitted(classifier, iso, thresholds, metrics)
@@ -630,9 +659,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     entries = read_manifest(args.corpus)
     print(f"scanning {len(entries)} files…", file=sys.stderr)
     scan = scan_corpus(entries, workers=args.workers)
-    from .withhold import add_unlisted_rows  # it builds on this module
+    from .twins import add_benign_twins  # both build on this module
+    from .withhold import add_unlisted_rows
 
     add_unlisted_rows(scan, args.workers)
+    add_benign_twins(scan, args.workers)
     fitted = fit(
         scan.X,
         scan.y,
@@ -642,6 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target_fpr=args.target_fpr,
         anomaly_fpr=args.anomaly_fpr,
         unlisted=scan.X_unlisted,
+        twins=scan.X_twin,
         judgeable=judgeable_rows(scan),
     )
     rules_flagged = np.array([v != CLEAN for v in scan.rule_verdicts])

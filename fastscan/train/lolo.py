@@ -44,6 +44,11 @@ ScannerWithout = Callable[[frozenset[str]], Any]
 _INDEX_PACKAGE = {"python-stdlib": "python"}
 
 
+def index_package(library: str) -> str:
+    """The ecosystem index's package name for a corpus library label."""
+    return _INDEX_PACKAGE.get(library, library)
+
+
 def scanner_without_index(libraries: frozenset[str]) -> Any:
     """A rules-only Scanner whose ecosystem index does not know `libraries` (issue 15: a
     library left out of training is judged with it left out of the index too)."""
@@ -53,7 +58,7 @@ def scanner_without_index(libraries: frozenset[str]) -> Any:
     from ..scan import Scanner
 
     index = shipped_index()
-    hidden = {_INDEX_PACKAGE.get(lib, lib) for lib in libraries}
+    hidden = {index_package(lib) for lib in libraries}
     rules = RuleSet(load_shipped(), index=index.without(hidden) if index is not None else None)
     return Scanner(model=None, rules=rules)
 
@@ -84,7 +89,11 @@ def _held_out_view(
     scan: CorpusScan, rows: np.ndarray, library: str, scanner_without: ScannerWithout | None
 ) -> tuple[np.ndarray, list[Any], list[str], list[str]]:
     """(X, findings, statuses, rule verdicts) of `rows` as the scanner sees them without
-    `library` (the corpus scan itself when there is nothing to withhold)."""
+    `library` (the corpus scan itself when there is nothing to withhold; the benign twins'
+    rescan when twins.add_benign_twins made one with the same scanner)."""
+    view = scan.library_views.get(library)
+    if view is not None and scanner_without is scanner_without_index:
+        return view.X, view.findings, view.statuses, view.rule_verdicts
     if scanner_without is None:
         idx = rows.tolist()
         return (scan.X[rows], [scan.findings[i] for i in idx], [scan.statuses[i] for i in idx],
@@ -103,23 +112,28 @@ def _rates(verdict_list: list[str]) -> dict[str, float]:
     }
 
 
-_FIT_DATA: tuple[np.ndarray, np.ndarray, np.ndarray | None, int] | None = None
+_FitData = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, int]
+_FIT_DATA: _FitData | None = None
 
 
-def _init_fit(X: np.ndarray, y: np.ndarray, unlisted: np.ndarray | None, seed: int) -> None:
+def _init_fit(
+    X: np.ndarray, y: np.ndarray, unlisted: np.ndarray | None, twins: np.ndarray | None, seed: int
+) -> None:
     global _FIT_DATA
-    _FIT_DATA = (X, y, unlisted, seed)
+    _FIT_DATA = (X, y, unlisted, twins, seed)
 
 
 def _fit_without(job: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(probability, anomaly) of `X_held` from models fit on every row but `rows`."""
     rows, X_held = job
     assert _FIT_DATA is not None, "_init_fit first"
-    X, y, unlisted, seed = _FIT_DATA
+    X, y, unlisted, twins, seed = _FIT_DATA
     train = np.setdiff1d(np.arange(len(y)), rows, assume_unique=True)
     with threadpool_limits(limits=1):  # see fit.fit
         extra = unlisted[train] if unlisted is not None else None
-        clf = fit_classifier(X[train], y[train], seed, extra)
+        # the held-out library's own twins go with its rows
+        kw = {"twins": twins[train]} if twins is not None else {}
+        clf = fit_classifier(X[train], y[train], seed, extra, **kw)
         benign = train[y[train] == 0]
         iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
         return clf.predict_proba(X_held)[:, 1], anomaly_scores(iso, X_held)
@@ -142,7 +156,7 @@ def run_lolo(
     chosen = {lib: rows for lib, rows in libraries(scan).items() if only is None or lib in only}
     views = {lib: _held_out_view(scan, rows, lib, scanner_without) for lib, rows in chosen.items()}
     jobs = [(rows, views[lib][0]) for lib, rows in chosen.items()]
-    fit_args = (scan.X, scan.y, scan.X_unlisted, seed)
+    fit_args = (scan.X, scan.y, scan.X_unlisted, scan.X_twin, seed)
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers, initializer=_init_fit, initargs=fit_args) as pool:
             scores = []

@@ -1,0 +1,96 @@
+"""Benign unknown twins (issue 15): every benign file of an indexed library also trains as the
+scanner sees it when nobody indexed that library.
+
+In the corpus every benign library is known to the ecosystem index, so its unlisted names look
+`know_inert` while unknown names show up only in attacks, their unlisted twins (withhold.py) and
+user code: a classifier learns "unknown = malicious" and flags any library it never saw. The
+twin is the mirror of denylist dropout: the same benign file rescanned with its library left
+out of the index (`lolo.scanner_without_index`), still labelled benign, so restoring classes
+nobody indexed is seen as benign and only behaviour (what is called on what) separates.
+
+The rescan of one library is also exactly how `eval --lolo` judges that library held out, so
+`TwinScan` keeps the rescan's findings and verdicts for `lolo.run_lolo` to reuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .fit import CorpusScan, scan_with_rows
+from .withhold import _map
+
+__all__ = ["LibraryView", "add_benign_twins", "indexed_libraries"]
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryView:
+    """A library's benign files rescanned without it in the index (rows: CorpusScan indices)."""
+
+    rows: np.ndarray
+    X: np.ndarray
+    findings: list[Any]  # per file, FS9* (model) findings dropped as in scan_corpus
+    statuses: list[str]
+    rule_verdicts: list[str]
+
+
+def indexed_libraries(labels: list[str]) -> set[str]:
+    """The corpus library labels the shipped index knows (the others' twins are the rows)."""
+    from ..rules.indexed import shipped_index
+    from .lolo import index_package
+
+    index = shipped_index()
+    if index is None:
+        return set()
+    packages = {index.package_of(m) for m in index.modules()}
+    return {lib for lib in labels if index_package(lib) in packages}
+
+
+def _rescan_chunk(job: tuple[str, list[str]]) -> tuple[list[Any], np.ndarray]:
+    """Worker: rules results and feature rows of `paths` with `library` unknown to the index."""
+    from .lolo import scanner_without_index
+
+    library, paths = job
+    return scan_with_rows(scanner_without_index(frozenset({library})), paths)
+
+
+def add_benign_twins(scan: CorpusScan, workers: int = 1, chunk: int = 64) -> int:
+    """Fill `scan.X_twin` (each benign file's row with its library withheld from the index; the
+    row itself where nothing is withheld) and `scan.library_views`. Returns how many files
+    were rescanned."""
+    from .lolo import libraries
+
+    groups = libraries(scan)
+    known = indexed_libraries(list(groups))
+    jobs = [
+        (lib, [str(scan.entries[i].path) for i in rows[k : k + chunk].tolist()])
+        for lib, rows in groups.items()
+        if lib in known
+        for k in range(0, len(rows), chunk)
+    ]
+    parts = iter(_map(_rescan_chunk, jobs, workers))
+    twin = scan.X.copy()
+    views: dict[str, LibraryView] = {}
+    for lib, rows in groups.items():
+        if lib not in known:
+            continue
+        results: list[Any] = []
+        blocks: list[np.ndarray] = []
+        for _k in range(0, len(rows), chunk):  # the jobs of `lib`, in order
+            rs, X = next(parts)
+            results += rs
+            blocks.append(X)
+        X_lib = np.vstack(blocks)
+        twin[rows] = X_lib
+        views[lib] = LibraryView(
+            rows=rows,
+            X=X_lib,
+            findings=[[f for f in r.findings if not f.rule_id.startswith("FS9")] for r in results],
+            statuses=[r.status for r in results],
+            rule_verdicts=[r.verdict for r in results],
+        )
+    scan.X_twin = twin
+    scan.library_views = views
+    return sum(len(v.rows) for v in views.values())
