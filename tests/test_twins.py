@@ -21,7 +21,7 @@ _FAMILIES = [
     *("plain_python", "numpy_npy", "sklearn_pickle", "custom_config", "networkx", "sympy"),
 ]
 _KNOW = [i for i, n in enumerate(features.FEATURE_NAMES) if n.startswith("know_")]
-_POLICY = {
+_POLICY: dict[str, Any] = {
     "suspicious": 0.5,
     "malicious": 0.9,
     "anomaly": 10.0,
