@@ -3,6 +3,7 @@
     fastscan eval CORPUS [--model fastscan-v1] [--positive suspicious|malicious]
     fastscan eval CORPUS --experiments [--seed 0] [--test-fraction 0.3]
     fastscan eval CORPUS --lolo [--model fastscan-v1] [--seed 0]   # see fastscan.train.lolo
+    ... [--no-twins]   # fit without the benign unknown twins (fastscan.train.twins)
 
 CORPUS is any folder with a `manifest.jsonl` (as `fastscan.train.corpus` writes it), one JSON
 object per line; other keys are ignored:

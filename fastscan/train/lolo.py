@@ -5,7 +5,8 @@ model never saw.
 
 For each benign `library` of the manifest (benign_libs and corpus.library_of), the classifier
 and the anomaly model are fit (fit.fit_classifier / make_anomaly_model, with the unlisted twins
-of malicious rows, as `fastscan train` does) on every row except that library's benign files,
+of malicious rows and the benign unknown twins of the other libraries (twins.py), as `fastscan
+train` does) on every row except that library's benign files and their twins,
 which are then judged with `verdict.combine` at the thresholds of the shipped (or `--model`)
 manifest, including `unknown_benign`. Reported per library: files, FPR of rules alone, and FPR of
 the combined verdict at the suspicious and malicious levels; then the mean over libraries (each
@@ -15,9 +16,9 @@ beside (it was trained on the old closed-world corpus, so every library here is 
 
 Ecosystem index: the library should also be unknown to the index when its files are judged.
 `run_lolo(..., scanner_without=f)` takes `f(libraries) -> Scanner` (e.g.
-`lambda libs: Scanner(model=None, index=index.without(libs))` once the scanner takes an index)
-and rescans the held-out files with it; without it the corpus scan is reused (today's scanner
-has no index, so there is nothing to withhold).
+`scanner_without_index`) and rescans the held-out files with it; without it the corpus scan is
+reused. With `scanner_without_index` the benign twins' rescan (`CorpusScan.library_views`) is
+that view already, so nothing is scanned twice. `eval --lolo --no-twins` measures without them.
 """
 
 from __future__ import annotations
