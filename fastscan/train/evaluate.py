@@ -63,7 +63,7 @@ from .. import model as model_mod
 from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, VerdictPolicy, combine
 from . import fit as fit_mod
 from .fit import CorpusScan, anomaly_scores, fit_classifier, make_anomaly_model
-from .twins import add_benign_twins
+from .twins import add_benign_twins, judgeable_twins
 from .withhold import add_unlisted_rows, dangerous_names_per_file, rescan_withholding
 
 MODES = ("rules", "model", "combined")
@@ -212,6 +212,7 @@ def run_experiments(
         unlisted=unlisted,
         twins=scan.X_twin[train] if scan.X_twin is not None else None,
         judgeable=fit_mod.judgeable_rows(scan)[train],
+        twin_judgeable=judgeable_twins(scan)[train],
     )
     thresholds = fitted.thresholds
     prob = fitted.classifier.predict_proba(scan.X[test])[:, 1]

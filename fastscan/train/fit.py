@@ -284,19 +284,23 @@ def out_of_fold(
     *,
     unlisted: np.ndarray | None = None,
     twins: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold (probability, anomaly) for every row; NaN where a row was never held out."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Out-of-fold (probability, anomaly, probability of the row's twin) for every row; NaN
+    where a row was never held out (and twin probabilities without `twins`)."""
     prob = np.full(len(y), np.nan)
     anomaly = np.full(len(y), np.nan)
+    twin_prob = np.full(len(y), np.nan)
     for train, test in _folds(y, groups, seed, n_folds):
         extra = unlisted[train] if unlisted is not None else None
         twin = twins[train] if twins is not None else None
         clf = fit_classifier(X[train], y[train], seed, extra, twins=twin)
         prob[test] = clf.predict_proba(X[test])[:, 1]
+        if twins is not None:
+            twin_prob[test] = clf.predict_proba(twins[test])[:, 1]
         benign = train[y[train] == 0]
         iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
         anomaly[test] = anomaly_scores(iso, X[test])
-    return prob, anomaly
+    return prob, anomaly, twin_prob
 
 
 def choose_thresholds(
@@ -307,12 +311,15 @@ def choose_thresholds(
     anomaly_fpr: float = DEFAULT_ANOMALY_FPR,
     *,
     judgeable: np.ndarray | None = None,
+    judged_twins: np.ndarray | None = None,
 ) -> dict[str, float | str]:
     """The verdict policy (verdict.VerdictPolicy.MANIFEST_KEYS, what the manifest carries) from
     held-out scores of benign rows (see the module docstring).
 
     `judgeable` marks rows whose only suspicion is unlisted globals (`judgeable_rows`): the
     `unknown_benign` cut settles all but `target_fpr` of the benign ones (never below 0.05).
+    `judged_twins`: held-out probabilities of judgeable benign twins (twins.py), counted with
+    them, so the cut also settles benign files of libraries nobody indexed.
     """
     benign_prob = prob[(y == 0) & ~np.isnan(prob)]
     benign_anomaly = anomaly[(y == 0) & ~np.isnan(anomaly)]
@@ -329,7 +336,10 @@ def choose_thresholds(
     )
     unknown_benign = DEFAULT_UNKNOWN_BENIGN
     if judgeable is not None:
-        judged = np.sort(prob[judgeable & (y == 0) & ~np.isnan(prob)])[::-1]
+        judged = prob[judgeable & (y == 0) & ~np.isnan(prob)]
+        if judged_twins is not None:
+            judged = np.concatenate([judged, judged_twins[~np.isnan(judged_twins)]])
+        judged = np.sort(judged)[::-1]
         allowed = int(np.floor(target_fpr * len(judged)))
         if allowed < len(judged):
             unknown_benign = max(unknown_benign, float(np.nextafter(judged[allowed], np.inf)))
@@ -383,11 +393,13 @@ def fit(
     unlisted: np.ndarray | None = None,
     twins: np.ndarray | None = None,
     judgeable: np.ndarray | None = None,
+    twin_judgeable: np.ndarray | None = None,
 ) -> Fitted:
     """Fit both models on all rows; thresholds and metrics from out-of-fold scores.
     `unlisted`, `twins`: see `fit_classifier` (CorpusScan.X_unlisted / X_twin rows aligned
     with X);
-    `judgeable`: see `choose_thresholds`."""
+    `judgeable`: see `choose_thresholds`; `twin_judgeable`: the same for the twins
+    (twins.judgeable_twins)."""
     if not np.isfinite(X).all():
         raise ValueError("features contain NaN or inf")
     if len(set(y.tolist())) != 2:
@@ -405,6 +417,7 @@ def fit(
             unlisted=unlisted,
             twins=twins,
             judgeable=judgeable,
+            twin_judgeable=twin_judgeable,
         )
 
 
@@ -420,9 +433,18 @@ def _fit(
     unlisted: np.ndarray | None,
     twins: np.ndarray | None,
     judgeable: np.ndarray | None,
+    twin_judgeable: np.ndarray | None,
 ) -> Fitted:
-    prob, anomaly = out_of_fold(X, y, groups, seed, n_folds, unlisted=unlisted, twins=twins)
-    thresholds = choose_thresholds(prob, anomaly, y, target_fpr, anomaly_fpr, judgeable=judgeable)
+    prob, anomaly, twin_prob = out_of_fold(
+        X, y, groups, seed, n_folds, unlisted=unlisted, twins=twins
+    )
+    judged_twins = None
+    if twins is not None and twin_judgeable is not None:
+        differ = (twins != X).any(axis=1)  # a twin equal to its row is already counted
+        judged_twins = twin_prob[twin_judgeable & differ & (y == 0)]
+    thresholds = choose_thresholds(
+        prob, anomaly, y, target_fpr, anomaly_fpr, judgeable=judgeable, judged_twins=judged_twins
+    )
     held = ~np.isnan(prob)
     metrics: dict[str, Any] = {"out_of_fold_rows": int(held.sum())}
     if held.any():
@@ -659,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     entries = read_manifest(args.corpus)
     print(f"scanning {len(entries)} files…", file=sys.stderr)
     scan = scan_corpus(entries, workers=args.workers)
-    from .twins import add_benign_twins  # both build on this module
+    from .twins import add_benign_twins, judgeable_twins  # both build on this module
     from .withhold import add_unlisted_rows
 
     add_unlisted_rows(scan, args.workers)
@@ -675,6 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         unlisted=scan.X_unlisted,
         twins=scan.X_twin,
         judgeable=judgeable_rows(scan),
+        twin_judgeable=judgeable_twins(scan),
     )
     rules_flagged = np.array([v != CLEAN for v in scan.rule_verdicts])
     fitted.metrics["rules_alone_on_training_corpus"] = _rates(rules_flagged, scan.y)

@@ -22,7 +22,7 @@ import numpy as np
 from .fit import CorpusScan, scan_with_rows
 from .withhold import _map
 
-__all__ = ["LibraryView", "add_benign_twins", "indexed_libraries"]
+__all__ = ["LibraryView", "add_benign_twins", "indexed_libraries", "judgeable_twins"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +94,16 @@ def add_benign_twins(scan: CorpusScan, workers: int = 1, chunk: int = 64) -> int
     scan.X_twin = twin
     scan.library_views = views
     return sum(len(v.rows) for v in views.values())
+
+
+def judgeable_twins(scan: CorpusScan) -> np.ndarray:
+    """fit.judgeable_rows for the twins: rows whose twin's only findings at suspicious or above
+    are unlisted globals (the row's own answer where it has no rescan)."""
+    from ..verdict import settleable
+    from .fit import judgeable_rows
+
+    out = judgeable_rows(scan)
+    for view in scan.library_views.values():
+        pairs = zip(view.findings, view.statuses, strict=True)
+        out[view.rows] = [settleable(found, status) for found, status in pairs]
+    return out
