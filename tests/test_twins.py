@@ -123,3 +123,21 @@ def test_twins_keep_the_classifier_monotone_in_counts(scan: fit_mod.CorpusScan) 
     before = clf.predict_proba(malicious)[:, 1]
     after = clf.predict_proba(padded.astype(np.float32))[:, 1]
     assert (after >= before - 1e-9).all()
+
+
+def test_unknown_benign_cut_counts_the_judgeable_twins(scan: fit_mod.CorpusScan) -> None:
+    judgeable = twins.judgeable_twins(scan)
+    rows = fit_mod.judgeable_rows(scan)
+    assert judgeable.shape == rows.shape and judgeable.dtype == bool
+    viewed = np.concatenate([v.rows for v in scan.library_views.values()])
+    outside = np.setdiff1d(np.arange(len(rows)), viewed)
+    assert np.array_equal(judgeable[outside], rows[outside])
+    # 200 benign judgeable rows at 0.1; twins of unindexed libraries score higher
+    y = np.zeros(200, dtype=np.int64)
+    prob = np.full(200, 0.1)
+    alone = fit_mod.choose_thresholds(prob, np.zeros(200), y, 0.005, judgeable=y == 0)
+    with_twins = fit_mod.choose_thresholds(
+        prob, np.zeros(200), y, 0.005, judgeable=y == 0, judged_twins=np.full(100, 0.3)
+    )
+    assert alone["unknown_benign"] == pytest.approx(0.100001, abs=1e-6)
+    assert with_twins["unknown_benign"] == pytest.approx(0.300001, abs=1e-6)
