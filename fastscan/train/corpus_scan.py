@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import features
 from ..findings import Finding
-from ..verdict import FileResult
+from ..verdict import FileResult, settleable
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,10 @@ class CorpusScan:
     # rows with every dangerous name of the file withheld (withhold.add_unlisted_rows); training
     # adds those of malicious files as extra examples
     X_unlisted: np.ndarray | None = None
+    # rows with each benign file's library withheld from the index (twins.add_benign_twins);
+    # training adds those of benign files as extra benign examples
+    X_twin: np.ndarray | None = None
+    library_views: dict[str, Any] = field(default_factory=dict)  # twins.LibraryView by library
     y: np.ndarray = field(init=False)
     split_keys: np.ndarray = field(init=False)  # CorpusEntry.split_key
     groups: np.ndarray = field(init=False)  # coarse family, the unit of leave-one-family-out
@@ -142,3 +146,10 @@ def scan_corpus(entries: Sequence[CorpusEntry], workers: int = 1, chunk: int = 6
         findings=[[f for f in r.findings if not f.rule_id.startswith("FS9")] for r in results],
         rule_verdicts=[r.verdict for r in results],
     )
+
+
+def judgeable_rows(scan: CorpusScan) -> np.ndarray:
+    """Rows a confident classifier may settle (see verdict.combine): complete scans whose only
+    findings at suspicious or above are unlisted globals."""
+    pairs = zip(scan.findings, scan.statuses, strict=True)
+    return np.array([settleable(found, status) for found, status in pairs], dtype=bool)

@@ -3,6 +3,7 @@
     fastscan eval CORPUS [--model fastscan-v1] [--positive suspicious|malicious]
     fastscan eval CORPUS --experiments [--seed 0] [--test-fraction 0.3]
     fastscan eval CORPUS --lolo [--model fastscan-v1] [--seed 0]   # see fastscan.train.lolo
+    ... [--no-twins]   # fit without the benign unknown twins (fastscan.train.twins)
 
 CORPUS is any folder with a `manifest.jsonl` (as `fastscan.train.corpus` writes it), one JSON
 object per line; other keys are ignored:
@@ -64,6 +65,7 @@ from . import corpus_scan
 from . import fit as fit_mod
 from .corpus_scan import CorpusScan
 from .fit import anomaly_scores, fit_classifier, make_anomaly_model
+from .twins import add_benign_twins, judgeable_twins
 from .withhold import add_unlisted_rows, dangerous_names_per_file, rescan_withholding
 
 MODES = ("rules", "model", "combined")
@@ -191,7 +193,8 @@ def _fit_and_score(
     X, y = scan.X, scan.y
     with threadpool_limits(limits=1):  # see fit.fit
         unlisted = scan.X_unlisted[train] if scan.X_unlisted is not None else None
-        clf = fit_classifier(X[train], y[train], seed, unlisted)
+        twins = scan.X_twin[train] if scan.X_twin is not None else None
+        clf = fit_classifier(X[train], y[train], seed, unlisted, twins=twins)
         benign = train[y[train] == 0]
         iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
     return clf.predict_proba(X[test])[:, 1], anomaly_scores(iso, X[test])
@@ -209,7 +212,9 @@ def run_experiments(
         scan.split_keys[train],
         seed=seed,
         unlisted=unlisted,
-        judgeable=fit_mod.judgeable_rows(scan)[train],
+        twins=scan.X_twin[train] if scan.X_twin is not None else None,
+        judgeable=corpus_scan.judgeable_rows(scan)[train],
+        twin_judgeable=judgeable_twins(scan)[train],
     )
     thresholds = fitted.thresholds
     prob = fitted.classifier.predict_proba(scan.X[test])[:, 1]
@@ -375,10 +380,17 @@ def _jsonable(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _training_rows(scan: corpus_scan.CorpusScan, args: argparse.Namespace) -> None:
+    """The same extra training examples as `fastscan train` (unless --no-twins)."""
+    add_unlisted_rows(scan, args.workers)
+    if not args.no_twins:
+        add_benign_twins(scan, args.workers)
+
+
 def _lolo(scan: corpus_scan.CorpusScan, args: argparse.Namespace) -> dict[str, Any]:
     from .lolo import format_lolo, manifest_thresholds, run_lolo, scanner_without_index
 
-    add_unlisted_rows(scan, args.workers)  # the same training examples as `fastscan train`
+    _training_rows(scan, args)
     try:
         shipped: Any = model_mod.load(args.model)
     except model_mod.ModelManifestError as exc:  # features changed since it was trained
@@ -421,6 +433,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--libraries", default=None, help="with --lolo: only these (comma-separated) libraries"
     )
+    parser.add_argument(
+        "--no-twins",
+        action="store_true",
+        help="train without the benign unknown twins (fastscan.train.twins), for comparison",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--json", dest="json_out", help="also write the numbers to this file")
@@ -430,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.lolo:
         payload = _lolo(scan, args)
     elif args.experiments or args.novel:
-        add_unlisted_rows(scan, args.workers)  # the same training examples as `fastscan train`
+        _training_rows(scan, args)
         report = run_experiments(scan, args.seed, args.test_fraction, args.positive)
         report["benign_flagged_by_rules"] = benign_flagged_by_rules(scan)
         title = (

@@ -46,8 +46,9 @@ from threadpoolctl import threadpool_limits
 from .. import features, model
 from ..model import file_sha256
 from ..opcodes import table_hash
-from ..verdict import CLEAN, SUSPICIOUS, VerdictPolicy, settleable
-from .corpus_scan import CorpusScan, read_manifest, scan_corpus
+from ..verdict import CLEAN, SUSPICIOUS, VerdictPolicy
+from .corpus_scan import CorpusScan, judgeable_rows, read_manifest, scan_corpus
+from .twins import add_benign_twins, judgeable_twins
 from .withhold import add_unlisted_rows
 
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
@@ -96,18 +97,37 @@ def make_classifier(seed: int) -> HistGradientBoostingClassifier:
 
 
 def fit_classifier(
-    X: np.ndarray, y: np.ndarray, seed: int, unlisted: np.ndarray | None = None
+    X: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    unlisted: np.ndarray | None = None,
+    *,
+    twins: np.ndarray | None = None,
 ) -> HistGradientBoostingClassifier:
     """`unlisted`: rows aligned with X with the denylist's names withheld; those of malicious
-    files that differ from their row are added as extra malicious examples."""
-    if unlisted is not None:
-        extra = (y == 1) & (unlisted != X).any(axis=1)
-        X = np.vstack([X, unlisted[extra]])
-        y = np.concatenate([y, np.ones(int(extra.sum()), dtype=y.dtype)])
+    files that differ from their row are added as extra malicious examples. `twins`: rows
+    aligned with X with each benign file's library withheld from the index; those of benign
+    files that differ are added as extra benign examples (twins.py)."""
+    X, y = with_twins(X, y, unlisted, twins)
     blind = classifier_constraints()[0]
     X = X.copy()
     X[:, blind] = 0.0
     return make_classifier(seed).fit(X, y)
+
+
+def with_twins(
+    X: np.ndarray, y: np.ndarray, unlisted: np.ndarray | None, twins: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """X and y with the differing unlisted (malicious) and twin (benign) rows appended."""
+    blocks, labels = [X], [y]
+    for alt, label in ((unlisted, 1), (twins, 0)):
+        if alt is not None:
+            extra = (y == label) & (alt != X).any(axis=1)
+            blocks.append(alt[extra])
+            labels.append(np.full(int(extra.sum()), label, dtype=y.dtype))
+    if len(blocks) == 1:
+        return X, y
+    return np.vstack(blocks), np.concatenate(labels)
 
 
 def make_anomaly_model(seed: int, n_benign: int) -> IsolationForest:
@@ -137,18 +157,24 @@ def out_of_fold(
     n_folds: int = DEFAULT_FOLDS,
     *,
     unlisted: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold (probability, anomaly) for every row; NaN where a row was never held out."""
+    twins: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Out-of-fold (probability, anomaly, probability of the row's twin) for every row; NaN
+    where a row was never held out (and twin probabilities without `twins`)."""
     prob = np.full(len(y), np.nan)
     anomaly = np.full(len(y), np.nan)
+    twin_prob = np.full(len(y), np.nan)
     for train, test in _folds(y, groups, seed, n_folds):
         extra = unlisted[train] if unlisted is not None else None
-        clf = fit_classifier(X[train], y[train], seed, extra)
+        twin = twins[train] if twins is not None else None
+        clf = fit_classifier(X[train], y[train], seed, extra, twins=twin)
         prob[test] = clf.predict_proba(X[test])[:, 1]
+        if twins is not None:
+            twin_prob[test] = clf.predict_proba(twins[test])[:, 1]
         benign = train[y[train] == 0]
         iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
         anomaly[test] = anomaly_scores(iso, X[test])
-    return prob, anomaly
+    return prob, anomaly, twin_prob
 
 
 def choose_thresholds(
@@ -159,12 +185,15 @@ def choose_thresholds(
     anomaly_fpr: float = DEFAULT_ANOMALY_FPR,
     *,
     judgeable: np.ndarray | None = None,
+    judged_twins: np.ndarray | None = None,
 ) -> dict[str, float | str]:
     """The verdict policy (verdict.VerdictPolicy.MANIFEST_KEYS, what the manifest carries) from
     held-out scores of benign rows (see the module docstring).
 
     `judgeable` marks rows whose only suspicion is unlisted globals (`judgeable_rows`): the
     `unknown_benign` cut settles all but `target_fpr` of the benign ones (never below 0.05).
+    `judged_twins`: held-out probabilities of judgeable benign twins (twins.py), counted with
+    them, so the cut also settles benign files of libraries nobody indexed.
     """
     benign_prob = prob[(y == 0) & ~np.isnan(prob)]
     benign_anomaly = anomaly[(y == 0) & ~np.isnan(anomaly)]
@@ -181,7 +210,10 @@ def choose_thresholds(
     )
     unknown_benign = DEFAULT_UNKNOWN_BENIGN
     if judgeable is not None:
-        judged = np.sort(prob[judgeable & (y == 0) & ~np.isnan(prob)])[::-1]
+        judged = prob[judgeable & (y == 0) & ~np.isnan(prob)]
+        if judged_twins is not None:
+            judged = np.concatenate([judged, judged_twins[~np.isnan(judged_twins)]])
+        judged = np.sort(judged)[::-1]
         allowed = int(np.floor(target_fpr * len(judged)))
         if allowed < len(judged):
             unknown_benign = max(unknown_benign, float(np.nextafter(judged[allowed], np.inf)))
@@ -195,13 +227,6 @@ def choose_thresholds(
         unknown_benign=min(_round_up(unknown_benign), _round_up(suspicious)),
         incomplete_verdict=INCOMPLETE_VERDICT,
     ).to_mapping()
-
-
-def judgeable_rows(scan: CorpusScan) -> np.ndarray:
-    """Rows a confident classifier may settle (see verdict.combine): complete scans whose only
-    findings at suspicious or above are unlisted globals."""
-    pairs = zip(scan.findings, scan.statuses, strict=True)
-    return np.array([settleable(found, status) for found, status in pairs], dtype=bool)
 
 
 def _round_up(value: float, digits: int = 6) -> float:
@@ -235,11 +260,15 @@ def fit(
     target_fpr: float = DEFAULT_TARGET_FPR,
     anomaly_fpr: float = DEFAULT_ANOMALY_FPR,
     unlisted: np.ndarray | None = None,
+    twins: np.ndarray | None = None,
     judgeable: np.ndarray | None = None,
+    twin_judgeable: np.ndarray | None = None,
 ) -> Fitted:
     """Fit both models on all rows; thresholds and metrics from out-of-fold scores.
-    `unlisted`: see `fit_classifier` (CorpusScan.X_unlisted rows aligned with X);
-    `judgeable`: see `choose_thresholds`."""
+    `unlisted`, `twins`: see `fit_classifier` (CorpusScan.X_unlisted / X_twin rows aligned
+    with X);
+    `judgeable`: see `choose_thresholds`; `twin_judgeable`: the same for the twins
+    (twins.judgeable_twins)."""
     if not np.isfinite(X).all():
         raise ValueError("features contain NaN or inf")
     if len(set(y.tolist())) != 2:
@@ -255,7 +284,9 @@ def fit(
             target_fpr=target_fpr,
             anomaly_fpr=anomaly_fpr,
             unlisted=unlisted,
+            twins=twins,
             judgeable=judgeable,
+            twin_judgeable=twin_judgeable,
         )
 
 
@@ -269,16 +300,26 @@ def _fit(
     target_fpr: float,
     anomaly_fpr: float,
     unlisted: np.ndarray | None,
+    twins: np.ndarray | None,
     judgeable: np.ndarray | None,
+    twin_judgeable: np.ndarray | None,
 ) -> Fitted:
-    prob, anomaly = out_of_fold(X, y, groups, seed, n_folds, unlisted=unlisted)
-    thresholds = choose_thresholds(prob, anomaly, y, target_fpr, anomaly_fpr, judgeable=judgeable)
+    prob, anomaly, twin_prob = out_of_fold(
+        X, y, groups, seed, n_folds, unlisted=unlisted, twins=twins
+    )
+    judged_twins = None
+    if twins is not None and twin_judgeable is not None:
+        differ = (twins != X).any(axis=1)  # a twin equal to its row is already counted
+        judged_twins = twin_prob[twin_judgeable & differ & (y == 0)]
+    thresholds = choose_thresholds(
+        prob, anomaly, y, target_fpr, anomaly_fpr, judgeable=judgeable, judged_twins=judged_twins
+    )
     held = ~np.isnan(prob)
     metrics: dict[str, Any] = {"out_of_fold_rows": int(held.sum())}
     if held.any():
         cut = VerdictPolicy.from_mapping(thresholds).classifier_suspicious
         metrics["out_of_fold_at_suspicious"] = _rates(prob[held] >= cut, y[held])
-    classifier = fit_classifier(X, y, seed, unlisted)
+    classifier = fit_classifier(X, y, seed, unlisted, twins=twins)
     benign = X[y == 0]
     iso = make_anomaly_model(seed, len(benign)).fit(benign)
     return Fitted(classifier, iso, thresholds, metrics)
@@ -510,6 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"scanning {len(entries)} files…", file=sys.stderr)
     scan = scan_corpus(entries, workers=args.workers)
     add_unlisted_rows(scan, args.workers)
+    add_benign_twins(scan, args.workers)
     fitted = fit(
         scan.X,
         scan.y,
@@ -519,7 +561,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         target_fpr=args.target_fpr,
         anomaly_fpr=args.anomaly_fpr,
         unlisted=scan.X_unlisted,
+        twins=scan.X_twin,
         judgeable=judgeable_rows(scan),
+        twin_judgeable=judgeable_twins(scan),
     )
     rules_flagged = np.array([v != CLEAN for v in scan.rule_verdicts])
     fitted.metrics["rules_alone_on_training_corpus"] = _rates(rules_flagged, scan.y)

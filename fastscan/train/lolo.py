@@ -5,7 +5,8 @@ model never saw.
 
 For each benign `library` of the manifest (benign_libs and corpus.library_of), the classifier
 and the anomaly model are fit (fit.fit_classifier / make_anomaly_model, with the unlisted twins
-of malicious rows, as `fastscan train` does) on every row except that library's benign files,
+of malicious rows and the benign unknown twins of the other libraries (twins.py), as `fastscan
+train` does) on every row except that library's benign files and their twins,
 which are then judged with `verdict.combine` at the thresholds of the shipped (or `--model`)
 manifest, including `unknown_benign`. Reported per library: files, FPR of rules alone, and FPR of
 the combined verdict at the suspicious and malicious levels; then the mean over libraries (each
@@ -15,9 +16,9 @@ beside (it was trained on the old closed-world corpus, so every library here is 
 
 Ecosystem index: the library should also be unknown to the index when its files are judged.
 `run_lolo(..., scanner_without=f)` takes `f(libraries) -> Scanner` (e.g.
-`lambda libs: Scanner(model=None, index=index.without(libs))` once the scanner takes an index)
-and rescans the held-out files with it; without it the corpus scan is reused (today's scanner
-has no index, so there is nothing to withhold).
+`scanner_without_index`) and rescans the held-out files with it; without it the corpus scan is
+reused. With `scanner_without_index` the benign twins' rescan (`CorpusScan.library_views`) is
+that view already, so nothing is scanned twice. `eval --lolo --no-twins` measures without them.
 """
 
 from __future__ import annotations
@@ -34,29 +35,12 @@ from threadpoolctl import threadpool_limits
 from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, combine
 from .corpus_scan import CorpusScan, scan_with_rows
 from .fit import anomaly_scores, fit_classifier, make_anomaly_model
+from .twins import libraries, scanner_without_index
 
 __all__ = ["format_lolo", "libraries", "manifest_thresholds", "run_lolo", "scanner_without_index"]
 
 _RANK = {CLEAN: 0, SUSPICIOUS: 1, MALICIOUS: 2}
 ScannerWithout = Callable[[frozenset[str]], Any]
-
-
-# Corpus library labels that are not distribution names in the ecosystem index.
-_INDEX_PACKAGE = {"python-stdlib": "python"}
-
-
-def scanner_without_index(libraries: frozenset[str]) -> Any:
-    """A rules-only Scanner whose ecosystem index does not know `libraries` (issue 15: a
-    library left out of training is judged with it left out of the index too)."""
-    from ..rules.indexed import shipped_index
-    from ..rules.knowledge import load_shipped
-    from ..rules.ruleset import RuleSet
-    from ..scan import Scanner
-
-    index = shipped_index()
-    hidden = {_INDEX_PACKAGE.get(lib, lib) for lib in libraries}
-    rules = RuleSet(load_shipped(), index=index.without(hidden) if index is not None else None)
-    return Scanner(model=None, rules=rules)
 
 
 def manifest_thresholds(model: str | None = None) -> dict[str, float]:
@@ -67,25 +51,15 @@ def manifest_thresholds(model: str | None = None) -> dict[str, float]:
     return dict(json.loads(manifest.read_text(encoding="utf-8"))["thresholds"])
 
 
-# Benign files a scanner must still report (encrypted, not a pickle): not false positives.
-NOT_JUDGED = frozenset({"encrypted", "unsupported"})
-
-
-def libraries(scan: CorpusScan) -> dict[str, np.ndarray]:
-    """Library -> row indices of its benign files (rows without a library, and NOT_JUDGED
-    ones, are left out)."""
-    out: dict[str, list[int]] = {}
-    for i, entry in enumerate(scan.entries):
-        if entry.label == 0 and entry.library and entry.expected not in NOT_JUDGED:
-            out.setdefault(entry.library, []).append(i)
-    return {lib: np.array(rows, dtype=np.int64) for lib, rows in sorted(out.items())}
-
-
 def _held_out_view(
     scan: CorpusScan, rows: np.ndarray, library: str, scanner_without: ScannerWithout | None
 ) -> tuple[np.ndarray, list[Any], list[str], list[str]]:
     """(X, findings, statuses, rule verdicts) of `rows` as the scanner sees them without
-    `library` (the corpus scan itself when there is nothing to withhold)."""
+    `library` (the corpus scan itself when there is nothing to withhold; the benign twins'
+    rescan when twins.add_benign_twins made one with the same scanner)."""
+    view = scan.library_views.get(library)
+    if view is not None and scanner_without is scanner_without_index:
+        return view.X, view.findings, view.statuses, view.rule_verdicts
     if scanner_without is None:
         idx = rows.tolist()
         return (scan.X[rows], [scan.findings[i] for i in idx], [scan.statuses[i] for i in idx],
@@ -104,23 +78,28 @@ def _rates(verdict_list: list[str]) -> dict[str, float]:
     }
 
 
-_FIT_DATA: tuple[np.ndarray, np.ndarray, np.ndarray | None, int] | None = None
+_FitData = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, int]
+_FIT_DATA: _FitData | None = None
 
 
-def _init_fit(X: np.ndarray, y: np.ndarray, unlisted: np.ndarray | None, seed: int) -> None:
+def _init_fit(
+    X: np.ndarray, y: np.ndarray, unlisted: np.ndarray | None, twins: np.ndarray | None, seed: int
+) -> None:
     global _FIT_DATA
-    _FIT_DATA = (X, y, unlisted, seed)
+    _FIT_DATA = (X, y, unlisted, twins, seed)
 
 
 def _fit_without(job: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(probability, anomaly) of `X_held` from models fit on every row but `rows`."""
     rows, X_held = job
     assert _FIT_DATA is not None, "_init_fit first"
-    X, y, unlisted, seed = _FIT_DATA
+    X, y, unlisted, twins, seed = _FIT_DATA
     train = np.setdiff1d(np.arange(len(y)), rows, assume_unique=True)
     with threadpool_limits(limits=1):  # see fit.fit
         extra = unlisted[train] if unlisted is not None else None
-        clf = fit_classifier(X[train], y[train], seed, extra)
+        # the held-out library's own twins go with its rows
+        kw = {"twins": twins[train]} if twins is not None else {}
+        clf = fit_classifier(X[train], y[train], seed, extra, **kw)
         benign = train[y[train] == 0]
         iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
         return clf.predict_proba(X_held)[:, 1], anomaly_scores(iso, X_held)
@@ -143,7 +122,7 @@ def run_lolo(
     chosen = {lib: rows for lib, rows in libraries(scan).items() if only is None or lib in only}
     views = {lib: _held_out_view(scan, rows, lib, scanner_without) for lib, rows in chosen.items()}
     jobs = [(rows, views[lib][0]) for lib, rows in chosen.items()]
-    fit_args = (scan.X, scan.y, scan.X_unlisted, seed)
+    fit_args = (scan.X, scan.y, scan.X_unlisted, scan.X_twin, seed)
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers, initializer=_init_fit, initargs=fit_args) as pool:
             scores = []

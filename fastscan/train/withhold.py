@@ -84,6 +84,7 @@ def rescan_withholding(
         findings=list(scan.findings),
         rule_verdicts=list(scan.rule_verdicts),
         X_unlisted=scan.X_unlisted,
+        X_twin=scan.X_twin,
     )
     key = tuple(sorted(withheld))
     jobs = [
