@@ -29,6 +29,7 @@ from fastscan.facts import Anomaly, CallSite, GlobalRef, NestedPickle, StreamFac
 from fastscan.findings import Finding
 from fastscan.opcodes import BY_NAME
 from fastscan.rules import engine
+from fastscan.rules import strings as string_rules
 from tests.specs import prefilter
 from tests.specs import string_stats as string_stats_spec
 
@@ -401,7 +402,7 @@ def test_corpus_findings_and_rows_equal_the_specifications(
         return out
 
     fast = outputs()
-    monkeypatch.setattr(engine, "_maybe_command", lambda s: prefilter.maybe_command(list(s)))
+    monkeypatch.setattr(string_rules, "maybe_command", lambda s: prefilter.maybe_command(list(s)))
     spec_native = SimpleNamespace(**{k: getattr(native, k) for k in dir(native)})
     spec_native.string_stats = _python_string_stats
     monkeypatch.setattr(features, "_native", spec_native)
