@@ -30,11 +30,11 @@ from .bulkplan import (
     validate,
 )
 from .exitcodes import outcomes
-from .fileref import FileRef
 from .pool import OnResults, PoolRunner, Stop
 from .progress import Progress, make_progress
 from .report import BulkSummary
-from .sources import alias_rows
+from .sources.hfcache import alias_rows
+from .sources.ref import FileRef
 from .worker import ScannerFactory
 
 

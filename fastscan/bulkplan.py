@@ -16,10 +16,13 @@ from typing import Any
 
 from . import __version__
 from .bulkoptions import ENGINES, BulkOptions
-from .fileref import FileRef, is_remote
 from .scancmd import hf_excludes
 from .sinks import format_for_path
-from .sources import check_root, discover, reuse_rows, split_hf_aliases
+from .sources import discover
+from .sources.hfcache import split_hf_aliases
+from .sources.incremental import reuse_rows
+from .sources.local import check_root
+from .sources.ref import FileRef, is_remote
 from .verdict import VERDICTS
 
 
@@ -71,7 +74,7 @@ def storage_options(options: BulkOptions) -> dict[str, Any]:
     none of it); explicit `storage_options` win over the environment's."""
     if not is_remote(options.root):
         return dict(options.storage_options)
-    from .remote import storage_options_from_env
+    from .sources.stores import storage_options_from_env
 
     scheme = options.root.split("://", 1)[0]
     return {**storage_options_from_env(scheme), **options.storage_options}

@@ -219,7 +219,7 @@ def _run(argv: list[str]) -> int:
         print(f"fastscan: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except ImportError as exc:
-        from .remote import MissingExtra
+        from .sources.stores import MissingExtra
 
         if not isinstance(exc, MissingExtra):
             raise
@@ -239,7 +239,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .explain import render
     from .scan import Scanner
-    from .sources import local_ref
+    from .sources.local import local_ref
 
     ref = local_ref(args.file)
     if ref.error:  # nothing to explain: one line, exit 2 (an error row in scan and bulk)
@@ -247,7 +247,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     scanner = Scanner(**_scanner_options(args))
     analysis, result = scanner.explain_source(args.file, args.file, keep_data=64 << 20, rel=ref.rel)
-    for line in render(analysis, result, analysis.data, scanner.rules, max_ops=args.max_ops):
+    data = analysis.data if analysis is not None else {}
+    for line in render(analysis, result, data, scanner.rules, max_ops=args.max_ops):
         print(line)
     return exit_code(outcomes([result.verdict], [result.status]), args.fail_on)
 
@@ -312,7 +313,7 @@ def _training(module: str, args: argparse.Namespace) -> int:
     try:
         entry = importlib.import_module(f"fastscan.train.{module}").main
     except ImportError as exc:
-        from .remote import MissingExtra
+        from .sources.stores import MissingExtra
 
         hint = f"this command needs the train extra: pip install 'fastscan[train]' ({exc})"
         raise MissingExtra(hint) from exc

@@ -72,26 +72,29 @@ def describe_arg(view: memoryview, op: Op, width: int = 60) -> str:
 
 
 def render(
-    analysis: Analysis,
+    analysis: Analysis | None,
     result: FileResult,
     data_for: dict[str, Any],
     rules: RuleSet,
     *,
     max_ops: int = 400,
 ) -> Iterator[str]:
-    """Lines of the explanation. `data_for` maps a member name to its buffer (for listings)."""
-    c = analysis.container
+    """Lines of the explanation. `data_for` maps a member name to its buffer (for listings);
+    without an analysis (a file that could not be read) the row alone is explained."""
+    c = analysis.container if analysis is not None else None
     yield f"file:     {result.path}"
-    wrappers = f" (inside {' > '.join(c.wrappers)})" if c.wrappers else ""
-    yield f"format:   {c.format}{wrappers}; extension {c.extension or '-'} (recorded, not trusted)"
+    if c is not None:
+        wrappers = f" (inside {' > '.join(c.wrappers)})" if c.wrappers else ""
+        ext = c.extension or "-"
+        yield f"format:   {c.format}{wrappers}; extension {ext} (recorded, not trusted)"
     yield f"status:   {result.status}" + (f" — {result.error}" if result.error else "")
     yield (
         f"verdict:  {result.verdict.upper()}  score={_num(result.score)}"
         f" anomaly={_num(result.anomaly_score)}"
     )
-    for a in c.anomalies:
+    for a in c.anomalies if c is not None else ():
         yield f"container anomaly: {a.code} {a.member} {a.detail}".rstrip()
-    for stream, facts in analysis.streams:
+    for stream, facts in analysis.streams if analysis is not None else ():
         yield ""
         yield from _stream_section(stream, facts, data_for.get(stream.member), rules, max_ops)
     yield ""

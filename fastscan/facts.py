@@ -31,7 +31,7 @@ class AnomalyCode(NamedTuple):
 
 
 # Anomaly codes the tokenizer reports (each with the offset where it happened), in the order of
-# the `anom_*` feature columns; the rule each raises is in rules/engine.ANOMALY_RULES.
+# the `anom_*` feature columns; the rule each raises is in rules/structure.ANOMALY_RULES.
 ANOMALY_TABLE: dict[str, AnomalyCode] = {}
 
 

@@ -31,8 +31,8 @@ import pyarrow as pa
 from . import forkserver
 from .bulkoptions import RECYCLE_RSS_MB
 from .bulkplan import BulkError
-from .fileref import FileRef
 from .results import results_to_batch
+from .sources.ref import FileRef
 from .verdict import SUSPICIOUS
 from .worker import (
     SLOT,

@@ -19,7 +19,6 @@ from .facts import (
     ScanLimits,
     StreamFacts,
 )
-from .fileref import FileRef, is_remote
 from .findings import CONTAINER_BUDGET, Finding
 from .rules import RuleSet, evaluate
 from .rules.callsites import stream_sites
@@ -27,6 +26,7 @@ from .rules.fills import attribute_containers
 from .rules.handed import wanted_in
 from .rules.indexed import Targets
 from .rules.nested_loaders import visible_operands
+from .sources.ref import FileRef, is_remote
 from .tokenizer import tokenize
 from .verdict import SUSPICIOUS, FileResult, VerdictPolicy, combine, settle
 
@@ -151,15 +151,18 @@ class Scanner:
 
     def explain_source(
         self, source: Any, name: str, *, keep_data: int = 0, rel: str = ""
-    ) -> tuple[Analysis, FileResult]:
-        """Scan one path or buffer and keep the analysis alongside the result."""
+    ) -> tuple[Analysis | None, FileResult]:
+        """Scan one path or buffer through `prepare` + `score`, keeping the analysis alongside
+        the result; the analysis is None when the file could not be read (an error row)."""
         t0 = time.perf_counter()
+        buffer = None
         if isinstance(source, (str, os.PathLike)):
             path, size, mtime, etag = _ref_fields(source)
         else:
+            buffer = source
             path, size, mtime, etag = name, len(memoryview(source).cast("B")), 0.0, ""
-        analysis = self.analyse(source, path, keep_data=keep_data, rel=rel)
-        result = self._result(path, analysis, size, mtime, etag)
+        ref = FileRef(path, size, mtime, etag, rel=rel)
+        result, analysis = self.prepare(ref, buffer, keep_data=keep_data)
         self.score([result], [analysis])
         result.scan_seconds = time.perf_counter() - t0
         return analysis, result
@@ -183,24 +186,29 @@ class Scanner:
             result.scan_seconds = end - t0
         return results, batch
 
-    def prepare(self, ref: FileRef | str, buffer: Any = None) -> tuple[FileResult, Analysis | None]:
+    def prepare(
+        self, ref: FileRef | str, buffer: Any = None, *, keep_data: int = 0
+    ) -> tuple[FileResult, Analysis | None]:
         """Every stage but the model, for one file: the per-file part a caller may time-limit.
 
         `score` then judges many prepared files with one model call. The row's identity (path,
         size, mtime, etag) is the ref's. `buffer`: the file's bytes already in hand (a remote
         object's sparse buffer, never hashed here: it may hold only the ranges read); without
-        one a local path is opened and a URL is read by ranges (`remote.prepare_remote`, which
-        comes back here with its buffer).
+        one a local path is opened and a URL is read by ranges (`sources.remote.prepare_remote`,
+        which comes back here with its buffer). `keep_data`: see `analyse` (for `explain`).
         """
         path, size, mtime, etag = _ref_fields(ref)
         remote = ref if buffer is None and isinstance(ref, FileRef) and is_remote(path) else None
         try:
             if remote is not None:
-                from .remote import prepare_remote
+                from .sources.remote import prepare_remote
 
                 return prepare_remote(self, remote)
             analysis = self.analyse(
-                path if buffer is None else buffer, path, rel=getattr(ref, "rel", "")
+                path if buffer is None else buffer,
+                path,
+                keep_data=keep_data,
+                rel=getattr(ref, "rel", ""),
             )
         except MemoryError:
             return budget_result(path, size, mtime, etag), None

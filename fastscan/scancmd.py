@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .verdict import CLEAN, FileResult
 
 if TYPE_CHECKING:
-    from .fileref import FileRef
+    from .sources.ref import FileRef
 
 CHUNK = 64  # files judged by one model call
 STDIN = "-"
@@ -89,8 +89,9 @@ def _targets(args: argparse.Namespace) -> Iterator[FileRef | str]:
     row, as in `bulk`); directories and URLs are walked like `bulk` walks them."""
     import os
 
-    from .fileref import FileRef, is_remote
-    from .sources import discover, local_ref
+    from .sources import discover
+    from .sources.local import local_ref
+    from .sources.ref import FileRef, is_remote
 
     for target in args.files:
         if target != STDIN and (is_remote(target) or os.path.isdir(target)):
@@ -110,7 +111,7 @@ def _targets(args: argparse.Namespace) -> Iterator[FileRef | str]:
 
 def scan_all(scanner: Any, targets: list[FileRef | str]) -> list[FileResult]:
     """Results for `targets`, in order: local files and URLs (ranged reads) judged together."""
-    from .fileref import hf_coordinates, unreadable_result
+    from .sources.ref import hf_coordinates, unreadable_result
 
     results: list[FileResult | None] = [None] * len(targets)
     batch: list[int] = []

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from .bulkoptions import RECYCLE_RSS_MB
-from .fileref import FileRef, error_row, hf_coordinates, unreadable_result
 from .results import results_to_batch
+from .sources.ref import FileRef, error_row, hf_coordinates, unreadable_result
 from .verdict import SUSPICIOUS, FileResult
 
 
@@ -82,7 +82,9 @@ class WorkerConfig:
     memory_mb: int
     in_pool: bool = True
     recycle_rss_mb: int = RECYCLE_RSS_MB
-    storage_options: Mapping[str, Any] | None = None  # for URL sources (see fastscan.remote)
+    storage_options: Mapping[str, Any] | None = (
+        None  # for URL sources (see fastscan.sources.stores)
+    )
 
 
 def init_worker(config: WorkerConfig, heartbeat: Any = None, slot_counter: Any = None) -> None:
@@ -93,7 +95,7 @@ def init_worker(config: WorkerConfig, heartbeat: Any = None, slot_counter: Any =
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     _scanner = config.factory(**dict(config.options))
     if config.storage_options:
-        from .remote import configure
+        from .sources.stores import configure
 
         configure(config.storage_options)
     _timeout = config.timeout

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from fastscan.containers import Container, open_container
+
 PAYLOAD_CMD = b"echo fastscan-test"
 
 
@@ -262,17 +264,18 @@ def sparse_zip(path: str, small: list[tuple[str, bytes]], big_name: str, big_siz
         )
 
 
-def _joblib_dump(obj: object) -> bytes:
+def joblib_bytes(obj: object, compress: object = 0) -> bytes:
+    """What `joblib.dump(obj, compress=compress)` writes (benign objects only)."""
     import joblib
 
     buf = io.BytesIO()
-    joblib.dump(obj, buf)
+    joblib.dump(obj, buf, compress=compress)
     return buf.getvalue()
 
 
 def splice_after_array(call: bytes) -> bytes:
     """joblib dump of [array, <call>] where <call> replaces a placeholder after the array."""
-    data = _joblib_dump([np.arange(100, dtype=np.float32), "PLACEHOLDER"])
+    data = joblib_bytes([np.arange(100, dtype=np.float32), "PLACEHOLDER"])
     frame = data.rindex(b"\x95")  # the frame joblib opens after the array bytes
     body = call + b"e."
     return data[:frame] + b"\x95" + struct.pack("<Q", len(body)) + body
@@ -310,3 +313,18 @@ def legacy_tar(pickle_member: bytes) -> bytes:
             info.size = len(body)
             tf.addfile(info, io.BytesIO(body))
     return buf.getvalue()
+
+
+def scan(source: object, **kw: object) -> Container:
+    """open_container, with each stream's bytes copied (the views are released on exit)."""
+    with open_container(source, **kw) as c:  # type: ignore[arg-type]
+        c.streams = [s.__class__(s.member, s.offset, bytes(s.data), s.kind) for s in c.streams]
+        return c
+
+
+def payload_members(c: Container) -> list[str]:
+    return [s.member for s in c.streams if "os.system" in imports_of(s.data)]
+
+
+def codes(c: Container) -> set[str]:
+    return {a.code for a in c.anomalies}

@@ -15,7 +15,8 @@ from fastscan.containers import anomalies as A
 from fastscan.containers import formats as F
 from fastscan.containers.base import Container, ContainerAnomaly
 from fastscan.rules import knowledge
-from fastscan.rules.engine import ANOMALY_RULES, evaluate
+from fastscan.rules.engine import evaluate
+from fastscan.rules.structure import ANOMALY_RULES
 
 PACKAGE = Path(features.__file__).parent
 NATIVE = PACKAGE.parent / "native"
@@ -198,7 +199,17 @@ def test_opcode_roles_name_real_opcodes() -> None:
     assert frozenset(start) == opcodes.START_BYTES
 
 
-@pytest.mark.parametrize("module", ["verdict.py", "sinks.py", "rules/engine.py", "scan.py"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "verdict.py",
+        "sinks.py",
+        "rules/engine.py",
+        "rules/structure.py",
+        "rules/strings.py",
+        "scan.py",
+    ],
+)
 def test_no_rule_id_typed_by_hand(module: str) -> None:
     assert not re.search(r"[\"']FS\d{3}[\"']", _source(PACKAGE / module))
 

@@ -1,8 +1,8 @@
 """Every container anomaly code: what it means, the finding rule it raises, its feature slot.
 
-Readers record the constants below (`ScanState.anomaly`, `ScanState.hit_budget`); the rule
-engine (`rules/engine.CONTAINER_RULES`) and the feature row (`features.CONTAINER_ANOMALIES`) read
-this table, so a code is written once, here. The native joblib walk emits its codes as literals
+Readers record the constants below (`ScanState.anomaly`, `ScanState.hit_budget`); the rules
+(`rules/structure.container_findings`) and the feature row (`features.CONTAINER_ANOMALIES`)
+read this table, so a code is written once, here. The native joblib walk emits its codes as literals
 (native/_joblibwalk.pyx); tests/test_vocabularies.py checks that each of them is listed here.
 
 `FEATURE_SLOTS` is the model's contract (the `canom_*` columns, in order): a code added later
@@ -35,7 +35,7 @@ _BUDGET_PREFIX = "budget_"
 @dataclass(frozen=True, slots=True)
 class AnomalyKind:
     code: str  # what `ContainerAnomaly.code` and the finding's subject carry
-    rule: FindingRule  # the finding it raises (rules/engine._container_findings)
+    rule: FindingRule  # the finding it raises (rules/structure.container_findings)
     slot: str  # its `canom_<slot>` feature column (FEATURE_SLOTS)
     description: str
     budget: str = ""  # budget_* codes: the ContainerLimits budget, as `Container.budget` names it

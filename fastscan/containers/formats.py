@@ -2,7 +2,7 @@
 and the kinds of stream a container hands to the tokenizer (`PickleStream.kind`).
 
 Sniffing and the readers return the constants below; the sets that route a format (archive.py,
-remote.py), the engine's torch and single-pickle judgements and the feature one-hots are read
+sparse.py), the engine's torch and single-pickle judgements and the feature one-hots are read
 from this table, so each fact about a format is written once, here.
 
 `FEATURE_FORMATS` and `FEATURE_WRAPPERS` are the model's contract (the `fmt_*` and `wrap_*`

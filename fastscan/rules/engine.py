@@ -1,4 +1,6 @@
-"""Facts -> findings. One linear pass over each stream's globals, calls, anomalies and strings.
+"""Facts -> findings. One linear pass over each stream's globals and calls; the container, the
+stream's status and anomalies (rules/structure.py) and its strings (rules/strings.py) are judged
+by their own modules, within the same scope and collector (rules/collect.py).
 
 Severity policy (docs/threats.md, "Lessons"): importing or calling a sink is malicious; a global
 outside the allowlist is suspicious, never a pass; structure that benign `torch.save`/`joblib.dump`/
@@ -7,98 +9,25 @@ outside the allowlist is suspicious, never a pass; structure that benign `torch.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from .. import _features as _native
 from .. import facts as A  # tokenizer anomaly codes
 from .. import findings as R
-from ..containers import anomalies as container_anomalies
-from ..containers.base import COMPLETE, ENCRYPTED, ERROR, PARTIAL, UNSUPPORTED, Container
-from ..containers.formats import (
-    KIND_JOBLIB,
-    KIND_LEGACY_TORCH,
-    SINGLE_PICKLE_FORMATS,
-    SINGLE_PICKLE_KINDS,
-    TORCH_FORMATS,
-)
-from ..facts import (
-    STATUS_BAD_OPCODE,
-    STATUS_BUDGET,
-    STATUS_NOT_PICKLE,
-    STATUS_TRUNCATED,
-    CallSite,
-    StreamFacts,
-)
-from ..findings import Finding, FindingRule, Severity
+from ..containers.base import Container
+from ..facts import CallSite, StreamFacts
+from ..findings import Finding, Severity
 from ..opcodes import STATE_OPCODES  # BUILD sets state, it calls no global
 from . import indexed, nested_loaders
 from .call_shapes import CallShapes
 from .callsites import StreamSites
+from .collect import MAX_FINDINGS_PER_RULE, Collector, Scope, stream_scopes
 from .handed import Handed
 from .knowledge import CALLBACK_DISPATCH, CODE_CONSTRUCTION, NESTED_LOADER, UNKNOWN, Classification
 from .nested_loaders import Visible
 from .ruleset import RuleSet, default_ruleset
+from .strings import string_findings
+from .structure import anomaly_findings, container_findings, status_findings
 from .unknown_calls import Knowledge, StreamShapes, application, built_by_code_construction
-
-MAX_FINDINGS_PER_RULE = 64  # per member; the rest is summarised so hostile files stay small
-
-# Tokenizer anomaly code (facts.ANOMALY_TABLE) -> finding rule; tests check every code is here.
-ANOMALY_RULES: dict[str, FindingRule] = {
-    A.STACK_UNDERFLOW: R.LOADER_WOULD_FAIL,
-    A.MARK_MISSING: R.LOADER_WOULD_FAIL,
-    A.BAD_TEXT_OPERAND: R.LOADER_WOULD_FAIL,
-    A.BAD_MEMO_GET: R.MEMO_TRICK,
-    A.BAD_MEMO_KEY: R.MEMO_TRICK,
-    A.MEMO_TYPE_CONFUSION: R.MEMO_TRICK,
-    A.MEMO_BUDGET: R.MEMO_TRICK,
-    A.MISPLACED_PROTO: R.PROTO_TRICK,
-    A.DUPLICATE_PROTO: R.PROTO_TRICK,
-    A.FRAME_VIOLATION: R.FRAME_VIOLATION,
-    A.FRAME_OVERRUN: R.FRAME_VIOLATION,
-    A.NEW_FRAME_INSIDE_FRAME: R.FRAME_VIOLATION,
-    A.FRAME_IN_OLD_PROTOCOL: R.ODD_STRUCTURE,
-    A.EXT_CODE: R.EXT_CODE,
-    A.BUILD_ON_GLOBAL: R.MUTATES_GLOBAL,
-    A.SETITEM_ON_GLOBAL: R.MUTATES_GLOBAL,
-    A.TRAILING_JUNK: R.TRAILING_JUNK,
-    A.JUNK_BETWEEN: R.TRAILING_JUNK,
-    A.STOP_WITH_STACK: R.ODD_STRUCTURE,
-    A.NEGATIVE_LENGTH: R.LOADER_WOULD_FAIL,
-    A.NON_UTF8_NAME: R.NON_UTF8_NAME,
-    A.NESTED_BUDGET: R.NESTED_BUDGET,
-    A.RESYNC_BUDGET: R.TOKENIZER_BUDGET,
-    # stack_global_non_string is handled with context below (reported per global as FS104).
-}
-
-# Strings that are commands or code, never tensor names or config values.
-_SHELL = re.compile(
-    r"(?:^|[\s;&|`(])(?:/bin/(?:ba|z|da)?sh|cmd(?:\.exe)?\s+/c|powershell|curl\s|wget\s|nc\s+-|"
-    r"ncat\s|bash\s+-[ci]|sh\s+-c|rm\s+-rf|chmod\s+[+0-7]|mkfifo|/dev/tcp/|base64\s+-d)"
-    r"|__import__\s*\(|\bexec\s*\(|\beval\s*\(|\bos\.system\b|\bsubprocess\.|\bimport\s+os\b",
-    re.IGNORECASE,
-)
-_URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"]+", re.IGNORECASE)
-# Cheap pre-filter over all strings at once: does one of these needles occur in some string?
-# Only a hit pays for the per-string regexes above (an alternation over all strings costs
-# ~100 us per file). It must hit whenever a regex can match, so every alternative of _SHELL and
-# _URL holds a needle among the characters it always matches (proved from the parsed patterns
-# by tests/rules/test_prefilter_native_equals_spec.py), and needles are compared with each
-# character folded the way the regexes see it: " " stands for any `\s` ("nc\t-e", "sh\u00a0-c"),
-# a letter for its re.IGNORECASE variants ("\u017fh -c" is "sh -c" to `re`). Needles as long as
-# that allows keep tensor names ("layer_norm", "shape", "rms", "system_prompt") from paying for
-# the regex pass.
-_MAYBE = (
-    "/bin/", "cmd", "powershell", "curl ", "wget ", "nc ", "ncat ", "sh ", "rm ", "chmod ",
-    "mkfifo", "/dev/tcp/", "base64 ", "__import__", "exec", "eval", "os.system", "subprocess.",
-    "import ", "://",
-)  # fmt: skip
-
-# Anomalies that a segment starting mid-pickle shows by construction (see _Scope.fragment).
-_EXPECTED_AFTER_CUT = frozenset(
-    {A.STACK_UNDERFLOW, A.MARK_MISSING, A.BAD_MEMO_GET, A.MEMO_TYPE_CONFUSION, A.STOP_WITH_STACK}
-)
 
 
 def evaluate(
@@ -127,10 +56,10 @@ def evaluate(
     by the stream's strings, rules.call_shapes).
     """
     rules = ruleset or default_ruleset()
-    out = _Collector()
+    out = Collector()
     if container is not None:
-        _container_findings(container, out)
-    for i, (member, facts, scope) in enumerate(_scopes(streams, container)):
+        container_findings(container, out)
+    for i, (member, facts, scope) in enumerate(stream_scopes(streams, container)):
         found = targets[i] if i < len(targets) else None
         visible = operands[i] if i < len(operands) else {}
         handed = sites[i] if i < len(sites) else None
@@ -140,130 +69,12 @@ def evaluate(
     return rules.suppress(out.findings, path, rel)
 
 
-@dataclass(frozen=True, slots=True)
-class _Scope:
-    """Where a stream sits: container format, stream kind, joblib fragment, nesting."""
-
-    fmt: str = ""
-    kind: str = ""
-    # joblib cuts one pickle into segments around raw array bytes and each is tokenized alone:
-    # "first"/"middle"/"last" segments start or end mid-pickle by construction.
-    fragment: str = ""
-    nested_at: int = -1  # outer offset of the operand holding this (nested) pickle
-    base: int = 0  # the stream's offset inside its member (PickleStream.offset)
-
-    def at(self, offset: int) -> int:
-        """The offset a finding reports: inside the member, or the nested operand's."""
-        if self.nested_at >= 0:
-            return self.nested_at
-        return self.base + offset if offset >= 0 else offset
-
-    @property
-    def where(self) -> str:
-        return f" (in nested pickle at offset {self.nested_at})" if self.nested_at >= 0 else ""
-
-    @property
-    def cut_at_end(self) -> bool:
-        return self.fragment in ("first", "middle")
-
-    @property
-    def cut_at_start(self) -> bool:
-        return self.fragment in ("middle", "last")
-
-
-def _scopes(
-    streams: Sequence[tuple[str, StreamFacts]], container: Container | None
-) -> list[tuple[str, StreamFacts, _Scope]]:
-    if container is None:
-        return [(member, facts, _Scope()) for member, facts in streams]
-    fmt = container.format
-    described = container.streams
-    if len(described) != len(streams) or any(
-        d.member != member for d, (member, _) in zip(described, streams, strict=False)
-    ):
-        kinds = {d.member: d.kind for d in described}  # caller passed a subset: no fragments
-        return [(m, f, _Scope(fmt, kinds.get(m, ""))) for m, f in streams]
-    segments: dict[str, list[int]] = {}
-    for i, d in enumerate(described):
-        if d.kind == KIND_JOBLIB:
-            segments.setdefault(d.member, []).append(i)
-    out = []
-    for i, (d, (member, facts)) in enumerate(zip(described, streams, strict=True)):
-        fragment = ""
-        group = segments.get(member, [])
-        if d.kind == KIND_JOBLIB and len(group) > 1:
-            fragment = "first" if i == group[0] else "last" if i == group[-1] else "middle"
-        out.append((member, facts, _Scope(fmt, d.kind, fragment, base=d.offset)))
-    return out
-
-
-class _Collector:
-    """Keeps the first finding per (rule, member, subject) and caps each rule per member."""
-
-    def __init__(self) -> None:
-        self.findings: list[Finding] = []
-        self._seen: dict[tuple[str, str, str], int] = {}
-        self._per_rule: dict[tuple[str, str], int] = {}
-
-    def add(self, finding: Finding) -> None:
-        key = (finding.rule_id, finding.member, finding.subject)
-        index = self._seen.get(key)
-        if index is not None:
-            if finding.severity > self.findings[index].severity:
-                self.findings[index] = finding  # e.g. the same global later seen being called
-            return
-        count_key = (finding.rule_id, finding.member)
-        count = self._per_rule.get(count_key, 0)
-        self._per_rule[count_key] = count + 1
-        if count > MAX_FINDINGS_PER_RULE:
-            return
-        if count == MAX_FINDINGS_PER_RULE:
-            finding = Finding(
-                finding.rule_id,
-                finding.severity,
-                f"more than {MAX_FINDINGS_PER_RULE} findings of this rule; the rest are omitted",
-                finding.member,
-                finding.offset,
-                "…",
-            )
-        self._seen[key] = len(self.findings)
-        self.findings.append(finding)
-
-
-def _container_findings(container: Container, out: _Collector) -> None:
-    budget_reported = False
-    for a in container.anomalies:
-        # each code's rule is in containers/anomalies.py; an unlisted one (none is emitted,
-        # tests/test_vocabularies.py) is an FS399 note
-        kind = container_anomalies.BY_CODE.get(a.code)
-        rule = R.CONTAINER_NOTE if kind is None else kind.rule
-        text = f"{a.code}: {a.detail}" if a.detail else a.code
-        out.add(rule.finding(f"{rule.title} ({text})", member=a.member, subject=a.code))
-        budget_reported |= rule is R.CONTAINER_BUDGET
-    # hit_budget records both an anomaly and `container.budget`: one budget, one finding
-    if container.budget and not budget_reported:
-        out.add(
-            R.CONTAINER_BUDGET.finding(f"budget {container.budget} hit", subject=container.budget)
-        )
-    status_rule = {
-        PARTIAL: R.PARTIAL_SCAN,
-        ENCRYPTED: R.ENCRYPTED,
-        ERROR: R.SCAN_ERROR,
-        UNSUPPORTED: R.UNSUPPORTED,
-    }.get(container.status)
-    if container.notes.get("unopened"):
-        status_rule = R.UNREADABLE_FILE
-    if status_rule is not None and container.status != COMPLETE:
-        detail = f": {container.message}" if container.message else ""
-        out.add(status_rule.finding(f"{status_rule.title}{detail}", subject=container.status))
-
-
 def _stream_findings(  # noqa: PLR0917
     member: str,
     facts: StreamFacts,
     rules: RuleSet,
-    out: _Collector,
-    scope: _Scope,
+    out: Collector,
+    scope: Scope,
     targets: indexed.Targets | None = None,
     visible: Visible | None = None,
     *,
@@ -463,9 +274,9 @@ def _stream_findings(  # noqa: PLR0917
             )
         )
 
-    _status_findings(member, facts, classes, out, scope)
-    _anomaly_findings(member, facts, out, scope)
-    _string_findings(member, facts.strings, out, scope)
+    status_findings(member, facts, classes, out, scope)
+    anomaly_findings(member, facts, out, scope)
+    string_findings(member, facts.strings, out, scope)
 
     for k, n in enumerate(facts.nested):
         outer = at(n.offset)
@@ -487,7 +298,7 @@ def _stream_findings(  # noqa: PLR0917
                 severity=Severity.LOW if whole else None,
             )
         )
-        inner = _Scope(scope.fmt, "nested", "", outer)
+        inner = Scope(scope.fmt, "nested", "", outer)
         inner_sites = sites.nested.get(k) if sites is not None else None
         _stream_findings(member, n.facts, rules, out, inner, knowledge=knowledge, sites=inner_sites)
 
@@ -496,13 +307,13 @@ def _nested_clean(
     member: str,
     facts: StreamFacts,
     rules: RuleSet,
-    scope: _Scope,
+    scope: Scope,
     sites: StreamSites | None = None,
 ) -> bool:
     """A nested buffer's findings (its own nesting included, judged with its `sites`) hold
     nothing malicious."""
-    scratch = _Collector()
-    inner = _Scope(scope.fmt, "nested", "", 0)
+    scratch = Collector()
+    inner = Scope(scope.fmt, "nested", "", 0)
     _stream_findings(member, facts, rules, scratch, inner, sites=sites)
     return all(f.severity < Severity.MALICIOUS for f in scratch.findings)
 
@@ -542,143 +353,3 @@ def _serialized_code_helper(
             return False
         return any(built_here(i) for i in range(len(facts.calls)))
     return False
-
-
-def _status_findings(
-    member: str,
-    facts: StreamFacts,
-    classes: Sequence[Classification | None],
-    out: _Collector,
-    scope: _Scope,
-) -> None:
-    at, where = scope.at, scope.where
-    if facts.status in (STATUS_TRUNCATED, STATUS_BAD_OPCODE):
-        if facts.status == STATUS_TRUNCATED and scope.cut_at_end:
-            return  # the segment ends where joblib's raw array bytes begin
-        limit = facts.error_offset if facts.error_offset >= 0 else facts.length
-        before = [c for c in facts.calls if c.opcode not in STATE_OPCODES and c.offset < limit]
-        if before:
-            # The loader already ran these when it hits the break (C1): fail closed.
-            unsafe = [c for c in before if not _is_safe_call(c, classes, scope)]
-            severity = Severity.MALICIOUS if unsafe else Severity.SUSPICIOUS
-            what = "calls of non-allowlisted callables" if unsafe else "allowlisted calls only"
-            out.add(
-                R.BROKEN_AFTER_CALL.finding(
-                    f"{facts.status} at offset {facts.error_offset} after {len(before)} call(s), "
-                    f"{what}{where}",
-                    member=member,
-                    offset=at(facts.error_offset),
-                    subject=facts.status,
-                    severity=severity,
-                )
-            )
-        else:
-            out.add(
-                R.PARSE_FAILURE.finding(
-                    f"{facts.error or facts.status}{where}",
-                    member=member,
-                    offset=at(facts.error_offset),
-                    subject=facts.status,
-                )
-            )
-    elif facts.status == STATUS_BUDGET:
-        out.add(
-            R.TOKENIZER_BUDGET.finding(
-                f"budget {facts.budget or '?'} hit at offset {facts.error_offset}{where}",
-                member=member,
-                offset=at(facts.error_offset),
-                subject=facts.budget,
-            )
-        )
-    elif facts.status == STATUS_NOT_PICKLE:
-        out.add(R.NOT_A_PICKLE.finding(f"{facts.error or 'not a pickle'}{where}", member=member))
-
-
-def _is_safe_call(call: CallSite, classes: Sequence[Classification | None], scope: _Scope) -> bool:
-    if call.callable_is_call:
-        return False
-    if call.callable_index < 0 or call.callable_index >= len(classes):
-        # In a joblib segment the callable may be memoised in an earlier segment, where its
-        # import was classified; elsewhere an unresolvable callable is not vouched for.
-        return scope.cut_at_start
-    cls = classes[call.callable_index]
-    return cls is not None and cls.is_safe
-
-
-def _anomaly_findings(member: str, facts: StreamFacts, out: _Collector, scope: _Scope) -> None:
-    for a in facts.anomalies:
-        if a.code == "persid":
-            if scope.fmt in TORCH_FORMATS or scope.kind == KIND_LEGACY_TORCH:
-                continue  # torch stores every tensor as a persistent id
-            rule = R.PERSID_OUTSIDE_TORCH
-        elif a.code == A.STACK_GLOBAL_NON_STRING:
-            continue  # reported per global as FS104
-        elif a.code == A.FRAME_OVERRUN and facts.status == STATUS_TRUNCATED:
-            rule = R.ODD_STRUCTURE  # a FRAME longer than the bytes left: plain truncation
-        elif scope.cut_at_start and a.code in _EXPECTED_AFTER_CUT:
-            rule = R.ODD_STRUCTURE  # stack and memo live in the previous joblib segment
-        else:
-            rule = ANOMALY_RULES.get(a.code, R.ODD_STRUCTURE)
-        detail = f" ({a.detail})" if a.detail else ""
-        severity, note = None, ""
-        if a.code == A.MEMO_BUDGET and not facts.anomaly_count(A.BAD_MEMO_GET):
-            # PUTs past the budget are dropped; only a GET of one (bad_memo_get) loses a value
-            severity, note = Severity.LOW, ": no GET read a dropped entry, nothing hidden"
-        out.add(
-            rule.finding(
-                f"{a.code}{detail} in pickle #{a.pickle_index}{note}{scope.where}",
-                member=member,
-                offset=scope.at(a.offset),
-                subject=a.code,
-                severity=severity,
-            )
-        )
-    single = scope.fmt in SINGLE_PICKLE_FORMATS or scope.kind in SINGLE_PICKLE_KINDS
-    if facts.n_pickles > 1 and single:
-        second = facts.pickle_offsets[1] if len(facts.pickle_offsets) > 1 else -1
-        out.add(
-            R.MULTIPLE_PICKLES.finding(
-                f"{facts.n_pickles} pickles in a {scope.kind or scope.fmt} member that holds one"
-                + scope.where,
-                member=member,
-                offset=scope.at(second),
-                subject=str(facts.n_pickles),
-            )
-        )
-
-
-def _string_findings(member: str, strings: Sequence[str], out: _Collector, scope: _Scope) -> None:
-    offset, where = scope.at(-1), scope.where
-    if not strings:
-        return
-    if not _maybe_command(strings):
-        return
-    for text in strings:
-        if _SHELL.search(text):
-            out.add(
-                R.SHELL_STRING.finding(
-                    f"string looks like a command or code: {text[:120]!r}{where}",
-                    member=member,
-                    offset=offset,
-                    subject=text[:80],
-                )
-            )
-        else:
-            url = _URL.search(text)
-            if url:
-                out.add(
-                    R.URL_STRING.finding(
-                        f"string holds a URL: {url.group(0)[:120]!r}{where}",
-                        member=member,
-                        offset=offset,
-                        subject=url.group(0)[:80],
-                    )
-                )
-
-
-def _maybe_command(strings: Sequence[str]) -> bool:
-    """Whether a _MAYBE needle occurs in some string, folded (see _MAYBE); native, one pass.
-
-    Its plain Python specification is tests/specs/prefilter.py.
-    """
-    return bool(_native.contains_folded(strings, _MAYBE))

@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..bulkplan import BulkError
-from ..fileref import FileRef
 from ..isolation import protect_children
-from ..remote import MissingExtra, configure
 from ..results import results_to_batch
+from ..sources.ref import FileRef
+from ..sources.stores import MissingExtra, configure
 from ..verdict import SUSPICIOUS
 from ..worker import default_scanner_factory, error_result, from_ipc, scan_batch
 

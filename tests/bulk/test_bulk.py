@@ -24,10 +24,10 @@ import pytest
 from fastscan import bulkplan, pool, worker
 from fastscan.bulk import run_bulk
 from fastscan.bulkplan import BulkError
-from fastscan.fileref import FileRef
 from fastscan.findings import Finding, Severity
 from fastscan.report import BulkSummary
 from fastscan.results import RESULT_SCHEMA, comparable
+from fastscan.sources.ref import FileRef
 from fastscan.verdict import FileResult
 
 

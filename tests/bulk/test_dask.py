@@ -19,10 +19,10 @@ import pytest
 from test_s3 import relative_rows, upload_tree
 
 from fastscan.bulk import run_bulk
-from fastscan.remote import MissingExtra
 from fastscan.results import comparable, read_parquet, read_provenance
 from fastscan.scale.dask_backend import connect
-from fastscan.sources import PROVENANCE_KEYS
+from fastscan.sources.incremental import PROVENANCE_KEYS
+from fastscan.sources.stores import MissingExtra
 from tests.mirror import build_mirror, hostile_pickle
 
 pytest.importorskip("distributed")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from fastscan.fileref import hf_coordinates
+from fastscan.sources.ref import hf_coordinates
 from tests.hub_server import COMMIT, HubRepo, serve
 from tests.mirror import torch_zip_bytes
 

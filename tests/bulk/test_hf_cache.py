@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastscan.bulk import run_bulk
-from fastscan.fileref import hf_coordinates
 from fastscan.results import conform_table
 from fastscan.scan import Scanner
 from fastscan.sources import discover
+from fastscan.sources.ref import hf_coordinates
 
 EVIL = b"\x80\x02cos\nsystem\n(X\x12\x00\x00\x00echo fastscan-testtR."
 BENIGN = pickle.dumps({"w": [1.0, 2.0]}, protocol=4)

@@ -11,7 +11,7 @@ import pytest
 from fastscan.bulk import run_bulk
 from fastscan.cli import main
 from fastscan.results import read_provenance
-from fastscan.sources import PROVENANCE_KEYS, stale_reason
+from fastscan.sources.incremental import PROVENANCE_KEYS, stale_reason
 
 CONFIG_A = """
 [[allow]]

@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastscan.bulk import run_bulk
-from fastscan.fileref import FileRef, hf_coordinates
-from fastscan.remote import MissingExtra, filesystem_for
 from fastscan.results import comparable
 from fastscan.sources import discover
+from fastscan.sources.ref import FileRef, hf_coordinates
+from fastscan.sources.stores import MissingExtra, filesystem_for
 from tests.mirror import HF_SNAPSHOT, build_mirror, hostile_pickle, torch_zip_bytes
 
 SOURCE_COLUMNS = ("mtime", "etag", "bytes_read")
@@ -186,8 +186,8 @@ def test_refs_without_extras_get_a_clear_message(monkeypatch: pytest.MonkeyPatch
 
 
 def test_oversized_object_needing_a_whole_read_fails_closed(s3_endpoint: str):
-    from fastscan.remote import prepare_remote
     from fastscan.scan import Scanner
+    from fastscan.sources.remote import prepare_remote
 
     bucket = f"raw-{uuid.uuid4().hex[:8]}"
     client = s3_client(s3_endpoint)

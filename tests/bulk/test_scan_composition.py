@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from fastscan import worker
-from fastscan.fileref import FileRef
 from fastscan.scan import Scanner
+from fastscan.sources.ref import FileRef
 from fastscan.verdict import FileResult
 from tests.mirror import build_mirror, torch_zip_bytes
 

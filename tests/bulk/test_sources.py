@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fastscan import sources
-from fastscan.fileref import FileRef
 from fastscan.results import results_to_batch
-from fastscan.sources import discover, load_previous, split_incremental, unchanged
+from fastscan.sources import discover, local
+from fastscan.sources.incremental import load_previous, split_incremental, unchanged
+from fastscan.sources.ref import FileRef
 from fastscan.verdict import FileResult
 
 
@@ -108,7 +108,7 @@ def test_unreadable_directory_becomes_one_error_ref(tree: Path, monkeypatch: pyt
             raise PermissionError(13, "Permission denied")
         return real_scandir(path)
 
-    monkeypatch.setattr(sources.os, "scandir", scandir)
+    monkeypatch.setattr(local.os, "scandir", scandir)
     refs = list(discover(str(tree), include=["*.pkl"]))
     errors = [r for r in refs if r.error]
     assert [r.path for r in errors] == [locked]

@@ -12,8 +12,8 @@ import pytest
 
 from fastscan.cli import main
 from fastscan.exitcodes import exit_code, outcomes
-from fastscan.fileref import unreadable_result
 from fastscan.sources import discover
+from fastscan.sources.ref import unreadable_result
 
 MALICIOUS = b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x12echo fastscan-test\x85R."
 BENIGN = b"\x80\x04}\x94\x8c\x01a\x94K\x01s."

@@ -122,6 +122,7 @@ def test_explain_shows_python_and_what_the_index_knows(tmp_path) -> None:  # typ
     path.write_bytes(b"\x80\x02cacme.pipes\nSerializationWrapper\n)\x81}b.")
     scanner = Scanner(model=None, rules=RuleSet(load_shipped(), index=sample()))
     analysis, result = scanner.explain_source(str(path), str(path), keep_data=1 << 20)
+    assert analysis is not None
     text = "\n".join(render(analysis, result, analysis.data, scanner.rules))
     assert "obj1 = SerializationWrapper.__new__(SerializationWrapper)" in text
     assert "obj1.__setstate__({})" in text

@@ -24,11 +24,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastscan import _features as native
-from fastscan import features
+from fastscan import feature_layout, features
 from fastscan.facts import Anomaly, CallSite, GlobalRef, NestedPickle, StreamFacts
 from fastscan.findings import Finding
 from fastscan.opcodes import BY_NAME
 from fastscan.rules import engine
+from fastscan.rules import strings as string_rules
 from tests.specs import prefilter
 from tests.specs import string_stats as string_stats_spec
 
@@ -162,19 +163,19 @@ def test_opcode_groups_match_a_numpy_histogram() -> None:
     streams = [tuple(int(x) for x in rng.integers(0, 1000, 256)) for _ in range(3)]
     n = len(features.OPCODE_GROUPS)
     row = [0.0] * features.N_FEATURES
-    native.opcode_groups(streams, features._GROUP_OF, row, 0, n, n)
+    native.opcode_groups(streams, feature_layout._GROUP_OF, row, 0, n, n)
     hist = np.sum(np.array(streams, dtype=np.int64), axis=0)
     want = np.zeros(n)
-    for byte, group in enumerate(features._GROUP_OF):
+    for byte, group in enumerate(feature_layout._GROUP_OF):
         if group >= 0:
             want[group] += hist[byte]
     assert row[:n] == list(want)
     assert row[n : 2 * n] == list(want / want.sum())
-    assert features._GROUP_OF[ord("\xff")] == -1  # not an opcode: counted nowhere
+    assert feature_layout._GROUP_OF[ord("\xff")] == -1  # not an opcode: counted nowhere
     with pytest.raises(ValueError):
-        native.opcode_groups([(0,) * 255], features._GROUP_OF, row, 0, n, n)
+        native.opcode_groups([(0,) * 255], feature_layout._GROUP_OF, row, 0, n, n)
     with pytest.raises(ValueError):
-        native.opcode_groups([], features._GROUP_OF, [0.0] * 10, 0, n, n)
+        native.opcode_groups([], feature_layout._GROUP_OF, [0.0] * 10, 0, n, n)
 
 
 def test_float32_row_matches_numpy_cast_and_fixup() -> None:
@@ -197,14 +198,14 @@ def test_call_counts() -> None:
     )
     call_ops = [0] * len(features.CALL_OPCODES)
     totals = [0] * 8
-    native.call_counts(calls, [2, 0], 35, features._CALL_SLOT, call_ops, totals)
+    native.call_counts(calls, [2, 0], 35, feature_layout._CALL_SLOT, call_ops, totals)
     assert call_ops == [2, 0, 0, 1, 0, 1]  # REDUCE, OBJ, INST, NEWOBJ, NEWOBJ_EX, BUILD
     # discarded, on_call, resolved, safe, unknown, dangerous, before_fail, dangerous_before
     assert totals == [1, 1, 3, 1, 0, 2, 3, 1]
-    native.call_counts(calls, [2, 0], -1, features._CALL_SLOT, call_ops, totals)
+    native.call_counts(calls, [2, 0], -1, feature_layout._CALL_SLOT, call_ops, totals)
     assert totals == [2, 2, 6, 2, 0, 4, 3, 1]  # no failure: nothing counted "before" it
     with pytest.raises(ValueError):
-        native.call_counts(calls, [7], -1, features._CALL_SLOT, call_ops, totals)
+        native.call_counts(calls, [7], -1, feature_layout._CALL_SLOT, call_ops, totals)
 
 
 def test_global_counts_classifies_each_qualname_once() -> None:
@@ -225,13 +226,14 @@ def test_global_counts_classifies_each_qualname_once() -> None:
 
     totals = [1, 0, 0, 0]
     cache: dict[str, dict[str, int]] = {}
-    classes = native.global_counts(refs, distinct, features._CLASS_SLOT, first_sight, totals, cache)
+    slots = feature_layout._CLASS_SLOT
+    classes = native.global_counts(refs, distinct, slots, first_sight, totals, cache)
     assert seen == [("posix.system", False), ("?.?", True), ("a.b.c", False)]
     assert classes == [2, 2, 1, 1, 1]  # a class outside RULE_CLASSES counts as unknown
     assert totals == [6, 1, 1, 1]  # total, unresolved, via_memo, ext
     # a second stream of the same file: known pairs come from the cache, no new first sight
     again = native.global_counts(
-        refs[:2], distinct, features._CLASS_SLOT, first_sight, totals, cache
+        refs[:2], distinct, feature_layout._CLASS_SLOT, first_sight, totals, cache
     )
     assert again == [2, 2] and len(seen) == 3 and totals == [8, 1, 2, 1]
     assert cache == {"posix": {"system": 2}, "?": {"?": 1}, "a": {"b.c": 1}, "a.b": {"c": 1}}
@@ -401,7 +403,7 @@ def test_corpus_findings_and_rows_equal_the_specifications(
         return out
 
     fast = outputs()
-    monkeypatch.setattr(engine, "_maybe_command", lambda s: prefilter.maybe_command(list(s)))
+    monkeypatch.setattr(string_rules, "maybe_command", lambda s: prefilter.maybe_command(list(s)))
     spec_native = SimpleNamespace(**{k: getattr(native, k) for k in dir(native)})
     spec_native.string_stats = _python_string_stats
     monkeypatch.setattr(features, "_native", spec_native)

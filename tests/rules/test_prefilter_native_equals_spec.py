@@ -1,8 +1,8 @@
-"""The rules engine's string pre-filter (`engine._maybe_command`, natively
+"""The rules engine's string pre-filter (`strings.maybe_command`, natively
 `_features.contains_folded`) against its specification (tests/specs/prefilter.py), and a superset
 of the engine's regexes.
 
-`engine._string_findings` runs `_SHELL` / `_URL` only when `_maybe_command` says some needle of
+`strings.string_findings` runs `_SHELL` / `_URL` only when `maybe_command` says some needle of
 `_MAYBE` occurs. The native pass equals the Python spec for any needles (hypothesis and cases),
 and three arguments show it can never hide a match:
 
@@ -30,10 +30,10 @@ from hypothesis import strategies as st
 
 import fastscan
 from fastscan import _features as native
-from fastscan.rules import engine
+from fastscan.rules import strings as string_rules
 from tests.specs import prefilter
 
-_PATTERNS = (engine._SHELL, engine._URL)
+_PATTERNS = (string_rules._SHELL, string_rules._URL)
 
 
 def _regexes_match(strings: list[str]) -> bool:
@@ -137,18 +137,20 @@ def _alternatives(pattern: re.Pattern[str]) -> Iterator[list[tuple[Any, Any]]]:
 def test_every_alternative_of_the_regexes_holds_a_needle(pattern: re.Pattern[str]) -> None:
     assert pattern.flags & re.IGNORECASE  # the fold equates case variants: a superset anyway
     alternatives = list(_alternatives(pattern))
-    assert len(alternatives) == (7 if pattern is engine._SHELL else 1)
+    assert len(alternatives) == (7 if pattern is string_rules._SHELL else 1)
     for alternative in alternatives:
-        assert _covered(alternative, engine._MAYBE), alternative
+        assert _covered(alternative, string_rules._MAYBE), alternative
 
 
 def test_the_proof_notices_a_missing_needle() -> None:
     """The structural check fails when a needle is too long or missing."""
-    without_nc = tuple(w for w in engine._MAYBE if w != "nc ")
-    assert not all(_covered(a, without_nc) for a in _alternatives(engine._SHELL))
-    literal_blank = tuple("nc -" if w == "nc " else w for w in engine._MAYBE)  # \s+ may be more
-    assert not all(_covered(a, literal_blank) for a in _alternatives(engine._SHELL))
-    assert not _covered(next(_alternatives(engine._URL)), ("http://",))  # ftp:// too
+    without_nc = tuple(w for w in string_rules._MAYBE if w != "nc ")
+    assert not all(_covered(a, without_nc) for a in _alternatives(string_rules._SHELL))
+    literal_blank = tuple(
+        "nc -" if w == "nc " else w for w in string_rules._MAYBE
+    )  # \s+ may be more
+    assert not all(_covered(a, literal_blank) for a in _alternatives(string_rules._SHELL))
+    assert not _covered(next(_alternatives(string_rules._URL)), ("http://",))  # ftp:// too
 
 
 # -- hypothesis: around the alternatives ---------------------------------------------------------
@@ -189,7 +191,7 @@ _strings = st.lists(
 @settings(max_examples=600, deadline=None, derandomize=True)
 @given(_strings)
 def test_prefilter_says_yes_whenever_a_regex_matches(strings: list[str]) -> None:
-    native_says = engine._maybe_command(strings)
+    native_says = string_rules.maybe_command(strings)
     assert native_says == prefilter.maybe_command(strings)
     if _regexes_match(strings):
         assert native_says
@@ -216,7 +218,7 @@ def test_the_generator_reaches_the_regexes() -> None:
 )  # fmt: skip
 def test_whitespace_and_case_variants_pass_the_prefilter(text: str) -> None:
     assert _regexes_match([text])
-    assert engine._maybe_command(["weight", text]) and prefilter.maybe_command([text])
+    assert string_rules.maybe_command(["weight", text]) and prefilter.maybe_command([text])
 
 
 @pytest.mark.parametrize(
@@ -226,7 +228,7 @@ def test_whitespace_and_case_variants_pass_the_prefilter(text: str) -> None:
      ["\u0120sh", "ush", "\u0120rm", "cm", "bash_", "import", "exe", "os.sys", "base64"]],
 )  # fmt: skip
 def test_tensor_names_skip_the_regex_pass(strings: list[str]) -> None:
-    assert not engine._maybe_command(strings)
+    assert not string_rules.maybe_command(strings)
     assert not prefilter.maybe_command(strings)
 
 
@@ -245,7 +247,7 @@ def test_payload_string_with_odd_whitespace_gets_the_shell_finding(
 ) -> None:
     data = pickle.dumps(payload, protocol=protocol)  # written here, never loaded
     result = fastscan.scan_bytes(data)
-    assert engine.R.SHELL_STRING.rule_id in [f.rule_id for f in result.findings]
+    assert string_rules.R.SHELL_STRING.rule_id in [f.rule_id for f in result.findings]
     assert result.verdict != "clean"
 
 
@@ -256,9 +258,9 @@ def test_payload_string_with_odd_whitespace_gets_the_shell_finding(
 # characters that re.IGNORECASE equates with ASCII letters (dotted and dotless I, long s, Kelvin
 # sign) and ones that only look like them (fullwidth s, accented letters).
 _PIECES = [
-    *engine._MAYBE, "CURL ", "WgEt\t", "Nc\u00a0", "/BIN/", "__IMPORT__", "SubProcess.", "EVAL",
-    "ExEc", "://", ":/", "/bin", "nc", "ncat", "ba", "sh", " ", "\n", "\t", "\x85", "\u3000",
-    "\u2029", "\x00", "\u0130", "\u0130mport ", "\u0131", "\u212a", "\u017f", "\u017fh\t",
+    *string_rules._MAYBE, "CURL ", "WgEt\t", "Nc\u00a0", "/BIN/", "__IMPORT__", "SubProcess.",
+    "EVAL", "ExEc", "://", ":/", "/bin", "nc", "ncat", "ba", "sh", " ", "\n", "\t", "\x85",
+    "\u3000", "\u2029", "\x00", "\u0130", "\u0130mport ", "\u0131", "\u212a", "\u017f", "\u017fh\t",
     "\uff53", "\u00e9", "\u00c9", "\U0001f600", "\ud800", "\u03a3", "x", "S",
 ]  # fmt: skip
 _texts = st.lists(st.one_of(st.sampled_from(_PIECES), st.characters()), max_size=12).map("".join)
@@ -276,9 +278,9 @@ _needles = st.lists(
 @settings(max_examples=500, deadline=None, derandomize=True)
 @given(_string_lists)
 def test_prefilter_equals_python_spec(strings: list[str]) -> None:
-    got = native.contains_folded(strings, engine._MAYBE)
+    got = native.contains_folded(strings, string_rules._MAYBE)
     assert got in (0, 1)
-    assert bool(got) == prefilter.maybe_command(strings) == engine._maybe_command(strings)
+    assert bool(got) == prefilter.maybe_command(strings) == string_rules.maybe_command(strings)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
@@ -311,15 +313,15 @@ def test_prefilter_with_any_needles(strings: list[str], needles: tuple[str, ...]
     ],
 )
 def test_prefilter_cases(strings: list[str], expected: int) -> None:
-    assert native.contains_folded(strings, engine._MAYBE) == expected
-    assert prefilter.maybe_command(strings, engine._MAYBE) == bool(expected)
+    assert native.contains_folded(strings, string_rules._MAYBE) == expected
+    assert prefilter.maybe_command(strings, string_rules._MAYBE) == bool(expected)
 
 
 def test_prefilter_rejects_what_join_rejects() -> None:
     with pytest.raises(TypeError):
-        native.contains_folded(["curl ", b"bytes"], engine._MAYBE)  # str.join raises too
+        native.contains_folded(["curl ", b"bytes"], string_rules._MAYBE)  # str.join raises too
     with pytest.raises(TypeError):
-        engine._maybe_command(["ok", 3])  # type: ignore[list-item]
+        string_rules.maybe_command(["ok", 3])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         prefilter.maybe_command(["ok", 3])  # type: ignore[list-item]
     for bad in (("",), ("Upper",), ("a\nb",), ("a\tb",), ("\u00e9",), ("a\x00",), tuple("x" * 65)):
@@ -328,5 +330,5 @@ def test_prefilter_rejects_what_join_rejects() -> None:
 
 
 def test_prefilter_takes_tuples_and_lists_of_strings() -> None:
-    assert native.contains_folded(("a", "wget x"), engine._MAYBE) == 1
-    assert native.contains_folded(iter(["a", "b"]), engine._MAYBE) == 0
+    assert native.contains_folded(("a", "wget x"), string_rules._MAYBE) == 1
+    assert native.contains_folded(iter(["a", "b"]), string_rules._MAYBE) == 0

@@ -30,10 +30,8 @@ from fastscan.rules import (
     default_ruleset,
     evaluate,
 )
-from fastscan.rules.engine import (
-    ANOMALY_RULES,
-    MAX_FINDINGS_PER_RULE,
-)
+from fastscan.rules.collect import MAX_FINDINGS_PER_RULE
+from fastscan.rules.structure import ANOMALY_RULES
 
 SHIPPED = default_ruleset()
 

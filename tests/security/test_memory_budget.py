@@ -73,7 +73,7 @@ def test_remote_sparse_buffer_is_outside_the_data_budget() -> None:
     code = textwrap.dedent(
         """
         import mmap, resource
-        from fastscan import remote
+        from fastscan.containers import sparse
         with open("/proc/self/statm") as fh:
             data = int(fh.read().split()[5]) * mmap.PAGESIZE
         resource.setrlimit(resource.RLIMIT_DATA, (data + (64 << 20), resource.RLIM_INFINITY))
@@ -83,7 +83,7 @@ def test_remote_sparse_buffer_is_outside_the_data_budget() -> None:
             print("anonymous mapped")
         except OSError:
             print("anonymous refused")
-        buf = remote._sparse_map(size)
+        buf = sparse._sparse_map(size)
         buf[:4] = b"head"
         buf[size - 4 :] = b"tail"
         print(bytes(buf[:4]), bytes(buf[size - 4 :]), len(buf))
@@ -142,7 +142,7 @@ def test_worker_memory_stays_flat_over_7z_archives(tmp_path: Path) -> None:
         f"""
         import os
         from fastscan import worker
-        from fastscan.fileref import FileRef
+        from fastscan.sources.ref import FileRef
         config = worker.WorkerConfig(worker.default_scanner_factory, {{}}, 0, 0, in_pool=False)
         worker.init_worker(config)
         worker._tune_gc()  # what a pool worker runs with

@@ -1,4 +1,4 @@
-"""The Python specification of the rules engine's string pre-filter (`engine._maybe_command`,
+"""The Python specification of the rules engine's string pre-filter (`strings.maybe_command`,
 natively `_features.contains_folded`).
 
 A needle occurs in some string once each character is folded the way the engine's regexes see it:
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastscan.rules.engine import _MAYBE
+from fastscan.rules.strings import _MAYBE
 
 # what `\s` matches in a str pattern: Py_UNICODE_ISSPACE
 WHITESPACE = (

@@ -1,8 +1,8 @@
 """What a file to scan is: a `FileRef` (local path or URL, with the version that identifies it),
 where it sits in a Hugging Face cache or repository, and its row when it cannot be read.
 
-Shared by discovery (sources.py), object stores (remote.py), the scanner and the workers, so
-none of them imports another to name a file.
+Shared by discovery (the `sources` walkers), the scanner and the workers, so none of them
+imports another to name a file.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from .findings import UNREADABLE_FILE, Finding
-from .verdict import SUSPICIOUS, FileResult
+from ..findings import UNREADABLE_FILE, Finding
+from ..verdict import SUSPICIOUS, FileResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class FileRef:
 
 
 # A walker yields (path relative to the root with "/" separators, FileRef). Local walking is one
-# walker; the fsspec walker for URLs (remote.walk_remote) is the other.
+# walker; the fsspec walker for URLs (sources.remote.walk_remote) is the other.
 Walker = Callable[[str, bool, Callable[[str], bool]], Iterator[tuple[str, FileRef]]]
 
 

@@ -1,8 +1,4 @@
-"""Object stores and other fsspec URLs: list objects as `FileRef`s, read only the bytes needed.
-
-Listing: `walk_remote` is the `sources` walker for any `proto://` root other than `file://`;
-refs carry the full URL, the size, the last-modified time and the ETag (incremental runs key on
-ETag + size for these refs).
+"""What of a remote object the container readers need, read by ranges into a sparse buffer.
 
 Read policy (what `fetch_for_scan` reads of one object; `bytes_read` reports the total):
 - objects up to `WHOLE_READ_BYTES` (1 MiB) are read whole in one request;
@@ -22,31 +18,26 @@ temp file: holes cost neither memory nor disk) that is handed to the unchanged c
 A shared file mapping is outside the worker's `--memory-mb` budget (RLIMIT_DATA counts private
 writable maps: an anonymous buffer of a 20 GiB object would count in full), so objects of any
 size get their ranged reads; what is fetched lands in the temp directory's page cache (RAM where
-TMPDIR is a tmpfs). As a safety net, if a pickle
-stream was found in a member that was not read whole, the object is re-read whole and rescanned.
+TMPDIR is a tmpfs). As a safety net, if a pickle stream was found in a member that was not
+read whole, the object is re-read whole and rescanned (`stream_outside_plan`).
+
+The file systems, listing and the scanner's side of a remote read are in `sources/remote.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import mmap
-import os
-import re
 import struct
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from .containers import ContainerLimits, sniff
-from .containers import npy as npy_reader
-from .containers.formats import NESTED_FORMATS, NO_PICKLE_FORMATS, PICKLE_FORMATS
-from .containers.sniff import is_tar
-from .containers.zipread import zip64_extra
-from .fileref import FileRef, error_row
-from .verdict import FileResult
+from . import npy as npy_reader
+from ._context import ContainerLimits
+from .formats import NESTED_FORMATS, NO_PICKLE_FORMATS, PICKLE_FORMATS
+from .sniff import is_tar, sniff
+from .zipread import zip64_extra
 
 WHOLE_READ_BYTES = 1 << 20
 HEAD_BYTES = 64 << 10  # the pickle probe looks at up to 64 KiB
@@ -55,127 +46,9 @@ LOCAL_HEADER_SLACK = 256  # local extra fields (torch pads data to 64-byte align
 COMPRESSED_WHOLE_BYTES = 1 << 20  # compressed members this small are read whole at once
 DEFAULT_MAX_WHOLE = 1 << 30
 
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _EOCD = struct.Struct("<4sHHHHIIH")
 _CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
-
-S3_HINT = "reading s3:// URLs needs s3fs: pip install 'fastscan[s3]'"
-HF_HINT = "reading hf:// URLs needs huggingface_hub: pip install 'fastscan[hf]'"
-FSSPEC_HINT = "reading URLs needs fsspec: pip install 'fastscan[s3]'"
-
-
-class MissingExtra(ImportError):
-    """An optional dependency is not installed; the message says which extra to install."""
-
-
-# --- file systems -----------------------------------------------------------------------------
-
-_configured: dict[str, Any] = {}
-
-
-def configure(storage_options: Mapping[str, Any] | None) -> None:
-    """Set the storage options this process uses for every URL (Dask workers get the client's)."""
-    _configured.clear()
-    _configured.update(storage_options or {})
-
-
-def storage_options_from_env(protocol: str = "s3") -> dict[str, Any]:
-    """Non-secret options from the environment: the S3 endpoint and `FASTSCAN_STORAGE_OPTIONS`.
-
-    Credentials and region are left to the SDK's own lookup (AWS_* variables, config files,
-    instance roles), on every machine that reads.
-    """
-    opts: dict[str, Any] = {}
-    extra = os.environ.get("FASTSCAN_STORAGE_OPTIONS", "").strip()
-    if extra:
-        loaded = json.loads(extra)
-        if not isinstance(loaded, dict):
-            raise ValueError("FASTSCAN_STORAGE_OPTIONS must be a JSON object")
-        opts.update(loaded)
-    if protocol in ("s3", "s3a"):
-        endpoint = os.environ.get("FASTSCAN_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint:
-            opts.setdefault("endpoint_url", endpoint)
-    return opts
-
-
-def filesystem_for(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
-    """(fsspec file system, path inside it) for `url`; fsspec caches one instance per options."""
-    protocol = url.split("://", 1)[0]
-    try:
-        from fsspec.core import url_to_fs
-    except ImportError as exc:
-        raise MissingExtra(FSSPEC_HINT) from exc
-    if protocol in ("s3", "s3a"):
-        try:
-            import s3fs  # noqa: F401 (optional extra)
-        except ImportError as exc:
-            raise MissingExtra(S3_HINT) from exc
-    if protocol == "hf":  # HfFileSystem reads HF_TOKEN and HF_ENDPOINT itself
-        try:
-            import huggingface_hub  # noqa: F401 (optional extra; registers hf:// with fsspec)
-        except ImportError as exc:
-            raise MissingExtra(HF_HINT) from exc
-    opts = storage_options_from_env(protocol)
-    opts.update(_configured)
-    opts.update(storage_options or {})
-    fs, path = url_to_fs(url, **opts)
-    return fs, path
-
-
-# --- listing ----------------------------------------------------------------------------------
-
-
-def _etag(info: Mapping[str, Any]) -> str:
-    for key in ("ETag", "etag", "md5Hash", "checksum"):
-        value = info.get(key)
-        if value:
-            return str(value).strip('"')
-    # Hugging Face: an LFS file's sha256 (its content hash), else the git blob id
-    lfs = info.get("lfs")
-    sha = lfs.get("sha256") if isinstance(lfs, Mapping) else getattr(lfs, "sha256", None)
-    return str(sha or info.get("blob_id") or "")
-
-
-def _mtime(info: Mapping[str, Any]) -> float:
-    for key in ("LastModified", "mtime", "last_modified", "updated", "created"):
-        value = info.get(key)
-        if isinstance(value, datetime):
-            return value.timestamp()
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    return 0.0
-
-
-def walk_remote(
-    root: str, follow_symlinks: bool, excluded: Callable[[str], bool]
-) -> Iterator[tuple[str, FileRef]]:
-    """Every object under the URL `root` (or the object itself), sorted by key."""
-    fs, base = filesystem_for(root)
-    protocol = root.split("://", 1)[0]
-    base = base.rstrip("/")
-    try:
-        found = fs.find(base, detail=True)
-        if not found and fs.isfile(base):
-            found = {base: fs.info(base)}
-    except Exception as exc:  # SDK errors are not OSErrors; the root must be listable
-        raise OSError(f"cannot list {root}: {type(exc).__name__}: {exc}") from exc
-    if not found:  # object stores have no empty folders: a typo, not a clean tree
-        raise FileNotFoundError(f"root does not exist: {root} (no object at or under it)")
-    for path in sorted(found):
-        info = found[path]
-        if info.get("type", "file") != "file":
-            continue
-        rel = path[len(base) + 1 :] if path.startswith(base + "/") else path.rsplit("/", 1)[-1]
-        url = f"{protocol}://{path}"
-        yield rel, FileRef(url, int(info.get("size") or 0), _mtime(info), _etag(info), rel=rel)
-
-
-# --- sparse reads -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -183,7 +56,7 @@ class SparseObject:
     """An object's bytes at their real offsets; only the fetched ranges are filled."""
 
     size: int
-    buffer: Any  # mmap (anonymous) or bytes
+    buffer: Any  # the sparse shared map, or bytes (read whole)
     fetched: int = 0  # bytes transferred
     requests: int = 0
     whole: bool = False
@@ -496,60 +369,3 @@ def stream_outside_plan(obj: SparseObject, stream_members: list[str]) -> bool:
         if not ok:
             return True
     return False
-
-
-# --- scanning ---------------------------------------------------------------------------------
-
-
-class Preparer(Protocol):
-    """What `prepare_remote` needs of the scanner (`scan.Scanner`)."""
-
-    container_limits: ContainerLimits
-    hash_files: bool
-
-    def prepare(self, ref: FileRef, buffer: Any = None) -> tuple[FileResult, Any]: ...
-
-
-def prepare_remote(
-    scanner: Preparer, ref: FileRef, *, max_whole_bytes: int = DEFAULT_MAX_WHOLE
-) -> tuple[FileResult, Any]:
-    """Every stage but the model for one remote object: (FileResult, analysis or None).
-
-    The ranges are read into a sparse buffer that `scanner.prepare(ref, buffer)` judges exactly
-    like a local file; the caller then scores it with the rest of its batch (`Scanner.score`).
-    `bytes_read` becomes the bytes actually transferred. A read that fails is an error row.
-    """
-    try:
-        fs, path = filesystem_for(ref.path)
-        obj = fetch_for_scan(
-            fs, path, ref.size, limits=scanner.container_limits, max_whole_bytes=max_whole_bytes
-        )
-    except MemoryError:
-        raise  # the budget's own row (Scanner.prepare), as for a local file
-    except Exception as exc:  # SDK and network errors are not OSErrors: one row, not a crash
-        return _unread(ref, f"cannot read {ref.path}: {type(exc).__name__}: {exc}", 0), None
-    try:
-        if obj.too_large:
-            return _unread(ref, obj.too_large, obj.fetched), None
-        result, analysis = scanner.prepare(ref, obj.buffer)
-        members = [s.member for s, _facts in analysis.streams] if analysis is not None else []
-        if stream_outside_plan(obj, members):
-            refetch_whole(fs, path, obj, max_whole_bytes)
-            if obj.too_large:  # what the partial read found stands; the rest was never read
-                result.status, result.error = "error", obj.too_large
-            else:
-                result, analysis = scanner.prepare(ref, obj.buffer)
-        result.bytes_read = obj.fetched
-        # A Hub LFS object's ETag is its sha256: the content hash without reading every byte.
-        if scanner.hash_files and _SHA256_HEX.fullmatch(ref.etag):
-            result.sha256 = ref.etag
-        return result, analysis
-    finally:
-        obj.close()
-
-
-def _unread(ref: FileRef, error: str, fetched: int) -> FileResult:
-    """The row of an object that was not read: an error, never silently clean."""
-    row = error_row(ref, error)
-    row.bytes_read = fetched
-    return row
