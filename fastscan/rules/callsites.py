@@ -20,6 +20,7 @@ unknown is OPAQUE, so a judge that needs to see all of a value fails closed on i
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -49,6 +50,7 @@ class Data(NamedTuple):
     offset: int  # operand offset (NestedPickle.offset when it was read as a nested pickle)
     length: int
     loads: bool = False
+    command: bool = False  # weighed walks: the bytes read as text (`bytes_read_as_command`)
 
 
 class Call(NamedTuple):
@@ -115,6 +117,36 @@ def EVERY(offset: int) -> bool:
     return True
 
 
+def NONE(offset: int) -> bool:
+    """`weigh` when no call's literals are weighed."""
+    return False
+
+
+# Text a command line, code, a path or a URL needs: whitespace (arguments), shell and code
+# punctuation, quotes, `=`, `/`, `\\`, `~`, a leading `.` or `-`, a short final `.ext` (file
+# names, dotted addresses); IANA zone names (`America/New_York`: `/` only between capitalised
+# segments) excepted. Dotted/dashed tokens (`little`, `utf-8`, `Content-Type`) pass. A bare word
+# can still be a command without arguments (`reboot`): such a call is settled only by a confident
+# classifier, like any FS103.
+_HOSTILE_TEXT = re.compile(
+    r"[\s;|&`$<>(){}\[\]'\"=/\\~*?!#%^]|^[.-]"
+    r"|\.[A-Za-z0-9]{1,5}$"  # a file name (`tokenizer.bin`, `run.sh`), an address (`127.0.0.1`)
+)
+_ZONE_NAME = re.compile(r"[A-Z][\w+-]{0,39}(?:/[A-Z][\w+-]{0,39}){1,2}")
+
+
+def reads_as_command(text: str) -> bool:
+    """`text` holds a character a command, code, a path or a URL needs (`_HOSTILE_TEXT`)."""
+    return bool(_HOSTILE_TEXT.search(text)) and not _ZONE_NAME.fullmatch(text)
+
+
+def bytes_read_as_command(raw: bytes) -> bool:
+    """Bytes that could be a command, code, a path or a URL: no NUL byte (os.system, exec,
+    subprocess, open and http.client all refuse an embedded NUL) and `reads_as_command` as
+    latin-1 text. Binary state (integers, floats, WKB, array buffers) nearly always holds one."""
+    return b"\0" not in raw and reads_as_command(raw.decode("latin-1"))
+
+
 # What a loader opens besides a pickle: zip (torch, npz), compressed streams (joblib), npy.
 _ARCHIVE_MAGIC = (
     b"PK", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18",
@@ -140,16 +172,22 @@ def loadable(buf: bytes) -> bool:
 
 
 def call_sites(
-    data: Any, facts: StreamFacts, wanted: Callable[[int], bool], deep: bool = False
+    data: Any,
+    facts: StreamFacts,
+    wanted: Callable[[int], bool],
+    deep: bool = False,
+    weigh: Callable[[int], bool] = NONE,
 ) -> tuple[Sites, Keys]:
     """Sites of the calls whose callable is a global `wanted(global offset)` accepts, and of
     calls of a call result; empty when no global is wanted or the walk gave up. `deep`: every
-    call, and Text/Data.loads filled."""
+    call, and Text/Data.loads filled. `weigh`: globals whose calls get Text/Data.loads and
+    Data.command filled (their literal arguments judged: unknown_calls)."""
     if not deep and not any(wanted(g.offset) for g in facts.globals):
         return {}, {}
     view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
     walk = _Walk(view, EVERY if deep else wanted)
     walk.deep = deep
+    walk.weigh = weigh
     budget = MAX_OPS
     for start in facts.pickle_offsets:
         codes, offsets, arg_offsets, arg_lengths, _end, _status = opcode_bounds(
@@ -190,7 +228,10 @@ class _Walk:
         self.nodes = MAX_NODES
         self.memo: dict[Any, Any] = {}
         self.deep = False
+        self.weigh: Callable[[int], bool] = NONE
+        self._weighing = False  # snapshotting a weighed call's arguments
         self._decoded: dict[int, Any] = {}
+        self._weighed: dict[int, Any] = {}  # literals decoded while weighing
 
     def snapshot(self, value: Any, depth: int = 0) -> Any:
         """An immutable copy of `value` as the callee sees it now (budgeted; OPAQUE past it)."""
@@ -210,19 +251,27 @@ class _Walk:
         return value
 
     def literal(self, lazy: _Lazy) -> Text | Data:
-        done = self._decoded.get(lazy.offset)
+        weighed = self._weighing and not self.deep
+        cache = self._weighed if weighed else self._decoded
+        done = cache.get(lazy.offset)
         if done is None:
+            judged = self.deep or weighed
             if lazy.code in _BYTES_LIKE:
                 raw = bytes(self.view[lazy.offset : lazy.offset + lazy.length])
-                done = Data(lazy.offset, lazy.length, self.deep and loadable(raw))
+                done = Data(
+                    lazy.offset,
+                    lazy.length,
+                    judged and loadable(raw),
+                    judged and bytes_read_as_command(raw),
+                )
             else:
-                done = self.text(lazy.offset, lazy.length, lazy.code)
-            self._decoded[lazy.offset] = done
+                done = self.text(lazy.offset, lazy.length, lazy.code, judged)
+            cache[lazy.offset] = done
         return done
 
-    def text(self, offset: int, length: int, code: int) -> Text:
+    def text(self, offset: int, length: int, code: int, judged: bool) -> Text:
         raw = bytes(self.view[offset : offset + length])
-        loads = self.deep and (loadable(raw) or _latin1_loadable(raw, code))
+        loads = judged and (loadable(raw) or _latin1_loadable(raw, code))
         if length > MAX_TEXT * 4:
             return Text(None, offset, loads)
         try:
@@ -249,7 +298,9 @@ class _Walk:
         )  # the first argument: the class a reconstructor or partial is handed
         result = _Result(Call(offset))
         if wanted:
+            self._weighing = isinstance(callable_, Glob) and self.weigh(callable_.offset)
             site = Site(tuple(self.snapshot(a) for a in args))
+            self._weighing = False
             self.sites[offset] = site
             result.site = site
         return result
@@ -487,7 +538,8 @@ _READABLE_CARRIERS = frozenset({"", "bytes"})  # the nested buffer is the operan
 _ENCODINGS = {name: enc for enc, name in CARRIERS.items() if name not in _READABLE_CARRIERS}
 
 
-Wanted = tuple[Callable[[int], bool], bool]  # (which globals' calls, deep walk)
+# (which globals' calls, deep walk, which globals' literal arguments are weighed)
+Wanted = tuple[Callable[[int], bool], bool, Callable[[int], bool]]
 
 
 def stream_sites(
@@ -514,6 +566,7 @@ def stream_sites(
 
 __all__ = [
     "EVERY",
+    "NONE",
     "OPAQUE",
     "VALUE",
     "Box",
@@ -526,8 +579,10 @@ __all__ = [
     "StreamSites",
     "Text",
     "Wanted",
+    "bytes_read_as_command",
     "call_sites",
     "loadable",
+    "reads_as_command",
     "stream_sites",
     "walk_values",
 ]

@@ -440,7 +440,14 @@ def _stream_findings(  # noqa: PLR0917
                 if call is not None:
                     if unknown_shapes is None:
                         unknown_shapes = StreamShapes.for_stream(facts)
-                    applied = application(unknown_shapes, index, g, classes, knowledge)
+                    applied = application(
+                        unknown_shapes,
+                        index,
+                        g,
+                        classes,
+                        knowledge,
+                        sites=sites.sites if sites is not None else None,
+                    )
                     if applied:
                         rule = R.UNKNOWN_APPLIED
                         reason = f"not in the reviewed allowlist, {applied}"

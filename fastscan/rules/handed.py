@@ -46,6 +46,7 @@ from .call_shapes import (
 )
 from .callsites import (
     EVERY,
+    NONE,
     VALUE,
     Box,
     Call,
@@ -58,9 +59,10 @@ from .callsites import (
     Wanted,
     walk_values,
 )
-from .knowledge import Classification
+from .knowledge import UNKNOWN, Classification
 from .nested_loaders import Visible
 from .ruleset import RuleSet
+from .unknown_calls import APPLICATION, StreamShapes
 
 GETATTR = "builtins.getattr"
 # Sinks that run text as code or import it by name: without text they have nothing to run.
@@ -118,6 +120,8 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
     def of(facts: StreamFacts) -> Wanted:
         offsets, encoders, loaders, deep = set(), set(), False, False
         used: set[int] = set()  # globals some call calls or is first handed (filled lazily)
+        weighed = _applied_unlisted(facts, rules)
+        weigh = (weighed | _encoders(facts)).__contains__ if weighed else NONE
         for i, g in enumerate(facts.globals):
             if not g.resolved:
                 continue
@@ -136,19 +140,42 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
             if i not in used:
                 continue  # only referenced: nothing here hands it anything
             if reaches and via_loader(cls):
-                return EVERY, True
+                return EVERY, True, weigh
             if reaches and any(r.category in TEXT_SINKS for r in cls.reaches):
                 deep = True  # every site: what text reaches it (textless)
             if judged or dispatcher_only(cls):
                 offsets.add(g.offset)
                 loaders = loaders or cls.category == "nested_loader"
         if deep:
-            return EVERY, False
-        if loaders:
+            return EVERY, False, weigh
+        if loaders or weighed:
             offsets |= encoders
-        return offsets.__contains__, False
+        return (offsets | weighed).__contains__, False, weigh
 
     return of
+
+
+def _applied_unlisted(facts: StreamFacts, rules: RuleSet) -> set[int]:
+    """Offsets of unlisted globals (FS103 candidates) with a call the stream-wide shape calls an
+    application: their calls' own arguments decide FS112 (unknown_calls.restores_by_site)."""
+    out: set[int] = set()
+    shapes: StreamShapes | None = None
+    for i, g in enumerate(facts.globals):
+        if not g.resolved:
+            continue
+        cls = rules.classify(g.module, g.name)
+        if cls.verdict_class != UNKNOWN or cls.entry_id:
+            continue
+        if shapes is None:
+            shapes = StreamShapes.for_stream(facts)
+        if any(s.shape == APPLICATION for s in shapes.of_callable(i)):
+            out.add(g.offset)
+    return out
+
+
+def _encoders(facts: StreamFacts) -> set[int]:
+    """Offsets of `_codecs.encode` globals: protocol <= 2 bytes are their results."""
+    return {g.offset for g in facts.globals if g.qualname in _CODECS_ENCODE}
 
 
 def _used(facts: StreamFacts) -> set[int]:

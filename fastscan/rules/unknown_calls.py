@@ -25,7 +25,6 @@ a result passed further down an argument tuple counts as kept, not as fed to a c
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Collection, Sequence
 from operator import itemgetter
@@ -34,6 +33,18 @@ from typing import NamedTuple, Protocol
 from .. import facts as F
 from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
 from .call_shapes import last_segment_is_class
+from .callsites import (
+    VALUE,
+    Call,
+    Data,
+    Glob,
+    Sites,
+    Text,
+    bytes_read_as_command,
+    loadable,
+    reads_as_command,
+    walk_values,
+)
 from .knowledge import CODE_CONSTRUCTION, Classification
 
 RESTORATION = "restoration"
@@ -74,18 +85,8 @@ RESTORING_HELPERS = frozenset(
 _STATE_KINDS = (
     ARG_STR | ARG_BYTES | F.ARG_NUMBER | F.ARG_NONE | F.ARG_CONTAINER | F.ARG_GLOBAL | ARG_CALL
 )
-# Inert text: no character a command line, code, a path or a URL needs — whitespace (arguments),
-# shell and code punctuation, quotes, `=`, `/`, `\\`, `~`, a leading `.` or `-`, a short final
-# `.ext` (file names, dotted addresses; dotted module names the stream imports are exempt) — so
-# dotted/dashed tokens (`little`, `utf-8`, `Content-Type`) and protocol <= 2 bytes carried as
-# latin-1 text without such characters; plus IANA zone names (`America/New_York`: `/` only between
-# capitalised segments). A bare word can still be a command without arguments (`reboot`): such a
-# call is settled only by a confident classifier, like any FS103.
-_HOSTILE_TEXT = re.compile(
-    r"[\s;|&`$<>(){}\[\]'\"=/\\~*?!#%^]|^[.-]"
-    r"|\.[A-Za-z0-9]{1,5}$"  # a file name (`tokenizer.bin`, `run.sh`), an address (`127.0.0.1`)
-)
-_ZONE_NAME = re.compile(r"[A-Z][\w+-]{0,39}(?:/[A-Z][\w+-]{0,39}){1,2}")
+# Inert text: nothing of it reads as a command, code, a path or a URL (callsites.reads_as_command;
+# dotted module names the stream imports are exempt).
 _INERT_STRINGS_MAX = 100_000  # beyond this many strings the check is not worth its time: fail
 # Protocol <= 2 bytes: `_codecs.encode("\xff...", "latin1")`.
 _BYTES_MAKERS = frozenset({"_codecs.encode", "codecs.encode"})
@@ -153,6 +154,7 @@ class StreamShapes:
         self._shapes: dict[int, CallShape] = {}
         self._names: dict[int, tuple[str, bool]] = {}  # global -> (name_shape, class-like)
         self._inert: bool | None = None  # inert_text(), computed on first need
+        self._call_at: dict[int, int] | None = None  # call opcode offset -> call index
 
     @classmethod
     def for_stream(cls, facts: StreamFacts) -> StreamShapes:
@@ -216,7 +218,7 @@ class StreamShapes:
 
     def inert_text(self) -> bool:
         """No string operand of the stream reads as a command, code, a path or a URL
-        (`_HOSTILE_TEXT`), and none was too long to have been kept."""
+        (`callsites.reads_as_command`), and none was too long to have been kept."""
         if self._inert is None:
             strings = self.facts.strings
             # STACK_GLOBAL's operands are strings too: a name the stream imports is not text
@@ -224,10 +226,7 @@ class StreamShapes:
             self._inert = (
                 not self.facts.long_strings
                 and len(strings) <= _INERT_STRINGS_MAX
-                and all(
-                    t in names or not _HOSTILE_TEXT.search(t) or _ZONE_NAME.fullmatch(t)
-                    for t in strings
-                )
+                and all(t in names or not reads_as_command(t) for t in strings)
             )
         return self._inert
 
@@ -292,6 +291,14 @@ class StreamShapes:
     def _resolved_at(self, index: int) -> str:
         return self._resolved[index] if 0 <= index < len(self._resolved) else ""
 
+    resolved_at = _resolved_at
+
+    def call_at(self, offset: int) -> int:
+        """The index in StreamFacts.calls of the call opcode at `offset` (-1: none)."""
+        if self._call_at is None:
+            self._call_at = {c.offset: k for k, c in enumerate(self.facts.calls)}
+        return self._call_at.get(offset, -1)
+
 
 def application(
     shapes: StreamShapes,
@@ -299,10 +306,15 @@ def application(
     g: GlobalRef,
     classes: Sequence[Classification | None],
     knowledge: Knowledge | None,
+    *,
+    sites: Sites | None = None,
 ) -> str:
     """How unlisted global `index` is applied like a function ("" when it never is). A call on
     serialized code the stream builds itself (dill sets attributes of the functions it makes)
-    is that code's construction, as for the reviewed setters (engine._serialized_code_helper)."""
+    is that code's construction, as for the reviewed setters (engine._serialized_code_helper).
+    With the stream's call `sites` (weighed: `handed.wanted_in`), a call judged an application
+    by the stream-wide shape is a reconstruction when its own arguments say so
+    (`restores_by_site`)."""
     applied = [
         s
         for s in shapes.of_callable(index)
@@ -310,6 +322,7 @@ def application(
         and not built_by_code_construction(
             shapes.facts.calls[s.call].first_arg_call, shapes.facts, classes
         )
+        and not (sites and restores_by_site(shapes, s, sites))
     ]
     if not applied or knowledge_of(knowledge, g.module, g.name) == KNOWN_INERT:
         return ""
@@ -326,3 +339,62 @@ def built_by_code_construction(
     producer = facts.calls[call_index].callable_index
     made_by = classes[producer] if 0 <= producer < len(classes) else None
     return made_by is not None and made_by.category == CODE_CONSTRUCTION
+
+
+_NOT_KEPT = USE_DISCARDED | USE_CALLED | USE_ARGUMENT
+_MAX_LEAVES = 10_000  # argument values looked at per call; past it the call stays FS112
+
+
+def restores_by_site(shapes: StreamShapes, shape: CallShape, sites: Sites) -> bool:
+    """Call `shape` rebuilds data from what this call alone is handed: its result is kept
+    (stored, given state or items, returned; never discarded, called or fed to another call) and
+    every argument is a number, None, a global, a container of those, another call's result (when
+    no string of the stream reads as a command: `inert_text`), text that does not read as a
+    command, code, a path or a URL, or bytes (literal, or protocol <= 2 `_codecs.encode(text,
+    "latin1")`) that hold no pickle or archive a loader could open and do not read as such text
+    (`callsites.bytes_read_as_command`). Anything the walk did not see (no site, a long or
+    undecodable string, an opaque value) keeps the application."""
+    if shape.uses & _NOT_KEPT:
+        return False
+    facts = shapes.facts
+    site = sites.get(facts.calls[shape.call].offset)
+    if site is None:
+        return False
+    for v in walk_values(site.args, _MAX_LEAVES):
+        if v is VALUE or isinstance(v, Glob):
+            continue
+        if isinstance(v, Text):
+            if v.text is None or v.loads or reads_as_command(v.text):
+                return False
+        elif isinstance(v, Data):
+            if v.loads or v.command:
+                return False
+        elif isinstance(v, Call):
+            encoded = _latin1_bytes(shapes, v, sites)
+            # another call's result: text inside it (a `Cmd("echo ...")` handed on) is not
+            # this call's to see, so the stream's text must be inert, as before
+            if encoded is False or (encoded is None and not shapes.inert_text()):
+                return False
+        else:
+            return False  # OPAQUE, or anything the walk could not see
+    return True
+
+
+def _latin1_bytes(shapes: StreamShapes, v: Call, sites: Sites) -> bool | None:
+    """For a call result handed as an argument: None when it is not a `_codecs.encode` (judged on
+    its own), True when it is protocol <= 2 bytes that pass as data, False otherwise."""
+    k = shapes.call_at(v.offset)
+    if k < 0 or shapes.resolved_at(shapes.facts.calls[k].callable_index) not in _BYTES_MAKERS:
+        return None
+    site = sites.get(v.offset)
+    if site is None or not site.args:
+        return False
+    text = site.args[0]
+    if not isinstance(text, Text) or text.text is None or text.loads:
+        return False
+    try:
+        raw = text.text.encode("latin-1")
+    except UnicodeError:
+        return False  # not latin-1: the encode call raises, nothing is rebuilt
+    # `loadable` here, not Text.loads: that one misses protocol 0's UNICODE-carried bytes
+    return not (loadable(raw) or bytes_read_as_command(raw))
