@@ -77,6 +77,9 @@ class Site:
 
 
 Sites = dict[int, Site]  # call offset -> what it was handed
+# watched global offset -> offsets of the calls whose objects get it as state or items; a
+# global handed to any call, hashed, filled or built, or not followed, is absent.
+Stored = dict[int, frozenset[int]]
 # call offset -> the instance-dict names the BUILDs of its result set (None: a state that is no
 # dict, so any name); calls without a BUILD are absent. Kept for every call, recorded or not.
 Keys = dict[int, frozenset[str] | None]
@@ -176,18 +179,22 @@ def call_sites(
     facts: StreamFacts,
     wanted: Callable[[int], bool],
     deep: bool = False,
+    *,
     weigh: Callable[[int], bool] = NONE,
-) -> tuple[Sites, Keys]:
+    watch: frozenset[int] = frozenset(),
+) -> tuple[Sites, Keys, Stored]:
     """Sites of the calls whose callable is a global `wanted(global offset)` accepts, and of
     calls of a call result; empty when no global is wanted or the walk gave up. `deep`: every
     call, and Text/Data.loads filled. `weigh`: globals whose calls get Text/Data.loads and
-    Data.command filled (their literal arguments judged: unknown_calls)."""
-    if not deep and not any(wanted(g.offset) for g in facts.globals):
-        return {}, {}
+    Data.command filled (their literal arguments judged: unknown_calls). `watch`: globals whose
+    every use is followed (`Stored`)."""
+    if not deep and not watch and not any(wanted(g.offset) for g in facts.globals):
+        return {}, {}, {}
     view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
     walk = _Walk(view, EVERY if deep else wanted)
     walk.deep = deep
     walk.weigh = weigh
+    walk.watch = watch
     budget = MAX_OPS
     for start in facts.pickle_offsets:
         codes, offsets, arg_offsets, arg_lengths, _end, _status = opcode_bounds(
@@ -195,20 +202,21 @@ def call_sites(
         )
         budget -= len(codes)
         if budget < 0:
-            return {}, {}
+            return {}, {}, {}
         walk.run(codes, offsets, arg_offsets, arg_lengths)
-    return walk.sites, walk.keys
+    return walk.sites, walk.keys, walk.stored()
 
 
 class _List:
     """A mutable container on the symbolic stack (list, dict, set, or a call's result that
     SETITEMS/APPENDS fill: only its items matter here)."""
 
-    __slots__ = ("items", "kind")
+    __slots__ = ("handed", "items", "kind")
 
     def __init__(self, kind: str) -> None:
         self.items: list[Any] = []
         self.kind = kind
+        self.handed = False  # passed to a call or an object: later items are handed too
 
 
 class _Lazy(NamedTuple):
@@ -232,6 +240,11 @@ class _Walk:
         self._weighing = False  # snapshotting a weighed call's arguments
         self._decoded: dict[int, Any] = {}
         self._weighed: dict[int, Any] = {}  # literals decoded while weighing
+        self.watch: frozenset[int] = frozenset()
+        self._handed: set[int] = set()  # watched globals that reach a call
+        self._owners: dict[int, set[int]] = {}  # watched global -> calls whose state holds it
+        self._owned: dict[int, set[Glob]] = {}  # the reverse: call -> watched globals it holds
+        self._touches = MAX_NODES  # values looked at for watched globals; past it all handed
 
     def snapshot(self, value: Any, depth: int = 0) -> Any:
         """An immutable copy of `value` as the callee sees it now (budgeted; OPAQUE past it)."""
@@ -296,6 +309,8 @@ class _Walk:
         wanted = isinstance(callable_, _Result) or any(
             isinstance(v, Glob) and self.wanted(v.offset) for v in (callable_, first)
         )  # the first argument: the class a reconstructor or partial is handed
+        if self.watch:
+            self.touch((callable_, args), None)
         result = _Result(Call(offset))
         if wanted:
             self._weighing = isinstance(callable_, Glob) and self.weigh(callable_.offset)
@@ -308,6 +323,10 @@ class _Walk:
     def build(self, target: Any, state: Any) -> None:
         """BUILD: the state a recorded call's result gets, and the instance-dict names any
         call's result gets (None when the state is no dict, or a tuple of dicts)."""
+        if self.watch:
+            mine = isinstance(target, _Result) and not target.handed
+            owner = target.call.offset if mine else None
+            self.touch((target, state) if owner is None else state, owner)
         if not isinstance(target, _Result):
             return
         if target.site is not None:
@@ -329,6 +348,48 @@ class _Walk:
         before = self.keys.get(target.call.offset, frozenset())
         if before is not None:
             self.keys[target.call.offset] = before | names
+
+    def touch(self, value: Any, owner: int | None) -> None:
+        """Watched globals inside `value` are handed to a call (`owner` None) or given, as
+        state or items, to the object call `owner` made (its class's hooks get them)."""
+        todo = [value]
+        while todo:
+            v = todo.pop()
+            self._touches -= 1
+            if self._touches < 0:
+                self._handed |= self.watch  # too much to follow: fail closed
+                self.watch = frozenset()
+                return
+            if isinstance(v, Glob):
+                if v.offset in self.watch:
+                    if owner is None:
+                        self._handed.add(v.offset)
+                    else:
+                        self._owners.setdefault(v.offset, set()).add(owner)
+                        self._owned.setdefault(owner, set()).add(v)
+            elif isinstance(v, _Result):  # an object holding watched globals, passed on
+                if owner is None:
+                    v.handed = True
+                todo.extend(self._owned.get(v.call.offset, ()))
+            elif isinstance(v, _List):
+                v.handed = True
+                todo.extend(v.items)
+            elif _plain(v):
+                todo.extend(v)
+
+    def fill(self, target: Any, items: list[Any]) -> None:
+        """SETITEM(S)/APPEND(S)/ADDITEMS for watched globals: a plain dict's keys are hashed (a
+        metaclass hook), a set's members too; an object's items reach its class's hooks."""
+        if isinstance(target, _Result) and not target.handed:
+            self.touch(items, target.call.offset)
+        elif not isinstance(target, _List) or target.handed or target.kind == "set":
+            self.touch((target, items), None)
+        elif target.kind == "dict":
+            self.touch(items[::2], None)
+
+    def stored(self) -> Stored:
+        """Watched globals never handed to a call: the calls whose objects hold them."""
+        return {g: frozenset(self._owners.get(g, ())) for g in self.watch if g not in self._handed}
 
     def run(self, codes: bytes, offsets: Any, arg_offsets: Any, arg_lengths: Any) -> None:
         stack: list[Any] = []
@@ -388,6 +449,8 @@ class _Walk:
                 else:
                     items = pop_mark()
                 target = stack[-1] if stack else None
+                if self.watch:
+                    self.fill(target, items)
                 if isinstance(target, _List):
                     target.items.extend(items)
                 elif isinstance(target, _Bytearray):
@@ -443,6 +506,8 @@ class _Walk:
         elif name in ("LIST", "DICT", "FROZENSET"):
             box = _List(name.lower())
             box.items = pop_mark()
+            if self.watch and name != "LIST":  # keys and members are hashed
+                self.touch(box.items[::2] if name == "DICT" else box.items, None)
             stack.append(box)
         elif name == "POP":
             if marks and len(stack) == marks[-1]:
@@ -455,7 +520,9 @@ class _Walk:
             stack.append(stack[-1] if stack else OPAQUE)
         elif name in ("BINPERSID", "PERSID"):
             if name == "BINPERSID":
-                pop()
+                pid = pop()
+                if self.watch:
+                    self.touch(pid, None)  # persistent_load(pid) is a call
             stack.append(OPAQUE)
         elif name == "BYTEARRAY8":
             stack.append(_Bytearray(_Lazy(arg_offsets[i], arg_lengths[i], _BYTES_CODE)))
@@ -492,11 +559,12 @@ class _Bytearray:
 class _Result:
     """A call's result on the symbolic stack; `site` is set when the call was recorded."""
 
-    __slots__ = ("call", "site")
+    __slots__ = ("call", "handed", "site")
 
     def __init__(self, call: Call) -> None:
         self.call = call
         self.site: Site | None = None
+        self.handed = False  # passed to a call: state or items it gets later are handed too
 
 
 def walk_values(values: Iterable[Any], limit: int = 100_000) -> Iterable[Any]:
@@ -522,6 +590,7 @@ class StreamSites(NamedTuple):
     sites: Sites
     nested: dict[int, StreamSites]
     keys: Keys
+    stored: Stored = {}  # noqa: RUF012  (never mutated)
 
     @staticmethod
     def of(
@@ -538,8 +607,13 @@ _READABLE_CARRIERS = frozenset({"", "bytes"})  # the nested buffer is the operan
 _ENCODINGS = {name: enc for enc, name in CARRIERS.items() if name not in _READABLE_CARRIERS}
 
 
-# (which globals' calls, deep walk, which globals' literal arguments are weighed)
-Wanted = tuple[Callable[[int], bool], bool, Callable[[int], bool]]
+class Wanted(NamedTuple):
+    """What `call_sites` records for one stream (its arguments, in order)."""
+
+    wanted: Callable[[int], bool]
+    deep: bool = False
+    weigh: Callable[[int], bool] = NONE
+    watch: frozenset[int] = frozenset()
 
 
 def stream_sites(
@@ -547,7 +621,10 @@ def stream_sites(
 ) -> StreamSites:
     """`call_sites` of a stream and, recursively, of its raw nested pickles (the bytes of a
     `_codecs.encode` latin-1 text too); `wanted_in(facts)` gives each stream's predicate."""
-    sites, keys = call_sites(data, facts, *wanted_in(facts))
+    want = wanted_in(facts)
+    sites, keys, stored = call_sites(
+        data, facts, want.wanted, want.deep, weigh=want.weigh, watch=want.watch
+    )
     nested: dict[int, StreamSites] = {}
     if facts.nested:
         view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
@@ -561,7 +638,7 @@ def stream_sites(
                 buf = carried_bytes(view, n.offset, n.length, _ENCODINGS[n.carrier])
             if buf is not None:
                 nested[k] = stream_sites(buf, n.facts, wanted_in)
-    return StreamSites(sites, nested, keys)
+    return StreamSites(sites, nested, keys, stored)
 
 
 __all__ = [
@@ -576,6 +653,7 @@ __all__ = [
     "Keys",
     "Site",
     "Sites",
+    "Stored",
     "StreamSites",
     "Text",
     "Wanted",

@@ -122,6 +122,8 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
         used: set[int] = set()  # globals some call calls or is first handed (filled lazily)
         weighed = _applied_unlisted(facts, rules)
         weigh = (weighed | _encoders(facts)).__contains__ if weighed else NONE
+        watch: set[int] = set()  # index reaches only referenced so far: followed (FS110)
+        through_loader = False
         for i, g in enumerate(facts.globals):
             if not g.resolved:
                 continue
@@ -138,19 +140,21 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
             if not used:
                 used = _used(facts)
             if i not in used:
-                continue  # only referenced: nothing here hands it anything
-            if reaches and via_loader(cls):
-                return EVERY, True, weigh
+                if reaches:
+                    watch.add(g.offset)
+                continue  # only referenced: nothing here hands it anything first
+            if reaches and not through_loader and via_loader(cls):
+                through_loader = True  # a deep walk, after every global is looked at
             if reaches and any(r.category in TEXT_SINKS for r in cls.reaches):
                 deep = True  # every site: what text reaches it (textless)
             if judged or dispatcher_only(cls):
                 offsets.add(g.offset)
                 loaders = loaders or cls.category == "nested_loader"
-        if deep:
-            return EVERY, False, weigh
+        if through_loader or deep:
+            return Wanted(EVERY, through_loader, weigh, frozenset(watch))
         if loaders or weighed:
             offsets |= encoders
-        return (offsets | weighed).__contains__, False, weigh
+        return Wanted((offsets | weighed).__contains__, False, weigh, frozenset(watch))
 
     return of
 
