@@ -374,7 +374,7 @@ class _Walk:
             elif isinstance(v, _List):
                 v.handed = True
                 todo.extend(v.items)
-            elif _plain(v):
+            elif _plain(v) or isinstance(v, list):  # a tuple, or items being added
                 todo.extend(v)
 
     def fill(self, target: Any, items: list[Any]) -> None:

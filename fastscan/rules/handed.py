@@ -62,7 +62,7 @@ from .callsites import (
 from .knowledge import UNKNOWN, Classification
 from .nested_loaders import Visible
 from .ruleset import RuleSet
-from .unknown_calls import APPLICATION, StreamShapes
+from .unknown_calls import StreamShapes
 
 GETATTR = "builtins.getattr"
 # Sinks that run text as code or import it by name: without text they have nothing to run.
@@ -160,8 +160,8 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
 
 
 def _applied_unlisted(facts: StreamFacts, rules: RuleSet) -> set[int]:
-    """Offsets of unlisted globals (FS103 candidates) with a call the stream-wide shape calls an
-    application: their calls' own arguments decide FS112 (unknown_calls.restores_by_site)."""
+    """Offsets of unlisted globals (FS103 candidates) with a call the stream-wide shape judged by
+    argument kinds: their calls' own arguments decide FS112 (unknown_calls.application)."""
     out: set[int] = set()
     shapes: StreamShapes | None = None
     for i, g in enumerate(facts.globals):
@@ -172,7 +172,7 @@ def _applied_unlisted(facts: StreamFacts, rules: RuleSet) -> set[int]:
             continue
         if shapes is None:
             shapes = StreamShapes.for_stream(facts)
-        if any(s.shape == APPLICATION for s in shapes.of_callable(i)):
+        if any(shapes.judged_by_arguments(s) for s in shapes.of_callable(i)):
             out.add(g.offset)
     return out
 

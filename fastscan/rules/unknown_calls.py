@@ -155,6 +155,9 @@ class StreamShapes:
         self._names: dict[int, tuple[str, bool]] = {}  # global -> (name_shape, class-like)
         self._inert: bool | None = None  # inert_text(), computed on first need
         self._call_at: dict[int, int] | None = None  # call opcode offset -> call index
+        # calls a function-shaped name restores only by its argument kinds (`_reconstructs`):
+        # with call sites, their own arguments decide (`application`)
+        self._by_state: set[int] = set()
 
     @classmethod
     def for_stream(cls, facts: StreamFacts) -> StreamShapes:
@@ -199,6 +202,8 @@ class StreamShapes:
             shape = RESTORATION
         elif not classy and (uses & USE_ARGUMENT or kinds & (ARG_STR | ARG_BYTES)):
             shape = RESTORATION if self._reconstructs(c, kinds, uses) else APPLICATION
+            if shape == RESTORATION:
+                self._by_state.add(k)
         else:
             shape = CONSTRUCTION
         return CallShape(k, c.callable_index, c.opcode, shape_of_name, kinds, uses, shape)
@@ -242,6 +247,11 @@ class StreamShapes:
             name = self.facts.globals[first].name
             spelled = self._names[first] = (name_shape(name), last_segment_is_class(name))
         return spelled[1]
+
+    def judged_by_arguments(self, shape: CallShape) -> bool:
+        """A function-shaped call that the stream-wide shape calls an application, or a
+        restoration by its argument kinds alone: its call site's arguments decide."""
+        return shape.shape == APPLICATION or shape.call in self._by_state
 
     def of_callable(self, index: int) -> list[CallShape]:
         """Shapes of the calls (BUILD aside) of global `index`."""
@@ -312,17 +322,21 @@ def application(
     """How unlisted global `index` is applied like a function ("" when it never is). A call on
     serialized code the stream builds itself (dill sets attributes of the functions it makes)
     is that code's construction, as for the reviewed setters (engine._serialized_code_helper).
-    With the stream's call `sites` (weighed: `handed.wanted_in`), a call judged an application
-    by the stream-wide shape is a reconstruction when its own arguments say so
-    (`restores_by_site`)."""
+    With the stream's call `sites` (weighed: `handed.wanted_in`), a function-shaped call the
+    stream-wide shape judged by argument kinds (`judged_by_arguments`) is judged by its own
+    arguments instead (`restores_by_site`): a reconstruction settles, an application is FS112
+    (also one the kinds alone took for a reconstruction: `f(handed_global, b"echo ...")`)."""
     applied = [
         s
         for s in shapes.of_callable(index)
-        if s.shape == APPLICATION
+        if (
+            shapes.judged_by_arguments(s) and not (sites and restores_by_site(shapes, s, sites))
+            if sites and shapes.facts.calls[s.call].offset in sites
+            else s.shape == APPLICATION
+        )
         and not built_by_code_construction(
             shapes.facts.calls[s.call].first_arg_call, shapes.facts, classes
         )
-        and not (sites and restores_by_site(shapes, s, sites))
     ]
     if not applied or knowledge_of(knowledge, g.module, g.name) == KNOWN_INERT:
         return ""
