@@ -50,7 +50,8 @@ class Data(NamedTuple):
     offset: int  # operand offset (NestedPickle.offset when it was read as a nested pickle)
     length: int
     loads: bool = False
-    command: bool = False  # weighed walks: the bytes read as text (`bytes_read_as_command`)
+    command: bool = False  # weighed walks: the bytes may be a command (`bytes_read_as_command`)
+    printable: bool = False  # weighed walks: printable ASCII text only (`printable`)
 
 
 class Call(NamedTuple):
@@ -148,6 +149,14 @@ def bytes_read_as_command(raw: bytes) -> bool:
     subprocess, open and http.client all refuse an embedded NUL) and `reads_as_command` as
     latin-1 text. Binary state (integers, floats, WKB, array buffers) nearly always holds one."""
     return b"\0" not in raw and reads_as_command(raw.decode("latin-1"))
+
+
+_PRINTABLE = re.compile(rb"[\t\n\r\x20-\x7e]*")
+
+
+def printable(raw: bytes) -> bool:
+    """Only printable ASCII and line whitespace: text, not binary state."""
+    return _PRINTABLE.fullmatch(raw) is not None
 
 
 # What a loader opens besides a pickle: zip (torch, npz), compressed streams (joblib), npy.
@@ -276,6 +285,7 @@ class _Walk:
                     lazy.length,
                     judged and loadable(raw),
                     judged and bytes_read_as_command(raw),
+                    judged and printable(raw),
                 )
             else:
                 done = self.text(lazy.offset, lazy.length, lazy.code, judged)
@@ -660,6 +670,7 @@ __all__ = [
     "bytes_read_as_command",
     "call_sites",
     "loadable",
+    "printable",
     "reads_as_command",
     "stream_sites",
     "walk_values",

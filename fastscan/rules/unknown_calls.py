@@ -42,6 +42,7 @@ from .callsites import (
     Text,
     bytes_read_as_command,
     loadable,
+    printable,
     reads_as_command,
     walk_values,
 )
@@ -365,15 +366,17 @@ def restores_by_site(shapes: StreamShapes, shape: CallShape, sites: Sites) -> bo
     every argument is a number, None, a global, a container of those, another call's result (when
     no string of the stream reads as a command: `inert_text`), text that does not read as a
     command, code, a path or a URL, or bytes (literal, or protocol <= 2 `_codecs.encode(text,
-    "latin1")`) that hold no pickle or archive a loader could open and do not read as such text
-    (`callsites.bytes_read_as_command`). Anything the walk did not see (no site, a long or
-    undecodable string, an opaque value) keeps the application."""
+    "latin1")`) that hold no pickle or archive a loader could open and are no command
+    (`_state_bytes`). Anything the walk did not see (no site, a long or undecodable string, an
+    opaque value) keeps the application."""
     if shape.uses & _NOT_KEPT:
         return False
     facts = shapes.facts
     site = sites.get(facts.calls[shape.call].offset)
     if site is None:
         return False
+    # handed the class it rebuilds (bitarray's `_bitarray_reconstructor(bitarray, b"...")`)
+    rebuilds = bool(site.args) and isinstance(site.args[0], Glob)
     for v in walk_values(site.args, _MAX_LEAVES):
         if v is VALUE or isinstance(v, Glob):
             continue
@@ -381,10 +384,10 @@ def restores_by_site(shapes: StreamShapes, shape: CallShape, sites: Sites) -> bo
             if v.text is None or v.loads or reads_as_command(v.text):
                 return False
         elif isinstance(v, Data):
-            if v.loads or v.command:
+            if v.loads or (v.command and (v.printable or not rebuilds)):
                 return False
         elif isinstance(v, Call):
-            encoded = _latin1_bytes(shapes, v, sites)
+            encoded = _latin1_bytes(shapes, v, sites, rebuilds)
             # another call's result: text inside it (a `Cmd("echo ...")` handed on) is not
             # this call's to see, so the stream's text must be inert, as before
             if encoded is False or (encoded is None and not shapes.inert_text()):
@@ -394,9 +397,20 @@ def restores_by_site(shapes: StreamShapes, shape: CallShape, sites: Sites) -> bo
     return True
 
 
-def _latin1_bytes(shapes: StreamShapes, v: Call, sites: Sites) -> bool | None:
+def _state_bytes(raw: bytes, rebuilds: bool) -> bool:
+    """Bytes that pass as an object's state: no pickle or archive a loader could open, and no
+    command (`callsites.bytes_read_as_command`: a NUL byte rules one out). Beside the class the
+    call rebuilds, binary bytes pass too (bitarray's buffers often hold no NUL byte; a runner
+    handed junk after its command stays a limit); printable text that reads as one does not."""
+    if loadable(raw):
+        return False
+    return not bytes_read_as_command(raw) or (rebuilds and not printable(raw))
+
+
+def _latin1_bytes(shapes: StreamShapes, v: Call, sites: Sites, rebuilds: bool) -> bool | None:
     """For a call result handed as an argument: None when it is not a `_codecs.encode` (judged on
-    its own), True when it is protocol <= 2 bytes that pass as data, False otherwise."""
+    its own), True when it is protocol <= 2 bytes that pass as state (`_state_bytes`), False
+    otherwise."""
     k = shapes.call_at(v.offset)
     if k < 0 or shapes.resolved_at(shapes.facts.calls[k].callable_index) not in _BYTES_MAKERS:
         return None
@@ -411,4 +425,4 @@ def _latin1_bytes(shapes: StreamShapes, v: Call, sites: Sites) -> bool | None:
     except UnicodeError:
         return False  # not latin-1: the encode call raises, nothing is rebuilt
     # `loadable` here, not Text.loads: that one misses protocol 0's UNICODE-carried bytes
-    return not (loadable(raw) or bytes_read_as_command(raw))
+    return _state_bytes(raw, rebuilds)
