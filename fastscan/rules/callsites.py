@@ -75,6 +75,7 @@ OPAQUE = _Mark("opaque")
 class Site:
     args: tuple[Any, ...] = ()
     states: list[Any] = field(default_factory=list)
+    named: bool = False  # its result is a STACK_GLOBAL operand: a name computed at load time
 
 
 Sites = dict[int, Site]  # call offset -> what it was handed
@@ -489,7 +490,9 @@ class _Walk:
         if name == "GLOBAL":
             stack.append(Glob(offsets[i]))
         elif name == "STACK_GLOBAL":
-            pop(), pop()
+            for operand in (pop(), pop()):
+                if isinstance(operand, _Result) and operand.site is not None:
+                    operand.site.named = True
             stack.append(Glob(offsets[i]))
         elif name == "INST":
             stack.append(self.call(offsets[i], Glob(offsets[i]), pop_mark()))

@@ -373,7 +373,7 @@ def restores_by_site(shapes: StreamShapes, shape: CallShape, sites: Sites) -> bo
         return False
     facts = shapes.facts
     site = sites.get(facts.calls[shape.call].offset)
-    if site is None:
+    if site is None or site.named:  # a result imported by name is applied, not kept
         return False
     # handed the class it rebuilds (bitarray's `_bitarray_reconstructor(bitarray, b"...")`)
     rebuilds = bool(site.args) and isinstance(site.args[0], Glob)

@@ -172,6 +172,11 @@ def _b(raw: bytes) -> bytes:
     return b"B" + struct.pack("<I", len(raw)) + raw
 
 
+def _x(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
 RECON = _g(MODULE, "from_wkb")
 
 
@@ -181,11 +186,13 @@ RECON = _g(MODULE, "from_wkb")
         RECON + b"(" + _b(WKB) + b"tR0N",  # discarded: run for its effect
         RECON + b"(" + _b(WKB) + b"tR)R",  # the result is called
         _g(MODULE, "run") + b"(" + RECON + b"(" + _b(WKB) + b"tRtR",  # fed to another call
+        # the result is a name imported at load time (computed STACK_GLOBAL operand)
+        _x("os") + RECON + b"(" + _b(WKB) + b"tR\x93",
     ],
-    ids=["discarded", "called", "argument"],
+    ids=["discarded", "called", "argument", "imported-name"],
 )
 def test_binary_bytes_with_result_not_kept_stay_fs112(body: bytes) -> None:
-    _applied(b"\x80\x03" + body + b".")
+    _applied(b"\x80\x04" + body + b".")
 
 
 # --- FS110: only where a hook can run -----------------------------------------------------------
@@ -193,11 +200,6 @@ def test_binary_bytes_with_result_not_kept_stay_fs112(body: bytes) -> None:
 DL = _g("torch.utils.data.dataloader", "DataLoader")  # its __init__ reaches a sink (10 steps)
 UNLISTED = _g("mylab.util", "Owner")
 JUDGED = _g("collections", "OrderedDict")  # allowlisted: its own hooks are reviewed
-
-
-def _x(text: str) -> bytes:
-    raw = text.encode()
-    return b"X" + struct.pack("<I", len(raw)) + raw
 
 
 def _p2(body: bytes) -> bytes:
