@@ -46,7 +46,7 @@ from .callsites import (
     reads_as_command,
     walk_values,
 )
-from .knowledge import CODE_CONSTRUCTION, Classification
+from .knowledge import CODE_CONSTRUCTION, UNKNOWN, Classification
 
 RESTORATION = "restoration"
 APPLICATION = "application"
@@ -331,7 +331,8 @@ def application(
         s
         for s in shapes.of_callable(index)
         if (
-            shapes.judged_by_arguments(s) and not (sites and restores_by_site(shapes, s, sites))
+            shapes.judged_by_arguments(s)
+            and not (sites and restores_by_site(shapes, s, sites, classes))
             if sites and shapes.facts.calls[s.call].offset in sites
             else s.shape == APPLICATION
         )
@@ -360,11 +361,17 @@ _NOT_KEPT = USE_DISCARDED | USE_CALLED | USE_ARGUMENT
 _MAX_LEAVES = 10_000  # argument values looked at per call; past it the call stays FS112
 
 
-def restores_by_site(shapes: StreamShapes, shape: CallShape, sites: Sites) -> bool:
+def restores_by_site(
+    shapes: StreamShapes,
+    shape: CallShape,
+    sites: Sites,
+    classes: Sequence[Classification | None],
+) -> bool:
     """Call `shape` rebuilds data from what this call alone is handed: its result is kept
     (stored, given state or items, returned; never discarded, called or fed to another call) and
-    every argument is a number, None, a global, a container of those, another call's result (when
-    no string of the stream reads as a command: `inert_text`), text that does not read as a
+    every argument is a number, None, a global, a container of those, another call's result (an
+    unlisted call judged by its own arguments here; any other only when no string of the stream
+    reads as a command: `inert_text`), text that does not read as a
     command, code, a path or a URL, or bytes (literal, or protocol <= 2 `_codecs.encode(text,
     "latin1")`) that hold no pickle or archive a loader could open and are no command
     (`_state_bytes`). Anything the walk did not see (no site, a long or undecodable string, an
@@ -389,12 +396,35 @@ def restores_by_site(shapes: StreamShapes, shape: CallShape, sites: Sites) -> bo
         elif isinstance(v, Call):
             encoded = _latin1_bytes(shapes, v, sites, rebuilds)
             # another call's result: text inside it (a `Cmd("echo ...")` handed on) is not
-            # this call's to see, so the stream's text must be inert, as before
-            if encoded is False or (encoded is None and not shapes.inert_text()):
+            # this call's to see, so the stream's text must be inert, as before, unless that
+            # call is judged by its own arguments (FS112 there when they are not state)
+            if encoded is False or (
+                encoded is None
+                and not _judged_alone(shapes, v, sites, classes)
+                and not shapes.inert_text()
+            ):
                 return False
         else:
             return False  # OPAQUE, or anything the walk could not see
     return True
+
+
+def _judged_alone(
+    shapes: StreamShapes, v: Call, sites: Sites, classes: Sequence[Classification | None]
+) -> bool:
+    """Call `v` is an unlisted name's call judged by its own recorded arguments (`application`:
+    `handed.wanted_in` weighs exactly these)."""
+    k = shapes.call_at(v.offset)
+    if k < 0 or v.offset not in sites:
+        return False
+    i = shapes.facts.calls[k].callable_index
+    made_by = classes[i] if 0 <= i < len(classes) else None
+    return (
+        made_by is not None
+        and made_by.verdict_class == UNKNOWN
+        and not made_by.entry_id
+        and shapes.judged_by_arguments(shapes.of(k))
+    )
 
 
 def _state_bytes(raw: bytes, rebuilds: bool) -> bool:

@@ -260,3 +260,22 @@ def test_a_class_that_can_reach_a_call_keeps_fs110(body: bytes) -> None:
 def test_build_on_the_class_itself_stays_malicious() -> None:
     verdict, found, _ = _scan(_p2(DL + b"}" + _x("a") + b"K\x01sb"))
     assert verdict == "malicious" and "FS209" in found, found
+
+
+@pytest.mark.parametrize("protocol", range(3, pickle.HIGHEST_PROTOCOL + 1))
+def test_a_call_fed_to_a_reconstructor_is_judged_by_its_own_call(
+    mod: types.ModuleType, protocol: int
+) -> None:
+    # spaCy's `unpickle_doc(unpickle_vocab(...), b"...")`: the inner result is fed to another
+    # call (FS112 there); the outer call rebuilds from it and binary bytes (FS103), whatever
+    # text the stream holds elsewhere
+    inner = _Reduce((mod.from_wkb, (WKB,)))
+    outer = _Reduce((mod._bitset_reconstructor, (inner, WKB)))
+    data = pickle.dumps({"doc": outer, "note": "see https://example.invalid/x"}, protocol=protocol)
+    result = SCANNER.scan_bytes(data, "x.pkl")
+    rules = {f.subject: f.rule_id for f in result.findings if f.subject.startswith(MODULE)}
+    assert rules == {
+        f"{MODULE}.from_wkb": "FS112",
+        f"{MODULE}._bitset_reconstructor": "FS103",
+    }, rules
+    assert not settleable(result.findings, "complete")
