@@ -59,10 +59,10 @@ from .callsites import (
     Wanted,
     walk_values,
 )
-from .knowledge import UNKNOWN, Classification
+from .knowledge import Classification
 from .nested_loaders import Visible
 from .ruleset import RuleSet
-from .unknown_calls import StreamShapes
+from .unknown_calls import weighed_globals
 
 GETATTR = "builtins.getattr"
 # Sinks that run text as code or import it by name: without text they have nothing to run.
@@ -120,7 +120,7 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
     def of(facts: StreamFacts) -> Wanted:
         offsets, encoders, loaders, deep = set(), set(), False, False
         used: set[int] = set()  # globals some call calls or is first handed (filled lazily)
-        weighed = _applied_unlisted(facts, rules)
+        weighed = weighed_globals(facts, rules.classify)
         weigh = (weighed | _encoders(facts)).__contains__ if weighed else NONE
         watch: set[int] = set()  # index reaches only referenced so far: followed (FS110)
         through_loader = False
@@ -157,24 +157,6 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
         return Wanted((offsets | weighed).__contains__, False, weigh, frozenset(watch))
 
     return of
-
-
-def _applied_unlisted(facts: StreamFacts, rules: RuleSet) -> set[int]:
-    """Offsets of unlisted globals (FS103 candidates) with a call the stream-wide shape judged by
-    argument kinds: their calls' own arguments decide FS112 (unknown_calls.application)."""
-    out: set[int] = set()
-    shapes: StreamShapes | None = None
-    for i, g in enumerate(facts.globals):
-        if not g.resolved:
-            continue
-        cls = rules.classify(g.module, g.name)
-        if cls.verdict_class != UNKNOWN or cls.entry_id:
-            continue
-        if shapes is None:
-            shapes = StreamShapes.for_stream(facts)
-        if any(shapes.judged_by_arguments(s) for s in shapes.of_callable(i)):
-            out.add(g.offset)
-    return out
 
 
 def _encoders(facts: StreamFacts) -> set[int]:

@@ -26,27 +26,16 @@ a result passed further down an argument tuple counts as kept, not as fed to a c
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from operator import itemgetter
 from typing import NamedTuple, Protocol
 
 from .. import facts as F
 from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
 from .call_shapes import last_segment_is_class
-from .callsites import (
-    VALUE,
-    Call,
-    Data,
-    Glob,
-    Sites,
-    Text,
-    bytes_read_as_command,
-    loadable,
-    printable,
-    reads_as_command,
-    walk_values,
-)
+from .callsites import VALUE, Call, Data, Glob, Sites, Text, walk_values
 from .knowledge import CODE_CONSTRUCTION, UNKNOWN, Classification
+from .literals import bytes_read_as_command, loadable, printable, reads_as_command
 
 RESTORATION = "restoration"
 APPLICATION = "application"
@@ -86,7 +75,7 @@ RESTORING_HELPERS = frozenset(
 _STATE_KINDS = (
     ARG_STR | ARG_BYTES | F.ARG_NUMBER | F.ARG_NONE | F.ARG_CONTAINER | F.ARG_GLOBAL | ARG_CALL
 )
-# Inert text: nothing of it reads as a command, code, a path or a URL (callsites.reads_as_command;
+# Inert text: nothing of it reads as a command, code, a path or a URL (literals.reads_as_command;
 # dotted module names the stream imports are exempt).
 _INERT_STRINGS_MAX = 100_000  # beyond this many strings the check is not worth its time: fail
 # Protocol <= 2 bytes: `_codecs.encode("\xff...", "latin1")`.
@@ -224,7 +213,7 @@ class StreamShapes:
 
     def inert_text(self) -> bool:
         """No string operand of the stream reads as a command, code, a path or a URL
-        (`callsites.reads_as_command`), and none was too long to have been kept."""
+        (`literals.reads_as_command`), and none was too long to have been kept."""
         if self._inert is None:
             strings = self.facts.strings
             # STACK_GLOBAL's operands are strings too: a name the stream imports is not text
@@ -345,6 +334,25 @@ def application(
     return f"applied as a function ({shapes.describe(applied[0])})"
 
 
+def weighed_globals(facts: StreamFacts, classify: Callable[[str, str], Classification]) -> set[int]:
+    """Offsets of unlisted globals (FS103 candidates) with a call the stream-wide shape judged by
+    argument kinds: the call-site walk weighs their literal arguments (callsites `weigh`) and
+    their calls' own arguments decide FS112 (`application`)."""
+    out: set[int] = set()
+    shapes: StreamShapes | None = None
+    for i, g in enumerate(facts.globals):
+        if not g.resolved:
+            continue
+        cls = classify(g.module, g.name)
+        if cls.verdict_class != UNKNOWN or cls.entry_id:
+            continue
+        if shapes is None:
+            shapes = StreamShapes.for_stream(facts)
+        if any(shapes.judged_by_arguments(s) for s in shapes.of_callable(i)):
+            out.add(g.offset)
+    return out
+
+
 def built_by_code_construction(
     call_index: int, facts: StreamFacts, classes: Sequence[Classification | None]
 ) -> bool:
@@ -429,7 +437,7 @@ def _judged_alone(
 
 def _state_bytes(raw: bytes, rebuilds: bool) -> bool:
     """Bytes that pass as an object's state: no pickle or archive a loader could open, and no
-    command (`callsites.bytes_read_as_command`: a NUL byte rules one out). Beside the class the
+    command (`literals.bytes_read_as_command`: a NUL byte rules one out). Beside the class the
     call rebuilds, binary bytes pass too (bitarray's buffers often hold no NUL byte; a runner
     handed junk after its command stays a limit); printable text that reads as one does not."""
     if loadable(raw):
