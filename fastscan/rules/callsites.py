@@ -380,7 +380,12 @@ class _Walk:
             elif code in _LITERALS:
                 stack.append(_Lazy(arg_offsets[i], arg_lengths[i], code))
             elif code in _GETS:
-                stack.append(memo.get(key(i, code), OPAQUE))
+                got = memo.get(key(i, code), OPAQUE)
+                if got is OPAQUE and self.watch:
+                    # a memo entry this walk did not see (a joblib segment reads the memo of
+                    # the one before): it may be a watched global, handed anywhere
+                    self._handed |= self.watch
+                stack.append(got)
             elif code in _VALUES:
                 stack.append(VALUE)
             elif code == _MARK:

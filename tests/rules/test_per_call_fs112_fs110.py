@@ -279,3 +279,11 @@ def test_a_call_fed_to_a_reconstructor_is_judged_by_its_own_call(
         f"{MODULE}._bitset_reconstructor": "FS103",
     }, rules
     assert not settleable(result.findings, "complete")
+
+
+@needs_index
+def test_a_memo_entry_the_walk_did_not_see_keeps_fs110() -> None:
+    # a GET of an entry no PUT of this walk made (a joblib segment reads the previous one's
+    # memo) may be the class: handed to the call, as far as the walk can tell
+    body = b"]" + DL + b"a" + UNLISTED + b"(h\x07tR"
+    assert "FS110" in _fs110(body)
