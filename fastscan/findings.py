@@ -203,7 +203,8 @@ REACHES_SINK = _rule(
     " path longer than rules.indexed.REACH_STEPS_MAX calls is suspicious: too indirect alone."
     " Low when the call sites show it runs nothing the pickle chose: a dispatcher handed only"
     " inert callables, a nested loader reached through __setstate__ whose state holds only"
-    " clean nested pickles, a sink that runs text handed no text.",
+    " clean nested pickles, a sink that runs text handed no text. A name only stored as data"
+    " (never called, handed to a call, hashed, built or filled) runs no hook: FS111 instead.",
     fix="Do not load the file; if the path is a false alarm, allow the name in your config.",
 )
 # An indexed library name whose load-time hooks reach no sink: recorded, not suspicious.
@@ -212,7 +213,8 @@ KNOWN_BY_INDEX = _rule(
     S.LOW,
     "library name known to the index, reaches no sink",
     why="The ecosystem index knows this name and its load-time code reaches no dangerous"
-    " primitive: an ordinary library object being restored.",
+    " primitive, or none by the hooks this pickle runs (a class only stored as data runs none):"
+    " an ordinary library object being restored.",
     fix="Nothing to do.",
 )
 # An unlisted callable applied like a function (rules/unknown_calls.py): never settled by the
@@ -224,10 +226,10 @@ UNKNOWN_APPLIED = _rule(
     "J6",
     why="A name no list or index knows is called like a function (its result discarded, called"
     " or fed to another call, or handed strings or bytes that do not describe state: text that"
-    " reads as a command, code, a path or a URL, bytes without the class they rebuild), the"
-    " shape of a command runner, not of an object being restored; the classifier may not settle"
-    " it. A reconstructor (result kept as restored data, handed a class, numbers, inert text) is"
-    " FS103.",
+    " reads as a command, code, a path or a URL, bytes a loader could open or that read as such"
+    " text), the shape of a command runner, not of an object being restored; the classifier may"
+    " not settle it. A reconstructor (result kept as restored data, its own call handed globals,"
+    " numbers, inert text, binary bytes) is FS103.",
     fix="Review what the function does; allow it in your config or index your package.",
 )
 

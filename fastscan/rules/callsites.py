@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..facts import STATUS_BUDGET, ScanLimits, StreamFacts
+from ..facts import StreamFacts
 from ..opcodes import BY_NAME
-from ..tokenizer import CARRIERS, opcode_bounds, tokenize
+from ..tokenizer import CARRIERS, opcode_bounds
 from ..tokenizer import _carried_bytes as carried_bytes
+from .literals import bytes_read_as_command, loadable, printable
 
 MAX_OPS = 250_000  # opcodes walked per stream (~0.25 s at worst); past it no sites: as before
 MAX_NODES = 200_000  # values snapshotted per stream; past it a snapshot is OPAQUE
@@ -49,6 +50,8 @@ class Data(NamedTuple):
     offset: int  # operand offset (NestedPickle.offset when it was read as a nested pickle)
     length: int
     loads: bool = False
+    command: bool = False  # weighed walks: the bytes may be a command (`bytes_read_as_command`)
+    printable: bool = False  # weighed walks: printable ASCII text only (`printable`)
 
 
 class Call(NamedTuple):
@@ -72,9 +75,13 @@ OPAQUE = _Mark("opaque")
 class Site:
     args: tuple[Any, ...] = ()
     states: list[Any] = field(default_factory=list)
+    named: bool = False  # its result is a STACK_GLOBAL operand: a name computed at load time
 
 
 Sites = dict[int, Site]  # call offset -> what it was handed
+# watched global offset -> offsets of the calls whose objects get it as state or items; a
+# global handed to any call, hashed, filled or built, or not followed, is absent.
+Stored = dict[int, frozenset[int]]
 # call offset -> the instance-dict names the BUILDs of its result set (None: a state that is no
 # dict, so any name); calls without a BUILD are absent. Kept for every call, recorded or not.
 Keys = dict[int, frozenset[str] | None]
@@ -115,41 +122,32 @@ def EVERY(offset: int) -> bool:
     return True
 
 
-# What a loader opens besides a pickle: zip (torch, npz), compressed streams (joblib), npy.
-_ARCHIVE_MAGIC = (
-    b"PK", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18",
-    b"\x93NUMPY", b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda",
-)  # fmt: skip
-
-
-_LOADABLE_LIMITS = ScanLimits(max_opcodes=1_000_000, max_resync_opcodes=0)
-
-
-def loadable(buf: bytes) -> bool:
-    """Whether a loader handed `buf` could run something: it imports a name where the
-    tokenizer finds a pickle (anywhere, as `pickle.load` of a stream or a later segment would),
-    or it is an archive or compressed stream whose content the scan does not open."""
-    if len(buf) < 4:
-        return False
-    if buf.startswith(_ARCHIVE_MAGIC) or b"PK\x05\x06" in buf:
-        return True
-    # a loader reads from the first byte (torch's legacy format: pickles back to back), so
-    # no search for later pickles; a budget hit counts as loadable
-    facts = tokenize(buf, _LOADABLE_LIMITS)
-    return bool(facts.globals or facts.nested) or facts.status == STATUS_BUDGET
+def NONE(offset: int) -> bool:
+    """`weigh` when no call's literals are weighed."""
+    return False
 
 
 def call_sites(
-    data: Any, facts: StreamFacts, wanted: Callable[[int], bool], deep: bool = False
-) -> tuple[Sites, Keys]:
+    data: Any,
+    facts: StreamFacts,
+    wanted: Callable[[int], bool],
+    deep: bool = False,
+    *,
+    weigh: Callable[[int], bool] = NONE,
+    watch: frozenset[int] = frozenset(),
+) -> tuple[Sites, Keys, Stored]:
     """Sites of the calls whose callable is a global `wanted(global offset)` accepts, and of
     calls of a call result; empty when no global is wanted or the walk gave up. `deep`: every
-    call, and Text/Data.loads filled."""
-    if not deep and not any(wanted(g.offset) for g in facts.globals):
-        return {}, {}
+    call, and Text/Data.loads filled. `weigh`: globals whose calls get Text/Data.loads and
+    Data.command filled (their literal arguments judged: unknown_calls). `watch`: globals whose
+    every use is followed (`Stored`)."""
+    if not deep and not watch and not any(wanted(g.offset) for g in facts.globals):
+        return {}, {}, {}
     view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
     walk = _Walk(view, EVERY if deep else wanted)
     walk.deep = deep
+    walk.weigh = weigh
+    walk.watch = watch
     budget = MAX_OPS
     for start in facts.pickle_offsets:
         codes, offsets, arg_offsets, arg_lengths, _end, _status = opcode_bounds(
@@ -157,20 +155,21 @@ def call_sites(
         )
         budget -= len(codes)
         if budget < 0:
-            return {}, {}
+            return {}, {}, {}
         walk.run(codes, offsets, arg_offsets, arg_lengths)
-    return walk.sites, walk.keys
+    return walk.sites, walk.keys, walk.stored()
 
 
 class _List:
     """A mutable container on the symbolic stack (list, dict, set, or a call's result that
     SETITEMS/APPENDS fill: only its items matter here)."""
 
-    __slots__ = ("items", "kind")
+    __slots__ = ("handed", "items", "kind")
 
     def __init__(self, kind: str) -> None:
         self.items: list[Any] = []
         self.kind = kind
+        self.handed = False  # passed to a call or an object: later items are handed too
 
 
 class _Lazy(NamedTuple):
@@ -190,7 +189,15 @@ class _Walk:
         self.nodes = MAX_NODES
         self.memo: dict[Any, Any] = {}
         self.deep = False
+        self.weigh: Callable[[int], bool] = NONE
+        self._weighing = False  # snapshotting a weighed call's arguments
         self._decoded: dict[int, Any] = {}
+        self._weighed: dict[int, Any] = {}  # literals decoded while weighing
+        self.watch: frozenset[int] = frozenset()
+        self._handed: set[int] = set()  # watched globals that reach a call
+        self._owners: dict[int, set[int]] = {}  # watched global -> calls whose state holds it
+        self._owned: dict[int, set[Glob]] = {}  # the reverse: call -> watched globals it holds
+        self._touches = MAX_NODES  # values looked at for watched globals; past it all handed
 
     def snapshot(self, value: Any, depth: int = 0) -> Any:
         """An immutable copy of `value` as the callee sees it now (budgeted; OPAQUE past it)."""
@@ -210,19 +217,28 @@ class _Walk:
         return value
 
     def literal(self, lazy: _Lazy) -> Text | Data:
-        done = self._decoded.get(lazy.offset)
+        weighed = self._weighing and not self.deep
+        cache = self._weighed if weighed else self._decoded
+        done = cache.get(lazy.offset)
         if done is None:
+            judged = self.deep or weighed
             if lazy.code in _BYTES_LIKE:
                 raw = bytes(self.view[lazy.offset : lazy.offset + lazy.length])
-                done = Data(lazy.offset, lazy.length, self.deep and loadable(raw))
+                done = Data(
+                    lazy.offset,
+                    lazy.length,
+                    judged and loadable(raw),
+                    judged and bytes_read_as_command(raw),
+                    judged and printable(raw),
+                )
             else:
-                done = self.text(lazy.offset, lazy.length, lazy.code)
-            self._decoded[lazy.offset] = done
+                done = self.text(lazy.offset, lazy.length, lazy.code, judged)
+            cache[lazy.offset] = done
         return done
 
-    def text(self, offset: int, length: int, code: int) -> Text:
+    def text(self, offset: int, length: int, code: int, judged: bool) -> Text:
         raw = bytes(self.view[offset : offset + length])
-        loads = self.deep and (loadable(raw) or _latin1_loadable(raw, code))
+        loads = judged and (loadable(raw) or _latin1_loadable(raw, code))
         if length > MAX_TEXT * 4:
             return Text(None, offset, loads)
         try:
@@ -247,9 +263,13 @@ class _Walk:
         wanted = isinstance(callable_, _Result) or any(
             isinstance(v, Glob) and self.wanted(v.offset) for v in (callable_, first)
         )  # the first argument: the class a reconstructor or partial is handed
+        if self.watch:
+            self.touch((callable_, args), None)
         result = _Result(Call(offset))
         if wanted:
+            self._weighing = isinstance(callable_, Glob) and self.weigh(callable_.offset)
             site = Site(tuple(self.snapshot(a) for a in args))
+            self._weighing = False
             self.sites[offset] = site
             result.site = site
         return result
@@ -257,6 +277,10 @@ class _Walk:
     def build(self, target: Any, state: Any) -> None:
         """BUILD: the state a recorded call's result gets, and the instance-dict names any
         call's result gets (None when the state is no dict, or a tuple of dicts)."""
+        if self.watch:
+            mine = isinstance(target, _Result) and not target.handed
+            owner = target.call.offset if mine else None
+            self.touch((target, state) if owner is None else state, owner)
         if not isinstance(target, _Result):
             return
         if target.site is not None:
@@ -278,6 +302,48 @@ class _Walk:
         before = self.keys.get(target.call.offset, frozenset())
         if before is not None:
             self.keys[target.call.offset] = before | names
+
+    def touch(self, value: Any, owner: int | None) -> None:
+        """Watched globals inside `value` are handed to a call (`owner` None) or given, as
+        state or items, to the object call `owner` made (its class's hooks get them)."""
+        todo = [value]
+        while todo:
+            v = todo.pop()
+            self._touches -= 1
+            if self._touches < 0:
+                self._handed |= self.watch  # too much to follow: fail closed
+                self.watch = frozenset()
+                return
+            if isinstance(v, Glob):
+                if v.offset in self.watch:
+                    if owner is None:
+                        self._handed.add(v.offset)
+                    else:
+                        self._owners.setdefault(v.offset, set()).add(owner)
+                        self._owned.setdefault(owner, set()).add(v)
+            elif isinstance(v, _Result):  # an object holding watched globals, passed on
+                if owner is None:
+                    v.handed = True
+                todo.extend(self._owned.get(v.call.offset, ()))
+            elif isinstance(v, _List):
+                v.handed = True
+                todo.extend(v.items)
+            elif _plain(v) or isinstance(v, list):  # a tuple, or items being added
+                todo.extend(v)
+
+    def fill(self, target: Any, items: list[Any]) -> None:
+        """SETITEM(S)/APPEND(S)/ADDITEMS for watched globals: a plain dict's keys are hashed (a
+        metaclass hook), a set's members too; an object's items reach its class's hooks."""
+        if isinstance(target, _Result) and not target.handed:
+            self.touch(items, target.call.offset)
+        elif not isinstance(target, _List) or target.handed or target.kind == "set":
+            self.touch((target, items), None)
+        elif target.kind == "dict":
+            self.touch(items[::2], None)
+
+    def stored(self) -> Stored:
+        """Watched globals never handed to a call: the calls whose objects hold them."""
+        return {g: frozenset(self._owners.get(g, ())) for g in self.watch if g not in self._handed}
 
     def run(self, codes: bytes, offsets: Any, arg_offsets: Any, arg_lengths: Any) -> None:
         stack: list[Any] = []
@@ -314,7 +380,12 @@ class _Walk:
             elif code in _LITERALS:
                 stack.append(_Lazy(arg_offsets[i], arg_lengths[i], code))
             elif code in _GETS:
-                stack.append(memo.get(key(i, code), OPAQUE))
+                got = memo.get(key(i, code), OPAQUE)
+                if got is OPAQUE and self.watch:
+                    # a memo entry this walk did not see (a joblib segment reads the memo of
+                    # the one before): it may be a watched global, handed anywhere
+                    self._handed |= self.watch
+                stack.append(got)
             elif code in _VALUES:
                 stack.append(VALUE)
             elif code == _MARK:
@@ -337,6 +408,8 @@ class _Walk:
                 else:
                     items = pop_mark()
                 target = stack[-1] if stack else None
+                if self.watch:
+                    self.fill(target, items)
                 if isinstance(target, _List):
                     target.items.extend(items)
                 elif isinstance(target, _Bytearray):
@@ -365,7 +438,9 @@ class _Walk:
         if name == "GLOBAL":
             stack.append(Glob(offsets[i]))
         elif name == "STACK_GLOBAL":
-            pop(), pop()
+            for operand in (pop(), pop()):
+                if isinstance(operand, _Result) and operand.site is not None:
+                    operand.site.named = True
             stack.append(Glob(offsets[i]))
         elif name == "INST":
             stack.append(self.call(offsets[i], Glob(offsets[i]), pop_mark()))
@@ -392,6 +467,8 @@ class _Walk:
         elif name in ("LIST", "DICT", "FROZENSET"):
             box = _List(name.lower())
             box.items = pop_mark()
+            if self.watch and name != "LIST":  # keys and members are hashed
+                self.touch(box.items[::2] if name == "DICT" else box.items, None)
             stack.append(box)
         elif name == "POP":
             if marks and len(stack) == marks[-1]:
@@ -404,7 +481,9 @@ class _Walk:
             stack.append(stack[-1] if stack else OPAQUE)
         elif name in ("BINPERSID", "PERSID"):
             if name == "BINPERSID":
-                pop()
+                pid = pop()
+                if self.watch:
+                    self.touch(pid, None)  # persistent_load(pid) is a call
             stack.append(OPAQUE)
         elif name == "BYTEARRAY8":
             stack.append(_Bytearray(_Lazy(arg_offsets[i], arg_lengths[i], _BYTES_CODE)))
@@ -441,11 +520,12 @@ class _Bytearray:
 class _Result:
     """A call's result on the symbolic stack; `site` is set when the call was recorded."""
 
-    __slots__ = ("call", "site")
+    __slots__ = ("call", "handed", "site")
 
     def __init__(self, call: Call) -> None:
         self.call = call
         self.site: Site | None = None
+        self.handed = False  # passed to a call: state or items it gets later are handed too
 
 
 def walk_values(values: Iterable[Any], limit: int = 100_000) -> Iterable[Any]:
@@ -471,6 +551,7 @@ class StreamSites(NamedTuple):
     sites: Sites
     nested: dict[int, StreamSites]
     keys: Keys
+    stored: Stored = {}  # noqa: RUF012  (never mutated)
 
     @staticmethod
     def of(
@@ -487,7 +568,13 @@ _READABLE_CARRIERS = frozenset({"", "bytes"})  # the nested buffer is the operan
 _ENCODINGS = {name: enc for enc, name in CARRIERS.items() if name not in _READABLE_CARRIERS}
 
 
-Wanted = tuple[Callable[[int], bool], bool]  # (which globals' calls, deep walk)
+class Wanted(NamedTuple):
+    """What `call_sites` records for one stream (its arguments, in order)."""
+
+    wanted: Callable[[int], bool]
+    deep: bool = False
+    weigh: Callable[[int], bool] = NONE
+    watch: frozenset[int] = frozenset()
 
 
 def stream_sites(
@@ -495,7 +582,10 @@ def stream_sites(
 ) -> StreamSites:
     """`call_sites` of a stream and, recursively, of its raw nested pickles (the bytes of a
     `_codecs.encode` latin-1 text too); `wanted_in(facts)` gives each stream's predicate."""
-    sites, keys = call_sites(data, facts, *wanted_in(facts))
+    want = wanted_in(facts)
+    sites, keys, stored = call_sites(
+        data, facts, want.wanted, want.deep, weigh=want.weigh, watch=want.watch
+    )
     nested: dict[int, StreamSites] = {}
     if facts.nested:
         view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
@@ -509,11 +599,12 @@ def stream_sites(
                 buf = carried_bytes(view, n.offset, n.length, _ENCODINGS[n.carrier])
             if buf is not None:
                 nested[k] = stream_sites(buf, n.facts, wanted_in)
-    return StreamSites(sites, nested, keys)
+    return StreamSites(sites, nested, keys, stored)
 
 
 __all__ = [
     "EVERY",
+    "NONE",
     "OPAQUE",
     "VALUE",
     "Box",
@@ -523,11 +614,11 @@ __all__ = [
     "Keys",
     "Site",
     "Sites",
+    "Stored",
     "StreamSites",
     "Text",
     "Wanted",
     "call_sites",
-    "loadable",
     "stream_sites",
     "walk_values",
 ]

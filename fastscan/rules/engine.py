@@ -103,7 +103,8 @@ def _stream_findings(  # noqa: PLR0917
     shapes = CallShapes(facts, classes, rules, handed)
     # Hooks the loader runs per global: only worked out when the index knows a reach.
     live = any(c and c.reaches and not (c.pinned or c.is_dangerous) for c in classes)
-    run = indexed.hooks(facts, classes, targets) if live else None
+    stored = sites.stored if sites is not None else None
+    run = indexed.hooks(facts, classes, targets, stored) if live else None
     unknown_shapes: StreamShapes | None = None  # built for the first unlisted call
 
     for index, (g, cls) in enumerate(zip(facts.globals, classes, strict=True)):
@@ -251,7 +252,14 @@ def _stream_findings(  # noqa: PLR0917
                 if call is not None:
                     if unknown_shapes is None:
                         unknown_shapes = StreamShapes.for_stream(facts)
-                    applied = application(unknown_shapes, index, g, classes, knowledge)
+                    applied = application(
+                        unknown_shapes,
+                        index,
+                        g,
+                        classes,
+                        knowledge,
+                        sites=sites.sites if sites is not None else None,
+                    )
                     if applied:
                         rule = R.UNKNOWN_APPLIED
                         reason = f"not in the reviewed allowlist, {applied}"

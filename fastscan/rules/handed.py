@@ -46,6 +46,7 @@ from .call_shapes import (
 )
 from .callsites import (
     EVERY,
+    NONE,
     VALUE,
     Box,
     Call,
@@ -61,6 +62,7 @@ from .callsites import (
 from .knowledge import Classification
 from .nested_loaders import Visible
 from .ruleset import RuleSet
+from .unknown_calls import weighed_globals
 
 GETATTR = "builtins.getattr"
 # Sinks that run text as code or import it by name: without text they have nothing to run.
@@ -118,6 +120,10 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
     def of(facts: StreamFacts) -> Wanted:
         offsets, encoders, loaders, deep = set(), set(), False, False
         used: set[int] = set()  # globals some call calls or is first handed (filled lazily)
+        weighed = weighed_globals(facts, rules.classify)
+        weigh = (weighed | _encoders(facts)).__contains__ if weighed else NONE
+        watch: set[int] = set()  # index reaches only referenced so far: followed (FS110)
+        through_loader = False
         for i, g in enumerate(facts.globals):
             if not g.resolved:
                 continue
@@ -134,21 +140,28 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
             if not used:
                 used = _used(facts)
             if i not in used:
-                continue  # only referenced: nothing here hands it anything
-            if reaches and via_loader(cls):
-                return EVERY, True
+                if reaches:
+                    watch.add(g.offset)
+                continue  # only referenced: nothing here hands it anything first
+            if reaches and not through_loader and via_loader(cls):
+                through_loader = True  # a deep walk, after every global is looked at
             if reaches and any(r.category in TEXT_SINKS for r in cls.reaches):
                 deep = True  # every site: what text reaches it (textless)
             if judged or dispatcher_only(cls):
                 offsets.add(g.offset)
                 loaders = loaders or cls.category == "nested_loader"
-        if deep:
-            return EVERY, False
-        if loaders:
+        if through_loader or deep:
+            return Wanted(EVERY, through_loader, weigh, frozenset(watch))
+        if loaders or weighed:
             offsets |= encoders
-        return offsets.__contains__, False
+        return Wanted((offsets | weighed).__contains__, False, weigh, frozenset(watch))
 
     return of
+
+
+def _encoders(facts: StreamFacts) -> set[int]:
+    """Offsets of `_codecs.encode` globals: protocol <= 2 bytes are their results."""
+    return {g.offset for g in facts.globals if g.qualname in _CODECS_ENCODE}
 
 
 def _used(facts: StreamFacts) -> set[int]:

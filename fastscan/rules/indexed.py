@@ -181,13 +181,15 @@ def hooks(
     facts: StreamFacts,
     classes: Sequence[Classification | None],
     targets: Targets | None = None,
+    stored: Mapping[int, frozenset[int]] | None = None,
 ) -> list[frozenset[str]]:
     """Per global of `facts`, the hooks a load of the stream can make the loader run on it.
 
     Container hooks (SETITEMS, APPENDS, ADDITEMS) come from `targets` when the stream's bytes
     were walked (attribute_containers); otherwise an instantiated class gets them whenever its
-    stream holds those opcodes (fails closed). A global never called nor reconstructed is
-    passed to something that may call it: every hook.
+    stream holds those opcodes (fails closed). A global never called nor reconstructed may be
+    passed to something that calls it: every hook, unless the call-site walk (`stored`:
+    callsites.Stored) followed it and it is only stored as data (`stored_only`): none.
     """
     container: frozenset[str] = frozenset()
     if targets is None:
@@ -224,7 +226,46 @@ def hooks(
     if targets is not None:
         for i, g in enumerate(facts.globals):
             out[i].update(targets.get(g.offset, ()))
-    return [frozenset(h) if u else _ALL for h, u in zip(out, used, strict=True)]
+    return [
+        frozenset(h) if u else _NONE if stored_only(facts, classes, i, stored) else _ALL
+        for i, (h, u) in enumerate(zip(out, used, strict=True))
+    ]
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def stored_only(
+    facts: StreamFacts,
+    classes: Sequence[Classification | None],
+    index: int,
+    stored: Mapping[int, frozenset[int]] | None,
+) -> bool:
+    """Global `index` is only stored as data: the walk followed it and it is never called,
+    handed to a call (any argument, a persistent id), hashed (dict key, set member), built or
+    filled, and the objects whose state or items hold it are of classes the rule base or the
+    index judges (allowlisted, or index-known: their own hooks get their own finding). No
+    load-time hook of its class can run (issue #15: skorch's `iterator_train = DataLoader`)."""
+    if stored is None:
+        return False
+    owners = stored.get(facts.globals[index].offset)
+    if owners is None:
+        return False
+    if not owners:
+        return True
+    at = {c.offset: c for c in facts.calls if c.opcode != "BUILD"}
+    for offset in owners:
+        c = at.get(offset)
+        if c is None or not 0 <= c.callable_index < len(classes):
+            return False
+        k = c.callable_index
+        made = classes[k]
+        if made is not None and made.resolved in RECONSTRUCTORS:
+            k = c.first_arg_global  # the class copyreg rebuilds
+            made = classes[k] if 0 <= k < len(classes) else None
+        if made is None or made.is_dangerous or not (made.is_safe or made.index == KNOWN):
+            return False
+    return True
 
 
 def fired(cls: Classification, hooks_run: frozenset[str]) -> Reach | None:
@@ -249,6 +290,8 @@ def no_sink(cls: Classification, ran: frozenset[str]) -> str:
     """Why a known name is not a sink here: it reaches none, or not by the hooks that run."""
     if not cls.reaches:
         return ", reaches no sink"
+    if not ran:
+        return ", referenced only: stored as data, never called nor handed to a call (no hook runs)"
     needs = ", ".join(sorted({r.hook for r in cls.reaches}))
     runs = ", ".join(sorted(ran)) or "none"
     return f", reaches sinks only by hooks this pickle does not run ({needs}; runs {runs})"

@@ -25,16 +25,17 @@ a result passed further down an argument tuple counts as kept, not as fed to a c
 
 from __future__ import annotations
 
-import re
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from operator import itemgetter
 from typing import NamedTuple, Protocol
 
 from .. import facts as F
 from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
 from .call_shapes import last_segment_is_class
-from .knowledge import CODE_CONSTRUCTION, Classification
+from .callsites import VALUE, Call, Data, Glob, Sites, Text, walk_values
+from .knowledge import CODE_CONSTRUCTION, UNKNOWN, Classification
+from .literals import bytes_read_as_command, loadable, printable, reads_as_command
 
 RESTORATION = "restoration"
 APPLICATION = "application"
@@ -74,18 +75,8 @@ RESTORING_HELPERS = frozenset(
 _STATE_KINDS = (
     ARG_STR | ARG_BYTES | F.ARG_NUMBER | F.ARG_NONE | F.ARG_CONTAINER | F.ARG_GLOBAL | ARG_CALL
 )
-# Inert text: no character a command line, code, a path or a URL needs — whitespace (arguments),
-# shell and code punctuation, quotes, `=`, `/`, `\\`, `~`, a leading `.` or `-`, a short final
-# `.ext` (file names, dotted addresses; dotted module names the stream imports are exempt) — so
-# dotted/dashed tokens (`little`, `utf-8`, `Content-Type`) and protocol <= 2 bytes carried as
-# latin-1 text without such characters; plus IANA zone names (`America/New_York`: `/` only between
-# capitalised segments). A bare word can still be a command without arguments (`reboot`): such a
-# call is settled only by a confident classifier, like any FS103.
-_HOSTILE_TEXT = re.compile(
-    r"[\s;|&`$<>(){}\[\]'\"=/\\~*?!#%^]|^[.-]"
-    r"|\.[A-Za-z0-9]{1,5}$"  # a file name (`tokenizer.bin`, `run.sh`), an address (`127.0.0.1`)
-)
-_ZONE_NAME = re.compile(r"[A-Z][\w+-]{0,39}(?:/[A-Z][\w+-]{0,39}){1,2}")
+# Inert text: nothing of it reads as a command, code, a path or a URL (literals.reads_as_command;
+# dotted module names the stream imports are exempt).
 _INERT_STRINGS_MAX = 100_000  # beyond this many strings the check is not worth its time: fail
 # Protocol <= 2 bytes: `_codecs.encode("\xff...", "latin1")`.
 _BYTES_MAKERS = frozenset({"_codecs.encode", "codecs.encode"})
@@ -153,6 +144,10 @@ class StreamShapes:
         self._shapes: dict[int, CallShape] = {}
         self._names: dict[int, tuple[str, bool]] = {}  # global -> (name_shape, class-like)
         self._inert: bool | None = None  # inert_text(), computed on first need
+        self._call_at: dict[int, int] | None = None  # call opcode offset -> call index
+        # calls a function-shaped name restores only by its argument kinds (`_reconstructs`):
+        # with call sites, their own arguments decide (`application`)
+        self._by_state: set[int] = set()
 
     @classmethod
     def for_stream(cls, facts: StreamFacts) -> StreamShapes:
@@ -197,6 +192,8 @@ class StreamShapes:
             shape = RESTORATION
         elif not classy and (uses & USE_ARGUMENT or kinds & (ARG_STR | ARG_BYTES)):
             shape = RESTORATION if self._reconstructs(c, kinds, uses) else APPLICATION
+            if shape == RESTORATION:
+                self._by_state.add(k)
         else:
             shape = CONSTRUCTION
         return CallShape(k, c.callable_index, c.opcode, shape_of_name, kinds, uses, shape)
@@ -216,7 +213,7 @@ class StreamShapes:
 
     def inert_text(self) -> bool:
         """No string operand of the stream reads as a command, code, a path or a URL
-        (`_HOSTILE_TEXT`), and none was too long to have been kept."""
+        (`literals.reads_as_command`), and none was too long to have been kept."""
         if self._inert is None:
             strings = self.facts.strings
             # STACK_GLOBAL's operands are strings too: a name the stream imports is not text
@@ -224,10 +221,7 @@ class StreamShapes:
             self._inert = (
                 not self.facts.long_strings
                 and len(strings) <= _INERT_STRINGS_MAX
-                and all(
-                    t in names or not _HOSTILE_TEXT.search(t) or _ZONE_NAME.fullmatch(t)
-                    for t in strings
-                )
+                and all(t in names or not reads_as_command(t) for t in strings)
             )
         return self._inert
 
@@ -243,6 +237,11 @@ class StreamShapes:
             name = self.facts.globals[first].name
             spelled = self._names[first] = (name_shape(name), last_segment_is_class(name))
         return spelled[1]
+
+    def judged_by_arguments(self, shape: CallShape) -> bool:
+        """A function-shaped call that the stream-wide shape calls an application, or a
+        restoration by its argument kinds alone: its call site's arguments decide."""
+        return shape.shape == APPLICATION or shape.call in self._by_state
 
     def of_callable(self, index: int) -> list[CallShape]:
         """Shapes of the calls (BUILD aside) of global `index`."""
@@ -292,6 +291,14 @@ class StreamShapes:
     def _resolved_at(self, index: int) -> str:
         return self._resolved[index] if 0 <= index < len(self._resolved) else ""
 
+    resolved_at = _resolved_at
+
+    def call_at(self, offset: int) -> int:
+        """The index in StreamFacts.calls of the call opcode at `offset` (-1: none)."""
+        if self._call_at is None:
+            self._call_at = {c.offset: k for k, c in enumerate(self.facts.calls)}
+        return self._call_at.get(offset, -1)
+
 
 def application(
     shapes: StreamShapes,
@@ -299,14 +306,25 @@ def application(
     g: GlobalRef,
     classes: Sequence[Classification | None],
     knowledge: Knowledge | None,
+    *,
+    sites: Sites | None = None,
 ) -> str:
     """How unlisted global `index` is applied like a function ("" when it never is). A call on
     serialized code the stream builds itself (dill sets attributes of the functions it makes)
-    is that code's construction, as for the reviewed setters (engine._serialized_code_helper)."""
+    is that code's construction, as for the reviewed setters (engine._serialized_code_helper).
+    With the stream's call `sites` (weighed: `handed.wanted_in`), a function-shaped call the
+    stream-wide shape judged by argument kinds (`judged_by_arguments`) is judged by its own
+    arguments instead (`restores_by_site`): a reconstruction settles, an application is FS112
+    (also one the kinds alone took for a reconstruction: `f(handed_global, b"echo ...")`)."""
     applied = [
         s
         for s in shapes.of_callable(index)
-        if s.shape == APPLICATION
+        if (
+            shapes.judged_by_arguments(s)
+            and not (sites and restores_by_site(shapes, s, sites, classes))
+            if sites and shapes.facts.calls[s.call].offset in sites
+            else s.shape == APPLICATION
+        )
         and not built_by_code_construction(
             shapes.facts.calls[s.call].first_arg_call, shapes.facts, classes
         )
@@ -314,6 +332,25 @@ def application(
     if not applied or knowledge_of(knowledge, g.module, g.name) == KNOWN_INERT:
         return ""
     return f"applied as a function ({shapes.describe(applied[0])})"
+
+
+def weighed_globals(facts: StreamFacts, classify: Callable[[str, str], Classification]) -> set[int]:
+    """Offsets of unlisted globals (FS103 candidates) with a call the stream-wide shape judged by
+    argument kinds: the call-site walk weighs their literal arguments (callsites `weigh`) and
+    their calls' own arguments decide FS112 (`application`)."""
+    out: set[int] = set()
+    shapes: StreamShapes | None = None
+    for i, g in enumerate(facts.globals):
+        if not g.resolved:
+            continue
+        cls = classify(g.module, g.name)
+        if cls.verdict_class != UNKNOWN or cls.entry_id:
+            continue
+        if shapes is None:
+            shapes = StreamShapes.for_stream(facts)
+        if any(shapes.judged_by_arguments(s) for s in shapes.of_callable(i)):
+            out.add(g.offset)
+    return out
 
 
 def built_by_code_construction(
@@ -326,3 +363,104 @@ def built_by_code_construction(
     producer = facts.calls[call_index].callable_index
     made_by = classes[producer] if 0 <= producer < len(classes) else None
     return made_by is not None and made_by.category == CODE_CONSTRUCTION
+
+
+_NOT_KEPT = USE_DISCARDED | USE_CALLED | USE_ARGUMENT
+_MAX_LEAVES = 10_000  # argument values looked at per call; past it the call stays FS112
+
+
+def restores_by_site(
+    shapes: StreamShapes,
+    shape: CallShape,
+    sites: Sites,
+    classes: Sequence[Classification | None],
+) -> bool:
+    """Call `shape` rebuilds data from what this call alone is handed: its result is kept
+    (stored, given state or items, returned; never discarded, called or fed to another call) and
+    every argument is a number, None, a global, a container of those, another call's result (an
+    unlisted call judged by its own arguments here; any other only when no string of the stream
+    reads as a command: `inert_text`), text that does not read as a
+    command, code, a path or a URL, or bytes (literal, or protocol <= 2 `_codecs.encode(text,
+    "latin1")`) that hold no pickle or archive a loader could open and are no command
+    (`_state_bytes`). Anything the walk did not see (no site, a long or undecodable string, an
+    opaque value) keeps the application."""
+    if shape.uses & _NOT_KEPT:
+        return False
+    facts = shapes.facts
+    site = sites.get(facts.calls[shape.call].offset)
+    if site is None or site.named:  # a result imported by name is applied, not kept
+        return False
+    # handed the class it rebuilds (bitarray's `_bitarray_reconstructor(bitarray, b"...")`)
+    rebuilds = bool(site.args) and isinstance(site.args[0], Glob)
+    for v in walk_values(site.args, _MAX_LEAVES):
+        if v is VALUE or isinstance(v, Glob):
+            continue
+        if isinstance(v, Text):
+            if v.text is None or v.loads or reads_as_command(v.text):
+                return False
+        elif isinstance(v, Data):
+            if v.loads or (v.command and (v.printable or not rebuilds)):
+                return False
+        elif isinstance(v, Call):
+            encoded = _latin1_bytes(shapes, v, sites, rebuilds)
+            # another call's result: text inside it (a `Cmd("echo ...")` handed on) is not
+            # this call's to see, so the stream's text must be inert, as before, unless that
+            # call is judged by its own arguments (FS112 there when they are not state)
+            if encoded is False or (
+                encoded is None
+                and not _judged_alone(shapes, v, sites, classes)
+                and not shapes.inert_text()
+            ):
+                return False
+        else:
+            return False  # OPAQUE, or anything the walk could not see
+    return True
+
+
+def _judged_alone(
+    shapes: StreamShapes, v: Call, sites: Sites, classes: Sequence[Classification | None]
+) -> bool:
+    """Call `v` is an unlisted name's call judged by its own recorded arguments (`application`:
+    `handed.wanted_in` weighs exactly these)."""
+    k = shapes.call_at(v.offset)
+    if k < 0 or v.offset not in sites:
+        return False
+    i = shapes.facts.calls[k].callable_index
+    made_by = classes[i] if 0 <= i < len(classes) else None
+    return (
+        made_by is not None
+        and made_by.verdict_class == UNKNOWN
+        and not made_by.entry_id
+        and shapes.judged_by_arguments(shapes.of(k))
+    )
+
+
+def _state_bytes(raw: bytes, rebuilds: bool) -> bool:
+    """Bytes that pass as an object's state: no pickle or archive a loader could open, and no
+    command (`literals.bytes_read_as_command`: a NUL byte rules one out). Beside the class the
+    call rebuilds, binary bytes pass too (bitarray's buffers often hold no NUL byte; a runner
+    handed junk after its command stays a limit); printable text that reads as one does not."""
+    if loadable(raw):
+        return False
+    return not bytes_read_as_command(raw) or (rebuilds and not printable(raw))
+
+
+def _latin1_bytes(shapes: StreamShapes, v: Call, sites: Sites, rebuilds: bool) -> bool | None:
+    """For a call result handed as an argument: None when it is not a `_codecs.encode` (judged on
+    its own), True when it is protocol <= 2 bytes that pass as state (`_state_bytes`), False
+    otherwise."""
+    k = shapes.call_at(v.offset)
+    if k < 0 or shapes.resolved_at(shapes.facts.calls[k].callable_index) not in _BYTES_MAKERS:
+        return None
+    site = sites.get(v.offset)
+    if site is None or not site.args:
+        return False
+    text = site.args[0]
+    if not isinstance(text, Text) or text.text is None or text.loads:
+        return False
+    try:
+        raw = text.text.encode("latin-1")
+    except UnicodeError:
+        return False  # not latin-1: the encode call raises, nothing is rebuilt
+    # `loadable` here, not Text.loads: that one misses protocol 0's UNICODE-carried bytes
+    return _state_bytes(raw, rebuilds)
