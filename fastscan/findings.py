@@ -229,7 +229,9 @@ UNKNOWN_APPLIED = _rule(
     " reads as a command, code, a path or a URL, bytes a loader could open or that read as such"
     " text), the shape of a command runner, not of an object being restored; the classifier may"
     " not settle it. A reconstructor (result kept as restored data, its own call handed globals,"
-    " numbers, inert text, binary bytes) is FS103.",
+    " numbers, inert text, binary bytes) is FS103. Also an unlisted function handed as the first"
+    " argument of another package's call beside text or bytes: a stored callback and its"
+    " argument (callback-dispatch gadgets), not a class handed its state.",
     fix="Review what the function does; allow it in your config or index your package.",
 )
 

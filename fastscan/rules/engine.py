@@ -27,7 +27,15 @@ from .nested_loaders import Visible
 from .ruleset import RuleSet, default_ruleset
 from .strings import string_findings
 from .structure import anomaly_findings, container_findings, status_findings
-from .unknown_calls import Knowledge, StreamShapes, application, built_by_code_construction
+from .unknown_calls import (
+    KNOWN_INERT,
+    Knowledge,
+    StreamShapes,
+    application,
+    built_by_code_construction,
+    handed_as_callback,
+    knowledge_of,
+)
 
 
 def evaluate(
@@ -263,6 +271,16 @@ def _stream_findings(  # noqa: PLR0917
                     if applied:
                         rule = R.UNKNOWN_APPLIED
                         reason = f"not in the reviewed allowlist, {applied}"
+                if rule is R.UNKNOWN_GLOBAL and knowledge_of(knowledge, g.module, g.name) != (
+                    KNOWN_INERT
+                ):
+                    caller = handed_as_callback(facts, index)
+                    if caller:
+                        rule = R.UNKNOWN_APPLIED
+                        reason = (
+                            f"not in the reviewed allowlist, handed to {caller} as a callable"
+                            " beside text (a callback and its argument)"
+                        )
             msg = f"{g.qualname}{resolved} {verb}: {reason}{where}"
             out.add(
                 rule.finding(

@@ -329,9 +329,36 @@ def application(
             shapes.facts.calls[s.call].first_arg_call, shapes.facts, classes
         )
     ]
-    if not applied or knowledge_of(knowledge, g.module, g.name) == KNOWN_INERT:
+    if knowledge_of(knowledge, g.module, g.name) == KNOWN_INERT:
         return ""
-    return f"applied as a function ({shapes.describe(applied[0])})"
+    if applied:
+        return f"applied as a function ({shapes.describe(applied[0])})"
+    return ""
+
+
+def handed_as_callback(facts: StreamFacts, index: int) -> str:
+    """The qualname of a callable of another package that is handed unlisted function-shaped
+    global `index` as its first argument beside text or bytes ("" otherwise):
+    `ChainMap(subprocess.getoutput, "...")`, `defaultdict(os.system, "...")` with the handed
+    name unknown. Restoration hands a constructor its state, and a package's own reconstructor
+    its own class (`bitarray._bitarray_reconstructor(bitarray.bitarray, ...)`: same package,
+    kept as construction); a function of another package handed with a string is a stored
+    callback and its argument, the shape of callback-dispatch gadgets."""
+    handed = facts.globals[index]
+    if last_segment_is_class(handed.name):
+        return ""
+    top = handed.module.split(".")[0]
+    for call in facts.calls:
+        if call.first_arg_global != index or call.callable_index < 0:
+            continue
+        if not call.arg_kinds & (ARG_STR | ARG_BYTES):
+            continue
+        caller = facts.globals[call.callable_index]
+        if caller.qualname == "builtins.getattr":
+            continue  # an owner whose attribute is read, judged per call site (handed.py)
+        if caller.module.split(".")[0] != top:
+            return caller.qualname
+    return ""
 
 
 def weighed_globals(facts: StreamFacts, classify: Callable[[str, str], Classification]) -> set[int]:
