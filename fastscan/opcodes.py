@@ -113,6 +113,20 @@ NAMES: tuple[str, ...] = tuple(BY_CODE[b].name if b in BY_CODE else "" for b in 
 START_BYTES = frozenset(BY_NAME[name].code for name in START_OPCODES)
 
 
+def codes(*names: str) -> frozenset[int]:
+    """Byte values of the named opcodes (the rules' walks over the native listing compare bytes)."""
+    return frozenset(BY_NAME[n].code for n in names)
+
+
+# Roles the rules' opcode walks (rules/callsites.py, rules/fills.py) share, as byte values.
+STRING_CODES = codes(
+    "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
+    "BINUNICODE8",
+)  # fmt: skip
+PUT_CODES = codes("PUT", "BINPUT", "LONG_BINPUT")
+GET_CODES = codes("GET", "BINGET", "LONG_BINGET")
+
+
 def arg_layout_by_byte() -> tuple[tuple[int, int], ...]:
     """(arg_kind, fixed_len) for every byte value, ARG_INVALID for non-opcodes."""
     return tuple(

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..facts import StreamFacts
-from ..opcodes import BY_NAME
+from ..opcodes import BY_NAME, GET_CODES, PUT_CODES, STRING_CODES
+from ..opcodes import codes as _codes
 from ..tokenizer import CARRIERS, opcode_bounds
 from ..tokenizer import _carried_bytes as carried_bytes
 from .literals import bytes_read_as_command, loadable, printable
@@ -87,22 +88,15 @@ Stored = dict[int, frozenset[int]]
 Keys = dict[int, frozenset[str] | None]
 
 
-def _codes(*names: str) -> frozenset[int]:
-    return frozenset(BY_NAME[n].code for n in names)
-
-
-_STRINGS = _codes(
-    "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
-    "BINUNICODE8",
-)  # fmt: skip
+_STRINGS = STRING_CODES
 _BYTES = _codes("SHORT_BINBYTES", "BINBYTES", "BINBYTES8")  # immutable bytes literals
 _VALUES = _codes(
     "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
     "NONE", "NEWTRUE", "NEWFALSE",
 )  # fmt: skip
 _SKIP = _codes("PROTO", "FRAME")
-_PUTS = _codes("PUT", "BINPUT", "LONG_BINPUT")
-_GETS = _codes("GET", "BINGET", "LONG_BINGET")
+_PUTS = PUT_CODES
+_GETS = GET_CODES
 _EMPTY = {BY_NAME[n].code: n[6:].lower() for n in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET")}
 _NAMES = {info.code: info.name for info in BY_NAME.values()}
 _QUOTED, _UNICODE = BY_NAME["STRING"].code, BY_NAME["UNICODE"].code

@@ -16,25 +16,18 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..facts import StreamFacts
-from ..opcodes import BY_NAME
+from ..opcodes import BY_NAME, GET_CODES, PUT_CODES, STRING_CODES
+from ..opcodes import codes as _codes
 from ..tokenizer import opcode_bounds
 from .indexed import ATTRIBUTION_MAX_OPS, CONTAINER_HOOKS, FILL_HOOKS, RECONSTRUCTORS, Targets
 from .knowledge import Classification
 from .resolve import py3_spelling
 
-
-def _codes(*names: str) -> frozenset[int]:
-    return frozenset(BY_NAME[n].code for n in names)
-
-
-_STRINGS = _codes(
-    "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
-    "BINUNICODE8",
-)  # fmt: skip
+_STRINGS = STRING_CODES
 _SKIP = _codes("PROTO", "FRAME", "READONLY_BUFFER")
 _QUOTED = BY_NAME["STRING"].code
-_PUTS = _codes("PUT", "BINPUT", "LONG_BINPUT")
-_GETS = _codes("GET", "BINGET", "LONG_BINGET")
+_PUTS = PUT_CODES
+_GETS = GET_CODES
 _LITERAL = {BY_NAME["EMPTY_LIST"].code: "list", BY_NAME["EMPTY_DICT"].code: "dict"}
 _LITERAL[BY_NAME["EMPTY_SET"].code] = "set"
 _NAMES = {info.code: info.name for info in BY_NAME.values()}
