@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import pickle
 import struct
-import sys
 import types
 from collections.abc import Iterator
 
@@ -27,6 +26,7 @@ from fastscan.findings import Severity
 from fastscan.rules import default_ruleset
 from fastscan.scan import Scanner
 from fastscan.verdict import settleable
+from tests.rules.stand_ins import Reduce, never, stand_in_module
 
 SCANNER = Scanner(model=None)
 INDEX = default_ruleset().index
@@ -35,13 +35,8 @@ PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 MODULE = "thirdparty_percall"  # a stand-in registry package; nothing of it runs while scanning
 
 
-def _never(*_args: object) -> None:
-    raise AssertionError("the scanner must never call what it scans")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def mod() -> Iterator[types.ModuleType]:
-    module = types.ModuleType(MODULE)
 
     class bitset:  # lowercase like bitarray's class
         pass
@@ -50,29 +45,16 @@ def mod() -> Iterator[types.ModuleType]:
         pass
 
     def _bitset_reconstructor(*_args: object) -> None:
-        _never()
+        never()
 
     def from_wkb(*_args: object) -> None:  # shapely's shape: bare bytes, result kept
-        _never()
+        never()
 
     def run(*_args: object) -> None:  # J6: a helper that runs its argument
-        _never()
+        never()
 
-    for obj in (bitset, Cmd, _bitset_reconstructor, from_wkb, run):
-        obj.__module__ = MODULE
-        obj.__qualname__ = obj.__name__
-        setattr(module, obj.__name__, obj)
-    sys.modules[MODULE] = module
-    yield module
-    del sys.modules[MODULE]
-
-
-class _Reduce:
-    def __init__(self, value: tuple[object, ...]) -> None:
-        self.value = value
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.value
+    with stand_in_module(MODULE, bitset, Cmd, _bitset_reconstructor, from_wkb, run) as module:
+        yield module
 
 
 def _scan(data: bytes) -> tuple[str, dict[str, list[Severity]], bool]:
@@ -108,18 +90,18 @@ def test_reconstructor_handed_binary_state_is_restoration(
     mod: types.ModuleType, protocol: int
 ) -> None:
     # protocol <= 2 carries the bytes as latin-1 text, with `;`, `/`, quotes and `$` in it
-    value = _Reduce((mod._bitset_reconstructor, (mod.bitset, STATE, "little", 0)))
+    value = Reduce((mod._bitset_reconstructor, (mod.bitset, STATE, "little", 0)))
     _restored(pickle.dumps({"mask": value}, protocol=protocol))
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_bare_binary_bytes_kept_is_restoration(mod: types.ModuleType, protocol: int) -> None:
-    _restored(pickle.dumps([_Reduce((mod.from_wkb, (WKB,)))], protocol=protocol))
+    _restored(pickle.dumps([Reduce((mod.from_wkb, (WKB,)))], protocol=protocol))
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_hostile_text_elsewhere_no_longer_decides(mod: types.ModuleType, protocol: int) -> None:
-    value = _Reduce((mod._bitset_reconstructor, (mod.bitset, STATE, "little")))
+    value = Reduce((mod._bitset_reconstructor, (mod.bitset, STATE, "little")))
     obj = {"mask": value, "doc": "see https://example.invalid/x; run.sh"}
     _restored(pickle.dumps(obj, protocol=protocol))
 
@@ -137,22 +119,22 @@ COMMAND_BYTES = [
 def test_bytes_that_read_as_a_command_stay_fs112(
     mod: types.ModuleType, protocol: int, raw: bytes
 ) -> None:
-    _applied(pickle.dumps([_Reduce((mod.run, (raw,)))], protocol=protocol))
-    twin = _Reduce((mod._bitset_reconstructor, (mod.bitset, raw, "little")))
+    _applied(pickle.dumps([Reduce((mod.run, (raw,)))], protocol=protocol))
+    twin = Reduce((mod._bitset_reconstructor, (mod.bitset, raw, "little")))
     _applied(pickle.dumps({"mask": twin}, protocol=protocol))
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_bytes_holding_an_importing_pickle_stay_fs112(mod: types.ModuleType, protocol: int) -> None:
-    inner = pickle.dumps(_Reduce((mod.run, ("x",))), protocol=2)
-    _applied(pickle.dumps([_Reduce((mod.run, (inner,)))], protocol=protocol))
-    _applied(pickle.dumps([_Reduce((mod.run, (b"\x00\x01" + inner,)))], protocol=protocol))
+    inner = pickle.dumps(Reduce((mod.run, ("x",))), protocol=2)
+    _applied(pickle.dumps([Reduce((mod.run, (inner,)))], protocol=protocol))
+    _applied(pickle.dumps([Reduce((mod.run, (b"\x00\x01" + inner,)))], protocol=protocol))
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_bytes_of_an_archive_stay_fs112(mod: types.ModuleType, protocol: int) -> None:
     for raw in (b"PK\x03\x04\x00\x00" + WKB, b"\x1f\x8b\x08\x00" + WKB):
-        _applied(pickle.dumps([_Reduce((mod.run, (raw,)))], protocol=protocol))
+        _applied(pickle.dumps([Reduce((mod.run, (raw,)))], protocol=protocol))
 
 
 @pytest.mark.parametrize("protocol", range(3, pickle.HIGHEST_PROTOCOL + 1))
@@ -160,8 +142,8 @@ def test_text_inside_another_calls_object_keeps_fs112(mod: types.ModuleType, pro
     # the command rides in an object handed on; this call cannot see it. (Protocol <= 2 makes
     # the bytes a second-argument `_codecs.encode` call, which the stream-wide shape does not
     # link: construction there, before and after this change.)
-    cmd = _Reduce((mod.Cmd, ("sh -c 'touch /tmp/fastscan-j6'",)))
-    _applied(pickle.dumps([_Reduce((mod.run, (cmd, WKB)))], protocol=protocol))
+    cmd = Reduce((mod.Cmd, ("sh -c 'touch /tmp/fastscan-j6'",)))
+    _applied(pickle.dumps([Reduce((mod.run, (cmd, WKB)))], protocol=protocol))
 
 
 def _g(module: str, name: str) -> bytes:
@@ -269,8 +251,8 @@ def test_a_call_fed_to_a_reconstructor_is_judged_by_its_own_call(
     # spaCy's `unpickle_doc(unpickle_vocab(...), b"...")`: the inner result is fed to another
     # call (FS112 there); the outer call rebuilds from it and binary bytes (FS103), whatever
     # text the stream holds elsewhere
-    inner = _Reduce((mod.from_wkb, (WKB,)))
-    outer = _Reduce((mod._bitset_reconstructor, (inner, WKB)))
+    inner = Reduce((mod.from_wkb, (WKB,)))
+    outer = Reduce((mod._bitset_reconstructor, (inner, WKB)))
     data = pickle.dumps({"doc": outer, "note": "see https://example.invalid/x"}, protocol=protocol)
     result = SCANNER.scan_bytes(data, "x.pkl")
     rules = {f.subject: f.rule_id for f in result.findings if f.subject.startswith(MODULE)}

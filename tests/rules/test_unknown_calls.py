@@ -5,7 +5,6 @@ settleable (FS103, FS903). Every protocol, through the real tokenizer, rules and
 from __future__ import annotations
 
 import pickle
-import sys
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from fastscan.rules.unknown_calls import (
 from fastscan.shape_features import SHAPE_NAMES
 from fastscan.train.fit import classifier_constraints
 from fastscan.verdict import CLEAN, SUSPICIOUS, VerdictPolicy, combine, settle
+from tests.rules.stand_ins import Reduce, never, stand_in_module
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 MODULE = "thirdparty_runner"  # a stand-in for some registry package; its code never runs here
@@ -38,40 +38,20 @@ CONFIDENT = 0.0
 POLICY = VerdictPolicy(0.5, 0.9, float("nan"), 0.1, 0.5, SUSPICIOUS)
 
 
-def _never(*_args: object, **_kwargs: object) -> None:
-    raise AssertionError("the scanner must never call what it scans")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def thirdparty() -> Iterator[types.ModuleType]:
     """A module `pickle` can reference by name while the fixtures are written."""
-    module = types.ModuleType(MODULE)
 
     def run_command(*_args: object) -> None:  # what J6's helper would do: run its argument
-        _never()
+        never()
 
     class Model:
         def __init__(self, name: str = "") -> None:
             self.name = name
             self.weights = [1.0, 2.0]
 
-    for obj in (run_command, Model):
-        obj.__module__ = MODULE
-        obj.__qualname__ = obj.__name__
-        setattr(module, obj.__name__, obj)
-    sys.modules[MODULE] = module
-    yield module
-    del sys.modules[MODULE]
-
-
-class _Reduce:
-    """Pickles as `reduce_value` (what a hostile or a custom `__reduce__` returns)."""
-
-    def __init__(self, reduce_value: tuple[object, ...]) -> None:
-        self.reduce_value = reduce_value
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.reduce_value
+    with stand_in_module(MODULE, run_command, Model) as module:
+        yield module
 
 
 def _findings(data: bytes) -> list[tuple[str, str]]:
@@ -115,7 +95,7 @@ def _shapes(data: bytes) -> list[tuple[str, str]]:
 def test_function_applied_to_text_stays_suspicious(
     thirdparty: types.ModuleType, protocol: int, argument: str | bytes
 ) -> None:
-    data = pickle.dumps(_Reduce((thirdparty.run_command, (argument,))), protocol=protocol)
+    data = pickle.dumps(Reduce((thirdparty.run_command, (argument,))), protocol=protocol)
     subject = f"{MODULE}.run_command"
     assert (("FS112", subject)) in _findings(data)
     assert ("FS103", subject) not in _findings(data)
@@ -174,14 +154,14 @@ def test_class_restored_with_state_is_settleable(
 def test_class_called_on_a_string_then_built_is_restoration(
     thirdparty: types.ModuleType, protocol: int
 ) -> None:
-    reduced = _Reduce((thirdparty.Model, ("net",), {"weights": [1.0]}))
+    reduced = Reduce((thirdparty.Model, ("net",), {"weights": [1.0]}))
     data = pickle.dumps(reduced, protocol=protocol)
     assert _shapes(data) == [(f"{MODULE}.Model", RESTORATION)]
     assert _verdict(data)[0] == CLEAN
 
 
 def test_function_of_numbers_kept_is_left_to_the_classifier(thirdparty: types.ModuleType) -> None:
-    data = pickle.dumps({"x": _Reduce((thirdparty.run_command, (3, 4)))}, protocol=4)
+    data = pickle.dumps({"x": Reduce((thirdparty.run_command, (3, 4)))}, protocol=4)
     assert _shapes(data) == [(f"{MODULE}.run_command", CONSTRUCTION)]
     assert tokenizer.tokenize(data).calls[0].arg_kinds == ARG_NUMBER
     assert _verdict(data)[0] == CLEAN
@@ -207,7 +187,7 @@ class _Index:
 
 
 def test_index_knowledge_feeds_features_and_rules(thirdparty: types.ModuleType) -> None:
-    data = pickle.dumps(_Reduce((thirdparty.run_command, ("echo fastscan",))), protocol=4)
+    data = pickle.dumps(Reduce((thirdparty.run_command, ("echo fastscan",))), protocol=4)
     assert knowledge_of(None, MODULE, "run_command") == UNKNOWN_NAME
     assert knowledge_of(_Index(()), MODULE, "run_command") == KNOWN_INERT
     assert knowledge_of(_Index(("subprocess.run",)), MODULE, "run_command") == KNOWN_GADGET
@@ -241,7 +221,7 @@ def test_shape_features_are_monotone_counts_that_padding_only_raises(
             assert blind[j] and name in features.PADDING_SHIFTED, name
         else:  # the classifier may only rise with it
             assert not blind[j] and monotone[j] == 1, name
-    payload = pickle.dumps(_Reduce((thirdparty.run_command, ("echo fastscan",))), protocol=2)
+    payload = pickle.dumps(Reduce((thirdparty.run_command, ("echo fastscan",))), protocol=2)
     bare = _row(payload)
     # benign padding: arrays, and restored user objects (which add shape counts of their own)
     benign = [np.zeros(8, np.float32) for _ in range(50)] + [thirdparty.Model("x")] * 3
@@ -261,7 +241,7 @@ def test_shipped_model_score_does_not_drop_under_padding(thirdparty: types.Modul
     from fastscan.train.payloads import as_snippet
 
     m = model.load(None)
-    payload = pickle.dumps(_Reduce((thirdparty.run_command, ("echo fastscan",))), protocol=2)
+    payload = pickle.dumps(Reduce((thirdparty.run_command, ("echo fastscan",))), protocol=2)
     rows = [_extract(payload)]
     for n in (10, 200):
         padding = pickle.dumps([np.zeros(8, np.float32) for _ in range(n)], protocol=2)
@@ -287,7 +267,7 @@ def test_tokenizer_records_argument_kinds_through_the_memo(
 
     args = (1, 2.5, "s", b"b", None, True, [1], {"k": 1}, (1, 2), thirdparty.Model)
     # the same argument tuple twice: the second call gets it from the memo
-    twice = [_Reduce((thirdparty.run_command, args)), _Reduce((thirdparty.run_command, args))]
+    twice = [Reduce((thirdparty.run_command, args)), Reduce((thirdparty.run_command, args))]
     data = pickle.dumps(twice, protocol=protocol)
     facts = tokenizer.tokenize(data)
     calls = [c for c in facts.calls if facts.globals[c.callable_index].name == "run_command"]
@@ -297,7 +277,7 @@ def test_tokenizer_records_argument_kinds_through_the_memo(
     expected = ARG_NUMBER | ARG_STR | text | ARG_NONE | ARG_CONTAINER | ARG_GLOBAL
     assert [c.arg_kinds for c in calls] == [expected, expected]
     assert not expected & ARG_OPAQUE
-    empty = tokenizer.tokenize(pickle.dumps(_Reduce((thirdparty.run_command, ())), protocol))
+    empty = tokenizer.tokenize(pickle.dumps(Reduce((thirdparty.run_command, ())), protocol))
     assert [c.arg_kinds for c in empty.calls] == [0]
 
 

@@ -8,7 +8,6 @@ call — stay FS112, whatever the classifier says. Through the real tokenizer, r
 from __future__ import annotations
 
 import pickle
-import sys
 import types
 from collections.abc import Iterator
 
@@ -18,6 +17,7 @@ from fastscan import tokenizer
 from fastscan.rules import evaluate
 from fastscan.rules.unknown_calls import APPLICATION, RESTORATION, StreamShapes
 from fastscan.verdict import CLEAN, MALICIOUS, SUSPICIOUS, VerdictPolicy, combine, settle
+from tests.rules.stand_ins import Reduce, never, stand_in_module
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 MODULE = "thirdparty_recon"  # a stand-in registry package; nothing of it runs while scanning
@@ -25,44 +25,26 @@ POLICY = VerdictPolicy(0.5, 0.9, float("nan"), 0.1, 0.5, SUSPICIOUS)
 CONFIDENT = 0.0  # a classifier as sure as it gets that the file is benign
 
 
-def _never(*_args: object) -> None:
-    raise AssertionError("the scanner must never call what it scans")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def mod() -> Iterator[types.ModuleType]:
-    module = types.ModuleType(MODULE)
 
     class bitset:  # lowercase like bitarray's class: the name does not say "class"
         pass
 
     def _bitset_reconstructor(*_args: object) -> None:
-        _never()
+        never()
 
     def _p(*_args: object) -> None:  # pytz's shape: `_p("Europe/Amsterdam", 3600, 0, "CET")`
-        _never()
+        never()
 
     def istr(*_args: object) -> None:  # multidict's shape
-        _never()
+        never()
 
     def run(*_args: object) -> None:  # J6: a helper that runs its argument
-        _never()
+        never()
 
-    for obj in (bitset, _bitset_reconstructor, _p, istr, run):
-        obj.__module__ = MODULE
-        obj.__qualname__ = obj.__name__
-        setattr(module, obj.__name__, obj)
-    sys.modules[MODULE] = module
-    yield module
-    del sys.modules[MODULE]
-
-
-class _Reduce:
-    def __init__(self, value: tuple[object, ...]) -> None:
-        self.value = value
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.value
+    with stand_in_module(MODULE, bitset, _bitset_reconstructor, _p, istr, run) as module:
+        yield module
 
 
 def _judge(data: bytes) -> tuple[str, set[str], list[tuple[str, str]]]:
@@ -101,16 +83,16 @@ def _applied(data: bytes, name: str) -> None:
 def test_handed_class_with_state_bytes_is_restoration(
     mod: types.ModuleType, protocol: int, endian: str
 ) -> None:
-    value = _Reduce((mod._bitset_reconstructor, (mod.bitset, b"\x01\xff", endian, 0, False)))
+    value = Reduce((mod._bitset_reconstructor, (mod.bitset, b"\x01\xff", endian, 0, False)))
     for obj in (value, {"mask": value}, [value, value]):
         _restored(pickle.dumps(obj, protocol=protocol), "_bitset_reconstructor")
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_zone_and_header_text_kept_is_restoration(mod: types.ModuleType, protocol: int) -> None:
-    zone = _Reduce((mod._p, ("Europe/Amsterdam", 3600, 0, "CET")))
+    zone = Reduce((mod._p, ("Europe/Amsterdam", 3600, 0, "CET")))
     _restored(pickle.dumps({"tz": zone}, protocol=protocol), "_p")
-    header = _Reduce((mod.istr, ("Content-Type",)))
+    header = Reduce((mod.istr, ("Content-Type",)))
     _restored(pickle.dumps([header], protocol=protocol), "istr")
 
 
@@ -138,9 +120,9 @@ HOSTILE_TEXT = [
 def test_reconstructor_shape_handed_hostile_text_stays_fs112(
     mod: types.ModuleType, protocol: int, text: str
 ) -> None:
-    twin = _Reduce((mod._bitset_reconstructor, (mod.bitset, b"\x01", text, 0)))
+    twin = Reduce((mod._bitset_reconstructor, (mod.bitset, b"\x01", text, 0)))
     _applied(pickle.dumps({"k": twin}, protocol=protocol), "_bitset_reconstructor")
-    _applied(pickle.dumps([_Reduce((mod._p, (text, 3600)))], protocol=protocol), "_p")
+    _applied(pickle.dumps([Reduce((mod._p, (text, 3600)))], protocol=protocol), "_p")
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -148,19 +130,19 @@ def test_hostile_text_anywhere_in_the_stream_keeps_fs112(
     mod: types.ModuleType, protocol: int
 ) -> None:
     # the command reaches the helper through a container argument the shape does not open
-    twin = _Reduce((mod.istr, ("Content-Type", ["sh -c 'touch /tmp/fastscan-j6'"])))
+    twin = Reduce((mod.istr, ("Content-Type", ["sh -c 'touch /tmp/fastscan-j6'"])))
     _applied(pickle.dumps([twin], protocol=protocol), "istr")
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_text_too_long_to_keep_keeps_fs112(mod: types.ModuleType, protocol: int) -> None:
-    twin = _Reduce((mod._p, ("a" * 200_000,)))
+    twin = Reduce((mod._p, ("a" * 200_000,)))
     _applied(pickle.dumps([twin], protocol=protocol), "_p")
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_bare_bytes_without_a_handed_class_keep_fs112(mod: types.ModuleType, protocol: int) -> None:
-    twin = _Reduce((mod.run, (b"echo fastscan",)))
+    twin = Reduce((mod.run, (b"echo fastscan",)))
     _applied(pickle.dumps([twin], protocol=protocol), "run")
 
 
@@ -186,6 +168,6 @@ def test_denylisted_global_handed_to_a_reconstructor_is_malicious(mod: types.Mod
     import os
 
     for protocol in PROTOCOLS:
-        twin = _Reduce((mod._bitset_reconstructor, (os.system, "ls")))
+        twin = Reduce((mod._bitset_reconstructor, (os.system, "ls")))
         verdict, rules, _ = _judge(pickle.dumps([twin], protocol=protocol))
         assert verdict == MALICIOUS and "FS101" in rules, (protocol, rules)
