@@ -118,10 +118,15 @@ def test_getattr_method_of_an_instance_is_the_class_method() -> None:
 
 
 @needs_index
-def test_getattr_of_an_indexed_method_that_reaches_a_sink_stays_malicious() -> None:
+def test_getattr_of_an_indexed_method_that_reaches_a_sink_is_graded_like_its_global() -> None:
+    """The fetched method is judged as the GLOBAL of its name: whatever grade its index reach
+    earns (it depends on the pinned version's call paths), never lower, never settled."""
     owner = g("transformers.modeling_utils", "PreTrainedModel")
     verdict, _found = scan(call(call(GETATTR, owner, s("from_pretrained")), s("/tmp/x")))
-    assert verdict == "malicious"
+    direct = g("transformers.modeling_utils", "PreTrainedModel.from_pretrained")
+    direct_verdict, _ = scan(call(direct, s("/tmp/x")))
+    assert verdict in ("suspicious", "malicious")
+    assert verdict == direct_verdict
 
 
 # -- partial and dispatchers judged by what they are handed --------------------------------
