@@ -33,7 +33,7 @@ from .unknown_calls import (
     StreamShapes,
     application,
     built_by_code_construction,
-    handed_as_callback,
+    callbacks_handed,
     knowledge_of,
 )
 
@@ -114,6 +114,7 @@ def _stream_findings(  # noqa: PLR0917
     stored = sites.stored if sites is not None else None
     run = indexed.hooks(facts, classes, targets, stored) if live else None
     unknown_shapes: StreamShapes | None = None  # built for the first unlisted call
+    handed_callbacks: dict[int, str] | None = None  # likewise
 
     for index, (g, cls) in enumerate(zip(facts.globals, classes, strict=True)):
         call = first_call.get(index)
@@ -274,7 +275,9 @@ def _stream_findings(  # noqa: PLR0917
                 if rule is R.UNKNOWN_GLOBAL and knowledge_of(knowledge, g.module, g.name) != (
                     KNOWN_INERT
                 ):
-                    caller = handed_as_callback(facts, index)
+                    if handed_callbacks is None:
+                        handed_callbacks = callbacks_handed(facts)
+                    caller = handed_callbacks.get(index, "")
                     if caller:
                         rule = R.UNKNOWN_APPLIED
                         reason = (

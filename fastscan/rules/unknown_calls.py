@@ -32,7 +32,7 @@ from typing import NamedTuple, Protocol
 
 from .. import facts as F
 from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
-from .call_shapes import last_segment_is_class
+from .call_shapes import GETATTR, last_segment_is_class
 from .callsites import VALUE, Call, Data, Glob, Sites, Text, walk_values
 from .knowledge import CODE_CONSTRUCTION, UNKNOWN, Classification
 from .literals import bytes_read_as_command, loadable, printable, reads_as_command
@@ -336,29 +336,29 @@ def application(
     return ""
 
 
-def handed_as_callback(facts: StreamFacts, index: int) -> str:
-    """The qualname of a callable of another package that is handed unlisted function-shaped
-    global `index` as its first argument beside text or bytes ("" otherwise):
-    `ChainMap(subprocess.getoutput, "...")`, `defaultdict(os.system, "...")` with the handed
-    name unknown. Restoration hands a constructor its state, and a package's own reconstructor
-    its own class (`bitarray._bitarray_reconstructor(bitarray.bitarray, ...)`: same package,
-    kept as construction); a function of another package handed with a string is a stored
-    callback and its argument, the shape of callback-dispatch gadgets."""
-    handed = facts.globals[index]
-    if last_segment_is_class(handed.name):
-        return ""
-    top = handed.module.split(".")[0]
+def callbacks_handed(facts: StreamFacts) -> dict[int, str]:
+    """Function-shaped globals (by index) handed as the first argument of a callable of another
+    package beside text or bytes, with that callable's qualname: `ChainMap(subprocess.getoutput,
+    "...")`, `defaultdict(os.system, "...")`. Restoration hands a constructor its state, and a
+    package's own reconstructor its own class (`bitarray._bitarray_reconstructor(
+    bitarray.bitarray, ...)`: same package, kept as construction); a function of another
+    package handed with a string is a stored callback and its argument, the shape of
+    callback-dispatch gadgets. One pass over the stream's calls (the engine asks per global)."""
+    out: dict[int, str] = {}
     for call in facts.calls:
-        if call.first_arg_global != index or call.callable_index < 0:
+        index = call.first_arg_global
+        if index < 0 or index in out or call.callable_index < 0:
             continue
         if not call.arg_kinds & (ARG_STR | ARG_BYTES):
             continue
-        caller = facts.globals[call.callable_index]
-        if caller.qualname == "builtins.getattr":
+        handed, caller = facts.globals[index], facts.globals[call.callable_index]
+        if caller.qualname == GETATTR:
             continue  # an owner whose attribute is read, judged per call site (handed.py)
-        if caller.module.split(".")[0] != top:
-            return caller.qualname
-    return ""
+        if last_segment_is_class(handed.name):
+            continue
+        if caller.module.split(".")[0] != handed.module.split(".")[0]:
+            out[index] = caller.qualname
+    return out
 
 
 def weighed_globals(facts: StreamFacts, classify: Callable[[str, str], Classification]) -> set[int]:
