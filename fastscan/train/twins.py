@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..verdict import settleable
 from .corpus_scan import CorpusScan, judgeable_rows, scan_with_rows
 from .withhold import _map
 
@@ -131,8 +132,6 @@ def add_benign_twins(scan: CorpusScan, workers: int = 1, chunk: int = 64) -> int
 def judgeable_twins(scan: CorpusScan) -> np.ndarray:
     """fit.judgeable_rows for the twins: rows whose twin's only findings at suspicious or above
     are unlisted globals (the row's own answer where it has no rescan)."""
-    from ..verdict import settleable
-
     out = judgeable_rows(scan)
     for view in scan.library_views.values():
         pairs = zip(view.findings, view.statuses, strict=True)
