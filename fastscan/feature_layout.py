@@ -40,8 +40,10 @@ from .opcodes import BY_NAME, CALL_OPCODES, TABLE
 from .rules import knowledge
 from .shape_features import SHAPE_NAMES
 
-# 2: unk_stdlib_* (unlisted standard-library callables); 3: shape_*/know_* (call shapes)
-FEATURE_SCHEMA_VERSION = 3
+# 2: unk_stdlib_* (unlisted standard-library callables); 3: shape_*/know_* (call shapes);
+# 4: listed names the rules judged inert at every call site count as safe, and index-inert
+#    standard-library names leave unk_stdlib_* (features.extract's `judged`, issue #15)
+FEATURE_SCHEMA_VERSION = 4
 
 # Opcodes grouped by role; each opcode belongs to exactly one group (checked at import).
 OPCODE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (

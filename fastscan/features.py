@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,6 +36,7 @@ import pyarrow as pa
 from . import _features as _native
 from .containers import formats
 from .facts import STATUS_OK, STREAM_STATUSES, GlobalRef, StreamFacts
+from .findings import Finding, Severity
 
 # the layout's names callers reach as `features.NAME`
 from .feature_layout import (
@@ -101,6 +102,7 @@ from .feature_layout import (
 )
 from .opcodes import CALL_OPCODES
 from .rules import RuleSet, default_ruleset
+from .rules.unknown_calls import KNOWN_INERT, knowledge_of
 from .shape_features import SHAPE_NAMES, shape_block
 
 if TYPE_CHECKING:
@@ -168,11 +170,14 @@ def extract(
     ruleset: RuleSet | None = None,
     *,
     knowledge: Knowledge | None = None,
+    judged: Collection[str] = (),
 ) -> np.ndarray:
     """One file's feature row: float32, shape (N_FEATURES,), order FEATURE_NAMES, no NaN/inf.
 
     `knowledge`: an ecosystem index for the know_* block (rules.unknown_calls.Knowledge);
-    None counts every unlisted name as unknown."""
+    None counts every unlisted name as unknown. `judged`: listed names whose every use the
+    rules judged at its call site to run nothing (`judged_at_call_sites` of the file's rule
+    findings); they count as safe, not dangerous."""
     rules = ruleset or default_ruleset()
     # A list, not an array, while the blocks fill it: a numpy element or slice write costs
     # 0.2-2 us, a list write ~30 ns. Values are Python ints and float64s, so converting once at
@@ -182,7 +187,7 @@ def extract(
     walked = _walk(top)
 
     _opcode_block(row, walked)
-    _global_and_call_block(row, walked, rules, knowledge)
+    _global_and_call_block(row, walked, rules, knowledge, judged)
     _string_block(row, walked)
     _structure_block(row, top, walked)
     _container_block(row, container, [s for s, _ in streams])
@@ -203,12 +208,14 @@ def _global_and_call_block(
     walked: list[tuple[StreamFacts, int]],
     rules: RuleSet,
     knowledge: Knowledge | None,
+    judged: Collection[str],
 ) -> None:
     if not any(facts.globals or facts.calls for facts, _ in walked):  # the block is zeros
         row[_CALL + 8] = row[_CALL + 9] = -1.0  # call_first_pos, call_last_pos: no call
         return
     # Counts live in Python ints and lists until the end: a numpy element update costs ~5x more.
     distinct: dict[str, str] = {}  # qualname -> rule class
+    index_inert: set[str] = set()  # unlisted qualnames the index read as inert
     modules: set[str] = set()
     # dotted, through_allowlisted, module depth max (of distinct globals)
     tally = [0, 0, 0]
@@ -221,9 +228,18 @@ def _global_and_call_block(
         if g.resolved and not is_ext:
             c = rules.classify(g.module, g.name)
             cls = c.verdict_class
-            categories[_category_slot(c.category, cls)] += 1
+            if cls == "dangerous" and qual in judged:
+                # the rules saw every use of it run nothing the pickle chose (a getattr of an
+                # allowlisted method, a setter building serialized code, a name only
+                # referenced): the classifier learns that behaviour, not the name
+                cls = "safe"
+                categories[-1] += 1  # the uncounted slot
+            else:
+                categories[_category_slot(c.category, cls)] += 1
             tally[0] += c.dotted
             tally[1] += c.through_allowlisted
+            if cls == "unknown" and knowledge_of(knowledge, g.module, g.name) == KNOWN_INERT:
+                index_inert.add(qual)
         else:
             cls = "unknown"  # operands not literal: the loader still imports something
         distinct[qual] = cls
@@ -277,7 +293,7 @@ def _global_and_call_block(
         calls_total, resolved, calls_total - resolved, discarded, on_call, *by_class,
         *positions, before_fail, dangerous_before_fail,
     )  # fmt: skip
-    _unknown_stdlib_block(row, walked, distinct)
+    _unknown_stdlib_block(row, walked, distinct, index_inert)
     if counts[1]:  # some unlisted global: the shapes of its calls
         shapes = shape_block([facts for facts, _ in walked], distinct, knowledge)
         row[_SHAPE : _SHAPE + len(SHAPE_NAMES)] = shapes
@@ -288,12 +304,19 @@ def _global_and_call_block(
 
 
 def _unknown_stdlib_block(
-    row: list[float], walked: list[tuple[StreamFacts, int]], distinct: dict[str, str]
+    row: list[float],
+    walked: list[tuple[StreamFacts, int]],
+    distinct: dict[str, str],
+    index_inert: set[str],
 ) -> None:
+    # unlisted standard-library callables, less those the index read as inert (random.Random's
+    # state restore): the gadgets a denylist misses are the rest
     stdlib = {
         q
         for q, cls in distinct.items()
-        if cls == "unknown" and q.split(".", 1)[0] in STDLIB_MODULES
+        if cls == "unknown"
+        and q.split(".", 1)[0] in STDLIB_MODULES
+        and q not in index_inert
     }
     if not stdlib:
         return  # the common case: no per-call loop
@@ -304,6 +327,17 @@ def _unknown_stdlib_block(
             calls += 0 <= c.callable_index < len(names) and names[c.callable_index] in stdlib
     row[_UNK_STDLIB] = len(stdlib)
     row[_UNK_STDLIB + 1] = calls
+
+
+def judged_at_call_sites(findings: Iterable[Finding]) -> frozenset[str]:
+    """Subjects of rule findings that are all below suspicious (suppressions aside: user
+    configuration must not shift the model's inputs): names the rules judged at each call site
+    to run nothing the pickle chose. `extract(judged=...)` counts the listed ones as safe."""
+    worst: dict[str, Severity] = {}
+    for f in findings:
+        if f.subject and f.severity > worst.get(f.subject, Severity.INFO - 1):
+            worst[f.subject] = f.severity
+    return frozenset(s for s, sev in worst.items() if sev <= Severity.LOW)
 
 
 def _category_slot(category: str, cls: str) -> int:

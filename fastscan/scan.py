@@ -284,6 +284,7 @@ class Scanner:
                     scored[i][1].streams,
                     self._feature_rules,
                     knowledge=knowledge,
+                    judged=features.judged_at_call_sites(scored[i][1].findings),
                 )
                 for i in judged
             ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import pickle
 import random
 import zlib
@@ -180,3 +181,62 @@ def test_unlisted_stdlib_callables_are_counted_apart_from_user_classes() -> None
     user = row_of(b"\x80\x04\x8c\x0bacme_models\x8c\x03Net\x93)\x81.")
     assert user["glob_unknown"] == 1
     assert user["unk_stdlib_distinct"] == 0 and user["unk_stdlib_calls"] == 0
+
+
+def _scanned_row(tmp_path: pathlib.Path, data: bytes) -> dict[str, float]:
+    """The feature row the scanner's one composition gives `data` (rules' findings included)."""
+    from fastscan.scan import Scanner
+
+    path = tmp_path / "x.pkl"
+    path.write_bytes(data)
+    _results, batch = Scanner(model=None).scan_refs([str(path)], with_features=True)
+    assert batch is not None
+    row = features.batch_to_matrix(batch)[0].tolist()
+    return dict(zip(features.FEATURE_NAMES, row, strict=True))
+
+
+def _getattr_call(owner_module: bytes, owner: bytes, attribute: bytes, arg: bytes) -> bytes:
+    """Protocol 2: getattr(owner, attribute)(arg), the result kept."""
+    return (
+        b"\x80\x02cbuiltins\ngetattr\n"
+        + b"c" + owner_module + b"\n" + owner + b"\n"
+        + b"X" + len(attribute).to_bytes(4, "little") + attribute
+        + b"\x86R"
+        + b"X" + len(arg).to_bytes(4, "little") + arg
+        + b"\x85R."
+    )  # fmt: skip
+
+
+def test_listed_names_judged_inert_at_their_call_sites_count_as_safe(
+    tmp_path: pathlib.Path,
+) -> None:
+    # getattr fetching an allowlisted method (pandas' tz-aware frames): the rules judge the
+    # call site low, so the classifier is not told a dangerous name was called
+    benign = _scanned_row(tmp_path, _getattr_call(b"zoneinfo", b"ZoneInfo", b"_unpickle", b"UTC"))
+    assert benign["glob_dangerous"] == 0 and benign["call_to_dangerous"] == 0
+    assert benign["glob_safe"] >= 2
+    # the same getattr fetching a sink stays dangerous in the row
+    hostile = _scanned_row(tmp_path, _getattr_call(b"os", b"system", b"x", b"echo hi"))
+    assert hostile["glob_dangerous"] >= 1 and hostile["call_to_dangerous"] >= 1
+    # what the rules judged is read from the findings, severity by severity
+    from fastscan.findings import Finding, Severity
+
+    found = [
+        Finding("FS102", Severity.LOW, "m", subject="builtins.getattr"),
+        Finding("FS102", Severity.LOW, "m", subject="builtins.setattr"),
+        Finding("FS101", Severity.MALICIOUS, "m", subject="builtins.setattr"),
+    ]
+    assert features.judged_at_call_sites(found) == {"builtins.getattr"}
+
+
+def test_index_inert_stdlib_classes_leave_the_unlisted_stdlib_block(
+    tmp_path: pathlib.Path,
+) -> None:
+    from fastscan.index import shipped_index
+
+    if shipped_index() is None:
+        pytest.skip("no shipped ecosystem index")
+    # random.Random's state restore (river's models hold one): unlisted, but the index read it
+    row = _scanned_row(tmp_path, pickle.dumps(random.Random(1), protocol=2))
+    assert row["glob_unknown"] >= 1
+    assert row["unk_stdlib_distinct"] == 0 and row["unk_stdlib_calls"] == 0
