@@ -36,7 +36,6 @@ import pyarrow as pa
 from . import _features as _native
 from .containers import formats
 from .facts import STATUS_OK, STREAM_STATUSES, GlobalRef, StreamFacts
-from .findings import Finding, Severity
 
 # the layout's names callers reach as `features.NAME`
 from .feature_layout import (
@@ -100,6 +99,7 @@ from .feature_layout import (
     STRING_PATTERNS,
     WRAPPERS,
 )
+from .findings import Finding, Severity
 from .opcodes import CALL_OPCODES
 from .rules import RuleSet, default_ruleset
 from .rules.unknown_calls import KNOWN_INERT, knowledge_of
@@ -314,9 +314,7 @@ def _unknown_stdlib_block(
     stdlib = {
         q
         for q, cls in distinct.items()
-        if cls == "unknown"
-        and q.split(".", 1)[0] in STDLIB_MODULES
-        and q not in index_inert
+        if cls == "unknown" and q.split(".", 1)[0] in STDLIB_MODULES and q not in index_inert
     }
     if not stdlib:
         return  # the common case: no per-call loop
