@@ -278,12 +278,16 @@ def _stream_findings(  # noqa: PLR0917
                     if handed_callbacks is None:
                         handed_callbacks = callbacks_handed(facts)
                     caller = handed_callbacks.get(index, "")
+                    bound = handed.kept.bound_text(index) if handed and not caller else ""
                     if caller:
                         rule = R.UNKNOWN_APPLIED
                         reason = (
                             f"not in the reviewed allowlist, handed to {caller} as a callable"
                             " beside text (a callback and its argument)"
                         )
+                    elif bound:
+                        rule = R.UNKNOWN_APPLIED
+                        reason = f"not in the reviewed allowlist, {bound}"
             msg = f"{g.qualname}{resolved} {verb}: {reason}{where}"
             out.add(
                 rule.finding(
