@@ -113,7 +113,7 @@ class Kept:
         or unseen text and any bytes count) as a positional argument or a keyword value. ""
         when none does."""
         offset = self.facts.globals[index].offset
-        for site in self.sites.values():
+        for site in self._partial_sites:
             funcs = self._functions(site) if site.args else None
             if not funcs or not any(f.offset == offset for f in funcs):
                 continue
@@ -140,9 +140,28 @@ class Kept:
             c = self._call_at.get(value.offset)
             if c is None or c.callable_is_call:
                 return True
-            made = self.classes[c.callable_index] if 0 <= c.callable_index < len(self.classes) else None
+            made = (
+                self.classes[c.callable_index]
+                if 0 <= c.callable_index < len(self.classes)
+                else None
+            )
             return made is None or made.resolved in _TEXT_MAKERS
         return False
+
+    @cached_property
+    def _partial_sites(self) -> list[Site]:
+        out = []
+        for offset, site in self.sites.items():
+            c = self._call_at.get(offset)
+            made = (
+                self._made(c.callable_index) if c is not None and not c.callable_is_call else None
+            )
+            if made is not None and made.resolved == PARTIAL:
+                out.append(site)
+        return out
+
+    def _made(self, index: int) -> Classification | None:
+        return self.classes[index] if 0 <= index < len(self.classes) else None
 
     @cached_property
     def _call_at(self) -> dict[int, CallSite]:
@@ -213,7 +232,6 @@ def _sequence_leaves(values: Iterable[Any]) -> Iterable[Any]:
                 todo.extend(v.items)
             continue
         yield v
-
 
 
 __all__ = ["Kept", "unlisted", "watched"]
