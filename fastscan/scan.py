@@ -19,13 +19,14 @@ from .facts import (
     ScanLimits,
     StreamFacts,
 )
-from .findings import CONTAINER_BUDGET, Finding
+from .findings import CONTAINER_BUDGET, Finding, Severity
 from .rules import RuleSet, evaluate
-from .rules.callsites import stream_sites
+from .rules.callsites import StreamSites, stream_sites
 from .rules.fills import attribute_containers
 from .rules.handed import wanted_in
 from .rules.indexed import Targets
-from .rules.nested_loaders import visible_operands
+from .rules.knowledge import NESTED_LOADER
+from .rules.nested_loaders import Opened, open_archives, visible_operands
 from .sources.ref import FileRef, is_remote
 from .tokenizer import tokenize
 from .verdict import SUSPICIOUS, FileResult, VerdictPolicy, combine, settle
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from .model import Model
 
 DEFAULT_MODEL = "default"
+MAX_NESTED_ARCHIVES = 2  # archives in pickles in archives...: deeper ones stay unjudged
 
 
 @dataclass
@@ -97,12 +99,13 @@ class Scanner:
     # -- one file ---------------------------------------------------------------------------
 
     def analyse(
-        self, source: Any, name: str = "", *, keep_data: int = 0, rel: str = ""
+        self, source: Any, name: str = "", *, keep_data: int = 0, rel: str = "", depth: int = 0
     ) -> Analysis:
         """Open, tokenize and judge by rules; no model score yet.
 
         `keep_data` > 0 copies up to that many bytes of each stream (for opcode listings);
-        `rel` is the path relative to the scan root (for user suppressions).
+        `rel` is the path relative to the scan root (for user suppressions); `depth`: how many
+        archives handed to nested loaders enclose this one (`_opened`).
         """
         with open_container(source, name=name, limits=self.container_limits) as container:
             # facts hold decoded values only, never views, so the maps can close after this
@@ -111,6 +114,9 @@ class Scanner:
             operands = [visible_operands(s.data, f) for s, f in streams]
             wanted = wanted_in(self.rules)
             sites = [stream_sites(s.data, f, wanted) for s, f in streams]
+            opened = [
+                self._opened(s.data, f, w, depth) for (s, f), w in zip(streams, sites, strict=True)
+            ]
             data = (
                 {s.member: bytes(memoryview(s.data)[:keep_data]) for s in container.streams}
                 if keep_data
@@ -127,8 +133,30 @@ class Scanner:
             operands=operands,
             sites=sites,
             knowledge=self.rules.index_knowledge(),
+            opened=opened,
         )
         return analysis
+
+    def _opened(self, data: Any, facts: StreamFacts, sites: StreamSites, depth: int) -> Opened:
+        """The archives this stream's nested loader calls are handed as literal bytes, scanned
+        here as files (never loaded), MAX_NESTED_ARCHIVES deep."""
+        if depth >= MAX_NESTED_ARCHIVES or not facts.calls:
+            return Opened({})
+        loaders = [
+            g.resolved and self.rules.classify(g.module, g.name).category == NESTED_LOADER
+            for g in facts.globals
+        ]
+        if not any(loaders):
+            return Opened({})
+
+        def scan(raw: bytes, name: str) -> tuple[bool, list[Finding]]:
+            inner = self.analyse(raw, name, depth=depth + 1)
+            clean = inner.status == "complete" and bool(inner.streams)
+            return clean and all(f.severity < Severity.MALICIOUS for f in inner.findings), (
+                inner.findings
+            )
+
+        return open_archives(data, facts, sites.sites, loaders, scan)
 
     def _containers_filled(self, data: Any, facts: StreamFacts) -> Targets | None:
         """Which objects the stream's SETITEMS/APPENDS/ADDITEMS fill, walked only when an

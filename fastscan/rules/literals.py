@@ -57,6 +57,11 @@ _PROTO = 0x80  # the PROTO opcode every protocol >= 2 pickle opens with
 _LOADABLE_LIMITS = ScanLimits(max_opcodes=1_000_000, max_resync_opcodes=0)
 
 
+def archive(buf: bytes) -> bool:
+    """An archive or compressed stream a loader may open (its content is not a pickle here)."""
+    return buf.startswith(_ARCHIVE_MAGIC) or b"PK\x05\x06" in buf
+
+
 def loadable(buf: bytes) -> bool:
     """Whether a loader handed `buf` could run something: it imports a name where the
     tokenizer finds a pickle (anywhere, as `pickle.load` of a stream or a later segment would),
@@ -69,7 +74,7 @@ def loadable(buf: bytes) -> bool:
     resolvable import counts however the stream ends: what runs before a failure has run."""
     if len(buf) < 4:
         return False
-    if buf.startswith(_ARCHIVE_MAGIC) or b"PK\x05\x06" in buf:
+    if archive(buf):
         return True
     # a loader reads from the first byte (torch's legacy format: pickles back to back), so
     # no search for later pickles; a budget hit counts as loadable
