@@ -1,5 +1,6 @@
-"""Partials of unlisted functions judged by what the load does with them (rules/kept.py), and
-`literals.loadable` on binary state that parses as an extension-code import (issue #15).
+"""Partials of unlisted functions judged by what the load does with them (rules/kept.py),
+nested loaders handed an archive judged by its scanned content (nested_loaders.open_archives),
+and `literals.loadable` on binary state that parses as an extension-code import (issue #15).
 
 Benign shapes: a partial of a function nobody listed, kept as data (in a dict, in an object's
 state), is FS102 low, and a nested `_load_from_bytes` beside it is judged by its bytes again.
@@ -262,3 +263,58 @@ def test_an_unlisted_function_handed_msgpack_state_is_restoration(
     evil = {"vectors": Reduce((mod.optimizer_setter, (INNER_EVIL,)))}
     verdict, found, notes = scan(pickle.dumps(evil, protocol=protocol))
     assert "FS112" in found or verdict == "malicious", notes
+
+
+# -- a nested loader handed an archive: opened as a file and judged by its content --------------
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+def _loader_of(raw: bytes, extra: bytes = b"") -> bytes:
+    blob = b"B" + struct.pack("<I", len(raw)) + raw
+    return pkl(extra + g("torch.storage", "_load_from_bytes") + blob + b"\x85R")
+
+
+def test_a_nested_loader_of_a_clean_torch_zip_is_low() -> None:
+    torch = pytest.importorskip("torch")
+    import io
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(3)}, buf)  # the zip format torch.save writes by default
+    verdict, found, notes = scan(_loader_of(buf.getvalue()))
+    assert found["FS102"] == [Severity.LOW], notes
+    assert any("1 archive operand(s) opened, scanned clean" in n for n in notes), notes
+    assert verdict == "clean"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _zip({"archive/data.pkl": INNER_EVIL, "archive/version": b"3\n"}),  # runs a command
+        _zip({"archive/data.pkl": b"\x80\x02cmylab.x\nrun\n" + b"X\x02\x00\x00\x00hi\x85R."})[
+            :40
+        ],  # cut inside its first member: nothing scannable
+        b"\x1f\x8b\x08\x00" + b"\x00" * 12,  # a broken gzip stream
+    ],
+    ids=["malicious-content", "truncated", "broken-gzip"],
+)
+def test_a_nested_loader_of_a_malicious_or_unscannable_archive_stays_malicious(raw: bytes) -> None:
+    verdict, _found, notes = scan(_loader_of(raw))
+    loader = [n for n in notes if n.startswith("FS102 ") and "_load_from_bytes" in n]
+    assert loader and loader[0].split()[1] == "MALICIOUS", notes
+    assert verdict == "malicious"
+
+
+def test_an_archives_findings_are_reported_in_the_file() -> None:
+    raw = _zip({"archive/data.pkl": INNER_EVIL, "archive/version": b"3\n"})
+    _verdict, _found, notes = scan(_loader_of(raw))
+    assert any("posix.system" in n and "in the archive a nested loader opens" in n for n in notes)
