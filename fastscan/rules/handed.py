@@ -9,7 +9,8 @@
   pickle hands it) are judged by every callable handed at the call site: the call's arguments
   and the state BUILD gives its result (`partial.__setstate__` replaces func/args). All of them
   allowlisted or index-inert -> low; a sink, an unlisted name, a computed or unseen value -> as
-  before (the dispatcher may run it).
+  before (the dispatcher may run it). A partial of an unlisted function the load never calls is
+  low too (kept.py).
 - An index reach ending only in sinks that run text (exec, import) is low when no text reaches
   the call; one running only through a nested loader is judged by the bytes its state holds
   (`nested_loaders.state_content`).

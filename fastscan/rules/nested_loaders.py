@@ -5,10 +5,11 @@ sentence-transformers, any pickled nn.Module): the loader runs `torch.load` on b
 carries as a literal operand. When that operand is the call's only argument and the tokenizer
 read it whole as nested pickles (torch's legacy format is five of them), the nested scan sees
 everything the loader will load, so the call is judged by that content (engine: low when the
-nested findings hold nothing malicious). Anything else fails closed and stays malicious: an
-argument that is computed, memoised, carried through `_codecs.encode`, a zip archive the
-tokenizer does not open, truncated or past a budget, or a loader global used other than by
-those calls.
+nested findings hold nothing malicious). An operand that is an archive (`torch.save`'s zip)
+is opened and scanned as a file by the composer (`open_archives`: scan.py owns the containers)
+and judged by that scan. Anything else fails closed and stays malicious: an argument that is
+computed, memoised, carried through `_codecs.encode`, an archive that is malicious, truncated or
+past a budget, or a loader global used other than by those calls.
 """
 
 from __future__ import annotations
