@@ -37,7 +37,17 @@ if TYPE_CHECKING:
     from .model import Model
 
 DEFAULT_MODEL = "default"
-MAX_NESTED_ARCHIVES = 2  # archives in pickles in archives...: deeper ones stay unjudged
+# Archives a file's pickles hand nested loaders as literal bytes, opened and scanned (never
+# loaded): per file at most this many, decompressing at most this much in all; archives in
+# their pickles are not opened. Past a budget a loader of one stays malicious.
+MAX_LOADER_ARCHIVES = 64
+MAX_LOADER_ARCHIVE_BYTES = 1 << 30
+
+
+@dataclass(slots=True)
+class _ArchiveBudget:
+    files: int = MAX_LOADER_ARCHIVES
+    bytes: int = MAX_LOADER_ARCHIVE_BYTES
 
 
 @dataclass
@@ -99,15 +109,24 @@ class Scanner:
     # -- one file ---------------------------------------------------------------------------
 
     def analyse(
-        self, source: Any, name: str = "", *, keep_data: int = 0, rel: str = "", depth: int = 0
+        self,
+        source: Any,
+        name: str = "",
+        *,
+        keep_data: int = 0,
+        rel: str = "",
+        inside: ContainerLimits | None = None,
     ) -> Analysis:
         """Open, tokenize and judge by rules; no model score yet.
 
         `keep_data` > 0 copies up to that many bytes of each stream (for opcode listings);
-        `rel` is the path relative to the scan root (for user suppressions); `depth`: how many
-        archives handed to nested loaders enclose this one (`_opened`).
+        `rel` is the path relative to the scan root (for user suppressions); `inside`: the
+        limits of an archive a nested loader of the enclosing file opens (`_opened`; archives
+        in its own pickles are not opened).
         """
-        with open_container(source, name=name, limits=self.container_limits) as container:
+        limits = inside or self.container_limits
+        budget = None if inside is not None else _ArchiveBudget()
+        with open_container(source, name=name, limits=limits) as container:
             # facts hold decoded values only, never views, so the maps can close after this
             streams = [(s, tokenize(s.data, self.limits)) for s in container.streams]
             targets = [self._containers_filled(s.data, f) for s, f in streams]
@@ -115,7 +134,7 @@ class Scanner:
             wanted = wanted_in(self.rules)
             sites = [stream_sites(s.data, f, wanted) for s, f in streams]
             opened = [
-                self._opened(s.data, f, w, depth) for (s, f), w in zip(streams, sites, strict=True)
+                self._opened(s.data, f, w, budget) for (s, f), w in zip(streams, sites, strict=True)
             ]
             data = (
                 {s.member: bytes(memoryview(s.data)[:keep_data]) for s in container.streams}
@@ -137,10 +156,12 @@ class Scanner:
         )
         return analysis
 
-    def _opened(self, data: Any, facts: StreamFacts, sites: StreamSites, depth: int) -> Opened:
+    def _opened(
+        self, data: Any, facts: StreamFacts, sites: StreamSites, budget: _ArchiveBudget | None
+    ) -> Opened:
         """The archives this stream's nested loader calls are handed as literal bytes, scanned
-        here as files (never loaded), MAX_NESTED_ARCHIVES deep."""
-        if depth >= MAX_NESTED_ARCHIVES or not facts.calls:
+        here as files (never loaded) within the file's `budget` (None: not opened)."""
+        if budget is None or not facts.calls:
             return Opened({})
         loaders = [
             g.resolved and self.rules.classify(g.module, g.name).category == NESTED_LOADER
@@ -150,11 +171,17 @@ class Scanner:
             return Opened({})
 
         def scan(raw: bytes, name: str) -> tuple[bool, list[Finding]]:
-            inner = self.analyse(raw, name, depth=depth + 1)
-            clean = inner.status == "complete" and bool(inner.streams)
-            return clean and all(f.severity < Severity.MALICIOUS for f in inner.findings), (
-                inner.findings
+            if budget.files <= 0 or budget.bytes <= 0:
+                return False, []  # past the budget: not opened, the loader stays malicious
+            budget.files -= 1
+            cap = min(self.container_limits.max_total_bytes, budget.bytes)
+            inner = self.analyse(
+                raw, name, inside=replace(self.container_limits, max_total_bytes=cap)
             )
+            budget.bytes -= max(inner.container.bytes_read, len(raw))
+            clean = inner.status == "complete" and bool(inner.streams)
+            clean = clean and all(f.severity < Severity.MALICIOUS for f in inner.findings)
+            return clean, inner.findings
 
         return open_archives(data, facts, sites.sites, loaders, scan)
 

@@ -157,8 +157,6 @@ def benign_content(
 # owns the containers): call offset -> True when the scan is complete and holds nothing
 # malicious, False otherwise. Only calls with such an operand are present.
 Archives = Mapping[int, bool]
-MAX_ARCHIVES = 64  # archive operands opened per stream; past it the loader calls stay malicious
-MAX_ARCHIVE_BYTES = 1 << 28  # their total size per stream (the bytes are in memory already)
 
 
 class Opened(NamedTuple):
@@ -177,25 +175,19 @@ def open_archives(
     scan: Callable[[bytes, str], tuple[bool, list[Finding]]],
 ) -> Opened:
     """Open every archive a nested loader call is handed as its literal operand
-    (`archive_operands`) with `scan(raw, name)` (the composer's own scan of those bytes as a
-    file: containers, tokenizer, these rules, never a load; it says whether the content is
-    complete and holds nothing malicious). Budgeted: past MAX_ARCHIVES / MAX_ARCHIVE_BYTES
-    the rest is not opened (their loader calls stay malicious)."""
+    (`archive_operands`) with `scan(raw, name)`: the composer's own scan of those bytes as a
+    file (containers, tokenizer, these rules; never a load), which says whether the content is
+    complete and holds nothing malicious, and keeps the budgets (False past them)."""
     operands = archive_operands(facts, sites, loaders)
     if not operands:
         return Opened({})
     view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
     judged: dict[int, bool] = {}
     found: list[Finding] = []
-    budget = MAX_ARCHIVE_BYTES
     for offset, d in sorted(operands.items()):
         raw = bytes(view[d.offset : d.offset + d.length])
         if not archive(raw):
             continue  # not an archive: a loader of it is judged as before (`loadable`)
-        budget -= d.length
-        if len(judged) >= MAX_ARCHIVES or budget < 0:
-            judged[offset] = False
-            continue
         clean, findings = scan(raw, f"archive@{d.offset}")
         judged[offset] = clean
         where = f" (in the archive a nested loader opens at offset {d.offset})"

@@ -318,3 +318,19 @@ def test_an_archives_findings_are_reported_in_the_file() -> None:
     raw = _zip({"archive/data.pkl": INNER_EVIL, "archive/version": b"3\n"})
     _verdict, _found, notes = scan(_loader_of(raw))
     assert any("posix.system" in n and "in the archive a nested loader opens" in n for n in notes)
+
+
+def test_archives_past_the_files_budget_are_not_opened() -> None:
+    from fastscan.scan import MAX_LOADER_ARCHIVES
+
+    raw = _zip({"archive/data.pkl": b"\x80\x02}q\x00.", "archive/version": b"3\n"})
+    blob = b"B" + struct.pack("<I", len(raw)) + raw
+    call = g("torch.storage", "_load_from_bytes") + blob + b"\x85R"
+
+    def loaders(n: int) -> bytes:
+        return pkl(b"(" + call * n + b"l")
+
+    _verdict, found, notes = scan(loaders(MAX_LOADER_ARCHIVES))
+    assert found["FS102"] == [Severity.LOW], notes
+    verdict, found, notes = scan(loaders(MAX_LOADER_ARCHIVES + 1))  # one more: not judged
+    assert Severity.MALICIOUS in found["FS102"] and verdict == "malicious", notes
