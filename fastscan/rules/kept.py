@@ -113,11 +113,14 @@ class Kept:
         or unseen text and any bytes count) as a positional argument or a keyword value. ""
         when none does."""
         offset = self.facts.globals[index].offset
-        for site in self._partial_sites:
+        for site, keywords_last in self._partial_sites:
             funcs = self._functions(site) if site.args else None
             if not funcs or not any(f.offset == offset for f in funcs):
                 continue
             bound: list[Any] = list(site.args[1:])
+            kwargs = bound[-1] if keywords_last and bound else None
+            if isinstance(kwargs, Box) and kwargs.kind == "dict":  # NEWOBJ_EX's keywords
+                bound[-1:] = kwargs.items[1::2]
             for state in site.states:
                 if isinstance(state, Box) and len(state.items) == _STATE_ITEMS:
                     args, keywords = state.items[1], state.items[2]
@@ -149,15 +152,17 @@ class Kept:
         return False
 
     @cached_property
-    def _partial_sites(self) -> list[Site]:
+    def _partial_sites(self) -> list[tuple[Site, bool]]:
+        """Sites of the partial calls, each with whether its last argument is NEWOBJ_EX's
+        keyword dict (the walk appends it to the arguments)."""
         out = []
         for offset, site in self.sites.items():
             c = self._call_at.get(offset)
             made = (
                 self._made(c.callable_index) if c is not None and not c.callable_is_call else None
             )
-            if made is not None and made.resolved == PARTIAL:
-                out.append(site)
+            if c is not None and made is not None and made.resolved == PARTIAL:
+                out.append((site, c.opcode == "NEWOBJ_EX"))
         return out
 
     def _made(self, index: int) -> Classification | None:

@@ -203,6 +203,12 @@ def test_an_unlisted_function_bound_to_command_text_is_fs112(
 def test_command_text_in_the_partials_own_arguments_stays_fs112() -> None:
     _verdict, found, notes = scan(pkl(b"}" + s("cb") + PARTIAL + t(FN, s("echo hi")) + b"Rs"))
     assert "FS112" in found and "settleable" not in notes, notes
+    # partial.__new__(partial, fn, cmd="echo hi") by NEWOBJ_EX: a keyword, kept
+    kwargs = b"}(" + s("cmd") + s("echo hi > /tmp/fastscan-kept") + b"u"
+    body = b"}" + s("cb") + PARTIAL + t(FN) + kwargs + b"\x92s"
+    _verdict, found, notes = scan(b"\x80\x04" + body + b".")
+    assert partial_fs102(notes) == "LOW" and "FS112" in found, notes
+    assert "settleable" not in notes
 
 
 @needs_index
