@@ -28,7 +28,7 @@ from typing import Any
 
 from ..facts import CallSite, StreamFacts
 from .call_shapes import PARTIAL, last_segment_is_class
-from .callsites import Box, Call, Data, Glob, Site, Sites, Text, walk_values
+from .callsites import OPAQUE, Box, Call, Data, Glob, Site, Sites, Text, walk_values
 from .indexed import KNOWN, RECONSTRUCTORS, UNDEFINED
 from .knowledge import CALLBACK_DISPATCH, UNKNOWN, Classification
 from .literals import reads_as_command
@@ -133,8 +133,8 @@ class Kept:
         return ""
 
     def _command_like(self, value: Any) -> bool:
-        """Text a command line needs, long or unseen text, bytes (not kept by the walk), or
-        what a str/bytes maker or a computed callable returned."""
+        """Text a command line needs, long or unseen text, bytes (not kept by the walk), what
+        a str/bytes maker or a computed callable returned, or a value the walk did not see."""
         if isinstance(value, Text):
             return value.text is None or value.loads or reads_as_command(value.text)
         if isinstance(value, Data):
@@ -143,13 +143,9 @@ class Kept:
             c = self._call_at.get(value.offset)
             if c is None or c.callable_is_call:
                 return True
-            made = (
-                self.classes[c.callable_index]
-                if 0 <= c.callable_index < len(self.classes)
-                else None
-            )
+            made = self._made(c.callable_index)
             return made is None or made.resolved in _TEXT_MAKERS
-        return False
+        return value is OPAQUE  # unseen (a persistent id, past a budget): it may be text
 
     @cached_property
     def _partial_sites(self) -> list[tuple[Site, bool]]:
@@ -224,14 +220,16 @@ class Kept:
         return unlisted(made) and last_segment_is_class(self.facts.globals[k].name)
 
 
-def _sequence_leaves(values: Iterable[Any]) -> Iterable[Any]:
+def _sequence_leaves(values: Iterable[Any], limit: int = 10_000) -> Iterable[Any]:
     """Leaves of `values` through tuples and lists (an argv), not into mappings (a lookup
-    table's keys and values are data, not a command line)."""
+    table's keys and values are data, not a command line); OPAQUE past `limit` leaves."""
     todo = list(values)
-    seen = 0
-    while todo and seen < 10_000:
+    while todo:
         v = todo.pop()
-        seen += 1
+        limit -= 1
+        if limit < 0:
+            yield OPAQUE
+            return
         if isinstance(v, Box):
             if v.kind in ("tuple", "list"):
                 todo.extend(v.items)
