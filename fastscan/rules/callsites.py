@@ -82,7 +82,7 @@ class Site:
 Sites = dict[int, Site]  # call offset -> what it was handed
 # watched global offset -> offsets of the calls whose objects get it as state or items; a
 # global handed to any call, hashed, filled or built, or not followed, is absent. A watched call
-# offset (a partial object: handed.kept_partial) is followed the same way, except that its own
+# offset (a partial object: rules/kept.py) is followed the same way, except that its own
 # BUILD and fills are its class's business, not a use.
 Stored = dict[int, frozenset[int]]
 # call offset -> the instance-dict names the BUILDs of its result set (None: a state that is no
