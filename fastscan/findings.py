@@ -126,8 +126,10 @@ DANGEROUS_CALL = _rule(
     why="The pickle calls a denylisted sink (REDUCE, INST, OBJ, NEWOBJ): loading the file runs"
     " it with arguments the file chose. This is how pickle payloads execute. Benign shapes are"
     " low, judged by what the call site hands the sink: a nested loader over literal bytes"
-    " whose nested scan is clean; getattr(owner, 'name') graded as the global owner.name"
-    " (reported beside it); partial or a dispatcher handed only inert callables.",
+    " whose nested scan is clean (nested pickles, or an archive opened and scanned as a file);"
+    " getattr(owner, 'name') graded as the global owner.name (reported beside it); partial or a"
+    " dispatcher handed only inert callables; a partial of a function nobody listed that the"
+    " load keeps and never calls (the function keeps its own finding).",
 )
 UNKNOWN_GLOBAL = _rule(
     "FS103",
@@ -230,8 +232,9 @@ UNKNOWN_APPLIED = _rule(
     " text), the shape of a command runner, not of an object being restored; the classifier may"
     " not settle it. A reconstructor (result kept as restored data, its own call handed globals,"
     " numbers, inert text, binary bytes) is FS103. Also an unlisted function handed as the first"
-    " argument of another package's call beside text or bytes: a stored callback and its"
-    " argument (callback-dispatch gadgets), not a class handed its state.",
+    " argument of another package's call beside text or bytes, or wrapped by a partial that"
+    " binds it text a command line could be: a stored callback and its argument"
+    " (callback-dispatch gadgets), not a class handed its state.",
     fix="Review what the function does; allow it in your config or index your package.",
 )
 

@@ -19,13 +19,14 @@ from .facts import (
     ScanLimits,
     StreamFacts,
 )
-from .findings import CONTAINER_BUDGET, Finding
+from .findings import CONTAINER_BUDGET, Finding, Severity
 from .rules import RuleSet, evaluate
-from .rules.callsites import stream_sites
+from .rules.callsites import StreamSites, stream_sites
 from .rules.fills import attribute_containers
 from .rules.handed import wanted_in
 from .rules.indexed import Targets
-from .rules.nested_loaders import visible_operands
+from .rules.knowledge import NESTED_LOADER
+from .rules.nested_loaders import Opened, open_archives, visible_operands
 from .sources.ref import FileRef, is_remote
 from .tokenizer import tokenize
 from .verdict import SUSPICIOUS, FileResult, VerdictPolicy, combine, settle
@@ -36,6 +37,17 @@ if TYPE_CHECKING:
     from .model import Model
 
 DEFAULT_MODEL = "default"
+# Archives a file's pickles hand nested loaders as literal bytes, opened and scanned (never
+# loaded): per file at most this many, decompressing at most this much in all; archives in
+# their pickles are not opened. Past a budget a loader of one stays malicious.
+MAX_LOADER_ARCHIVES = 64
+MAX_LOADER_ARCHIVE_BYTES = 1 << 30
+
+
+@dataclass(slots=True)
+class _ArchiveBudget:
+    files: int = MAX_LOADER_ARCHIVES
+    bytes: int = MAX_LOADER_ARCHIVE_BYTES
 
 
 @dataclass
@@ -97,20 +109,33 @@ class Scanner:
     # -- one file ---------------------------------------------------------------------------
 
     def analyse(
-        self, source: Any, name: str = "", *, keep_data: int = 0, rel: str = ""
+        self,
+        source: Any,
+        name: str = "",
+        *,
+        keep_data: int = 0,
+        rel: str = "",
+        inside: ContainerLimits | None = None,
     ) -> Analysis:
         """Open, tokenize and judge by rules; no model score yet.
 
         `keep_data` > 0 copies up to that many bytes of each stream (for opcode listings);
-        `rel` is the path relative to the scan root (for user suppressions).
+        `rel` is the path relative to the scan root (for user suppressions); `inside`: the
+        limits of an archive a nested loader of the enclosing file opens (`_opened`; archives
+        in its own pickles are not opened).
         """
-        with open_container(source, name=name, limits=self.container_limits) as container:
+        limits = inside or self.container_limits
+        budget = None if inside is not None else _ArchiveBudget()
+        with open_container(source, name=name, limits=limits) as container:
             # facts hold decoded values only, never views, so the maps can close after this
             streams = [(s, tokenize(s.data, self.limits)) for s in container.streams]
             targets = [self._containers_filled(s.data, f) for s, f in streams]
             operands = [visible_operands(s.data, f) for s, f in streams]
             wanted = wanted_in(self.rules)
             sites = [stream_sites(s.data, f, wanted) for s, f in streams]
+            opened = [
+                self._opened(s.data, f, w, budget) for (s, f), w in zip(streams, sites, strict=True)
+            ]
             data = (
                 {s.member: bytes(memoryview(s.data)[:keep_data]) for s in container.streams}
                 if keep_data
@@ -127,8 +152,38 @@ class Scanner:
             operands=operands,
             sites=sites,
             knowledge=self.rules.index_knowledge(),
+            opened=opened,
         )
         return analysis
+
+    def _opened(
+        self, data: Any, facts: StreamFacts, sites: StreamSites, budget: _ArchiveBudget | None
+    ) -> Opened:
+        """The archives this stream's nested loader calls are handed as literal bytes, scanned
+        here as files (never loaded) within the file's `budget` (None: not opened)."""
+        if budget is None or not facts.calls:
+            return Opened({})
+        loaders = [
+            g.resolved and self.rules.classify(g.module, g.name).category == NESTED_LOADER
+            for g in facts.globals
+        ]
+        if not any(loaders):
+            return Opened({})
+
+        def scan(raw: bytes, name: str) -> tuple[bool, list[Finding]]:
+            if budget.files <= 0 or budget.bytes <= 0:
+                return False, []  # past the budget: not opened, the loader stays malicious
+            budget.files -= 1
+            cap = min(self.container_limits.max_total_bytes, budget.bytes)
+            inner = self.analyse(
+                raw, name, inside=replace(self.container_limits, max_total_bytes=cap)
+            )
+            budget.bytes -= max(inner.container.bytes_read, len(raw))
+            clean = inner.status == "complete" and bool(inner.streams)
+            clean = clean and all(f.severity < Severity.MALICIOUS for f in inner.findings)
+            return clean, inner.findings
+
+        return open_archives(data, facts, sites.sites, loaders, scan)
 
     def _containers_filled(self, data: Any, facts: StreamFacts) -> Targets | None:
         """Which objects the stream's SETITEMS/APPENDS/ADDITEMS fill, walked only when an

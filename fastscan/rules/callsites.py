@@ -81,7 +81,9 @@ class Site:
 
 Sites = dict[int, Site]  # call offset -> what it was handed
 # watched global offset -> offsets of the calls whose objects get it as state or items; a
-# global handed to any call, hashed, filled or built, or not followed, is absent.
+# global handed to any call, hashed, filled or built, or not followed, is absent. A watched call
+# offset (a partial object: rules/kept.py) is followed the same way, except that its own
+# BUILD and fills are its class's business, not a use.
 Stored = dict[int, frozenset[int]]
 # call offset -> the instance-dict names the BUILDs of its result set (None: a state that is no
 # dict, so any name); calls without a BUILD are absent. Kept for every call, recorded or not.
@@ -133,8 +135,8 @@ def call_sites(
     """Sites of the calls whose callable is a global `wanted(global offset)` accepts, and of
     calls of a call result; empty when no global is wanted or the walk gave up. `deep`: every
     call, and Text/Data.loads filled. `weigh`: globals whose calls get Text/Data.loads and
-    Data.command filled (their literal arguments judged: unknown_calls). `watch`: globals whose
-    every use is followed (`Stored`)."""
+    Data.command filled (their literal arguments judged: unknown_calls). `watch`: globals (and
+    calls, by opcode offset) whose every use is followed (`Stored`)."""
     if not deep and not watch and not any(wanted(g.offset) for g in facts.globals):
         return {}, {}, {}
     view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
@@ -188,9 +190,9 @@ class _Walk:
         self._decoded: dict[int, Any] = {}
         self._weighed: dict[int, Any] = {}  # literals decoded while weighing
         self.watch: frozenset[int] = frozenset()
-        self._handed: set[int] = set()  # watched globals that reach a call
-        self._owners: dict[int, set[int]] = {}  # watched global -> calls whose state holds it
-        self._owned: dict[int, set[Glob]] = {}  # the reverse: call -> watched globals it holds
+        self._handed: set[int] = set()  # watched offsets that reach a call
+        self._owners: dict[int, set[int]] = {}  # watched offset -> calls whose state holds it
+        self._owned: dict[int, set[Glob | Call]] = {}  # the reverse: call -> what it holds
         self._touches = MAX_NODES  # values looked at for watched globals; past it all handed
 
     def snapshot(self, value: Any, depth: int = 0) -> Any:
@@ -308,14 +310,16 @@ class _Walk:
                 self._handed |= self.watch  # too much to follow: fail closed
                 self.watch = frozenset()
                 return
-            if isinstance(v, Glob):
+            if isinstance(v, (Glob, Call)):  # Call: a watched result some object holds
                 if v.offset in self.watch:
                     if owner is None:
                         self._handed.add(v.offset)
                     else:
                         self._owners.setdefault(v.offset, set()).add(owner)
                         self._owned.setdefault(owner, set()).add(v)
-            elif isinstance(v, _Result):  # an object holding watched globals, passed on
+            elif isinstance(v, _Result):  # an object holding watched values, passed on
+                if v.call.offset in self.watch:
+                    todo.append(v.call)  # a watched call's own result (a partial object)
                 if owner is None:
                     v.handed = True
                 todo.extend(self._owned.get(v.call.offset, ()))

@@ -10,6 +10,7 @@ outside the allowlist is suspicious, never a pass; structure that benign `torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from .. import facts as A  # tokenizer anomaly codes
 from .. import findings as R
@@ -23,7 +24,7 @@ from .callsites import StreamSites
 from .collect import MAX_FINDINGS_PER_RULE, Collector, Scope, stream_scopes
 from .handed import Handed
 from .knowledge import CALLBACK_DISPATCH, CODE_CONSTRUCTION, NESTED_LOADER, UNKNOWN, Classification
-from .nested_loaders import Visible
+from .nested_loaders import Archives, Opened, Visible
 from .ruleset import RuleSet, default_ruleset
 from .strings import string_findings
 from .structure import anomaly_findings, container_findings, status_findings
@@ -49,6 +50,7 @@ def evaluate(
     operands: Sequence[Visible] = (),
     sites: Sequence[StreamSites] = (),
     knowledge: Knowledge | None = None,
+    opened: Sequence[Opened] = (),
 ) -> list[Finding]:
     """All findings for one file: container facts, then every stream and its nested pickles.
 
@@ -61,7 +63,9 @@ def evaluate(
     `knowledge`: what an ecosystem index knows about unlisted names (an application of a
     known-inert function is no FS112); None = nothing. `sites`, aligned with `streams`: what
     getattr/partial/dispatcher calls are handed (rules.callsites; without it they are judged
-    by the stream's strings, rules.call_shapes).
+    by the stream's strings, rules.call_shapes). `opened`, aligned with `streams`: the archives
+    nested loader calls are handed, opened and scanned (nested_loaders.open_archives): their
+    content's findings are reported, and a loader of a clean one is judged by it.
     """
     rules = ruleset or default_ruleset()
     out = Collector()
@@ -71,9 +75,21 @@ def evaluate(
         found = targets[i] if i < len(targets) else None
         visible = operands[i] if i < len(operands) else {}
         handed = sites[i] if i < len(sites) else None
+        archives = opened[i] if i < len(opened) else Opened({})
         _stream_findings(
-            member, facts, rules, out, scope, found, visible, knowledge=knowledge, sites=handed
+            member,
+            facts,
+            rules,
+            out,
+            scope,
+            found,
+            visible,
+            knowledge=knowledge,
+            sites=handed,
+            archives=archives.archives,
         )
+        for f in archives.findings:
+            out.add(replace(f, member=member, offset=scope.at(f.offset)))
     return rules.suppress(out.findings, path, rel)
 
 
@@ -88,6 +104,7 @@ def _stream_findings(  # noqa: PLR0917
     *,
     knowledge: Knowledge | None = None,
     sites: StreamSites | None = None,
+    archives: Archives | None = None,
 ) -> None:
     """Findings of one buffer; nested pickles are reported at their operand's outer offset."""
     at, where = scope.at, scope.where
@@ -153,6 +170,7 @@ def _stream_findings(  # noqa: PLR0917
                 lambda nested: _nested_clean(
                     member, nested, rules, scope, StreamSites.of(sites, facts, nested)
                 ),
+                archives=archives,
             )
             if content:
                 msg = f"{g.qualname}{resolved} called only on {content}{where}"
@@ -278,12 +296,16 @@ def _stream_findings(  # noqa: PLR0917
                     if handed_callbacks is None:
                         handed_callbacks = callbacks_handed(facts)
                     caller = handed_callbacks.get(index, "")
+                    bound = handed.kept.bound_text(index) if handed and not caller else ""
                     if caller:
                         rule = R.UNKNOWN_APPLIED
                         reason = (
                             f"not in the reviewed allowlist, handed to {caller} as a callable"
                             " beside text (a callback and its argument)"
                         )
+                    elif bound:
+                        rule = R.UNKNOWN_APPLIED
+                        reason = f"not in the reviewed allowlist, {bound}"
             msg = f"{g.qualname}{resolved} {verb}: {reason}{where}"
             out.add(
                 rule.finding(

@@ -9,7 +9,8 @@
   pickle hands it) are judged by every callable handed at the call site: the call's arguments
   and the state BUILD gives its result (`partial.__setstate__` replaces func/args). All of them
   allowlisted or index-inert -> low; a sink, an unlisted name, a computed or unseen value -> as
-  before (the dispatcher may run it).
+  before (the dispatcher may run it). A partial of an unlisted function the load never calls is
+  low too (kept.py).
 - An index reach ending only in sinks that run text (exec, import) is low when no text reaches
   the call; one running only through a nested loader is judged by the bytes its state holds
   (`nested_loaders.state_content`).
@@ -35,7 +36,7 @@ from ..facts import (
     StreamFacts,
 )
 from ..findings import Severity
-from . import indexed, nested_loaders
+from . import indexed, kept, nested_loaders
 from .call_shapes import (
     _CODECS_ENCODE,
     _NON_STRING_HELPERS,
@@ -54,6 +55,7 @@ from .callsites import (
     Glob,
     Keys,
     Sites,
+    Stored,
     StreamSites,
     Text,
     Wanted,
@@ -123,7 +125,7 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
         weighed = weighed_globals(facts, rules.classify)
         weigh = (weighed | _encoders(facts)).__contains__ if weighed else NONE
         watch: set[int] = set()  # index reaches only referenced so far: followed (FS110)
-        through_loader = False
+        through_loader = partial_called = False
         for i, g in enumerate(facts.globals):
             if not g.resolved:
                 continue
@@ -149,7 +151,10 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
                 deep = True  # every site: what text reaches it (textless)
             if judged or dispatcher_only(cls):
                 offsets.add(g.offset)
+                partial_called = partial_called or cls.resolved == PARTIAL
                 loaders = loaders or cls.category == "nested_loader"
+        if partial_called:
+            watch |= kept.watched(facts, rules.classify)  # partials of unlisted names: followed
         if through_loader or deep:
             return Wanted(EVERY, through_loader, weigh, frozenset(watch))
         if loaders or weighed:
@@ -185,10 +190,17 @@ class Handed:
         *,
         dangerous_attributes: frozenset[str] = frozenset(),
         keys: Keys | None = None,
+        stored: Stored | None = None,
     ) -> None:
         self.facts, self.classes, self.rules, self.sites = facts, classes, rules, sites
         self._sink_names = dangerous_attributes
         self._keys = keys if keys is not None else {}
+        self._stored = stored if stored is not None else {}
+
+    @cached_property
+    def kept(self) -> kept.Kept:
+        """The judge of partials by what the load does with them (kept.py)."""
+        return kept.Kept(self.facts, self.classes, self.sites, self._stored, self._global_at)
 
     @cached_property
     def _global_at(self) -> dict[int, int]:
@@ -217,7 +229,13 @@ class Handed:
         if seen:
             visible = {**(visible or {}), **seen}
         judge = cls(
-            facts, classes, rules, sites.sites, dangerous_attributes=sink_names, keys=sites.keys
+            facts,
+            classes,
+            rules,
+            sites.sites,
+            dangerous_attributes=sink_names,
+            keys=sites.keys,
+            stored=sites.stored,
         )
         return judge, visible
 
@@ -360,7 +378,7 @@ class Handed:
             return None if judged is None else f"wrapping the method {judged.name}"
         i = self._global_at.get(f.offset, -1) if isinstance(f, Glob) else -1
         if i < 0 or not dispatcher_only(self.classes[i]):
-            return None
+            return self.kept.note(call.offset)  # an unlisted function: judged by its uses
         handed = self._handed_at(self._call_at[call.offset], 1, exclude=f)
         if handed is None:
             return None

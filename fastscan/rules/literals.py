@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..facts import STATUS_BUDGET, ScanLimits
+from ..facts import STATUS_BUDGET, STATUS_OK, ScanLimits
 from ..tokenizer import tokenize
 
 # Text a command line, code, a path or a URL needs: whitespace (arguments), shell and code
@@ -53,18 +53,34 @@ _ARCHIVE_MAGIC = (
 )  # fmt: skip
 
 
+_PROTO = 0x80  # the PROTO opcode every protocol >= 2 pickle opens with
 _LOADABLE_LIMITS = ScanLimits(max_opcodes=1_000_000, max_resync_opcodes=0)
+
+
+def archive(buf: bytes) -> bool:
+    """An archive or compressed stream a loader may open (its content is not a pickle here)."""
+    return buf.startswith(_ARCHIVE_MAGIC) or b"PK\x05\x06" in buf
 
 
 def loadable(buf: bytes) -> bool:
     """Whether a loader handed `buf` could run something: it imports a name where the
     tokenizer finds a pickle (anywhere, as `pickle.load` of a stream or a later segment would),
-    or it is an archive or compressed stream whose content the scan does not open."""
+    or it is an archive or compressed stream whose content the scan does not open.
+
+    A stream whose only imports are names the tokenizer cannot resolve (an extension-registry
+    code, EXT1/2/4) counts only when it is a pickle: it reaches STOP, or opens with PROTO.
+    Binary state often starts with such a byte (msgpack's map header 0x84 is EXT4) and then
+    runs out; a loader fails there, on an unregistered code, before anything runs. A
+    resolvable import counts however the stream ends: what runs before a failure has run."""
     if len(buf) < 4:
         return False
-    if buf.startswith(_ARCHIVE_MAGIC) or b"PK\x05\x06" in buf:
+    if archive(buf):
         return True
     # a loader reads from the first byte (torch's legacy format: pickles back to back), so
     # no search for later pickles; a budget hit counts as loadable
     facts = tokenize(buf, _LOADABLE_LIMITS)
-    return bool(facts.globals or facts.nested) or facts.status == STATUS_BUDGET
+    if facts.nested or facts.status == STATUS_BUDGET:
+        return True
+    if any(g.resolved for g in facts.globals):
+        return True
+    return bool(facts.globals) and (facts.status == STATUS_OK or buf[0] == _PROTO)

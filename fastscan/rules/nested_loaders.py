@@ -5,22 +5,26 @@ sentence-transformers, any pickled nn.Module): the loader runs `torch.load` on b
 carries as a literal operand. When that operand is the call's only argument and the tokenizer
 read it whole as nested pickles (torch's legacy format is five of them), the nested scan sees
 everything the loader will load, so the call is judged by that content (engine: low when the
-nested findings hold nothing malicious). Anything else fails closed and stays malicious: an
-argument that is computed, memoised, carried through `_codecs.encode`, a zip archive the
-tokenizer does not open, truncated or past a budget, or a loader global used other than by
-those calls.
+nested findings hold nothing malicious). An operand that is an archive (`torch.save`'s zip)
+is opened and scanned as a file by the composer (`open_archives`: scan.py owns the containers)
+and judged by that scan. Anything else fails closed and stays malicious: an argument that is
+computed, memoised, carried through `_codecs.encode`, an archive that is malicious, truncated or
+past a budget, or a loader global used other than by those calls.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..facts import STATUS_OK, StreamFacts
+from ..findings import Finding
 from ..opcodes import STATE_OPCODES
 from .callsites import OPAQUE, VALUE, Call, Data, Glob, Sites, Text, walk_values
 from .indexed import RECONSTRUCTORS, split_origin
 from .knowledge import NESTED_LOADER
+from .literals import archive
 
 if TYPE_CHECKING:
     from ..index import Reach
@@ -94,25 +98,31 @@ def visible_loader_calls(
     facts: StreamFacts,
     dangerous_categories: Sequence[str],
     visible: Visible,
+    archives: Archives | None = None,
 ) -> list[int] | None:
     """Nested pickles holding every argument of nested-loader global `index`, or None when
     one is not visible. `dangerous_categories` (per global, "" when not dangerous) fails this
     closed when the stream also holds a non-loader sink that could hand the loader other
     bytes (a dispatcher, getattr); a reference to the loader other than as a callable (its
-    use as a first argument) fails it too."""
+    use as a first argument) fails it too. A call whose literal operand is an archive the
+    scan opened and found clean (`archives`, by call offset) needs no nested pickle."""
     if any(cat not in ("", NESTED_LOADER) for cat in dangerous_categories):
         return None
     held: list[int] = []
+    opened = 0
     for c in facts.calls:
         if c.first_arg_global == index:
             return None
         if c.callable_index != index or c.opcode in STATE_OPCODES:
             continue
+        if archives and archives.get(c.offset) is True:
+            opened += 1
+            continue
         k = visible.get(c.offset, -1) if c.opcode == _REDUCE else -1
         if k < 0:
             return None
         held.append(k)
-    return held or None
+    return held if held or opened else None
 
 
 def benign_content(
@@ -121,15 +131,87 @@ def benign_content(
     dangerous_categories: Sequence[str],
     visible: Visible | None,
     clean: Callable[[StreamFacts], bool],
+    *,
+    archives: Archives | None = None,
 ) -> str:
     """Why nested loader `index` is benign here: every call of it loads literal bytes whose
-    nested scan (`clean`: complete, nothing malicious) passes; "" otherwise (stays malicious)."""
-    if not visible:
+    nested scan (`clean`: complete, nothing malicious) passes, read as nested pickles or
+    opened as an archive (`archives`); "" otherwise (stays malicious)."""
+    if not visible and not archives:
         return ""
-    held = visible_loader_calls(index, facts, dangerous_categories, visible)
+    held = visible_loader_calls(index, facts, dangerous_categories, visible or {}, archives)
     if held is None or not all(clean(facts.nested[k].facts) for k in held):
         return ""
-    return f"{len(held)} visible operand(s) whose nested scan holds nothing malicious"
+    parts = [f"{len(held)} visible operand(s) whose nested scan holds nothing malicious"]
+    opened = (
+        sum(c.callable_index == index and archives.get(c.offset) is True for c in facts.calls)
+        if archives
+        else 0
+    )
+    if opened:
+        parts = [p for p in parts if held] + [f"{opened} archive operand(s) opened, scanned clean"]
+    return " and ".join(parts)
+
+
+# A loader call's literal archive operand, opened and scanned by the composer (scan.py, which
+# owns the containers): call offset -> True when the scan is complete and holds nothing
+# malicious, False otherwise. Only calls with such an operand are present.
+Archives = Mapping[int, bool]
+
+
+class Opened(NamedTuple):
+    """A stream's archive operands, opened: their judgement per loader call, and the findings
+    of their content (reported in the file, at the loader call's offset)."""
+
+    archives: Archives
+    findings: tuple[Finding, ...] = ()
+
+
+def open_archives(
+    data: Any,
+    facts: StreamFacts,
+    sites: Sites,
+    loaders: Sequence[bool],
+    scan: Callable[[bytes, str], tuple[bool, list[Finding]]],
+) -> Opened:
+    """Open every archive a nested loader call is handed as its literal operand
+    (`archive_operands`) with `scan(raw, name)`: the composer's own scan of those bytes as a
+    file (containers, tokenizer, these rules; never a load), which says whether the content is
+    complete and holds nothing malicious, and keeps the budgets (False past them)."""
+    operands = archive_operands(facts, sites, loaders)
+    if not operands:
+        return Opened({})
+    view = memoryview(data).cast("B") if memoryview(data).format != "B" else memoryview(data)
+    judged: dict[int, bool] = {}
+    found: list[Finding] = []
+    for offset, d in sorted(operands.items()):
+        raw = bytes(view[d.offset : d.offset + d.length])
+        if not archive(raw):
+            continue  # not an archive: a loader of it is judged as before (`loadable`)
+        clean, findings = scan(raw, f"archive@{d.offset}")
+        judged[offset] = clean
+        where = f" (in the archive a nested loader opens at offset {d.offset})"
+        found.extend(replace(f, message=f.message + where, offset=offset) for f in findings)
+    return Opened(judged, tuple(found))
+
+
+def archive_operands(facts: StreamFacts, sites: Sites, loaders: Sequence[bool]) -> dict[int, Data]:
+    """Loader calls (`loaders`: per global, a nested loader) whose sole argument is a literal
+    bytes operand the tokenizer did not read as a nested pickle, by call offset: an archive
+    there is what `torch.load(BytesIO(b))` would open."""
+    read = {n.offset for n in facts.nested}
+    out: dict[int, Data] = {}
+    for c in facts.calls:
+        i = c.callable_index
+        if c.opcode != _REDUCE or not (0 <= i < len(loaders) and loaders[i]):
+            continue
+        site = sites.get(c.offset)
+        if site is None or len(site.args) != 1 or site.states:
+            continue
+        arg = site.args[0]
+        if isinstance(arg, Data) and arg.offset not in read:
+            out[c.offset] = arg
+    return out
 
 
 # -- loaders reached through a class's hooks, and loaders over `_codecs.encode` bytes ---------
@@ -335,10 +417,14 @@ def state_content(
 
 
 __all__ = [
+    "Archives",
+    "Opened",
     "Visible",
+    "archive_operands",
     "benign_content",
     "loader_on_path",
     "loads_through_hooks",
+    "open_archives",
     "read_whole",
     "state_content",
     "visible_loader_calls",

@@ -27,7 +27,7 @@ import pytest
 
 from fastscan.findings import Severity
 from fastscan.scan import Scanner
-from fastscan.verdict import FileResult
+from fastscan.verdict import FileResult, settleable
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 CMD = "echo fastscan-test"
@@ -222,8 +222,9 @@ MALICIOUS_TWINS = {
         .build_partial_state(("os", "system"), CMD)
         .done()
     ),
-    "partial(unknown callable)": lambda p: (
-        Asm(p).glob("functools", "partial").call(("mylab.tools", "run_shell"), CMD).done()
+    # kept, never called, it runs nothing: run_shell's own FS112 then (rules/kept.py, below)
+    "partial(unknown callable)()": lambda p: (
+        Asm(p).glob("functools", "partial").call(("mylab.tools", "run_shell"), CMD).call().done()
     ),
     "attrgetter('system')": lambda p: Asm(p).glob("operator", "attrgetter").call("system").done(),
     "methodcaller('system', cmd)": lambda p: (
@@ -267,6 +268,18 @@ def test_malicious_twin_stays_malicious(name: str, protocol: int) -> None:
     assert result.verdict == "malicious", [
         f"{f.rule_id} {f.severity.name}: {f.message}" for f in result.findings
     ]
+
+
+@pytest.mark.parametrize("protocol", ASM_PROTOCOLS)
+def test_kept_partial_of_an_unknown_callable_bound_to_a_command_is_fs112(protocol: int) -> None:
+    """partial(run_shell, cmd) never called: the partial runs nothing (low), the function bound
+    to command text is FS112, which no classifier settles."""
+    data = Asm(protocol).glob("functools", "partial").call(("mylab.tools", "run_shell"), CMD)
+    result = rules_only(data.done())
+    graded = {(f.rule_id, f.subject): f.severity for f in result.findings}
+    assert graded[("FS112", "mylab.tools.run_shell")] == Severity.SUSPICIOUS, result.findings
+    assert graded[("FS102", "functools.partial")] == Severity.LOW
+    assert result.verdict == "suspicious" and not settleable(result.findings, "complete")
 
 
 @pytest.mark.parametrize("protocol", ASM_PROTOCOLS)
