@@ -100,7 +100,10 @@ def _count_call(out: list[int], s: CallShape) -> None:
     slot = _OP_SLOT.get(s.opcode)
     if slot is not None:
         out[slot] += 1
-    out[_NAME_SLOT[s.name_shape]] += 1
+    if shape != RESTORATION:
+        # how a name is spelled says little once the loader restores an object with it (a
+        # lowercase class rebuilt by NEWOBJ): spelling is counted for the other calls only
+        out[_NAME_SLOT[s.name_shape]] += 1
     if not kinds:
         out[_SLOT["shape_arg_empty"]] += 1
     for bit, slot in _ARG_SLOTS:

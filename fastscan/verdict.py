@@ -233,6 +233,18 @@ def combine(
     return verdict, model
 
 
+def score_decides(findings: list[Finding], status: str) -> bool:
+    """Whether a model score decides if this file is flagged at all: a complete scan that the
+    rules leave clean (a score may raise it) or `settleable` (a score may settle it). Elsewhere
+    the rules' verdict stands whatever the score, so the classifier is fit on these rows only
+    (train.fit.fit_classifier): what it learns is what separates benign from malicious where
+    it decides, not what the rules already know."""
+    if status != "complete":
+        return False
+    flagged = [f for f in findings if f.severity >= Severity.SUSPICIOUS and not f.suppressed]
+    return all(f.rule_id in JUDGEABLE_RULES for f in flagged)
+
+
 def settleable(findings: list[Finding], status: str) -> bool:
     """A confident benign score may settle this file: the scan saw every byte and its only
     findings at suspicious or above are unlisted globals (findings.JUDGEABLE_RULES)."""

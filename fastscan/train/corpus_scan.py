@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import features
 from ..findings import Finding
-from ..verdict import FileResult, settleable
+from ..verdict import FileResult, score_decides, settleable
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,15 @@ def read_manifest(corpus: str | os.PathLike[str]) -> list[CorpusEntry]:
     return entries
 
 
+class Decided(NamedTuple):
+    """Masks aligned with a CorpusScan's rows: which rows, unlisted rows and benign twins a
+    model score decides (verdict.score_decides)."""
+
+    rows: np.ndarray
+    unlisted: np.ndarray
+    twins: np.ndarray
+
+
 @dataclass
 class CorpusScan:
     """Features and rule results for every corpus entry, in manifest order."""
@@ -84,6 +93,9 @@ class CorpusScan:
     # training adds those of benign files as extra benign examples
     X_twin: np.ndarray | None = None
     library_views: dict[str, Any] = field(default_factory=dict)  # twins.LibraryView by library
+    # which unlisted / twin rows a score decides (verdict.score_decides), filled with them
+    decided_unlisted: np.ndarray | None = None
+    decided_twin: np.ndarray | None = None
     y: np.ndarray = field(init=False)
     split_keys: np.ndarray = field(init=False)  # CorpusEntry.split_key
     groups: np.ndarray = field(init=False)  # coarse family, the unit of leave-one-family-out
@@ -92,6 +104,20 @@ class CorpusScan:
         self.y = np.array([e.label for e in self.entries], dtype=np.int64)
         self.split_keys = np.array([e.split_key for e in self.entries])
         self.groups = np.array([e.group for e in self.entries])
+
+    def decided_rows(self) -> np.ndarray:
+        """verdict.score_decides of every row: the rows the classifier is fit on."""
+        pairs = zip(self.findings, self.statuses, strict=True)
+        return np.array([score_decides(found, status) for found, status in pairs], dtype=bool)
+
+    def decided(self, rows: np.ndarray | None = None) -> Decided:
+        """The Decided masks of `rows` (all rows by default), for fit.fit_classifier."""
+        own = self.decided_rows()
+        unlisted = own if self.decided_unlisted is None else self.decided_unlisted
+        twin = own if self.decided_twin is None else self.decided_twin
+        if rows is None:
+            return Decided(own, unlisted, twin)
+        return Decided(own[rows], unlisted[rows], twin[rows])
 
     def data_hash(self) -> str:
         """Digest of what the model learns from: features, labels and groups."""

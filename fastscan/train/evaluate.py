@@ -194,7 +194,9 @@ def _fit_and_score(
     with threadpool_limits(limits=1):  # see fit.fit
         unlisted = scan.X_unlisted[train] if scan.X_unlisted is not None else None
         twins = scan.X_twin[train] if scan.X_twin is not None else None
-        clf = fit_classifier(X[train], y[train], seed, unlisted, twins=twins)
+        clf = fit_classifier(
+            X[train], y[train], seed, unlisted, twins=twins, decided=scan.decided(train)
+        )
         benign = train[y[train] == 0]
         iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
     return clf.predict_proba(X[test])[:, 1], anomaly_scores(iso, X[test])
@@ -215,6 +217,7 @@ def run_experiments(
         twins=scan.X_twin[train] if scan.X_twin is not None else None,
         judgeable=corpus_scan.judgeable_rows(scan)[train],
         twin_judgeable=judgeable_twins(scan)[train],
+        decided=scan.decided(train),
     )
     thresholds = fitted.thresholds
     prob = fitted.classifier.predict_proba(scan.X[test])[:, 1]

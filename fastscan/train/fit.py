@@ -47,7 +47,7 @@ from .. import features, model
 from ..model import file_sha256
 from ..opcodes import table_hash
 from ..verdict import CLEAN, SUSPICIOUS, VerdictPolicy
-from .corpus_scan import CorpusScan, judgeable_rows, read_manifest, scan_corpus
+from .corpus_scan import CorpusScan, Decided, judgeable_rows, read_manifest, scan_corpus
 from .twins import add_benign_twins, judgeable_twins
 from .withhold import add_unlisted_rows
 
@@ -103,12 +103,14 @@ def fit_classifier(
     unlisted: np.ndarray | None = None,
     *,
     twins: np.ndarray | None = None,
+    decided: Decided | None = None,
 ) -> HistGradientBoostingClassifier:
     """`unlisted`: rows aligned with X with the denylist's names withheld; those of malicious
     files that differ from their row are added as extra malicious examples. `twins`: rows
     aligned with X with each benign file's library withheld from the index; those of benign
-    files that differ are added as extra benign examples (twins.py)."""
-    X, y = with_twins(X, y, unlisted, twins)
+    files that differ are added as extra benign examples (twins.py). `decided`: masks aligned
+    with X (CorpusScan.decided); only rows a score decides are fit (verdict.score_decides)."""
+    X, y = with_twins(X, y, unlisted, twins, decided)
     blind = classifier_constraints()[0]
     X = X.copy()
     X[:, blind] = 0.0
@@ -116,17 +118,28 @@ def fit_classifier(
 
 
 def with_twins(
-    X: np.ndarray, y: np.ndarray, unlisted: np.ndarray | None, twins: np.ndarray | None
+    X: np.ndarray,
+    y: np.ndarray,
+    unlisted: np.ndarray | None,
+    twins: np.ndarray | None,
+    decided: Decided | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """X and y with the differing unlisted (malicious) and twin (benign) rows appended."""
-    blocks, labels = [X], [y]
-    for alt, label in ((unlisted, 1), (twins, 0)):
+    """X and y with the differing unlisted (malicious) and twin (benign) rows appended; with
+    `decided`, only the rows (of each kind) a score decides."""
+    own = decided.rows if decided is not None else np.ones(len(y), dtype=bool)
+    blocks, labels = [X[own]], [y[own]]
+    for alt, label, keep in (
+        (unlisted, 1, None if decided is None else decided.unlisted),
+        (twins, 0, None if decided is None else decided.twins),
+    ):
         if alt is not None:
             extra = (y == label) & (alt != X).any(axis=1)
+            if keep is not None:
+                extra &= keep
             blocks.append(alt[extra])
             labels.append(np.full(int(extra.sum()), label, dtype=y.dtype))
     if len(blocks) == 1:
-        return X, y
+        return blocks[0], labels[0]
     return np.vstack(blocks), np.concatenate(labels)
 
 
@@ -158,6 +171,7 @@ def out_of_fold(
     *,
     unlisted: np.ndarray | None = None,
     twins: np.ndarray | None = None,
+    decided: Decided | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Out-of-fold (probability, anomaly, probability of the row's twin) for every row; NaN
     where a row was never held out (and twin probabilities without `twins`)."""
@@ -167,7 +181,8 @@ def out_of_fold(
     for train, test in _folds(y, groups, seed, n_folds):
         extra = unlisted[train] if unlisted is not None else None
         twin = twins[train] if twins is not None else None
-        clf = fit_classifier(X[train], y[train], seed, extra, twins=twin)
+        fold = None if decided is None else Decided(*(m[train] for m in decided))
+        clf = fit_classifier(X[train], y[train], seed, extra, twins=twin, decided=fold)
         prob[test] = clf.predict_proba(X[test])[:, 1]
         if twins is not None:
             twin_prob[test] = clf.predict_proba(twins[test])[:, 1]
@@ -263,6 +278,7 @@ def fit(
     twins: np.ndarray | None = None,
     judgeable: np.ndarray | None = None,
     twin_judgeable: np.ndarray | None = None,
+    decided: Decided | None = None,
 ) -> Fitted:
     """Fit both models on all rows; thresholds and metrics from out-of-fold scores.
     `unlisted`, `twins`: see `fit_classifier` (CorpusScan.X_unlisted / X_twin rows aligned
@@ -287,6 +303,7 @@ def fit(
             twins=twins,
             judgeable=judgeable,
             twin_judgeable=twin_judgeable,
+            decided=decided,
         )
 
 
@@ -303,9 +320,10 @@ def _fit(
     twins: np.ndarray | None,
     judgeable: np.ndarray | None,
     twin_judgeable: np.ndarray | None,
+    decided: Decided | None,
 ) -> Fitted:
     prob, anomaly, twin_prob = out_of_fold(
-        X, y, groups, seed, n_folds, unlisted=unlisted, twins=twins
+        X, y, groups, seed, n_folds, unlisted=unlisted, twins=twins, decided=decided
     )
     judged_twins = None
     if twins is not None and twin_judgeable is not None:
@@ -319,7 +337,7 @@ def _fit(
     if held.any():
         cut = VerdictPolicy.from_mapping(thresholds).classifier_suspicious
         metrics["out_of_fold_at_suspicious"] = _rates(prob[held] >= cut, y[held])
-    classifier = fit_classifier(X, y, seed, unlisted, twins=twins)
+    classifier = fit_classifier(X, y, seed, unlisted, twins=twins, decided=decided)
     benign = X[y == 0]
     iso = make_anomaly_model(seed, len(benign)).fit(benign)
     return Fitted(classifier, iso, thresholds, metrics)
@@ -564,6 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         twins=scan.X_twin,
         judgeable=judgeable_rows(scan),
         twin_judgeable=judgeable_twins(scan),
+        decided=scan.decided(),
     )
     rules_flagged = np.array([v != CLEAN for v in scan.rule_verdicts])
     fitted.metrics["rules_alone_on_training_corpus"] = _rates(rules_flagged, scan.y)

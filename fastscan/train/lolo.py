@@ -33,7 +33,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, combine
-from .corpus_scan import CorpusScan, scan_with_rows
+from .corpus_scan import CorpusScan, Decided, scan_with_rows
 from .fit import anomaly_scores, fit_classifier, make_anomaly_model
 from .twins import libraries, scanner_without_index
 
@@ -78,28 +78,28 @@ def _rates(verdict_list: list[str]) -> dict[str, float]:
     }
 
 
-_FitData = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, int]
+_FitData = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, Decided, int]
 _FIT_DATA: _FitData | None = None
 
 
-def _init_fit(
-    X: np.ndarray, y: np.ndarray, unlisted: np.ndarray | None, twins: np.ndarray | None, seed: int
-) -> None:
+def _init_fit(data: _FitData) -> None:
+    """(X, y, unlisted rows, twin rows, Decided masks, seed) for `_fit_without`."""
     global _FIT_DATA
-    _FIT_DATA = (X, y, unlisted, twins, seed)
+    _FIT_DATA = data
 
 
 def _fit_without(job: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(probability, anomaly) of `X_held` from models fit on every row but `rows`."""
     rows, X_held = job
     assert _FIT_DATA is not None, "_init_fit first"
-    X, y, unlisted, twins, seed = _FIT_DATA
+    X, y, unlisted, twins, decided, seed = _FIT_DATA
     train = np.setdiff1d(np.arange(len(y)), rows, assume_unique=True)
     with threadpool_limits(limits=1):  # see fit.fit
         extra = unlisted[train] if unlisted is not None else None
         # the held-out library's own twins go with its rows
-        kw = {"twins": twins[train]} if twins is not None else {}
-        clf = fit_classifier(X[train], y[train], seed, extra, **kw)
+        fit_twins = twins[train] if twins is not None else None
+        fold = Decided(*(m[train] for m in decided))
+        clf = fit_classifier(X[train], y[train], seed, extra, twins=fit_twins, decided=fold)
         benign = train[y[train] == 0]
         iso = make_anomaly_model(seed, len(benign)).fit(X[benign])
         return clf.predict_proba(X_held)[:, 1], anomaly_scores(iso, X_held)
@@ -122,16 +122,16 @@ def run_lolo(
     chosen = {lib: rows for lib, rows in libraries(scan).items() if only is None or lib in only}
     views = {lib: _held_out_view(scan, rows, lib, scanner_without) for lib, rows in chosen.items()}
     jobs = [(rows, views[lib][0]) for lib, rows in chosen.items()]
-    fit_args = (scan.X, scan.y, scan.X_unlisted, scan.X_twin, seed)
+    fit_args = (scan.X, scan.y, scan.X_unlisted, scan.X_twin, scan.decided(), seed)
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers, initializer=_init_fit, initargs=fit_args) as pool:
+        with ProcessPoolExecutor(workers, initializer=_init_fit, initargs=(fit_args,)) as pool:
             scores = []
             for library, result in zip(chosen, pool.map(_fit_without, jobs), strict=True):
                 if progress is not None:
                     progress(library)
                 scores.append(result)
     else:
-        _init_fit(*fit_args)
+        _init_fit(fit_args)
         scores = []
         for library, job in zip(chosen, jobs, strict=True):
             if progress is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..verdict import settleable
+from ..verdict import score_decides, settleable
 from .corpus_scan import CorpusScan, judgeable_rows, scan_with_rows
 from .withhold import _map
 
@@ -126,6 +126,11 @@ def add_benign_twins(scan: CorpusScan, workers: int = 1, chunk: int = 64) -> int
         )
     scan.X_twin = twin
     scan.library_views = views
+    decided = scan.decided_rows()
+    for view in views.values():
+        pairs = zip(view.findings, view.statuses, strict=True)
+        decided[view.rows] = [score_decides(found, status) for found, status in pairs]
+    scan.decided_twin = decided
     return sum(len(v.rows) for v in views.values())
 
 

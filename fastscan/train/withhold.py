@@ -85,6 +85,8 @@ def rescan_withholding(
         rule_verdicts=list(scan.rule_verdicts),
         X_unlisted=scan.X_unlisted,
         X_twin=scan.X_twin,
+        decided_unlisted=scan.decided_unlisted,
+        decided_twin=scan.decided_twin,
     )
     key = tuple(sorted(withheld))
     jobs = [
@@ -109,4 +111,5 @@ def add_unlisted_rows(scan: CorpusScan, workers: int = 1) -> int:
     everything = frozenset().union(*names) if names else frozenset()
     unlisted, rescanned = rescan_withholding(scan, names, everything, workers)
     scan.X_unlisted = unlisted.X
+    scan.decided_unlisted = unlisted.decided_rows()
     return rescanned
