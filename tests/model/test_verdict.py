@@ -211,3 +211,20 @@ def test_call_before_parse_failure_is_malicious(
     findings = evaluate([("", facts)])
     assert combine(findings, "partial")[0] == expected
     assert combine(findings, "complete", 0.0, policy=POLICY)[0] == expected
+
+
+def test_score_decides_only_where_a_score_can_flag_or_settle() -> None:
+    from fastscan.verdict import score_decides
+
+    unlisted = Finding("FS103", Severity.SUSPICIOUS, "acme.Net called", subject="acme.Net")
+    sink = Finding("FS101", Severity.MALICIOUS, "os.system called", subject="os.system")
+    applied = Finding("FS112", Severity.SUSPICIOUS, "acme.run applied", subject="acme.run")
+    low = Finding("FS102", Severity.LOW, "getattr judged", subject="builtins.getattr")
+    assert score_decides([], "complete")  # a score may raise it
+    assert score_decides([low], "complete")
+    assert score_decides([unlisted, low], "complete")  # a score may settle it
+    assert not score_decides([unlisted, sink], "complete")  # the rules' verdict stands
+    assert not score_decides([applied], "complete")  # nothing settles an application
+    assert not score_decides([], "partial")  # the incomplete floor stands
+    suppressed = replace(sink, suppressed="CONFIG: reviewed")
+    assert score_decides([suppressed], "complete")

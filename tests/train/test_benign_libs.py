@@ -142,9 +142,9 @@ def test_lolo_withholds_exactly_the_library(
     seen: list[int] = []
     real_fit = lolo.fit_classifier
 
-    def spy(X: np.ndarray, y: np.ndarray, seed: int, unlisted: Any = None) -> Any:
+    def spy(X: np.ndarray, y: np.ndarray, seed: int, unlisted: Any = None, **kw: Any) -> Any:
         seen.append(len(y))
-        return real_fit(X, y, seed, unlisted)
+        return real_fit(X, y, seed, unlisted, **kw)
 
     monkeypatch.setattr(lolo, "fit_classifier", spy)
     groups = lolo.libraries(tiny)
