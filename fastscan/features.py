@@ -215,7 +215,10 @@ def _global_and_call_block(
         return
     # Counts live in Python ints and lists until the end: a numpy element update costs ~5x more.
     distinct: dict[str, str] = {}  # qualname -> rule class
-    index_inert: set[str] = set()  # unlisted qualnames the index read as inert
+    # names of the unknown rule class with a reviewed entry (code construction): listed, so
+    # not for the shape and unk_stdlib blocks (the rules' unknown_calls skips them too)
+    reviewed: set[str] = set()
+    index_inert: set[str] = set()  # unlisted names the index read as inert
     modules: set[str] = set()
     # dotted, through_allowlisted, module depth max (of distinct globals)
     tally = [0, 0, 0]
@@ -238,7 +241,9 @@ def _global_and_call_block(
                 categories[_category_slot(c.category, cls)] += 1
             tally[0] += c.dotted
             tally[1] += c.through_allowlisted
-            if cls == "unknown" and knowledge_of(knowledge, g.module, g.name) == KNOWN_INERT:
+            if cls == "unknown" and c.entry_id:
+                reviewed.add(qual)
+            elif cls == "unknown" and knowledge_of(knowledge, g.module, g.name) == KNOWN_INERT:
                 index_inert.add(qual)
         else:
             cls = "unknown"  # operands not literal: the loader still imports something
@@ -293,9 +298,12 @@ def _global_and_call_block(
         calls_total, resolved, calls_total - resolved, discarded, on_call, *by_class,
         *positions, before_fail, dangerous_before_fail,
     )  # fmt: skip
-    _unknown_stdlib_block(row, walked, distinct, index_inert)
+    _unknown_stdlib_block(row, walked, distinct, reviewed | index_inert)
     if counts[1]:  # some unlisted global: the shapes of its calls
-        shapes = shape_block([facts for facts, _ in walked], distinct, knowledge)
+        unlisted = (
+            {q: c for q, c in distinct.items() if q not in reviewed} if reviewed else distinct
+        )
+        shapes = shape_block([facts for facts, _ in walked], unlisted, knowledge)
         row[_SHAPE : _SHAPE + len(SHAPE_NAMES)] = shapes
     if name_depths:
         row[_DEPTH : _DEPTH + 3] = (
@@ -307,14 +315,15 @@ def _unknown_stdlib_block(
     row: list[float],
     walked: list[tuple[StreamFacts, int]],
     distinct: dict[str, str],
-    index_inert: set[str],
+    skipped: set[str],
 ) -> None:
-    # unlisted standard-library callables, less those the index read as inert (random.Random's
+    # unlisted standard-library callables, less reviewed ones (`skipped`: code construction)
+    # and those the index read as inert (random.Random's
     # state restore): the gadgets a denylist misses are the rest
     stdlib = {
         q
         for q, cls in distinct.items()
-        if cls == "unknown" and q.split(".", 1)[0] in STDLIB_MODULES and q not in index_inert
+        if cls == "unknown" and q.split(".", 1)[0] in STDLIB_MODULES and q not in skipped
     }
     if not stdlib:
         return  # the common case: no per-call loop

@@ -240,3 +240,14 @@ def test_index_inert_stdlib_classes_leave_the_unlisted_stdlib_block(
     row = _scanned_row(tmp_path, pickle.dumps(random.Random(1), protocol=2))
     assert row["glob_unknown"] >= 1
     assert row["unk_stdlib_distinct"] == 0 and row["unk_stdlib_calls"] == 0
+
+
+def test_reviewed_code_construction_is_not_an_unlisted_call(tmp_path: pathlib.Path) -> None:
+    # dill's code constructor has a reviewed entry (code_construction.toml): the shape block
+    # describes unlisted callables only, as the rules' unknown_calls does
+    made = b"\x80\x02cdill._dill\n_create_code\nX\x01\x00\x00\x00x\x85R."
+    row = _scanned_row(tmp_path, made)
+    assert row["glob_unknown"] == 1
+    assert row["shape_calls"] == 0 and row["shape_name_function"] == 0
+    unlisted = _scanned_row(tmp_path, made.replace(b"dill._dill", b"acme.tools"))
+    assert unlisted["shape_calls"] == 1
