@@ -317,9 +317,9 @@ def _unknown_stdlib_block(
     distinct: dict[str, str],
     skipped: set[str],
 ) -> None:
-    # unlisted standard-library callables, less reviewed ones (`skipped`: code construction)
-    # and those the index read as inert (random.Random's
-    # state restore): the gadgets a denylist misses are the rest
+    # unlisted standard-library callables, less reviewed ones and those the index read as
+    # inert (`skipped`: code construction, random.Random's state restore): the gadgets a
+    # denylist misses are the rest
     stdlib = {
         q
         for q, cls in distinct.items()
