@@ -62,6 +62,7 @@ from .callsites import (
     walk_values,
 )
 from .knowledge import Classification
+from .literals import inert_as_code
 from .nested_loaders import Visible
 from .ruleset import RuleSet
 from .unknown_calls import weighed_globals
@@ -430,7 +431,8 @@ class Handed:
         """Why global `index`, whose `reaches` (those its hooks run) end in sinks that run text
         (sympy's `Rational.__new__ -> sympify -> parse_expr -> eval`), has no text to run: at
         every call of it, its arguments and BUILD state, followed through every call that built
-        them (an object's str() may be its state's text), hold numbers, None and globals only.
+        them (an object's str() may be its state's text), hold numbers, None, globals and names
+        (`literals.inert_as_code`: a Symbol's name) only.
         "" when some text, bytes or unseen value reaches it, or a reach ends elsewhere."""
         if not reaches or any(r.category not in TEXT_SINKS for r in reaches):
             return ""
@@ -459,6 +461,8 @@ class Handed:
             for leaf in walk_values(values):
                 if leaf is VALUE or (isinstance(leaf, Glob) and self._code_global(leaf)):
                     continue
+                if isinstance(leaf, Text) and leaf.text is not None and inert_as_code(leaf.text):
+                    continue  # a name or a number: run as code, it calls nothing
                 if not isinstance(leaf, Call) or len(seen) > _MAX_FOLLOWED:
                     return ""  # text, bytes or an unseen value
                 if leaf.offset in seen:
@@ -469,7 +473,7 @@ class Handed:
                     return ""
                 follow.extend((*site.args, *site.states))
             values = follow
-        return f"every call hands it numbers and objects built from numbers ({len(seen)} calls)"
+        return f"every call hands it numbers, names and objects built of them ({len(seen)} calls)"
 
     def _result_dispatch(self, k: int) -> str:
         """`dispatch` for the value call `k` returned (a dispatcher method getattr fetched)."""

@@ -38,6 +38,19 @@ def bytes_read_as_command(raw: bytes) -> bool:
     return b"\0" not in raw and reads_as_command(raw.decode("latin-1"))
 
 
+# A Python name (not a dunder) or a number: source that, evaluated, looks a name up or makes a
+# number and can call nothing (no call, attribute, subscript or operator syntax).
+_NAME_OR_NUMBER = re.compile(
+    r"(?!__)[A-Za-z_][A-Za-z0-9_]{0,99}|[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+)
+
+
+def inert_as_code(text: str) -> bool:
+    """`text` run as Python source only names something or writes a number (`_NAME_OR_NUMBER`):
+    what sympy's parser makes of a Symbol's name, never a call."""
+    return _NAME_OR_NUMBER.fullmatch(text) is not None
+
+
 _PRINTABLE = re.compile(rb"[\t\n\r\x20-\x7e]*")
 
 

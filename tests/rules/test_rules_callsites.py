@@ -310,13 +310,24 @@ def test_an_exec_reach_handed_only_numbers_is_low() -> None:
         s("1/3"),  # text flows into sympify -> parse_expr
         # an object whose str() is its state's text: sympify(obj) may parse str(obj)
         call(g("pathlib", "PurePosixPath"), s("__import__('os').system('echo hi')")),
-        call(g("mylab.expr", "Expr")) + b"}" + s("text") + s("x") + b"sb",
+        call(g("mylab.expr", "Expr")) + b"}" + s("text") + s("x+exit()") + b"sb",
+        s("__import__"),  # a dunder name is no Symbol's name
         _bytes(b"1/3"),
     ],
 )
 def test_an_exec_reach_handed_text_keeps_its_grade(arg: bytes) -> None:
     _verdict, found = scan(call(g("sympy.core.numbers", "Rational"), arg))
     assert fs110(found) == Severity.MALICIOUS  # within the reach bound: as before
+
+
+@needs_index
+def test_an_exec_reach_handed_names_and_numbers_is_low() -> None:
+    # Pow(Symbol("x"), 2): run as code, a name only looks itself up (sympy's parser makes a
+    # Symbol of it); text with a call, an operator or an attribute keeps its grade (above)
+    symbol = call(g("sympy.core.symbol", "Symbol"), s("x_1"))
+    verdict, found = scan(call(g("sympy.core.power", "Pow"), symbol, s("2.5e3")))
+    assert fs110(found) == Severity.LOW
+    assert verdict == "clean"
 
 
 # -- a module's namespace as the globals of a function the pickle builds (dill) ------------
