@@ -18,6 +18,10 @@ arguments the partial binds (`bound_text`: text a command line needs makes it FS
 Only the partial: the other dispatchers that call what they are handed either call it at once
 (sorted, min, max, reduce...) or are lazy iterators (map, filter) that benign pickles do not
 hold; they keep their grading (handed.py).
+
+The same holding objects judge an index reach only stored as data (`held_by_unlisted`: skorch's
+`NeuralNet.iterator_train = DataLoader`): held by objects of unlisted classes, it runs only if
+their code calls it, so it is as uncertain as they are (FS113, judgeable like their FS103).
 """
 
 from __future__ import annotations
