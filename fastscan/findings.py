@@ -206,7 +206,8 @@ REACHES_SINK = _rule(
     " Low when the call sites show it runs nothing the pickle chose: a dispatcher handed only"
     " inert callables, a nested loader reached through __setstate__ whose state holds only"
     " clean nested pickles, a sink that runs text handed no text. A name only stored as data"
-    " (never called, handed to a call, hashed, built or filled) runs no hook: FS111 instead.",
+    " (never called, handed to a call, hashed, built or filled) runs no hook: FS111 instead;"
+    " FS113 when an object of an unlisted class holds it.",
     fix="Do not load the file; if the path is a false alarm, allow the name in your config.",
 )
 # An indexed library name whose load-time hooks reach no sink: recorded, not suspicious.
@@ -236,6 +237,20 @@ UNKNOWN_APPLIED = _rule(
     " binds it text a command line could be: a stored callback and its argument"
     " (callback-dispatch gadgets), not a class handed its state.",
     fix="Review what the function does; allow it in your config or index your package.",
+)
+# An index reach only stored in objects of unlisted classes (rules/kept.py held_by_unlisted):
+# as uncertain as those classes' own FS103, so settled with them (JUDGEABLE_RULES).
+HELD_BY_UNLISTED = _rule(
+    "FS113",
+    S.SUSPICIOUS,
+    "load-time reach held only by objects of unlisted classes",
+    "E, F, J",
+    why="A name whose load-time code reaches a sink (FS110) is never called nor handed to a"
+    " call by the pickle: it is only stored in the state or items of objects whose classes no"
+    " list or index knows. Its hooks run only if those classes' own load-time code calls what"
+    " they hold, which is exactly as unknown as the classes themselves (FS103): suspicious, and"
+    " settled with them when a confident classifier judges the file benign (FS903).",
+    fix="Review the holding classes; allow them in your config or index your package.",
 )
 
 # FS2xx: structure of the pickle stream.
@@ -560,12 +575,14 @@ UNKNOWN_JUDGED_BENIGN = _rule(
     "FS903",
     S.LOW,
     "unlisted globals judged benign by the classifier",
-    why="The file's only suspicion was unlisted globals and the classifier is confident the"
-    " file is benign, as it is for user-defined classes.",
+    why="The file's only suspicion was unlisted globals (and reaches only their objects hold)"
+    " and the classifier is confident the file is benign, as it is for user-defined classes.",
     fix="Allowlist your own classes in a --config file to make this explicit;"
     " --strict-unknown keeps such files suspicious.",
 )
 
 # Findings a confident benign classifier score may settle (verdict.combine, FS903).
 # Not FS112: an unlisted callable applied like a function stays suspicious whatever the score.
-JUDGEABLE_RULES = frozenset({UNKNOWN_GLOBAL.rule_id, REVIEWED_UNKNOWN.rule_id})
+JUDGEABLE_RULES = frozenset(
+    {UNKNOWN_GLOBAL.rule_id, REVIEWED_UNKNOWN.rule_id, HELD_BY_UNLISTED.rule_id}
+)

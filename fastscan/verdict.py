@@ -95,7 +95,7 @@ class VerdictPolicy:
     anomaly_suspicious: float  # anomaly score at or above -> FS902; NaN = off
     anomaly_needs_classifier: float  # FS902 is suspicious only with p_malicious >= this
     # Below this probability, a complete scan whose only suspicion is unlisted globals (FS103,
-    # FS108: user classes look like that) is judged benign: FS903, the globals become `low`.
+    # FS108, FS113: user classes look like that) is judged benign: FS903, they become `low`.
     # 0 keeps every unlisted global suspicious (strict).
     unknown_benign: float
     incomplete_verdict: str
@@ -166,7 +166,7 @@ def combine(
     - The verdict is the highest severity among all findings (rule + model): a rule-based
       malicious verdict can never be lowered by a model score (G6), only raised. The one thing
       a score can settle: a complete scan whose only suspicious findings are unlisted globals
-      (FS103/FS108) and whose classifier probability is below `policy.unknown_benign` gets
+      (JUDGEABLE_RULES) and whose classifier probability is below `policy.unknown_benign` gets
       FS903 and is judged without them (`settle` lowers them to `low` in the file's findings).
     - Fail closed: the rule engine grades a call seen before a parse failure (FS201) and sinks
       (FS101/FS102) as malicious, unknown globals (FS103) as suspicious; here an incomplete

@@ -29,12 +29,13 @@ from ..opcodes import BY_NAME, GET_CODES, PUT_CODES, STRING_CODES
 from ..opcodes import codes as _codes
 from ..tokenizer import CARRIERS, opcode_bounds
 from ..tokenizer import _carried_bytes as carried_bytes
-from .literals import bytes_read_as_command, loadable, printable
+from .literals import bytes_read_as_command, latin1_loadable, loadable, printable
 
 MAX_OPS = 250_000  # opcodes walked per stream (~0.25 s at worst); past it no sites: as before
 MAX_NODES = 200_000  # values snapshotted per stream; past it a snapshot is OPAQUE
 _MAX_KEYS = 2 * 4096  # items of a BUILD dict whose names are listed (Keys)
-MAX_TEXT = 4096  # longer literal strings are Text(None): the content is not needed
+MAX_TEXT = 4096  # longer literal strings are Text(None): the content is not needed, but ...
+MAX_JUDGED_TEXT, MAX_JUDGED_TOTAL = 1 << 24, 1 << 26  # ... judged ones (per string, per walk)
 
 
 class Glob(NamedTuple):
@@ -42,7 +43,7 @@ class Glob(NamedTuple):
 
 
 class Text(NamedTuple):
-    text: str | None  # None when longer than MAX_TEXT
+    text: str | None  # None when longer than MAX_TEXT (MAX_JUDGED_TEXT when judged), undecodable
     offset: int  # operand offset in the buffer (NestedPickle.offset of a carried pickle)
     loads: bool = False  # deep walks: its bytes could be something a loader runs (`loadable`)
 
@@ -194,6 +195,7 @@ class _Walk:
         self._owners: dict[int, set[int]] = {}  # watched offset -> calls whose state holds it
         self._owned: dict[int, set[Glob | Call]] = {}  # the reverse: call -> what it holds
         self._touches = MAX_NODES  # values looked at for watched globals; past it all handed
+        self._long_text = MAX_JUDGED_TOTAL  # characters of judged strings past MAX_TEXT left
 
     def snapshot(self, value: Any, depth: int = 0) -> Any:
         """An immutable copy of `value` as the callee sees it now (budgeted; OPAQUE past it)."""
@@ -234,8 +236,9 @@ class _Walk:
 
     def text(self, offset: int, length: int, code: int, judged: bool) -> Text:
         raw = bytes(self.view[offset : offset + length])
-        loads = judged and (loadable(raw) or _latin1_loadable(raw, code))
-        if length > MAX_TEXT * 4:
+        loads = judged and (loadable(raw) or (code in _UTF8_TEXT and latin1_loadable(raw)))
+        limit = max(MAX_TEXT, min(MAX_JUDGED_TEXT, self._long_text)) if judged else MAX_TEXT
+        if length > limit * 4:
             return Text(None, offset, loads)
         try:
             if code in (_QUOTED, _UNICODE) and raw.endswith(b"\n"):
@@ -251,7 +254,10 @@ class _Walk:
                 text = raw.decode("utf-8", "replace")
         except (ValueError, UnicodeError):
             return Text(None, offset, loads)
-        return Text(text if len(text) <= MAX_TEXT else None, offset, loads)
+        if len(text) > limit:
+            return Text(None, offset, loads)
+        self._long_text -= len(text) if len(text) > MAX_TEXT else 0
+        return Text(text, offset, loads)
 
     def call(self, offset: int, callable_: Any, args: Iterable[Any]) -> _Result:
         args = tuple(args)
@@ -488,16 +494,6 @@ class _Walk:
         elif name != "READONLY_BUFFER":  # EXT*, NEXT_BUFFER, unknown: not seen into
             stack.append(OPAQUE)
         return False
-
-
-def _latin1_loadable(raw: bytes, code: int) -> bool:
-    """The bytes `_codecs.encode(text, "latin1")` makes of a str operand are loadable."""
-    if code not in _UTF8_TEXT:
-        return False
-    try:
-        return loadable(raw.decode("utf-8").encode("latin-1"))
-    except UnicodeError:
-        return False  # not latin-1: encoding it raises, no bytes are made
 
 
 def _plain(value: Any) -> bool:

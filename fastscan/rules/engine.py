@@ -18,7 +18,7 @@ from ..containers.base import Container
 from ..facts import CallSite, StreamFacts
 from ..findings import Finding, Severity
 from ..opcodes import STATE_OPCODES  # BUILD sets state, it calls no global
-from . import indexed, nested_loaders
+from . import indexed, kept, nested_loaders
 from .call_shapes import CallShapes
 from .callsites import StreamSites
 from .collect import MAX_FINDINGS_PER_RULE, Collector, Scope, stream_scopes
@@ -222,6 +222,21 @@ def _stream_findings(  # noqa: PLR0917
                 R.REACHES_SINK.finding(
                     msg, member=member, offset=offset, subject=g.qualname, severity=Severity.LOW
                 )
+            )
+            continue
+        # only stored in objects of unlisted classes: as uncertain as they are (judgeable)
+        held = reach is not None and call is None
+        holders = kept.held_by_unlisted(facts, classes, index, stored) if held else []
+        if reach is not None and holders:
+            categories.add(reach.category)
+            msg = (
+                f"{g.qualname}{resolved} {verb} [{reach.category}]: its {reach.hook} hook reaches"
+                f" a sink ({' -> '.join(reach.path)}), but it is only held by objects of"
+                f" unlisted {', '.join(holders[:3])}: it runs only if their own code calls it"
+                + where
+            )
+            out.add(
+                R.HELD_BY_UNLISTED.finding(msg, member=member, offset=offset, subject=g.qualname)
             )
             continue
         if reach is not None:

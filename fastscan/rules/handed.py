@@ -3,8 +3,9 @@
 - `getattr(owner, "name")` with a literal name is the global `<owner>.name`, as if the pickle
   imported it: through the denylist and the index exactly like a GLOBAL of that name (a sink
   stays malicious; a method reaching no sink is a low FS111; a name nobody lists is FS103, or
-  FS112 when the result is applied to text). The owner is a global (class or module) or an
-  object a call made from a class (`Figure.__new__(Figure)`), whose methods are the class's.
+  FS112 when the result is applied to text). The owner is a global (class or module), an
+  object a call made from a class (`Figure.__new__(Figure)`), whose methods are the class's, or
+  the result of a reviewed callable of fixed type (`re._compile(...)`: knowledge.RESULT_TYPES).
 - `partial(f, ...)` and a callback dispatcher (an index reach that only calls a callable the
   pickle hands it) are judged by every callable handed at the call site: the call's arguments
   and the state BUILD gives its result (`partial.__setstate__` replaces func/args). All of them
@@ -61,7 +62,7 @@ from .callsites import (
     Wanted,
     walk_values,
 )
-from .knowledge import Classification
+from .knowledge import Classification, result_type
 from .literals import inert_as_code
 from .nested_loaders import Visible
 from .ruleset import RuleSet
@@ -301,22 +302,25 @@ class Handed:
         )
 
     def _owner(self, value: Any, attr: str) -> tuple[str, str] | None:
-        """(module, qualname) whose attribute `attr` getattr reads: a global, or the class of
-        an object a call instantiated (NEWOBJ/OBJ/INST, REDUCE of a class, a reconstructor)
-        whose state does not name `attr` (an instance attribute shadows the class's)."""
+        """(module, qualname) whose attribute `attr` getattr reads: a global, the class of an
+        object a call instantiated (NEWOBJ/OBJ/INST, REDUCE of a class, a reconstructor) whose
+        state does not name `attr` (an instance attribute shadows the class's), or the type of
+        a reviewed callable's result given no state (`result_type`)."""
         if isinstance(value, Box):
             return "builtins", value.kind  # a literal list/dict/set/tuple: the builtin's methods
         if isinstance(value, Glob):
             i = self._global_at.get(value.offset, -1)
         elif isinstance(value, Call):
             i = self._made_by(value.offset)
-            if i >= 0 and self._may_shadow(value, attr):
+            if i < 0:
+                k = self._call_at.get(value.offset, -1)
+                c = self.facts.calls[k] if k >= 0 and value.offset not in self._keys else None
+                return result_type(self._class_of(c.callable_index)) if c is not None else None
+            if self._may_shadow(value, attr):
                 return None  # its state may set that attribute: the instance's own value
         else:
             return None
-        if i < 0 or not self.facts.globals[i].resolved:
-            return None
-        cls = self.classes[i]
+        cls = self.classes[i] if i >= 0 and self.facts.globals[i].resolved else None
         if cls is None or cls.is_dangerous:
             return None
         g = self.facts.globals[i]
@@ -339,11 +343,9 @@ class Handed:
 
     def _made_by(self, offset: int) -> int:
         k = self._call_at.get(offset, -1)
-        if k < 0:
-            return -1
-        c = self.facts.calls[k]
-        cls = self.classes[c.callable_index] if 0 <= c.callable_index < len(self.classes) else None
-        if cls is None:
+        c = self.facts.calls[k] if k >= 0 else None
+        cls = self._class_of(c.callable_index) if c is not None else None
+        if c is None or cls is None:
             return -1
         if cls.resolved in indexed.RECONSTRUCTORS:
             return c.first_arg_global
@@ -509,11 +511,7 @@ class Handed:
         for c in self.facts.calls:
             if c.opcode == "BUILD" or not c.arg_kinds & ARG_GLOBAL:
                 continue
-            made = (
-                self.classes[c.callable_index]
-                if 0 <= c.callable_index < len(self.classes)
-                else None
-            )
+            made = self._class_of(c.callable_index)
             if made is None or not (made.is_safe or made.is_dangerous or _index_inert(made)):
                 return True
         return False
@@ -583,9 +581,11 @@ class Handed:
             return self._resolved(c.first_arg_global) in _PLAIN_MAKERS  # object.__new__(object)
         return self._resolved(c.callable_index) in _PLAIN_MAKERS
 
+    def _class_of(self, index: int) -> Classification | None:
+        return self.classes[index] if 0 <= index < len(self.classes) else None
+
     def _resolved(self, index: int) -> str:
-        cls = self.classes[index] if 0 <= index < len(self.classes) else None
-        return cls.resolved if cls is not None else ""
+        return cls.resolved if (cls := self._class_of(index)) is not None else ""
 
 
 def _dispatches_now(resolved: str) -> bool:

@@ -18,6 +18,10 @@ arguments the partial binds (`bound_text`: text a command line needs makes it FS
 Only the partial: the other dispatchers that call what they are handed either call it at once
 (sorted, min, max, reduce...) or are lazy iterators (map, filter) that benign pickles do not
 hold; they keep their grading (handed.py).
+
+The same holding objects judge an index reach only stored as data (`held_by_unlisted`: skorch's
+`NeuralNet.iterator_train = DataLoader`): held by objects of unlisted classes, it runs only if
+their code calls it, so it is as uncertain as they are (FS113, judgeable like their FS103).
 """
 
 from __future__ import annotations
@@ -203,14 +207,7 @@ class Kept:
         """The object call `offset` made calls nothing it holds at load: its class (the one a
         reconstructor rebuilds) is allowlisted, index-known without a callback-dispatch reach,
         or unlisted; never a sink, a reviewed dispatcher or a computed callable's result."""
-        c = self._call_at.get(offset)
-        if c is None or c.callable_is_call or not 0 <= c.callable_index < len(self.classes):
-            return False
-        k = c.callable_index
-        made = self.classes[k]
-        if made is not None and made.resolved in RECONSTRUCTORS:
-            k = c.first_arg_global  # the class copyreg rebuilds
-            made = self.classes[k] if 0 <= k < len(self.classes) else None
+        k, made = holder(self.facts, self.classes, self._call_at.get(offset))
         if made is None or made.is_dangerous or made.category == CALLBACK_DISPATCH:
             return False
         if made.is_safe:
@@ -218,6 +215,49 @@ class Kept:
         if made.index == KNOWN:
             return not any(r.category == CALLBACK_DISPATCH for r in made.reaches)
         return unlisted(made) and last_segment_is_class(self.facts.globals[k].name)
+
+
+def holder(
+    facts: StreamFacts, classes: Sequence[Classification | None], call: CallSite | None
+) -> tuple[int, Classification | None]:
+    """The global (index, class) whose object `call` made, the class a reconstructor rebuilds
+    for copyreg; (-1, None) for a computed callable or no call."""
+    if call is None or call.callable_is_call or not 0 <= call.callable_index < len(classes):
+        return -1, None
+    k = call.callable_index
+    made = classes[k]
+    if made is not None and made.resolved in RECONSTRUCTORS:
+        k = call.first_arg_global
+        made = classes[k] if 0 <= k < len(classes) else None
+    return k, made
+
+
+def held_by_unlisted(
+    facts: StreamFacts,
+    classes: Sequence[Classification | None],
+    index: int,
+    stored: Mapping[int, frozenset[int]] | None,
+) -> list[str]:
+    """The unlisted classes whose objects hold global `index` (an index reach), when the walk
+    followed it, the loader never calls nor hands it to a call, and every other object holding
+    it is of a class `indexed.stored_only` accepts (allowlisted or index-known); [] otherwise.
+    Its hooks then run only if those classes' own load-time code calls what they hold: exactly
+    as unknown as the classes themselves, which get their own unlisted-global finding."""
+    owners = stored.get(facts.globals[index].offset) if stored is not None else None
+    if not owners:
+        return []
+    at = {c.offset: c for c in facts.calls if c.opcode != "BUILD"}
+    names: set[str] = set()
+    for offset in owners:
+        k, made = holder(facts, classes, at.get(offset))
+        if made is None or made.is_dangerous:
+            return []
+        if made.is_safe or made.index == KNOWN:
+            continue
+        if not (unlisted(made) and last_segment_is_class(facts.globals[k].name)):
+            return []
+        names.add(facts.globals[k].qualname)
+    return sorted(names)
 
 
 def _sequence_leaves(values: Iterable[Any], limit: int = 10_000) -> Iterable[Any]:
@@ -237,4 +277,4 @@ def _sequence_leaves(values: Iterable[Any], limit: int = 10_000) -> Iterable[Any
         yield v
 
 
-__all__ = ["Kept", "unlisted", "watched"]
+__all__ = ["Kept", "held_by_unlisted", "holder", "unlisted", "watched"]

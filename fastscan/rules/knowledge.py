@@ -59,6 +59,14 @@ CATEGORIES = tuple(_CATEGORY_CLASSES)
 DANGEROUS_CATEGORIES = frozenset(c for c, cls in _CATEGORY_CLASSES.items() if DANGEROUS in cls)
 UNKNOWN_CATEGORIES = frozenset(c for c, cls in _CATEGORY_CLASSES.items() if UNKNOWN in cls)
 
+# Reviewed callables whose result's type is fixed: `getattr(re._compile(p, f), "search")` reads
+# the attribute of that type (rules/handed.py judges it like a GLOBAL `re.Pattern.search`). Small
+# and reviewed: a callable not here has a result of unknown type, and no type is guessed for it.
+RESULT_TYPES: Mapping[str, str] = {
+    "re._compile": "re.Pattern",  # how a compiled pattern pickles (re._pickle)
+    "re.compile": "re.Pattern",
+}
+
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _NAME_RE = _MODULE_RE  # a name is an attribute path: same grammar as a dotted module
 _CATEGORY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -67,6 +75,16 @@ _ENTRY_KEYS = {"module", "name", "names", "class", "category", "reason", "ref", 
 _MODULE_ALIAS_KEYS = {"module", "target", "reason", "ref"}
 _ATTRIBUTE_ALIAS_KEYS = {"module", "attribute", "target", "reason", "ref"}
 _DANGEROUS_ATTRIBUTE_KEYS = {"name", "names", "category", "reason", "ref"}
+
+
+def result_type(made: Classification | None) -> tuple[str, str] | None:
+    """(module, qualname) of the type every result of callable `made` has (RESULT_TYPES), or
+    None: not listed there, or a sink by the rules in force."""
+    typed = RESULT_TYPES.get(made.resolved) if made is not None and not made.is_dangerous else None
+    if typed is None:
+        return None
+    module, _, qualname = typed.rpartition(".")
+    return module, qualname
 
 
 class RuleConfigError(ValueError):

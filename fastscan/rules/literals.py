@@ -70,6 +70,15 @@ _PROTO = 0x80  # the PROTO opcode every protocol >= 2 pickle opens with
 _LOADABLE_LIMITS = ScanLimits(max_opcodes=1_000_000, max_resync_opcodes=0)
 
 
+def latin1_loadable(raw: bytes) -> bool:
+    """The bytes `_codecs.encode(text, "latin1")` makes of UTF-8 text `raw` are loadable (not
+    latin-1: encoding it raises, no bytes are made)."""
+    try:
+        return loadable(raw.decode("utf-8").encode("latin-1"))
+    except UnicodeError:
+        return False
+
+
 def archive(buf: bytes) -> bool:
     """An archive or compressed stream a loader may open (its content is not a pickle here)."""
     return buf.startswith(_ARCHIVE_MAGIC) or b"PK\x05\x06" in buf

@@ -32,9 +32,10 @@ from typing import NamedTuple, Protocol
 
 from .. import facts as F
 from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFacts
-from .call_shapes import GETATTR, last_segment_is_class
+from .call_shapes import GETATTR, index_inert, last_segment_is_class
 from .callsites import VALUE, Call, Data, Glob, Sites, Text, walk_values
-from .knowledge import CODE_CONSTRUCTION, UNKNOWN, Classification
+from .kept import unlisted
+from .knowledge import CALLBACK_DISPATCH, CODE_CONSTRUCTION, UNKNOWN, Classification
 from .literals import bytes_read_as_command, loadable, printable, reads_as_command
 
 RESTORATION = "restoration"
@@ -392,7 +393,6 @@ def built_by_code_construction(
     return made_by is not None and made_by.category == CODE_CONSTRUCTION
 
 
-_NOT_KEPT = USE_DISCARDED | USE_CALLED | USE_ARGUMENT
 _MAX_LEAVES = 10_000  # argument values looked at per call; past it the call stays FS112
 
 
@@ -410,8 +410,11 @@ def restores_by_site(
     command, code, a path or a URL, or bytes (literal, or protocol <= 2 `_codecs.encode(text,
     "latin1")`) that hold no pickle or archive a loader could open and are no command
     (`_state_bytes`). Anything the walk did not see (no site, a long or undecodable string, an
-    opaque value) keeps the application."""
-    if shape.uses & _NOT_KEPT:
+    opaque value) keeps the application. A result fed to another call counts as kept when every
+    call it is the first argument of stores it (`_stored_by_consumers`)."""
+    if shape.uses & (USE_DISCARDED | USE_CALLED) or (
+        shape.uses & USE_ARGUMENT and not _stored_by_consumers(shapes, shape.call, classes)
+    ):
         return False
     facts = shapes.facts
     site = sites.get(facts.calls[shape.call].offset)
@@ -442,6 +445,37 @@ def restores_by_site(
         else:
             return False  # OPAQUE, or anything the walk could not see
     return True
+
+
+def _stored_by_consumers(
+    shapes: StreamShapes, k: int, classes: Sequence[Classification | None]
+) -> bool:
+    """Every call handed call `k`'s result as its first argument keeps its own result (never
+    discarded nor called) and is a class nobody listed (spaCy's `Tokenizer(unpickle_vocab(...))`:
+    a restoration with its own FS103, its arguments the object's state), or a callable the rules
+    allow or the index finds reaching no sink, that is no reconstructor (which would instantiate
+    the result) nor dispatcher. Not an unlisted function: its own argument test sees a call
+    result judged alone (`_judged_alone`), so `eval(b64decode("..."))` would pass on both sides;
+    its producer stays FS112."""
+    calls = shapes.facts.calls
+    consumers = [j for j, c in enumerate(calls) if c.first_arg_call == k and c.opcode != "BUILD"]
+    for j in consumers:
+        c = calls[j]
+        made = classes[c.callable_index] if 0 <= c.callable_index < len(classes) else None
+        if (
+            made is None
+            or c.callable_is_call
+            or made.is_dangerous
+            or made.category == CALLBACK_DISPATCH
+            or made.resolved in RESTORING_HELPERS
+            or shapes.of(j).uses & (USE_DISCARDED | USE_CALLED)
+        ):
+            return False
+        if not (made.is_safe or index_inert(made)):
+            name = shapes.facts.globals[c.callable_index].name
+            if not (unlisted(made) and last_segment_is_class(name)):
+                return False
+    return bool(consumers)
 
 
 def _judged_alone(

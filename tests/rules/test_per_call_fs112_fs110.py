@@ -7,7 +7,8 @@
   matters. Its twins (command bytes, a nested pickle, an archive, a result discarded, called or
   fed to another call, text hidden in another call's object) stay FS112, never settled.
 - FS110: an index-reaching class only stored as data (a list item, an attribute value of an
-  object whose class is judged) runs no hook: FS111 info. Handed to any call, hashed, built,
+  object whose class is judged) runs no hook: FS111 info; held by an object of an unlisted
+  class, it is as uncertain as that class: FS113, judgeable. Handed to any call, hashed, built,
   filled, a persistent id, or held by an object that a call then receives: FS110 as before.
 
 Run through the real tokenizer, call-site walk, rules and verdict; nothing scanned is loaded.
@@ -222,7 +223,6 @@ def test_a_class_only_stored_gets_no_fs110(body: bytes) -> None:
         b"}" + DL + _x("v") + b"s",  # a dict key: hashed (a metaclass hook)
         b"(" + DL + b"\x91",  # a frozenset member: hashed
         DL + b"Q",  # a persistent id: persistent_load(pid) is a call
-        _new(UNLISTED) + b"}" + _x("f") + DL + b"sb",  # state of a class nobody judged
         # an attribute of a judged object that an unlisted call then receives
         UNLISTED + b"(" + _new(JUDGED) + b"}" + _x("f") + DL + b"sbtR",
         DL + b"q\x01" + UNLISTED + b"(h\x01tR",  # memoised, then handed to a call
@@ -230,12 +230,21 @@ def test_a_class_only_stored_gets_no_fs110(body: bytes) -> None:
     ],
     ids=[
         "argument", "list-argument", "dict-key", "frozenset", "persid",
-        "unjudged-state", "owner-handed", "memo-argument", "list-handed-later",
+        "owner-handed", "memo-argument", "list-handed-later",
     ],
 )  # fmt: skip
 def test_a_class_that_can_reach_a_call_keeps_fs110(body: bytes) -> None:
     found = _fs110(body)
     assert "FS110" in found, found
+
+
+@needs_index
+def test_a_class_only_held_by_an_unlisted_object_is_judged_with_it() -> None:
+    # the state of a class nobody judged: FS113, settled with the holder's FS103 or not at all
+    data = _p2(_new(UNLISTED) + b"}" + _x("f") + DL + b"sb")
+    _verdict, found, can_settle = _scan(data)
+    assert "FS110" not in found and found["FS113"] == [Severity.SUSPICIOUS], found
+    assert can_settle
 
 
 @needs_index
