@@ -98,11 +98,18 @@ class CorpusScan:
     decided_twin: np.ndarray | None = None
     y: np.ndarray = field(init=False)
     split_keys: np.ndarray = field(init=False)  # CorpusEntry.split_key
+    # split_keys, but the benign files of one library share a key: the folds that calibrate
+    # the thresholds (fit.out_of_fold) then score each library as one the classifier never
+    # saw, as leave-one-library-out does, not as more files of a library it knows
+    fold_keys: np.ndarray = field(init=False)
     groups: np.ndarray = field(init=False)  # coarse family, the unit of leave-one-family-out
 
     def __post_init__(self) -> None:
         self.y = np.array([e.label for e in self.entries], dtype=np.int64)
         self.split_keys = np.array([e.split_key for e in self.entries])
+        self.fold_keys = np.array(
+            [f"lib:{e.library}" if not e.label and e.library else e.split_key for e in self.entries]
+        )
         self.groups = np.array([e.group for e in self.entries])
 
     def decided_rows(self) -> np.ndarray:

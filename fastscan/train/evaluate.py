@@ -211,7 +211,7 @@ def run_experiments(
     fitted = fit_mod.fit(
         scan.X[train],
         scan.y[train],
-        scan.split_keys[train],
+        scan.fold_keys[train],
         seed=seed,
         unlisted=unlisted,
         twins=scan.X_twin[train] if scan.X_twin is not None else None,

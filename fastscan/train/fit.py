@@ -573,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fitted = fit(
         scan.X,
         scan.y,
-        scan.split_keys,
+        scan.fold_keys,
         seed=args.seed,
         n_folds=args.folds,
         target_fpr=args.target_fpr,

@@ -162,13 +162,18 @@ def test_shipped_model_loads_and_separates() -> None:
     from fastscan.scan import Scanner
     from fastscan.train.payloads import PAYLOADS
 
-    scanner = Scanner(model=None)
+    from fastscan.rules import default_ruleset
+
+    # the classifier is fit on what a score decides (verdict.score_decides): a runner the
+    # denylist does not know, applied to a command, against plain data
+    unlisted = default_ruleset().withholding(frozenset({"os.system", "posix.system"}))
+    scanner = Scanner(model=None, rules=unlisted)
     malicious = PAYLOADS["F:os.system"](random.Random(0)).data
     benign = pickle.dumps({"weights": [0.5] * 10, "name": "layer"}, protocol=4)
     rows = []
     for data in (malicious, benign):
         analysis = scanner.analyse(data, "x.pkl")
-        rows.append(features.extract(analysis.container, analysis.streams))
+        rows.append(features.extract(analysis.container, analysis.streams, unlisted))
     m = model.default_model()
     prob, _anomaly = m.score(features.to_batch(rows))
     assert prob[0] >= m.thresholds["suspicious"] > prob[1]

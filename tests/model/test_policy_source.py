@@ -25,7 +25,9 @@ from fastscan.verdict import CLEAN, VerdictPolicy
 
 # A user's own class (unlisted: FS103, settleable), a sink payload, an encrypted 7z.
 USER = b"\x80\x04\x8c\x0bacme_models\x8c\x03Net\x93)\x81}\x8c\x01w\x8c\x01x\x86b."
-BAD = b"cposix\nsystem\n(S'echo fastscan > /tmp/fastscan-policy'\ntR."
+# an unlisted function applied to a command: what the classifier decides (verdict.score_decides
+# aside from its FS112; a listed sink is the rules' to judge and scores near 0)
+BAD = b"cmylib.shell\nrun\n(S'echo fastscan > /tmp/fastscan-policy'\ntR."
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +56,11 @@ def policy_model(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
         for name in ("user.pkl", "bad.pkl", "enc.7z")
     }
     p_user, p_bad = scores["user.pkl"], scores["bad.pkl"]
-    assert p_bad > 0.8 > p_user, scores  # the fixture needs a confident model
+    assert p_bad > 0.5 > p_user, scores  # the fixture needs a confident model
     unknown_benign = p_user + 0.0001234  # the user file is settled (FS903 names this cut)
     thresholds = {
-        "suspicious": max(unknown_benign, 0.6123457),
-        "malicious": 0.7654321,  # the sink payload gets FS901 naming both cuts
+        "suspicious": max(unknown_benign, 0.4123457),
+        "malicious": round(p_bad - 0.0012345, 7),  # the payload gets FS901 naming both cuts
         "anomaly": -3.217,  # every scored file gets FS902 naming it
         "anomaly_needs_classifier": 0.9987654,  # FS902 is recorded only, and names this
         "unknown_benign": unknown_benign,
