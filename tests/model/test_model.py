@@ -159,10 +159,9 @@ def test_shipped_model_loads_and_separates() -> None:
     import pickle
     import random
 
+    from fastscan.rules import default_ruleset
     from fastscan.scan import Scanner
     from fastscan.train.payloads import PAYLOADS
-
-    from fastscan.rules import default_ruleset
 
     # the classifier is fit on what a score decides (verdict.score_decides): a runner the
     # denylist does not know, applied to a command, against plain data
