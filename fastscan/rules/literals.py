@@ -9,7 +9,6 @@ command line, code, a path or a URL needs (issue #15: call sites judged by their
 from __future__ import annotations
 
 import ast
-import functools
 import re
 import warnings
 
@@ -23,13 +22,12 @@ from ..tokenizer import tokenize
 # reason by themselves.
 _SHELL = (
     r"\S\s+\S"  # a command and its arguments, or two commands on two lines
-    r"|`[^`]+`"  # command substitution
     r"|\$[\w{(@*#?!$'-]"  # expansion: `$(id)`, `${IFS}` (arguments without a space), `$HOME`
     # `;`, `&`, `|` after a word a program name could be (a pipeline `cat|dog` of programs is
     # no regex to a shell); a shell word that starts `\`, `^`, `?`, `[` names no program on PATH
     r"|(?<![^\s;&|()<>'\"`])[A-Za-z0-9_][\w.+-]*[;&|]+[\w./~$-]"
     r"|[<>][>&|]?[\w./~$(-]"  # a redirection: `>/tmp/x`, `>x`, `sh<x`, `2>&1`, `<(id)`
-    r"|\{(?![\d,]*\})[^{}\s,]*,[^{}\s]*\}"  # brace expansion `{rm,-rf,*}` (not `{2,3}`)
+    r"|\{(?![\d,]*\})[^{}\s,]{0,99},[^{}\s]{0,99}\}"  # brace expansion `{rm,-rf,*}` (not `{2,3}`)
 )
 _PATH_OR_URL = (
     r"|^(?:[/~]|\\\\|[A-Za-z]:[\\/]|\.(?!\d+$)|-(?![\d.]*$))"  # `/`, `~`, UNC, `C:\`, `.`,
@@ -42,6 +40,9 @@ _PATH_OR_URL = (
 _CODE = (
     r"|__[A-Za-z]\w*__"  # a dunder: what `getattr` chains and format strings reach
     r"|\w="  # an assignment or a keyword argument (`a=1`, `LD_PRELOAD=...`)
+    r"|^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"  # an object reference `os:system` (resolve_name)
+    # a call in a format string a newer parser reads (PEP 701 reuses the quotes: `f"{f("x")}"`)
+    r"|(?<![\w\\])[fFtT][rR]?[\"'][^{]{0,99}\{[^}]{0,99}[A-Za-z_]\w*\("
 )
 _HOSTILE_TEXT = re.compile(_SHELL + _PATH_OR_URL + _CODE)
 _PUNCTUATION = re.compile(r"[\s;|&`$<>(){}\[\]'\"=/\\~*?!#%^]")  # for binary bytes only
@@ -65,12 +66,18 @@ def reads_as_command(text: str) -> bool:
     (`exec`/`eval`), a path or a URL (`open`, `os.remove`, `urllib`), a dotted module name
     (`importlib`), a file name or an address. IANA zone names (`America/New_York`) pass."""
     cleaned = _REGEX_GROUPS.sub("(", text) if "(?" in text or "<" in text else text
-    if _HOSTILE_TEXT.search(cleaned):
+    if _HOSTILE_TEXT.search(cleaned) or _substitutes(text):
         return not _ZONE_NAME.fullmatch(text)
     return acts_as_code(text)
 
 
-@functools.lru_cache(maxsize=4096)
+def _substitutes(text: str) -> bool:
+    """A command substitution `` `id` ``: backticks pair up left to right, as a shell reads them
+    (spaCy's "``" quote token, an empty pair, substitutes nothing; one left open is an error)."""
+    parts = text.split("`")
+    return any(parts[i] for i in range(1, len(parts) - 1, 2))
+
+
 def acts_as_code(text: str) -> bool:
     """`text` parses as Python source (parsing only: `ast.parse` builds a tree and runs
     nothing) holding a call, an import, an attribute, a subscript or a lambda. Text that does
@@ -82,7 +89,7 @@ def acts_as_code(text: str) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes in string literals warn
-            tree = ast.parse(text)
+            tree = ast.parse(text.strip())  # a runner may strip an indented line
     except (SyntaxError, ValueError):  # ValueError: a NUL byte
         return False
     except (RecursionError, MemoryError):
