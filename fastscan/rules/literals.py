@@ -8,34 +8,105 @@ command line, code, a path or a URL needs (issue #15: call sites judged by their
 
 from __future__ import annotations
 
+import ast
 import re
+import warnings
 
 from ..facts import STATUS_BUDGET, STATUS_OK, ScanLimits
 from ..tokenizer import tokenize
 
-# Text a command line, code, a path or a URL needs: whitespace (arguments), shell and code
-# punctuation, quotes, `=`, `/`, `\\`, `~`, a leading `.` or `-`, a short final `.ext` (file
-# names, dotted addresses); IANA zone names (`America/New_York`: `/` only between capitalised
-# segments) excepted. Dotted/dashed tokens (`little`, `utf-8`, `Content-Type`) pass. A bare word
-# can still be a command without arguments (`reboot`): such a call is settled only by a confident
-# classifier, like any FS103.
-_HOSTILE_TEXT = re.compile(
-    r"[\s;|&`$<>(){}\[\]'\"=/\\~*?!#%^]|^[.-]"
-    r"|\.[A-Za-z0-9]{1,5}$"  # a file name (`tokenizer.bin`, `run.sh`), an address (`127.0.0.1`)
+# Text a runner needs beyond one bare word (`reads_as_command`). A bare word can be a command
+# without arguments (`reboot`), a module or a file in the working directory: it passes, as before,
+# and such a call is settled only by a confident classifier, like any FS103. Regex syntax
+# (`\d`, `(?:`, `[^a]`, `{2,3}`, `^...$`, `a|b` after an escape) and punctuation tokens are no
+# reason by themselves.
+_SHELL = (
+    r"\S\s+\S"  # a command and its arguments, or two commands on two lines
+    r"|\$[\w{(@*#?!$'-]"  # expansion: `$(id)`, `${IFS}` (arguments without a space), `$HOME`
+    # `;`, `&`, `|` after a word a program name could be (a pipeline `cat|dog` of programs is
+    # no regex to a shell); a shell word that starts `\`, `^`, `?`, `[` names no program on PATH
+    r"|(?<![^\s;&|()<>'\"`])[A-Za-z0-9_][\w.+-]*[;&|]+[\w./~$-]"
+    r"|[<>][>&|]?[\w./~$(-]"  # a redirection: `>/tmp/x`, `>x`, `sh<x`, `2>&1`, `<(id)`
+    r"|\{(?![\d,]*\})[^{}\s,]{0,99},[^{}\s]{0,99}\}"  # brace expansion `{rm,-rf,*}` (not `{2,3}`)
+)
+_PATH_OR_URL = (
+    r"|^(?:[/~]|\\\\|[A-Za-z]:[\\/]|\.(?!\d+$)|-(?![\d.]*$))"  # `/`, `~`, UNC, `C:\`, `.`,
+    # `..`, `./x`, `.ssh`, an option `-rf` (not `-`, `.5` or `-3`)
+    r"|[\w.~(-]/[\w.~-]"  # a path joint `a/b`, `(/x` (`\d+/\d+` is none)
+    r"|^[A-Za-z][\w+.-]{0,30}:/"  # a URL `http://x`, `file:/etc/passwd`
+    r"|\.[0-9]*[A-Za-z][A-Za-z0-9]{0,4}$"  # a file name `tokenizer.bin`, `run.sh` (not `1.5`)
+    r"|(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])"  # an IPv4 address `127.0.0.1`
+)
+_CODE = (
+    r"|__[A-Za-z]\w*__"  # a dunder: what `getattr` chains and format strings reach
+    r"|\w="  # an assignment or a keyword argument (`a=1`, `LD_PRELOAD=...`)
+    r"|^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"  # an object reference `os:system` (resolve_name)
+    # a call in a format string a newer parser reads (PEP 701 reuses the quotes: `f"{f("x")}"`)
+    r"|(?<![\w\\])[fFtT][rR]?[\"'][^{]{0,99}\{[^}]{0,99}[A-Za-z_]\w*\("
+)
+_HOSTILE_TEXT = re.compile(_SHELL + _PATH_OR_URL + _CODE)
+_PUNCTUATION = re.compile(r"[\s;|&`$<>(){}\[\]'\"=/\\~*?!#%^]")  # for binary bytes only
+# Regex group syntax a shell would read as a redirection: `(?P<name>`, `(?<name>`, `(?<=`,
+# `(?<!`, `(?>`, `(?P>name)`, `(?P=name)`, `\k<name>`, `\g<name>`. Dropping them can only
+# hide the truncation of a bare-named file in the working directory (`(?>x)`).
+_REGEX_GROUPS = re.compile(
+    r"\(\?(?:P?<[A-Za-z_]\w*>|<[=!]|>|P[>=][A-Za-z_]\w*\))|\\[kg]<[A-Za-z_]\w*>"
 )
 _ZONE_NAME = re.compile(r"[A-Z][\w+-]{0,39}(?:/[A-Z][\w+-]{0,39}){1,2}")
+# Python source worth parsing: a call, a subscript, an attribute, an import or a lambda needs one.
+_MAYBE_CODE = re.compile(r"[(\[]|\.\s*[A-Za-z_]|\bimport\b|\blambda\b")
+_PARSE_MAX = 10_000  # longer text that might be code is not parsed: it counts as code
+# What Python source needs to do anything when run: a bare name or constant does nothing.
+_ACTING_NODES = (ast.Call, ast.Import, ast.ImportFrom, ast.Attribute, ast.Subscript, ast.Lambda)
 
 
 def reads_as_command(text: str) -> bool:
-    """`text` holds a character a command, code, a path or a URL needs (`_HOSTILE_TEXT`)."""
-    return bool(_HOSTILE_TEXT.search(text)) and not _ZONE_NAME.fullmatch(text)
+    """`text` is more than a bare word to a runner: a shell command with arguments or operators
+    (`sh -c`), Python source that calls, imports, subscripts or reads an attribute
+    (`exec`/`eval`), a path or a URL (`open`, `os.remove`, `urllib`), a dotted module name
+    (`importlib`), a file name or an address. IANA zone names (`America/New_York`) pass."""
+    cleaned = _REGEX_GROUPS.sub("(", text) if "(?" in text or "<" in text else text
+    if _HOSTILE_TEXT.search(cleaned) or _substitutes(text):
+        return not _ZONE_NAME.fullmatch(text)
+    return acts_as_code(text)
+
+
+def _substitutes(text: str) -> bool:
+    """A command substitution `` `id` ``: backticks pair up left to right, as a shell reads them
+    (spaCy's "``" quote token, an empty pair, substitutes nothing; one left open is an error)."""
+    parts = text.split("`")
+    return any(parts[i] for i in range(1, len(parts) - 1, 2))
+
+
+def acts_as_code(text: str) -> bool:
+    """`text` parses as Python source (parsing only: `ast.parse` builds a tree and runs
+    nothing) holding a call, an import, an attribute, a subscript or a lambda. Text that does
+    not parse is no Python code (`exec` would refuse it too)."""
+    if not _MAYBE_CODE.search(text):
+        return False
+    if len(text) > _PARSE_MAX:
+        return True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escapes in string literals warn
+            tree = ast.parse(text.strip())  # a runner may strip an indented line
+    except (SyntaxError, ValueError):  # ValueError: a NUL byte
+        return False
+    except (RecursionError, MemoryError):
+        return True  # too deep to look at: fail closed
+    return any(isinstance(node, _ACTING_NODES) for node in ast.walk(tree))
 
 
 def bytes_read_as_command(raw: bytes) -> bool:
     """Bytes that could be a command, code, a path or a URL: no NUL byte (os.system, exec,
-    subprocess, open and http.client all refuse an embedded NUL) and `reads_as_command` as
-    latin-1 text. Binary state (integers, floats, WKB, array buffers) nearly always holds one."""
-    return b"\0" not in raw and reads_as_command(raw.decode("latin-1"))
+    subprocess, open and http.client all refuse an embedded NUL) and, as latin-1 text,
+    `reads_as_command`, or binary (not `printable`) with any shell or code punctuation
+    (`_PUNCTUATION`): binary without a NUL is no state a library wrote by itself (integers,
+    floats, WKB, array buffers nearly always hold one) but may be a loader's input (marshal)."""
+    if b"\0" in raw:
+        return False
+    text = raw.decode("latin-1")
+    return reads_as_command(text) or (not printable(raw) and bool(_PUNCTUATION.search(text)))
 
 
 # A Python name (not a dunder) or a number: source that, evaluated, looks a name up or makes a
