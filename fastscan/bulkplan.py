@@ -16,9 +16,8 @@ from typing import Any
 
 from . import __version__
 from .bulkoptions import ENGINES, BulkOptions
-from .scancmd import hf_excludes
 from .sinks import format_for_path
-from .sources import discover
+from .sources import discover, hf_excludes
 from .sources.hfcache import split_hf_aliases
 from .sources.incremental import reuse_rows
 from .sources.local import check_root

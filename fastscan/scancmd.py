@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 CHUNK = 64  # files judged by one model call
 STDIN = "-"
-NO_PICKLE_BY_NAME = ("*.safetensors",)  # skipped in hf:// repositories unless asked
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,19 +76,12 @@ def add_walk_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def hf_excludes(target: str, exclude: list[str], with_safetensors: bool) -> list[str]:
-    """The exclude globs for `target`: safetensors hold no pickle, skip them on the Hub."""
-    if target.startswith("hf://") and not with_safetensors:
-        return [*exclude, *NO_PICKLE_BY_NAME]
-    return exclude
-
-
 def _targets(args: argparse.Namespace) -> Iterator[FileRef | str]:
     """Named files become refs relative to the current directory (an unreadable one is an FS316
     row, as in `bulk`); directories and URLs are walked like `bulk` walks them."""
     import os
 
-    from .sources import discover
+    from .sources import discover, hf_excludes
     from .sources.local import local_ref
     from .sources.ref import FileRef, is_remote
 

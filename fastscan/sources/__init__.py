@@ -23,6 +23,15 @@ from collections.abc import Iterable, Iterator
 from .local import walk_local
 from .ref import FileRef, Walker, is_remote
 
+NO_PICKLE_BY_NAME = ("*.safetensors",)  # skipped in hf:// repositories unless asked
+
+
+def hf_excludes(target: str, exclude: list[str], with_safetensors: bool) -> list[str]:
+    """The exclude globs for `target`: safetensors hold no pickle, skip them on the Hub."""
+    if target.startswith("hf://") and not with_safetensors:
+        return [*exclude, *NO_PICKLE_BY_NAME]
+    return exclude
+
 
 def discover(
     root: str,
