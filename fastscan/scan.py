@@ -23,10 +23,10 @@ from .findings import CONTAINER_BUDGET, Finding, Severity
 from .rules import RuleSet, evaluate
 from .rules.callsites import StreamSites, stream_sites
 from .rules.fills import attribute_containers
-from .rules.handed import wanted_in
 from .rules.indexed import Targets
 from .rules.knowledge import NESTED_LOADER
 from .rules.nested_loaders import Opened, open_archives, visible_operands
+from .rules.wanted import wanted_in
 from .sources.ref import FileRef, is_remote
 from .tokenizer import tokenize
 from .verdict import SUSPICIOUS, FileResult, VerdictPolicy, combine, settle

@@ -47,8 +47,6 @@ from .call_shapes import (
     last_segment_is_class,
 )
 from .callsites import (
-    EVERY,
-    NONE,
     VALUE,
     Box,
     Call,
@@ -59,20 +57,18 @@ from .callsites import (
     Stored,
     StreamSites,
     Text,
-    Wanted,
     walk_values,
 )
 from .knowledge import Classification, result_type
 from .literals import inert_as_code
 from .nested_loaders import Visible
 from .ruleset import RuleSet
-from .unknown_calls import weighed_globals
 
 GETATTR = "builtins.getattr"
 # Sinks that run text as code or import it by name: without text they have nothing to run.
 TEXT_SINKS = frozenset({"exec_sink", "import_resolver"})
 PARTIAL = "functools.partial"
-_DISPATCH = "callback_dispatch"
+DISPATCH = "callback_dispatch"
 # Argument kinds that may hold a callable an __init__ stores as an attribute.
 _MAY_BE_CALLABLE = ARG_CONTAINER | ARG_GLOBAL | ARG_CALL | ARG_OPAQUE
 _MAX_FOLLOWED = 100_000  # calls followed through one global's arguments
@@ -102,82 +98,8 @@ def dispatcher_only(cls: Classification | None) -> bool:
         and not cls.is_dangerous
         and not cls.pinned
         and bool(cls.reaches)
-        and all(r.category == _DISPATCH for r in cls.reaches)
+        and all(r.category == DISPATCH for r in cls.reaches)
     )
-
-
-def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
-    """For `callsites.stream_sites`: per stream, the globals whose call sites are judged by
-    what they are handed (getattr, reviewed dispatchers such as partial, index dispatchers,
-    nested loaders and the `_codecs.encode` bytes they may load), by import offset; a deep
-    walk when a class's hooks reach a nested loader (its state decides: nested_loaders)."""
-    through: dict[tuple[str, ...], str] = {}
-
-    def via_loader(cls: Classification) -> bool:
-        for r in cls.reaches:
-            if r.path not in through:
-                through[r.path] = nested_loaders.loader_on_path(rules, r)
-            if through[r.path]:
-                return True
-        return False
-
-    def of(facts: StreamFacts) -> Wanted:
-        offsets, encoders, loaders, deep = set(), set(), False, False
-        used: set[int] = set()  # globals some call calls or is first handed (filled lazily)
-        weighed = weighed_globals(facts, rules.classify)
-        weigh = (weighed | _encoders(facts)).__contains__ if weighed else NONE
-        watch: set[int] = set()  # index reaches only referenced so far: followed (FS110)
-        through_loader = partial_called = False
-        for i, g in enumerate(facts.globals):
-            if not g.resolved:
-                continue
-            cls = rules.classify(g.module, g.name)
-            reaches = bool(cls.reaches) and not (cls.pinned or cls.is_dangerous)
-            now = cls.category == _DISPATCH and _dispatches_now(cls.resolved)
-            judged = cls.is_dangerous and (
-                cls.resolved == GETATTR or now or cls.category == "nested_loader"
-            )
-            if cls.resolved in _CODECS_ENCODE:
-                encoders.add(g.offset)
-            if not (reaches or judged):
-                continue
-            if not used:
-                used = _used(facts)
-            if i not in used:
-                if reaches:
-                    watch.add(g.offset)
-                continue  # only referenced: nothing here hands it anything first
-            if reaches and not through_loader and via_loader(cls):
-                through_loader = True  # a deep walk, after every global is looked at
-            if reaches and any(r.category in TEXT_SINKS for r in cls.reaches):
-                deep = True  # every site: what text reaches it (textless)
-            if judged or dispatcher_only(cls):
-                offsets.add(g.offset)
-                partial_called = partial_called or cls.resolved == PARTIAL
-                loaders = loaders or cls.category == "nested_loader"
-        if partial_called:
-            watch |= kept.watched(facts, rules.classify)  # partials of unlisted names: followed
-        if through_loader or deep:
-            return Wanted(EVERY, through_loader, weigh, frozenset(watch))
-        if loaders or weighed:
-            offsets |= encoders
-        return Wanted((offsets | weighed).__contains__, False, weigh, frozenset(watch))
-
-    return of
-
-
-def _encoders(facts: StreamFacts) -> set[int]:
-    """Offsets of `_codecs.encode` globals: protocol <= 2 bytes are their results."""
-    return {g.offset for g in facts.globals if g.qualname in _CODECS_ENCODE}
-
-
-def _used(facts: StreamFacts) -> set[int]:
-    out = {-1}  # never empty, so it is built once
-    for c in facts.calls:
-        if c.opcode != "BUILD":
-            out.add(c.callable_index)
-            out.add(c.first_arg_global)
-    return out
 
 
 class Handed:
@@ -400,7 +322,7 @@ class Handed:
     def dispatcher_now(self, index: int, cls: Classification) -> str:
         """`dispatch` for a reviewed dispatcher that calls what it is handed while it runs and
         nothing else (DISPATCH_NOW); "" for any other sink."""
-        if cls.category != _DISPATCH or not _dispatches_now(cls.resolved):
+        if cls.category != DISPATCH or not dispatches_now(cls.resolved):
             return ""
         note = self.dispatch(index)
         return f"handed only what it may call: {note}" if note else ""
@@ -588,7 +510,7 @@ class Handed:
         return cls.resolved if (cls := self._class_of(index)) is not None else ""
 
 
-def _dispatches_now(resolved: str) -> bool:
+def dispatches_now(resolved: str) -> bool:
     module, _, _name = resolved.rpartition(".")
     return module == "itertools" or resolved in DISPATCH_NOW
 
@@ -627,4 +549,4 @@ def _as_global(name: str, hit: Classification, applied: bool, called: bool) -> A
     return AsGlobal(name, R.UNKNOWN_GLOBAL, None, "not in the reviewed allowlist")
 
 
-__all__ = ["AsGlobal", "Handed", "dispatcher_only", "wanted_in"]
+__all__ = ["AsGlobal", "Handed", "dispatcher_only", "dispatches_now"]

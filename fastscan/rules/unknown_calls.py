@@ -313,7 +313,7 @@ def application(
     """How unlisted global `index` is applied like a function ("" when it never is). A call on
     serialized code the stream builds itself (dill sets attributes of the functions it makes)
     is that code's construction, as for the reviewed setters (engine._serialized_code_helper).
-    With the stream's call `sites` (weighed: `handed.wanted_in`), a function-shaped call the
+    With the stream's call `sites` (weighed: `wanted.wanted_in`), a function-shaped call the
     stream-wide shape judged by argument kinds (`judged_by_arguments`) is judged by its own
     arguments instead (`restores_by_site`): a reconstruction settles, an application is FS112
     (also one the kinds alone took for a reconstruction: `f(handed_global, b"echo ...")`)."""
@@ -482,7 +482,7 @@ def _judged_alone(
     shapes: StreamShapes, v: Call, sites: Sites, classes: Sequence[Classification | None]
 ) -> bool:
     """Call `v` is an unlisted name's call judged by its own recorded arguments (`application`:
-    `handed.wanted_in` weighs exactly these)."""
+    `wanted.wanted_in` weighs exactly these)."""
     k = shapes.call_at(v.offset)
     if k < 0 or v.offset not in sites:
         return False
