@@ -29,7 +29,7 @@ from .rules.indexed import describe
 from .scan import Analysis
 from .text import clip
 from .tokenizer import Op, list_opcodes
-from .verdict import FileResult
+from .verdict import FileResult, score_decides
 
 _FIXED_FORMATS = {
     "BININT": "<i",
@@ -92,6 +92,11 @@ def render(
         f"verdict:  {result.verdict.upper()}  score={_num(result.score)}"
         f" anomaly={_num(result.anomaly_score)}"
     )
+    rule_findings = [f for f in result.findings if not f.rule_id.startswith("FS9")]
+    if not math.isnan(result.score) and not score_decides(rule_findings, result.status):
+        # the classifier is fit where its score decides (verdict.score_decides): a low score
+        # beside a rule verdict is no opinion that the file is safe
+        yield "          (the rules decide this file; the classifier may raise it, never lower it)"
     for a in c.anomalies if c is not None else ():
         yield f"container anomaly: {a.code} {a.member} {a.detail}".rstrip()
     for stream, facts in analysis.streams if analysis is not None else ():

@@ -68,3 +68,19 @@ def test_explain_command_prints_the_error_row(
     assert "status:   error — internal error: ValueError: hostile operand" in out
     assert "verdict:  SUSPICIOUS  score=n/a anomaly=n/a" in out
     assert not any(line.startswith("format:") for line in out)  # nothing was read
+
+
+def test_explain_says_when_the_rules_decide(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the classifier is fit where its score decides: beside a rule verdict its low score is no
+    # opinion, and explain says so; on a file the rules leave open it says nothing
+    note = "(the rules decide this file; the classifier may raise it, never lower it)"
+    sink = tmp_path / "sink.pkl"
+    sink.write_bytes(b"cposix\nsystem\n(S'echo hi'\ntR.")
+    assert main(["explain", str(sink)]) == 1
+    assert note in capsys.readouterr().out
+    user = tmp_path / "user.pkl"
+    user.write_bytes(b"\x80\x04\x8c\x0bacme_models\x8c\x03Net\x93)\x81.")
+    main(["explain", str(user)])
+    assert note not in capsys.readouterr().out
