@@ -20,7 +20,7 @@ unknown is OPAQUE, so a judge that needs to see all of a value fails closed on i
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -522,9 +522,12 @@ class _Result:
         self.handed = False  # passed to a call: state or items it gets later are handed too
 
 
-def walk_values(values: Iterable[Any], limit: int = 100_000) -> Iterable[Any]:
+def walk_values(
+    values: Iterable[Any], limit: int = 100_000, into: Container[str] | None = None
+) -> Iterable[Any]:
     """Every leaf value inside `values` (Box items flattened), at most `limit` of them; an
-    OPAQUE is yielded when the limit cuts the walk."""
+    OPAQUE is yielded when the limit cuts the walk. `into`: the Box kinds whose items are
+    walked (None: every kind); a Box of another kind is skipped whole."""
     todo = list(values)
     while todo:
         v = todo.pop()
@@ -533,7 +536,8 @@ def walk_values(values: Iterable[Any], limit: int = 100_000) -> Iterable[Any]:
             yield OPAQUE
             return
         if isinstance(v, Box):
-            todo.extend(v.items)
+            if into is None or v.kind in into:
+                todo.extend(v.items)
         else:
             yield v
 

@@ -38,6 +38,10 @@ from .knowledge import CALLBACK_DISPATCH, UNKNOWN, Classification
 from .literals import reads_as_command
 
 _STATE_ITEMS = 4  # partial.__setstate__ takes (func, args, keywords, __dict__)
+# Bound values are walked through tuples and lists (an argv), not into mappings (a lookup
+# table's keys and values are data, not a command line).
+_ARGV_KINDS = ("tuple", "list")
+_MAX_BOUND = 10_000  # bound values looked at; past it the walk yields OPAQUE (command-like)
 # Calls whose result may be text or bytes handed on (protocol <= 2 writes bytes as
 # `_codecs.encode(text, "latin1")`).
 _TEXT_MAKERS = frozenset(
@@ -132,7 +136,7 @@ class Kept:
                         bound.extend(args.items)
                     if isinstance(keywords, Box) and keywords.kind == "dict":
                         bound.extend(keywords.items[1::2])
-            if any(self._command_like(v) for v in _sequence_leaves(bound)):
+            if any(self._command_like(v) for v in walk_values(bound, _MAX_BOUND, _ARGV_KINDS)):
                 return "bound by functools.partial to text a command line could be"
         return ""
 
@@ -258,23 +262,6 @@ def held_by_unlisted(
             return []
         names.add(facts.globals[k].qualname)
     return sorted(names)
-
-
-def _sequence_leaves(values: Iterable[Any], limit: int = 10_000) -> Iterable[Any]:
-    """Leaves of `values` through tuples and lists (an argv), not into mappings (a lookup
-    table's keys and values are data, not a command line); OPAQUE past `limit` leaves."""
-    todo = list(values)
-    while todo:
-        v = todo.pop()
-        limit -= 1
-        if limit < 0:
-            yield OPAQUE
-            return
-        if isinstance(v, Box):
-            if v.kind in ("tuple", "list"):
-                todo.extend(v.items)
-            continue
-        yield v
 
 
 __all__ = ["Kept", "held_by_unlisted", "holder", "unlisted", "watched"]
