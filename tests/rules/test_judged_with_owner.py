@@ -36,6 +36,7 @@ from fastscan.rules.knowledge import load_shipped
 from fastscan.scan import Scanner
 from fastscan.verdict import CLEAN, VerdictPolicy, combine, settleable
 from tests.index_fake import sample
+from tests.rules.hand_pickles import g, pkl, s
 from tests.rules.stand_ins import Reduce, never, stand_in_module
 
 SCANNER = Scanner(model=None)
@@ -76,19 +77,6 @@ def findings(data: bytes, scanner: Scanner = SCANNER) -> list[Finding]:
     return scanner.scan_bytes(data, "x.pkl").findings
 
 
-def g(module: str, name: str) -> bytes:
-    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
-
-
-def x(text: str) -> bytes:
-    raw = text.encode()
-    return b"X" + struct.pack("<I", len(raw)) + raw
-
-
-def p2(body: bytes) -> bytes:
-    return b"\x80\x02" + body + b"."
-
-
 # -- FS113: a reach only held by objects of unlisted classes -----------------------------------
 
 SPAWNER = g("spawnlib", "Spawner")  # fake index: its __init__ reaches subprocess (2 steps)
@@ -99,37 +87,37 @@ RECON = g("copy_reg", "_reconstructor") + b"(" + OWNER + g("__builtin__", "objec
 @pytest.mark.parametrize(
     "body",
     [
-        OWNER + b")\x81}" + x("iterator_train") + SPAWNER + b"sb",  # NEWOBJ + BUILD state
-        RECON + b"}" + x("iterator_train") + SPAWNER + b"sb",  # copyreg rebuilds the class
-        OWNER + b")\x81(" + x("k") + SPAWNER + b"u",  # one of its items (SETITEMS)
-        OWNER + b")\x81}" + x("a") + b"]" + SPAWNER + b"asb",  # inside a list in its state
+        OWNER + b")\x81}" + s("iterator_train") + SPAWNER + b"sb",  # NEWOBJ + BUILD state
+        RECON + b"}" + s("iterator_train") + SPAWNER + b"sb",  # copyreg rebuilds the class
+        OWNER + b")\x81(" + s("k") + SPAWNER + b"u",  # one of its items (SETITEMS)
+        OWNER + b")\x81}" + s("a") + b"]" + SPAWNER + b"asb",  # inside a list in its state
     ],
     ids=["state", "reconstructor", "items", "nested-list"],
 )
 def test_a_reach_held_by_an_unlisted_class_is_judged_with_it(body: bytes) -> None:
-    verdict, found, ok = scan(p2(body), FAKE)
+    verdict, found, ok = scan(pkl(body), FAKE)
     assert found.get("FS113") == [Severity.SUSPICIOUS] and "FS110" not in found, found
     assert found["FS103"] == [Severity.SUSPICIOUS] and ok and verdict == "suspicious", found
     # a confident benign score settles the holder and what it holds together
-    settled, _ = combine(findings(p2(body), FAKE), "complete", score=0.01, policy=POLICY)
+    settled, _ = combine(findings(pkl(body), FAKE), "complete", score=0.01, policy=POLICY)
     assert settled == CLEAN
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        SPAWNER + x("echo hi") + b"\x85R",  # called
+        SPAWNER + s("echo hi") + b"\x85R",  # called
         OWNER + b"(" + SPAWNER + b"tR",  # handed to a call
-        g("mylab.util", "make_owner") + b")R}" + x("f") + SPAWNER + b"sb",  # a function's result
+        g("mylab.util", "make_owner") + b")R}" + s("f") + SPAWNER + b"sb",  # a function's result
         # held by an unlisted object that a call then receives
-        OWNER + b"(" + OWNER + b")\x81}" + x("f") + SPAWNER + b"sbtR",
+        OWNER + b"(" + OWNER + b")\x81}" + s("f") + SPAWNER + b"sbtR",
         # held by a partial (a dispatcher): it may call it
         g("functools", "partial") + b"(" + g("mylab.util", "f") + b"tR(" + SPAWNER + b")}Ntb",
     ],
     ids=["called", "argument", "function-result", "holder-handed", "partial-state"],
 )
 def test_a_reach_that_can_be_called_keeps_fs110(body: bytes) -> None:
-    verdict, found, ok = scan(p2(body), FAKE)
+    verdict, found, ok = scan(pkl(body), FAKE)
     assert "FS113" not in found and "FS110" in found and not ok, found
     assert verdict == "malicious", found
 
@@ -137,8 +125,8 @@ def test_a_reach_that_can_be_called_keeps_fs110(body: bytes) -> None:
 def test_a_holder_applied_like_a_function_is_not_settled() -> None:
     # the holder's own call is an application (its result thrown away): FS112, so FS113 beside
     # it settles nothing
-    body = OWNER + b")R}" + x("f") + SPAWNER + b"sb0N"
-    verdict, found, ok = scan(p2(body), FAKE)
+    body = OWNER + b")R}" + s("f") + SPAWNER + b"sb0N"
+    verdict, found, ok = scan(pkl(body), FAKE)
     assert "FS112" in found and not ok and verdict == "suspicious", found
 
 
@@ -164,16 +152,16 @@ def test_a_compiled_patterns_sub_stays_a_sink(protocol: int) -> None:
 
 def test_an_unknown_callables_result_is_never_typed() -> None:
     # the same getattr on what an unlisted function returned: its type is unknown
-    body = g("builtins", "getattr") + b"(" + g("mylab.util", "compile") + b"(" + x("a") + b"tR"
-    verdict, found, _ = scan(p2(body + x("search") + b"tR"))
+    body = g("builtins", "getattr") + b"(" + g("mylab.util", "compile") + b"(" + s("a") + b"tR"
+    verdict, found, _ = scan(pkl(body + s("search") + b"tR"))
     assert verdict == "malicious", found
 
 
 def test_a_typed_result_given_state_is_not_typed() -> None:
     # a BUILD on the result may set the attribute getattr then reads
-    made = g("re", "_compile") + b"(" + x("a") + b"K\x00tR}" + x("search") + x("v") + b"sb"
-    body = g("builtins", "getattr") + b"(" + made + x("search") + b"tR"
-    verdict, found, _ = scan(p2(body))
+    made = g("re", "_compile") + b"(" + s("a") + b"K\x00tR}" + s("search") + s("v") + b"sb"
+    body = g("builtins", "getattr") + b"(" + made + s("search") + b"tR"
+    verdict, found, _ = scan(pkl(body))
     assert verdict == "malicious" and Severity.MALICIOUS in found["FS102"], found
 
 

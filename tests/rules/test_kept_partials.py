@@ -26,6 +26,7 @@ from fastscan.rules import default_ruleset
 from fastscan.rules.literals import loadable
 from fastscan.scan import Scanner
 from fastscan.verdict import settleable
+from tests.rules.hand_pickles import g, pkl, s, t
 from tests.rules.stand_ins import never, stand_in_module
 
 SCANNER = Scanner(model=None)
@@ -111,23 +112,6 @@ def test_a_nested_tensor_loader_beside_a_kept_partial_is_judged_by_its_bytes(
 
 
 # -- twins that keep their grading --------------------------------------------------------------
-
-
-def g(module: str, name: str) -> bytes:
-    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
-
-
-def s(text: str) -> bytes:
-    raw = text.encode()
-    return b"X" + struct.pack("<I", len(raw)) + raw
-
-
-def t(*items: bytes) -> bytes:
-    return b"(" + b"".join(items) + b"t"
-
-
-def pkl(body: bytes) -> bytes:
-    return b"\x80\x02" + body + b"."
 
 
 PARTIAL = g("functools", "partial")

@@ -14,31 +14,11 @@ from fastscan.findings import Severity
 from fastscan.rules import default_ruleset
 from fastscan.scan import Scanner
 from fastscan.verdict import settleable
+from tests.rules.hand_pickles import call, g, pkl, s, t
 
 INDEX = default_ruleset().index
 needs_index = pytest.mark.skipif(INDEX is None, reason="no shipped index in this checkout")
 SCANNER = Scanner(model=None)
-
-
-def g(module: str, name: str) -> bytes:
-    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
-
-
-def s(text: str) -> bytes:
-    raw = text.encode()
-    return b"X" + struct.pack("<I", len(raw)) + raw
-
-
-def t(*items: bytes) -> bytes:
-    return b"(" + b"".join(items) + b"t"
-
-
-def call(f: bytes, *args: bytes) -> bytes:
-    return f + t(*args) + b"R"
-
-
-def pkl(body: bytes) -> bytes:
-    return b"\x80\x02" + body + b"."
 
 
 def scan(body: bytes) -> tuple[str, dict[str, list[Severity]]]:
