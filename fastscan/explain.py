@@ -13,6 +13,7 @@ from typing import Any
 
 from .containers import PickleStream
 from .facts import StreamFacts
+from .findings import rule_findings
 from .opcodes import (
     ARG_FIXED,
     ARG_LEN1,
@@ -92,8 +93,9 @@ def render(
         f"verdict:  {result.verdict.upper()}  score={_num(result.score)}"
         f" anomaly={_num(result.anomaly_score)}"
     )
-    rule_findings = [f for f in result.findings if not f.rule_id.startswith("FS9")]
-    if not math.isnan(result.score) and not score_decides(rule_findings, result.status):
+    if not math.isnan(result.score) and not score_decides(
+        rule_findings(result.findings), result.status
+    ):
         # the classifier is fit where its score decides (verdict.score_decides): a low score
         # beside a rule verdict is no opinion that the file is safe
         yield "          (the rules decide this file; the classifier may raise it, never lower it)"

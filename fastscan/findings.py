@@ -8,6 +8,7 @@ verdict, sinks, sources) can name a rule without importing another stage.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -586,3 +587,10 @@ UNKNOWN_JUDGED_BENIGN = _rule(
 JUDGEABLE_RULES = frozenset(
     {UNKNOWN_GLOBAL.rule_id, REVIEWED_UNKNOWN.rule_id, HELD_BY_UNLISTED.rule_id}
 )
+
+MODEL_RULE_PREFIX = "FS9"  # FS9xx: what the learned models add (verdict.combine)
+
+
+def rule_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """`findings` without the models' own (FS9xx): what the rules alone found."""
+    return [f for f in findings if not f.rule_id.startswith(MODEL_RULE_PREFIX)]

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import features
-from ..findings import Finding
+from ..findings import Finding, rule_findings
 from ..verdict import FileResult, score_decides, settleable
 
 
@@ -176,7 +176,7 @@ def scan_corpus(entries: Sequence[CorpusEntry], workers: int = 1, chunk: int = 6
         entries=list(entries),
         X=np.ascontiguousarray(X, dtype=np.float32),
         statuses=[r.status for r in results],
-        findings=[[f for f in r.findings if not f.rule_id.startswith("FS9")] for r in results],
+        findings=[rule_findings(r.findings) for r in results],
         rule_verdicts=[r.verdict for r in results],
     )
 

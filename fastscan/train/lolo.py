@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..findings import rule_findings
 from ..verdict import CLEAN, MALICIOUS, SUSPICIOUS, combine
 from .corpus_scan import CorpusScan, Decided, scan_with_rows
 from .fit import anomaly_scores, fit_classifier, make_anomaly_model
@@ -66,7 +67,7 @@ def _held_out_view(
                 [scan.rule_verdicts[i] for i in idx])  # fmt: skip
     scanner = scanner_without(frozenset({library}))
     results, X = scan_with_rows(scanner, [str(scan.entries[i].path) for i in rows.tolist()])
-    findings = [[f for f in r.findings if not f.rule_id.startswith("FS9")] for r in results]
+    findings = [rule_findings(r.findings) for r in results]
     return X, findings, [r.status for r in results], [r.verdict for r in results]
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..findings import rule_findings
 from ..verdict import score_decides, settleable
 from .corpus_scan import CorpusScan, judgeable_rows, scan_with_rows
 from .withhold import _map
@@ -120,7 +121,7 @@ def add_benign_twins(scan: CorpusScan, workers: int = 1, chunk: int = 64) -> int
         views[lib] = LibraryView(
             rows=rows,
             X=X_lib,
-            findings=[[f for f in r.findings if not f.rule_id.startswith("FS9")] for r in results],
+            findings=[rule_findings(r.findings) for r in results],
             statuses=[r.status for r in results],
             rule_verdicts=[r.verdict for r in results],
         )

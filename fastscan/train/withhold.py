@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..findings import rule_findings
 from ..rules import default_ruleset
 from .corpus_scan import CorpusScan, scan_with_rows
 
@@ -99,7 +100,7 @@ def rescan_withholding(
     for i, result, row in zip(affected, results, rows, strict=True):
         out.X[i] = row
         out.statuses[i] = result.status
-        out.findings[i] = [f for f in result.findings if not f.rule_id.startswith("FS9")]
+        out.findings[i] = rule_findings(result.findings)
         out.rule_verdicts[i] = result.verdict
     return out, len(affected)
 
