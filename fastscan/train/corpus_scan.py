@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +68,9 @@ def read_manifest(corpus: str | os.PathLike[str]) -> list[CorpusEntry]:
     return entries
 
 
+Judge = Callable[[list[Finding], str], bool]  # (findings, status) -> verdict.settleable-like
+
+
 class Decided(NamedTuple):
     """Masks aligned with a CorpusScan's rows: which rows, unlisted rows and benign twins a
     model score decides (verdict.score_decides)."""
@@ -93,9 +96,9 @@ class CorpusScan:
     # training adds those of benign files as extra benign examples
     X_twin: np.ndarray | None = None
     library_views: dict[str, Any] = field(default_factory=dict)  # twins.LibraryView by library
-    # which unlisted / twin rows a score decides (verdict.score_decides), filled with them
+    # which unlisted rows a score decides (verdict.score_decides), filled with them (their
+    # findings are not kept; the twins' are, in library_views)
     decided_unlisted: np.ndarray | None = None
-    decided_twin: np.ndarray | None = None
     y: np.ndarray = field(init=False)
     split_keys: np.ndarray = field(init=False)  # CorpusEntry.split_key
     # split_keys, but the benign files of one library share a key: the folds that calibrate
@@ -112,16 +115,25 @@ class CorpusScan:
         )
         self.groups = np.array([e.group for e in self.entries])
 
-    def decided_rows(self) -> np.ndarray:
-        """verdict.score_decides of every row: the rows the classifier is fit on."""
+    def judged_rows(self, judge: Judge) -> np.ndarray:
+        """judge(findings, status) of every row."""
         pairs = zip(self.findings, self.statuses, strict=True)
-        return np.array([score_decides(found, status) for found, status in pairs], dtype=bool)
+        return np.array([judge(found, status) for found, status in pairs], dtype=bool)
+
+    def judged_twins(self, judge: Judge) -> np.ndarray:
+        """judge(findings, status) of every row's benign twin: its library view's rescan where
+        there is one (twins.add_benign_twins), the row's own elsewhere."""
+        out = self.judged_rows(judge)
+        for view in self.library_views.values():
+            pairs = zip(view.findings, view.statuses, strict=True)
+            out[view.rows] = [judge(found, status) for found, status in pairs]
+        return out
 
     def decided(self, rows: np.ndarray | None = None) -> Decided:
         """The Decided masks of `rows` (all rows by default), for fit.fit_classifier."""
-        own = self.decided_rows()
+        own = self.judged_rows(score_decides)
         unlisted = own if self.decided_unlisted is None else self.decided_unlisted
-        twin = own if self.decided_twin is None else self.decided_twin
+        twin = self.judged_twins(score_decides)
         if rows is None:
             return Decided(own, unlisted, twin)
         return Decided(own[rows], unlisted[rows], twin[rows])
@@ -184,5 +196,4 @@ def scan_corpus(entries: Sequence[CorpusEntry], workers: int = 1, chunk: int = 6
 def judgeable_rows(scan: CorpusScan) -> np.ndarray:
     """Rows a confident classifier may settle (see verdict.combine): complete scans whose only
     findings at suspicious or above are unlisted globals."""
-    pairs = zip(scan.findings, scan.statuses, strict=True)
-    return np.array([settleable(found, status) for found, status in pairs], dtype=bool)
+    return scan.judged_rows(settleable)

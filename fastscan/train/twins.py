@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from ..findings import rule_findings
-from ..verdict import score_decides, settleable
-from .corpus_scan import CorpusScan, judgeable_rows, scan_with_rows
+from ..verdict import settleable
+from .corpus_scan import CorpusScan, scan_with_rows
 from .withhold import _map
 
 __all__ = ["LibraryView", "add_benign_twins", "indexed_libraries", "judgeable_twins"]
@@ -127,19 +127,10 @@ def add_benign_twins(scan: CorpusScan, workers: int = 1, chunk: int = 64) -> int
         )
     scan.X_twin = twin
     scan.library_views = views
-    decided = scan.decided_rows()
-    for view in views.values():
-        pairs = zip(view.findings, view.statuses, strict=True)
-        decided[view.rows] = [score_decides(found, status) for found, status in pairs]
-    scan.decided_twin = decided
     return sum(len(v.rows) for v in views.values())
 
 
 def judgeable_twins(scan: CorpusScan) -> np.ndarray:
     """fit.judgeable_rows for the twins: rows whose twin's only findings at suspicious or above
     are unlisted globals (the row's own answer where it has no rescan)."""
-    out = judgeable_rows(scan)
-    for view in scan.library_views.values():
-        pairs = zip(view.findings, view.statuses, strict=True)
-        out[view.rows] = [settleable(found, status) for found, status in pairs]
-    return out
+    return scan.judged_twins(settleable)

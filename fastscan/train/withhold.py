@@ -15,6 +15,7 @@ import numpy as np
 
 from ..findings import rule_findings
 from ..rules import default_ruleset
+from ..verdict import score_decides
 from .corpus_scan import CorpusScan, scan_with_rows
 
 
@@ -86,8 +87,8 @@ def rescan_withholding(
         rule_verdicts=list(scan.rule_verdicts),
         X_unlisted=scan.X_unlisted,
         X_twin=scan.X_twin,
+        library_views=scan.library_views,
         decided_unlisted=scan.decided_unlisted,
-        decided_twin=scan.decided_twin,
     )
     key = tuple(sorted(withheld))
     jobs = [
@@ -112,5 +113,5 @@ def add_unlisted_rows(scan: CorpusScan, workers: int = 1) -> int:
     everything = frozenset().union(*names) if names else frozenset()
     unlisted, rescanned = rescan_withholding(scan, names, everything, workers)
     scan.X_unlisted = unlisted.X
-    scan.decided_unlisted = unlisted.decided_rows()
+    scan.decided_unlisted = unlisted.judged_rows(score_decides)
     return rescanned
