@@ -239,20 +239,23 @@ def score_decides(findings: list[Finding], status: str) -> bool:
     the rules' verdict stands whatever the score, so the classifier is fit on these rows only
     (train.fit.fit_classifier): what it learns is what separates benign from malicious where
     it decides, not what the rules already know."""
-    if status != "complete":
-        return False
-    flagged = [f for f in findings if f.severity >= Severity.SUSPICIOUS and not f.suppressed]
-    return all(f.rule_id in JUDGEABLE_RULES for f in flagged)
+    return _judgeable_suspicion(findings, status) is not None
 
 
 def settleable(findings: list[Finding], status: str) -> bool:
     """A confident benign score may settle this file: the scan saw every byte and its only
     findings at suspicious or above are unlisted globals (findings.JUDGEABLE_RULES)."""
 
+    return bool(_judgeable_suspicion(findings, status))
+
+
+def _judgeable_suspicion(findings: list[Finding], status: str) -> list[Finding] | None:
+    """The counted findings at suspicious or above of a complete scan whose every such finding
+    is judgeable (findings.JUDGEABLE_RULES); None for an incomplete scan or another finding."""
     if status != "complete":
-        return False
+        return None
     flagged = [f for f in findings if f.severity >= Severity.SUSPICIOUS and not f.suppressed]
-    return bool(flagged) and all(f.rule_id in JUDGEABLE_RULES for f in flagged)
+    return flagged if all(f.rule_id in JUDGEABLE_RULES for f in flagged) else None
 
 
 def settle(findings: list[Finding], model_findings: list[Finding]) -> list[Finding]:
