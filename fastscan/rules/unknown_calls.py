@@ -37,6 +37,7 @@ from .callsites import VALUE, Call, Data, Glob, Sites, Text, walk_values
 from .kept import unlisted
 from .knowledge import CALLBACK_DISPATCH, CODE_CONSTRUCTION, UNKNOWN, Classification
 from .literals import bytes_read_as_command, loadable, printable, reads_as_command
+from .nested_loaders import read_whole
 
 RESTORATION = "restoration"
 APPLICATION = "application"
@@ -146,6 +147,7 @@ class StreamShapes:
         self._names: dict[int, tuple[str, bool]] = {}  # global -> (name_shape, class-like)
         self._inert: bool | None = None  # inert_text(), computed on first need
         self._call_at: dict[int, int] | None = None  # call opcode offset -> call index
+        self._graded: frozenset[int] | None = None  # graded_pickle(), computed on first need
         # calls a function-shaped name restores only by its argument kinds (`_reconstructs`):
         # with call sites, their own arguments decide (`application`)
         self._by_state: set[int] = set()
@@ -225,6 +227,16 @@ class StreamShapes:
                 and all(t in names or not reads_as_command(t) for t in strings)
             )
         return self._inert
+
+    def graded_pickle(self, offset: int) -> bool:
+        """The operand at `offset` is a raw pickle the tokenizer read whole as a nested pickle
+        (any carrier), so the scan grades by its own findings whatever a loader would run from
+        it, as for reviewed loaders (`nested_loaders`): loading it is no reason by itself."""
+        if self._graded is None:
+            self._graded = frozenset(
+                n.offset for n in self.facts.nested if n.encoding == "raw" and read_whole(n.facts)
+            )
+        return offset in self._graded
 
     def _hands_a_class(self, c: CallSite) -> bool:
         """A helper handed the class it rebuilds as its first argument, its result kept: the
@@ -406,12 +418,12 @@ def restores_by_site(
     (stored, given state or items, returned; never discarded, called or fed to another call) and
     every argument is a number, None, a global, a container of those, another call's result (an
     unlisted call judged by its own arguments here; any other only when no string of the stream
-    reads as a command: `inert_text`), text that does not read as a
-    command, code, a path or a URL, or bytes (literal, or protocol <= 2 `_codecs.encode(text,
-    "latin1")`) that hold no pickle or archive a loader could open and are no command
-    (`_state_bytes`). Anything the walk did not see (no site, a long or undecodable string, an
-    opaque value) keeps the application. A result fed to another call counts as kept when every
-    call it is the first argument of stores it (`_stored_by_consumers`)."""
+    reads as a command: `inert_text`), text that does not read as a command, code, a path or a
+    URL, bytes (literal, or protocol <= 2 `_codecs.encode(text, "latin1")`) that hold no pickle
+    or archive a loader could open and are no command (`_state_bytes`), or a pickle the scan
+    read whole (`graded_pickle`). Anything the walk did not see (no site, a long or undecodable
+    string, an opaque value) keeps the application. A result fed to another call counts as kept
+    when every call it is the first argument of stores it (`_stored_by_consumers`)."""
     if shape.uses & (USE_DISCARDED | USE_CALLED) or (
         shape.uses & USE_ARGUMENT and not _stored_by_consumers(shapes, shape.call, classes)
     ):
@@ -425,6 +437,8 @@ def restores_by_site(
     for v in walk_values(site.args, _MAX_LEAVES):
         if v is VALUE or isinstance(v, Glob):
             continue
+        if isinstance(v, Text | Data) and shapes.graded_pickle(v.offset):
+            continue  # a pickle graded by its own scan
         if isinstance(v, Text):
             if v.text is None or v.loads or reads_as_command(v.text):
                 return False
@@ -517,6 +531,8 @@ def _latin1_bytes(shapes: StreamShapes, v: Call, sites: Sites, rebuilds: bool) -
     if site is None or not site.args:
         return False
     text = site.args[0]
+    if isinstance(text, Text) and shapes.graded_pickle(text.offset):
+        return True  # a pickle graded by its own scan
     if not isinstance(text, Text) or text.text is None or text.loads:
         return False
     try:
