@@ -47,8 +47,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 MODES = ("shipped", "rules", "lolo")
 # Libraries some rule names (deny_*.toml entries, aliases.toml): see the docstring's `*`.
-NAMED_IN_RULES = frozenset({"requests", "sqlalchemy", "huggingface-hub", "psutil", "aiohttp",
-                            "dask", "msgpack"})  # fmt: skip
+NAMED_IN_RULES = frozenset(
+    {"requests", "sqlalchemy", "huggingface-hub", "psutil", "aiohttp", "dask", "msgpack"}
+)
 
 
 # -- generation (a subprocess: it imports the libraries) -----------------------------------------
@@ -56,8 +57,9 @@ NAMED_IN_RULES = frozenset({"requests", "sqlalchemy", "huggingface-hub", "psutil
 
 def _save(obj: Any, library: str, rng: random.Random) -> tuple[bytes, str, str]:
     """(bytes, extension, how) of `obj` saved the way its users save it."""
-    from fastscan.train.benign_libs._base import dump, joblib_dump, torch_save
     from unseen_sources import CLOUDPICKLED, TORCH_SAVED
+
+    from fastscan.train.benign_libs._base import dump, joblib_dump, torch_save
 
     if isinstance(obj, tuple) and len(obj) == 2 and obj[0] == "raw":
         return obj[1], ".pkl", "own"
@@ -74,12 +76,12 @@ def _save(obj: Any, library: str, rng: random.Random) -> tuple[bytes, str, str]:
 
 def generate(out: Path, per_lib: int, seed: int, only: list[str]) -> int:
     sys.path.insert(0, str(HERE))
+    import shutil
+
     from unseen_sources import SOURCES, install_labtypes
 
     from fastscan.train.benign import _fixed_clock
     from fastscan.train.corpus import _benign_container
-
-    import shutil
 
     shutil.rmtree(out / "benign", ignore_errors=True)  # a rerun leaves no stale files
     install_labtypes(out)
@@ -104,10 +106,20 @@ def generate(out: Path, per_lib: int, seed: int, only: list[str]) -> int:
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             (out / rel).write_bytes(data)
             made += 1
-            rows.append({"container": _benign_container(library, data), "expected": "clean",
-                         "family": f"{library}_{how}", "group": "unseen", "label": "benign",
-                         "library": library, "path": rel, "saved": how,
-                         "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})  # fmt: skip
+            rows.append(
+                {
+                    "container": _benign_container(library, data),
+                    "expected": "clean",
+                    "family": f"{library}_{how}",
+                    "group": "unseen",
+                    "label": "benign",
+                    "library": library,
+                    "path": rel,
+                    "saved": how,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "size": len(data),
+                }
+            )
         if errors:
             skipped[library] = f"{made}/{per_lib} made; " + "; ".join(
                 f"{k} x{v}" for k, v in errors.most_common(2)
@@ -139,9 +151,35 @@ def _lolo_scanner(library: str) -> Any:
 def _why(result: Any) -> list[str]:
     from fastscan.findings import Severity
 
-    return [f"{f.rule_id} {f.severity.name} {f.subject!r}: {f.message[:160]}"
-            for f in result.findings
-            if f.severity >= Severity.SUSPICIOUS and not f.suppressed]  # fmt: skip
+    return [
+        f"{f.rule_id} {f.severity.name} {f.subject!r}: {f.message[:160]}"
+        for f in result.findings
+        if f.severity >= Severity.SUSPICIOUS and not f.suppressed
+    ]
+
+
+def _category(message: str) -> str:
+    m = re.search(r" (?:imported|called) (\[\w+\])", message)
+    return m.group(1) if m else ""
+
+
+def cause(result: Any) -> str:
+    """What decides a flagged verdict: the rules at malicious, else the suspicious rules no
+    classifier score may settle (findings.JUDGEABLE_RULES), else the model (FS90x)."""
+    from fastscan.findings import JUDGEABLE_RULES, Severity
+
+    counted = [f for f in result.findings if not f.suppressed and f.severity >= Severity.SUSPICIOUS]
+    top = max((f.severity for f in counted), default=Severity.SUSPICIOUS)
+    rules = {f.rule_id for f in counted if not f.rule_id.startswith("FS9")}
+    if top >= Severity.MALICIOUS:  # denylist hits (FS101 imported / FS102 called) by category
+        decisive = {
+            re.sub(r"FS10[12]", "FS101/2", f.rule_id) + _category(f.message)
+            for f in counted
+            if f.severity >= Severity.MALICIOUS
+        }
+    else:
+        decisive = rules - JUDGEABLE_RULES or {f.rule_id for f in counted}
+    return "+".join(sorted(decisive))
 
 
 def _picklescan(root: Path, venv: Path) -> dict[str, bool] | None:
@@ -149,8 +187,13 @@ def _picklescan(root: Path, venv: Path) -> dict[str, bool] | None:
     exe = venv / "bin" / "picklescan"
     if not exe.exists():
         return None
-    proc = subprocess.run([str(exe), "--path", str(root / "benign")], capture_output=True,
-                          text=True, timeout=900)  # fmt: skip
+    proc = subprocess.run(  # picklescan exits non-zero when it finds something
+        [str(exe), "--path", str(root / "benign")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     flagged: dict[str, bool] = {}
     for line in (proc.stdout + proc.stderr).splitlines():
         m = re.match(r"(.+?): dangerous import", line)
@@ -174,8 +217,10 @@ def measure(root: Path, why: bool, peers: Path, out_json: Path | None) -> int:
         lolo = _lolo_scanner(library)
         for row in lib_rows:
             path = str(root / row["path"])
-            results[row["path"]] = {m: s.scan_path(path) for m, s in
-                                    zip(MODES, (shipped, rules_only, lolo), strict=True)}  # fmt: skip
+            results[row["path"]] = {
+                m: s.scan_path(path)
+                for m, s in zip(MODES, (shipped, rules_only, lolo), strict=True)
+            }
     scan_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     peer = _picklescan(root, peers)
@@ -198,8 +243,10 @@ def measure(root: Path, why: bool, peers: Path, out_json: Path | None) -> int:
             line += f" {100 * entry['picklescan']:11.1f}"
         table[library] = entry
         print(line)
-    for label, libs in (("mean", list(table)),
-                        ("mean strict", [x for x in table if x not in NAMED_IN_RULES])):  # fmt: skip
+    for label, libs in (
+        ("mean", list(table)),
+        ("mean strict", [x for x in table if x not in NAMED_IN_RULES]),
+    ):
         line = f"{label:18} {sum(table[x]['files'] for x in libs):5d}"
         for m in MODES:
             line += f" {100 * sum(table[x][m][0] for x in libs) / len(libs):11.1f}"
@@ -208,14 +255,27 @@ def measure(root: Path, why: bool, peers: Path, out_json: Path | None) -> int:
             line += f" {100 * sum(table[x]['picklescan'] for x in libs) / len(libs):11.1f}"
         print(line)
     line = f"{'worst':18} {'':5}"
+    worst = {m: max(table, key=lambda x: table[x][m]) for m in MODES}  # (flagged, malicious)
     for m in MODES:
-        worst = max(table, key=lambda x, m=m: table[x][m])
-        line += f" {100 * table[worst][m][0]:11.1f} {100 * table[worst][m][1]:5.1f}"
-    print(line + "   (worst library per mode: "
-          + ", ".join(f"{m}={max(table, key=lambda x, m=m: table[x][m])}" for m in MODES) + ")")
-    print(f"\n{len(rows)} files, {len(table)} libraries; fastscan 3 modes {scan_s:.1f}s"
-          + (f", picklescan {peer_s:.1f}s" if peer is not None
-             else f"; picklescan skipped (not in {peers}: benchmarks/setup_peers.sh)"))  # fmt: skip
+        line += f" {100 * table[worst[m]][m][0]:11.1f} {100 * table[worst[m]][m][1]:5.1f}"
+    print(f"{line}   (worst: " + ", ".join(f"{m}={worst[m]}" for m in MODES) + ")")
+    print(
+        f"\n{len(rows)} files, {len(table)} libraries; fastscan 3 modes {scan_s:.1f}s"
+        + (
+            f", picklescan {peer_s:.1f}s"
+            if peer is not None
+            else f"; picklescan skipped (not in {peers}: benchmarks/setup_peers.sh)"
+        )
+    )
+    causes: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        for m in ("shipped", "lolo"):
+            r = results[row["path"]][m]
+            if level.get(r.verdict, 0) >= 1:
+                causes.setdefault((m, cause(r)), []).append(row["library"])
+    print("\ncauses of flagged files (mode, deciding rules: files, libraries):")
+    for (m, c), libs in sorted(causes.items(), key=lambda kv: (kv[0][0], -len(kv[1]))):
+        print(f"  {m:8} {c:28} {len(libs):4d}  {', '.join(sorted(set(libs)))}")
     if why:
         print("\nflagged files (a: shipped, c: lolo), findings at suspicious or above:")
         for row in rows:
@@ -227,8 +287,13 @@ def measure(root: Path, why: bool, peers: Path, out_json: Path | None) -> int:
                 for w in _why(r):
                     print(f"    {w}")
     if out_json is not None:
-        dump = {p: {m: {"verdict": r.verdict, "score": r.score, "findings": _why(r)}
-                    for m, r in res.items()} for p, res in results.items()}  # fmt: skip
+        dump = {
+            p: {
+                m: {"verdict": r.verdict, "score": r.score, "findings": _why(r)}
+                for m, r in res.items()
+            }
+            for p, res in results.items()
+        }
         out_json.write_text(json.dumps({"table": table, "files": dump}, indent=1))
     return 0
 
@@ -251,8 +316,17 @@ def main(argv: list[str] | None = None) -> int:
     if root is None:
         root = args.out
         t0 = time.perf_counter()
-        cmd = [sys.executable, "-P", __file__, str(root), "--generate-only",
-               "--per-lib", str(args.per_lib), "--seed", str(args.seed)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-P",
+            __file__,
+            str(root),
+            "--generate-only",
+            "--per-lib",
+            str(args.per_lib),
+            "--seed",
+            str(args.seed),
+        ]
         cmd += [x for lib in args.only for x in ("--only", lib)]
         subprocess.run(cmd, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
         print(f"generation took {time.perf_counter() - t0:.0f}s\n")

@@ -82,8 +82,13 @@ def _words(rng: random.Random, n: int) -> list[str]:
 def _frame(rng: random.Random, n: int = 12) -> Any:
     import pandas as pd
 
-    return pd.DataFrame({"x": [rng.random() for _ in range(n)], "y": [rng.random() for _ in range(n)],
-                         "g": _words(rng, n)})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "x": [rng.random() for _ in range(n)],
+            "y": [rng.random() for _ in range(n)],
+            "g": _words(rng, n),
+        }
+    )
 
 
 # -- builders, one function per library ----------------------------------------------------------
@@ -97,11 +102,18 @@ def packaging_objs(rng: random.Random) -> Any:
     from packaging.version import Version
 
     v = f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}"
-    return rng.choice([
-        Version(v), SpecifierSet(f">={v},<{rng.randint(10, 20)}"),
-        Requirement(f"torch[cuda]>={v}; python_version>'3.8'"), Marker("sys_platform == 'linux'"),
-        {"pins": [Version(f"1.{i}") for i in range(rng.randint(2, 8))], "tag": Tag("cp311", "cp311", "linux_x86_64")},
-    ])  # fmt: skip
+    return rng.choice(
+        [
+            Version(v),
+            SpecifierSet(f">={v},<{rng.randint(10, 20)}"),
+            Requirement(f"torch[cuda]>={v}; python_version>'3.8'"),
+            Marker("sys_platform == 'linux'"),
+            {
+                "pins": [Version(f"1.{i}") for i in range(rng.randint(2, 8))],
+                "tag": Tag("cp311", "cp311", "linux_x86_64"),
+            },
+        ]
+    )
 
 
 def requests_objs(rng: random.Random) -> Any:
@@ -151,11 +163,14 @@ def torchmetrics_objs(rng: random.Random) -> Any:
     import torchmetrics as tm
 
     n = rng.randint(2, 6)
-    m = rng.choice([
-        tm.Accuracy(task="multiclass", num_classes=n), tm.MeanSquaredError(),
-        tm.F1Score(task="multiclass", num_classes=n),
-        tm.MetricCollection([tm.Precision(task="binary"), tm.Recall(task="binary")]),
-    ])  # fmt: skip
+    m: Any = rng.choice(
+        [
+            tm.Accuracy(task="multiclass", num_classes=n),
+            tm.MeanSquaredError(),
+            tm.F1Score(task="multiclass", num_classes=n),
+            tm.MetricCollection([tm.Precision(task="binary"), tm.Recall(task="binary")]),
+        ]
+    )
     g = torch.Generator().manual_seed(rng.randrange(1 << 30))
     if isinstance(m, tm.MeanSquaredError):
         m.update(torch.rand(8, generator=g), torch.rand(8, generator=g))
@@ -167,13 +182,17 @@ def torchmetrics_objs(rng: random.Random) -> Any:
 
 
 def attrs_objs(rng: random.Random) -> Any:
-    import labtypes as lt  # type: ignore[import-not-found]
+    import labtypes as lt
 
     samples = [lt.Sample(w, rng.random(), _words(rng, 2)) for w in _words(rng, rng.randint(1, 6))]
-    return rng.choice([
-        samples, lt.Span(1, rng.randint(2, 9), "PER"), lt.Config(rng.random(), (32, 16)),
-        lt.Run(f"run-{rng.randint(0, 99)}", samples, lt.Config()),
-    ])  # fmt: skip
+    return rng.choice(
+        [
+            samples,
+            lt.Span(1, rng.randint(2, 9), "PER"),
+            lt.Config(rng.random(), (32, 16)),
+            lt.Run(f"run-{rng.randint(0, 99)}", samples, lt.Config()),
+        ]
+    )
 
 
 def toolz_objs(rng: random.Random) -> Any:
@@ -183,11 +202,18 @@ def toolz_objs(rng: random.Random) -> Any:
     from toolz import curried
 
     data = _words(rng, rng.randint(4, 20))
-    return rng.choice([
-        toolz.frequencies(data), toolz.groupby(len, data), curried.get(1),
-        toolz.compose(str.upper, str.strip), curried.map(len), toolz.curry(operator.add, 3),
-        toolz.juxt(len, sorted), list(toolz.partition_all(3, data)),
-    ])  # fmt: skip
+    return rng.choice(
+        [
+            toolz.frequencies(data),
+            toolz.groupby(len, data),
+            curried.get(1),
+            toolz.compose(str.upper, str.strip),
+            curried.map(len),
+            toolz.curry(operator.add, 3),
+            toolz.juxt(len, sorted),
+            list(toolz.partition_all(3, data)),
+        ]
+    )
 
 
 def dask_objs(rng: random.Random) -> Any:
@@ -214,7 +240,9 @@ def ml_dtypes_objs(rng: random.Random) -> Any:
     import ml_dtypes
     import numpy as np
 
-    dt = rng.choice([ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2, ml_dtypes.int4])
+    dt = rng.choice(
+        [ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2, ml_dtypes.int4]
+    )
     a = np.array([rng.uniform(-4, 4) for _ in range(rng.randint(4, 64))]).astype(dt)
     return rng.choice([a, {"w": a, "scale": a.astype(np.float32).max()}])
 
@@ -223,18 +251,35 @@ def werkzeug_objs(rng: random.Random) -> Any:
     from werkzeug.datastructures import Headers, ImmutableMultiDict, MIMEAccept, MultiDict
 
     pairs = [(w, str(i)) for i, w in enumerate(_words(rng, 5))]
-    return rng.choice([MultiDict(pairs), ImmutableMultiDict(pairs), Headers(pairs),
-                       MIMEAccept([("text/html", 1), ("application/json", 0.9)])])  # fmt: skip
+    return rng.choice(
+        [
+            MultiDict(pairs),
+            ImmutableMultiDict(pairs),
+            Headers(pairs),
+            MIMEAccept([("text/html", 1), ("application/json", 0.9)]),
+        ]
+    )
 
 
 def sqlalchemy_objs(rng: random.Random) -> Any:
     import sqlalchemy as sa
 
     meta = sa.MetaData()
-    t = sa.Table("t" + str(rng.randint(0, 9)), meta, sa.Column("id", sa.Integer, primary_key=True),
-                 sa.Column("name", sa.String(40)), sa.Column("score", sa.Float))  # fmt: skip
-    return rng.choice([sa.engine.make_url("postgresql://u@db:5432/x"), meta, t,
-                       {"url": sa.engine.make_url("sqlite:///a.db"), "cols": list(t.c.keys())}])  # fmt: skip
+    t = sa.Table(
+        "t" + str(rng.randint(0, 9)),
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(40)),
+        sa.Column("score", sa.Float),
+    )
+    return rng.choice(
+        [
+            sa.engine.make_url("postgresql://u@db:5432/x"),
+            meta,
+            t,
+            {"url": sa.engine.make_url("sqlite:///a.db"), "cols": list(t.c.keys())},
+        ]
+    )
 
 
 def pyparsing_objs(rng: random.Random) -> Any:
@@ -280,14 +325,17 @@ def frozenlist_objs(rng: random.Random) -> Any:
 def cloudpathlib_objs(rng: random.Random) -> Any:
     from cloudpathlib import AnyPath
 
-    return rng.choice([AnyPath(f"/data/{rng.choice(_words(rng, 3))}.csv"),
-                       {"out": AnyPath("/tmp/run")}])  # fmt: skip
+    return rng.choice(
+        [AnyPath(f"/data/{rng.choice(_words(rng, 3))}.csv"), {"out": AnyPath("/tmp/run")}]
+    )
 
 
 def confection_objs(rng: random.Random) -> Any:
     from confection import Config
 
-    text = f"[training]\nlr = {rng.random():.3f}\nsteps = {rng.randint(1, 999)}\n\n[model]\nwidth = 64\n"
+    text = (
+        f"[training]\nlr = {rng.random():.3f}\nsteps = {rng.randint(1, 9)}\n\n[model]\nwidth = 64\n"
+    )
     cfg = Config().from_str(text)
     return rng.choice([cfg, {"config": cfg}])
 
@@ -295,8 +343,12 @@ def confection_objs(rng: random.Random) -> Any:
 def catalogue_objs(rng: random.Random) -> Any:
     import catalogue
 
-    return rng.choice([catalogue.RegistryError(f"missing {rng.randint(0, 9)}"),
-                       {"namespaces": ["spacy", "architectures"], "err": catalogue.RegistryError("x")}])  # fmt: skip
+    return rng.choice(
+        [
+            catalogue.RegistryError(f"missing {rng.randint(0, 9)}"),
+            {"namespaces": ["spacy", "architectures"], "err": catalogue.RegistryError("x")},
+        ]
+    )
 
 
 def contourpy_objs(rng: random.Random) -> Any:
@@ -313,7 +365,9 @@ def srsly_objs(rng: random.Random) -> Any:
     file; marked by returning ('raw', bytes)."""
     import srsly
 
-    obj = rng.choice([{"labels": _words(rng, 5)}, {"n": rng.randint(0, 9), "f": len}, _words(rng, 3)])
+    obj = rng.choice(
+        [{"labels": _words(rng, 5)}, {"n": rng.randint(0, 9), "f": len}, _words(rng, 3)]
+    )
     return ("raw", srsly.pickle_dumps(obj, protocol=rng.choice([None, 2, 4])))
 
 
@@ -322,8 +376,14 @@ def rich_objs(rng: random.Random) -> Any:
     from rich.style import Style
     from rich.text import Text
 
-    return rng.choice([Text(" ".join(_words(rng, 4)), style="bold red"), Style(bold=True, color="blue"),
-                       Color.parse("#ff8800"), Text.from_markup("[b]x[/b] y")])  # fmt: skip
+    return rng.choice(
+        [
+            Text(" ".join(_words(rng, 4)), style="bold red"),
+            Style(bold=True, color="blue"),
+            Color.parse("#ff8800"),
+            Text.from_markup("[b]x[/b] y"),
+        ]
+    )
 
 
 def onnx_objs(rng: random.Random) -> Any:
@@ -341,9 +401,14 @@ def protobuf_objs(rng: random.Random) -> Any:
 
     st = struct_pb2.Struct()
     st.update({"a": rng.random()})  # one key: map order is not serialised stably
-    return rng.choice([timestamp_pb2.Timestamp(seconds=rng.randint(0, 10**9)), st,
-                       duration_pb2.Duration(seconds=rng.randint(1, 99)),
-                       descriptor_pb2.FileDescriptorProto(name="x.proto", package="p")])  # fmt: skip
+    return rng.choice(
+        [
+            timestamp_pb2.Timestamp(seconds=rng.randint(0, 10**9)),
+            st,
+            duration_pb2.Duration(seconds=rng.randint(1, 99)),
+            descriptor_pb2.FileDescriptorProto(name="x.proto", package="p"),
+        ]
+    )
 
 
 def narwhals_objs(rng: random.Random) -> Any:
@@ -356,17 +421,26 @@ def narwhals_objs(rng: random.Random) -> Any:
 def msgpack_objs(rng: random.Random) -> Any:
     import msgpack
 
-    return rng.choice([msgpack.ExtType(rng.randint(1, 99), b"\x00\x01"), msgpack.Timestamp(rng.randint(0, 10**9)),
-                       {"packed": msgpack.packb({"a": 1}), "ext": msgpack.ExtType(5, b"z")}])  # fmt: skip
+    return rng.choice(
+        [
+            msgpack.ExtType(rng.randint(1, 99), b"\x00\x01"),
+            msgpack.Timestamp(rng.randint(0, 10**9)),
+            {"packed": msgpack.packb({"a": 1}), "ext": msgpack.ExtType(5, b"z")},
+        ]
+    )
 
 
 def huggingface_hub_objs(rng: random.Random) -> Any:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
     from huggingface_hub.hf_api import RepoUrl
 
-    return rng.choice([CommitOperationAdd(path_in_repo="model.bin", path_or_fileobj=b"\x00" * 8),
-                       CommitOperationDelete(path_in_repo="old.bin"),
-                       RepoUrl("https://huggingface.co/user/model")])  # fmt: skip
+    return rng.choice(
+        [
+            CommitOperationAdd(path_in_repo="model.bin", path_or_fileobj=b"\x00" * 8),
+            CommitOperationDelete(path_in_repo="old.bin"),
+            RepoUrl("https://huggingface.co/user/model"),
+        ]
+    )
 
 
 def pyerfa_objs(rng: random.Random) -> Any:
@@ -397,19 +471,25 @@ def click_objs(rng: random.Random) -> Any:
     import click
 
     opt = click.Option(["--lr"], type=float, default=rng.random())
-    return rng.choice([opt, click.Command("train", params=[opt]), click.Choice(["a", "b"]), click.IntRange(0, 9)])
+    return rng.choice(
+        [opt, click.Command("train", params=[opt]), click.Choice(["a", "b"]), click.IntRange(0, 9)]
+    )
 
 
 def markupsafe_objs(rng: random.Random) -> Any:
     from markupsafe import Markup, escape
 
-    return rng.choice([Markup("<b>%s</b>") % rng.choice(_words(rng, 3)), [escape("<x>"), Markup("y")]])
+    return rng.choice(
+        [Markup("<b>%s</b>") % rng.choice(_words(rng, 3)), [escape("<x>"), Markup("y")]]
+    )
 
 
 def aiohttp_objs(rng: random.Random) -> Any:
     import aiohttp
 
-    return rng.choice([aiohttp.ClientTimeout(total=rng.randint(1, 60)), aiohttp.BasicAuth("user", "pw")])
+    return rng.choice(
+        [aiohttp.ClientTimeout(total=rng.randint(1, 60)), aiohttp.BasicAuth("user", "pw")]
+    )
 
 
 def decorator_objs(rng: random.Random) -> Any:
@@ -420,18 +500,41 @@ def decorator_objs(rng: random.Random) -> Any:
 
 # library (distribution name) -> its builders
 SOURCES: dict[str, Builder] = {
-    "packaging": packaging_objs, "requests": requests_objs, "patsy": patsy_objs,
-    "formulaic": formulaic_objs, "torchmetrics": torchmetrics_objs, "attrs": attrs_objs,
-    "toolz": toolz_objs, "dask": dask_objs, "ml-dtypes": ml_dtypes_objs, "werkzeug": werkzeug_objs,
-    "sqlalchemy": sqlalchemy_objs, "pyparsing": pyparsing_objs, "tomlkit": tomlkit_objs,
-    "pygments": pygments_objs, "jinja2": jinja2_objs, "frozenlist": frozenlist_objs,
-    "cloudpathlib": cloudpathlib_objs, "confection": confection_objs, "catalogue": catalogue_objs,
-    "contourpy": contourpy_objs, "srsly": srsly_objs, "rich": rich_objs, "onnx": onnx_objs,
-    "protobuf": protobuf_objs, "narwhals": narwhals_objs, "msgpack": msgpack_objs,
-    "huggingface-hub": huggingface_hub_objs, "pyerfa": pyerfa_objs, "lz4": lz4_objs,
-    "psutil": psutil_objs, "click": click_objs, "markupsafe": markupsafe_objs,
-    "aiohttp": aiohttp_objs, "decorator": decorator_objs,
-}  # fmt: skip
+    "packaging": packaging_objs,
+    "requests": requests_objs,
+    "patsy": patsy_objs,
+    "formulaic": formulaic_objs,
+    "torchmetrics": torchmetrics_objs,
+    "attrs": attrs_objs,
+    "toolz": toolz_objs,
+    "dask": dask_objs,
+    "ml-dtypes": ml_dtypes_objs,
+    "werkzeug": werkzeug_objs,
+    "sqlalchemy": sqlalchemy_objs,
+    "pyparsing": pyparsing_objs,
+    "tomlkit": tomlkit_objs,
+    "pygments": pygments_objs,
+    "jinja2": jinja2_objs,
+    "frozenlist": frozenlist_objs,
+    "cloudpathlib": cloudpathlib_objs,
+    "confection": confection_objs,
+    "catalogue": catalogue_objs,
+    "contourpy": contourpy_objs,
+    "srsly": srsly_objs,
+    "rich": rich_objs,
+    "onnx": onnx_objs,
+    "protobuf": protobuf_objs,
+    "narwhals": narwhals_objs,
+    "msgpack": msgpack_objs,
+    "huggingface-hub": huggingface_hub_objs,
+    "pyerfa": pyerfa_objs,
+    "lz4": lz4_objs,
+    "psutil": psutil_objs,
+    "click": click_objs,
+    "markupsafe": markupsafe_objs,
+    "aiohttp": aiohttp_objs,
+    "decorator": decorator_objs,
+}
 
 # Libraries whose objects are torch modules or tensors: users torch.save them.
 TORCH_SAVED = frozenset({"torchmetrics"})
