@@ -19,7 +19,8 @@ Then, per library, the share of files flagged (verdict suspicious or above) and 
                (as `eval --lolo` judges a held-out library; the shipped model itself never saw
                any of these libraries, so (c) is (a) without the index's knowledge of it);
   (d) picklescan (if installed in --peers-venv, see benchmarks/setup_peers.sh): flagged = any
-      dangerous global reported for the file;
+      dangerous global reported for the file; err% = files it could not parse (joblib's
+      compressed streams, legacy torch files): neither flagged nor judged;
 with the mean over libraries (each library weighs the same) and the worst. `--why` lists the
 findings (rule, severity, subject, message) behind every file flagged by (a) or (c).
 `*` after a library: the rules name it (a denylist entry or alias for some of its callables;
@@ -182,8 +183,9 @@ def cause(result: Any) -> str:
     return "+".join(sorted(decisive))
 
 
-def _picklescan(root: Path, venv: Path) -> dict[str, bool] | None:
-    """path (relative to root) -> picklescan reported a dangerous global; None if absent."""
+def _picklescan(root: Path, venv: Path) -> dict[str, str] | None:
+    """path (relative to root) -> "flagged" (a dangerous global) or "error" (picklescan could
+    not parse it: joblib compressed streams, torch legacy files); None if not installed."""
     exe = venv / "bin" / "picklescan"
     if not exe.exists():
         return None
@@ -194,12 +196,15 @@ def _picklescan(root: Path, venv: Path) -> dict[str, bool] | None:
         text=True,
         timeout=900,
     )
-    flagged: dict[str, bool] = {}
+    out: dict[str, str] = {}
     for line in (proc.stdout + proc.stderr).splitlines():
-        m = re.match(r"(.+?): dangerous import", line)
+        m = re.match(r"(.+?): dangerous import", line) or re.match(
+            r"WARNING: could not parse (.+?) as pickle", line
+        )
         if m:
-            flagged[str(Path(m.group(1)).resolve().relative_to(root.resolve()))] = True
-    return flagged
+            rel = str(Path(m.group(1)).resolve().relative_to(root.resolve()))
+            out[rel] = "flagged" if "dangerous" in line else out.get(rel, "error")
+    return out
 
 
 def measure(root: Path, why: bool, peers: Path, out_json: Path | None) -> int:
@@ -229,7 +234,7 @@ def measure(root: Path, why: bool, peers: Path, out_json: Path | None) -> int:
     level = {SUSPICIOUS: 1, MALICIOUS: 2}
     table: dict[str, dict[str, Any]] = {}
     head = f"{'library':18} {'files':>5}" + "".join(f" {m + ' fl%':>11} {'mal%':>5}" for m in MODES)
-    print(head + (f" {'picklescan%':>11}" if peer is not None else ""))
+    print(head + (f" {'picklescan%':>11} {'err%':>5}" if peer is not None else ""))
     for library, lib_rows in sorted(by_lib.items()):
         n = len(lib_rows)
         entry: dict[str, Any] = {"files": n}
@@ -239,8 +244,10 @@ def measure(root: Path, why: bool, peers: Path, out_json: Path | None) -> int:
             entry[m] = (sum(x >= 1 for x in ranks) / n, sum(x >= 2 for x in ranks) / n)
             line += f" {100 * entry[m][0]:11.1f} {100 * entry[m][1]:5.1f}"
         if peer is not None:
-            entry["picklescan"] = sum(peer.get(r["path"], False) for r in lib_rows) / n
-            line += f" {100 * entry['picklescan']:11.1f}"
+            got = [peer.get(r["path"], "") for r in lib_rows]
+            entry["picklescan"] = got.count("flagged") / n
+            entry["picklescan_error"] = got.count("error") / n
+            line += f" {100 * entry['picklescan']:11.1f} {100 * entry['picklescan_error']:5.1f}"
         table[library] = entry
         print(line)
     for label, libs in (
@@ -252,7 +259,8 @@ def measure(root: Path, why: bool, peers: Path, out_json: Path | None) -> int:
             line += f" {100 * sum(table[x][m][0] for x in libs) / len(libs):11.1f}"
             line += f" {100 * sum(table[x][m][1] for x in libs) / len(libs):5.1f}"
         if peer is not None:
-            line += f" {100 * sum(table[x]['picklescan'] for x in libs) / len(libs):11.1f}"
+            for key, width in (("picklescan", 11), ("picklescan_error", 5)):
+                line += f" {100 * sum(table[x][key] for x in libs) / len(libs):{width}.1f}"
         print(line)
     line = f"{'worst':18} {'':5}"
     worst = {m: max(table, key=lambda x: table[x][m]) for m in MODES}  # (flagged, malicious)
