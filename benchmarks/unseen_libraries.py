@@ -21,7 +21,8 @@ Then, per library, the share of files flagged (verdict suspicious or above) and 
   (d) picklescan (if installed in --peers-venv, see benchmarks/setup_peers.sh): flagged = any
       dangerous global reported for the file; err% = files it could not parse (joblib's
       compressed streams, legacy torch files): neither flagged nor judged;
-with the mean over libraries (each library weighs the same) and the worst. `--why` lists the
+with the mean over libraries (each library weighs the same) and the worst. `--index FILE`
+adds index files (`fastscan index`) to every mode, as `--index` does for a scan. `--why` lists the
 findings (rule, severity, subject, message) behind every file flagged by (a) or (c).
 `*` after a library: the rules name it (a denylist entry or alias for some of its callables;
 never an allowlist), so it is not unseen in the strict sense; the strict mean leaves them out.
@@ -137,14 +138,15 @@ def generate(out: Path, per_lib: int, seed: int, only: list[str]) -> int:
 # -- measurement (this process: fastscan only) ---------------------------------------------------
 
 
-def _lolo_scanner(library: str) -> Any:
-    """Rules + the shipped model, the ecosystem index without `library`."""
-    from fastscan.rules.indexed import shipped_index
+def _lolo_scanner(library: str, extra: list[str]) -> Any:
+    """Rules + the shipped model, the ecosystem index (and `extra` index files) without
+    `library`."""
+    from fastscan.rules.indexed import load_user_indexes, shipped_index
     from fastscan.rules.knowledge import load_shipped
     from fastscan.rules.ruleset import RuleSet
     from fastscan.scan import Scanner
 
-    index = shipped_index()
+    index = load_user_indexes(extra, shipped_index())
     rules = RuleSet(load_shipped(), index=index.without({library}) if index is not None else None)
     return Scanner(rules=rules)
 
@@ -207,7 +209,7 @@ def _picklescan(root: Path, venv: Path) -> dict[str, str] | None:
     return out
 
 
-def measure(root: Path, why: bool, peers: Path, out_json: Path | None) -> int:
+def measure(root: Path, why: bool, peers: Path, out_json: Path | None, extra: list[str]) -> int:
     from fastscan.scan import Scanner
     from fastscan.verdict import MALICIOUS, SUSPICIOUS
 
@@ -216,10 +218,10 @@ def measure(root: Path, why: bool, peers: Path, out_json: Path | None) -> int:
     for row in rows:
         by_lib.setdefault(row["library"], []).append(row)
     t0 = time.perf_counter()
-    shipped, rules_only = Scanner(), Scanner(model=None)
+    shipped, rules_only = Scanner(index=extra), Scanner(model=None, index=extra)
     results: dict[str, dict[str, Any]] = {}
     for library, lib_rows in sorted(by_lib.items()):
-        lolo = _lolo_scanner(library)
+        lolo = _lolo_scanner(library, extra)
         for row in lib_rows:
             path = str(root / row["path"])
             results[row["path"]] = {
@@ -316,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--why", action="store_true", help="findings behind every flagged file")
     ap.add_argument("--json", type=Path, help="write the table and per-file verdicts here")
     ap.add_argument("--peers-venv", type=Path, default=HERE / ".peers")
+    ap.add_argument("--index", action="append", default=[], help="extra index file (wins)")
     ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.generate_only:
@@ -338,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd += [x for lib in args.only for x in ("--only", lib)]
         subprocess.run(cmd, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
         print(f"generation took {time.perf_counter() - t0:.0f}s\n")
-    return measure(root, args.why, args.peers_venv, args.json)
+    return measure(root, args.why, args.peers_venv, args.json, args.index)
 
 
 if __name__ == "__main__":
