@@ -30,33 +30,60 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _MAX_REASONS = 4  # a module's list names its first few reasons only
 
 
-def _reason(node: ast.Call, parent: ast.AST | None, module_level: bool) -> str | None:
-    """Why a `globals()`/`vars()`/`locals()` call writes the namespace (None: it reads)."""
-    name = node.func.id  # type: ignore[attr-defined]
+def _reason(
+    node: ast.Call | ast.Name, parent: ast.AST | None, module_level: bool, name: str, spelled: str
+) -> str | None:
+    """Why a `globals()`/`vars()`/`locals()` call (`name`), or a module-level name bound to
+    the module's dict (`name` "globals"), writes the namespace (None: it reads)."""
     if name != "globals" and not module_level:
         return None  # a function's vars()/locals() are its own
     if isinstance(parent, ast.Subscript) and not isinstance(parent.ctx, ast.Load):
-        return f"{name}()[...] assigned"
+        return f"{spelled}[...] assigned"
     if isinstance(parent, ast.Attribute) and parent.attr in _WRITERS:
-        return f"{name}().{parent.attr}"
+        return f"{spelled}.{parent.attr}"
     if isinstance(parent, ast.Call) and node is not parent.func:
         callee = dotted(parent.func) or "a call"
         if callee.rsplit(".", 1)[-1] in ("get", "items", "keys", "values", "copy", "dict"):
             return None
-        return f"{name}() handed to {callee}"
+        return f"{spelled} handed to {callee}"
     return None
+
+
+def _namespace_aliases(tree: ast.Module) -> set[str]:
+    """Module-level names bound to the module's own namespace dict: `_globals = globals()`,
+    how protobuf's generated `*_pb2` modules hand it to the builder that fills them."""
+    out: set[str] = set()
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _SCOPES):
+            continue
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id in ("globals", "vars")
+            and not node.value.args
+        ):
+            out.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        stack.extend(ast.iter_child_nodes(node))
+    return out
 
 
 def dynamic_reasons(tree: ast.Module) -> list[str]:
     """Why the module's own code may create names no statement shows (empty: none)."""
     found: list[str] = []
+    aliases = _namespace_aliases(tree)
     stack: list[tuple[ast.AST, ast.AST | None, bool]] = [(tree, None, True)]
     while stack and len(found) < _MAX_REASONS:
         node, parent, module_level = stack.pop()
         why: str | None = None
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if isinstance(node, ast.Name) and node.id in aliases and isinstance(node.ctx, ast.Load):
+            # the module's dict under another name: written wherever it is used as globals()
+            why = _reason(node, parent, module_level, "globals", f"globals() as {node.id}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             if node.func.id in _NAMESPACES and not node.args:
-                why = _reason(node, parent, module_level)
+                why = _reason(node, parent, module_level, node.func.id, f"{node.func.id}()")
             elif node.func.id == "exec" and len(node.args) == 1 and module_level:
                 why = "exec() into the module"
         elif (

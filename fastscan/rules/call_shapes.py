@@ -71,6 +71,7 @@ ITEM_GETTER = "operator.itemgetter"
 ATTRIBUTE_GETTERS = frozenset({"operator.attrgetter", "operator.methodcaller"})
 _SHAPED = frozenset({GETATTR, PARTIAL, ITEM_GETTER}) | ATTRIBUTE_GETTERS
 _READ_KINDS = frozenset({"class", "function"})  # index kinds whose Python source was analysed
+_INSTANTIATING = frozenset({"NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
 
 # Attribute names that are sinks on any object, whatever the class (defence in depth: the
 # resolver already knows sink attributes per class and the interpreter-internals table).
@@ -227,7 +228,32 @@ class CallShapes:
         if cls.category == CODE_CONSTRUCTION:
             # cloudpickle/dill look a type up, then instantiate it (a code object, a cell)
             return Severity.LOW, f"the type returned by {cls.resolved}"
+        made = self._instance_call_inert(producer, cls)
+        if made:
+            # sqlalchemy's `_UnpickleDispatch()(cls)`: a restore helper object, then called
+            return Severity.LOW, f"an instance of {made}, whose __call__ reaches no sink"
         return None, f"the result of {cls.resolved}"
+
+    def _instance_call_inert(self, producer: CallSite, cls: Classification) -> str:
+        """The class `producer` instantiates (NEWOBJ/OBJ/INST or REDUCE of it, or
+        `copyreg._reconstructor(cls, ...)`, how protocols 0-1 write it) when the index read it
+        and its own `__call__` and found neither reaching a sink: calling the instance runs that
+        method, nothing the pickle chose. "" otherwise (FS107 as before)."""
+        index = producer.callable_index
+        if cls.resolved == _RECONSTRUCTOR:
+            index = producer.first_arg_global
+            made = self._classes[index] if 0 <= index < len(self._classes) else None
+        elif producer.opcode in _INSTANTIATING or producer.opcode == "REDUCE":
+            made = cls
+        else:
+            return ""
+        if made is None or made.index != KNOWN or made.kind != "class":
+            return ""
+        if made.is_dangerous or made.reaches:
+            return ""
+        g = self._facts.globals[index]
+        inert = index_inert(self._rules.classify(g.module, f"{g.name}.__call__"))
+        return made.resolved if inert else ""
 
     def _called_result(self, call: CallSite) -> Shape | None:
         """The grade of calling a getattr result when `Class.attr` is an allowlisted name."""

@@ -60,7 +60,7 @@ from .callsites import (
     walk_values,
 )
 from .knowledge import Classification, result_type
-from .literals import inert_as_code
+from .literals import inert_as_code, reads_as_command
 from .nested_loaders import Visible
 from .ruleset import RuleSet
 
@@ -192,7 +192,7 @@ class Handed:
             note = self._result_dispatch(k)
             if note:
                 return AsGlobal(name, R.REACHES_SINK, Severity.LOW, f"a dispatcher, {note}")
-        return _as_global(name, hit, self._applied(k), self._called(k))
+        return _as_global(name, hit, self._applied(k, attr.text), self._called(k))
 
     def _reviewed_class(self, module: str, qual: str) -> bool:
         """An exact allowlist entry (dict, HTTPStatus, ZoneInfo), not a module wildcard."""
@@ -275,16 +275,41 @@ class Handed:
             return c.callable_index
         return -1  # a function's result: its type is not known
 
-    def _applied(self, k: int) -> bool:
-        """The getattr's result is thrown away, or called on str/bytes (a command runner)."""
-        if self.facts.calls[k].discarded:
+    def _applied(self, k: int, attr: str) -> bool:
+        """The getattr's result is thrown away, or called on str/bytes (a command runner) other
+        than as a class-shaped name constructs (`_constructs`)."""
+        calls = self.facts.calls
+        if calls[k].discarded:
             return True
         return any(
             c.callable_is_call
             and c.callable_call_index == k
             and c.arg_kinds & (ARG_STR | ARG_BYTES)
-            for c in self.facts.calls
+            and not self._constructs(j, attr)
+            for j, c in enumerate(calls)
         )
+
+    def _constructs(self, j: int, attr: str) -> bool:
+        """Call `j` of `getattr(owner, attr)` builds a value as the same name imported by
+        STACK_GLOBAL does (unknown_calls.StreamShapes: a class-shaped name called, its result
+        kept, is a construction). Protocols < 4 pickle a nested class `Outer.Inner` as that
+        getattr, so an enum member is `getattr(Outer, "Inner")("value")`. Only when `attr` is
+        class-shaped, the result is neither discarded nor called, and the call is handed no
+        bytes and no string that reads as a command or that the walk did not see."""
+        calls = self.facts.calls
+        c = calls[j]
+        if not last_segment_is_class(attr) or c.discarded or c.arg_kinds & ARG_BYTES:
+            return False
+        site = self.sites.get(c.offset)
+        if site is None or any(d.callable_is_call and d.callable_call_index == j for d in calls):
+            return False
+        for v in walk_values(site.args, _MAX_FOLLOWED):
+            if isinstance(v, Text):
+                if v.text is None or v.loads or reads_as_command(v.text):
+                    return False
+            elif v is not VALUE and not isinstance(v, Glob):
+                return False  # bytes, a call's result, anything computed: applied as before
+        return True
 
     # -- partial and dispatchers --------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import pytest
 
 from fastscan.index import load_index
 from fastscan.index.sources import build_bytes, directory
-from fastscan.scan import Scanner
+from fastscan.scan import DEFAULT_MODEL, Scanner
 
 PKG = {
     "__init__.py": """
@@ -50,6 +50,20 @@ PKG = {
     "updated.py": """
         def fill(table):
             globals().update(table)
+        """,
+    # protobuf's generated *_pb2 shape: the module's dict handed to a builder under an alias
+    "pb2like.py": """
+        from . import target as _builder
+        _globals = globals()
+        _builder.Real(_globals)
+        if _globals.get("DESCRIPTOR") is None:
+            pass
+        """,
+    # the dict bound to a name and only read: still closed
+    "aliasread.py": """
+        _g = globals()
+        NAMES = list(_g.keys())
+        FIRST = _g["NAMES"]
         """,
     "closed.py": """
         import os
@@ -90,6 +104,8 @@ def test_closed_and_open_namespaces(index_path: Path) -> None:
     assert ix.open_reasons("dynpkg.execd") == ["exec() into the module"]
     assert ix.open_reasons("dynpkg.selfmod") == ["sys.modules[__name__]"]
     assert ix.open_reasons("dynpkg.updated") == ["globals().update"]
+    assert ix.open_reasons("dynpkg.pb2like") == ["globals() as _globals handed to _builder.Real"]
+    assert ix.open_reasons("dynpkg.aliasread") == []
     # assigned from the package's __init__ through the losing-branch-free alias `_mod`
     assert ix.open_reasons("dynpkg.target") == ["assigned from dynpkg"]
 
@@ -121,6 +137,8 @@ def _pickle(module: str, name: str) -> bytes:
         ("dynpkg.globs", "textwrap.no_such", "FS109"),  # open, but the head is an imported module
         ("dynpkg.target", "made", "FS103"),
         ("dynpkg.execd", "made", "FS103"),
+        ("dynpkg.pb2like", "ModelProto", "FS103"),  # a protobuf message class, made at run time
+        ("dynpkg.aliasread", "Nope", "FS109"),
     ],
 )
 def test_fs109_only_where_the_index_can_know(
@@ -134,3 +152,28 @@ def test_fs109_only_where_the_index_can_know(
     assert result.verdict in ("suspicious", "malicious")
     if rule == "FS103":
         assert "FS109" not in rules
+
+
+def test_a_payload_beside_a_message_of_an_open_module_is_still_caught(
+    tmp_path: Path, index_path: Path
+) -> None:
+    """The open pb2 namespace only turns its own missing names from FS109 into FS103: a sink
+    call next to a message of it stays malicious with the denylist and, with the sink withheld,
+    an unlisted callable applied to a string (FS112), which no classifier score settles."""
+    from fastscan.rules.indexed import load_user_indexes, shipped_index
+    from fastscan.rules.knowledge import load_shipped
+    from fastscan.rules.ruleset import RuleSet
+
+    message = b"cdynpkg.pb2like\nModelProto\n)\x81"  # GLOBAL, EMPTY_TUPLE, NEWOBJ
+    payload = b"cos\nsystem\nX\x07\x00\x00\x00echo hi\x85R"  # os.system("echo hi")
+    path = tmp_path / "twin.pkl"
+    path.write_bytes(b"\x80\x02" + message + payload + b"\x86.")  # TUPLE2, STOP
+    rules = RuleSet(load_shipped(), index=load_user_indexes([str(index_path)], shipped_index()))
+    listed = Scanner(model=None, rules=rules).scan_path(str(path))
+    assert listed.verdict == "malicious", listed.findings
+    withheld_rules = rules.withholding(rules.dangerous_names([("os", "system")]))
+    assert "FS109" not in {f.rule_id for f in listed.findings}
+    for model in (None, DEFAULT_MODEL):
+        withheld = Scanner(model=model, rules=withheld_rules).scan_path(str(path))
+        assert withheld.verdict != "clean", withheld.findings
+        assert "FS112" in {f.rule_id for f in withheld.findings if f.subject == "os.system"}
