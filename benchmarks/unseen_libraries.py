@@ -139,9 +139,9 @@ def generate(out: Path, per_lib: int, seed: int, only: list[str]) -> int:
 # -- measurement (this process: fastscan only) ---------------------------------------------------
 
 
-def _lolo_scanner(library: str, extra: list[str]) -> Any:
-    """Rules + the shipped model, the ecosystem index (and `extra` index files) without
-    `library`."""
+def _lolo_scanner(library: str, extra: list[str], model: str | None) -> Any:
+    """Rules + the shipped (or `model`) classifier, the ecosystem index (and `extra` index
+    files) without `library`."""
     from fastscan.rules.indexed import load_user_indexes, shipped_index
     from fastscan.rules.knowledge import load_shipped
     from fastscan.rules.ruleset import RuleSet
@@ -149,7 +149,7 @@ def _lolo_scanner(library: str, extra: list[str]) -> Any:
 
     index = load_user_indexes(extra, shipped_index())
     rules = RuleSet(load_shipped(), index=index.without({library}) if index is not None else None)
-    return Scanner(rules=rules)
+    return Scanner(rules=rules) if model is None else Scanner(rules=rules, model=model)
 
 
 def _why(result: Any) -> list[str]:
@@ -210,7 +210,15 @@ def _picklescan(root: Path, venv: Path) -> dict[str, str] | None:
     return out
 
 
-def measure(root: Path, why: bool, peers: Path, out_json: Path | None, extra: list[str]) -> int:
+def measure(
+    root: Path,
+    why: bool,
+    peers: Path,
+    out_json: Path | None,
+    extra: list[str],
+    *,
+    model: str | None = None,
+) -> int:
     from fastscan.scan import Scanner
     from fastscan.verdict import MALICIOUS, SUSPICIOUS
 
@@ -219,10 +227,11 @@ def measure(root: Path, why: bool, peers: Path, out_json: Path | None, extra: li
     for row in rows:
         by_lib.setdefault(row["library"], []).append(row)
     t0 = time.perf_counter()
-    shipped, rules_only = Scanner(index=extra), Scanner(model=None, index=extra)
+    shipped = Scanner(index=extra) if model is None else Scanner(index=extra, model=model)
+    rules_only = Scanner(model=None, index=extra)
     results: dict[str, dict[str, Any]] = {}
     for library, lib_rows in sorted(by_lib.items()):
-        lolo = _lolo_scanner(library, extra)
+        lolo = _lolo_scanner(library, extra, model)
         for row in lib_rows:
             path = str(root / row["path"])
             results[row["path"]] = {
@@ -322,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the table and per-file verdicts here")
     ap.add_argument("--peers-venv", type=Path, default=HERE / ".peers")
     ap.add_argument("--index", action="append", default=[], help="extra index file (wins)")
+    ap.add_argument("--model", help="a candidate model (.onnx beside its manifest) for (a), (c)")
     ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.generate_only:
@@ -344,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd += [x for lib in args.only for x in ("--only", lib)]
         subprocess.run(cmd, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
         print(f"generation took {time.perf_counter() - t0:.0f}s\n")
-    return measure(root, args.why, args.peers_venv, args.json, args.index)
+    return measure(root, args.why, args.peers_venv, args.json, args.index, model=args.model)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from ..facts import ARG_BYTES, ARG_CALL, ARG_STR, CallSite, GlobalRef, StreamFac
 from .call_shapes import GETATTR, index_inert, last_segment_is_class
 from .callsites import VALUE, Call, Data, Glob, Sites, Text, walk_values
 from .kept import unlisted
-from .knowledge import CALLBACK_DISPATCH, CODE_CONSTRUCTION, UNKNOWN, Classification
+from .knowledge import CALLBACK_DISPATCH, CODE_CONSTRUCTION, DECODER, UNKNOWN, Classification
 from .literals import bytes_read_as_command, loadable, printable, reads_as_command
 from .nested_loaders import read_whole
 
@@ -199,6 +199,11 @@ class StreamShapes:
                 self._by_state.add(k)
         else:
             shape = CONSTRUCTION
+            if not classy and kinds & (F.ARG_CONTAINER | ARG_CALL):
+                # a function handed a container or another call's result hands text there
+                # (`check_output(["sh", "-c", "..."])`, `exec(b64decode("..."))`): its own
+                # arguments decide (`application`)
+                self._by_state.add(k)
         return CallShape(k, c.callable_index, c.opcode, shape_of_name, kinds, uses, shape)
 
     def _reconstructs(self, c: CallSite, kinds: int, uses: int) -> bool:
@@ -446,6 +451,8 @@ def restores_by_site(
             if v.loads or (v.command and (v.printable or not rebuilds)):
                 return False
         elif isinstance(v, Call):
+            if _decoded(shapes, v, classes):
+                return False  # text a decoder turned into a payload: `exec(b64decode("..."))`
             encoded = _latin1_bytes(shapes, v, sites, rebuilds)
             # another call's result: text inside it (a `Cmd("echo ...")` handed on) is not
             # this call's to see, so the stream's text must be inert, as before, unless that
@@ -508,6 +515,16 @@ def _judged_alone(
         and not made_by.entry_id
         and shapes.judged_by_arguments(shapes.of(k))
     )
+
+
+def _decoded(shapes: StreamShapes, v: Call, classes: Sequence[Classification | None]) -> bool:
+    """Call `v` is a reviewed decoder's (base64, zlib, binascii: `knowledge.DECODER`)."""
+    k = shapes.call_at(v.offset)
+    if k < 0:
+        return False
+    i = shapes.facts.calls[k].callable_index
+    made_by = classes[i] if 0 <= i < len(classes) else None
+    return made_by is not None and made_by.category == DECODER
 
 
 def _state_bytes(raw: bytes, rebuilds: bool) -> bool:

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .benign_libs._base import WORDS
 from .scales import SCALES
 
 __all__ = ["CUSTOM_SOURCES", "CUSTOM_TORCH_SOURCES", "user_package"]
@@ -43,6 +44,10 @@ _CLASSES = ("Net", "Model", "Encoder", "Classifier", "ResNetSmall", "TinyUNet", 
 _BLOCKS = ("Block", "ResidualBlock", "ConvBlock", "Head", "Stem", "MixerLayer")
 _TRANSFORMERS = ("ColumnClipper", "LogScaler", "OutlierCapper", "FeatureSelector", "Winsorizer")
 _FUNCTIONS = ("log_transform", "add_ratios", "clip_values", "normalise_rows", "square_features")
+# reconstructors a user's `__reduce__` names: function-shaped, handed numbers and containers
+_REBUILDERS = ("_rebuild", "_restore_state", "make_table", "unpickle_cache", "from_state",
+               "_reconstruct_index", "load_state", "build_vocab")  # fmt: skip
+_LOWER_CLASSES = ("frozen_map", "immutabledict", "lru_record", "span", "interval", "bitset")
 
 
 # Our own benign source text; `{…}` fields are filled with names chosen from the seed.
@@ -140,10 +145,53 @@ class {config}:
 """
 
 
+# Extension-type style pickling: objects that reduce to a module-level reconstructor function
+# (or to a lowercase class) with plain state, as Cython classes, immutable collections and
+# caches do (`copyreg.pickle` registrations included). Names vary with the seed.
+_REDUCERS_MODULE = """
+import copyreg
+
+
+def {rebuild}(version, state, extra=None):
+    obj = Table.__new__(Table)
+    obj.version, obj.columns, obj.extra = version, state, extra
+    return obj
+
+
+class Table:
+    def __init__(self, columns):
+        self.version, self.columns, self.extra = 2, columns, None
+
+    def __reduce__(self):
+        return ({rebuild}, (self.version, self.columns, self.extra))
+
+
+class {lower}(dict):
+    def __reduce__(self):
+        return ({lower}, (dict(self),))
+
+
+class Vocab:
+    def __init__(self, tokens, counts):
+        self.tokens, self.counts = tokens, counts
+
+
+def _vocab_from(tokens, counts):
+    return Vocab(tokens, counts)
+
+
+def _reduce_vocab(vocab):
+    return (_vocab_from, (list(vocab.tokens), list(vocab.counts)))
+
+
+copyreg.pickle(Vocab, _reduce_vocab)
+"""
+
+
 @contextlib.contextmanager
 def user_package(rng: random.Random) -> Iterator[dict[str, ModuleType]]:
-    """Write and import a user package named from `rng`; yields {"torch"|"sklearn"|"config":
-    module}. The package is removed from sys.modules and sys.path afterwards."""
+    """Write and import a user package named from `rng`; yields {"torch"|"sklearn"|"config"|
+    "reducers": module}. The package is removed from sys.modules and sys.path afterwards."""
     org = rng.choice(_ORGS)
     area = rng.choice(_AREAS)
     stem = rng.choice(_FILES)
@@ -158,12 +206,17 @@ def user_package(rng: random.Random) -> Iterator[dict[str, ModuleType]]:
         "function": rng.choice(_FUNCTIONS),
         "config": rng.choice(("TrainConfig", "ExperimentConfig", "RunArgs", "Hparams")),
     }
+    # drawn from their own generator, so the other sources' bytes do not move with them
+    extra = random.Random(f"{org}.{area}.{stem}")
+    names |= {"rebuild": extra.choice(_REBUILDERS), "lower": extra.choice(_LOWER_CLASSES)}
     modules = {
         "torch": f"{org}.{area}.{stem}",
         "sklearn": f"{org}.features.{rng.choice(('preprocess', 'transforms', 'pipeline_utils'))}",
         "config": f"{org}.{rng.choice(('config', 'configs.train', 'settings'))}",
+        "reducers": f"{org}.{extra.choice(('utils.cache', 'data.tables', 'text.vocab'))}",
     }
-    sources = {"torch": _TORCH_MODULE, "sklearn": _SKLEARN_MODULE, "config": _CONFIG_MODULE}
+    sources = {"torch": _TORCH_MODULE, "sklearn": _SKLEARN_MODULE, "config": _CONFIG_MODULE,
+               "reducers": _REDUCERS_MODULE}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="fastscan-user-") as tmp:
         root = Path(tmp)
         for kind, dotted in modules.items():
@@ -309,10 +362,35 @@ def custom_sklearn(rng: random.Random, scale: str) -> tuple[bytes, str]:
     return data, ext
 
 
+def custom_reducers(rng: random.Random, scale: str) -> tuple[bytes, str]:
+    """Objects that pickle through a user's reconstructor function or lowercase class (extension
+    type style): a table of numbers, an immutable mapping, a vocabulary registered with
+    `copyreg.pickle`, alone or together in a cache dict, pickled or in a torch checkpoint."""
+    with user_package(rng) as mods:
+        user = mods["reducers"]
+        lower = next(v for k, v in vars(user).items() if k in _LOWER_CLASSES)
+        n = rng.randint(3, 30) * SCALES[scale]
+        columns = {f"col_{i}": [round(rng.random(), 4) for _ in range(n)] for i in range(3)}
+        words = [rng.choice(WORDS) + str(i) for i in range(n)]
+        parts: dict[str, Any] = {
+            "table": user.Table(columns),
+            "meta": lower({"rows": n, "seed": rng.randrange(1000), "ok": True}),
+            "vocab": user.Vocab(words, [rng.randrange(100) for _ in words]),
+        }
+        keep = rng.sample(sorted(parts), rng.randint(1, 3))
+        obj: Any = {k: parts[k] for k in keep} if len(keep) > 1 else parts[keep[0]]
+        if rng.random() < 0.3:
+            data, ext = _torch_bytes({"epoch": rng.randrange(50), "cache": obj}), ".pt"
+        else:
+            data, ext = pickle.dumps(obj, protocol=rng.randint(0, 5)), ".pkl"
+    return data, ext
+
+
 CUSTOM_SOURCES = {
+    "custom_reducers": custom_reducers,
     "custom_torch_model": custom_torch_model,
     "custom_checkpoint": custom_checkpoint,
     "custom_config": custom_config,
     "custom_sklearn": custom_sklearn,
 }
-CUSTOM_TORCH_SOURCES = ("custom_torch_model", "custom_checkpoint")
+CUSTOM_TORCH_SOURCES = ("custom_torch_model", "custom_checkpoint", "custom_reducers")

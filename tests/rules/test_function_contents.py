@@ -1,0 +1,102 @@
+"""A function nobody listed, handed a container or another call's result (issue #15 item 2):
+`check_output(["sh", "-c", "..."])` carries its command inside the list and
+`exec(b64decode("..."))` inside a decoder's result, so the call's own arguments decide, as for
+text handed directly. Text a runner could act on, a reviewed decoder's result, or a call's
+result in a stream whose text is not inert make it FS112 (never settled); containers of numbers
+and inert words, as a user's `__reduce__` hands its reconstructor, stay FS103 for the
+classifier. Through the real tokenizer, call-site walk, rules and verdict; nothing scanned is
+loaded."""
+
+from __future__ import annotations
+
+import base64
+import pickle
+import types
+import zlib
+from collections.abc import Iterator
+
+import pytest
+
+from fastscan.scan import Scanner
+from fastscan.verdict import settleable
+from tests.rules.stand_ins import Reduce, never, stand_in_module
+
+SCANNER = Scanner(model=None)
+PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
+MODULE = "thirdparty_contents"  # a stand-in registry package; nothing of it runs while scanning
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mod() -> Iterator[types.ModuleType]:
+    def check_output(*_args: object) -> None:  # a runner of an argv list
+        never()
+
+    def from_state(*_args: object) -> None:  # a user's reconstructor
+        never()
+
+    class Point:  # a user's class, built from numbers
+        def __init__(self, *_args: object) -> None:
+            never()
+
+    class Holder:  # a user's class, built from text
+        def __init__(self, *_args: object) -> None:
+            never()
+
+    with stand_in_module(MODULE, check_output, from_state, Point, Holder) as module:
+        yield module
+
+
+def _judged(obj: object, protocol: int) -> tuple[str, set[str], bool]:
+    result = SCANNER.scan_bytes(pickle.dumps([obj], protocol=protocol), "x.pkl")
+    rules = {f.rule_id for f in result.findings}
+    return result.verdict, rules, settleable(result.findings, result.status)
+
+
+def _settleable(obj: object, protocol: int) -> None:
+    verdict, rules, ok = _judged(obj, protocol)
+    assert "FS112" not in rules and ok and verdict == "suspicious", rules
+
+
+def _applied(obj: object, protocol: int) -> None:
+    verdict, rules, ok = _judged(obj, protocol)
+    assert "FS112" in rules and not ok and verdict in ("suspicious", "malicious"), rules
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_reconstructor_handed_numbers_and_words_is_settleable(
+    mod: types.ModuleType, protocol: int
+) -> None:
+    table = {"col_0": [0.5, 1.5], "col_1": [2.0, 3.0]}
+    _settleable(Reduce((mod.from_state, (2, table, None))), protocol)
+    _settleable(Reduce((mod.from_state, (["model0", "train1", "token2"], [3, 1, 4]))), protocol)
+    _settleable(Reduce((mod.from_state, (Reduce((mod.Point, (1, 2))),))), protocol)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize(
+    "argv",
+    [["sh", "-c", "echo fastscan > /tmp/fastscan-j6"], ["touch", "/tmp/fastscan-j6"]],
+)
+def test_function_handed_a_command_in_a_container_stays_fs112(
+    mod: types.ModuleType, protocol: int, argv: list[str]
+) -> None:
+    _applied(Reduce((mod.check_output, (argv,))), protocol)
+    _applied(Reduce((mod.check_output, ({"args": argv},))), protocol)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_function_handed_a_decoders_result_stays_fs112(
+    mod: types.ModuleType, protocol: int
+) -> None:
+    hidden = base64.b64encode(b"echo fastscan").decode()  # reads as no command by itself
+    _applied(Reduce((mod.check_output, (Reduce((base64.b64decode, (hidden,))),))), protocol)
+    packed = zlib.compress(b"echo fastscan")
+    _applied(Reduce((mod.check_output, (Reduce((zlib.decompress, (packed,))),))), protocol)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_function_handed_an_object_built_from_a_command_stays_fs112(
+    mod: types.ModuleType, protocol: int
+) -> None:
+    held = Reduce((mod.Holder, ("echo fastscan > /tmp/fastscan-j6",)))
+    _applied(Reduce((mod.check_output, (held,))), protocol)
