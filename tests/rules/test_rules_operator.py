@@ -27,15 +27,17 @@ PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 # The names that reach what the pickle chooses: a callable (call), an attribute or method by its
 # name (attrgetter, methodcaller), an item of a referenced object (item getters, setitem,
 # delitem), or that write into their first operand (in-place operators, like SETITEM, FS209).
-INPLACE = [n for n in dir(operator) if n.lstrip("_").startswith("i") and n.strip("_")[1:] in
-           {"add", "and", "concat", "floordiv", "lshift", "matmul", "mod", "mul", "or", "pow",
-            "rshift", "sub", "truediv", "xor"}]  # fmt: skip
+_INPLACE_OPS = "add and concat floordiv lshift matmul mod mul or pow rshift sub truediv xor"
+INPLACE = [f"{p}i{op}{p}" for op in _INPLACE_OPS.split() for p in ("", "__")]
 SINKS = [
-    "call", "__call__", "attrgetter", "methodcaller", "itemgetter", "getitem", "__getitem__",
-    "setitem", "__setitem__", "delitem", "__delitem__", *INPLACE,
-]  # fmt: skip
-INERT = ["eq", "ne", "lt", "le", "gt", "ge", "add", "mul", "truediv", "neg", "not_", "truth",
-         "contains", "concat", "index", "length_hint", "is_", "countOf", "__eq__", "__add__"]  # fmt: skip
+    *("call", "__call__", "attrgetter", "methodcaller", "itemgetter", "getitem", "__getitem__"),
+    *("setitem", "__setitem__", "delitem", "__delitem__"),
+    *INPLACE,
+]
+INERT = [
+    *("eq", "ne", "lt", "le", "gt", "ge", "add", "mul", "truediv", "neg", "not_", "truth"),
+    *("contains", "concat", "index", "length_hint", "is_", "countOf", "__eq__", "__add__"),
+]
 
 
 def scan(data: bytes) -> FileResult:
