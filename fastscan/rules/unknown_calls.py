@@ -151,6 +151,9 @@ class StreamShapes:
         # calls a function-shaped name restores only by its argument kinds (`_reconstructs`):
         # with call sites, their own arguments decide (`application`)
         self._by_state: set[int] = set()
+        # constructions by function-shaped names handed containers or call results: their
+        # argument values are looked into (`restores_by_site`), other calls' objects are not
+        self.by_contents: set[int] = set()
 
     @classmethod
     def for_stream(cls, facts: StreamFacts) -> StreamShapes:
@@ -203,7 +206,7 @@ class StreamShapes:
                 # a function handed a container or another call's result hands text there
                 # (`check_output(["sh", "-c", "..."])`, `exec(b64decode("..."))`): its own
                 # arguments decide (`application`)
-                self._by_state.add(k)
+                self.by_contents.add(k)
         return CallShape(k, c.callable_index, c.opcode, shape_of_name, kinds, uses, shape)
 
     def _reconstructs(self, c: CallSite, kinds: int, uses: int) -> bool:
@@ -259,7 +262,11 @@ class StreamShapes:
     def judged_by_arguments(self, shape: CallShape) -> bool:
         """A function-shaped call that the stream-wide shape calls an application, or a
         restoration by its argument kinds alone: its call site's arguments decide."""
-        return shape.shape == APPLICATION or shape.call in self._by_state
+        return (
+            shape.shape == APPLICATION
+            or shape.call in self._by_state
+            or shape.call in self.by_contents
+        )
 
     def of_callable(self, index: int) -> list[CallShape]:
         """Shapes of the calls (BUILD aside) of global `index`."""
@@ -427,13 +434,17 @@ def restores_by_site(
     URL, bytes (literal, or protocol <= 2 `_codecs.encode(text, "latin1")`) that hold no pickle
     or archive a loader could open and are no command (`_state_bytes`), or a pickle the scan
     read whole (`graded_pickle`). Anything the walk did not see (no site, a long or undecodable
-    string, an opaque value) keeps the application. A result fed to another call counts as kept
-    when every call it is the first argument of stores it (`_stored_by_consumers`)."""
+    string, an opaque value) keeps the application, and so does a reviewed decoder's result
+    (`exec(b64decode(...))`). A construction looked into only for its contents (`by_contents`)
+    takes other calls' objects as they are: they have their own findings, as before. A result
+    fed to another call counts as kept when every call it is the first argument of stores it
+    (`_stored_by_consumers`)."""
     if shape.uses & (USE_DISCARDED | USE_CALLED) or (
         shape.uses & USE_ARGUMENT and not _stored_by_consumers(shapes, shape.call, classes)
     ):
         return False
     facts = shapes.facts
+    contents = shape.call in shapes.by_contents
     site = sites.get(facts.calls[shape.call].offset)
     if site is None or site.named:  # a result imported by name is applied, not kept
         return False
@@ -454,6 +465,8 @@ def restores_by_site(
             if _decoded(shapes, v, classes):
                 return False  # text a decoder turned into a payload: `exec(b64decode("..."))`
             encoded = _latin1_bytes(shapes, v, sites, rebuilds)
+            if encoded is None and contents:
+                continue  # an object another call built: its own finding, as before
             # another call's result: text inside it (a `Cmd("echo ...")` handed on) is not
             # this call's to see, so the stream's text must be inert, as before, unless that
             # call is judged by its own arguments (FS112 there when they are not state)

@@ -1,11 +1,11 @@
 """A function nobody listed, handed a container or another call's result (issue #15 item 2):
 `check_output(["sh", "-c", "..."])` carries its command inside the list and
 `exec(b64decode("..."))` inside a decoder's result, so the call's own arguments decide, as for
-text handed directly. Text a runner could act on, a reviewed decoder's result, or a call's
-result in a stream whose text is not inert make it FS112 (never settled); containers of numbers
-and inert words, as a user's `__reduce__` hands its reconstructor, stay FS103 for the
-classifier. Through the real tokenizer, call-site walk, rules and verdict; nothing scanned is
-loaded."""
+text handed directly. Text a runner could act on in a container, or a reviewed decoder's
+result, make it FS112 (never settled); containers of numbers and inert words, as a user's
+`__reduce__` hands its reconstructor, and objects other calls built (their own FS103) stay
+FS103 for the classifier. Through the real tokenizer, call-site walk, rules and verdict;
+nothing scanned is loaded."""
 
 from __future__ import annotations
 
@@ -95,8 +95,11 @@ def test_function_handed_a_decoders_result_stays_fs112(
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_function_handed_an_object_built_from_a_command_stays_fs112(
+def test_an_object_another_call_built_is_that_calls_finding(
     mod: types.ModuleType, protocol: int
 ) -> None:
+    # the command text is the unlisted class's construction: FS103 there, for the classifier,
+    # as any unlisted class built from text; the function handed the object is not FS112 for it
     held = Reduce((mod.Holder, ("echo fastscan > /tmp/fastscan-j6",)))
-    _applied(Reduce((mod.check_output, (held,))), protocol)
+    verdict, rules, _ok = _judged(Reduce((mod.from_state, (held,))), protocol)
+    assert "FS112" not in rules and "FS103" in rules and verdict == "suspicious", rules
