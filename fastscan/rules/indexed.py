@@ -1,7 +1,9 @@
 """Names judged through the ecosystem index (`fastscan.index`): what the loader runs at load time.
 
 The reviewed rule base stays the first authority; the index adds knowledge on top of it:
-- a reviewed dangerous name stays dangerous; an exact safe entry stays safe, and a reviewed
+- a reviewed dangerous name stays dangerous (except a class the index read under a module-wide
+  network entry, graded by the index while the pickle only restores it: `yield_to_index`);
+  an exact safe entry stays safe, and a reviewed
   neither-safe-nor-sink entry keeps its grading (the index's reach paths are still shown by
   `explain`, so a reviewer can revisit them);
 - an alias is judged by its origin: `sklearn.callback._progressbar.Thread` is `threading.Thread`,
