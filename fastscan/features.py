@@ -230,6 +230,10 @@ def _global_and_call_block(
         """Classify and count a global the first time its qualname shows up in the file."""
         if g.resolved and not is_ext:
             c = rules.classify(g.module, g.name)
+            if c.denied_by is not None and qual not in judged:
+                # a wildcard that yielded to the index, restored by the rules above low (the
+                # pickle constructs the class: rules.indexed.CONSTRUCTING)
+                c = c.denied_by
             cls = c.verdict_class
             if cls == "dangerous" and qual in judged:
                 # the rules saw every use of it run nothing the pickle chose (a getattr of an

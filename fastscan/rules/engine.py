@@ -124,12 +124,17 @@ def _stream_findings(  # noqa: PLR0917
     # joblib cut (operands memoised in an earlier segment) explains the gap.
     lenient = facts.anomaly_count(A.MEMO_BUDGET) > 0 or scope.cut_at_start
     categories: set[str] = set()
-    handed, visible = Handed.for_stream(facts, classes, rules, sites, visible)
-    shapes = CallShapes(facts, classes, rules, handed)
-    # Hooks the loader runs per global: only worked out when the index knows a reach.
-    live = any(c and c.reaches and not (c.pinned or c.is_dangerous) for c in classes)
+    # Hooks the loader runs per global: only worked out when the index knows a reach, or a
+    # wildcard yielded to it (restored when the pickle constructs the class).
+    live = any(
+        c and (c.denied_by or (c.reaches and not (c.pinned or c.is_dangerous))) for c in classes
+    )
     stored = sites.stored if sites is not None else None
     run = indexed.hooks(facts, classes, targets, stored) if live else None
+    if run is not None:
+        classes = indexed.denied_when_constructed(classes, run)
+    handed, visible = Handed.for_stream(facts, classes, rules, sites, visible)
+    shapes = CallShapes(facts, classes, rules, handed)
     unknown_shapes: StreamShapes | None = None  # built for the first unlisted call
     handed_callbacks: dict[int, str] | None = None  # likewise
 

@@ -1,7 +1,9 @@
 """Names judged through the ecosystem index (`fastscan.index`): what the loader runs at load time.
 
 The reviewed rule base stays the first authority; the index adds knowledge on top of it:
-- a reviewed dangerous name stays dangerous; an exact safe entry stays safe, and a reviewed
+- a reviewed dangerous name stays dangerous (except a class the index read under a module-wide
+  network entry, graded by the index while the pickle only restores it: `yield_to_index`);
+  an exact safe entry stays safe, and a reviewed
   neither-safe-nor-sink entry keeps its grading (the index's reach paths are still shown by
   `explain`, so a reviewer can revisit them);
 - an alias is judged by its origin: `sklearn.callback._progressbar.Thread` is `threading.Thread`,
@@ -24,15 +26,38 @@ from typing import TYPE_CHECKING, Any
 
 from ..facts import StreamFacts
 from ..opcodes import BY_NAME
-from .knowledge import CALLBACK_DISPATCH, UNKNOWN, Classification
+from .knowledge import CALLBACK_DISPATCH, NETWORK, UNKNOWN, Classification
 
 if TYPE_CHECKING:
-    from ..index import Index, Reach
+    from ..index import Index, Reach, Symbol
 
 KNOWN = "known"  # Classification.index: the index resolves the name
 # Kinds whose code the index analysed: calling a module or a constant runs unknown code.
 CALLABLE = frozenset({"class", "function", "builtin"})
 UNDEFINED = "undefined"  # ... the module is indexed but does not define the name
+
+# Module-wide deny categories whose classes yield to the index (issue #15). A `network` wildcard
+# names a module for its callables that fetch or send (requests.get, urlopen,
+# HTTPConnection.request): restoring one of its classes runs only that class's hooks, which the
+# index read. Not filesystem_write: its modules keep objects whose lifecycle writes or deletes
+# outside any hook the index follows (tempfile._TemporaryFileCloser unlinks its name in __del__,
+# logging handlers are flushed and closed by logging.shutdown at exit), and its benign data
+# classes (ZipInfo, TarInfo, LogRecord) are not what mirrors hold. Not process, exec, loaders,
+# dispatch or introspection: there the module itself is the capability.
+YIELDING_CATEGORIES = frozenset({NETWORK})
+# Methods the loader may run that the index does not follow (build.HOOKS): BUILD looks
+# __setstate__ up through __getattr__/__getattribute__ (xmlrpc.client.ServerProxy answers any
+# name with a remote call), sets slot state through __setattr__, and __del__ runs when the
+# object is dropped (urllib.request.URLopener deletes its temp files). Defined in Python: no yield.
+UNFOLLOWED_METHODS = ("__getattr__", "__getattribute__", "__setattr__", "__delattr__", "__del__")
+# Run by an __init__ a decorator generates (dataclasses, attrs), which the index cannot read.
+GENERATED_INIT_CALLS = ("__post_init__", "__attrs_post_init__")
+# Hooks that construct the object: the class's own __init__ (or every hook, when the pickle
+# hands the class to something that may call it). The index misses work an __init__ does through
+# attributes it set (huggingface_hub's CommitScheduler: `self.api.create_repo`, a thread, an
+# atexit upload), so a yielded class the pickle constructs keeps the wildcard's answer; restoring
+# one (NEWOBJ, copyreg reconstructors, BUILD) runs only __new__ and __setstate__.
+CONSTRUCTING = frozenset({"init", "call"})
 
 
 def shipped_index() -> Index | None:
@@ -116,10 +141,11 @@ def judge(
         "origin": origin,
         "reaches": tuple(symbol.reaches),
     }
+    ruled = yield_to_index(index, ruled, symbol)
     if ruled.is_dangerous or ruled.pinned or origin in (f"{spelled}.{name}", ruled.resolved):
         return replace(ruled, **known)
     # A re-export: the spelling's rules (a package-wide class rule) do not vouch for the origin.
-    judged = rules(*split_origin(index, origin))
+    judged = yield_to_index(index, rules(*split_origin(index, origin)), symbol)
     if judged.is_dangerous or judged.entry_id:
         return replace(
             judged,
@@ -137,6 +163,78 @@ def judge(
         ref="",
         **known,
     )
+
+
+def yield_to_index(index: Index, ruled: Classification, symbol: Symbol) -> Classification:
+    """`ruled`, or what the index alone makes of `symbol` when a module-wide deny entry of a
+    YIELDING_CATEGORIES category decides it and `symbol` is a class whose load-time behaviour
+    the index read in full (`readable_class`); the wildcard is kept in `denied_by`."""
+    if not (
+        ruled.is_dangerous
+        and ruled.wildcard
+        and ruled.category in YIELDING_CATEGORIES
+        and readable_class(index, symbol)
+    ):
+        return ruled
+    return replace(
+        ruled,
+        verdict_class=UNKNOWN,
+        category="",
+        entry_id="",
+        reason=f"a class the index read; the module-wide {ruled.category} entry names its"
+        " module for callables that fetch or send",
+        ref="",
+        wildcard=False,
+        denied_by=ruled,
+    )
+
+
+def readable_class(index: Index, symbol: Symbol) -> bool:
+    """`symbol` is a class the index read whose load-time hooks reach no sink (a "method" reach,
+    a connection its public methods open, is not load-time) and whose loader-run methods are
+    all either read or the builtins': no C base outside `builtins` (its __init__ is code the
+    index did not read), no UNFOLLOWED_METHODS defined in Python, no GENERATED_INIT_CALLS that
+    reach a sink."""
+    if symbol.kind != "class" or any(r.hook != LAZY_REACH for r in symbol.reaches):
+        return False
+    module, qual = split_origin(index, symbol.origin)
+    for method in (*_hook_methods(), *UNFOLLOWED_METHODS, *GENERATED_INIT_CALLS):
+        try:
+            found = index.lookup(module, f"{qual}.{method}")
+        except (ValueError, zlib.error):
+            return False
+        if found is None:
+            continue  # defined nowhere in the class's read MRO: object's own
+        if found.kind == "builtin":
+            if not found.origin.startswith("builtins."):
+                return False  # a C base the index did not read (its methods answer any name)
+        elif (
+            found.kind != "function"
+            or method in UNFOLLOWED_METHODS
+            or (method in GENERATED_INIT_CALLS and found.reaches)
+        ):
+            return False
+    return True
+
+
+LAZY_REACH = "method"  # build.lazy_network's reach kind: the application calls it, not the loader
+
+
+def _hook_methods() -> tuple[str, ...]:
+    from ..index.build import HOOKS  # lazily: only a process that judges with an index needs it
+
+    return tuple(method for _, method in HOOKS)
+
+
+def denied_when_constructed(
+    classes: Sequence[Classification | None], run: Sequence[frozenset[str]]
+) -> list[Classification | None]:
+    """`classes` with the wildcard answer restored for every yielded class the pickle constructs
+    (or may: CONSTRUCTING hooks run on it)."""
+    return [
+        c.denied_by if c is not None and c.denied_by is not None and ran & CONSTRUCTING else c
+        for c, ran in zip(classes, run, strict=True)
+    ]
 
 
 # What each call opcode makes the loader run on its callable (pickle.py's load_* methods).
@@ -315,6 +413,8 @@ __all__ = [
     "REACH_STEPS_MAX",
     "RECONSTRUCTORS",
     "UNDEFINED",
+    "YIELDING_CATEGORIES",
+    "denied_when_constructed",
     "describe",
     "fired",
     "hooks",
@@ -324,4 +424,5 @@ __all__ = [
     "no_sink",
     "shipped_index",
     "split_origin",
+    "yield_to_index",
 ]

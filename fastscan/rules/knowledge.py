@@ -128,6 +128,11 @@ class Classification:
     kind: str = ""  # class | function | builtin | module | constant
     origin: str = ""  # where an alias is defined
     reaches: tuple[Reach, ...] = ()  # load-time hook -> sink paths
+    # Decided by a shipped module-wide entry (`name = "*"`), not an exact name nor a user's file.
+    wildcard: bool = False
+    # The module-wide deny answer an index-read class yielded from (indexed.yield_to_index);
+    # the engine restores it when the pickle constructs the class (indexed.CONSTRUCTING).
+    denied_by: Classification | None = None
 
     @property
     def is_safe(self) -> bool:

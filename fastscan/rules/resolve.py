@@ -244,6 +244,7 @@ class Resolver:
             through,
             pinned=entry.verdict_class == UNKNOWN
             or (entry.verdict_class == SAFE and not entry.is_wildcard and not dotted),
+            wildcard=entry.is_wildcard and not entry.user,
         )
 
     def _module_attribute(self, module: str, attribute: str) -> str | None:

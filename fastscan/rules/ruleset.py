@@ -162,11 +162,12 @@ class RuleSet:
 
     def dangerous_names(self, globals_: Iterable[tuple[str, str]]) -> set[str]:
         """Resolved names of the (module, name) pairs this ruleset classifies as dangerous:
-        what `withholding` takes to hide them."""
+        what `withholding` takes to hide them (a class whose wildcard yielded to the index
+        too: the engine restores it when the pickle constructs the class)."""
         out = set()
         for module, name in globals_:
             hit = self.classify(module, name)
-            if hit.is_dangerous:
+            if hit.is_dangerous or hit.denied_by is not None:
                 out.add(hit.resolved)
         return out
 

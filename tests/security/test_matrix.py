@@ -112,15 +112,15 @@ def _cell_params() -> list[object]:
 
 
 def dangerous_globals(analysis: Analysis) -> set[str]:
-    """Globals (nested pickles included) that the rules classify as dangerous."""
+    """Globals (nested pickles included) that the rules classify as dangerous, or as dangerous
+    once constructed (a network wildcard that yielded to the index: `denied_by`)."""
     out: set[str] = set()
     for _stream, facts in analysis.streams:
         for sub in facts.walk():
-            out.update(
-                g.qualname
-                for g in sub.globals
-                if classify(g.module, g.name).verdict_class == DANGEROUS
-            )
+            for g in sub.globals:
+                c = classify(g.module, g.name)
+                if c.verdict_class == DANGEROUS or c.denied_by is not None:
+                    out.add(g.qualname)
     return out
 
 
