@@ -151,8 +151,8 @@ class StreamShapes:
         # calls a function-shaped name restores only by its argument kinds (`_reconstructs`):
         # with call sites, their own arguments decide (`application`)
         self._by_state: set[int] = set()
-        # constructions by function-shaped names handed containers or call results: their
-        # argument values are looked into (`restores_by_site`), other calls' objects are not
+        # constructions by function-shaped names handed a call's result or a container:
+        # applied when they hold a reviewed decoder's result (`application`)
         self.by_contents: set[int] = set()
 
     @classmethod
@@ -202,10 +202,9 @@ class StreamShapes:
                 self._by_state.add(k)
         else:
             shape = CONSTRUCTION
-            if not classy and kinds & (F.ARG_CONTAINER | ARG_CALL):
-                # a function handed a container or another call's result hands text there
-                # (`check_output(["sh", "-c", "..."])`, `exec(b64decode("..."))`): its own
-                # arguments decide (`application`)
+            if not classy and kinds & (ARG_CALL | F.ARG_CONTAINER):
+                # `exec(b64decode("..."))`, `f({"x": b64decode("...")})`: what the call is
+                # handed decides (`application`)
                 self.by_contents.add(k)
         return CallShape(k, c.callable_index, c.opcode, shape_of_name, kinds, uses, shape)
 
@@ -340,13 +339,18 @@ def application(
     With the stream's call `sites` (weighed: `wanted.wanted_in`), a function-shaped call the
     stream-wide shape judged by argument kinds (`judged_by_arguments`) is judged by its own
     arguments instead (`restores_by_site`): a reconstruction settles, an application is FS112
-    (also one the kinds alone took for a reconstruction: `f(handed_global, b"echo ...")`)."""
+    (also one the kinds alone took for a reconstruction: `f(handed_global, b"echo ...")`), and
+    so is a construction handed a reviewed decoder's result (`exec(b64decode("..."))`)."""
     applied = [
         s
         for s in shapes.of_callable(index)
         if (
-            shapes.judged_by_arguments(s)
-            and not (sites and restores_by_site(shapes, s, sites, classes))
+            (
+                _hands_decoded(shapes, s, sites, classes)
+                if s.call in shapes.by_contents
+                else shapes.judged_by_arguments(s)
+                and not restores_by_site(shapes, s, sites, classes)
+            )
             if sites and shapes.facts.calls[s.call].offset in sites
             else s.shape == APPLICATION
         )
@@ -435,16 +439,13 @@ def restores_by_site(
     or archive a loader could open and are no command (`_state_bytes`), or a pickle the scan
     read whole (`graded_pickle`). Anything the walk did not see (no site, a long or undecodable
     string, an opaque value) keeps the application, and so does a reviewed decoder's result
-    (`exec(b64decode(...))`). A construction looked into only for its contents (`by_contents`)
-    takes other calls' objects as they are: they have their own findings, as before. A result
-    fed to another call counts as kept when every call it is the first argument of stores it
-    (`_stored_by_consumers`)."""
+    (`exec(b64decode(...))`). A result fed to another call counts as kept when every call it is
+    the first argument of stores it (`_stored_by_consumers`)."""
     if shape.uses & (USE_DISCARDED | USE_CALLED) or (
         shape.uses & USE_ARGUMENT and not _stored_by_consumers(shapes, shape.call, classes)
     ):
         return False
     facts = shapes.facts
-    contents = shape.call in shapes.by_contents
     site = sites.get(facts.calls[shape.call].offset)
     if site is None or site.named:  # a result imported by name is applied, not kept
         return False
@@ -465,8 +466,6 @@ def restores_by_site(
             if _decoded(shapes, v, classes):
                 return False  # text a decoder turned into a payload: `exec(b64decode("..."))`
             encoded = _latin1_bytes(shapes, v, sites, rebuilds)
-            if encoded is None and contents:
-                continue  # an object another call built: its own finding, as before
             # another call's result: text inside it (a `Cmd("echo ...")` handed on) is not
             # this call's to see, so the stream's text must be inert, as before, unless that
             # call is judged by its own arguments (FS112 there when they are not state)
@@ -527,6 +526,21 @@ def _judged_alone(
         and made_by.verdict_class == UNKNOWN
         and not made_by.entry_id
         and shapes.judged_by_arguments(shapes.of(k))
+    )
+
+
+def _hands_decoded(
+    shapes: StreamShapes, shape: CallShape, sites: Sites, classes: Sequence[Classification | None]
+) -> bool:
+    """A construction (`by_contents`) is handed a reviewed decoder's result, at any depth of its
+    arguments: decoded text is what a runner runs (`exec(b64decode("..."))`). Its other values
+    stay the classifier's, as before: prose in a container reads like a command line."""
+    site = sites.get(shapes.facts.calls[shape.call].offset)
+    if site is None:
+        return False
+    return any(
+        isinstance(v, Call) and _decoded(shapes, v, classes)
+        for v in walk_values(site.args, _MAX_LEAVES)
     )
 
 

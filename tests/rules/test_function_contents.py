@@ -1,11 +1,10 @@
-"""A function nobody listed, handed a container or another call's result (issue #15 item 2):
-`check_output(["sh", "-c", "..."])` carries its command inside the list and
-`exec(b64decode("..."))` inside a decoder's result, so the call's own arguments decide, as for
-text handed directly. Text a runner could act on in a container, or a reviewed decoder's
-result, make it FS112 (never settled); containers of numbers and inert words, as a user's
-`__reduce__` hands its reconstructor, and objects other calls built (their own FS103) stay
-FS103 for the classifier. Through the real tokenizer, call-site walk, rules and verdict;
-nothing scanned is loaded."""
+"""A function nobody listed, handed another call's result (issue #15 item 2):
+`exec(b64decode("..."))` hides its command in a decoder's result, which no text test on the
+stream can read, so a construction handed a reviewed decoder's result (base64, zlib, ...) is an
+application: FS112, never settled. Containers and other calls' objects stay the classifier's to
+judge (FS103), as before: prose in a container reads like a command line to a text test, and a
+user's `__reduce__` hands its reconstructor tables, vocabularies and objects. Through the real
+tokenizer, call-site walk, rules and verdict; nothing scanned is loaded."""
 
 from __future__ import annotations
 
@@ -73,15 +72,14 @@ def test_reconstructor_handed_numbers_and_words_is_settleable(
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-@pytest.mark.parametrize(
-    "argv",
-    [["sh", "-c", "echo fastscan > /tmp/fastscan-j6"], ["touch", "/tmp/fastscan-j6"]],
-)
-def test_function_handed_a_command_in_a_container_stays_fs112(
-    mod: types.ModuleType, protocol: int, argv: list[str]
+def test_a_command_in_a_container_is_left_to_the_classifier(
+    mod: types.ModuleType, protocol: int
 ) -> None:
-    _applied(Reduce((mod.check_output, (argv,))), protocol)
-    _applied(Reduce((mod.check_output, ({"args": argv},))), protocol)
+    # a limit, stated: `check_output(["sh", "-c", "..."])` with its name unlisted is FS103 (the
+    # classifier judges it on its text features), not FS112
+    argv = ["sh", "-c", "echo fastscan > /tmp/fastscan-j6"]
+    verdict, rules, ok = _judged(Reduce((mod.check_output, (argv,))), protocol)
+    assert "FS112" not in rules and ok and verdict == "suspicious", rules
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -92,6 +90,8 @@ def test_function_handed_a_decoders_result_stays_fs112(
     _applied(Reduce((mod.check_output, (Reduce((base64.b64decode, (hidden,))),))), protocol)
     packed = zlib.compress(b"echo fastscan")
     _applied(Reduce((mod.check_output, (Reduce((zlib.decompress, (packed,))),))), protocol)
+    # deeper in its arguments too
+    _applied(Reduce((mod.from_state, ({"cmd": Reduce((base64.b64decode, (hidden,)))},))), protocol)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
