@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from .flows import SUBSCRIPTED
 from .resolve import Ref, Resolver, label
 from .sinks import CUTS, MODE_SINKS, direct_category, sink_category
+from .store import HOOKS
 from .symbols import B_DEF, B_FROM, B_IMPORT, CALL_CONST, CALL_PARAM, CALL_RO, ModuleInfo
 
 MAX_HOPS = 16
@@ -23,16 +24,8 @@ _LATE_NODES = 64  # methods followed per hook when re-binding `self` to the subc
 # string reaching `warnings.warn_explicit`'s `category(message)`): dispatch paths stay short
 _DISPATCH_LEN = 4
 _BIND_ROUNDS = 2  # argument binding passes: a value handed on through two calls
-# The method the loader calls for each hook: REDUCE/NEWOBJ, BUILD, SETITEMS, APPENDS, ADDITEMS.
-HOOKS: tuple[tuple[str, str], ...] = (
-    ("new", "__new__"),
-    ("init", "__init__"),
-    ("setstate", "__setstate__"),
-    ("setitem", "__setitem__"),
-    ("append", "append"),
-    ("extend", "extend"),
-    ("add", "add"),
-)
+# The method the loader calls for each hook (REDUCE/NEWOBJ, BUILD, SETITEMS, APPENDS, ADDITEMS):
+# store.HOOKS, which the rules read too.
 
 Node = tuple[str, str]  # (module, qualname) of a function, or ("!category", origin) of a sink
 ReachRow = tuple[str, str, tuple[str, ...]]  # hook, category, path

@@ -42,6 +42,19 @@ class IndexFormatError(ValueError):
     """The file is not a fastscan index (or is truncated / corrupt)."""
 
 
+# The load-time hooks a class's Reach can name, and the method each one is (the builder follows
+# them; the rules ask which methods a reach covers).
+HOOKS: tuple[tuple[str, str], ...] = (
+    ("new", "__new__"),
+    ("init", "__init__"),
+    ("setstate", "__setstate__"),
+    ("setitem", "__setitem__"),
+    ("append", "append"),
+    ("extend", "extend"),
+    ("add", "add"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Reach:
     hook: str  # call | new | init | setstate | setitem | append | extend | add | method (weaker)

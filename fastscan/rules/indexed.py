@@ -45,7 +45,7 @@ UNDEFINED = "undefined"  # ... the module is indexed but does not define the nam
 # classes (ZipInfo, TarInfo, LogRecord) are not what mirrors hold. Not process, exec, loaders,
 # dispatch or introspection: there the module itself is the capability.
 YIELDING_CATEGORIES = frozenset({NETWORK})
-# Methods the loader may run that the index does not follow (build.HOOKS): BUILD looks
+# Methods the loader may run that the index does not follow (store.HOOKS): BUILD looks
 # __setstate__ up through __getattr__/__getattribute__ (xmlrpc.client.ServerProxy answers any
 # name with a remote call), sets slot state through __setattr__, and __del__ runs when the
 # object is dropped (urllib.request.URLopener deletes its temp files). Defined in Python: no yield.
@@ -221,7 +221,9 @@ LAZY_REACH = "method"  # build.lazy_network's reach kind: the application calls 
 
 
 def _hook_methods() -> tuple[str, ...]:
-    from ..index.build import HOOKS  # lazily: only a process that judges with an index needs it
+    # lazily, from the index's store: loaded already wherever an index judges (a scan imports
+    # nothing after its first file; the builder is never needed to scan)
+    from ..index.store import HOOKS
 
     return tuple(method for _, method in HOOKS)
 
