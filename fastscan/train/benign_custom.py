@@ -29,7 +29,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .benign_libs._base import WORDS
 from .scales import SCALES
 
 __all__ = ["CUSTOM_SOURCES", "CUSTOM_TORCH_SOURCES", "user_package"]
@@ -48,6 +47,7 @@ _FUNCTIONS = ("log_transform", "add_ratios", "clip_values", "normalise_rows", "s
 _REBUILDERS = ("_rebuild", "_restore_state", "make_table", "unpickle_cache", "from_state",
                "_reconstruct_index", "load_state", "build_vocab")  # fmt: skip
 _LOWER_CLASSES = ("frozen_map", "immutabledict", "lru_record", "span", "interval", "bitset")
+_TOKENS = ("model", "data", "train", "value", "token", "label", "score", "layer", "signal", "field")
 
 
 # Our own benign source text; `{…}` fields are filled with names chosen from the seed.
@@ -371,7 +371,7 @@ def custom_reducers(rng: random.Random, scale: str) -> tuple[bytes, str]:
         lower = next(v for k, v in vars(user).items() if k in _LOWER_CLASSES)
         n = rng.randint(3, 30) * SCALES[scale]
         columns = {f"col_{i}": [round(rng.random(), 4) for _ in range(n)] for i in range(3)}
-        words = [rng.choice(WORDS) + str(i) for i in range(n)]
+        words = [rng.choice(_TOKENS) + str(i) for i in range(n)]
         parts: dict[str, Any] = {
             "table": user.Table(columns),
             "meta": lower({"rows": n, "seed": rng.randrange(1000), "ok": True}),
