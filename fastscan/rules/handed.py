@@ -334,14 +334,17 @@ class Handed:
             return None
         return f"wrapping {self.facts.globals[i].qualname}, a dispatcher handed only {handed}"
 
-    def dispatch(self, index: int) -> str:
+    def dispatch(self, index: int, *, held: bool = False) -> str:
         """Why dispatcher global `index` runs nothing dangerous here ("" when not shown): every
-        load-time use of it (called, rebuilt by a reconstructor, wrapped by a partial, then
-        BUILD) hands it only inert callables, or the pickle only references it."""
+        load-time use of it (called, rebuilt by a reconstructor, wrapped by a partial, handed
+        first to an allowlisted or index-inert callable, then BUILD) hands it only inert
+        callables, or the pickle only references it. `held`: an index dispatcher, which keeps
+        what it is handed; reviewed operand callers count as inert there (`inert_handed`)."""
         return self._consumers(
             [k for k, c in enumerate(self.facts.calls) if c.callable_index == index],
             [k for k, c in enumerate(self.facts.calls) if c.first_arg_global == index],
             Glob(self.facts.globals[index].offset),
+            held,
         )
 
     def dispatcher_now(self, index: int, cls: Classification) -> str:
@@ -364,7 +367,7 @@ class Handed:
         through a nested loader handed only clean nested pickles (`clean` judges one), or a
         text sink handed no text."""
         if dispatcher_only(cls):
-            note = self.dispatch(index)
+            note = self.dispatch(index, held=True)
             return f"a callback dispatcher, {note}" if note else ""
         loader = nested_loaders.loads_through_hooks(self.rules, cls, hooks_run)
         if loader:
@@ -433,18 +436,19 @@ class Handed:
             Call(calls[k].offset),
         )
 
-    def _consumers(self, called: list[int], first_of: list[int], itself: Any) -> str:
+    def _consumers(
+        self, called: list[int], first_of: list[int], itself: Any, held: bool = False
+    ) -> str:
         notes: list[str] = []
         for k in called:
             if self.facts.calls[k].opcode == "BUILD":
                 continue
-            notes.append(self._handed_at(k, 0, exclude=itself) or "")
+            notes.append(self._handed_at(k, 0, itself, held) or "")
         for k in first_of:
             c = self.facts.calls[k]
-            what = self._resolved(c.callable_index)
-            if c.opcode == "BUILD" or not (what == PARTIAL or what in indexed.RECONSTRUCTORS):
+            if c.opcode == "BUILD" or not self._builds_with(c.callable_index):
                 return ""  # handed to something else, which may call it with anything
-            notes.append(self._handed_at(k, 1, exclude=itself) or "")
+            notes.append(self._handed_at(k, 1, itself, held) or "")
         if not notes:
             if self._globals_to_unreviewed():
                 return ""  # an unlisted callable handed globals may be what calls it
@@ -463,7 +467,17 @@ class Handed:
                 return True
         return False
 
-    def _handed_at(self, k: int, skip: int, exclude: Any) -> str | None:
+    def _builds_with(self, index: int) -> bool:
+        """A callable handed a dispatcher first that can only hand it what this call hands it:
+        partial, a reconstructor, or an allowlisted or index-inert callable (toolz's
+        `_restore_curry(curry, func, args, ...)`), which runs no sink of its own."""
+        what = self._resolved(index)
+        if what == PARTIAL or what in indexed.RECONSTRUCTORS:
+            return True
+        made = self._class_of(index)
+        return made is not None and not made.is_dangerous and (made.is_safe or _index_inert(made))
+
+    def _handed_at(self, k: int, skip: int, exclude: Any, held: bool = False) -> str | None:
         """`inert_handed` over what call `k` passes on: its arguments after the first `skip`,
         the state BUILD gives its result, and the arguments of every call of that result (a
         partial is there to be called)."""
@@ -478,12 +492,18 @@ class Handed:
                 if later is None:
                     return None
                 values.extend((*later.args, *later.states))
-        return self.inert_handed(values, exclude)
+        return self.inert_handed(values, exclude, held)
 
-    def inert_handed(self, values: Sequence[Any], exclude: Any = None) -> str | None:
+    def inert_handed(
+        self, values: Sequence[Any], exclude: Any = None, held: bool = False
+    ) -> str | None:
         """Names of the callables among `values` when each is allowlisted or index-inert and
         nothing else there could be called (a call result, an unseen value); None otherwise.
-        `exclude`: the dispatcher itself (a partial's state names its own func again)."""
+        `exclude`: the dispatcher itself (a partial's state names its own func again).
+        `held`: values an index dispatcher keeps; a reviewed operand caller among them (a
+        non-sink callback_dispatch entry: `len`, `sorted`, `operator.mul`, which call only what
+        they are applied to, or its dunders) is inert too, since what the held callable is
+        applied to at load comes from the calls of the result, which are among `values`."""
         names: list[str] = []
         for leaf in walk_values(values):
             if leaf is VALUE or isinstance(leaf, (Text, Data)) or leaf == exclude:
@@ -496,7 +516,9 @@ class Handed:
             if isinstance(exclude, Glob) and i >= 0 and self._same(i, exclude):
                 continue  # the dispatcher imported again
             cls = self.classes[i] if i >= 0 else None
-            if cls is None or cls.is_dangerous or not (cls.is_safe or _index_inert(cls)):
+            if cls is None or cls.is_dangerous:
+                return None
+            if not (cls.is_safe or _index_inert(cls) or (held and _operand_caller(cls))):
                 return None
             names.append(self.facts.globals[i].qualname)
         uniq = sorted(set(names))
@@ -547,6 +569,11 @@ def _index_inert(cls: Classification) -> bool:
         and not cls.reaches
         and not cls.pinned
     )
+
+
+def _operand_caller(cls: Classification) -> bool:
+    """A reviewed callback_dispatch entry that is no sink (class "unknown" in the rule base)."""
+    return bool(cls.entry_id) and cls.category == DISPATCH and not cls.is_safe
 
 
 def _as_global(name: str, hit: Classification, applied: bool, called: bool) -> AsGlobal | None:
