@@ -59,6 +59,7 @@ from .callsites import (
     Text,
     walk_values,
 )
+from .held import object_class_inert
 from .knowledge import Classification, result_type
 from .literals import inert_as_code, reads_as_command
 from .nested_loaders import Visible
@@ -92,14 +93,13 @@ _PLAIN_MAKERS = (
 
 
 def dispatcher_only(cls: Classification | None) -> bool:
-    """An index-known callable whose every reach is callback dispatch."""
-    return (
-        cls is not None
-        and not cls.is_dangerous
-        and not cls.pinned
-        and bool(cls.reaches)
-        and all(r.category == DISPATCH for r in cls.reaches)
-    )
+    """An index-known callable whose every load-time reach is callback dispatch (a `method`
+    reach, a connection a public method opens, is the application's to run, not the loader's:
+    dask's `Array.compute`)."""
+    if cls is None or cls.is_dangerous or cls.pinned:
+        return False
+    reaches = [r for r in cls.reaches if r.hook != indexed.LAZY_REACH]
+    return bool(reaches) and all(r.category == DISPATCH for r in reaches)
 
 
 class Handed:
@@ -505,11 +505,24 @@ class Handed:
         they are applied to, or its dunders) is inert too, since what the held callable is
         applied to at load comes from the calls of the result, which are among `values`."""
         names: list[str] = []
-        for leaf in walk_values(values):
+        todo, seen, steps = list(values), set(), 0
+        while todo:
+            leaf, steps = todo.pop(), steps + 1
+            if steps > _MAX_FOLLOWED:
+                return None  # too much to judge: fail closed
+            if isinstance(leaf, Box):
+                todo.extend(leaf.items)
+                continue
             if leaf is VALUE or isinstance(leaf, (Text, Data)) or leaf == exclude:
                 continue
             if isinstance(leaf, Call) and self._plain_value(leaf):
                 continue
+            if isinstance(leaf, Call) and held and leaf.offset not in seen:
+                built = self._built_of(leaf)  # held objects: judged by what built them
+                if built is not None:
+                    seen.add(leaf.offset)
+                    todo.extend(built)
+                    continue
             if not isinstance(leaf, Glob):
                 return None  # a computed or unseen value: it may be any callable
             i = self._global_at.get(leaf.offset, -1)
@@ -526,6 +539,22 @@ class Handed:
             return "data (no callable)"
         shown = ", ".join(uniq[:3]) + (f" (+{len(uniq) - 3})" if len(uniq) > 3 else "")
         return f"inert callables ({shown})"
+
+    def _built_of(self, value: Call) -> list[Any] | None:
+        """The arguments and BUILD state an object was made of, when its class can run only
+        what it holds (`held.object_class_inert`); None otherwise."""
+        k = self._call_at.get(value.offset, -1)
+        if k < 0 or self.facts.calls[k].callable_is_call:
+            return None
+        c = self.facts.calls[k]
+        skip = 1 if self._resolved(c.callable_index) in indexed.RECONSTRUCTORS else 0
+        made = self._class_of(c.first_arg_global if skip else c.callable_index)
+        site = self.sites.get(c.offset)
+        if site is None or made is None:
+            return None
+        if not object_class_inert(made, self.rules.classify):
+            return None
+        return [*site.args[skip:], *site.states]
 
     def _code_global(self, value: Glob) -> bool:
         """A class or function (its str() is its name), not a constant that may be text."""

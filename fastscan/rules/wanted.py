@@ -61,6 +61,8 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
                 through_loader = True  # a deep walk, after every global is looked at
             if reaches and any(r.category in TEXT_SINKS for r in cls.reaches):
                 deep = True  # every site: what text reaches it (textless)
+            if dispatcher_only(cls):
+                deep = True  # every site: the objects it holds are judged by what built them
             if judged or dispatcher_only(cls):
                 offsets.add(g.offset)
                 partial_called = partial_called or cls.resolved == PARTIAL

@@ -1,0 +1,54 @@
+"""Objects an index dispatcher is handed, judged by the class that built them (issue #15).
+
+An index dispatcher runs what it holds in two ways (index/flows.py): it calls a held value
+(`__call__`) or forwards the item protocol to it (`__getitem__`, ...). A held object is no more
+dangerous than what those members of its class run: a class the index read (or an allowlisted
+one) whose own load-time reaches are callback dispatch at most, and whose call and item members
+are absent, index functions that reach nothing but dispatch, or C members of an allowlisted
+class. What such an object holds is then judged like any held value (handed.inert_handed walks
+its arguments and BUILD state): dask's `Array(HighLevelGraph(...), name, chunks, meta=ndarray)`
+hands over a graph object whose layers and tasks hold only `operator.mul` and data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..index.flows import ITEM_METHODS
+from . import indexed
+from .knowledge import Classification
+
+DISPATCH = "callback_dispatch"
+_MEMBERS = ("__call__", *sorted(ITEM_METHODS))
+
+Classify = Callable[[str, str], Classification]
+
+
+def object_class_inert(cls: Classification, classify: Classify) -> bool:
+    """Whether an object of class `cls` can run nothing but what it holds when a dispatcher
+    calls it or uses it as a mapping."""
+    if cls.is_dangerous or not (cls.is_safe or (cls.index == indexed.KNOWN and cls.kind == "class")):
+        return False
+    if any(r.category != DISPATCH and r.hook != indexed.LAZY_REACH for r in cls.reaches):
+        return False
+    module, _, qual = cls.resolved.rpartition(".")
+    if not module:
+        return False
+    return all(_member_inert(classify(module, f"{qual}.{m}"), classify) for m in _MEMBERS)
+
+
+def _member_inert(member: Classification, classify: Classify) -> bool:
+    if member.index == indexed.UNDEFINED:
+        return True  # the class (and its bases) the index read define no such member
+    if member.is_dangerous or member.index != indexed.KNOWN:
+        return False
+    if member.kind == "function":
+        return all(r.category == DISPATCH for r in member.reaches)
+    if member.kind == "builtin":  # C code: only an allowlisted class's (dict.__getitem__)
+        owner_module, _, rest = member.origin.rpartition(".")
+        owner_mod, _, owner = owner_module.rpartition(".")
+        return bool(owner_mod) and classify(owner_mod, owner).is_safe
+    return False
+
+
+__all__ = ["object_class_inert"]
