@@ -59,7 +59,7 @@ from .callsites import (
     Text,
     walk_values,
 )
-from .held import object_class_inert
+from .held import DISPATCH, dispatches_now, index_inert, object_class_inert, operand_caller
 from .knowledge import Classification, result_type
 from .literals import inert_as_code, reads_as_command
 from .nested_loaders import Visible
@@ -69,23 +69,10 @@ GETATTR = "builtins.getattr"
 # Sinks that run text as code or import it by name: without text they have nothing to run.
 TEXT_SINKS = frozenset({"exec_sink", "import_resolver"})
 PARTIAL = "functools.partial"
-DISPATCH = "callback_dispatch"
 # Argument kinds that may hold a callable an __init__ stores as an attribute.
 _MAY_BE_CALLABLE = ARG_CONTAINER | ARG_GLOBAL | ARG_CALL | ARG_OPAQUE
 _MAX_FOLLOWED = 100_000  # calls followed through one global's arguments
 _INSTANTIATING = frozenset({"NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
-# Reviewed dispatchers (callback_dispatch) that call only the callables handed to them, while
-# they run (itertools.* too): judged by those. Not here: what registers a callable for later
-# (threading, atexit, signal, weakref, sched, torch hooks), looks names up from text (operator
-# getters, string.Formatter, format, re.sub's templates), or ends the process (exit).
-DISPATCH_NOW = frozenset(
-    {
-        "functools.partial", "functools.reduce", "functools.cmp_to_key", "builtins.map",
-        "builtins.filter", "builtins.iter", "builtins.sorted", "builtins.min", "builtins.max",
-        "builtins.sum", "builtins.any", "builtins.all", "builtins.zip", "builtins.enumerate",
-        "builtins.reversed", "builtins.next",
-    }
-)  # fmt: skip
 # Makers whose results are plain values, never callables (their instances define no __call__).
 _PLAIN_MAKERS = (
     _VALUE_TYPES | _NON_STRING_HELPERS | _CODECS_ENCODE | {"builtins.object", "builtins.str"}
@@ -211,7 +198,7 @@ class Handed:
             return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, "a member of a reviewed class")
         if hit.is_safe and not hit.is_dangerous:
             return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, "allowlisted")
-        if not hit.is_dangerous and _index_inert(hit):
+        if not hit.is_dangerous and index_inert(hit):
             return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, indexed.describe(hit))
         return None
 
@@ -463,7 +450,7 @@ class Handed:
             if c.opcode == "BUILD" or not c.arg_kinds & ARG_GLOBAL:
                 continue
             made = self._class_of(c.callable_index)
-            if made is None or not (made.is_safe or made.is_dangerous or _index_inert(made)):
+            if made is None or not (made.is_safe or made.is_dangerous or index_inert(made)):
                 return True
         return False
 
@@ -475,7 +462,7 @@ class Handed:
         if what == PARTIAL or what in indexed.RECONSTRUCTORS:
             return True
         made = self._class_of(index)
-        return made is not None and not made.is_dangerous and (made.is_safe or _index_inert(made))
+        return made is not None and not made.is_dangerous and (made.is_safe or index_inert(made))
 
     def _handed_at(self, k: int, skip: int, exclude: Any, held: bool = False) -> str | None:
         """`inert_handed` over what call `k` passes on: its arguments after the first `skip`,
@@ -531,7 +518,7 @@ class Handed:
             cls = self.classes[i] if i >= 0 else None
             if cls is None or cls.is_dangerous:
                 return None
-            if not (cls.is_safe or _index_inert(cls) or (held and _operand_caller(cls))):
+            if not (cls.is_safe or index_inert(cls) or (held and operand_caller(cls))):
                 return None
             names.append(self.facts.globals[i].qualname)
         uniq = sorted(set(names))
@@ -586,25 +573,6 @@ class Handed:
         return cls.resolved if (cls := self._class_of(index)) is not None else ""
 
 
-def dispatches_now(resolved: str) -> bool:
-    module, _, _name = resolved.rpartition(".")
-    return module == "itertools" or resolved in DISPATCH_NOW
-
-
-def _index_inert(cls: Classification) -> bool:
-    return (
-        cls.index == indexed.KNOWN
-        and cls.kind in ("class", "function")
-        and not cls.reaches
-        and not cls.pinned
-    )
-
-
-def _operand_caller(cls: Classification) -> bool:
-    """A reviewed callback_dispatch entry that is no sink (class "unknown" in the rule base)."""
-    return bool(cls.entry_id) and cls.category == DISPATCH and not cls.is_safe
-
-
 def _as_global(name: str, hit: Classification, applied: bool, called: bool) -> AsGlobal | None:
     """The finding a GLOBAL `name` classified as `hit` would raise (engine's per-global
     grading, restated for a name no opcode imports); None for a sink (stays malicious)."""
@@ -620,7 +588,7 @@ def _as_global(name: str, hit: Classification, applied: bool, called: bool) -> A
             return None  # a method that reaches a sink: as malicious as the sink
         path = " -> ".join(reach.path)
         return AsGlobal(name, R.REACHES_SINK, Severity.SUSPICIOUS, f"[{reach.category}] {path}")
-    if hit.index == indexed.KNOWN and (_index_inert(hit) or (hit.kind == "builtin" and not called)):
+    if hit.index == indexed.KNOWN and (index_inert(hit) or (hit.kind == "builtin" and not called)):
         # a called builtin is C the index cannot read (ZoneInfo.from_file): unlisted below
         return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, indexed.describe(hit))
     if hit.entry_id:
@@ -630,4 +598,4 @@ def _as_global(name: str, hit: Classification, applied: bool, called: bool) -> A
     return AsGlobal(name, R.UNKNOWN_GLOBAL, None, "not in the reviewed allowlist")
 
 
-__all__ = ["AsGlobal", "Handed", "dispatcher_only", "dispatches_now"]
+__all__ = ["DISPATCH", "AsGlobal", "Handed", "dispatcher_only", "dispatches_now"]

@@ -1,4 +1,7 @@
-"""Objects an index dispatcher is handed, judged by the class that built them (issue #15).
+"""What a dispatcher may run of what it is handed (issue #15): the reviewed dispatchers that
+call at once, the index-inert and operand-calling callables, and held objects.
+
+Objects an index dispatcher is handed are judged by the class that built them.
 
 An index dispatcher runs what it holds in two ways (index/flows.py): it calls a held value
 (`__call__`) or forwards the item protocol to it (`__getitem__`, ...). A held object is no more
@@ -23,11 +26,46 @@ _MEMBERS = ("__call__", *sorted(ITEM_METHODS))
 
 Classify = Callable[[str, str], Classification]
 
+# Reviewed dispatchers (callback_dispatch) that call only the callables handed to them, while
+# they run (itertools.* too): judged by those. Not here: what registers a callable for later
+# (threading, atexit, signal, weakref, sched, torch hooks), looks names up from text (operator
+# getters, string.Formatter, format, re.sub's templates), or ends the process (exit).
+DISPATCH_NOW = frozenset(
+    {
+        "functools.partial", "functools.reduce", "functools.cmp_to_key", "builtins.map",
+        "builtins.filter", "builtins.iter", "builtins.sorted", "builtins.min", "builtins.max",
+        "builtins.sum", "builtins.any", "builtins.all", "builtins.zip", "builtins.enumerate",
+        "builtins.reversed", "builtins.next",
+    }
+)  # fmt: skip
+
+
+def dispatches_now(resolved: str) -> bool:
+    module, _, _name = resolved.rpartition(".")
+    return module == "itertools" or resolved in DISPATCH_NOW
+
+
+def index_inert(cls: Classification) -> bool:
+    """A class or function the index read that reaches no sink by any hook."""
+    return (
+        cls.index == indexed.KNOWN
+        and cls.kind in ("class", "function")
+        and not cls.reaches
+        and not cls.pinned
+    )
+
+
+def operand_caller(cls: Classification) -> bool:
+    """A reviewed callback_dispatch entry that is no sink (class "unknown" in the rule base)."""
+    return bool(cls.entry_id) and cls.category == DISPATCH and not cls.is_safe
+
 
 def object_class_inert(cls: Classification, classify: Classify) -> bool:
     """Whether an object of class `cls` can run nothing but what it holds when a dispatcher
     calls it or uses it as a mapping."""
-    if cls.is_dangerous or not (cls.is_safe or (cls.index == indexed.KNOWN and cls.kind == "class")):
+    if cls.is_dangerous or not (
+        cls.is_safe or (cls.index == indexed.KNOWN and cls.kind == "class")
+    ):
         return False
     if any(r.category != DISPATCH and r.hook != indexed.LAZY_REACH for r in cls.reaches):
         return False
@@ -45,10 +83,17 @@ def _member_inert(member: Classification, classify: Classify) -> bool:
     if member.kind == "function":
         return all(r.category == DISPATCH for r in member.reaches)
     if member.kind == "builtin":  # C code: only an allowlisted class's (dict.__getitem__)
-        owner_module, _, rest = member.origin.rpartition(".")
-        owner_mod, _, owner = owner_module.rpartition(".")
-        return bool(owner_mod) and classify(owner_mod, owner).is_safe
+        owner = member.origin.rpartition(".")[0]  # "builtins.dict.__getitem__" -> builtins.dict
+        module, _, name = owner.rpartition(".")
+        return bool(module) and classify(module, name).is_safe
     return False
 
 
-__all__ = ["object_class_inert"]
+__all__ = [
+    "DISPATCH",
+    "DISPATCH_NOW",
+    "dispatches_now",
+    "index_inert",
+    "object_class_inert",
+    "operand_caller",
+]

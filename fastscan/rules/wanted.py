@@ -10,7 +10,8 @@ from ..facts import StreamFacts
 from . import kept, nested_loaders
 from .call_shapes import _CODECS_ENCODE
 from .callsites import EVERY, NONE, Wanted
-from .handed import DISPATCH, GETATTR, PARTIAL, TEXT_SINKS, dispatcher_only, dispatches_now
+from .handed import GETATTR, PARTIAL, TEXT_SINKS, dispatcher_only
+from .held import DISPATCH, dispatches_now
 from .knowledge import Classification
 from .ruleset import RuleSet
 from .unknown_calls import weighed_globals

@@ -431,3 +431,37 @@ def test_a_dispatcher_rebuilt_by_an_index_inert_function_is_judged_by_its_argume
     # handed first to an unlisted function: it may call it with anything
     verdict, found = scan(call(g("mylab.util", "rebuild"), CURRY, get))
     assert Severity.SUSPICIOUS in found["FS110"]
+
+
+def _obj(cls: bytes, state: bytes) -> bytes:
+    return cls + b")\x81" + state + b"b"  # NEWOBJ, BUILD
+
+
+def _layer(*task: bytes) -> bytes:
+    # an object of an index class with no call/item member beyond dispatch, holding a task tuple
+    layer = g("dask.highlevelgraph", "MaterializedLayer")
+    return _obj(layer, b"}" + s("mapping") + b"}" + s("k") + t(*task) + b"ss")
+
+
+@needs_index
+def test_a_dispatcher_holding_objects_is_judged_by_what_built_them() -> None:
+    # dask: Array(HighLevelGraph(layers of tasks over operator.mul), name, chunks, meta)
+    verdict, found = scan(_juxt(_layer(g("operator", "mul"), b"K\x01", b"K\x02")))
+    assert found["FS110"] == [Severity.LOW]
+    assert verdict == "clean"
+
+
+@needs_index
+@pytest.mark.parametrize(
+    "held",
+    [
+        _layer(g("posix", "system"), s("echo hi")),  # a sink deep in the object's state
+        _layer(g("mylab.util", "run"), s("echo hi")),  # an unlisted function there
+        _obj(g("mylab.tables", "Holder"), b"}"),  # an object of a class nobody listed
+        call(g("functools", "partial"), g("builtins", "len")),  # a callable object (a sink)
+    ],
+)
+def test_a_dispatcher_holding_objects_with_unknown_parts_stays_flagged(held: bytes) -> None:
+    verdict, found = scan(_juxt(held))
+    assert verdict in ("suspicious", "malicious")
+    assert Severity.LOW not in found.get("FS110", [])
