@@ -539,7 +539,8 @@ class Handed:
         site = self.sites.get(c.offset)
         if site is None or made is None:
             return None
-        if not object_class_inert(made, self.rules.classify):
+        instantiated = bool(skip) or c.opcode in _INSTANTIATING
+        if not object_class_inert(made, self.rules.classify, instantiated):
             return None
         return [*site.args[skip:], *site.states]
 

@@ -60,12 +60,14 @@ def operand_caller(cls: Classification) -> bool:
     return bool(cls.entry_id) and cls.category == DISPATCH and not cls.is_safe
 
 
-def object_class_inert(cls: Classification, classify: Classify) -> bool:
-    """Whether an object of class `cls` can run nothing but what it holds when a dispatcher
-    calls it or uses it as a mapping."""
-    if cls.is_dangerous or not (
-        cls.is_safe or (cls.index == indexed.KNOWN and cls.kind == "class")
-    ):
+def object_class_inert(cls: Classification, classify: Classify, instantiated: bool) -> bool:
+    """Whether an object `cls` made can run nothing but what it holds when a dispatcher calls
+    it or uses it as a mapping. `instantiated`: made by NEWOBJ or a reconstructor, so `cls` is
+    a class; otherwise only a class the index read counts (an allowlisted C callable may be a
+    function whose result is anything)."""
+    if cls.is_dangerous:
+        return False
+    if not ((cls.index == indexed.KNOWN and cls.kind == "class") or (instantiated and cls.is_safe)):
         return False
     if any(r.category != DISPATCH and r.hook != indexed.LAZY_REACH for r in cls.reaches):
         return False

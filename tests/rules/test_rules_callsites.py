@@ -465,3 +465,27 @@ def test_a_dispatcher_holding_objects_with_unknown_parts_stays_flagged(held: byt
     verdict, found = scan(_juxt(held))
     assert verdict in ("suspicious", "malicious")
     assert Severity.LOW not in found.get("FS110", [])
+
+
+@needs_index
+def test_a_class_with_a_method_reach_counts_as_a_dispatcher() -> None:
+    # dask Array: __new__ calls a class handed as `meta`; compute() may open a connection (a
+    # `method` reach the application runs, not the loader)
+    array = g("dask.array.core", "Array")
+    graph = _obj(g("dask.highlevelgraph", "HighLevelGraph"), b"}")
+    verdict, found = scan(call(array, graph, s("x"), t(t(b"K\x01")), b"N", b"N"))
+    assert found["FS110"] == [Severity.LOW]
+    assert verdict == "clean"
+    for meta in (g("mylab.tables", "Table"), g("posix", "system")):
+        verdict, found = scan(call(array, graph, s("x"), t(t(b"K\x01")), b"N", meta))
+        assert verdict in ("suspicious", "malicious")
+        assert Severity.LOW not in found.get("FS110", [])
+
+
+@needs_index
+def test_a_held_result_of_an_allowlisted_function_is_not_judged_as_an_object() -> None:
+    # a function's result may be any callable: only NEWOBJ, reconstructors and index classes
+    made = call(g("torch._utils", "_rebuild_tensor_v2"), b"N", b"K\x00", t(), t(), b"\x89", b"N")
+    verdict, found = scan(_juxt(made))
+    assert verdict in ("suspicious", "malicious")
+    assert Severity.LOW not in found.get("FS110", [])
