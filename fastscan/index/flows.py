@@ -29,7 +29,7 @@ _RECEIVERS = ("self", "cls")
 # Item-protocol methods: one that subscripts stored state with its own key argument forwards the
 # item protocol to that object, so the object's `__getitem__`/`__setitem__` runs (ChainMap's
 # `self.maps[0][key] = value` under SETITEMS). Recorded as the key "[]attr".
-_ITEM_METHODS = frozenset(
+ITEM_METHODS = frozenset(
     {"__getitem__", "__setitem__", "__delitem__", "__missing__", "__contains__", "get", "pop"}
 )
 SUBSCRIPTED = "[]"
@@ -130,7 +130,7 @@ def param_flows(node: ast.AST, params: set[str], info: Any) -> dict[str, set[str
     called_params: set[str] = set()
     slots: dict[str, dict[str, set[str]]] = {}  # callee text -> argument slot -> parameters
     subs = list(ast.walk(node))
-    keys = set(tainted) if getattr(node, "name", "") in _ITEM_METHODS else set()
+    keys = set(tainted) if getattr(node, "name", "") in ITEM_METHODS else set()
 
     def store(attr: str, value: ast.AST, whole: bool = False) -> None:
         origins = _origins(value, tainted)

@@ -59,6 +59,7 @@ from .callsites import (
     Text,
     walk_values,
 )
+from .held import DISPATCH, dispatches_now, index_inert, object_class_inert, operand_caller
 from .knowledge import Classification, result_type
 from .literals import inert_as_code, reads_as_command
 from .nested_loaders import Visible
@@ -68,23 +69,10 @@ GETATTR = "builtins.getattr"
 # Sinks that run text as code or import it by name: without text they have nothing to run.
 TEXT_SINKS = frozenset({"exec_sink", "import_resolver"})
 PARTIAL = "functools.partial"
-DISPATCH = "callback_dispatch"
 # Argument kinds that may hold a callable an __init__ stores as an attribute.
 _MAY_BE_CALLABLE = ARG_CONTAINER | ARG_GLOBAL | ARG_CALL | ARG_OPAQUE
 _MAX_FOLLOWED = 100_000  # calls followed through one global's arguments
 _INSTANTIATING = frozenset({"NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
-# Reviewed dispatchers (callback_dispatch) that call only the callables handed to them, while
-# they run (itertools.* too): judged by those. Not here: what registers a callable for later
-# (threading, atexit, signal, weakref, sched, torch hooks), looks names up from text (operator
-# getters, string.Formatter, format, re.sub's templates), or ends the process (exit).
-DISPATCH_NOW = frozenset(
-    {
-        "functools.partial", "functools.reduce", "functools.cmp_to_key", "builtins.map",
-        "builtins.filter", "builtins.iter", "builtins.sorted", "builtins.min", "builtins.max",
-        "builtins.sum", "builtins.any", "builtins.all", "builtins.zip", "builtins.enumerate",
-        "builtins.reversed", "builtins.next",
-    }
-)  # fmt: skip
 # Makers whose results are plain values, never callables (their instances define no __call__).
 _PLAIN_MAKERS = (
     _VALUE_TYPES | _NON_STRING_HELPERS | _CODECS_ENCODE | {"builtins.object", "builtins.str"}
@@ -92,14 +80,13 @@ _PLAIN_MAKERS = (
 
 
 def dispatcher_only(cls: Classification | None) -> bool:
-    """An index-known callable whose every reach is callback dispatch."""
-    return (
-        cls is not None
-        and not cls.is_dangerous
-        and not cls.pinned
-        and bool(cls.reaches)
-        and all(r.category == DISPATCH for r in cls.reaches)
-    )
+    """An index-known callable whose every load-time reach is callback dispatch (a `method`
+    reach, a connection a public method opens, is the application's to run, not the loader's:
+    dask's `Array.compute`)."""
+    if cls is None or cls.is_dangerous or cls.pinned:
+        return False
+    reaches = [r for r in cls.reaches if r.hook != indexed.LAZY_REACH]
+    return bool(reaches) and all(r.category == DISPATCH for r in reaches)
 
 
 class Handed:
@@ -211,7 +198,7 @@ class Handed:
             return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, "a member of a reviewed class")
         if hit.is_safe and not hit.is_dangerous:
             return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, "allowlisted")
-        if not hit.is_dangerous and _index_inert(hit):
+        if not hit.is_dangerous and index_inert(hit):
             return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, indexed.describe(hit))
         return None
 
@@ -334,14 +321,17 @@ class Handed:
             return None
         return f"wrapping {self.facts.globals[i].qualname}, a dispatcher handed only {handed}"
 
-    def dispatch(self, index: int) -> str:
+    def dispatch(self, index: int, *, held: bool = False) -> str:
         """Why dispatcher global `index` runs nothing dangerous here ("" when not shown): every
-        load-time use of it (called, rebuilt by a reconstructor, wrapped by a partial, then
-        BUILD) hands it only inert callables, or the pickle only references it."""
+        load-time use of it (called, rebuilt by a reconstructor, wrapped by a partial, handed
+        first to an allowlisted or index-inert callable, then BUILD) hands it only inert
+        callables, or the pickle only references it. `held`: an index dispatcher, which keeps
+        what it is handed; reviewed operand callers count as inert there (`inert_handed`)."""
         return self._consumers(
             [k for k, c in enumerate(self.facts.calls) if c.callable_index == index],
             [k for k, c in enumerate(self.facts.calls) if c.first_arg_global == index],
             Glob(self.facts.globals[index].offset),
+            held,
         )
 
     def dispatcher_now(self, index: int, cls: Classification) -> str:
@@ -364,7 +354,7 @@ class Handed:
         through a nested loader handed only clean nested pickles (`clean` judges one), or a
         text sink handed no text."""
         if dispatcher_only(cls):
-            note = self.dispatch(index)
+            note = self.dispatch(index, held=True)
             return f"a callback dispatcher, {note}" if note else ""
         loader = nested_loaders.loads_through_hooks(self.rules, cls, hooks_run)
         if loader:
@@ -433,18 +423,19 @@ class Handed:
             Call(calls[k].offset),
         )
 
-    def _consumers(self, called: list[int], first_of: list[int], itself: Any) -> str:
+    def _consumers(
+        self, called: list[int], first_of: list[int], itself: Any, held: bool = False
+    ) -> str:
         notes: list[str] = []
         for k in called:
             if self.facts.calls[k].opcode == "BUILD":
                 continue
-            notes.append(self._handed_at(k, 0, exclude=itself) or "")
+            notes.append(self._handed_at(k, 0, itself, held) or "")
         for k in first_of:
             c = self.facts.calls[k]
-            what = self._resolved(c.callable_index)
-            if c.opcode == "BUILD" or not (what == PARTIAL or what in indexed.RECONSTRUCTORS):
+            if c.opcode == "BUILD" or not self._builds_with(c.callable_index):
                 return ""  # handed to something else, which may call it with anything
-            notes.append(self._handed_at(k, 1, exclude=itself) or "")
+            notes.append(self._handed_at(k, 1, itself, held) or "")
         if not notes:
             if self._globals_to_unreviewed():
                 return ""  # an unlisted callable handed globals may be what calls it
@@ -459,11 +450,21 @@ class Handed:
             if c.opcode == "BUILD" or not c.arg_kinds & ARG_GLOBAL:
                 continue
             made = self._class_of(c.callable_index)
-            if made is None or not (made.is_safe or made.is_dangerous or _index_inert(made)):
+            if made is None or not (made.is_safe or made.is_dangerous or index_inert(made)):
                 return True
         return False
 
-    def _handed_at(self, k: int, skip: int, exclude: Any) -> str | None:
+    def _builds_with(self, index: int) -> bool:
+        """A callable handed a dispatcher first that can only hand it what this call hands it:
+        partial, a reconstructor, or an allowlisted or index-inert callable (toolz's
+        `_restore_curry(curry, func, args, ...)`), which runs no sink of its own."""
+        what = self._resolved(index)
+        if what == PARTIAL or what in indexed.RECONSTRUCTORS:
+            return True
+        made = self._class_of(index)
+        return made is not None and not made.is_dangerous and (made.is_safe or index_inert(made))
+
+    def _handed_at(self, k: int, skip: int, exclude: Any, held: bool = False) -> str | None:
         """`inert_handed` over what call `k` passes on: its arguments after the first `skip`,
         the state BUILD gives its result, and the arguments of every call of that result (a
         partial is there to be called)."""
@@ -478,25 +479,46 @@ class Handed:
                 if later is None:
                     return None
                 values.extend((*later.args, *later.states))
-        return self.inert_handed(values, exclude)
+        return self.inert_handed(values, exclude, held)
 
-    def inert_handed(self, values: Sequence[Any], exclude: Any = None) -> str | None:
+    def inert_handed(
+        self, values: Sequence[Any], exclude: Any = None, held: bool = False
+    ) -> str | None:
         """Names of the callables among `values` when each is allowlisted or index-inert and
         nothing else there could be called (a call result, an unseen value); None otherwise.
-        `exclude`: the dispatcher itself (a partial's state names its own func again)."""
+        `exclude`: the dispatcher itself (a partial's state names its own func again).
+        `held`: values an index dispatcher keeps; a reviewed operand caller among them (a
+        non-sink callback_dispatch entry: `len`, `sorted`, `operator.mul`, which call only what
+        they are applied to, or its dunders) is inert too, since what the held callable is
+        applied to at load comes from the calls of the result, which are among `values`."""
         names: list[str] = []
-        for leaf in walk_values(values):
+        todo, seen, steps = list(values), set(), 0
+        while todo:
+            leaf, steps = todo.pop(), steps + 1
+            if steps > _MAX_FOLLOWED:
+                return None  # too much to judge: fail closed
+            if isinstance(leaf, Box):
+                todo.extend(leaf.items)
+                continue
             if leaf is VALUE or isinstance(leaf, (Text, Data)) or leaf == exclude:
                 continue
             if isinstance(leaf, Call) and self._plain_value(leaf):
                 continue
+            if isinstance(leaf, Call) and held and leaf.offset not in seen:
+                built = self._built_of(leaf)  # held objects: judged by what built them
+                if built is not None:
+                    seen.add(leaf.offset)
+                    todo.extend(built)
+                    continue
             if not isinstance(leaf, Glob):
                 return None  # a computed or unseen value: it may be any callable
             i = self._global_at.get(leaf.offset, -1)
             if isinstance(exclude, Glob) and i >= 0 and self._same(i, exclude):
                 continue  # the dispatcher imported again
             cls = self.classes[i] if i >= 0 else None
-            if cls is None or cls.is_dangerous or not (cls.is_safe or _index_inert(cls)):
+            if cls is None or cls.is_dangerous:
+                return None
+            if not (cls.is_safe or index_inert(cls) or (held and operand_caller(cls))):
                 return None
             names.append(self.facts.globals[i].qualname)
         uniq = sorted(set(names))
@@ -504,6 +526,23 @@ class Handed:
             return "data (no callable)"
         shown = ", ".join(uniq[:3]) + (f" (+{len(uniq) - 3})" if len(uniq) > 3 else "")
         return f"inert callables ({shown})"
+
+    def _built_of(self, value: Call) -> list[Any] | None:
+        """The arguments and BUILD state an object was made of, when its class can run only
+        what it holds (`held.object_class_inert`); None otherwise."""
+        k = self._call_at.get(value.offset, -1)
+        if k < 0 or self.facts.calls[k].callable_is_call:
+            return None
+        c = self.facts.calls[k]
+        skip = 1 if self._resolved(c.callable_index) in indexed.RECONSTRUCTORS else 0
+        made = self._class_of(c.first_arg_global if skip else c.callable_index)
+        site = self.sites.get(c.offset)
+        if site is None or made is None:
+            return None
+        instantiated = bool(skip) or c.opcode in _INSTANTIATING
+        if not object_class_inert(made, self.rules.classify, instantiated):
+            return None
+        return [*site.args[skip:], *site.states]
 
     def _code_global(self, value: Glob) -> bool:
         """A class or function (its str() is its name), not a constant that may be text."""
@@ -535,20 +574,6 @@ class Handed:
         return cls.resolved if (cls := self._class_of(index)) is not None else ""
 
 
-def dispatches_now(resolved: str) -> bool:
-    module, _, _name = resolved.rpartition(".")
-    return module == "itertools" or resolved in DISPATCH_NOW
-
-
-def _index_inert(cls: Classification) -> bool:
-    return (
-        cls.index == indexed.KNOWN
-        and cls.kind in ("class", "function")
-        and not cls.reaches
-        and not cls.pinned
-    )
-
-
 def _as_global(name: str, hit: Classification, applied: bool, called: bool) -> AsGlobal | None:
     """The finding a GLOBAL `name` classified as `hit` would raise (engine's per-global
     grading, restated for a name no opcode imports); None for a sink (stays malicious)."""
@@ -564,7 +589,7 @@ def _as_global(name: str, hit: Classification, applied: bool, called: bool) -> A
             return None  # a method that reaches a sink: as malicious as the sink
         path = " -> ".join(reach.path)
         return AsGlobal(name, R.REACHES_SINK, Severity.SUSPICIOUS, f"[{reach.category}] {path}")
-    if hit.index == indexed.KNOWN and (_index_inert(hit) or (hit.kind == "builtin" and not called)):
+    if hit.index == indexed.KNOWN and (index_inert(hit) or (hit.kind == "builtin" and not called)):
         # a called builtin is C the index cannot read (ZoneInfo.from_file): unlisted below
         return AsGlobal(name, R.KNOWN_BY_INDEX, Severity.LOW, indexed.describe(hit))
     if hit.entry_id:
@@ -574,4 +599,4 @@ def _as_global(name: str, hit: Classification, applied: bool, called: bool) -> A
     return AsGlobal(name, R.UNKNOWN_GLOBAL, None, "not in the reviewed allowlist")
 
 
-__all__ = ["AsGlobal", "Handed", "dispatcher_only", "dispatches_now"]
+__all__ = ["DISPATCH", "AsGlobal", "Handed", "dispatcher_only", "dispatches_now"]

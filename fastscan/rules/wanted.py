@@ -10,7 +10,8 @@ from ..facts import StreamFacts
 from . import kept, nested_loaders
 from .call_shapes import _CODECS_ENCODE
 from .callsites import EVERY, NONE, Wanted
-from .handed import DISPATCH, GETATTR, PARTIAL, TEXT_SINKS, dispatcher_only, dispatches_now
+from .handed import GETATTR, PARTIAL, TEXT_SINKS, dispatcher_only
+from .held import DISPATCH, dispatches_now
 from .knowledge import Classification
 from .ruleset import RuleSet
 from .unknown_calls import weighed_globals
@@ -61,6 +62,8 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
                 through_loader = True  # a deep walk, after every global is looked at
             if reaches and any(r.category in TEXT_SINKS for r in cls.reaches):
                 deep = True  # every site: what text reaches it (textless)
+            if dispatcher_only(cls):
+                deep = True  # every site: the objects it holds are judged by what built them
             if judged or dispatcher_only(cls):
                 offsets.add(g.offset)
                 partial_called = partial_called or cls.resolved == PARTIAL

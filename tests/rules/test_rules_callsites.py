@@ -367,3 +367,125 @@ def test_a_referenced_dispatcher_handed_to_an_unlisted_callable_stays_flagged() 
     body = call(g("mylab.util", "Builder"), s("x"), f, g("mylab.util", "runner"))
     _, found = scan(body)
     assert Severity.SUSPICIOUS in found["FS110"]
+
+
+# -- index dispatchers holding reviewed operand callers, or rebuilt by an inert function -----
+
+JUXT = g("toolz.functoolz", "juxt")  # __setstate__ stores funcs, __call__ calls each
+CURRY = g("toolz.functoolz", "curry")  # __init__ stores partial(func, ...), __call__ calls it
+RESTORE = g("toolz.functoolz", "_restore_curry")  # index-inert: builds cls(func, *args)
+
+
+def _juxt(*funcs: bytes) -> bytes:
+    return JUXT + b")\x81" + t(*funcs) + b"b"  # NEWOBJ, then BUILD with the callables
+
+
+@needs_index
+def test_a_dispatcher_holding_reviewed_operand_callers_is_low() -> None:
+    # toolz pickles juxt(len, sorted): len/sorted call only what they are applied to
+    verdict, found = scan(_juxt(g("builtins", "len"), g("builtins", "sorted")))
+    assert found["FS110"] == [Severity.LOW]
+    assert verdict == "clean"
+    _, found = scan(_juxt(g("operator", "mul"), g("operator", "add")))
+    assert found["FS110"] == [Severity.LOW]
+
+
+@needs_index
+@pytest.mark.parametrize(
+    "held",
+    [
+        g("posix", "system"),  # a sink
+        g("mylab.util", "run"),  # a function nobody listed
+        call(g("mylab.util", "Runner"), s("echo hi")),  # a computed callable
+        g("operator", "methodcaller"),  # a reviewed dispatcher that is a sink
+    ],
+)
+def test_a_dispatcher_holding_a_sink_or_unknown_callable_beside_operators_stays_flagged(
+    held: bytes,
+) -> None:
+    verdict, found = scan(_juxt(g("builtins", "len"), held))
+    assert verdict in ("suspicious", "malicious")
+    assert Severity.LOW not in found.get("FS110", [])
+
+
+@needs_index
+def test_operand_callers_count_only_where_an_index_dispatcher_holds_them() -> None:
+    # a reviewed dispatcher that runs at once keeps its own judgement of len (not inert there)
+    verdict, _ = scan(call(g("builtins", "map"), g("builtins", "len"), b"]" + s("x") + b"a"))
+    assert verdict in ("suspicious", "malicious")
+
+
+@needs_index
+def test_a_dispatcher_rebuilt_by_an_index_inert_function_is_judged_by_its_arguments() -> None:
+    # toolz: _restore_curry(curry, toolz.itertoolz.get, (1,), {}, userdict, None)
+    get = g("toolz.itertoolz", "get")
+    benign = call(RESTORE, CURRY, get, t(b"K\x01"), b"}", b"}", b"N")
+    verdict, found = scan(benign)
+    assert found["FS110"] == [Severity.LOW]
+    assert verdict == "clean"
+    for func in (g("posix", "system"), g("mylab.util", "run")):
+        twin = call(RESTORE, CURRY, func, t(s("echo hi")), b"}", b"}", b"N")
+        verdict, found = scan(twin)
+        assert verdict in ("suspicious", "malicious")
+        assert Severity.LOW not in found.get("FS110", [])
+    # handed first to an unlisted function: it may call it with anything
+    verdict, found = scan(call(g("mylab.util", "rebuild"), CURRY, get))
+    assert Severity.SUSPICIOUS in found["FS110"]
+
+
+def _obj(cls: bytes, state: bytes) -> bytes:
+    return cls + b")\x81" + state + b"b"  # NEWOBJ, BUILD
+
+
+def _layer(*task: bytes) -> bytes:
+    # an object of an index class with no call/item member beyond dispatch, holding a task tuple
+    layer = g("dask.highlevelgraph", "MaterializedLayer")
+    return _obj(layer, b"}" + s("mapping") + b"}" + s("k") + t(*task) + b"ss")
+
+
+@needs_index
+def test_a_dispatcher_holding_objects_is_judged_by_what_built_them() -> None:
+    # dask: Array(HighLevelGraph(layers of tasks over operator.mul), name, chunks, meta)
+    verdict, found = scan(_juxt(_layer(g("operator", "mul"), b"K\x01", b"K\x02")))
+    assert found["FS110"] == [Severity.LOW]
+    assert verdict == "clean"
+
+
+@needs_index
+@pytest.mark.parametrize(
+    "held",
+    [
+        _layer(g("posix", "system"), s("echo hi")),  # a sink deep in the object's state
+        _layer(g("mylab.util", "run"), s("echo hi")),  # an unlisted function there
+        _obj(g("mylab.tables", "Holder"), b"}"),  # an object of a class nobody listed
+        call(g("functools", "partial"), g("builtins", "len")),  # a callable object (a sink)
+    ],
+)
+def test_a_dispatcher_holding_objects_with_unknown_parts_stays_flagged(held: bytes) -> None:
+    verdict, found = scan(_juxt(held))
+    assert verdict in ("suspicious", "malicious")
+    assert Severity.LOW not in found.get("FS110", [])
+
+
+@needs_index
+def test_a_class_with_a_method_reach_counts_as_a_dispatcher() -> None:
+    # dask Array: __new__ calls a class handed as `meta`; compute() may open a connection (a
+    # `method` reach the application runs, not the loader)
+    array = g("dask.array.core", "Array")
+    graph = _obj(g("dask.highlevelgraph", "HighLevelGraph"), b"}")
+    verdict, found = scan(call(array, graph, s("x"), t(t(b"K\x01")), b"N", b"N"))
+    assert found["FS110"] == [Severity.LOW]
+    assert verdict == "clean"
+    for meta in (g("mylab.tables", "Table"), g("posix", "system")):
+        verdict, found = scan(call(array, graph, s("x"), t(t(b"K\x01")), b"N", meta))
+        assert verdict in ("suspicious", "malicious")
+        assert Severity.LOW not in found.get("FS110", [])
+
+
+@needs_index
+def test_a_held_result_of_an_allowlisted_function_is_not_judged_as_an_object() -> None:
+    # a function's result may be any callable: only NEWOBJ, reconstructors and index classes
+    made = call(g("torch._utils", "_rebuild_tensor_v2"), b"N", b"K\x00", t(), t(), b"\x89", b"N")
+    verdict, found = scan(_juxt(made))
+    assert verdict in ("suspicious", "malicious")
+    assert Severity.LOW not in found.get("FS110", [])
