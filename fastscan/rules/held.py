@@ -19,9 +19,10 @@ from collections.abc import Callable
 
 from ..index.flows import ITEM_METHODS
 from . import indexed
-from .knowledge import Classification
+from .call_shapes import index_inert
+from .knowledge import CALLBACK_DISPATCH, Classification
 
-DISPATCH = "callback_dispatch"
+DISPATCH = CALLBACK_DISPATCH
 _MEMBERS = ("__call__", *sorted(ITEM_METHODS))
 
 Classify = Callable[[str, str], Classification]
@@ -43,16 +44,6 @@ DISPATCH_NOW = frozenset(
 def dispatches_now(resolved: str) -> bool:
     module, _, _name = resolved.rpartition(".")
     return module == "itertools" or resolved in DISPATCH_NOW
-
-
-def index_inert(cls: Classification) -> bool:
-    """A class or function the index read that reaches no sink by any hook."""
-    return (
-        cls.index == indexed.KNOWN
-        and cls.kind in ("class", "function")
-        and not cls.reaches
-        and not cls.pinned
-    )
 
 
 def operand_caller(cls: Classification) -> bool:
