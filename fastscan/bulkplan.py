@@ -46,8 +46,6 @@ def validate(options: BulkOptions) -> None:
     if options.resume and (fmt != "parquet" or not isinstance(options.out, str)):
         raise ValueError("resume needs --format parquet and an output path")
     if options.engine == "dask":
-        if options.resume:
-            raise ValueError("--resume is not supported with --engine dask; use --since OUT")
         if fmt != "parquet" or not isinstance(options.out, str):
             raise ValueError("--engine dask writes Parquet only (--format parquet)")
     if not is_remote(options.root):

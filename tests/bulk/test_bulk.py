@@ -317,8 +317,6 @@ def test_resume_validation():
         run_bulk(".", out="x.parquet", fail_on="bad")
     with pytest.raises(ValueError, match="engine must be"):
         run_bulk(".", out="x.parquet", engine="spark")
-    with pytest.raises(ValueError, match="not supported with --engine dask"):
-        run_bulk(".", out="x.parquet", engine="dask", resume=True)
     with pytest.raises(ValueError, match="Parquet only"):
         run_bulk(".", out="x.jsonl", engine="dask")
     with pytest.raises(ValueError, match="default scanner"):

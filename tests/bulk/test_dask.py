@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from test_s3 import relative_rows, upload_tree
@@ -277,6 +278,37 @@ def test_a_signal_stops_dask_and_leaves_an_incomplete_output(tmp_path: Path, das
     table = pq.read_table(out)
     assert 0 < table.num_rows == summary.rows < 30
     assert read_provenance(str(out))["complete"] == "false"
+
+
+@pytest.mark.parametrize("name", ["stopped.parquet", "stopped-dataset"])
+def test_resume_completes_an_interrupted_dask_run(
+    tmp_path: Path, dask_scheduler: str, name: str
+) -> None:
+    # a single file and a dataset folder: the rows that came back are kept, the rest scanned
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(30):
+        (root / f"f{i:03d}.pkl").write_bytes(pickle.dumps({"i": i}, protocol=4))
+    out = tmp_path / name
+    common = {"engine": "dask", "scheduler": dask_scheduler, "progress": False}
+
+    def interrupt(client: Any, rows: int) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    first = run_bulk(
+        str(root), out=str(out), chunk_size=1, scanner_options=OPTIONS, on_partition=interrupt,
+        **common,
+    )  # fmt: skip
+    assert first.interrupted == "SIGINT" and 0 < first.rows < 30
+    done = comparable(read_parquet(str(out))).sort_by("path")
+    summary = run_bulk(str(root), out=str(out), resume=True, scanner_options=OPTIONS, **common)
+    assert summary.resumed == done.num_rows and summary.rows == 30 and summary.exit_code == 0
+    rows = comparable(read_parquet(str(out))).sort_by("path")
+    assert rows.column("path").to_pylist() == sorted(str(p) for p in root.iterdir())
+    assert read_provenance(str(out))["complete"] == "true"
+    # the rows that came back before the signal are carried as they were
+    again = rows.filter(pc.is_in(rows.column("path"), value_set=done.column("path")))
+    assert again.equals(done)
 
 
 def _listeners(pids: list[int]) -> list[tuple[int, str]]:
