@@ -45,9 +45,8 @@ def validate(options: BulkOptions) -> None:
     fmt = output_format(options)
     if options.resume and (fmt != "parquet" or not isinstance(options.out, str)):
         raise ValueError("resume needs --format parquet and an output path")
-    if options.engine == "dask":
-        if fmt != "parquet" or not isinstance(options.out, str):
-            raise ValueError("--engine dask writes Parquet only (--format parquet)")
+    if options.engine == "dask" and (fmt != "parquet" or not isinstance(options.out, str)):
+        raise ValueError("--engine dask writes Parquet only (--format parquet)")
     if not is_remote(options.root):
         check_root(options.root)
 
