@@ -26,7 +26,7 @@ from .handed import Handed
 from .knowledge import CALLBACK_DISPATCH, CODE_CONSTRUCTION, NESTED_LOADER, UNKNOWN, Classification
 from .nested_loaders import Archives, Opened, Visible
 from .ruleset import RuleSet, default_ruleset
-from .strings import string_findings
+from .strings import referenced_by_text, string_findings
 from .structure import anomaly_findings, container_findings, status_findings
 from .unknown_calls import (
     KNOWN_INERT,
@@ -348,6 +348,7 @@ def _stream_findings(  # noqa: PLR0917
     status_findings(member, facts, classes, out, scope)
     anomaly_findings(member, facts, out, scope)
     string_findings(member, facts.strings, out, scope)
+    referenced_by_text(member, facts.strings, rules.classify, out, scope)
 
     for k, n in enumerate(facts.nested):
         outer = at(n.offset)

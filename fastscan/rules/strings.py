@@ -4,11 +4,12 @@ that lets tensor names and config values skip the regexes."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .. import _features as _native
 from .. import findings as R
 from .collect import Collector, Scope
+from .knowledge import Classification
 
 # Strings that are commands or code, never tensor names or config values.
 _SHELL = re.compile(
@@ -61,6 +62,41 @@ def string_findings(member: str, strings: Sequence[str], out: Collector, scope: 
                         subject=url.group(0)[:80],
                     )
                 )
+
+
+# `module:qualname`, the spelling import resolvers take (pkgutil.resolve_name, entry points,
+# toolz's `_restore_curry(curry, "mod:qual", ..., True)`): the text is that object to them.
+_OBJECT_REFERENCE = re.compile(r"([A-Za-z_][\w.]*):([A-Za-z_][\w.]*)")
+_REFERENCE_NEEDLE = (":",)
+
+
+def referenced_by_text(
+    member: str,
+    strings: Sequence[str],
+    classify: Callable[[str, str], Classification],
+    out: Collector,
+    scope: Scope,
+) -> None:
+    """A string that names a denylisted callable as `module:qualname` is that callable to
+    whatever resolves it, so it is graded as if the pickle imported it (FS101)."""
+    if not strings or not _native.contains_folded(strings, _REFERENCE_NEEDLE):
+        return
+    offset, where = scope.at(-1), scope.where
+    for text in strings:
+        ref = _OBJECT_REFERENCE.fullmatch(text) if ":" in text else None
+        if ref is None:
+            continue
+        cls = classify(ref.group(1), ref.group(2))
+        if cls.is_dangerous:
+            out.add(
+                R.DANGEROUS_IMPORT.finding(
+                    f"{text!r} names {cls.resolved or text} [{cls.category}] by text: an import"
+                    f" resolver handed it returns the callable ({cls.reason}){where}",
+                    member=member,
+                    offset=offset,
+                    subject=text[:80],
+                )
+            )
 
 
 def maybe_command(strings: Sequence[str]) -> bool:
