@@ -210,7 +210,7 @@ def test_a_result_fed_to_a_call_that_may_run_it_stays_fs112(
     elif shape == "command-text":  # the producer's own text is a command line
         obj = Reduce((mod.Holder, (Reduce((mod.from_state, ("sh -c 'touch /tmp/fs-j6'",))),)))
     elif shape == "loadable":  # the producer's own bytes are a pickle that runs a command
-        # (a pickle read whole is graded by its own findings: test_graded_pickles)
+        # (a pickle read whole is graded by its own findings: test_unlisted_arguments)
         nested = pickle.dumps(Reduce((mod.run, ("sh -c 'touch /tmp/fs-j6'",))), protocol=2)
         obj = Reduce((mod.Holder, (Reduce((mod.from_state, (nested,))),)))
     else:  # a reviewed dispatcher calls what it is handed
@@ -238,7 +238,8 @@ def test_long_latin1_state_is_weighed_like_short(mod: types.ModuleType, n: int) 
 @pytest.mark.parametrize("n", [100, 10_000])
 def test_long_latin1_commands_and_pickles_stay_fs112(mod: types.ModuleType, n: int) -> None:
     command = _latin1(n, b"echo fastscan > /tmp/fastscan-j6; ")
-    # a pickle read whole is graded by its own findings (test_graded_pickles): this one runs one
+    # a pickle read whole is graded by its own findings (test_unlisted_arguments); this one runs
+    # a command
     nested = pickle.dumps(Reduce((mod.run, ("touch /tmp/fs-j6",))), protocol=2) + b"\x00" * n
     for raw in (command, nested):
         _verdict, found, ok = scan(pickle.dumps([Reduce((mod.run, (raw,)))], protocol=2))

@@ -127,7 +127,8 @@ def test_bytes_that_read_as_a_command_stay_fs112(
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_bytes_holding_an_importing_pickle_stay_fs112(mod: types.ModuleType, protocol: int) -> None:
-    # read whole, a pickle is graded by its own findings (test_graded_pickles): this one runs one
+    # read whole, a pickle is graded by its own findings (test_unlisted_arguments); this one
+    # runs a command
     inner = pickle.dumps(Reduce((mod.run, ("touch /tmp/fs-j6",))), protocol=2)
     _applied(pickle.dumps([Reduce((mod.run, (inner,)))], protocol=protocol))
     inner = pickle.dumps(Reduce((mod.run, ("x",))), protocol=2)  # found past a prefix: not whole
