@@ -71,7 +71,8 @@ ITEM_GETTER = "operator.itemgetter"
 ATTRIBUTE_GETTERS = frozenset({"operator.attrgetter", "operator.methodcaller"})
 _SHAPED = frozenset({GETATTR, PARTIAL, ITEM_GETTER}) | ATTRIBUTE_GETTERS
 _READ_KINDS = frozenset({"class", "function"})  # index kinds whose Python source was analysed
-_INSTANTIATING = frozenset({"NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
+# Call opcodes that instantiate their callable as a class (cls.__new__ / cls() without REDUCE).
+INSTANTIATING = frozenset({"NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
 
 # Attribute names that are sinks on any object, whatever the class (defence in depth: the
 # resolver already knows sink attributes per class and the interpreter-internals table).
@@ -243,7 +244,7 @@ class CallShapes:
         if cls.resolved == _RECONSTRUCTOR:
             index = producer.first_arg_global
             made = self._classes[index] if 0 <= index < len(self._classes) else None
-        elif producer.opcode in _INSTANTIATING or producer.opcode == "REDUCE":
+        elif producer.opcode in INSTANTIATING or producer.opcode == "REDUCE":
             made = cls
         else:
             return ""

@@ -43,6 +43,7 @@ from .call_shapes import (
     _NON_STRING_HELPERS,
     _SINK_ATTRIBUTES,
     _VALUE_TYPES,
+    INSTANTIATING,
     AsGlobal,
     last_segment_is_class,
 )
@@ -59,8 +60,8 @@ from .callsites import (
     Text,
     walk_values,
 )
-from .held import DISPATCH, dispatches_now, index_inert, object_class_inert, operand_caller
-from .knowledge import Classification, result_type
+from .held import dispatches_now, index_inert, object_class_inert, operand_caller
+from .knowledge import CALLBACK_DISPATCH, Classification, result_type
 from .literals import inert_as_code, reads_as_command
 from .nested_loaders import Visible
 from .ruleset import RuleSet
@@ -72,7 +73,6 @@ PARTIAL = "functools.partial"
 # Argument kinds that may hold a callable an __init__ stores as an attribute.
 _MAY_BE_CALLABLE = ARG_CONTAINER | ARG_GLOBAL | ARG_CALL | ARG_OPAQUE
 _MAX_FOLLOWED = 100_000  # calls followed through one global's arguments
-_INSTANTIATING = frozenset({"NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
 # Makers whose results are plain values, never callables (their instances define no __call__).
 _PLAIN_MAKERS = (
     _VALUE_TYPES | _NON_STRING_HELPERS | _CODECS_ENCODE | {"builtins.object", "builtins.str"}
@@ -86,7 +86,7 @@ def dispatcher_only(cls: Classification | None) -> bool:
     if cls is None or cls.is_dangerous or cls.pinned:
         return False
     reaches = [r for r in cls.reaches if r.hook != indexed.LAZY_REACH]
-    return bool(reaches) and all(r.category == DISPATCH for r in reaches)
+    return bool(reaches) and all(r.category == CALLBACK_DISPATCH for r in reaches)
 
 
 class Handed:
@@ -258,7 +258,7 @@ class Handed:
             return -1
         if cls.resolved in indexed.RECONSTRUCTORS:
             return c.first_arg_global
-        if c.opcode in _INSTANTIATING or (c.opcode == "REDUCE" and cls.kind == "class"):
+        if c.opcode in INSTANTIATING or (c.opcode == "REDUCE" and cls.kind == "class"):
             return c.callable_index
         return -1  # a function's result: its type is not known
 
@@ -337,7 +337,7 @@ class Handed:
     def dispatcher_now(self, index: int, cls: Classification) -> str:
         """`dispatch` for a reviewed dispatcher that calls what it is handed while it runs and
         nothing else (DISPATCH_NOW); "" for any other sink."""
-        if cls.category != DISPATCH or not dispatches_now(cls.resolved):
+        if cls.category != CALLBACK_DISPATCH or not dispatches_now(cls.resolved):
             return ""
         note = self.dispatch(index)
         return f"handed only what it may call: {note}" if note else ""
@@ -539,7 +539,7 @@ class Handed:
         site = self.sites.get(c.offset)
         if site is None or made is None:
             return None
-        instantiated = bool(skip) or c.opcode in _INSTANTIATING
+        instantiated = bool(skip) or c.opcode in INSTANTIATING
         if not object_class_inert(made, self.rules.classify, instantiated):
             return None
         return [*site.args[skip:], *site.states]
@@ -599,4 +599,4 @@ def _as_global(name: str, hit: Classification, applied: bool, called: bool) -> A
     return AsGlobal(name, R.UNKNOWN_GLOBAL, None, "not in the reviewed allowlist")
 
 
-__all__ = ["DISPATCH", "AsGlobal", "Handed", "dispatcher_only", "dispatches_now"]
+__all__ = ["AsGlobal", "Handed", "dispatcher_only", "dispatches_now"]

@@ -22,7 +22,6 @@ from . import indexed
 from .call_shapes import index_inert
 from .knowledge import CALLBACK_DISPATCH, Classification
 
-DISPATCH = CALLBACK_DISPATCH
 _MEMBERS = ("__call__", *sorted(ITEM_METHODS))
 
 Classify = Callable[[str, str], Classification]
@@ -48,7 +47,7 @@ def dispatches_now(resolved: str) -> bool:
 
 def operand_caller(cls: Classification) -> bool:
     """A reviewed callback_dispatch entry that is no sink (class "unknown" in the rule base)."""
-    return bool(cls.entry_id) and cls.category == DISPATCH and not cls.is_safe
+    return bool(cls.entry_id) and cls.category == CALLBACK_DISPATCH and not cls.is_safe
 
 
 def object_class_inert(cls: Classification, classify: Classify, instantiated: bool) -> bool:
@@ -60,7 +59,7 @@ def object_class_inert(cls: Classification, classify: Classify, instantiated: bo
         return False
     if not ((cls.index == indexed.KNOWN and cls.kind == "class") or (instantiated and cls.is_safe)):
         return False
-    if any(r.category != DISPATCH and r.hook != indexed.LAZY_REACH for r in cls.reaches):
+    if any(r.category != CALLBACK_DISPATCH and r.hook != indexed.LAZY_REACH for r in cls.reaches):
         return False
     module, _, qual = cls.resolved.rpartition(".")
     if not module:
@@ -74,7 +73,7 @@ def _member_inert(member: Classification, classify: Classify) -> bool:
     if member.is_dangerous or member.index != indexed.KNOWN:
         return False
     if member.kind == "function":
-        return all(r.category == DISPATCH for r in member.reaches)
+        return all(r.category == CALLBACK_DISPATCH for r in member.reaches)
     if member.kind == "builtin":  # C code: only an allowlisted class's (dict.__getitem__)
         owner = member.origin.rpartition(".")[0]  # "builtins.dict.__getitem__" -> builtins.dict
         module, _, name = owner.rpartition(".")
@@ -83,7 +82,6 @@ def _member_inert(member: Classification, classify: Classify) -> bool:
 
 
 __all__ = [
-    "DISPATCH",
     "DISPATCH_NOW",
     "dispatches_now",
     "index_inert",

@@ -11,8 +11,8 @@ from . import kept, nested_loaders
 from .call_shapes import _CODECS_ENCODE
 from .callsites import EVERY, NONE, Wanted
 from .handed import GETATTR, PARTIAL, TEXT_SINKS, dispatcher_only
-from .held import DISPATCH, dispatches_now
-from .knowledge import Classification
+from .held import dispatches_now
+from .knowledge import CALLBACK_DISPATCH, Classification
 from .ruleset import RuleSet
 from .unknown_calls import weighed_globals
 
@@ -44,7 +44,7 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
                 continue
             cls = rules.classify(g.module, g.name)
             reaches = bool(cls.reaches) and not (cls.pinned or cls.is_dangerous)
-            now = cls.category == DISPATCH and dispatches_now(cls.resolved)
+            now = cls.category == CALLBACK_DISPATCH and dispatches_now(cls.resolved)
             judged = cls.is_dangerous and (
                 cls.resolved == GETATTR or now or cls.category == "nested_loader"
             )
@@ -62,9 +62,10 @@ def wanted_in(rules: RuleSet) -> Callable[[StreamFacts], Wanted]:
                 through_loader = True  # a deep walk, after every global is looked at
             if reaches and any(r.category in TEXT_SINKS for r in cls.reaches):
                 deep = True  # every site: what text reaches it (textless)
-            if dispatcher_only(cls):
+            dispatcher = dispatcher_only(cls)
+            if dispatcher:
                 deep = True  # every site: the objects it holds are judged by what built them
-            if judged or dispatcher_only(cls):
+            if judged or dispatcher:
                 offsets.add(g.offset)
                 partial_called = partial_called or cls.resolved == PARTIAL
                 loaders = loaders or cls.category == "nested_loader"
