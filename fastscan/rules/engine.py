@@ -357,7 +357,7 @@ def _stream_findings(  # noqa: PLR0917
         else:
             rule = R.NESTED_PICKLE if n.encoding == "raw" else R.ENCODED_PICKLE
         # a raw nested pickle read whole says nothing alone: its own findings grade it
-        whole = rule is R.NESTED_PICKLE and nested_loaders.read_whole(n.facts)
+        whole = nested_loaders.graded_whole(n)
         out.add(
             rule.finding(
                 f"{n.encoding} pickle of {n.length} bytes embedded at offset {n.offset}"

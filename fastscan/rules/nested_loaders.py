@@ -249,6 +249,12 @@ def read_whole(facts: StreamFacts) -> bool:
     return all(f.status == STATUS_OK and not f.anomaly_count("nested_budget") for f in facts.walk())
 
 
+def graded_whole(n: Any) -> bool:
+    """A raw nested pickle read whole: the scan grades what a loader would run from it by its
+    own findings (FS210 is a low note; an unlisted function handed it is not FS112 for it)."""
+    return n.encoding == "raw" and read_whole(n.facts)
+
+
 def _whole(n: Any) -> bool:
     return n.encoding == "raw" and n.facts.status == STATUS_OK  # any carrier: its loader bytes
 
@@ -422,6 +428,7 @@ __all__ = [
     "Visible",
     "archive_operands",
     "benign_content",
+    "graded_whole",
     "loader_on_path",
     "loads_through_hooks",
     "open_archives",

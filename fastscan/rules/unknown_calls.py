@@ -37,7 +37,7 @@ from .callsites import VALUE, Call, Data, Glob, Sites, Text, walk_values
 from .kept import unlisted
 from .knowledge import CALLBACK_DISPATCH, CODE_CONSTRUCTION, DECODER, UNKNOWN, Classification
 from .literals import bytes_read_as_command, loadable, printable, reads_as_command
-from .nested_loaders import read_whole
+from .nested_loaders import graded_whole
 
 RESTORATION = "restoration"
 APPLICATION = "application"
@@ -240,9 +240,7 @@ class StreamShapes:
         (any carrier), so the scan grades by its own findings whatever a loader would run from
         it, as for reviewed loaders (`nested_loaders`): loading it is no reason by itself."""
         if self._graded is None:
-            self._graded = frozenset(
-                n.offset for n in self.facts.nested if n.encoding == "raw" and read_whole(n.facts)
-            )
+            self._graded = frozenset(n.offset for n in self.facts.nested if graded_whole(n))
         return offset in self._graded
 
     def _hands_a_class(self, c: CallSite) -> bool:
@@ -344,16 +342,7 @@ def application(
     applied = [
         s
         for s in shapes.of_callable(index)
-        if (
-            (
-                _hands_decoded(shapes, s, sites, classes)
-                if s.call in shapes.by_contents
-                else shapes.judged_by_arguments(s)
-                and not restores_by_site(shapes, s, sites, classes)
-            )
-            if sites and shapes.facts.calls[s.call].offset in sites
-            else s.shape == APPLICATION
-        )
+        if _applied(shapes, s, sites, classes)
         and not built_by_code_construction(
             shapes.facts.calls[s.call].first_arg_call, shapes.facts, classes
         )
@@ -363,6 +352,21 @@ def application(
     if applied:
         return f"applied as a function ({shapes.describe(applied[0])})"
     return ""
+
+
+def _applied(
+    shapes: StreamShapes,
+    s: CallShape,
+    sites: Sites | None,
+    classes: Sequence[Classification | None],
+) -> bool:
+    """Call `s` is applied like a function: by its shape alone without a recorded site, else
+    by what it is handed (`application`)."""
+    if not sites or shapes.facts.calls[s.call].offset not in sites:
+        return s.shape == APPLICATION
+    if s.call in shapes.by_contents:
+        return _hands_decoded(shapes, s, sites, classes)
+    return shapes.judged_by_arguments(s) and not restores_by_site(shapes, s, sites, classes)
 
 
 def callbacks_handed(facts: StreamFacts) -> dict[int, str]:
@@ -414,11 +418,18 @@ def built_by_code_construction(
 ) -> bool:
     """Call `call_index` made an object with a code-construction global (a function, a code
     object, a class: dill/cloudpickle serialized code)."""
-    if not 0 <= call_index < len(facts.calls):
-        return False
-    producer = facts.calls[call_index].callable_index
-    made_by = classes[producer] if 0 <= producer < len(classes) else None
+    made_by = _made_by(facts, call_index, classes)
     return made_by is not None and made_by.category == CODE_CONSTRUCTION
+
+
+def _made_by(
+    facts: StreamFacts, k: int, classes: Sequence[Classification | None]
+) -> Classification | None:
+    """The classification of call `k`'s callable (None: no such call, or a computed one)."""
+    if not 0 <= k < len(facts.calls):
+        return None
+    i = facts.calls[k].callable_index
+    return classes[i] if 0 <= i < len(classes) else None
 
 
 _MAX_LEAVES = 10_000  # argument values looked at per call; past it the call stays FS112
@@ -517,10 +528,9 @@ def _judged_alone(
     """Call `v` is an unlisted name's call judged by its own recorded arguments (`application`:
     `wanted.wanted_in` weighs exactly these)."""
     k = shapes.call_at(v.offset)
-    if k < 0 or v.offset not in sites:
+    if v.offset not in sites:
         return False
-    i = shapes.facts.calls[k].callable_index
-    made_by = classes[i] if 0 <= i < len(classes) else None
+    made_by = _made_by(shapes.facts, k, classes)
     return (
         made_by is not None
         and made_by.verdict_class == UNKNOWN
@@ -546,11 +556,7 @@ def _hands_decoded(
 
 def _decoded(shapes: StreamShapes, v: Call, classes: Sequence[Classification | None]) -> bool:
     """Call `v` is a reviewed decoder's (base64, zlib, binascii: `knowledge.DECODER`)."""
-    k = shapes.call_at(v.offset)
-    if k < 0:
-        return False
-    i = shapes.facts.calls[k].callable_index
-    made_by = classes[i] if 0 <= i < len(classes) else None
+    made_by = _made_by(shapes.facts, shapes.call_at(v.offset), classes)
     return made_by is not None and made_by.category == DECODER
 
 
