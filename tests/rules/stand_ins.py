@@ -1,6 +1,7 @@
 """Stand-in registry packages for the rules' tests: modules `pickle` can name while fixtures are
-written (their functions raise if anything ever calls them), and an object that pickles as a
-chosen `__reduce__` value. One home for what the unknown-call tests share."""
+written (their functions raise if anything ever calls them), an object that pickles as a chosen
+`__reduce__` value, and the rules-only judgement the tests read. One home for what the
+unknown-call tests share."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from fastscan.scan import Scanner
+from fastscan.verdict import settleable
+
+RULES_ONLY = Scanner(model=None)
 
 
 def never(*_args: object, **_kwargs: object) -> None:
@@ -28,6 +34,14 @@ def stand_in_module(name: str, *objects: Any) -> Iterator[types.ModuleType]:
         yield module
     finally:
         del sys.modules[name]
+
+
+def judged(data: bytes, scanner: Scanner = RULES_ONLY) -> tuple[str, set[str], bool]:
+    """Verdict of `data` by rules alone, the rule ids found (not suppressed), and whether a
+    confident classifier could settle it."""
+    result = scanner.scan_bytes(data, "x.pkl")
+    rules = {f.rule_id for f in result.findings if not f.suppressed}
+    return result.verdict, rules, settleable(result.findings, result.status)
 
 
 class Reduce:

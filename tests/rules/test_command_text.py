@@ -13,12 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from fastscan.scan import Scanner
-from fastscan.verdict import settleable
-from tests.rules.stand_ins import Reduce, never, stand_in_module
+from tests.rules.stand_ins import Reduce, judged, never, stand_in_module
 from tests.rules.test_literals import COMMANDS, REGEX_PATTERNS
 
-SCANNER = Scanner(model=None)
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 MODULE = "thirdparty_cmdtext"  # a stand-in registry package; nothing of it runs while scanning
 CODE = b"\x15\r\x03v\t\x01M\x10\x05value\x1d\x00\x02%\x01"  # compiled pattern code: a NUL byte
@@ -37,18 +34,12 @@ def _compiled(mod: types.ModuleType, pattern: str) -> object:
     return {"rule": Reduce((mod.compile, (pattern, 8226, CODE, {}, {}, [], (118, 97), 2, 0)))}
 
 
-def _judged(data: bytes) -> tuple[str, set[str], bool]:
-    result = SCANNER.scan_bytes(data, "x.pkl")
-    rules = {f.rule_id for f in result.findings}
-    return result.verdict, rules, settleable(result.findings, result.status)
-
-
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("pattern", REGEX_PATTERNS)
 def test_a_compiled_pattern_kept_is_restoration(
     mod: types.ModuleType, protocol: int, pattern: str
 ) -> None:
-    verdict, rules, ok = _judged(pickle.dumps(_compiled(mod, pattern), protocol=protocol))
+    verdict, rules, ok = judged(pickle.dumps(_compiled(mod, pattern), protocol=protocol))
     assert "FS112" not in rules and "FS103" in rules and ok, rules
     assert verdict == "suspicious"  # by rules alone: FS103, a classifier's to settle
 
@@ -58,7 +49,7 @@ def test_a_compiled_pattern_kept_is_restoration(
 def test_the_same_call_handed_attacker_text_stays_fs112(
     mod: types.ModuleType, protocol: int, text: str
 ) -> None:
-    verdict, rules, ok = _judged(pickle.dumps(_compiled(mod, text), protocol=protocol))
+    verdict, rules, ok = judged(pickle.dumps(_compiled(mod, text), protocol=protocol))
     assert "FS112" in rules and not ok, rules
     assert verdict in ("suspicious", "malicious")
 
@@ -68,5 +59,5 @@ def test_an_attacker_text_beside_a_pattern_stays_fs112(
     mod: types.ModuleType, protocol: int
 ) -> None:
     value = Reduce((mod.compile, ("\\bvalue\\w{0,2}", 8226, CODE, {"g": "touch /tmp/x"})))
-    _, rules, ok = _judged(pickle.dumps([value], protocol=protocol))
+    _, rules, ok = judged(pickle.dumps([value], protocol=protocol))
     assert "FS112" in rules and not ok, rules

@@ -22,12 +22,12 @@ import pytest
 from fastscan.rules import RuleSet, default_ruleset
 from fastscan.rules.knowledge import load_shipped
 from fastscan.scan import Scanner
-from fastscan.verdict import settleable
 from tests.index_fake import FakeIndex, Reach
 from tests.rules.hand_pickles import call, g, pkl, s, t
+from tests.rules.stand_ins import RULES_ONLY, judged
 
 MODULE = "thirdparty_nested"  # nobody lists or indexes it
-SCANNER = Scanner(model=None)
+SCANNER = RULES_ONLY
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +46,6 @@ def outer() -> Iterator[type]:
         yield Outer
     finally:
         del sys.modules[MODULE]
-
-
-def judged(data: bytes, scanner: Scanner = SCANNER) -> tuple[str, set[str], bool]:
-    result = scanner.scan_bytes(data, "x.pkl")
-    rules = {f.rule_id for f in result.findings if not f.suppressed}
-    return result.verdict, rules, settleable(result.findings, result.status)
 
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))

@@ -26,11 +26,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from fastscan.scan import Scanner
-from fastscan.verdict import settleable
-from tests.rules.stand_ins import Reduce, never, stand_in_module
+from tests.rules.stand_ins import Reduce, judged, never, stand_in_module
 
-SCANNER = Scanner(model=None)
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 MODULE = "thirdparty_handed"  # a stand-in registry package; nothing of it runs while scanning
 
@@ -63,9 +60,7 @@ def mod() -> Iterator[types.ModuleType]:
 
 
 def _judged(obj: object, protocol: int) -> tuple[str, set[str], bool]:
-    result = SCANNER.scan_bytes(pickle.dumps([obj], protocol=protocol), "x.pkl")
-    rules = {f.rule_id for f in result.findings}
-    return result.verdict, rules, settleable(result.findings, result.status)
+    return judged(pickle.dumps([obj], protocol=protocol))
 
 
 def _judged_inside(
