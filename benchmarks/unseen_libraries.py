@@ -139,19 +139,6 @@ def generate(out: Path, per_lib: int, seed: int, only: list[str]) -> int:
 # -- measurement (this process: fastscan only) ---------------------------------------------------
 
 
-def _lolo_scanner(library: str, extra: list[str], model: str | None) -> Any:
-    """Rules + the shipped (or `model`) classifier, the ecosystem index (and `extra` index
-    files) without `library`."""
-    from fastscan.rules.indexed import load_user_indexes, shipped_index
-    from fastscan.rules.knowledge import load_shipped
-    from fastscan.rules.ruleset import RuleSet
-    from fastscan.scan import Scanner
-
-    index = load_user_indexes(extra, shipped_index())
-    rules = RuleSet(load_shipped(), index=index.without({library}) if index is not None else None)
-    return Scanner(rules=rules) if model is None else Scanner(rules=rules, model=model)
-
-
 def _why(result: Any) -> list[str]:
     from fastscan.findings import Severity
 
@@ -219,7 +206,8 @@ def measure(
     *,
     model: str | None = None,
 ) -> int:
-    from fastscan.scan import Scanner
+    from fastscan.scan import DEFAULT_MODEL, Scanner
+    from fastscan.train.twins import scanner_without_index
     from fastscan.verdict import MALICIOUS, SUSPICIOUS
 
     rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
@@ -231,7 +219,9 @@ def measure(
     rules_only = Scanner(model=None, index=extra)
     results: dict[str, dict[str, Any]] = {}
     for library, lib_rows in sorted(by_lib.items()):
-        lolo = _lolo_scanner(library, extra, model)
+        lolo = scanner_without_index(
+            frozenset({library}), model=model or DEFAULT_MODEL, extra_indexes=extra
+        )
         for row in lib_rows:
             path = str(root / row["path"])
             results[row["path"]] = {

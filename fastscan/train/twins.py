@@ -14,6 +14,7 @@ The rescan of one library is also exactly how `eval --lolo` judges that library 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,18 +48,21 @@ def index_package(library: str) -> str:
     return _INDEX_PACKAGE.get(library, library)
 
 
-def scanner_without_index(libraries: frozenset[str]) -> Any:
-    """A rules-only Scanner whose ecosystem index does not know `libraries` (issue 15: a
-    library left out of training is judged with it left out of the index too)."""
-    from ..rules.indexed import shipped_index
+def scanner_without_index(
+    libraries: frozenset[str], *, model: Any = None, extra_indexes: Sequence[str] = ()
+) -> Any:
+    """A Scanner whose ecosystem index (the shipped one plus `extra_indexes` files) does not
+    know `libraries` (issue 15: a library left out of training is judged with it left out of
+    the index too); rules only unless a `model` is given (a path, or scan.DEFAULT_MODEL)."""
+    from ..rules.indexed import load_user_indexes, shipped_index
     from ..rules.knowledge import load_shipped
     from ..rules.ruleset import RuleSet
     from ..scan import Scanner
 
-    index = shipped_index()
+    index = load_user_indexes(extra_indexes, shipped_index())
     hidden = {index_package(lib) for lib in libraries}
     rules = RuleSet(load_shipped(), index=index.without(hidden) if index is not None else None)
-    return Scanner(model=None, rules=rules)
+    return Scanner(model=model, rules=rules)
 
 
 # Benign files a scanner must still report (encrypted, not a pickle): not false positives.
